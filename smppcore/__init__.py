@@ -1,3 +1,29 @@
-"""smppcore: the SMPP 3.4 protocol library (sans-IO core, thin asyncio edge)."""
+"""smppcore: the SMPP 3.4 protocol library.
+
+A sans-IO core (PDU types, codec, framer, text codings, receipts, session state
+machine) and a thin asyncio edge. Import what you need from here::
+
+    from smppcore import SubmitSm, encode, decode, Framer
+"""
+
+from .codec import DEFAULT_MAX_PDU_SIZE, Framer, decode, encode
 from .constants import *  # noqa: F401,F403
+from .constants import __all__ as _constants_all
+from .errors import EncodeError, FramingError, PduError, SmppError
 from .pdus import *  # noqa: F401,F403
+from .pdus import __all__ as _pdus_all
+from .tlv import TLV_KINDS
+
+__all__ = [
+    "encode",
+    "decode",
+    "Framer",
+    "DEFAULT_MAX_PDU_SIZE",
+    "SmppError",
+    "PduError",
+    "FramingError",
+    "EncodeError",
+    "TLV_KINDS",
+    *_constants_all,
+    *_pdus_all,
+]

@@ -1,0 +1,165 @@
+"""Optional parameters (TLVs): the spec's table of tags and their value types.
+
+On a PDU, ``pdu.tlvs`` is an ordered dict from tag to value. A tag listed in
+:data:`TLV_KINDS` has a typed value (``int`` for the spec's Integer parameters,
+``str`` for C-Octet Strings, ``bytes`` for Octet Strings); any other tag keeps its
+raw ``bytes``, so vendor parameters pass through a hub untouched.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .constants import CommandStatus, Tag
+from .errors import PduError
+
+__all__ = ["TLV_KINDS", "TlvKind", "decode_tlvs", "encode_tlvs", "tlv_name"]
+
+_TL = struct.Struct(">HH")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
+class TlvKind:
+    """How one tag's value is carried: ``"int"`` of ``size`` octets, ``"cstr"`` or ``"octets"``.
+
+    ``size`` bounds the value length for cstr/octets (``None``: unbounded but for the
+    16-bit length field).
+    """
+
+    __slots__ = ("kind", "size", "name")
+
+    def __init__(self, name: str, kind: str, size: int | None = None) -> None:
+        self.name = name
+        self.kind = kind
+        self.size = size
+
+
+def _k(tag: Tag, kind: str, size: int | None = None) -> tuple[int, TlvKind]:
+    return int(tag), TlvKind(tag.name.lower(), kind, size)
+
+
+#: tag -> kind, for every optional parameter SMPP 3.4 defines (section 5.3.2).
+TLV_KINDS: dict[int, TlvKind] = dict(
+    [
+        _k(Tag.DEST_ADDR_SUBUNIT, "int", 1),
+        _k(Tag.DEST_NETWORK_TYPE, "int", 1),
+        _k(Tag.DEST_BEARER_TYPE, "int", 1),
+        _k(Tag.DEST_TELEMATICS_ID, "int", 2),
+        _k(Tag.SOURCE_ADDR_SUBUNIT, "int", 1),
+        _k(Tag.SOURCE_NETWORK_TYPE, "int", 1),
+        _k(Tag.SOURCE_BEARER_TYPE, "int", 1),
+        _k(Tag.SOURCE_TELEMATICS_ID, "int", 1),
+        _k(Tag.QOS_TIME_TO_LIVE, "int", 4),
+        _k(Tag.PAYLOAD_TYPE, "int", 1),
+        _k(Tag.ADDITIONAL_STATUS_INFO_TEXT, "cstr", 256),
+        _k(Tag.RECEIPTED_MESSAGE_ID, "cstr", 65),
+        _k(Tag.MS_MSG_WAIT_FACILITIES, "int", 1),
+        _k(Tag.PRIVACY_INDICATOR, "int", 1),
+        _k(Tag.SOURCE_SUBADDRESS, "octets", 23),
+        _k(Tag.DEST_SUBADDRESS, "octets", 23),
+        _k(Tag.USER_MESSAGE_REFERENCE, "int", 2),
+        _k(Tag.USER_RESPONSE_CODE, "int", 1),
+        _k(Tag.SOURCE_PORT, "int", 2),
+        _k(Tag.DESTINATION_PORT, "int", 2),
+        _k(Tag.SAR_MSG_REF_NUM, "int", 2),
+        _k(Tag.LANGUAGE_INDICATOR, "int", 1),
+        _k(Tag.SAR_TOTAL_SEGMENTS, "int", 1),
+        _k(Tag.SAR_SEGMENT_SEQNUM, "int", 1),
+        _k(Tag.SC_INTERFACE_VERSION, "int", 1),
+        _k(Tag.CALLBACK_NUM_PRES_IND, "int", 1),
+        _k(Tag.CALLBACK_NUM_ATAG, "octets", 65),
+        _k(Tag.NUMBER_OF_MESSAGES, "int", 1),
+        _k(Tag.CALLBACK_NUM, "octets", 19),
+        _k(Tag.DPF_RESULT, "int", 1),
+        _k(Tag.SET_DPF, "int", 1),
+        _k(Tag.MS_AVAILABILITY_STATUS, "int", 1),
+        _k(Tag.NETWORK_ERROR_CODE, "octets", 3),
+        _k(Tag.MESSAGE_PAYLOAD, "octets", None),
+        _k(Tag.DELIVERY_FAILURE_REASON, "int", 1),
+        _k(Tag.MORE_MESSAGES_TO_SEND, "int", 1),
+        _k(Tag.MESSAGE_STATE, "int", 1),
+        _k(Tag.USSD_SERVICE_OP, "octets", 1),
+        _k(Tag.DISPLAY_TIME, "int", 1),
+        _k(Tag.SMS_SIGNAL, "int", 2),
+        _k(Tag.MS_VALIDITY, "int", 1),
+        _k(Tag.ALERT_ON_MESSAGE_DELIVERY, "octets", 0),
+        _k(Tag.ITS_REPLY_TYPE, "int", 1),
+        _k(Tag.ITS_SESSION_INFO, "octets", 2),
+    ]
+)
+
+_INT_TAGS = {t: k.size for t, k in TLV_KINDS.items() if k.kind == "int"}
+_CSTR_TAGS = {t for t, k in TLV_KINDS.items() if k.kind == "cstr"}
+_U8_FMT = struct.Struct(">HHB")
+_U16_FMT = struct.Struct(">HHH")
+_U32_FMT = struct.Struct(">HHI")
+_INT_FMT = {1: _U8_FMT, 2: _U16_FMT, 4: _U32_FMT}
+
+
+def tlv_name(tag: int) -> str:
+    kind = TLV_KINDS.get(tag)
+    return kind.name if kind else f"0x{tag:04X}"
+
+
+def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> dict[int, Any]:
+    """Decode the optional parameters in ``buf[pos:end]`` into an ordered dict."""
+    out: dict[int, Any] = {}
+    ints = _INT_TAGS
+    while pos < end:
+        if end - pos < 4:
+            raise PduError(
+                CommandStatus.ESME_RINVOPTPARSTREAM, seq, command_id,
+                "optional parameter stream ends inside a tag/length header",
+            )
+        tag, length = _TL.unpack_from(buf, pos)
+        pos += 4
+        vend = pos + length
+        if vend > end:
+            raise PduError(
+                CommandStatus.ESME_RINVPARLEN, seq, command_id,
+                f"optional parameter {tlv_name(tag)} length {length} runs past the PDU",
+            )
+        size = ints.get(tag)
+        if size is not None:
+            if length != size:
+                raise PduError(
+                    CommandStatus.ESME_RINVPARLEN, seq, command_id,
+                    f"optional parameter {tlv_name(tag)} must be {size} octets, got {length}",
+                )
+            out[tag] = int.from_bytes(buf[pos:vend], "big")
+        elif tag in _CSTR_TAGS:
+            # Tolerate a missing terminator (several SMSCs omit it in
+            # receipted_message_id); stop at the first NUL otherwise.
+            raw = buf[pos:vend]
+            nul = raw.find(b"\0")
+            out[tag] = (raw if nul < 0 else raw[:nul]).decode("latin-1")
+        else:
+            out[tag] = buf[pos:vend]
+        pos = vend
+    return out
+
+
+def encode_tlvs(tlvs: dict[int, Any]) -> bytes:
+    """Encode ``tlvs`` in its insertion order. Raises ValueError for a value that does not fit."""
+    parts = []
+    ints = _INT_TAGS
+    for tag, value in tlvs.items():
+        size = ints.get(tag)
+        if size is not None:
+            parts.append(_INT_FMT[size].pack(tag, size, value))
+            continue
+        if isinstance(value, str):
+            value = value.encode("latin-1") + b"\0"
+        elif tag in _CSTR_TAGS:
+            value = bytes(value)
+            if not value.endswith(b"\0"):
+                value += b"\0"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"optional parameter {tlv_name(tag)} takes bytes, not int")
+        if len(value) > 0xFFFF:
+            raise ValueError(f"optional parameter {tlv_name(tag)} is longer than 65535 octets")
+        parts.append(_TL.pack(tag, len(value)))
+        parts.append(value)
+    return b"".join(parts)
