@@ -13,6 +13,13 @@ from .errors import EncodeError, FramingError, PduError, SmppError
 from .pdus import *  # noqa: F401,F403
 from .pdus import __all__ as _pdus_all
 from .tlv import TLV_KINDS
+from .backoff import Backoff
+from .window import Window, WindowFull
+from .session import InvalidState, Role, Session, SessionConfig, State
+from .connection import ConnectionClosed, ResponseTimeout, SmppConnection, SmppStatusError
+from .client import BindError, Client, connect, reconnecting
+from .server import Server, SmscConnection, SmscHandler, serve
+from .runtime import run, new_event_loop
 
 __all__ = [
     "encode",
@@ -24,6 +31,28 @@ __all__ = [
     "FramingError",
     "EncodeError",
     "TLV_KINDS",
+    "Backoff",
+    "Window",
+    "WindowFull",
+    "InvalidState",
+    "Role",
+    "Session",
+    "SessionConfig",
+    "State",
+    "ConnectionClosed",
+    "ResponseTimeout",
+    "SmppConnection",
+    "SmppStatusError",
+    "BindError",
+    "Client",
+    "connect",
+    "reconnecting",
+    "Server",
+    "SmscConnection",
+    "SmscHandler",
+    "serve",
+    "run",
+    "new_event_loop",
     *_constants_all,
     *_pdus_all,
 ]

@@ -1,0 +1,342 @@
+"""The ESME side: connect, bind, submit, receive deliver_sm; reconnect when asked.
+
+::
+
+    async with smppcore.connect("127.0.0.1", 2775, system_id="id", password="pw") as client:
+        resp = await client.submit_sm(destination_addr="447700900123", short_message=b"hi")
+        async for pdu in client.messages():   # deliver_sm: receipts and MO
+            ...
+
+``client.send(pdu)`` returns as soon as the request is on its way, with a Future
+for its response, so one task can keep a whole window in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import ssl as _ssl
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from .backoff import Backoff
+from .connection import ConnectionClosed, SmppConnection, SmppStatusError
+from .constants import CommandId, CommandStatus
+from .pdus import Pdu, SubmitSm, SubmitSmResp
+from .session import BIND_TYPES, Role, SessionConfig
+
+__all__ = ["Client", "connect", "reconnecting", "BindError"]
+
+log = logging.getLogger("smppcore.client")
+
+MessageHandler = Callable[[Pdu], "int | None | Awaitable[int | None]"]
+
+
+class BindError(SmppStatusError):
+    """The SMSC refused the bind."""
+
+
+class Client(SmppConnection):
+    """An ESME connection. Build it with :func:`connect`."""
+
+    role = Role.ESME
+
+    def __init__(
+        self,
+        *,
+        system_id: str,
+        password: str,
+        bind: str = "trx",
+        system_type: str = "",
+        interface_version: int = 0x34,
+        addr_ton: int = 0,
+        addr_npi: int = 0,
+        address_range: str = "",
+        on_message: MessageHandler | None = None,
+        queue_limit: int = 10000,
+        config: SessionConfig | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if bind not in BIND_TYPES:
+            raise ValueError(f"bind must be one of {sorted(BIND_TYPES)}, not {bind!r}")
+        super().__init__(config, loop=loop)
+        self.bind_type = bind
+        self._bind_fields = dict(
+            system_id=system_id,
+            password=password,
+            system_type=system_type,
+            interface_version=interface_version,
+            addr_ton=addr_ton,
+            addr_npi=addr_npi,
+            address_range=address_range,
+        )
+        self.on_message = on_message
+        self.queue_limit = queue_limit
+        self._incoming: asyncio.Queue[Pdu | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def system_id(self) -> str:
+        return self._bind_fields["system_id"]
+
+    # ---- binding -------------------------------------------------------------------
+
+    async def bind(self) -> Pdu:
+        """Send the bind and wait for its response; raise BindError if refused."""
+        request = BIND_TYPES[self.bind_type](**self._bind_fields)
+        resp = await (await self.send(request))
+        if resp.command_status != CommandStatus.ESME_ROK:
+            raise BindError(resp)
+        return resp
+
+    def on_outbind(self, pdu: Pdu) -> None:
+        # The SMSC connected to us and asks for a bind: answer with ours.
+        async def _bind() -> None:
+            try:
+                await self.bind()
+            except Exception as exc:  # noqa: BLE001 - logged, the connection closes
+                log.warning("bind after outbind failed: %s", exc)
+                self.close()
+
+        self._spawn(_bind())
+
+    # ---- sending --------------------------------------------------------------------
+
+    async def submit_sm(self, **fields: Any) -> SubmitSmResp:
+        """Submit one message; returns submit_sm_resp or raises SmppStatusError."""
+        return await self.request(SubmitSm(**fields))  # type: ignore[return-value]
+
+    async def submit_text(
+        self,
+        destination_addr: str,
+        text: str,
+        *,
+        data_coding: int | None = None,
+        method: str = "udh",
+        reference: int | None = None,
+        **fields: Any,
+    ) -> list[SubmitSmResp]:
+        """Submit ``text``, split into as many segments as it needs (UDH, SAR or payload)."""
+        from .text import split_text  # local: keeps the text tables off the import path
+
+        ref = random.randrange(256) if reference is None else reference
+        segments = split_text(text, data_coding=data_coding, method=method, reference=ref)
+        extra_tlvs = fields.pop("tlvs", {})
+        esm_class = fields.pop("esm_class", 0)
+        futures = []
+        for seg in segments:
+            pdu = SubmitSm(
+                destination_addr=destination_addr,
+                short_message=seg.short_message,
+                data_coding=seg.data_coding,
+                esm_class=esm_class | seg.esm_class,
+                tlvs={**extra_tlvs, **seg.tlvs},
+                **fields,
+            )
+            futures.append(await self.send(pdu))
+        responses = [await f for f in futures]
+        for resp in responses:
+            if resp.command_status != CommandStatus.ESME_ROK:
+                raise SmppStatusError(resp)
+        return responses  # type: ignore[return-value]
+
+    async def enquire_link(self) -> Pdu:
+        from .pdus import EnquireLink
+
+        return await self.request(EnquireLink())
+
+    # ---- receiving ------------------------------------------------------------------------
+
+    def on_request(self, pdu: Pdu) -> None:
+        cid = pdu.command_id
+        if cid not in (CommandId.DELIVER_SM, CommandId.DATA_SM, CommandId.ALERT_NOTIFICATION):
+            super().on_request(pdu)
+            return
+        handler = self.on_message
+        if handler is None:
+            self._incoming.put_nowait(pdu)
+            if self._incoming.qsize() >= self.queue_limit:
+                self.pause_reading("incoming-queue")
+            if pdu.response_type is not None:
+                self.session.send_response(pdu.make_response())
+            return
+        result = handler(pdu)
+        if inspect.isawaitable(result):
+            self._spawn(self._answer_later(pdu, result))
+        elif pdu.response_type is not None:
+            self.session.send_response(pdu.make_response(command_status=result or 0))
+
+    async def _answer_later(self, pdu: Pdu, result: Awaitable[int | None]) -> None:
+        try:
+            status = await result
+        except Exception:  # noqa: BLE001 - the handler's bug must not kill the session
+            log.exception("message handler failed")
+            status = CommandStatus.ESME_RX_T_APPN
+        if pdu.response_type is not None:
+            self.respond(pdu.make_response(command_status=status or 0))
+
+    async def messages(self) -> AsyncIterator[Pdu]:
+        """deliver_sm / data_sm / alert_notification from the SMSC, until the connection closes.
+
+        Used when no ``on_message`` handler was given; the client answers each one
+        with ESME_ROK as it queues it, and stops reading from the SMSC while
+        ``queue_limit`` messages wait here.
+        """
+        while True:
+            if self._incoming.empty() and self.transport is None:
+                return
+            pdu = await self._incoming.get()
+            if pdu is None:
+                return
+            if self._incoming.qsize() < self.queue_limit // 2:
+                self.resume_reading("incoming-queue")
+            yield pdu
+
+    async def next_message(self, timeout: float | None = None) -> Pdu:
+        """The next deliver_sm (or data_sm) from the SMSC."""
+        pdu = await asyncio.wait_for(self._incoming.get(), timeout)
+        if pdu is None:
+            self._incoming.put_nowait(None)
+            raise ConnectionClosed("connection closed")
+        if self._incoming.qsize() < self.queue_limit // 2:
+            self.resume_reading("incoming-queue")
+        return pdu
+
+    def on_closed(self, exc: Exception | None) -> None:
+        self._incoming.put_nowait(None)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- context manager ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session.state.is_bound:
+            await self.unbind()
+        else:
+            self.close()
+            await asyncio.shield(self.closed)
+
+
+class _Connect:
+    """What :func:`connect` returns: awaitable, and an async context manager that unbinds."""
+
+    def __init__(self, factory: Callable[[], Awaitable[Client]]) -> None:
+        self._factory = factory
+        self._client: Client | None = None
+
+    def __await__(self):
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> Client:
+        self._client = await self._factory()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(*exc)
+
+
+def connect(
+    host: str,
+    port: int,
+    *,
+    system_id: str,
+    password: str,
+    bind: str = "trx",
+    ssl: _ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float = 10.0,
+    config: SessionConfig | None = None,
+    window: int | None = None,
+    on_message: MessageHandler | None = None,
+    **bind_fields: Any,
+) -> _Connect:
+    """Connect, bind and return a :class:`Client` (await it, or ``async with`` it).
+
+    ``window`` is a shortcut for ``SessionConfig(window=...)``. Raises BindError
+    when the bind is refused, OSError when the connection fails and
+    asyncio.TimeoutError when either takes longer than ``connect_timeout``.
+    """
+    if window is not None:
+        config = _with_window(config, window)
+
+    async def factory() -> Client:
+        loop = asyncio.get_running_loop()
+
+        def make() -> Client:
+            return Client(
+                system_id=system_id,
+                password=password,
+                bind=bind,
+                on_message=on_message,
+                config=config,
+                loop=loop,
+                **bind_fields,
+            )
+
+        async def open_and_bind() -> Client:
+            _, client = await loop.create_connection(make, host, port, ssl=ssl, server_hostname=server_hostname if ssl else None)
+            try:
+                await client.bind()
+            except BaseException:
+                client.close()
+                raise
+            return client
+
+        return await asyncio.wait_for(open_and_bind(), connect_timeout)
+
+    return _Connect(factory)
+
+
+def _with_window(config: SessionConfig | None, window: int) -> SessionConfig:
+    base = config or SessionConfig()
+    return SessionConfig(
+        window=window,
+        response_timeout=base.response_timeout,
+        bind_timeout=base.bind_timeout,
+        enquire_link_interval=base.enquire_link_interval,
+        inactivity_timeout=base.inactivity_timeout,
+        max_pdu_size=base.max_pdu_size,
+    )
+
+
+async def reconnecting(
+    host: str,
+    port: int,
+    *,
+    backoff: Backoff | None = None,
+    **connect_kwargs: Any,
+) -> AsyncIterator[Client]:
+    """Yield a freshly bound client each time the previous one is gone.
+
+    Failed attempts are retried after exponential back-off with jitter; a
+    successful bind resets it. A refused bind (BindError) is retried the same
+    way, since SMSCs refuse binds while they restart. ::
+
+        async for client in reconnecting(host, port, system_id="id", password="pw"):
+            await use(client)          # returns when client.closed is done
+    """
+    backoff = backoff or Backoff()
+    while True:
+        try:
+            client = await connect(host, port, **connect_kwargs)
+        except (OSError, asyncio.TimeoutError, SmppStatusError, ConnectionClosed) as exc:
+            delay = backoff.next_delay()
+            log.info("connect to %s:%s failed (%s); retry in %.2fs", host, port, exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
+        try:
+            yield client
+            await client.closed
+        finally:
+            client.close()

@@ -1,0 +1,345 @@
+"""The asyncio edge: one ``asyncio.Protocol`` per SMPP connection around a Session.
+
+Everything protocol-shaped lives in :class:`smppcore.session.Session`; this module
+only moves bytes and time in and out of it:
+
+- one read path: every PDU of a chunk is framed, handled, and all the responses
+  that chunk produced go out in a single ``transport.write``;
+- requests we send get a Future, resolved with the response (or failed with
+  :class:`ResponseTimeout` / :class:`ConnectionClosed`);
+- back-pressure both ways: while the transport's write buffer is above its
+  high-water mark we stop reading from the peer (so a peer that does not read
+  cannot make us buffer without bound); senders wait while the window is full;
+- timers: a single ``call_at`` handle, moved to :meth:`Session.next_timer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+from .constants import CommandStatus, status_name
+from .errors import SmppError
+from .pdus import Pdu
+from .session import (
+    Bound,
+    Closing,
+    ConnectionLost,
+    Outbound,
+    ProtocolError,
+    RequestRejected,
+    RequestTimeout,
+    Response,
+    Role,
+    Session,
+    SessionConfig,
+    State,
+    Unbound,
+    UnexpectedResponse,
+    WindowFull,
+)
+
+__all__ = ["SmppConnection", "SmppStatusError", "ResponseTimeout", "ConnectionClosed"]
+
+log = logging.getLogger("smppcore")
+
+
+class SmppStatusError(SmppError):
+    """A request was answered with a non-zero command_status."""
+
+    def __init__(self, response: Pdu) -> None:
+        self.response = response
+        self.command_status = response.command_status
+        super().__init__(f"{response.command_name}: {status_name(response.command_status)}")
+
+
+class ResponseTimeout(SmppError, asyncio.TimeoutError):
+    """No response arrived within the session's response timeout."""
+
+
+class ConnectionClosed(SmppError, ConnectionError):
+    """The connection went away before the request was answered."""
+
+
+class SmppConnection(asyncio.Protocol):
+    """Base protocol for both roles. Subclasses implement :meth:`on_request`."""
+
+    role: Role = Role.ESME
+
+    def __init__(self, config: SessionConfig | None = None, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.get_running_loop()
+        self.config = config or SessionConfig()
+        self.session = Session(self.role, self.config, clock=self.loop.time)
+        self.transport: asyncio.Transport | None = None
+        self.peername: Any = None
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.bound: asyncio.Future[State] = self.loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._read_pauses: set[str] = set()
+        self._window_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._flush_scheduled = False
+
+    # ---- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peername = transport.get_extra_info("peername")
+        self.session.opened_at = self.session.last_received = self.session.last_activity = self.loop.time()
+        self._reschedule()
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        events = session.receive_data(data)
+        if events:
+            self.handle_events(events)
+        out = session.data_to_send()
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        events = self.session.connection_lost()
+        if events:
+            self.handle_events(events)
+        for fut in self._window_waiters:
+            if not fut.done():
+                fut.set_exception(ConnectionClosed("connection closed"))
+        self._window_waiters.clear()
+        self._wake_drainers()
+        if not self.bound.done():
+            self.bound.set_exception(ConnectionClosed(self.session.close_reason or "connection closed before bind"))
+            self.bound.exception()  # mark retrieved: nobody may be waiting
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self.transport = None
+        self.on_closed(exc)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self.pause_reading("write-backlog")
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self.resume_reading("write-backlog")
+        self._wake_drainers()
+
+    # ---- flow control -------------------------------------------------------------------
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._read_pauses and self.transport is not None:
+            self.transport.pause_reading()
+        self._read_pauses.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self._read_pauses:
+            self._read_pauses.discard(reason)
+            if not self._read_pauses and self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self._writing_paused and self.transport is not None:
+            fut = self.loop.create_future()
+            self._drain_waiters.append(fut)
+            await fut
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # ---- sending ------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and self.session.state is not State.CLOSED
+
+    def send_nowait(self, pdu: Pdu) -> asyncio.Future[Pdu]:
+        """Send a request now; the Future resolves with its response, whatever its status.
+
+        Raises WindowFull when the window is full (see :meth:`send` to wait instead),
+        InvalidState when the request is not allowed in this state, and
+        ConnectionClosed when the connection is gone.
+        """
+        if self.transport is None:
+            raise ConnectionClosed("connection is closed")
+        fut = self.loop.create_future()
+        self.session.send_request(pdu, fut)
+        self._flush_soon()
+        deadline = self.loop.time() + (self.config.response_timeout or 1e18)
+        if deadline < self._timer_at:
+            self._reschedule()
+        return fut
+
+    async def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:
+        """Wait for room in the window, send ``pdu``, return the Future of its response."""
+        while not self.session.can_send:
+            await self.wait_for_window()
+        return self.send_nowait(pdu)
+
+    async def request(self, pdu: Pdu) -> Pdu:
+        """Send ``pdu`` and return its response; raise SmppStatusError on an error status."""
+        resp = await (await self.send(pdu))
+        if resp.command_status != CommandStatus.ESME_ROK:
+            raise SmppStatusError(resp)
+        return resp
+
+    async def wait_for_window(self) -> None:
+        if self.session.can_send:
+            return
+        if self.transport is None:
+            raise ConnectionClosed("connection is closed")
+        fut = self.loop.create_future()
+        self._window_waiters.append(fut)
+        await fut
+
+    def respond(self, response: Pdu) -> None:
+        """Send a response (built with ``request.make_response(...)``)."""
+        if self.transport is None:
+            return
+        self.session.send_response(response)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        # Everything queued in this turn of the loop goes out in one write: inside
+        # data_received the write at the end of the chunk takes it, elsewhere the
+        # callback below does.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self.session.data_to_send()
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    async def unbind(self, timeout: float = 5.0) -> None:
+        """Unbind politely and close; closes anyway when the peer does not answer."""
+        if self.transport is None:
+            return
+        pdu = self.session.unbind(self.loop.create_future())
+        if pdu is not None:
+            self._flush_soon()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+                return
+            except (asyncio.TimeoutError, SmppError):
+                pass
+        self.close()
+        await asyncio.shield(self.closed)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---- events ------------------------------------------------------------------------
+
+    def handle_events(self, events: list) -> None:
+        for ev in events:
+            if isinstance(ev, Pdu):
+                self.on_request(ev)
+                continue
+            cls = ev.__class__
+            if cls is Response:
+                fut = ev.context
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.pdu)
+                self._window_freed()
+            elif cls is RequestTimeout:
+                fut = ev.context
+                if fut is not None and not fut.done():
+                    fut.set_exception(ResponseTimeout(f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"))
+                self._window_freed()
+            elif cls is ConnectionLost:
+                fut = ev.context
+                if fut is not None and not fut.done():
+                    fut.set_exception(ConnectionClosed(self.session.close_reason or "connection closed"))
+            elif cls is Bound:
+                if not self.bound.done():
+                    self.bound.set_result(ev.state)
+                self.on_bound(ev)
+            elif cls is Unbound:
+                self._close_after_flush()
+            elif cls is Closing:
+                log.info("closing %s: %s", self.peername, ev.reason)
+                self._close_after_flush()
+            elif cls is ProtocolError:
+                log.warning("bad PDU from %s: %s", self.peername, ev.error)
+            elif cls is RequestRejected:
+                log.info("rejected %s from %s: %s", ev.pdu.command_name, self.peername, status_name(ev.command_status))
+            elif cls is UnexpectedResponse:
+                log.info("unexpected %s seq=%d from %s", ev.pdu.command_name, ev.pdu.sequence_number, self.peername)
+            elif cls is Outbound:
+                self.on_outbind(ev.pdu)
+
+    def _window_freed(self) -> None:
+        waiters = self._window_waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                break
+
+    def _close_after_flush(self) -> None:
+        out = self.session.data_to_send()
+        if self.transport is not None:
+            if out:
+                self.transport.write(out)
+            self.transport.close()
+
+    # ---- timers --------------------------------------------------------------------------
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        at = self.session.next_timer()
+        if at is None or self.transport is None:
+            self._timer_at = float("inf")
+            return
+        self._timer_at = at
+        self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        events = self.session.tick()
+        if events:
+            self.handle_events(events)
+        self._flush()
+        if self.transport is not None:
+            self._reschedule()
+
+    # ---- for subclasses -------------------------------------------------------------------
+
+    def on_request(self, pdu: Pdu) -> None:
+        """A request from the peer, allowed in this state. Answer it with :meth:`respond`."""
+        if pdu.response_type is not None:
+            self.respond(pdu.make_response(command_status=CommandStatus.ESME_RX_R_APPN))
+
+    def on_bound(self, event: Bound) -> None:
+        pass
+
+    def on_outbind(self, pdu: Pdu) -> None:
+        pass
+
+    def on_closed(self, exc: Exception | None) -> None:
+        pass
+
+
+__all__ += ["WindowFull"]

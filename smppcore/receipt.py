@@ -1,0 +1,420 @@
+"""Delivery receipts: the Appendix B text, its TLVs, and matching them to messages.
+
+An SMSC reports a message's fate with a deliver_sm (or data_sm) whose esm_class says
+"delivery receipt". What happened is written twice: in the text SMPP 3.4 Appendix B
+suggests (``id:... sub:... dlvrd:... submit date:... done date:... stat:... err:...
+text:...``) and, for 3.4-aware SMSCs, in the receipted_message_id, message_state and
+network_error_code TLVs. Appendix B is only a suggestion, so real SMSCs vary: key
+case, ``submit_date`` for ``submit date``, 12-digit dates, fields missing or moved.
+This module writes the canonical form and reads all the variants we know of, and
+:func:`receipt_info` merges text and TLVs into the few facts a hub routes on.
+
+Receipt text comes from the network, so :func:`parse_receipt` never raises: what it
+cannot read it leaves at a default, and without an id and a stat it returns None.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from .constants import RECEIPT_STAT, EsmClass, MessageState, Tag
+from .pdus import DeliverSm
+from .smpptime import InvalidTime, format_receipt_date, parse_receipt_date
+
+__all__ = [
+    "Receipt",
+    "ReceiptInfo",
+    "format_receipt",
+    "parse_receipt",
+    "build_receipt",
+    "is_receipt",
+    "receipt_info",
+    "network_error_code",
+    "encode_network_error_code",
+    "normalise_message_id",
+    "ids_match",
+]
+
+#: How many characters of the original message a receipt quotes (Appendix B).
+TEXT_LENGTH = 20
+
+# stat word -> state. The spec's seven-letter words first, then the spellings
+# SMSCs use instead of them.
+_STATES: dict[str, MessageState] = {word: state for state, word in RECEIPT_STAT.items()}
+_STATES.update(
+    {
+        "SCHEDULED": MessageState.SCHEDULED,
+        "DELIVERED": MessageState.DELIVERED,
+        "UNDELIVERABLE": MessageState.UNDELIVERABLE,
+        "UNDELIVERED": MessageState.UNDELIVERABLE,
+        "FAILED": MessageState.UNDELIVERABLE,
+        "REJECTED": MessageState.REJECTED,
+        "ACCEPTED": MessageState.ACCEPTED,
+        "ACKED": MessageState.ACCEPTED,
+    }
+)
+
+
+class Receipt(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """The fields of one Appendix B receipt text.
+
+    ``stat`` is kept as the word the SMSC wrote (upper-cased), so a receipt can be
+    passed on unchanged; :attr:`state` is its meaning. ``err`` stays a string because
+    SMSCs put anything there (``000``, ``0``, ``0x0b``, vendor codes). ``text`` is
+    what followed ``text:``, exactly (it may hold spaces and colons).
+    """
+
+    id: str
+    stat: str
+    sub: int = 1
+    dlvrd: int = 0
+    submit_date: datetime | None = None
+    done_date: datetime | None = None
+    err: str = "000"
+    text: str = ""
+
+    @property
+    def state(self) -> MessageState:
+        """The MessageState ``stat`` names; UNKNOWN for a word we do not know."""
+        return _STATES.get(self.stat.strip().upper(), MessageState.UNKNOWN)
+
+
+class ReceiptInfo(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """What a hub needs from an incoming receipt, whichever way the SMSC said it.
+
+    ``message_id`` and ``state`` come from the TLVs when present (they are typed and
+    unambiguous) and from the text otherwise. ``network_error`` is the decoded
+    network_error_code TLV, ``(network_type, error_code)``. ``receipt`` is the parsed
+    text, when there was text to parse.
+    """
+
+    message_id: str
+    state: MessageState
+    err: str = "000"
+    network_error: tuple[int, int] | None = None
+    receipt: Receipt | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+
+# --- the text ----------------------------------------------------------------
+
+
+def format_receipt(r: Receipt) -> str:
+    """The Appendix B text for ``r``, in the spec's field order and spelling.
+
+    Dates are written as ``YYMMDDhhmm`` in UTC; a missing date is left empty
+    (``submit date: done date:...``), which :func:`parse_receipt` reads back as None.
+    """
+    submit = format_receipt_date(r.submit_date) if r.submit_date is not None else ""
+    done = format_receipt_date(r.done_date) if r.done_date is not None else ""
+    return (
+        f"id:{r.id} sub:{r.sub:03d} dlvrd:{r.dlvrd:03d} submit date:{submit} "
+        f"done date:{done} stat:{r.stat} err:{r.err} text:{r.text[:TEXT_LENGTH]}"
+    )
+
+
+_KEYS = r"id|sub|dlvrd|submit[ _-]?date|done[ _-]?date|stat|err"
+# A key starts a word and is followed by a colon. Its value is the next run of
+# characters up to whitespace, ',' or ';' -- unless that run is itself the next key
+# ("submit date: done date:0701..."), in which case the value is empty.
+_FIELD_RE = re.compile(
+    rf"(?<!\w)({_KEYS})[ \t]*:\s*(?!(?:{_KEYS}|text)[ \t]*:)([^\s,;]*)", re.IGNORECASE
+)
+_TEXT_RE = re.compile(r"(?<!\w)text[ \t]*:", re.IGNORECASE)
+_KEY_JUNK_RE = re.compile(r"[ _-]")
+_COUNT_RE = re.compile(r"\d{1,9}", re.ASCII)
+
+
+def _fields(s: str, start: int, end: int, into: dict[str, str]) -> None:
+    """Collect the key:value pairs of ``s[start:end]``; the first of each key wins."""
+    for m in _FIELD_RE.finditer(s, start, end):
+        key = _KEY_JUNK_RE.sub("", m.group(1)).lower()
+        into.setdefault(key, m.group(2))
+
+
+def _count(value: str | None, default: int) -> int:
+    if value is not None and _COUNT_RE.fullmatch(value):
+        return int(value)
+    return default
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_receipt_date(value)
+    except InvalidTime:
+        return None
+
+
+def parse_receipt(data: str | bytes) -> Receipt | None:
+    """Read a receipt text, as sent by SMSCs that follow Appendix B loosely.
+
+    Accepted: keys in any case; ``submit date``, ``submit_date``, ``submitdate`` (and
+    ``done ...`` alike); 10- or 12-digit dates; fields in any order; unknown fields
+    (ignored); missing fields (left at their defaults). ``text:`` normally comes
+    last and runs to the end of the data, whatever it contains; only if the id or
+    stat is missing before it do we take it to end at the next known key. Bytes are
+    read as Latin-1 and trailing NULs are dropped. Returns None when no id or no stat
+    is found, and never raises.
+    """
+    if isinstance(data, str):
+        s = data
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        s = bytes(data).decode("latin-1")
+    else:
+        return None
+    s = s.rstrip("\x00")
+    fields: dict[str, str] = {}
+    tm = _TEXT_RE.search(s)
+    if tm is None:
+        _fields(s, 0, len(s), fields)
+        text = ""
+    else:
+        _fields(s, 0, tm.start(), fields)
+        text = s[tm.end():]
+        if not (fields.get("id") and fields.get("stat")):
+            nxt = _FIELD_RE.search(s, tm.end())
+            if nxt is not None:
+                text = s[tm.end():nxt.start()].rstrip()
+                _fields(s, nxt.start(), len(s), fields)
+    rid = fields.get("id")
+    stat = fields.get("stat")
+    if not rid or not stat:
+        return None
+    return Receipt(
+        id=rid,
+        stat=stat.upper(),
+        sub=_count(fields.get("sub"), 1),
+        dlvrd=_count(fields.get("dlvrd"), 0),
+        submit_date=_date(fields.get("submitdate")),
+        done_date=_date(fields.get("donedate")),
+        err=fields.get("err", "000"),
+        text=text,
+    )
+
+
+# --- the PDU -----------------------------------------------------------------
+
+_RECEIPT_TYPES = (EsmClass.TYPE_DELIVERY_RECEIPT, EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)
+_UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
+_STATE_VALUES = frozenset(int(s) for s in MessageState)
+
+
+def build_receipt(
+    *,
+    message_id: str,
+    state: MessageState,
+    source_addr: str,
+    destination_addr: str,
+    submit_date: datetime | None,
+    done_date: datetime | None,
+    err: str | int = "000",
+    text: bytes | str = b"",
+    sub: int = 1,
+    dlvrd: int | None = None,
+    network_error: tuple[int, int] | None = None,
+    source_addr_ton: int = 0,
+    source_addr_npi: int = 0,
+    dest_addr_ton: int = 0,
+    dest_addr_npi: int = 0,
+    data_coding: int = 0,
+    esm_class: int = EsmClass.TYPE_DELIVERY_RECEIPT,
+    sequence_number: int = 0,
+) -> DeliverSm:
+    """The deliver_sm an SMSC sends to report on a message it accepted.
+
+    The address arguments are those of the **original** message (pass the
+    submit_sm's own fields); the receipt goes back the other way, so its source is
+    the handset (the original destination) and its destination the original sender.
+
+    ``text`` is the start of the original message: a ``str``, or the raw
+    short_message bytes, read as Latin-1. Only its first 20 characters are quoted,
+    and anything outside printable ASCII becomes ``?`` because the receipt text is
+    sent as ASCII. ``err`` may be given as an int (written as three digits).
+    ``dlvrd`` defaults to 1 for DELIVERED, else 0. ``network_error`` is
+    ``(network_type, error_code)`` for the network_error_code TLV. Use
+    ``esm_class=EsmClass.TYPE_INTERMEDIATE_NOTIFICATION`` for an intermediate one.
+    """
+    state = MessageState(state)
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        quoted = bytes(text[:TEXT_LENGTH]).decode("latin-1")
+    else:
+        quoted = text[:TEXT_LENGTH]
+    receipt = Receipt(
+        id=message_id,
+        stat=RECEIPT_STAT[state],
+        sub=sub,
+        dlvrd=(1 if state is MessageState.DELIVERED else 0) if dlvrd is None else dlvrd,
+        submit_date=submit_date,
+        done_date=done_date,
+        err=err if isinstance(err, str) else f"{err:03d}",
+        text=_UNPRINTABLE_RE.sub("?", quoted),
+    )
+    tlvs: dict[int, Any] = {
+        Tag.RECEIPTED_MESSAGE_ID: message_id,
+        Tag.MESSAGE_STATE: int(state),
+    }
+    if network_error is not None:
+        tlvs[Tag.NETWORK_ERROR_CODE] = encode_network_error_code(*network_error)
+    return DeliverSm(
+        sequence_number=sequence_number,
+        source_addr_ton=dest_addr_ton,
+        source_addr_npi=dest_addr_npi,
+        source_addr=destination_addr,
+        dest_addr_ton=source_addr_ton,
+        dest_addr_npi=source_addr_npi,
+        destination_addr=source_addr,
+        esm_class=int(esm_class),
+        data_coding=data_coding,
+        short_message=format_receipt(receipt).encode("ascii", "replace"),
+        tlvs=tlvs,
+    )
+
+
+def is_receipt(pdu: Any) -> bool:
+    """True when the esm_class message type is SMSC delivery receipt (0x04) or
+    intermediate notification (0x20), i.e. the PDU is not a mobile-originated
+    message. SME acknowledgements (0x08, 0x10) are not receipts."""
+    esm = getattr(pdu, "esm_class", 0)
+    return isinstance(esm, int) and (esm & EsmClass.TYPE_MASK) in _RECEIPT_TYPES
+
+
+def receipt_info(pdu: Any) -> ReceiptInfo | None:
+    """The message id and state an incoming receipt reports, TLVs first.
+
+    The text is taken from short_message, or from the message_payload TLV when
+    short_message is empty. message_id: the receipted_message_id TLV, else the
+    text's ``id``. state: the message_state TLV (if it is a known state), else the
+    text's ``stat``, else UNKNOWN. err: the text's ``err``; without text, the
+    network_error_code's error code as three decimal digits; else ``000``.
+    Returns None when no message id can be found at all.
+
+    The esm_class is not checked here (some SMSCs get it wrong); use
+    :func:`is_receipt` first if you need to tell receipts from MO messages.
+    """
+    tlvs = getattr(pdu, "tlvs", None) or {}
+    raw = getattr(pdu, "short_message", b"") or tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
+    receipt = parse_receipt(raw) if raw else None
+
+    mid = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
+    if isinstance(mid, (bytes, bytearray)):
+        mid = bytes(mid).decode("latin-1")
+    mid = mid.strip(" \x00") if isinstance(mid, str) else ""
+    if not mid and receipt is not None:
+        mid = receipt.id
+    if not mid:
+        return None
+
+    st = tlvs.get(Tag.MESSAGE_STATE)
+    if isinstance(st, (bytes, bytearray)) and len(st) == 1:
+        st = st[0]
+    if isinstance(st, int) and st in _STATE_VALUES:
+        state = MessageState(st)
+    elif receipt is not None:
+        state = receipt.state
+    else:
+        state = MessageState.UNKNOWN
+
+    network_error = None
+    nec = tlvs.get(Tag.NETWORK_ERROR_CODE)
+    if isinstance(nec, (bytes, bytearray)) and len(nec) == 3:
+        network_error = network_error_code(bytes(nec))
+
+    if receipt is not None:
+        err = receipt.err
+    elif network_error is not None:
+        err = f"{network_error[1]:03d}"
+    else:
+        err = "000"
+    return ReceiptInfo(
+        message_id=mid, state=state, err=err, network_error=network_error, receipt=receipt
+    )
+
+
+# --- network_error_code --------------------------------------------------------
+
+
+def network_error_code(value: bytes) -> tuple[int, int]:
+    """Split the 3-octet network_error_code TLV into ``(network_type, error_code)``.
+
+    network_type is 1 ANSI-136, 2 IS-95, 3 GSM; error_code is big-endian.
+    """
+    if len(value) != 3:
+        raise ValueError(f"network_error_code is 3 octets, got {len(value)}")
+    return value[0], (value[1] << 8) | value[2]
+
+
+def encode_network_error_code(network_type: int, code: int) -> bytes:
+    """The 3-octet network_error_code TLV value for ``(network_type, code)``."""
+    if not 0 <= network_type <= 0xFF or not 0 <= code <= 0xFFFF:
+        raise ValueError(f"network_error_code out of range: ({network_type}, {code})")
+    return bytes((network_type, code >> 8, code & 0xFF))
+
+
+# --- message ids ---------------------------------------------------------------
+
+_HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
+_DEC_RE = re.compile(r"[0-9]+", re.ASCII)
+# Hex that cannot be mistaken for decimal: it has at least one letter.
+_HEX_LETTER_RE = re.compile(r"[0-9a-f]*[a-f][0-9a-f]*", re.ASCII)
+_NUMBER_RE = {10: _DEC_RE, 16: _HEX_RE}
+# Longer "numbers" are not SMSC counters; leave them alone (and int() cheap).
+_MAX_NUMBER_DIGITS = 64
+
+
+def normalise_message_id(s: str, *, base: int | None = None) -> str:
+    """A canonical form of a message id, for use as a lookup key.
+
+    SMSCs are not consistent between submit_sm_resp and the receipt: case differs,
+    leading zeros come and go, and some give the same number in hex in one place
+    and in decimal in the other. The rule:
+
+    * surrounding whitespace and NULs are removed and letters lower-cased;
+    * with ``base`` (10 or 16) given -- the base this SMSC uses in this place --
+      an id that is a number in that base becomes its value in decimal, so
+      ``normalise_message_id("1A", base=16) == normalise_message_id("26", base=10)``;
+    * otherwise, an id of hex digits only loses its leading zeros (``"0042"`` ->
+      ``"42"``); anything else (UUIDs, ids with other characters) is kept as is.
+    """
+    t = s.strip(" \t\r\n\x00").lower()
+    if base is not None:
+        number = _NUMBER_RE.get(base)
+        if number is None:
+            raise ValueError(f"base must be 10 or 16, not {base}")
+        if len(t) <= _MAX_NUMBER_DIGITS and number.fullmatch(t):
+            return str(int(t, base))
+    if _HEX_RE.fullmatch(t):
+        t = t.lstrip("0") or "0"
+    return t
+
+
+def ids_match(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name the same message, as far as can be told.
+
+    Equal after :func:`normalise_message_id` (case, leading zeros), or one is decimal
+    and the other is hex with at least one letter a-f and they have the same value
+    (``"255"`` matches ``"ff"``). A hex id made of digits only cannot be told from a
+    decimal one, so it is never reinterpreted: ``"10"`` does not match ``"16"``. When
+    an SMSC is known to mix bases, compare ``normalise_message_id(x, base=...)`` keys
+    instead. Empty ids match nothing.
+    """
+    na, nb = normalise_message_id(a), normalise_message_id(b)
+    if not na or not nb:
+        return False
+    if na == nb:
+        return True
+    if len(na) > _MAX_NUMBER_DIGITS or len(nb) > _MAX_NUMBER_DIGITS:
+        return False
+    if _DEC_RE.fullmatch(na) and _HEX_LETTER_RE.fullmatch(nb):
+        return int(na) == int(nb, 16)
+    if _DEC_RE.fullmatch(nb) and _HEX_LETTER_RE.fullmatch(na):
+        return int(nb) == int(na, 16)
+    return False

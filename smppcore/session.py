@@ -1,0 +1,545 @@
+"""The SMPP session as a sans-IO state machine.
+
+A :class:`Session` is fed the bytes that arrived (:meth:`Session.receive_data`)
+and returns events; what it wants to send accumulates until the I/O layer takes it
+with :meth:`Session.data_to_send` (one write for everything a chunk produced).
+It never reads a clock by itself and never sleeps: time comes from the ``clock``
+callable given to it, and :meth:`Session.tick` fires the timers. Tests drive it
+with a fake clock and plain bytes.
+
+The session answers on its own what the protocol fixes: enquire_link, unbind,
+a request not allowed in the current state (ESME_RINVBNDSTS, or ESME_RALYBND for
+a second bind), an unknown command id (generic_nack ESME_RINVCMDID) and a PDU
+that does not decode (its response, or generic_nack, with the decoder's status).
+Everything else (binds to authenticate, messages to answer, responses to the
+caller's requests) comes out as events.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Any, Callable
+
+from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode
+from .constants import CommandId as C
+from .constants import CommandStatus
+from .errors import PduError
+from .pdus import (
+    PDU_TYPES,
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    Unbind,
+    UnbindResp,
+)
+from .window import SequenceNumbers, Window, WindowFull
+
+__all__ = [
+    "Role",
+    "State",
+    "Session",
+    "SessionConfig",
+    "Response",
+    "UnexpectedResponse",
+    "RequestRejected",
+    "ProtocolError",
+    "RequestTimeout",
+    "Bound",
+    "Unbound",
+    "Outbound",
+    "ConnectionLost",
+    "Closing",
+    "WindowFull",
+    "InvalidState",
+    "ALLOWED_REQUESTS",
+]
+
+
+class Role(Enum):
+    ESME = "esme"
+    SMSC = "smsc"
+
+    @property
+    def peer(self) -> Role:
+        return Role.SMSC if self is Role.ESME else Role.ESME
+
+
+class State(Enum):
+    OPEN = "open"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBOUND = "unbound"
+    CLOSED = "closed"
+
+    @property
+    def is_bound(self) -> bool:
+        return self in (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+
+
+_BINDS = {C.BIND_TRANSMITTER, C.BIND_RECEIVER, C.BIND_TRANSCEIVER}
+_LINK = {C.ENQUIRE_LINK, C.UNBIND}
+_ESME_SUBMITS = {C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM}
+_SMSC_DELIVERS = {C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION}
+
+#: Which requests a side may send in each state (SMPP 3.4 section 2.3 and 4).
+#: ``ALLOWED_REQUESTS[role][state]`` is the set of command ids ``role`` may send.
+#: Responses are always allowed when they answer an outstanding request.
+#: enquire_link is accepted in OPEN as well: many ESMEs send it before binding,
+#: and answering it costs nothing.
+ALLOWED_REQUESTS: dict[Role, dict[State, frozenset[int]]] = {
+    Role.ESME: {
+        State.OPEN: frozenset(_BINDS | {C.ENQUIRE_LINK}),
+        State.BOUND_TX: frozenset(_ESME_SUBMITS | _LINK),
+        State.BOUND_RX: frozenset(_LINK),
+        State.BOUND_TRX: frozenset(_ESME_SUBMITS | _LINK),
+        State.UNBOUND: frozenset(),
+        State.CLOSED: frozenset(),
+    },
+    Role.SMSC: {
+        State.OPEN: frozenset({C.OUTBIND, C.ENQUIRE_LINK}),
+        State.BOUND_TX: frozenset(_LINK),
+        State.BOUND_RX: frozenset(_SMSC_DELIVERS | _LINK),
+        State.BOUND_TRX: frozenset(_SMSC_DELIVERS | _LINK),
+        State.UNBOUND: frozenset(),
+        State.CLOSED: frozenset(),
+    },
+}
+
+_BIND_STATE = {
+    C.BIND_TRANSMITTER: State.BOUND_TX,
+    C.BIND_RECEIVER: State.BOUND_RX,
+    C.BIND_TRANSCEIVER: State.BOUND_TRX,
+    C.BIND_TRANSMITTER_RESP: State.BOUND_TX,
+    C.BIND_RECEIVER_RESP: State.BOUND_RX,
+    C.BIND_TRANSCEIVER_RESP: State.BOUND_TRX,
+}
+BIND_TYPES = {"tx": BindTransmitter, "rx": BindReceiver, "trx": BindTransceiver}
+
+
+class InvalidState(Exception):
+    """Raised when the caller asks to send a request its role may not send in this state."""
+
+
+# --- events -------------------------------------------------------------------------
+
+
+class Event:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Response(Event):
+    """A response (or generic_nack) that answers one of our requests."""
+
+    __slots__ = ("pdu", "request", "context")
+
+    def __init__(self, pdu: Pdu, request: Pdu, context: Any) -> None:
+        self.pdu = pdu
+        self.request = request
+        self.context = context
+
+
+class UnexpectedResponse(Event):
+    """A response whose sequence number matches nothing we have in flight."""
+
+    __slots__ = ("pdu",)
+
+    def __init__(self, pdu: Pdu) -> None:
+        self.pdu = pdu
+
+
+class RequestRejected(Event):
+    """A request the session answered with an error by itself (wrong state, ...)."""
+
+    __slots__ = ("pdu", "command_status")
+
+    def __init__(self, pdu: Pdu, command_status: int) -> None:
+        self.pdu = pdu
+        self.command_status = command_status
+
+
+class ProtocolError(Event):
+    """Bytes that did not decode; answered already. ``error.fatal``: the session closes."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: PduError) -> None:
+        self.error = error
+
+
+class RequestTimeout(Event):
+    """One of our requests got no response within the response timeout."""
+
+    __slots__ = ("request", "context")
+
+    def __init__(self, request: Pdu, context: Any) -> None:
+        self.request = request
+        self.context = context
+
+
+class Bound(Event):
+    """The session entered a bound state (ESME: bind_resp OK; SMSC: bind accepted)."""
+
+    __slots__ = ("state", "system_id")
+
+    def __init__(self, state: State, system_id: str) -> None:
+        self.state = state
+        self.system_id = system_id
+
+
+class Unbound(Event):
+    """The unbind handshake is done (either side started it); close the connection."""
+
+    __slots__ = ("by_peer",)
+
+    def __init__(self, by_peer: bool) -> None:
+        self.by_peer = by_peer
+
+
+class Outbound(Event):
+    """The SMSC asked us (ESME) to bind, with an outbind."""
+
+    __slots__ = ("pdu",)
+
+    def __init__(self, pdu: Pdu) -> None:
+        self.pdu = pdu
+
+
+class Closing(Event):
+    """The session gave up on the connection: close it after flushing what is queued."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class ConnectionLost(Event):
+    """Delivered for every request still in flight when the connection went away."""
+
+    __slots__ = ("request", "context")
+
+    def __init__(self, request: Pdu, context: Any) -> None:
+        self.request = request
+        self.context = context
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+class SessionConfig:
+    """Limits and timers of one session; every one has a safe default.
+
+    Times are seconds; 0 disables a timer.
+    """
+
+    __slots__ = (
+        "window",
+        "response_timeout",
+        "bind_timeout",
+        "enquire_link_interval",
+        "inactivity_timeout",
+        "max_pdu_size",
+    )
+
+    def __init__(
+        self,
+        *,
+        window: int = 100,
+        response_timeout: float = 30.0,
+        bind_timeout: float = 30.0,
+        enquire_link_interval: float = 30.0,
+        inactivity_timeout: float = 0.0,
+        max_pdu_size: int = DEFAULT_MAX_PDU_SIZE,
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        for name, value in (
+            ("response_timeout", response_timeout),
+            ("bind_timeout", bind_timeout),
+            ("enquire_link_interval", enquire_link_interval),
+            ("inactivity_timeout", inactivity_timeout),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must not be negative")
+        self.window = window
+        self.response_timeout = response_timeout
+        self.bind_timeout = bind_timeout
+        self.enquire_link_interval = enquire_link_interval
+        self.inactivity_timeout = inactivity_timeout
+        self.max_pdu_size = max_pdu_size
+
+
+# --- the session --------------------------------------------------------------------
+
+
+class Session:
+    """One side (``role``) of one SMPP connection."""
+
+    def __init__(
+        self,
+        role: Role,
+        config: SessionConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.role = role
+        self.config = config or SessionConfig()
+        self.clock = clock
+        self.state = State.OPEN
+        self.system_id = ""  # the peer's (SMSC side) or the SMSC's (ESME side) system_id
+        self.window = Window(self.config.window)
+        self.framer = Framer(self.config.max_pdu_size)
+        self._seq = SequenceNumbers()
+        self._out: list[bytes] = []
+        now = clock()
+        self.opened_at = now
+        self.last_received = now
+        self.last_activity = now  # last non-keepalive PDU either way
+        self._link_probe: int | None = None  # sequence number of our unanswered enquire_link
+        self._unbinding = False
+        self._may_send = ALLOWED_REQUESTS[role]
+        self._may_receive = ALLOWED_REQUESTS[role.peer]
+        self.close_reason = ""
+
+    # ---- sending -------------------------------------------------------------------
+
+    @property
+    def can_send(self) -> bool:
+        """True while the window has room for another request."""
+        return len(self.window) < self.window.size
+
+    def send_request(self, pdu: Pdu, context: Any = None) -> Pdu:
+        """Queue a request: give it the next sequence number and track it in the window.
+
+        Raises :class:`InvalidState` if our role may not send it in this state and
+        :class:`WindowFull` if the window is full. Returns the PDU as sent.
+        """
+        cid = pdu.command_id
+        if cid not in self._may_send[self.state]:
+            raise InvalidState(f"{self.role.value} may not send {pdu.command_name} in state {self.state.value}")
+        window = self.window
+        if len(window._pending) >= window.size:
+            raise WindowFull(f"{window.size} requests already in flight")
+        pdu.sequence_number = seq = self._seq.next()
+        data = encode(pdu)
+        window.add(pdu, context, self.clock() + (self.config.response_timeout or 1e18))
+        self._out.append(data)
+        if cid == C.UNBIND:
+            self._unbinding = True
+        elif cid == C.ENQUIRE_LINK and self._link_probe is None:
+            self._link_probe = seq
+        return pdu
+
+    def send_response(self, pdu: Pdu) -> None:
+        """Queue a response (its sequence_number set by ``request.make_response``)."""
+        self._out.append(encode(pdu))
+
+    def accept_bind(self, request: Pdu, system_id: str = "") -> None:
+        """SMSC side: answer ``request`` (a bind) with success and enter its bound state."""
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot accept a bind in state {self.state.value}")
+        self.send_response(request.make_response(system_id=system_id))
+        self.state = _BIND_STATE[request.command_id]
+        self.system_id = request.system_id
+
+    def reject_bind(self, request: Pdu, status: int = CommandStatus.ESME_RBINDFAIL) -> None:
+        """SMSC side: answer ``request`` (a bind) with an error; the session stays OPEN."""
+        self.send_response(request.make_response(command_status=status))
+
+    def unbind(self, context: Any = None) -> Pdu | None:
+        """Start the unbind handshake (if bound); None if there is nothing to unbind."""
+        if not self.state.is_bound or self._unbinding:
+            return None
+        return self.send_request(Unbind(), context)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued since the last call, as one buffer for one write."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    # ---- receiving ------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list:
+        """Feed bytes from the peer; returns the events they produce, in order.
+
+        Requests the application must answer come out as the PDU objects
+        themselves (``pdu.is_response`` is False); everything else is an
+        :class:`Event`.
+        """
+        if self.state is State.CLOSED:
+            return []
+        items = self.framer.feed(data)
+        now = self.last_received = self.clock()
+        events: list = []
+        allowed = self._may_receive[self.state]
+        for pdu in items:
+            if isinstance(pdu, PduError):
+                self._protocol_error(pdu, events)
+                if pdu.fatal:
+                    break
+                continue
+            cid = pdu.command_id
+            if pdu.is_response:
+                self._on_response(pdu, events)
+                allowed = self._may_receive[self.state]
+            elif cid in allowed:
+                if cid == C.ENQUIRE_LINK:
+                    self._out.append(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)))
+                    continue
+                self.last_activity = now
+                if cid == C.UNBIND:
+                    self._out.append(encode(UnbindResp(sequence_number=pdu.sequence_number)))
+                    self.state = State.UNBOUND
+                    events.append(Unbound(by_peer=True))
+                    allowed = self._may_receive[self.state]
+                elif cid == C.OUTBIND:
+                    events.append(Outbound(pdu))
+                else:
+                    events.append(pdu)
+            else:
+                self._reject(pdu, events)
+        return events
+
+    def _on_response(self, pdu: Pdu, events: list) -> None:
+        entry = self.window.pop(pdu.sequence_number)
+        if entry is None:
+            events.append(UnexpectedResponse(pdu))
+            return
+        request = entry.request
+        rcid = request.command_id
+        if pdu.command_id != GenericNack.command_id and pdu.command_id != rcid | 0x80000000:
+            # a response of the wrong type for that sequence number: report it and keep
+            # waiting for the right one (the request times out if it never comes)
+            self.window._pending[pdu.sequence_number] = entry
+            events.append(UnexpectedResponse(pdu))
+            return
+        if rcid == C.ENQUIRE_LINK:
+            if self._link_probe == pdu.sequence_number:
+                self._link_probe = None
+            if entry.context is None:
+                return  # our own keep-alive
+        else:
+            self.last_activity = self.last_received
+            if rcid in _BINDS and pdu.command_status == 0 and pdu.command_id != GenericNack.command_id:
+                self.state = _BIND_STATE[rcid]
+                self.system_id = getattr(pdu, "system_id", "")
+                events.append(Bound(self.state, self.system_id))
+            elif rcid == C.UNBIND:
+                self.state = State.UNBOUND
+                events.append(Response(pdu, request, entry.context))
+                events.append(Unbound(by_peer=False))
+                return
+        events.append(Response(pdu, request, entry.context))
+
+    def _reject(self, pdu: Pdu, events: list) -> None:
+        cid = pdu.command_id
+        if cid in _BINDS and self.state.is_bound:
+            status = CommandStatus.ESME_RALYBND
+        else:
+            status = CommandStatus.ESME_RINVBNDSTS
+        resp_type = pdu.response_type
+        if resp_type is None:  # outbind / alert_notification have no response
+            resp = GenericNack(pdu.sequence_number, status)
+        else:
+            resp = resp_type(pdu.sequence_number, status)
+        self._out.append(encode(resp))
+        events.append(RequestRejected(pdu, status))
+
+    def _protocol_error(self, err: PduError, events: list) -> None:
+        cls = PDU_TYPES.get(err.command_id)
+        if err.fatal or cls is None or cls.is_response or cls.response_type is None:
+            # unknown command or out-of-step stream: generic_nack (never nack a response... unless
+            # it failed to decode, where the peer deserves to know)
+            resp: Pdu = GenericNack(err.sequence_number, err.command_status)
+        else:
+            resp = cls.response_type(err.sequence_number, err.command_status)
+        self._out.append(encode(resp))
+        events.append(ProtocolError(err))
+        if err.fatal:
+            self._close(f"framing error: {err}", events)
+
+    # ---- time ------------------------------------------------------------------------
+
+    def tick(self) -> list:
+        """Fire whatever timers are due; returns events (and may queue an enquire_link)."""
+        if self.state is State.CLOSED:
+            return []
+        now = self.clock()
+        cfg = self.config
+        events: list = []
+        for entry in self.window.expired(now):
+            if entry.request.command_id == C.ENQUIRE_LINK and entry.request.sequence_number == self._link_probe:
+                self._link_probe = None
+                self._close("enquire_link went unanswered: peer is dead", events)
+                return events
+            if entry.request.command_id == C.UNBIND:
+                self.state = State.UNBOUND
+                events.append(Unbound(by_peer=False))
+            events.append(RequestTimeout(entry.request, entry.context))
+        if self.state is State.OPEN and cfg.bind_timeout and now - self.opened_at >= cfg.bind_timeout:
+            self._close(f"no bind within {cfg.bind_timeout:g}s", events)
+            return events
+        if cfg.inactivity_timeout and now - self.last_activity >= cfg.inactivity_timeout:
+            self._close(f"no activity for {cfg.inactivity_timeout:g}s", events)
+            return events
+        if (
+            cfg.enquire_link_interval
+            and self._link_probe is None
+            and (self.state.is_bound)
+            and now - self.last_received >= cfg.enquire_link_interval
+        ):
+            self._send_probe(now)
+        return events
+
+    def _send_probe(self, now: float) -> None:
+        probe = EnquireLink(sequence_number=self._seq.next())
+        self.window.add(probe, None, now + (self.config.response_timeout or self.config.enquire_link_interval), force=True)
+        self._link_probe = probe.sequence_number
+        self._out.append(encode(probe))
+
+    def next_timer(self) -> float | None:
+        """The clock time at which :meth:`tick` next has something to do (None: nothing)."""
+        if self.state is State.CLOSED:
+            return None
+        cfg = self.config
+        times = []
+        deadline = self.window.next_deadline()
+        if deadline is not None:
+            times.append(deadline)
+        if self.state is State.OPEN and cfg.bind_timeout:
+            times.append(self.opened_at + cfg.bind_timeout)
+        if cfg.inactivity_timeout:
+            times.append(self.last_activity + cfg.inactivity_timeout)
+        if cfg.enquire_link_interval and self._link_probe is None and self.state.is_bound:
+            times.append(self.last_received + cfg.enquire_link_interval)
+        return min(times) if times else None
+
+    # ---- closing ------------------------------------------------------------------------
+
+    def _close(self, reason: str, events: list) -> None:
+        self.close_reason = reason
+        events.append(Closing(reason))
+        events.extend(self.connection_lost())
+
+    def connection_lost(self) -> list:
+        """The transport is gone: CLOSED, and a ConnectionLost for each request in flight."""
+        self.state = State.CLOSED
+        return [ConnectionLost(e.request, e.context) for e in self.window.clear() if e.context is not None or e.request.command_id != C.ENQUIRE_LINK]
+
+    def __repr__(self) -> str:
+        return f"<Session {self.role.value} {self.state.value} in_flight={len(self.window)}>"
+
