@@ -447,7 +447,7 @@ class Session:
 
     def _reject(self, pdu: Pdu, events: list) -> None:
         cid = pdu.command_id
-        if cid in _BINDS and self.state.is_bound:
+        if cid in _BINDS and self.state.is_bound and self.role is Role.SMSC:
             status = CommandStatus.ESME_RALYBND
         else:
             status = CommandStatus.ESME_RINVBNDSTS
