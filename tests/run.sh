@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# THE test command (README: `bash tests/run.sh`). Installs the project and the
+# interop oracles it needs (smpplib & co. from PyPI, tshark from apt when we are
+# root, node-smpp from npm), then runs pytest with any arguments passed through.
+# Exits with pytest's status.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-$(command -v python || command -v python3)}
+note() { printf 'run.sh: %s\n' "$*" >&2; }
+
+"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if ! command -v tshark >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        note "installing tshark (apt)"
+        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tshark >/dev/null
+    else
+        note "tshark is missing and cannot be installed here (not root / no apt): tshark tests will skip (fail under CI)"
+    fi
+fi
+
+NODE_DIR=tests/interop/node
+if [ ! -d "$NODE_DIR/node_modules" ]; then
+    if command -v npm >/dev/null 2>&1; then
+        note "installing node-smpp (npm)"
+        if [ -f "$NODE_DIR/package-lock.json" ]; then
+            (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        else
+            (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+        fi
+    else
+        note "npm is missing: node-smpp tests will skip (fail under CI)"
+    fi
+fi
+
+exec "$PYTHON" -m pytest -q "$@"
