@@ -310,6 +310,9 @@ class Session:
         self._may_send = ALLOWED_REQUESTS[role]
         self._may_receive = ALLOWED_REQUESTS[role.peer]
         self.close_reason = ""
+        #: False hands enquire_link to the application instead of answering it
+        #: (a simulator uses this to play a hung peer).
+        self.answer_enquire_link = True
 
     # ---- sending -------------------------------------------------------------------
 
@@ -397,7 +400,7 @@ class Session:
                 self._on_response(pdu, events)
                 allowed = self._may_receive[self.state]
             elif cid in allowed:
-                if cid == C.ENQUIRE_LINK:
+                if cid == C.ENQUIRE_LINK and self.answer_enquire_link:
                     self._out.append(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)))
                     continue
                 self.last_activity = now

@@ -1,0 +1,161 @@
+"""Running the simulator: the SMPP listener, the HTTP record endpoint, the status line.
+
+:func:`start` is what both ``smpphub simulate`` and the pytest fixture use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+import smppcore
+from smppcore import SessionConfig
+
+from .config import SimulatorConfig
+from .engine import Message, Simulator
+
+__all__ = ["RunningSimulator", "start", "serve_forever"]
+
+
+class RunningSimulator:
+    """A started simulator: ``sim`` (the behaviour and its records), ``server``, addresses."""
+
+    def __init__(self, sim: Simulator, server: smppcore.Server, http_runner: Any = None, http_port: int | None = None) -> None:
+        self.sim = sim
+        self.server = server
+        self.http_runner = http_runner
+        self.http_port = http_port
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def close(self) -> None:
+        self.sim.detach()
+        await self.server.close(timeout=2)
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def start(config: SimulatorConfig | None = None, *, host: str | None = None, port: int | None = None) -> RunningSimulator:
+    """Start a simulator on the running loop (``port=0``: a free port)."""
+    config = config or SimulatorConfig()
+    sim = Simulator(config)
+    sim.attach(asyncio.get_running_loop())
+    lhost, lport = _split(config.listen)
+    session_config = SessionConfig(window=config.window, enquire_link_interval=0, bind_timeout=60)
+    server = await smppcore.serve(
+        sim, host if host is not None else lhost, lport if port is None else port,
+        config=session_config, max_connections=config.max_connections,
+    )
+    runner = http_port = None
+    if config.http_listen:
+        runner, http_port = await _start_http(sim, *_split(config.http_listen))
+    return RunningSimulator(sim, server, runner, http_port)
+
+
+# --- HTTP: the record, as JSON ------------------------------------------------------------
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    return {
+        "system_id": m.system_id,
+        "source_addr": m.source_addr,
+        "destination_addr": m.destination_addr,
+        "data_coding": m.data_coding,
+        "text": m.text,
+        "parts": m.parts,
+        "message_ids": m.message_ids,
+        "received_at": m.received_at,
+    }
+
+
+async def _start_http(sim: Simulator, host: str, port: int) -> tuple[Any, int]:
+    from aiohttp import web
+
+    async def messages(request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "1000"))
+        except ValueError:
+            return web.json_response({"error": "limit must be an integer"}, status=400)
+        items = list(sim.messages)[-limit:] if limit > 0 else []
+        return web.json_response({"count": sim.stats.messages, "messages": [_message_json(m) for m in items]})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.Response(body=msgspec.json.encode(sim.stats), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/messages", messages)
+    app.router.add_get("/stats", stats)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, bound_port
+
+
+# --- standalone --------------------------------------------------------------------------
+
+
+class StatusLine:
+    """One line on the terminal, rewritten every second: binds, rate, receipts pending."""
+
+    def __init__(self, sim: Simulator, stream=sys.stderr) -> None:
+        self.sim = sim
+        self.stream = stream
+        self.last = (time.monotonic(), 0)
+
+    def render(self) -> str:
+        now = time.monotonic()
+        then, count = self.last
+        s = self.sim.stats
+        rate = (s.submits - count) / max(now - then, 1e-9)
+        self.last = (now, s.submits)
+        rejected = sum(s.rejected.values())
+        return (
+            f"binds {s.bound:>3} | {rate:>8.0f} msg/s | accepted {s.accepted} rejected {rejected} throttled {s.throttled}"
+            f" | receipts sent {s.receipts_sent} pending {s.receipts_pending} held {s.held} | mo {s.mo_sent}"
+        )
+
+    async def run(self) -> None:
+        tty = self.stream.isatty()
+        while True:
+            await asyncio.sleep(1.0)
+            line = self.render()
+            if tty:
+                self.stream.write("\r\x1b[2K" + line)
+                self.stream.flush()
+
+
+async def serve_forever(config: SimulatorConfig, *, quiet: bool = False) -> None:
+    running = await start(config)
+    print(f"smpphub simulator listening on {running.host}:{running.port}", flush=True)
+    if running.http_port:
+        print(f"records at http://{_split(config.http_listen)[0]}:{running.http_port}/messages and /stats", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    status = None if quiet else asyncio.ensure_future(StatusLine(running.sim).run())
+    try:
+        await stop.wait()
+    finally:
+        if status is not None:
+            status.cancel()
+        print("\nshutting down", file=sys.stderr, flush=True)
+        await running.close()

@@ -1,0 +1,263 @@
+"""The simulator's configuration: typed, validated once at the edge.
+
+A TOML file (or a dict, from the pytest fixture) decodes into
+:class:`SimulatorConfig`; an unknown key, a wrong type or an out-of-range value is
+a :class:`ConfigError` whose one-line message names the key, e.g.
+``latency.mean_ms: expected a number >= 0, got -5``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from smppcore.constants import CommandStatus, MessageState
+
+__all__ = [
+    "ConfigError",
+    "Account",
+    "Delay",
+    "Throttle",
+    "ErrorRule",
+    "Errors",
+    "Receipts",
+    "MoTemplate",
+    "Mo",
+    "Chaos",
+    "SimulatorConfig",
+    "load_config",
+    "config_from_dict",
+    "parse_status",
+    "parse_state",
+]
+
+NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described on one line that names the key."""
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Account(_Strict):
+    """One ESME account. ``bind_types``: any of "tx", "rx", "trx"."""
+
+    system_id: str
+    password: str
+    bind_types: list[Literal["tx", "rx", "trx"]] = msgspec.field(default_factory=lambda: ["tx", "rx", "trx"])
+    max_binds: PositiveInt | None = None
+
+
+class Delay(_Strict):
+    """A delay distribution in milliseconds.
+
+    ``fixed`` waits ``ms``; ``uniform`` draws between ``min_ms`` and ``max_ms``;
+    ``exponential`` has mean ``mean_ms`` (capped at ``max_ms`` when that is set).
+    """
+
+    kind: Literal["fixed", "uniform", "exponential"] = "fixed"
+    ms: NonNeg = 0.0
+    min_ms: NonNeg = 0.0
+    max_ms: NonNeg = 0.0
+    mean_ms: NonNeg = 0.0
+
+    @property
+    def is_zero(self) -> bool:
+        if self.kind == "fixed":
+            return self.ms == 0
+        if self.kind == "uniform":
+            return self.max_ms == 0
+        return self.mean_ms == 0
+
+
+class Throttle(_Strict):
+    """Messages per second allowed per bind and in total (0: unlimited)."""
+
+    per_bind: NonNeg = 0.0
+    total: NonNeg = 0.0
+    status: Literal["ESME_RTHROTTLED", "ESME_RMSGQFUL"] = "ESME_RTHROTTLED"
+
+
+class ErrorRule(_Strict):
+    """Answer submits whose destination matches ``destination`` (a regex) with ``status``.
+
+    ``probability`` below 1 makes the rule fire only sometimes.
+    """
+
+    destination: str
+    status: str
+    probability: Probability = 1.0
+
+
+class Errors(_Strict):
+    """Error injection: ``probabilities`` maps a status name to the chance of answering with it."""
+
+    probabilities: dict[str, Probability] = {}
+    rules: list[ErrorRule] = []
+
+
+class Receipts(_Strict):
+    """Delivery receipts, sent when a submit's registered_delivery asks for one.
+
+    ``final_states`` maps stat words (DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED,
+    UNKNOWN) to weights; ``intermediate`` lists states sent first (ENROUTE,
+    ACCEPTD), each as its own receipt when the ESME asked for intermediate
+    notifications (or always with ``intermediate_always``).
+    """
+
+    enabled: bool = True
+    delay: Delay = msgspec.field(default_factory=Delay)
+    final_states: dict[str, NonNeg] = msgspec.field(default_factory=lambda: {"DELIVRD": 1.0})
+    intermediate: list[str] = []
+    intermediate_always: bool = False
+    message_id_format: Literal["decimal", "hex", "uuid"] = "decimal"
+    hold_limit: PositiveInt = 100_000
+
+
+class MoTemplate(_Strict):
+    source_addr: str = "447700900001"
+    destination_addr: str = "12345"
+    text: str = "Hello from the network"
+    system_id: str | None = None  # which account gets it (None: any bound receiver)
+
+
+class Mo(_Strict):
+    """Mobile-originated traffic: generated at ``rate`` per second from ``templates``, or echoed."""
+
+    rate: NonNeg = 0.0
+    templates: list[MoTemplate] = []
+    echo: bool = False
+
+
+class Chaos(_Strict):
+    """Failures on purpose."""
+
+    drop_after: PositiveInt | None = None  # close a connection after it submitted this many
+    drop_probability: Probability = 0.0  # chance, per submit, of closing the connection
+    ignore_enquire_link: bool = False
+    bind_delay_ms: NonNeg = 0.0
+
+
+class SimulatorConfig(_Strict):
+    listen: str = "127.0.0.1:2775"
+    http_listen: str | None = None
+    system_id: str = "smpphub-sim"
+    accounts: list[Account] = []  # empty: accept any bind
+    max_binds_per_account: PositiveInt = 100
+    max_connections: PositiveInt = 1000
+    window: PositiveInt = 100
+    submit_latency: Delay = msgspec.field(default_factory=Delay)
+    throttle: Throttle = msgspec.field(default_factory=Throttle)
+    errors: Errors = msgspec.field(default_factory=Errors)
+    receipts: Receipts = msgspec.field(default_factory=Receipts)
+    mo: Mo = msgspec.field(default_factory=Mo)
+    chaos: Chaos = msgspec.field(default_factory=Chaos)
+    record_limit: PositiveInt = 100_000
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_listen("listen", self.listen)
+        if self.http_listen is not None:
+            _check_listen("http_listen", self.http_listen)
+        for name in self.errors.probabilities:
+            _status("errors.probabilities", name)
+        if sum(self.errors.probabilities.values()) > 1:
+            raise msgspec.ValidationError("the probabilities add up to more than 1 - at `$.errors.probabilities`")
+        for i, rule in enumerate(self.errors.rules):
+            _status(f"errors.rules[{i}].status", rule.status)
+            try:
+                re.compile(rule.destination)
+            except re.error as exc:
+                raise msgspec.ValidationError(f"not a regular expression ({exc}) - at `$.errors.rules[{i}].destination`") from None
+        for word in [*self.receipts.final_states, *self.receipts.intermediate]:
+            if parse_state(word) is None:
+                raise msgspec.ValidationError(f"unknown receipt state {word!r} - at `$.receipts`")
+        if self.receipts.enabled and not any(self.receipts.final_states.values()):
+            raise msgspec.ValidationError("needs at least one state with a weight above 0 - at `$.receipts.final_states`")
+        if self.mo.rate > 0 and not self.mo.templates:
+            raise msgspec.ValidationError("a rate needs at least one template - at `$.mo.templates`")
+
+
+def _check_listen(key: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise msgspec.ValidationError(f"expected HOST:PORT, got {value!r} - at `$.{key}`")
+
+
+def _status(key: str, name: str) -> int:
+    status = parse_status(name)
+    if status is None:
+        raise msgspec.ValidationError(f"unknown command_status {name!r} - at `$.{key}`")
+    return status
+
+
+def parse_status(name: str) -> int | None:
+    """``ESME_RTHROTTLED`` (or ``0x58``, or ``88``) -> 0x58; None if it is none of those."""
+    try:
+        return int(CommandStatus[name.upper()])
+    except KeyError:
+        pass
+    try:
+        value = int(name, 0)
+    except ValueError:
+        return None
+    return value if 0 <= value <= 0xFFFFFFFF else None
+
+
+_STATE_WORDS = {
+    "ENROUTE": MessageState.ENROUTE,
+    "DELIVRD": MessageState.DELIVERED,
+    "EXPIRED": MessageState.EXPIRED,
+    "DELETED": MessageState.DELETED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "ACCEPTD": MessageState.ACCEPTED,
+    "UNKNOWN": MessageState.UNKNOWN,
+    "REJECTD": MessageState.REJECTED,
+}
+
+
+def parse_state(word: str) -> MessageState | None:
+    return _STATE_WORDS.get(word.upper())
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec says ``Expected `int`, got `str` - at `$.window` ``; we say ``window: expected int, got str``."""
+    msg = str(exc)
+    m = re.match(r"(?s)(.*?)(?: - at `\$\.?(.*)`)?$", msg)
+    what, where = m.groups() if m else (msg, "")
+    unknown = re.match(r"Object contains unknown field `(.*)`", what)
+    if unknown:
+        key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+        return f"{key}: unknown key"
+    what = what.replace("`", "")
+    what = what[0].lower() + what[1:] if what else what
+    return f"{where}: {what}" if where else what
+
+
+def config_from_dict(data: dict[str, Any]) -> SimulatorConfig:
+    try:
+        return msgspec.convert(data, SimulatorConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def load_config(path: str) -> SimulatorConfig:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
