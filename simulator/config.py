@@ -9,11 +9,11 @@ a :class:`ConfigError` whose one-line message names the key, e.g.
 from __future__ import annotations
 
 import re
-import tomllib
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from smppcore.config import ConfigError, decode_config, load_toml_config
 from smppcore.constants import CommandStatus, MessageState
 
 __all__ = [
@@ -37,10 +37,6 @@ __all__ = [
 NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
-
-
-class ConfigError(ValueError):
-    """A configuration problem, described on one line that names the key."""
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -228,36 +224,9 @@ def parse_state(word: str) -> MessageState | None:
     return _STATE_WORDS.get(word.upper())
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
-    """msgspec says ``Expected `int`, got `str` - at `$.window` ``; we say ``window: expected int, got str``."""
-    msg = str(exc)
-    m = re.match(r"(?s)(.*?)(?: - at `\$\.?(.*)`)?$", msg)
-    what, where = m.groups() if m else (msg, "")
-    unknown = re.match(r"Object contains unknown field `(.*)`", what)
-    if unknown:
-        key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
-        return f"{key}: unknown key"
-    what = what.replace("`", "")
-    what = what[0].lower() + what[1:] if what else what
-    return f"{where}: {what}" if where else what
-
-
 def config_from_dict(data: dict[str, Any]) -> SimulatorConfig:
-    try:
-        return msgspec.convert(data, SimulatorConfig)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+    return decode_config(data, SimulatorConfig)
 
 
 def load_config(path: str) -> SimulatorConfig:
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        return config_from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_toml_config(path, SimulatorConfig)

@@ -1,0 +1,64 @@
+"""Typed configuration at the edge: TOML or dicts decoded into msgspec Structs.
+
+The hub and the simulator describe their configuration as msgspec Structs; this
+module turns what users wrote into them, and every problem into a
+:class:`ConfigError` whose one line names the key (``upstreams[1].port: expected
+int <= 65535``), so ``smpphub`` can print it and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any, TypeVar
+
+import msgspec
+
+__all__ = ["ConfigError", "explain", "decode_config", "load_toml_config"]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described on one line that names the key."""
+
+
+def explain(exc: msgspec.ValidationError) -> str:
+    """msgspec says ``Expected `int`, got `str` - at `$.window` ``; we say ``window: expected int, got str``."""
+    msg = str(exc)
+    m = re.match(r"(?s)(.*?)(?: - at `\$\.?(.*)`)?$", msg)
+    what, where = m.groups() if m else (msg, "")
+    unknown = re.match(r"Object contains unknown field `(.*)`", what)
+    if unknown:
+        key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+        return f"{key}: unknown key"
+    missing = re.match(r"Object missing required field `(.*)`", what)
+    if missing:
+        key = f"{where}.{missing.group(1)}" if where else missing.group(1)
+        return f"{key}: required"
+    what = what.replace("`", "")
+    what = what[0].lower() + what[1:] if what else what
+    return f"{where}: {what}" if where else what
+
+
+def decode_config(data: dict[str, Any], type_: type[T]) -> T:
+    try:
+        return msgspec.convert(data, type_)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(explain(exc)) from None
+
+
+def load_toml_config(path: str, type_: type[T]) -> T:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return decode_config(data, type_)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
