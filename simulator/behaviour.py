@@ -10,6 +10,8 @@ import itertools
 import random
 from typing import Callable
 
+from smppcore.ratelimit import TokenBucket
+
 from .config import Delay
 
 __all__ = ["DelaySampler", "TokenBucket", "MessageIds", "WeightedChoice"]
@@ -33,31 +35,6 @@ class DelaySampler:
         if d.max_ms:
             value = min(value, d.max_ms)
         return value / 1000
-
-
-class TokenBucket:
-    """``rate`` events per second with a burst of one second's worth; rate 0 = unlimited."""
-
-    __slots__ = ("rate", "capacity", "tokens", "stamp", "clock")
-
-    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.capacity = max(rate, 1.0)
-        self.tokens = self.capacity
-        self.clock = clock
-        self.stamp = clock()
-
-    def take(self) -> bool:
-        if not self.rate:
-            return True
-        now = self.clock()
-        tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if tokens >= 1:
-            self.tokens = tokens - 1
-            return True
-        self.tokens = tokens
-        return False
 
 
 class MessageIds:

@@ -162,10 +162,23 @@ class Client(SmppConnection):
                 self.session.send_response(pdu.make_response())
             return
         result = handler(pdu)
-        if inspect.isawaitable(result):
+        if isinstance(result, asyncio.Future):
+            # a bare Future needs no task: answer when it completes
+            result.add_done_callback(lambda f: self._answer_future(pdu, f))
+        elif inspect.isawaitable(result):
             self._spawn(self._answer_later(pdu, result))
         elif pdu.response_type is not None:
             self.session.send_response(pdu.make_response(command_status=result or 0))
+
+    def _answer_future(self, pdu: Pdu, fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            if not fut.cancelled():
+                log.warning("message handler failed: %s", fut.exception())
+            status = CommandStatus.ESME_RX_T_APPN
+        else:
+            status = fut.result() or 0
+        if pdu.response_type is not None:
+            self.respond(pdu.make_response(command_status=status))
 
     async def _answer_later(self, pdu: Pdu, result: Awaitable[int | None]) -> None:
         try:

@@ -1,0 +1,257 @@
+"""The hub's configuration (hub.toml), typed and checked before anything starts.
+
+Every problem is a :class:`ConfigError` naming its key, e.g.
+``routes[0].upstreams: unknown upstream 'smsc9'``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+from smppcore.config import ConfigError, decode_config, load_toml_config
+from smppcore.constants import CommandStatus
+
+from .auth import compile_ip_allowlist, is_valid_hash
+
+__all__ = [
+    "ConfigError",
+    "Listener",
+    "Account",
+    "Upstream",
+    "Route",
+    "MoRoute",
+    "StoreConfig",
+    "LogConfig",
+    "HttpConfig",
+    "HubConfig",
+    "load_config",
+    "config_from_dict",
+]
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Digits = Annotated[str, msgspec.Meta(pattern=r"^[0-9]*$")]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Listener(_Strict):
+    """Where ESMEs connect."""
+
+    host: str = "127.0.0.1"
+    port: Port = 2775
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_pdu_size: Annotated[int, msgspec.Meta(ge=64, le=16 * 1024 * 1024)] = 65536
+    bind_timeout: Positive = 30.0
+    enquire_link_interval: NonNeg = 60.0
+    max_connections: PositiveInt = 1000
+
+
+class Account(_Strict):
+    """An ESME customer."""
+
+    system_id: Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
+    password_hash: str = ""  # scrypt$... from `smpphub hash-password`, or plain$... for development
+    password: str | None = None  # development only: same as password_hash = "plain$<password>"
+    bind_types: list[Literal["tx", "rx", "trx"]] = msgspec.field(default_factory=lambda: ["tx", "rx", "trx"])
+    allowed_ips: list[str] = []
+    max_binds: PositiveInt = 10
+    max_rate: NonNeg = 0.0  # messages per second; 0: unlimited
+    source_addrs: list[str] = []  # exact, or "re:<regex>"; empty: any
+    route_group: str = "default"
+    receipt_hold: Positive = 3 * 86400.0  # seconds a receipt/MO waits for a receiver bind
+    window: PositiveInt = 100  # deliver_sm in flight towards this ESME
+
+    @property
+    def credential(self) -> str:
+        """What the bind's password is checked against."""
+        return f"plain${self.password}" if self.password is not None else self.password_hash
+
+
+class Upstream(_Strict):
+    """An SMSC the hub sends to."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    host: str
+    port: Port
+    system_id: str
+    password: str = ""
+    system_type: str = ""
+    bind_type: Literal["tx", "trx"] = "trx"
+    binds: PositiveInt = 1
+    window: PositiveInt = 100
+    max_rate: NonNeg = 0.0  # messages per second across its binds; 0: unlimited
+    enquire_link_interval: NonNeg = 30.0
+    response_timeout: Positive = 30.0
+    reconnect_initial: Positive = 0.5
+    reconnect_max: Positive = 30.0
+    tls: bool = False
+    max_attempts: PositiveInt = 3  # temporary failures on this upstream before failing over
+
+
+class Route(_Strict):
+    """Destination prefix -> upstreams, in failover order or weighted."""
+
+    prefix: Digits
+    upstreams: list[str] = []
+    weights: dict[str, Positive] = {}
+    accounts: list[str] = []  # only for these accounts (empty: all)
+    route_group: str | None = None  # only for accounts of this group
+    source_prefix: str | None = None
+
+
+class DefaultRoute(_Strict):
+    upstreams: list[str] = []
+    weights: dict[str, Positive] = {}
+
+
+class MoRoute(_Strict):
+    """Mobile-originated messages to ``prefix`` (a short code or a prefix) go to ``account``."""
+
+    prefix: Digits
+    account: str | None = None
+    webhook: str | None = None
+
+
+class StoreConfig(_Strict):
+    backend: Literal["sqlite", "redis", "memory"] = "sqlite"
+    path: str = "smpphub.db"
+    synchronous: Literal["full", "normal"] = "full"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    keep_final: NonNeg = 7 * 86400.0  # seconds to keep finished messages (for query_sm)
+
+
+class LogConfig(_Strict):
+    format: Literal["json", "console"] = "console"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HttpConfig(_Strict):
+    listen: str | None = None
+
+
+class HubConfig(_Strict):
+    listeners: list[Listener] = msgspec.field(default_factory=lambda: [Listener()])
+    accounts: list[Account] = []
+    upstreams: list[Upstream] = []
+    routes: list[Route] = []
+    default_route: DefaultRoute | None = None
+    unroutable_status: str = "ESME_RINVDSTADR"
+    mo_routes: list[MoRoute] = []
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    retry_initial: Positive = 1.0  # seconds before the first retry of a temporary failure
+    retry_max: Positive = 300.0
+    default_validity: Positive = 2 * 86400.0  # seconds a message may wait when it names no validity
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+def _fail(key: str, message: str) -> None:
+    raise msgspec.ValidationError(f"{message} - at `$.{key}`")
+
+
+def _check(cfg: HubConfig) -> None:
+    if not cfg.listeners:
+        _fail("listeners", "at least one listener is needed")
+    for i, lst in enumerate(cfg.listeners):
+        if (lst.tls_cert is None) != (lst.tls_key is None):
+            _fail(f"listeners[{i}]", "tls_cert and tls_key go together")
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(lst, key)
+            if path is not None and not os.path.isfile(path):
+                _fail(f"listeners[{i}].{key}", f"no such file {path!r}")
+    seen: set[str] = set()
+    for i, acc in enumerate(cfg.accounts):
+        if acc.system_id in seen:
+            _fail(f"accounts[{i}].system_id", f"duplicate account {acc.system_id!r}")
+        seen.add(acc.system_id)
+        if acc.password is not None:
+            if acc.password_hash:
+                _fail(f"accounts[{i}]", "give password_hash or password, not both")
+            if len(acc.password) > 8:
+                _fail(f"accounts[{i}].password", "SMPP passwords are at most 8 characters")
+        elif not acc.password_hash:
+            _fail(f"accounts[{i}].password_hash", "required (see `smpphub hash-password`)")
+        elif not is_valid_hash(acc.password_hash):
+            _fail(f"accounts[{i}].password_hash", "not a scrypt$... or plain$... hash")
+        try:
+            compile_ip_allowlist(acc.allowed_ips)
+        except ValueError as exc:
+            _fail(f"accounts[{i}].allowed_ips", str(exc))
+        for j, pattern in enumerate(acc.source_addrs):
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    _fail(f"accounts[{i}].source_addrs[{j}]", f"bad regex: {exc}")
+    names: set[str] = set()
+    for i, up in enumerate(cfg.upstreams):
+        if up.name in names:
+            _fail(f"upstreams[{i}].name", f"duplicate upstream {up.name!r}")
+        names.add(up.name)
+        if up.reconnect_max < up.reconnect_initial:
+            _fail(f"upstreams[{i}].reconnect_max", "must be at least reconnect_initial")
+    for i, route in enumerate(cfg.routes):
+        _check_targets(f"routes[{i}]", route.upstreams, route.weights, names)
+        for acc in route.accounts:
+            if acc not in seen:
+                _fail(f"routes[{i}].accounts", f"unknown account {acc!r}")
+    if cfg.default_route is not None:
+        _check_targets("default_route", cfg.default_route.upstreams, cfg.default_route.weights, names)
+    if _status(cfg.unroutable_status) is None:
+        _fail("unroutable_status", f"unknown command_status {cfg.unroutable_status!r}")
+    for i, mo in enumerate(cfg.mo_routes):
+        if (mo.account is None) == (mo.webhook is None):
+            _fail(f"mo_routes[{i}]", "give exactly one of account and webhook")
+        if mo.account is not None and mo.account not in seen:
+            _fail(f"mo_routes[{i}].account", f"unknown account {mo.account!r}")
+        if mo.webhook is not None and not re.match(r"^https?://", mo.webhook):
+            _fail(f"mo_routes[{i}].webhook", "must be an http:// or https:// URL")
+    if cfg.http.listen is not None:
+        host, sep, port = cfg.http.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            _fail("http.listen", f"expected HOST:PORT, got {cfg.http.listen!r}")
+
+
+def _check_targets(key: str, upstreams: list[str], weights: dict[str, float], names: set[str]) -> None:
+    if bool(upstreams) == bool(weights):
+        _fail(key, "give exactly one of upstreams (failover order) and weights (load balancing)")
+    for name in [*upstreams, *weights]:
+        if name not in names:
+            _fail(f"{key}.{'upstreams' if upstreams else 'weights'}", f"unknown upstream {name!r}")
+
+
+def _status(name: str) -> int | None:
+    try:
+        return int(CommandStatus[name.upper()])
+    except KeyError:
+        try:
+            return int(name, 0)
+        except ValueError:
+            return None
+
+
+def unroutable_status(cfg: HubConfig) -> int:
+    status = _status(cfg.unroutable_status)
+    assert status is not None  # checked at load
+    return status
+
+
+def config_from_dict(data: dict) -> HubConfig:
+    return decode_config(data, HubConfig)
+
+
+def load_config(path: str) -> HubConfig:
+    return load_toml_config(path, HubConfig)

@@ -1,0 +1,231 @@
+"""Upstream SMSCs: a pool of binds per SMSC, a queue, a rate cap, reconnects.
+
+:class:`UpstreamPool` owns ``binds`` :class:`UpstreamLink` connections to one
+SMSC. Jobs queued on the pool go out on whichever bound link has room in its
+window, no faster than ``max_rate``; each answer (or timeout, or lost
+connection) is handed to the pool's ``on_result`` callback, which decides about
+retries and failover (see :mod:`router.dispatch`). Links reconnect on their own
+with exponential back-off and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, Callable
+
+import smppcore
+from smppcore import Backoff, Pdu, SessionConfig
+from smppcore.ratelimit import TokenBucket
+
+from .config import Upstream
+from .store import MessageRecord
+
+__all__ = ["Job", "UpstreamLink", "UpstreamPool"]
+
+log = logging.getLogger("smpphub.upstream")
+
+
+class Job:
+    """A message on its way upstream: its record, its PDU, where it is in its route."""
+
+    __slots__ = ("record", "pdu", "route_index", "attempts_here", "timer")
+
+    def __init__(self, record: MessageRecord, pdu: Pdu, route_index: int = 0) -> None:
+        self.record = record
+        self.pdu = pdu
+        self.route_index = route_index
+        self.attempts_here = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def upstream(self) -> str:
+        return self.record.route[self.route_index]
+
+
+class UpstreamLink:
+    """One bind to the SMSC, kept up by a reconnect loop."""
+
+    def __init__(self, pool: UpstreamPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.client: smppcore.Client | None = None
+        self.task: asyncio.Task | None = None
+        self.connects = 0
+
+    @property
+    def ready(self) -> bool:
+        c = self.client
+        return c is not None and c.is_open and c.session.state.is_bound
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.run(), name=f"upstream-{self.pool.name}-{self.index}")
+
+    async def run(self) -> None:
+        cfg = self.pool.cfg
+        backoff = Backoff(cfg.reconnect_initial, cfg.reconnect_max)
+        session = SessionConfig(
+            window=cfg.window,
+            response_timeout=cfg.response_timeout,
+            enquire_link_interval=cfg.enquire_link_interval,
+        )
+        ssl_ctx = None
+        if cfg.tls:
+            import ssl
+
+            ssl_ctx = ssl.create_default_context()
+        while True:
+            try:
+                client = await smppcore.connect(
+                    cfg.host, cfg.port, system_id=cfg.system_id, password=cfg.password, system_type=cfg.system_type,
+                    bind=cfg.bind_type, config=session, on_message=self.pool.on_deliver_pdu, ssl=ssl_ctx,
+                    server_hostname=cfg.host if ssl_ctx else None,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure to connect or bind means: retry later
+                delay = backoff.next_delay()
+                if backoff.attempts <= 1 or backoff.attempts % 10 == 0:
+                    log.warning("upstream %s bind %d failed (%s: %s); retrying in %.1fs", self.pool.name, self.index, type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self.connects += 1
+            self.client = client
+            log.info("upstream %s bind %d up", self.pool.name, self.index)
+            self.pool.link_up(self)
+            try:
+                await client.closed
+            finally:
+                self.client = None
+                log.info("upstream %s bind %d down: %s", self.pool.name, self.index, client.session.close_reason or "closed")
+                self.pool.link_down(self)
+
+    async def stop(self, timeout: float) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        client = self.client
+        if client is not None:
+            await client.unbind(timeout)
+        if self.task is not None:
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+
+class UpstreamPool:
+    """Every bind to one SMSC, and the queue of jobs waiting for them."""
+
+    def __init__(
+        self,
+        cfg: Upstream,
+        *,
+        on_result: Callable[[Job, UpstreamPool, Pdu | None, BaseException | None], None],
+        on_deliver: Callable[[UpstreamPool, Pdu], Any],
+        on_up: Callable[[UpstreamPool], None],
+        on_down: Callable[[UpstreamPool, list[Job]], None],
+    ) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.links = [UpstreamLink(self, i) for i in range(cfg.binds)]
+        self.queue: collections.deque[Job] = collections.deque()
+        self.in_flight = 0
+        self.sent = 0
+        self._on_result = on_result
+        self._on_deliver = on_deliver
+        self._on_up = on_up
+        self._on_down = on_down
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.bucket: TokenBucket | None = None
+        self._pump_handle: asyncio.TimerHandle | None = None
+        self._rr = 0
+        self.accepting = True
+
+    @property
+    def available(self) -> bool:
+        return self.accepting and any(link.ready for link in self.links)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.bucket = TokenBucket(self.cfg.max_rate, self._loop.time, burst=0.1)
+        for link in self.links:
+            link.start()
+
+    async def stop(self, timeout: float = 5.0) -> list[Job]:
+        """Stop taking jobs, wait (up to ``timeout``) for those in flight, unbind; returns the unsent ones."""
+        self.accepting = False
+        if self._pump_handle is not None:
+            self._pump_handle.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        left = list(self.queue)
+        self.queue.clear()
+        await asyncio.gather(*(link.stop(max(0.1, deadline - loop.time())) for link in self.links), return_exceptions=True)
+        return left
+
+    # ---- links ---------------------------------------------------------------------
+
+    def link_up(self, link: UpstreamLink) -> None:
+        self._on_up(self)
+        self.pump()
+
+    def link_down(self, link: UpstreamLink) -> None:
+        if not any(lk.ready for lk in self.links) and self.queue:
+            jobs = list(self.queue)
+            self.queue.clear()
+            self._on_down(self, jobs)
+
+    def on_deliver_pdu(self, pdu: Pdu) -> Any:
+        return self._on_deliver(self, pdu)
+
+    # ---- sending ---------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+        self.pump()
+
+    def pump(self) -> None:
+        self._pump_handle = None
+        queue = self.queue
+        links = self.links
+        n = len(links)
+        bucket = self.bucket
+        while queue:
+            link = None
+            for i in range(n):
+                candidate = links[(self._rr + i) % n]
+                client = candidate.client
+                if client is not None and client.session.can_send and client.is_open and client.session.state.is_bound:
+                    link = candidate
+                    self._rr = (self._rr + i + 1) % n
+                    break
+            if link is None:
+                return  # woken again by a response (window) or a link coming up
+            if bucket is not None and not bucket.take():
+                if self._pump_handle is None and self._loop is not None:
+                    self._pump_handle = self._loop.call_later(bucket.wait_time(), self.pump)
+                return
+            job = queue.popleft()
+            try:
+                fut = link.client.send_nowait(job.pdu)  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - the connection went away between checks
+                self._on_result(job, self, None, exc)
+                continue
+            self.in_flight += 1
+            fut.add_done_callback(lambda f, j=job: self._done(j, f))
+
+    def _done(self, job: Job, fut: asyncio.Future) -> None:
+        self.in_flight -= 1
+        if fut.cancelled():
+            self._on_result(job, self, None, asyncio.CancelledError())
+        elif fut.exception() is not None:
+            self._on_result(job, self, None, fut.exception())
+        else:
+            self.sent += 1
+            self._on_result(job, self, fut.result(), None)
+        if self.queue:
+            self.pump()
