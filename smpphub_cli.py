@@ -177,6 +177,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    from router.cli import add_serve_arguments
+
+    add_serve_arguments(p)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from router.cli import serve
+
+    return serve(args)
+
+
+def _add_hash_arguments(p: argparse.ArgumentParser) -> None:
+    from router.cli import add_hash_arguments
+
+    add_hash_arguments(p)
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from router.cli import hash_password_cmd
+
+    return hash_password_cmd(args)
+
+
 # --- dispatcher ----------------------------------------------------------------------
 
 #: name -> (help, how to add its arguments, what runs it)
@@ -186,6 +210,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None,
         add_send_arguments,
         cmd_send,
     ),
+    "serve": ("run the routing hub", _add_serve_arguments, cmd_serve),
+    "hash-password": ("print the password_hash of a password, for hub.toml accounts", _add_hash_arguments, cmd_hash_password),
     "simulate": ("run the SMSC simulator (scriptable carrier for ESME tests and load tests)", _add_simulate_arguments, cmd_simulate),
     "demo": ("run a self-contained demo: an SMSC and an ESME exchanging messages and receipts", None, cmd_demo),
 }

@@ -96,6 +96,10 @@ class Upstream(_Strict):
     reconnect_max: Positive = 30.0
     tls: bool = False
     max_attempts: PositiveInt = 3  # temporary failures on this upstream before failing over
+    # How this SMSC writes message ids: 16 when submit_sm_resp gives hex and the
+    # receipt decimal (or the reverse), so both are compared as numbers. 0: as text.
+    submit_id_base: Literal[0, 10, 16] = 0
+    receipt_id_base: Literal[0, 10, 16] = 0
 
 
 class Route(_Strict):

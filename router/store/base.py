@@ -110,6 +110,14 @@ class Store(abc.ABC):
     async def add_delivery(self, delivery: Delivery) -> int:
         """Store a receipt / MO for an account durably; returns its id."""
 
+    async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
+        """Store several deliveries in one go; returns their ids, in order.
+
+        The default queues them all at once so a group-committing backend writes
+        them in one transaction; backends may do better.
+        """
+        return list(await asyncio.gather(*(self.add_delivery(d) for d in deliveries)))
+
     @abc.abstractmethod
     def delete_delivery(self, delivery_id: int) -> asyncio.Future[None]:
         """The ESME acknowledged it (or it expired). Group-committed like :meth:`update`."""

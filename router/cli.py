@@ -1,0 +1,103 @@
+"""``smpphub serve`` and ``smpphub hash-password``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import structlog
+
+from .config import ConfigError, HubConfig, LogConfig, load_config
+
+__all__ = ["add_serve_arguments", "serve", "add_hash_arguments", "hash_password_cmd", "setup_logging"]
+
+
+def setup_logging(cfg: LogConfig) -> None:
+    """structlog for the hub's own events; stdlib logging (smppcore, aiohttp) through the same renderer."""
+    level = getattr(logging, cfg.level.upper())
+    renderer = structlog.processors.JSONRenderer() if cfg.format == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE", help="hub.toml")
+    p.add_argument("--check", action="store_true", help="only check the configuration and exit")
+
+
+async def _serve(path: str, config: HubConfig) -> int:
+    from .hub import Hub
+
+    hub = Hub(config)
+    await hub.start()
+    for server in hub.servers:
+        print(f"smpphub listening on {server.host}:{server.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    log = structlog.get_logger("smpphub")
+
+    def reload() -> None:
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))
+            return
+        hub.reload(new)
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    await stop.wait()
+    await hub.stop()
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"smpphub serve: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: OK ({len(config.accounts)} accounts, {len(config.upstreams)} upstreams, {len(config.routes)} routes)")
+        return 0
+    setup_logging(config.log)
+    import smppcore
+
+    try:
+        return smppcore.run(_serve(args.config, config))
+    except OSError as exc:
+        print(f"smpphub serve: {exc}", file=sys.stderr)
+        return 1
+
+
+def add_hash_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("password", nargs="?", help="the password (read from stdin when omitted)")
+
+
+def hash_password_cmd(args: argparse.Namespace) -> int:
+    from .auth import hash_password
+
+    password = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
+    if not password or len(password) > 8:
+        print("smpphub hash-password: SMPP passwords are 1 to 8 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0

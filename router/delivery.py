@@ -1,0 +1,188 @@
+"""Receipts and MO on their way to the ESMEs: stored first, then delivered, deleted on ack.
+
+Every receipt or MO message the hub takes responsibility for is written to the
+store before the upstream SMSC gets its deliver_sm_resp, then queued in the
+account's :class:`smppcore.outbox.Outbox`. It leaves the store only when the
+ESME acknowledges it (or when it expires), so a hub restart loses none: they are
+reloaded and sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Callable, Iterable
+
+import msgspec
+
+import smppcore
+from smppcore import CommandStatus, Pdu, State, Tag, decode, encode
+from smppcore.outbox import Outbox
+
+from .store import Delivery, Store
+
+__all__ = ["Deliveries", "rewrite_receipt"]
+
+log = logging.getLogger("smpphub.delivery")
+
+_ID_IN_TEXT = re.compile(rb"(?i)\bid:\s*[^\s]*")
+#: an ESME that answers a receipt with an error gets it again this many times
+MAX_ATTEMPTS = 5
+RETRY_DELAY = 5.0
+
+
+def rewrite_receipt(pdu: Pdu, hub_id: str) -> Pdu:
+    """The upstream's receipt with its message id replaced by the hub's, text and TLVs alike."""
+    fields = {}
+    sm = getattr(pdu, "short_message", b"")
+    if sm:
+        fields["short_message"] = _ID_IN_TEXT.sub(b"id:" + hub_id.encode(), sm, count=1)
+    tlvs = dict(pdu.tlvs)
+    if Tag.RECEIPTED_MESSAGE_ID in tlvs or not sm:
+        tlvs[Tag.RECEIPTED_MESSAGE_ID] = hub_id
+    payload = tlvs.get(Tag.MESSAGE_PAYLOAD)
+    if payload:
+        tlvs[Tag.MESSAGE_PAYLOAD] = _ID_IN_TEXT.sub(b"id:" + hub_id.encode(), payload, count=1)
+    fields["tlvs"] = tlvs
+    return msgspec.structs.replace(pdu, sequence_number=0, **fields)
+
+
+class Deliveries:
+    """The durable outboxes of every account."""
+
+    def __init__(self, store: Store, receivers: Callable[[str], Iterable[smppcore.SmppConnection]], *, hold_limit: int = 100_000) -> None:
+        self.store = store
+        self._receivers = receivers
+        self.hold_limit = hold_limit
+        self.outboxes: dict[str, Outbox] = {}
+        self._batch: list[tuple[Delivery, Pdu, asyncio.Future]] = []
+        self._flush_scheduled = False
+        self.delivered = 0
+        self.expired = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        for d in await self.store.pending_deliveries():
+            self._enqueue(d, decode(d.pdu))
+        self._sweeper = self.loop.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._batch:
+            await self._flush()
+        for t in list(self._tasks):
+            await asyncio.gather(t, return_exceptions=True)
+
+    def outbox(self, account: str) -> Outbox:
+        box = self.outboxes.get(account)
+        if box is None:
+            box = self.outboxes[account] = Outbox(lambda: self._receivers(account), limit=self.hold_limit, loop=self.loop)
+        return box
+
+    def pending(self, account: str | None = None) -> int:
+        if account is not None:
+            box = self.outboxes.get(account)
+            return len(box) + box.in_flight if box else 0
+        return sum(len(b) + b.in_flight for b in self.outboxes.values())
+
+    # ---- taking responsibility ------------------------------------------------------------
+
+    def deliver(self, account: str, pdu: Pdu, *, kind: str, hold: float) -> asyncio.Future:
+        """Store ``pdu`` for ``account`` and queue it; the Future gives 0 once it is durable.
+
+        Its result is the command_status to answer the upstream with (an error if
+        the store failed, so the SMSC sends it again).
+        """
+        now = time.time()
+        record = Delivery(account=account, pdu=encode(msgspec.structs.replace(pdu, sequence_number=0)), created_at=now, expires_at=now + hold, kind=kind)
+        fut = self.loop.create_future()
+        self._batch.append((record, pdu, fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._start_flush)
+        return fut
+
+    def _start_flush(self) -> None:
+        task = self.loop.create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        try:
+            ids = await self.store.add_deliveries([r for r, _, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - refuse them upstream: the SMSC will retry
+            log.error("could not store %d deliveries: %s", len(batch), exc)
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(CommandStatus.ESME_RSYSERR)
+            return
+        for (record, pdu, fut), rid in zip(batch, ids):
+            record.id = rid
+            self._enqueue(record, pdu)
+            if not fut.done():
+                fut.set_result(0)
+
+    def _enqueue(self, record: Delivery, pdu: Pdu) -> None:
+        if not self.outbox(record.account).put(msgspec.structs.replace(pdu, sequence_number=0), self._acked, record):
+            # over the in-memory hold limit: it stays in the store and is reloaded at the next start
+            log.warning("outbox of %s is full; delivery %d waits in the store", record.account, record.id)
+
+    def _acked(self, resp: Pdu, record: Delivery) -> None:
+        if resp.command_status == CommandStatus.ESME_ROK or record.attempts + 1 >= MAX_ATTEMPTS:
+            if resp.command_status != CommandStatus.ESME_ROK:
+                log.warning("%s refused %s %d %d times (%s); dropping it", record.account, record.kind, record.id,
+                            MAX_ATTEMPTS, smppcore.status_name(resp.command_status))
+            self.delivered += 1
+            self.store.delete_delivery(record.id)
+            return
+        record.attempts += 1
+        self.loop.call_later(RETRY_DELAY, self._enqueue, record, decode(record.pdu))
+
+    # ---- binds and expiry ---------------------------------------------------------------------
+
+    def bound(self, account: str) -> None:
+        box = self.outboxes.get(account)
+        if box is not None:
+            box.pump()
+
+    def sweep(self, now: float | None = None) -> int:
+        """Drop queued deliveries past their hold time; returns how many."""
+        now = time.time() if now is None else now
+        dropped = 0
+        for account, box in self.outboxes.items():
+            keep = []
+            for item in box.queue:
+                record = item[2]
+                if record.expires_at is not None and record.expires_at <= now:
+                    dropped += 1
+                    self.store.delete_delivery(record.id)
+                    log.info("%s for %s expired undelivered (id %d)", record.kind, account, record.id)
+                else:
+                    keep.append(item)
+            if len(keep) != len(box.queue):
+                box.queue.clear()
+                box.queue.extend(keep)
+        self.expired += dropped
+        return dropped
+
+    async def _sweep_forever(self, interval: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep()
+
+
+def receivers_of(connections: Iterable[smppcore.SmscConnection], account: str) -> list:
+    return [
+        c for c in connections
+        if c.system_id == account and c.session.state in (State.BOUND_RX, State.BOUND_TRX) and c.is_open
+    ]

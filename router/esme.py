@@ -1,0 +1,367 @@
+"""The ESME side of the hub: who may bind, and what happens to what they submit.
+
+A submit is checked (account rate, source address, route, validity), given a hub
+message_id and handed to :meth:`Acceptor.accept`, which stores it durably with
+everything else that arrived in the same event-loop turn (one group commit) and
+only then answers submit_sm_resp and dispatches it. A store failure answers
+ESME_RSYSERR: the message was not accepted, so the ESME keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+import structlog
+
+import smppcore
+from smppcore import CommandId, CommandStatus, Pdu, State, encode
+from smppcore.pdus import UnsuccessSme
+from smppcore.ratelimit import TokenBucket
+from smppcore.server import SmscConnection, SmscHandler
+from smppcore.smpptime import InvalidTime, parse_time
+
+from .auth import SourceFilter, compile_ip_allowlist, ip_allowed, verify_password
+from .config import Account, HubConfig, unroutable_status
+from .routing import RouteTable, normalise_destination
+from .store import MessageRecord, MessageState, Store
+from .upstream import Job
+
+__all__ = ["EsmeHandler", "Acceptor", "HubIds"]
+
+log = structlog.get_logger("smpphub.esme")
+
+_BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
+_SUBMITS = (CommandId.SUBMIT_SM, CommandId.DATA_SM)
+
+
+class HubIds:
+    """Hub message ids: a random per-process prefix and a counter, 16 hex digits.
+
+    Unique across restarts and across hub processes sharing a store, short
+    enough for ESMEs that keep ids in small columns.
+    """
+
+    def __init__(self) -> None:
+        self.prefix = os.urandom(4).hex()
+        self.n = 0
+
+    def next(self) -> str:
+        self.n += 1
+        return f"{self.prefix}{self.n:08x}"
+
+
+class AccountState:
+    """What the hub keeps per account at run time."""
+
+    __slots__ = ("cfg", "bucket", "sources", "ips")
+
+    def __init__(self, cfg: Account, clock) -> None:
+        self.cfg = cfg
+        self.bucket = TokenBucket(cfg.max_rate, clock)
+        self.sources = SourceFilter(cfg.source_addrs)
+        self.ips = compile_ip_allowlist(cfg.allowed_ips)
+
+
+class Acceptor:
+    """Group-commits accepted messages, then answers and dispatches them."""
+
+    def __init__(self, store: Store, dispatch) -> None:
+        self.store = store
+        self.dispatch = dispatch
+        self._batch: list[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]] = []
+        self._scheduled = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.accepted = 0
+        self.commits = 0
+
+    def accept(self, conn: SmscConnection | None, request: Pdu, response: Pdu, jobs: list[Job]) -> asyncio.Future | None:
+        """Store ``jobs``; then send ``response`` on ``conn`` and dispatch them."""
+        self._batch.append((conn, request, response, jobs))
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._start)
+        return None
+
+    def _start(self) -> None:
+        task = self.loop.create_task(self._commit())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _commit(self) -> None:
+        self._scheduled = False
+        batch, self._batch = self._batch, []
+        records = [job.record for _, _, _, jobs in batch for job in jobs]
+        try:
+            await self.store.add_messages(records)
+        except Exception as exc:  # noqa: BLE001 - not accepted: the ESMEs keep their messages
+            log.error("store_failed", messages=len(records), error=str(exc))
+            for conn, request, _, _ in batch:
+                if conn is not None:
+                    conn.respond(request.make_response(command_status=CommandStatus.ESME_RSYSERR))
+            return
+        self.commits += 1
+        self.accepted += len(records)
+        for conn, _, response, jobs in batch:
+            if conn is not None:
+                conn.respond(response)
+            for job in jobs:
+                self.dispatch(job)
+
+    async def drain(self) -> None:
+        while self._batch or self._tasks:
+            if self._batch and not self._scheduled:
+                self._start()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await asyncio.sleep(0)
+
+
+class EsmeHandler(SmscHandler):
+    """Binds and requests from ESMEs."""
+
+    system_id = "smpphub"
+
+    def __init__(self, config: HubConfig, store: Store, acceptor: Acceptor, routes: RouteTable, hub: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.acceptor = acceptor
+        self.hub = hub
+        self.ids = HubIds()
+        self._verified: dict[tuple[str, bytes], str] = {}
+        self.accepting = True
+        self.configure(config, routes)
+
+    def configure(self, config: HubConfig, routes: RouteTable) -> None:
+        """Take a (re)loaded configuration; live binds keep going."""
+        self.config = config
+        self.routes = routes
+        self.unroutable = unroutable_status(config)
+        loop_time = time.monotonic
+        old = getattr(self, "accounts", {})
+        self.accounts: dict[str, AccountState] = {}
+        for acc in config.accounts:
+            state = AccountState(acc, loop_time)
+            if acc.system_id in old and old[acc.system_id].cfg.max_rate == acc.max_rate:
+                state.bucket = old[acc.system_id].bucket
+            self.accounts[acc.system_id] = state
+        self._verified.clear()
+
+    # ---- binds ------------------------------------------------------------------------------
+
+    def authenticate(self, conn: SmscConnection, bind: Pdu) -> Any:
+        account = self.accounts.get(bind.system_id)
+        peer = conn.peername[0] if conn.peername else ""
+        if account is None:
+            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="unknown system_id")
+            return CommandStatus.ESME_RINVSYSID
+        if not self.accepting:
+            return CommandStatus.ESME_RBINDFAIL
+        if not ip_allowed(peer, account.ips):
+            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="source IP not allowed")
+            return CommandStatus.ESME_RBINDFAIL
+        if _BIND_NAMES[bind.command_id] not in account.cfg.bind_types:
+            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="bind type not allowed")
+            return CommandStatus.ESME_RINVBNDSTS
+        bound = sum(1 for c in self.hub.esme_connections() if c.system_id == bind.system_id and c.session.state.is_bound)
+        if bound >= account.cfg.max_binds:
+            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="max_binds reached")
+            return CommandStatus.ESME_RBINDFAIL
+        credential = account.cfg.credential
+        key = (bind.system_id, hashlib.sha256(bind.password.encode()).digest())
+        if self._verified.get(key) == credential:
+            return 0
+        return self._verify(key, bind.password, credential, bind.system_id, peer)
+
+    async def _verify(self, key, password: str, credential: str, system_id: str, peer: str) -> int:
+        # scrypt costs milliseconds of CPU: keep it off the event loop
+        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, credential)
+        if not ok:
+            log.info("bind_refused", system_id=system_id, peer=peer, reason="wrong password")
+            return CommandStatus.ESME_RINVPASWD
+        self._verified[key] = credential
+        return 0
+
+    def bound(self, conn: SmscConnection) -> None:
+        log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "", state=conn.session.state.value)
+        if conn.session.state in (State.BOUND_RX, State.BOUND_TRX):
+            self.hub.deliveries.bound(conn.system_id)
+
+    def closed(self, conn: SmscConnection) -> None:
+        if conn.system_id:
+            log.info("unbind", system_id=conn.system_id, reason=conn.session.close_reason or "closed")
+
+    # ---- requests -----------------------------------------------------------------------------
+
+    def handle(self, conn: SmscConnection, pdu: Pdu) -> Any:
+        cid = pdu.command_id
+        if cid in _SUBMITS:
+            return self._submit(conn, pdu)
+        if cid == CommandId.SUBMIT_MULTI:
+            return self._submit_multi(conn, pdu)
+        if cid == CommandId.QUERY_SM:
+            return self._query(conn, pdu)
+        if cid == CommandId.CANCEL_SM:
+            return self._cancel(conn, pdu)
+        if cid == CommandId.REPLACE_SM:
+            return self._replace(conn, pdu)
+        return pdu.make_response(command_status=CommandStatus.ESME_RINVCMDID)
+
+    def _check(self, conn: SmscConnection, pdu: Pdu, account: AccountState) -> int:
+        if not self.accepting:
+            return CommandStatus.ESME_RSYSERR
+        if not account.bucket.take():
+            return CommandStatus.ESME_RTHROTTLED
+        if not account.sources.allows(pdu.source_addr):
+            return CommandStatus.ESME_RINVSRCADR
+        return 0
+
+    def _times(self, pdu: Pdu, now: float) -> tuple[float, float] | int:
+        """(not_before, expires_at) from the PDU, or the status to refuse it with."""
+        not_before = 0.0
+        expires_at = now + self.config.default_validity
+        nowdt = datetime.fromtimestamp(now, timezone.utc)
+        sched = getattr(pdu, "schedule_delivery_time", "")
+        if sched:
+            try:
+                not_before = parse_time(sched, nowdt).timestamp()
+            except InvalidTime:
+                return CommandStatus.ESME_RINVSCHED
+        validity = getattr(pdu, "validity_period", "")
+        if validity:
+            try:
+                expires_at = parse_time(validity, nowdt).timestamp()
+            except InvalidTime:
+                return CommandStatus.ESME_RINVEXPIRY
+            if expires_at <= now:
+                return CommandStatus.ESME_RINVEXPIRY
+        if not_before and not_before >= expires_at:
+            return CommandStatus.ESME_RINVSCHED
+        return not_before, expires_at
+
+    def _job(self, conn_account: str, pdu: Pdu, route: list[str], now: float, times: tuple[float, float]) -> Job:
+        outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
+        record = MessageRecord(
+            id=self.ids.next(), account=conn_account, pdu=encode(outgoing), route=route, created_at=now,
+            not_before=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
+        )
+        return Job(record, outgoing)
+
+    def _submit(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
+        account = self.accounts.get(conn.system_id)
+        if account is None:  # the account was removed by a reload while bound
+            return pdu.make_response(command_status=CommandStatus.ESME_RINVSYSID)
+        status = self._check(conn, pdu, account)
+        if status:
+            return pdu.make_response(command_status=status)
+        dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
+        route = self.routes.lookup(dest, account=conn.system_id, source_addr=pdu.source_addr, group=account.cfg.route_group)
+        if route is None:
+            return pdu.make_response(command_status=self.unroutable)
+        now = time.time()
+        times = self._times(pdu, now)
+        if isinstance(times, int):
+            return pdu.make_response(command_status=times)
+        job = self._job(conn.system_id, pdu, route.pick(), now, times)
+        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=job.record.id), [job])
+        return None
+
+    def _submit_multi(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
+        """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme."""
+        account = self.accounts.get(conn.system_id)
+        if account is None:
+            return pdu.make_response(command_status=CommandStatus.ESME_RINVSYSID)
+        status = self._check(conn, pdu, account)
+        if status:
+            return pdu.make_response(command_status=status)
+        now = time.time()
+        times = self._times(pdu, now)
+        if isinstance(times, int):
+            return pdu.make_response(command_status=times)
+        jobs: list[Job] = []
+        failed: list[UnsuccessSme] = []
+        base = self.ids.next()
+        for i, dest in enumerate(pdu.dest_address):
+            addr = getattr(dest, "destination_addr", None)
+            if addr is None:  # distribution lists are not kept by the hub
+                failed.append(UnsuccessSme(dest.dl_name, 0, 0, CommandStatus.ESME_RINVDLNAME))
+                continue
+            route = self.routes.lookup(normalise_destination(addr, dest.dest_addr_ton), account=conn.system_id,
+                                       source_addr=pdu.source_addr, group=account.cfg.route_group)
+            if route is None:
+                failed.append(UnsuccessSme(addr, dest.dest_addr_ton, dest.dest_addr_npi, self.unroutable))
+                continue
+            single = smppcore.SubmitSm(
+                service_type=pdu.service_type, source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
+                source_addr=pdu.source_addr, dest_addr_ton=dest.dest_addr_ton, dest_addr_npi=dest.dest_addr_npi,
+                destination_addr=addr, esm_class=pdu.esm_class, protocol_id=pdu.protocol_id, priority_flag=pdu.priority_flag,
+                schedule_delivery_time=pdu.schedule_delivery_time, validity_period=pdu.validity_period,
+                registered_delivery=pdu.registered_delivery, replace_if_present_flag=pdu.replace_if_present_flag,
+                data_coding=pdu.data_coding, sm_default_msg_id=pdu.sm_default_msg_id, short_message=pdu.short_message,
+                tlvs=dict(pdu.tlvs),
+            )
+            job = self._job(conn.system_id, single, route.pick(), now, times)
+            job.record.id = base if not jobs else f"{base}.{i}"
+            jobs.append(job)
+        if not jobs:
+            return pdu.make_response(message_id="", unsuccess_sme=failed, command_status=0)
+        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=base, unsuccess_sme=failed), jobs)
+        return None
+
+    async def _own_record(self, conn: SmscConnection, message_id: str) -> MessageRecord | None:
+        record = await self.store.get(message_id)
+        if record is None or record.account != conn.system_id:
+            return None
+        return record
+
+    async def _query(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+        record = await self._own_record(conn, pdu.message_id)
+        if record is None:
+            return pdu.make_response(command_status=CommandStatus.ESME_RQUERYFAIL)
+        from smppcore.smpptime import format_absolute
+
+        state = _QUERY_STATE.get(record.state, smppcore.MessageState.UNKNOWN)
+        final = format_absolute(datetime.fromtimestamp(record.updated_at, timezone.utc)) if record.state in MessageState.FINAL else ""
+        return pdu.make_response(message_id=record.id, final_date=final, message_state=int(state), error_code=record.error & 0xFF)
+
+    async def _cancel(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+        record = await self._own_record(conn, pdu.message_id)
+        if record is None or not self.hub.dispatcher.cancel(record.id):
+            return pdu.make_response(command_status=CommandStatus.ESME_RCANCELFAIL)
+        return pdu.make_response()
+
+    async def _replace(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+        record = await self._own_record(conn, pdu.message_id)
+        job = self.hub.dispatcher.jobs.get(pdu.message_id) if record is not None else None
+        if job is None or job.timer is None and not any(job in p.queue for p in self.hub.dispatcher.pools.values()) and job not in self.hub.dispatcher.parked:
+            return pdu.make_response(command_status=CommandStatus.ESME_RREPLACEFAIL)
+        changes: dict[str, Any] = {"short_message": pdu.short_message}
+        if pdu.registered_delivery:
+            changes["registered_delivery"] = pdu.registered_delivery
+            job.record.registered_delivery = pdu.registered_delivery
+        if pdu.schedule_delivery_time or pdu.validity_period:
+            times = self._times(pdu, time.time())
+            if isinstance(times, int):
+                return pdu.make_response(command_status=times)
+            job.record.not_before, job.record.expires_at = times
+        job.pdu = msgspec.structs.replace(job.pdu, **changes)
+        job.record.pdu = encode(job.pdu)
+        await self.store.update(job.record.id, pdu=job.record.pdu, registered_delivery=job.record.registered_delivery,
+                                not_before=job.record.not_before, expires_at=job.record.expires_at)
+        return pdu.make_response()
+
+
+_QUERY_STATE = {
+    MessageState.QUEUED: smppcore.MessageState.ENROUTE,
+    MessageState.SENT: smppcore.MessageState.ENROUTE,
+    MessageState.DELIVERED: smppcore.MessageState.DELIVERED,
+    MessageState.FAILED: smppcore.MessageState.UNDELIVERABLE,
+    MessageState.EXPIRED: smppcore.MessageState.EXPIRED,
+    MessageState.CANCELLED: smppcore.MessageState.DELETED,
+}

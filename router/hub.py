@@ -1,0 +1,160 @@
+"""The hub: listeners for ESMEs, upstream pools, the store, tied together.
+
+``Hub.start()`` opens the store, recovers what a previous run left unfinished
+(messages not yet final are dispatched again; receipts and MO not yet
+acknowledged are queued again), connects the upstreams and opens the listeners.
+``Hub.stop()`` is the graceful drain: stop listening and accepting, answer what
+is in the commit queue, let in-flight upstream submits finish, unbind everyone,
+flush the store. ``Hub.reload(config)`` applies a new configuration without
+dropping binds or messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+
+import structlog
+
+import smppcore
+from smppcore import SessionConfig, State, decode
+
+from .config import HubConfig
+from .delivery import Deliveries, receivers_of
+from .dispatch import Dispatcher
+from .esme import Acceptor, EsmeHandler
+from .routing import RouteTable
+from .store import MessageState, Store
+from .upstream import Job
+
+__all__ = ["Hub", "open_store"]
+
+log = structlog.get_logger("smpphub.hub")
+
+
+def open_store(config: HubConfig) -> Store:
+    backend = config.store.backend
+    if backend == "memory":
+        from .store.memory import MemoryStore
+
+        return MemoryStore()
+    if backend == "sqlite":
+        from .store.sqlite import SqliteStore
+
+        return SqliteStore(config.store.path, synchronous=config.store.synchronous)
+    from .store.redis import RedisStore  # type: ignore[import-not-found]
+
+    return RedisStore(config.store.redis_url)
+
+
+class Hub:
+    def __init__(self, config: HubConfig, *, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config)
+        self.servers: list[smppcore.Server] = []
+        self.started_at = 0.0
+
+    # ---- wiring -----------------------------------------------------------------------------
+
+    def esme_connections(self) -> list[smppcore.SmscConnection]:
+        return [c for s in self.servers for c in s.connections]
+
+    async def start(self) -> None:
+        self.started_at = time.time()
+        await self.store.open()
+        self.deliveries = Deliveries(self.store, lambda account: receivers_of(self.esme_connections(), account))
+        self.dispatcher = Dispatcher(self.config, self.store, self.deliveries)
+        self.acceptor = Acceptor(self.store, self.dispatcher.dispatch)
+        self.acceptor.loop = asyncio.get_running_loop()
+        self.routes = RouteTable.build(self.config)
+        self.handler = EsmeHandler(self.config, self.store, self.acceptor, self.routes, self)
+        await self.deliveries.start()
+        recovered = await self._recover()
+        self.dispatcher.start()
+        for job in recovered:
+            self.dispatcher.dispatch(job)  # parked until its upstream is up
+        for lst in self.config.listeners:
+            ctx = None
+            if lst.tls_cert:
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ctx.load_cert_chain(lst.tls_cert, lst.tls_key)
+            session = SessionConfig(
+                window=100, bind_timeout=lst.bind_timeout, enquire_link_interval=lst.enquire_link_interval,
+                max_pdu_size=lst.max_pdu_size,
+            )
+            server = await smppcore.serve(self.handler, lst.host, lst.port, ssl=ctx, config=session, max_connections=lst.max_connections)
+            self.servers.append(server)
+            log.info("listening", host=server.host, port=server.port, tls=bool(ctx))
+        log.info("hub_started", upstreams=len(self.config.upstreams), routes=len(self.routes), recovered=len(recovered),
+                 deliveries_pending=self.deliveries.pending())
+
+    async def _recover(self) -> list[Job]:
+        """Messages a previous run accepted and did not finish: queued ones go out again,
+        sent ones wait for their receipts."""
+        from smppcore.receipt import normalise_message_id
+
+        jobs = []
+        bases = {u.name: (u.submit_id_base or None) for u in self.config.upstreams}
+        for record in await self.store.open_messages():
+            if record.state == MessageState.QUEUED:
+                jobs.append(Job(record, decode(record.pdu)))
+            elif record.upstream and record.upstream_id and record.registered_delivery & 0x13:
+                key = (record.upstream, normalise_message_id(record.upstream_id, base=bases.get(record.upstream)))
+                self.dispatcher.sent_map[key] = record
+        return jobs
+
+    # ---- reload and stop -------------------------------------------------------------------------
+
+    def reload(self, config: HubConfig) -> None:
+        """Routes, accounts, MO routes and upstreams from ``config``; listeners stay as they are."""
+        self.config = config
+        self.routes = RouteTable.build(config)
+        self.handler.configure(config, self.routes)
+        self.dispatcher.reload(config)
+        log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts), upstreams=len(config.upstreams))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Graceful drain (see the module docstring)."""
+        log.info("hub_stopping")
+        self.handler.accepting = False
+        for server in self.servers:
+            if server._server is not None:
+                server._server.close()
+        await self.acceptor.drain()
+        await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
+        await self.dispatcher.stop(timeout)
+        await self.deliveries.stop()
+        await self.store.close()
+        log.info("hub_stopped")
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until every upstream has at least one bind up (raises TimeoutError)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not all(p.available for p in self.dispatcher.pools.values()):
+            if loop.time() > deadline:
+                down = [n for n, p in self.dispatcher.pools.items() if not p.available]
+                raise TimeoutError(f"upstreams not bound: {', '.join(down)}")
+            await asyncio.sleep(0.01)
+
+    # ---- status ------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        return {
+            "uptime": time.time() - self.started_at,
+            "esme_binds": sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),
+            "accepted": self.acceptor.accepted,
+            "commits": self.acceptor.commits,
+            "upstreams": {
+                name: {"available": p.available, "queued": len(p.queue), "in_flight": p.in_flight, "sent": p.sent}
+                for name, p in self.dispatcher.pools.items()
+            },
+            "parked": len(self.dispatcher.parked),
+            "deliveries_pending": self.deliveries.pending(),
+            "counters": dict(self.dispatcher.counters),
+        }
+
+
+logging.getLogger("smpphub").addHandler(logging.NullHandler())
