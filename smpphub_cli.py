@@ -116,50 +116,75 @@ def cmd_send(args: argparse.Namespace) -> int:
 # --- demo ----------------------------------------------------------------------------
 
 
-async def _demo() -> int:
+async def _demo(backend: str) -> int:
+    """Two simulated carriers, the hub in front of them, and an ESME using it."""
     import asyncio
-    from datetime import datetime, timezone
+    import os
+    import tempfile
 
     import smppcore
-    from smppcore.receipt import build_receipt, receipt_info
+    from router.config import config_from_dict
+    from router.hub import Hub
+    from simulator.app import start as start_simulator
+    from simulator.config import config_from_dict as simulator_config
+    from smppcore.receipt import receipt_info
 
-    class DemoSmsc(smppcore.SmscHandler):
-        """Accepts everything and reports each message delivered."""
+    uk = await start_simulator(simulator_config({"receipts": {"delay": {"kind": "uniform", "min_ms": 50, "max_ms": 300}}}), port=0)
+    fr = await start_simulator(simulator_config({"receipts": {"message_id_format": "hex", "final_states": {"DELIVRD": 3, "UNDELIV": 1}, "delay": {"kind": "fixed", "ms": 100}}, "seed": 7}), port=0)
+    tmp = tempfile.mkdtemp(prefix="smpphub-demo-")
+    config = config_from_dict({
+        "listeners": [{"host": "127.0.0.1", "port": 0}],
+        "accounts": [{"system_id": "demo", "password": "demo"}],
+        "upstreams": [
+            {"name": "carrier-uk", "host": "127.0.0.1", "port": uk.port, "system_id": "hub", "password": "hub"},
+            {"name": "carrier-fr", "host": "127.0.0.1", "port": fr.port, "system_id": "hub", "password": "hub"},
+        ],
+        "routes": [{"prefix": "44", "upstreams": ["carrier-uk", "carrier-fr"]}, {"prefix": "33", "upstreams": ["carrier-fr"]}],
+        "mo_routes": [{"prefix": "12345", "account": "demo"}],
+        "store": {"backend": backend, "path": os.path.join(tmp, "hub.db")},
+        "log": {"level": "warning"},
+    })
+    from router.cli import setup_logging
 
-        def handle(self, conn, pdu):
-            resp = super().handle(conn, pdu)
-            if pdu.registered_delivery & 3:
-                now = datetime.now(timezone.utc)
-                receipt = build_receipt(
-                    message_id=resp.message_id, state=smppcore.MessageState.DELIVERED,
-                    source_addr=pdu.source_addr, destination_addr=pdu.destination_addr,
-                    submit_date=now, done_date=now, text=pdu.short_message,
-                )
-                asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(conn.request(receipt)))
-            return resp
-
-    server = await smppcore.serve(DemoSmsc(), "127.0.0.1", 0)
-    print(f"SMSC listening on 127.0.0.1:{server.port}")
+    setup_logging(config.log)
+    hub = Hub(config)
+    await hub.start()
     try:
-        async with smppcore.connect("127.0.0.1", server.port, system_id="demo", password="demo") as client:
-            print("ESME bound as transceiver")
-            texts = ["Hello from smpphub", "Grüße, ünïcödé → UCS-2 😀", "long " * 60]
-            for text in texts:
-                responses = await client.submit_text("447700900123", text, source_addr="smpphub", registered_delivery=1)
-                print(f"submitted {text[:30]!r}: {len(responses)} segment(s), ids {[r.message_id for r in responses]}")
-                for _ in responses:
-                    info = receipt_info(await client.next_message(timeout=5))
-                    print(f"  receipt {info.message_id}: {info.state.name}")
-        print("unbound; demo done")
+        await hub.wait_ready(10)
+        port = hub.servers[0].port
+        print(f"simulated carriers on :{uk.port} (+44) and :{fr.port} (+33); hub on 127.0.0.1:{port}, store: {backend}")
+        async with smppcore.connect("127.0.0.1", port, system_id="demo", password="demo") as client:
+            print("ESME 'demo' bound to the hub as transceiver")
+            messages = [("447700900123", "Hello from smpphub"), ("33612345678", "Grüße, ünïcödé → UCS-2 😀"),
+                        ("447700900456", "long " * 60)]
+            expected = 0
+            for dest, text in messages:
+                responses = await client.submit_text(dest, text, source_addr="smpphub", registered_delivery=1)
+                expected += len(responses)
+                print(f"  submitted to +{dest}: {len(responses)} segment(s), hub ids {[r.message_id for r in responses]}")
+            for _ in range(expected):
+                info = receipt_info(await client.next_message(timeout=10))
+                print(f"  receipt {info.message_id}: {info.state.name}")
+            uk.sim.send_mo("447700900123", "12345", "STOP")
+            mo = await client.next_message(timeout=10)
+            print(f"  MO from +{mo.source_addr} to {mo.destination_addr}: {mo.short_message.decode()!r}")
+        print(f"carrier-uk received {len(uk.sim.messages)} message(s), carrier-fr {len(fr.sim.messages)}; demo done")
     finally:
-        await server.close()
+        await hub.stop()
+        await uk.close()
+        await fr.close()
+        await asyncio.sleep(0)
     return 0
+
+
+def _add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", choices=("sqlite", "memory"), default="memory", help="the hub's store (default: memory)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import smppcore
 
-    return smppcore.run(_demo())
+    return smppcore.run(_demo(args.store))
 
 
 # --- subcommands that live in the packages -----------------------------------------------
@@ -213,7 +238,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None,
     "serve": ("run the routing hub", _add_serve_arguments, cmd_serve),
     "hash-password": ("print the password_hash of a password, for hub.toml accounts", _add_hash_arguments, cmd_hash_password),
     "simulate": ("run the SMSC simulator (scriptable carrier for ESME tests and load tests)", _add_simulate_arguments, cmd_simulate),
-    "demo": ("run a self-contained demo: an SMSC and an ESME exchanging messages and receipts", None, cmd_demo),
+    "demo": ("run a self-contained demo: two simulated carriers, the hub, and an ESME using it", _add_demo_arguments, cmd_demo),
 }
 
 
