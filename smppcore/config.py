@@ -37,7 +37,8 @@ def explain(exc: msgspec.ValidationError) -> str:
         key = f"{where}.{missing.group(1)}" if where else missing.group(1)
         return f"{key}: required"
     what = what.replace("`", "")
-    what = what[0].lower() + what[1:] if what else what
+    if len(what) > 1 and what[1].islower():  # "Expected ..." -> "expected ...", but keep "SMPP ..."
+        what = what[0].lower() + what[1:]
     return f"{where}: {what}" if where else what
 
 
