@@ -241,7 +241,8 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Callable:
             elif t is CStr:
                 flush()
                 regex += b"([^\0]{0,%d})\0" % (kind.max - 1)
-                groups.append(f"{name} = g{len(groups)}.decode('latin-1')")
+                g = f"g{len(groups)}"
+                groups.append(f"{name} = {g}.decode('latin-1') if {g} else ''")
             else:  # ShortMessage: its sm_length octet joins the integer run
                 run.append("n")
                 sm_name = name
@@ -291,7 +292,7 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Callable:
         "decode_dests": _decode_dests,
         "decode_unsuccess": _decode_unsuccess,
     }
-    exec("\n".join(src), env)  # noqa: S102 - source generated from our own layouts
+    exec(compile("\n".join(src), f"<smppcore decode_{cls.__name__}>", "exec"), env)  # noqa: S102 - from our layouts
     fn = env["decode"]
     fn.__qualname__ = fn.__name__ = f"decode_{cls.__name__}"
     fn.__source__ = "\n".join(src)
@@ -356,7 +357,7 @@ def _gen_encoder(cls: type[Pdu], layout: Layout) -> Callable:
         "ENCODE_FAIL": (ValueError, OverflowError, TypeError, AttributeError, struct.error),
         "explain": _explain_encode_failure,
     }
-    exec("\n".join(src), env)  # noqa: S102 - source generated from our own layouts
+    exec(compile("\n".join(src), f"<smppcore encode_{cls.__name__}>", "exec"), env)  # noqa: S102 - from our layouts
     fn = env["encode"]
     fn.__qualname__ = fn.__name__ = f"encode_{cls.__name__}"
     return fn
@@ -406,7 +407,8 @@ def encode(pdu: Pdu) -> bytes:
 
 def decode(data: bytes) -> Pdu:
     """Decode exactly one whole PDU. Raises PduError (FramingError for a bad length)."""
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     if len(data) < 16:
         raise FramingError(CommandStatus.ESME_RINVCMDLEN, 0, 0, f"{len(data)} octets is shorter than a PDU header")
     length, cid, status, seq = HEADER.unpack_from(data)
