@@ -26,7 +26,6 @@ __all__ = [
     "MoRoute",
     "StoreConfig",
     "LogConfig",
-    "HttpConfig",
     "HubConfig",
     "load_config",
     "config_from_dict",
@@ -127,20 +126,15 @@ class MoRoute(_Strict):
 
 
 class StoreConfig(_Strict):
-    backend: Literal["sqlite", "redis", "memory"] = "sqlite"
+    backend: Literal["sqlite", "memory"] = "sqlite"
     path: str = "smpphub.db"
     synchronous: Literal["full", "normal"] = "full"
-    redis_url: str = "redis://127.0.0.1:6379/0"
     keep_final: NonNeg = 7 * 86400.0  # seconds to keep finished messages (for query_sm)
 
 
 class LogConfig(_Strict):
     format: Literal["json", "console"] = "console"
     level: Literal["debug", "info", "warning", "error"] = "info"
-
-
-class HttpConfig(_Strict):
-    listen: str | None = None
 
 
 class HubConfig(_Strict):
@@ -153,7 +147,6 @@ class HubConfig(_Strict):
     mo_routes: list[MoRoute] = []
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
-    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     retry_initial: Positive = 1.0  # seconds before the first retry of a temporary failure
     retry_max: Positive = 300.0
     default_validity: Positive = 2 * 86400.0  # seconds a message may wait when it names no validity
@@ -223,10 +216,6 @@ def _check(cfg: HubConfig) -> None:
             _fail(f"mo_routes[{i}].account", f"unknown account {mo.account!r}")
         if mo.webhook is not None and not re.match(r"^https?://", mo.webhook):
             _fail(f"mo_routes[{i}].webhook", "must be an http:// or https:// URL")
-    if cfg.http.listen is not None:
-        host, sep, port = cfg.http.listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            _fail("http.listen", f"expected HOST:PORT, got {cfg.http.listen!r}")
 
 
 def _check_targets(key: str, upstreams: list[str], weights: dict[str, float], names: set[str]) -> None:

@@ -35,18 +35,13 @@ log = structlog.get_logger("smpphub.hub")
 
 
 def open_store(config: HubConfig) -> Store:
-    backend = config.store.backend
-    if backend == "memory":
+    if config.store.backend == "memory":
         from .store.memory import MemoryStore
 
         return MemoryStore()
-    if backend == "sqlite":
-        from .store.sqlite import SqliteStore
+    from .store.sqlite import SqliteStore
 
-        return SqliteStore(config.store.path, synchronous=config.store.synchronous)
-    from .store.redis import RedisStore  # type: ignore[import-not-found]
-
-    return RedisStore(config.store.redis_url)
+    return SqliteStore(config.store.path, synchronous=config.store.synchronous)
 
 
 class Hub:
@@ -87,6 +82,7 @@ class Hub:
             server = await smppcore.serve(self.handler, lst.host, lst.port, ssl=ctx, config=session, max_connections=lst.max_connections)
             self.servers.append(server)
             log.info("listening", host=server.host, port=server.port, tls=bool(ctx))
+        self._housekeeping = asyncio.get_running_loop().create_task(self._purge_forever())
         log.info("hub_started", upstreams=len(self.config.upstreams), routes=len(self.routes), recovered=len(recovered),
                  deliveries_pending=self.deliveries.pending())
 
@@ -105,6 +101,18 @@ class Hub:
                 self.dispatcher.sent_map[key] = record
         return jobs
 
+    async def _purge_forever(self, interval: float = 60.0) -> None:
+        """Forget finished messages older than ``store.keep_final`` (query_sm can no longer see them)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                purged = await self.store.purge(time.time() - self.config.store.keep_final)
+            except Exception as exc:  # noqa: BLE001 - housekeeping must not take the hub down
+                log.warning("purge_failed", error=str(exc))
+                continue
+            if purged:
+                log.info("purged", messages=purged)
+
     # ---- reload and stop -------------------------------------------------------------------------
 
     def reload(self, config: HubConfig) -> None:
@@ -118,6 +126,7 @@ class Hub:
     async def stop(self, timeout: float = 10.0) -> None:
         """Graceful drain (see the module docstring)."""
         log.info("hub_stopping")
+        self._housekeeping.cancel()
         self.handler.accepting = False
         for server in self.servers:
             if server._server is not None:

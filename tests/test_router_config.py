@@ -46,7 +46,7 @@ BAD = [
     ({"listeners": []}, "listeners: at least one listener"),
     ({"listeners": [{"tls_cert": "/nonexistent"}]}, "listeners[0]: tls_cert and tls_key go together"),
     ({"store": {"backend": "mysql"}}, "store.backend"),
-    ({"http": {"listen": "nohost"}}, "http.listen: expected HOST:PORT"),
+    ({"http": {"listen": "nohost"}}, "http: unknown key"),
 ]
 
 
