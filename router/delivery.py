@@ -21,6 +21,7 @@ import smppcore
 from smppcore import CommandStatus, Pdu, State, Tag, decode, encode
 from smppcore.outbox import Outbox
 
+from .batching import TurnBatcher
 from .store import Delivery, Store
 
 __all__ = ["Deliveries", "rewrite_receipt"]
@@ -57,13 +58,11 @@ class Deliveries:
         self._receivers = receivers
         self.hold_limit = hold_limit
         self.outboxes: dict[str, Outbox] = {}
-        self._batch: list[tuple[Delivery, Pdu, asyncio.Future]] = []
-        self._flush_scheduled = False
+        self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future]] = TurnBatcher(self._flush)
         self.delivered = 0
         self.expired = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -74,10 +73,7 @@ class Deliveries:
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._batch:
-            await self._flush()
-        for t in list(self._tasks):
-            await asyncio.gather(t, return_exceptions=True)
+        await self._batcher.drain()
 
     def outbox(self, account: str) -> Outbox:
         box = self.outboxes.get(account)
@@ -102,22 +98,10 @@ class Deliveries:
         now = time.time()
         record = Delivery(account=account, pdu=encode(msgspec.structs.replace(pdu, sequence_number=0)), created_at=now, expires_at=now + hold, kind=kind)
         fut = self.loop.create_future()
-        self._batch.append((record, pdu, fut))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._start_flush)
+        self._batcher.add((record, pdu, fut))
         return fut
 
-    def _start_flush(self) -> None:
-        task = self.loop.create_task(self._flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self) -> None:
-        self._flush_scheduled = False
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
+    async def _flush(self, batch: list[tuple[Delivery, Pdu, asyncio.Future]]) -> None:
         try:
             ids = await self.store.add_deliveries([r for r, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - refuse them upstream: the SMSC will retry

@@ -27,6 +27,7 @@ from smppcore.ratelimit import TokenBucket
 from smppcore.server import SmscConnection, SmscHandler
 from smppcore.smpptime import InvalidTime, parse_time
 
+from .batching import TurnBatcher
 from .auth import SourceFilter, compile_ip_allowlist, ip_allowed, verify_password
 from .config import Account, HubConfig, unroutable_status
 from .routing import RouteTable, normalise_destination
@@ -75,29 +76,18 @@ class Acceptor:
     def __init__(self, store: Store, dispatch) -> None:
         self.store = store
         self.dispatch = dispatch
-        self._batch: list[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]] = []
-        self._scheduled = False
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._batcher: TurnBatcher[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]] = TurnBatcher(self._commit)
         self.accepted = 0
-        self.commits = 0
 
-    def accept(self, conn: SmscConnection | None, request: Pdu, response: Pdu, jobs: list[Job]) -> asyncio.Future | None:
+    @property
+    def commits(self) -> int:
+        return self._batcher.batches
+
+    def accept(self, conn: SmscConnection | None, request: Pdu, response: Pdu, jobs: list[Job]) -> None:
         """Store ``jobs``; then send ``response`` on ``conn`` and dispatch them."""
-        self._batch.append((conn, request, response, jobs))
-        if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_soon(self._start)
-        return None
+        self._batcher.add((conn, request, response, jobs))
 
-    def _start(self) -> None:
-        task = self.loop.create_task(self._commit())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _commit(self) -> None:
-        self._scheduled = False
-        batch, self._batch = self._batch, []
+    async def _commit(self, batch: list[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]]) -> None:
         records = [job.record for _, _, _, jobs in batch for job in jobs]
         try:
             await self.store.add_messages(records)
@@ -107,7 +97,6 @@ class Acceptor:
                 if conn is not None:
                     conn.respond(request.make_response(command_status=CommandStatus.ESME_RSYSERR))
             return
-        self.commits += 1
         self.accepted += len(records)
         for conn, _, response, jobs in batch:
             if conn is not None:
@@ -116,11 +105,7 @@ class Acceptor:
                 self.dispatch(job)
 
     async def drain(self) -> None:
-        while self._batch or self._tasks:
-            if self._batch and not self._scheduled:
-                self._start()
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            await asyncio.sleep(0)
+        await self._batcher.drain()
 
 
 class EsmeHandler(SmscHandler):

@@ -62,7 +62,6 @@ class Hub:
         self.deliveries = Deliveries(self.store, lambda account: receivers_of(self.esme_connections(), account))
         self.dispatcher = Dispatcher(self.config, self.store, self.deliveries)
         self.acceptor = Acceptor(self.store, self.dispatcher.dispatch)
-        self.acceptor.loop = asyncio.get_running_loop()
         self.routes = RouteTable.build(self.config)
         self.handler = EsmeHandler(self.config, self.store, self.acceptor, self.routes, self)
         await self.deliveries.start()
