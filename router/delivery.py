@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 import msgspec
 
 import smppcore
-from smppcore import CommandStatus, Pdu, State, Tag, decode, encode
+from smppcore import CommandStatus, Pdu, Tag, decode, encode
 from smppcore.outbox import Outbox
 
 from .batching import TurnBatcher
@@ -163,10 +163,3 @@ class Deliveries:
         while True:
             await asyncio.sleep(interval)
             self.sweep()
-
-
-def receivers_of(connections: Iterable[smppcore.SmscConnection], account: str) -> list:
-    return [
-        c for c in connections
-        if c.system_id == account and c.session.state in (State.BOUND_RX, State.BOUND_TRX) and c.is_open
-    ]

@@ -176,9 +176,13 @@ class EsmeHandler(SmscHandler):
     def bound(self, conn: SmscConnection) -> None:
         log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "", state=conn.session.state.value)
         if conn.session.state in (State.BOUND_RX, State.BOUND_TRX):
+            self.hub.receivers.setdefault(conn.system_id, []).append(conn)
             self.hub.deliveries.bound(conn.system_id)
 
     def closed(self, conn: SmscConnection) -> None:
+        receivers = self.hub.receivers.get(conn.system_id)
+        if receivers and conn in receivers:
+            receivers.remove(conn)
         if conn.system_id:
             log.info("unbind", system_id=conn.system_id, reason=conn.session.close_reason or "closed")
 

@@ -22,7 +22,7 @@ import smppcore
 from smppcore import SessionConfig, State, decode
 
 from .config import HubConfig
-from .delivery import Deliveries, receivers_of
+from .delivery import Deliveries
 from .dispatch import Dispatcher
 from .esme import Acceptor, EsmeHandler
 from .routing import RouteTable
@@ -59,7 +59,8 @@ class Hub:
     async def start(self) -> None:
         self.started_at = time.time()
         await self.store.open()
-        self.deliveries = Deliveries(self.store, lambda account: receivers_of(self.esme_connections(), account))
+        self.receivers: dict[str, list[smppcore.SmscConnection]] = {}  # bound rx/trx connections by account
+        self.deliveries = Deliveries(self.store, lambda account: self.receivers.get(account, ()))
         self.dispatcher = Dispatcher(self.config, self.store, self.deliveries)
         self.acceptor = Acceptor(self.store, self.dispatcher.dispatch)
         self.routes = RouteTable.build(self.config)

@@ -142,10 +142,11 @@ class UpstreamPool:
         self._pump_handle: asyncio.TimerHandle | None = None
         self._rr = 0
         self.accepting = True
+        self.links_up = 0
 
     @property
     def available(self) -> bool:
-        return self.accepting and any(link.ready for link in self.links)
+        return self.accepting and self.links_up > 0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -170,11 +171,13 @@ class UpstreamPool:
     # ---- links ---------------------------------------------------------------------
 
     def link_up(self, link: UpstreamLink) -> None:
+        self.links_up += 1
         self._on_up(self)
         self.pump()
 
     def link_down(self, link: UpstreamLink) -> None:
-        if not any(lk.ready for lk in self.links) and self.queue:
+        self.links_up -= 1
+        if not self.links_up and self.queue:
             jobs = list(self.queue)
             self.queue.clear()
             self._on_down(self, jobs)

@@ -21,6 +21,7 @@ class MemoryStore(Store):
         self.by_upstream: dict[tuple[str, str], str] = {}
         self.deliveries: dict[int, Delivery] = {}
         self._ids = itertools.count(1)
+        self._done_future: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         pass
@@ -33,8 +34,11 @@ class MemoryStore(Store):
             self.messages[r.id] = msgspec.structs.replace(r)
 
     def _done(self) -> asyncio.Future[None]:
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
+        # one completed Future serves every caller: awaiting it again returns at once
+        fut = self._done_future
+        if fut is None:
+            fut = self._done_future = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
         return fut
 
     def update(self, record_id: str, **fields: object) -> asyncio.Future[None]:
@@ -64,6 +68,9 @@ class MemoryStore(Store):
         d = msgspec.structs.replace(delivery, id=next(self._ids))
         self.deliveries[d.id] = d
         return d.id
+
+    async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
+        return [await self.add_delivery(d) for d in deliveries]
 
     def delete_delivery(self, delivery_id: int) -> asyncio.Future[None]:
         self.deliveries.pop(delivery_id, None)
