@@ -45,13 +45,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 async def _serve(path: str, config: HubConfig) -> int:
     from .hub import Hub
 
-    hub = Hub(config)
-    await hub.start()
-    for server in hub.servers:
-        print(f"smpphub listening on {server.host}:{server.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     log = structlog.get_logger("smpphub")
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    hub = Hub(config)
+    await hub.start()
 
     def reload() -> None:
         try:
@@ -61,9 +61,9 @@ async def _serve(path: str, config: HubConfig) -> int:
             return
         hub.reload(new)
 
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
+    for server in hub.servers:
+        print(f"smpphub listening on {server.host}:{server.port}", flush=True)
     await stop.wait()
     await hub.stop()
     return 0

@@ -341,8 +341,9 @@ class EsmeHandler(SmscHandler):
             job.record.not_before, job.record.expires_at = times
         job.pdu = msgspec.structs.replace(job.pdu, **changes)
         job.record.pdu = encode(job.pdu)
-        await self.store.update(job.record.id, pdu=job.record.pdu, registered_delivery=job.record.registered_delivery,
-                                not_before=job.record.not_before, expires_at=job.record.expires_at)
+        self.store.update(job.record.id, pdu=job.record.pdu, registered_delivery=job.record.registered_delivery,
+                          not_before=job.record.not_before, expires_at=job.record.expires_at)
+        await self.store.flush()
         return pdu.make_response()
 
 

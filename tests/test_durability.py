@@ -60,7 +60,7 @@ upstreams = ["smsc"]
 path = "{db}"
 
 [log]
-level = "warning"
+level = "info"
 """)
 
 
@@ -76,12 +76,27 @@ class HubProcess:
         )
         line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
         assert b"listening" in line, line + await self.proc.stderr.read(2000)
+        # keep reading both pipes: a full pipe would block the hub's logging and hang it
+        self.stderr = bytearray()
+        self._readers = [asyncio.ensure_future(self._drain(self.proc.stdout, bytearray())),
+                         asyncio.ensure_future(self._drain(self.proc.stderr, self.stderr))]
+
+    @staticmethod
+    async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
+        while chunk := await stream.read(65536):
+            into += chunk[-65536:]
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
 
     async def wait(self) -> int:
-        return await asyncio.wait_for(self.proc.wait(), 30)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 30)
+        except asyncio.TimeoutError:
+            import subprocess
+
+            stacks = subprocess.run(["py-spy", "dump", "--pid", str(self.proc.pid)], capture_output=True, text=True).stdout
+            raise AssertionError(f"hub did not exit; log: {bytes(self.stderr[-3000:]).decode(errors='replace')}\n{stacks}") from None
 
     async def terminate(self) -> int:
         if self.proc.returncode is None:

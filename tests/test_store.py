@@ -32,11 +32,12 @@ async def test_messages_round_trip(store):
     got = await store.get("m2")
     assert got == record(2, registered_delivery=1)
     assert await store.get("nope") is None
-    await store.update("m1", state=MessageState.SENT, upstream="a", upstream_id="X9", attempts=2)
+    store.update("m1", state=MessageState.SENT, upstream="a", upstream_id="X9", attempts=2)
     found = await store.find_by_upstream_id("a", "X9")
     assert found.id == "m1" and found.state == MessageState.SENT and found.attempts == 2
     assert await store.find_by_upstream_id("b", "X9") is None
-    await store.update("m2", state=MessageState.DELIVERED, updated_at=5.0)
+    store.update("m2", state=MessageState.DELIVERED, updated_at=5.0)
+    await store.flush()
     assert [r.id for r in await store.open_messages()] == ["m1"]
     assert (await store.counts()) == {MessageState.SENT: 1, MessageState.DELIVERED: 1}
     assert await store.purge(older_than=10.0) == 1
@@ -50,7 +51,8 @@ async def test_deliveries(store):
     assert len(set(ids)) == 2
     one = await store.add_delivery(Delivery(account="acme", pdu=b"r2"))
     assert [d.pdu for d in await store.pending_deliveries("acme")] == [b"r1", b"r2"]
-    await store.delete_delivery(ids[0])
+    store.delete_delivery(ids[0])
+    await store.flush()
     assert [d.id for d in await store.pending_deliveries()] == [ids[1], one]
 
 

@@ -3,11 +3,12 @@
 Two backends implement :class:`Store`: SQLite (embedded, the default) and Redis
 (scale-out). The hub only ever talks to this interface.
 
-Durability contract: when :meth:`Store.add_messages` returns, the messages
-survive the process being killed (SIGKILL) — the hub sends submit_sm_resp only
-after that. Other writes (:meth:`Store.update`) are also group-committed but the
-hub does not wait for them: losing the last few milliseconds of them after a
-crash means a message is sent again (at-least-once), never that one is lost.
+Durability contract: when :meth:`Store.add_messages` (or :meth:`Store.add_deliveries`)
+returns, the records survive the process being killed (SIGKILL) — the hub answers
+only after that. Other writes (:meth:`Store.update`, :meth:`Store.delete_delivery`)
+are group-committed too but nobody waits for them: losing the last milliseconds of
+them in a crash means a message or receipt is sent again (at least once), never
+that one is lost.
 """
 
 from __future__ import annotations
@@ -86,12 +87,16 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def update(self, record_id: str, **fields: object) -> asyncio.Future[None]:
-        """Change fields of one message (state, upstream, upstream_id, attempts, not_before, error).
+    def update(self, record_id: str, **fields: object) -> None:
+        """Change fields of one message (state, upstream, upstream_id, attempts, not_before, error, pdu, ...).
 
-        Queued for the next group commit; the returned Future completes when it is
-        committed. The hub usually does not wait for it.
+        Queued for the next group commit and not waited for (see :meth:`flush`);
+        raises ValueError at once for a field that does not exist.
         """
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Wait until every write queued before this call is committed."""
 
     @abc.abstractmethod
     async def get(self, record_id: str) -> MessageRecord | None: ...
@@ -119,8 +124,8 @@ class Store(abc.ABC):
         return list(await asyncio.gather(*(self.add_delivery(d) for d in deliveries)))
 
     @abc.abstractmethod
-    def delete_delivery(self, delivery_id: int) -> asyncio.Future[None]:
-        """The ESME acknowledged it (or it expired). Group-committed like :meth:`update`."""
+    def delete_delivery(self, delivery_id: int) -> None:
+        """The ESME acknowledged it (or it expired). Queued like :meth:`update`."""
 
     @abc.abstractmethod
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:

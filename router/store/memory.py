@@ -3,7 +3,6 @@ measuring what durability costs (``[store] backend = "memory"``)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 import msgspec
@@ -21,7 +20,6 @@ class MemoryStore(Store):
         self.by_upstream: dict[tuple[str, str], str] = {}
         self.deliveries: dict[int, Delivery] = {}
         self._ids = itertools.count(1)
-        self._done_future: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         pass
@@ -33,15 +31,10 @@ class MemoryStore(Store):
         for r in records:
             self.messages[r.id] = msgspec.structs.replace(r)
 
-    def _done(self) -> asyncio.Future[None]:
-        # one completed Future serves every caller: awaiting it again returns at once
-        fut = self._done_future
-        if fut is None:
-            fut = self._done_future = asyncio.get_running_loop().create_future()
-            fut.set_result(None)
-        return fut
+    async def flush(self) -> None:
+        pass
 
-    def update(self, record_id: str, **fields: object) -> asyncio.Future[None]:
+    def update(self, record_id: str, **fields: object) -> None:
         unknown = set(fields) - _FIELDS
         if unknown:
             raise ValueError(f"unknown message fields {sorted(unknown)}")
@@ -51,7 +44,6 @@ class MemoryStore(Store):
                 setattr(record, k, v)
             if record.upstream and record.upstream_id:
                 self.by_upstream[(record.upstream, record.upstream_id)] = record_id
-        return self._done()
 
     async def get(self, record_id: str) -> MessageRecord | None:
         r = self.messages.get(record_id)
@@ -72,9 +64,8 @@ class MemoryStore(Store):
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
         return [await self.add_delivery(d) for d in deliveries]
 
-    def delete_delivery(self, delivery_id: int) -> asyncio.Future[None]:
+    def delete_delivery(self, delivery_id: int) -> None:
         self.deliveries.pop(delivery_id, None)
-        return self._done()
 
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         return [d for d in self.deliveries.values() if account is None or d.account == account]

@@ -95,6 +95,7 @@ class SqliteStore(Store):
         self._thread: threading.Thread | None = None
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_delivery_id = 1
 
     # ---- the writer thread --------------------------------------------------------------
 
@@ -125,6 +126,7 @@ class SqliteStore(Store):
         except Exception as exc:  # noqa: BLE001 - reported to open()
             loop.call_soon_threadsafe(_fail, ready, exc)
             return
+        self._next_delivery_id = (db.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0) + 1
         loop.call_soon_threadsafe(_succeed, ready, None)
         queue = self._queue
         while True:
@@ -147,6 +149,8 @@ class SqliteStore(Store):
                 try:
                     results.append((fut, op(db), None))
                 except sqlite3.Error as exc:  # one bad request fails alone
+                    if fut is None:
+                        log.error("store write failed: %s", exc)
                     results.append((fut, None, exc))
             db.execute("COMMIT")
             self.commits += 1
@@ -157,12 +161,15 @@ class SqliteStore(Store):
             except sqlite3.Error:
                 pass
             results = [(fut, None, exc) for _, fut in batch]
-        self._loop.call_soon_threadsafe(_complete, results)
+        if any(fut is not None for fut, _, _ in results):
+            self._loop.call_soon_threadsafe(_complete, results)
 
-    def _submit(self, op: Op) -> asyncio.Future:
+    def _submit(self, op: Op, wait: bool = True) -> asyncio.Future | None:
+        """Queue ``op`` for the writer; with ``wait`` a Future of its result, else None
+        (a failure is then logged by the writer)."""
         if self._thread is None or self._closing:
             raise RuntimeError("the store is not open")
-        fut = self._loop.create_future()
+        fut = self._loop.create_future() if wait else None
         with self._wakeup:
             self._queue.append((op, fut))
             self._wakeup.notify()
@@ -183,7 +190,7 @@ class SqliteStore(Store):
         rows = [_row(r) for r in records]
         await self._submit(lambda db: db.executemany(_INSERT, rows) and None)
 
-    def update(self, record_id: str, **fields: object) -> asyncio.Future[None]:
+    def update(self, record_id: str, **fields: object) -> None:
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"unknown message fields {sorted(unknown)}")
@@ -191,9 +198,7 @@ class SqliteStore(Store):
             fields["route"] = ",".join(fields["route"])  # type: ignore[arg-type]
         sql = f"UPDATE messages SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?"
         values = (*fields.values(), record_id)
-        fut = self._submit(lambda db: db.execute(sql, values) and None)
-        fut.add_done_callback(_log_failure)  # the hub does not wait for updates
-        return fut
+        self._submit(lambda db: db.execute(sql, values) and None, wait=False)
 
     async def get(self, record_id: str) -> MessageRecord | None:
         row = await self._submit(lambda db: db.execute(f"{_SELECT} WHERE id = ?", (record_id,)).fetchone())
@@ -215,21 +220,21 @@ class SqliteStore(Store):
         return (await self.add_deliveries([delivery]))[0]
 
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
-        rows = [(d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind) for d in deliveries]
+        # ids come from our own counter (one hub process writes this file), so one
+        # executemany inserts the lot
+        first = self._next_delivery_id
+        self._next_delivery_id += len(deliveries)
+        ids = list(range(first, first + len(deliveries)))
+        rows = [(i, d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind) for i, d in zip(ids, deliveries)]
+        await self._submit(lambda db: db.executemany(
+            "INSERT INTO deliveries (id, account, pdu, created_at, expires_at, attempts, kind) VALUES (?, ?, ?, ?, ?, ?, ?)", rows) and None)
+        return ids
 
-        def insert(db: sqlite3.Connection) -> list[int]:
-            ids = []
-            for row in rows:
-                cur = db.execute("INSERT INTO deliveries (account, pdu, created_at, expires_at, attempts, kind) VALUES (?, ?, ?, ?, ?, ?)", row)
-                ids.append(cur.lastrowid)
-            return ids
+    def delete_delivery(self, delivery_id: int) -> None:
+        self._submit(lambda db: db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,)) and None, wait=False)
 
-        return await self._submit(insert)
-
-    def delete_delivery(self, delivery_id: int) -> asyncio.Future[None]:
-        fut = self._submit(lambda db: db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,)) and None)
-        fut.add_done_callback(_log_failure)
-        return fut
+    async def flush(self) -> None:
+        await self._submit(lambda db: None)
 
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         cols = ", ".join(_DELIVERY_COLUMNS)
@@ -272,7 +277,3 @@ def _complete(results: list[tuple[asyncio.Future | None, Any, BaseException | No
         else:
             fut.set_result(value)
 
-
-def _log_failure(fut: asyncio.Future) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.error("store write failed: %s", fut.exception())
