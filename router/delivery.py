@@ -96,7 +96,7 @@ class Deliveries:
         the store failed, so the SMSC sends it again).
         """
         now = time.time()
-        record = Delivery(account=account, pdu=encode(msgspec.structs.replace(pdu, sequence_number=0)), created_at=now, expires_at=now + hold, kind=kind)
+        record = Delivery(account=account, pdu=encode(pdu), created_at=now, expires_at=now + hold, kind=kind)
         fut = self.loop.create_future()
         self._batcher.add((record, pdu, fut))
         return fut
@@ -117,7 +117,9 @@ class Deliveries:
                 fut.set_result(0)
 
     def _enqueue(self, record: Delivery, pdu: Pdu) -> None:
-        if not self.outbox(record.account).put(msgspec.structs.replace(pdu, sequence_number=0), self._acked, record):
+        # a copy: sending sets its sequence number, and an MO's original still has to be answered upstream
+        pdu = msgspec.structs.replace(pdu)
+        if not self.outbox(record.account).put(pdu, self._acked, record, record.pdu):
             # over the in-memory hold limit: it stays in the store and is reloaded at the next start
             log.warning("outbox of %s is full; delivery %d waits in the store", record.account, record.id)
 

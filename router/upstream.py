@@ -214,7 +214,7 @@ class UpstreamPool:
                 return
             job = queue.popleft()
             try:
-                fut = link.client.send_nowait(job.pdu)  # type: ignore[union-attr]
+                fut = link.client.send_nowait(job.pdu, job.record.pdu)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - the connection went away between checks
                 self._on_result(job, self, None, exc)
                 continue

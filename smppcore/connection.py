@@ -165,8 +165,10 @@ class SmppConnection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self.transport is not None and self.session.state is not State.CLOSED
 
-    def send_nowait(self, pdu: Pdu) -> asyncio.Future[Pdu]:
+    def send_nowait(self, pdu: Pdu, encoded: bytes | None = None) -> asyncio.Future[Pdu]:
         """Send a request now; the Future resolves with its response, whatever its status.
+
+        ``encoded``: ``pdu`` already encoded, if the caller has it (see Session.send_request).
 
         Raises WindowFull when the window is full (see :meth:`send` to wait instead),
         InvalidState when the request is not allowed in this state, and
@@ -175,7 +177,7 @@ class SmppConnection(asyncio.Protocol):
         if self.transport is None:
             raise ConnectionClosed("connection is closed")
         fut = self.loop.create_future()
-        self.session.send_request(pdu, fut)
+        self.session.send_request(pdu, fut, encoded)
         self._flush_soon()
         deadline = self.loop.time() + (self.config.response_timeout or 1e18)
         if deadline < self._timer_at:

@@ -35,7 +35,7 @@ class Outbox:
         self._receivers = receivers
         self.limit = limit
         self.loop = loop or asyncio.get_running_loop()
-        self.queue: collections.deque[tuple[Pdu, AckCallback | None, Any]] = collections.deque()
+        self.queue: collections.deque[tuple[Pdu, AckCallback | None, Any, bytes | None]] = collections.deque()
         self.in_flight = 0
         self.requeued = 0
         self._pump_scheduled = False
@@ -47,15 +47,16 @@ class Outbox:
     def full(self) -> bool:
         return len(self.queue) >= self.limit
 
-    def put(self, pdu: Pdu, on_ack: AckCallback | None = None, context: Any = None) -> bool:
+    def put(self, pdu: Pdu, on_ack: AckCallback | None = None, context: Any = None, encoded: bytes | None = None) -> bool:
         """Queue ``pdu``; False (and nothing queued) when ``limit`` requests already wait.
 
         ``on_ack(response, context)`` runs when the ESME answers, whatever the
         status; the outbox retries by itself only on timeouts and lost connections.
+        ``encoded`` is ``pdu`` already encoded, when the caller has it.
         """
         if len(self.queue) >= self.limit:
             return False
-        self.queue.append((pdu, on_ack, context))
+        self.queue.append((pdu, on_ack, context, encoded))
         self.pump()
         return True
 
@@ -68,15 +69,14 @@ class Outbox:
         for conn in self._receivers():
             session = conn.session
             while queue and session.can_send and conn.is_open:
-                pdu, on_ack, context = queue.popleft()
-                pdu.sequence_number = 0
-                fut = conn.send_nowait(pdu)
+                item = queue.popleft()
+                fut = conn.send_nowait(item[0], item[3])
                 self.in_flight += 1
-                fut.add_done_callback(lambda f, item=(pdu, on_ack, context): self._done(f, item))
+                fut.add_done_callback(lambda f, item=item: self._done(f, item))
             if not queue:
                 return
 
-    def _done(self, fut: asyncio.Future, item: tuple[Pdu, AckCallback | None, Any]) -> None:
+    def _done(self, fut: asyncio.Future, item: tuple[Pdu, AckCallback | None, Any, bytes | None]) -> None:
         self.in_flight -= 1
         if fut.cancelled() or fut.exception() is not None:
             self.queue.appendleft(item)
@@ -91,7 +91,7 @@ class Outbox:
 
     def drain(self) -> list[tuple[Pdu, Any]]:
         """Take everything still queued (not in flight) out of the outbox."""
-        items = [(pdu, ctx) for pdu, _, ctx in self.queue]
+        items = [(pdu, ctx) for pdu, _, ctx, _ in self.queue]
         self.queue.clear()
         return items
 

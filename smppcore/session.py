@@ -321,11 +321,14 @@ class Session:
         """True while the window has room for another request."""
         return len(self.window) < self.window.size
 
-    def send_request(self, pdu: Pdu, context: Any = None) -> Pdu:
+    def send_request(self, pdu: Pdu, context: Any = None, encoded: bytes | None = None) -> Pdu:
         """Queue a request: give it the next sequence number and track it in the window.
 
-        Raises :class:`InvalidState` if our role may not send it in this state and
-        :class:`WindowFull` if the window is full. Returns the PDU as sent.
+        ``encoded``, when given, is ``pdu`` already encoded (any sequence number):
+        only its sequence number is patched, which spares a hub that stored the
+        bytes a second encoding. Raises :class:`InvalidState` if our role may not
+        send it in this state and :class:`WindowFull` if the window is full.
+        Returns the PDU as sent.
         """
         cid = pdu.command_id
         if cid not in self._may_send[self.state]:
@@ -334,7 +337,7 @@ class Session:
         if len(window._pending) >= window.size:
             raise WindowFull(f"{window.size} requests already in flight")
         pdu.sequence_number = seq = self._seq.next()
-        data = encode(pdu)
+        data = encode(pdu) if encoded is None else b"%b%b%b" % (encoded[:12], seq.to_bytes(4, "big"), encoded[16:])
         window.add(pdu, context, self.clock() + (self.config.response_timeout or 1e18))
         self._out.append(data)
         if cid == C.UNBIND:

@@ -29,7 +29,7 @@ class MemoryStore(Store):
 
     async def add_messages(self, records: list[MessageRecord]) -> None:
         for r in records:
-            self.messages[r.id] = msgspec.structs.replace(r)
+            self.messages[r.id] = r
 
     async def flush(self) -> None:
         pass
