@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-$(command -v python || command -v python3)}
 note() { printf 'run.sh: %s\n' "$*" >&2; }
 
-"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
 
 if ! command -v tshark >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
