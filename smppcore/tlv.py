@@ -4,6 +4,10 @@ On a PDU, ``pdu.tlvs`` is an ordered dict from tag to value. A tag listed in
 :data:`TLV_KINDS` has a typed value (``int`` for the spec's Integer parameters,
 ``str`` for C-Octet Strings, ``bytes`` for Octet Strings); any other tag keeps its
 raw ``bytes``, so vendor parameters pass through a hub untouched.
+
+A few parameters may appear more than once in one PDU (callback_num and its
+companions); a tag that repeats decodes to a ``list`` of its values, in order, and a
+list value encodes as one parameter per item.
 """
 
 from __future__ import annotations
@@ -128,38 +132,50 @@ def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> di
                     CommandStatus.ESME_RINVPARLEN, seq, command_id,
                     f"optional parameter {tlv_name(tag)} must be {size} octets, got {length}",
                 )
-            out[tag] = buf[pos] if size == 1 else int.from_bytes(buf[pos:vend], "big")
+            value = buf[pos] if size == 1 else int.from_bytes(buf[pos:vend], "big")
         elif tag in _CSTR_TAGS:
             # Tolerate a missing terminator (several SMSCs omit it in
             # receipted_message_id); stop at the first NUL otherwise.
             raw = buf[pos:vend]
             nul = raw.find(b"\0")
-            out[tag] = (raw if nul < 0 else raw[:nul]).decode("latin-1")
+            value = (raw if nul < 0 else raw[:nul]).decode("latin-1")
         else:
-            out[tag] = buf[pos:vend]
+            value = buf[pos:vend]
+        if tag in out:
+            prev = out[tag]
+            out[tag] = [*prev, value] if type(prev) is list else [prev, value]
+        else:
+            out[tag] = value
         pos = vend
     return out
 
 
 def encode_tlvs(tlvs: dict[int, Any]) -> bytes:
     """Encode ``tlvs`` in its insertion order. Raises ValueError for a value that does not fit."""
-    parts = []
-    ints = _INT_TAGS
+    parts: list[bytes] = []
     for tag, value in tlvs.items():
-        size = ints.get(tag)
-        if size is not None:
-            parts.append(_INT_FMT[size].pack(tag, size, value))
-            continue
-        if isinstance(value, str):
-            value = value.encode("latin-1") + b"\0"
-        elif tag in _CSTR_TAGS:
-            value = bytes(value)
-            if not value.endswith(b"\0"):
-                value += b"\0"
-        elif isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError(f"optional parameter {tlv_name(tag)} takes bytes, not int")
-        if len(value) > 0xFFFF:
-            raise ValueError(f"optional parameter {tlv_name(tag)} is longer than 65535 octets")
-        parts.append(_TL.pack(tag, len(value)))
-        parts.append(value)
+        if type(value) is list:
+            for item in value:
+                _encode_one(tag, item, parts)
+        else:
+            _encode_one(tag, value, parts)
     return b"".join(parts)
+
+
+def _encode_one(tag: int, value: Any, parts: list[bytes]) -> None:
+    size = _INT_TAGS.get(tag)
+    if size is not None:
+        parts.append(_INT_FMT[size].pack(tag, size, value))
+        return
+    if isinstance(value, str):
+        value = value.encode("latin-1") + b"\0"
+    elif tag in _CSTR_TAGS:
+        value = bytes(value)
+        if not value.endswith(b"\0"):
+            value += b"\0"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"optional parameter {tlv_name(tag)} takes bytes, not int")
+    if len(value) > 0xFFFF:
+        raise ValueError(f"optional parameter {tlv_name(tag)} is longer than 65535 octets")
+    parts.append(_TL.pack(tag, len(value)))
+    parts.append(value)

@@ -82,6 +82,16 @@ def test_unknown_tlv_survives_byte_for_byte():
     assert encode(pdu) == data
 
 
+def test_repeated_tlvs_keep_every_value():
+    # callback_num may appear several times (5.3.2.36); a repeated tag becomes a list
+    body = _submit_body() + bytes.fromhex("0381 0002 aaaa 0381 0002 bbbb 0302 0001 01")
+    data = pdu_bytes(4, body)
+    pdu = decode(data)
+    assert pdu.tlvs[Tag.CALLBACK_NUM] == [b"\xaa\xaa", b"\xbb\xbb"]
+    assert pdu.tlvs[Tag.CALLBACK_NUM_PRES_IND] == 1
+    assert encode(pdu) == data
+
+
 def test_typed_tlvs():
     pdu = DeliverSm(
         esm_class=4,
