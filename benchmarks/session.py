@@ -906,6 +906,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         " (needs py-spy; not part of the project's dependencies)",
     )
     p.add_argument("--profile-top", type=int, default=15)
+    p.add_argument("--retries", type=int, default=1, help="measure again after a failed attempt, this many times (1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.count is None:
@@ -937,7 +938,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     skipped = _available(pairs)
     runnable = [p for p in pairs if p not in skipped]
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {p: {w: [] for w in windows} for p in pairs}
-    failures: list[str] = []
+    failures: list[str] = []  # measurements that failed every attempt
+    retried: list[str] = []  # attempts that failed and were retried
 
     def on_term(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
@@ -951,13 +953,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 order = runnable[k:] + runnable[:k]
                 for pair in order:
                     tag = f"-r{rep + 1}" if args.repeat > 1 else ""
-                    try:
-                        r = measure(pair, w, count=args.count, warmup=args.warmup, cpus=cpus, profile_dir=profile_dir, pyspy_dir=pyspy_dir, tag=tag,
-                                    node_nodelay=not args.node_nagle)
-                    except ChildFailed as exc:
-                        failures.append(f"{pair} w={w} rep {rep + 1}: {exc}")
-                        if not args.quiet:
+                    r = None
+                    for attempt in range(1 + max(args.retries, 0)):
+                        try:
+                            r = measure(
+                                pair, w, count=args.count, warmup=args.warmup, cpus=cpus, profile_dir=profile_dir,
+                                pyspy_dir=pyspy_dir, tag=tag, node_nodelay=not args.node_nagle,
+                            )
+                            break
+                        except ChildFailed as exc:
+                            what = f"{pair} w={w} rep {rep + 1} attempt {attempt + 1}: {exc}"
+                            (failures if attempt >= args.retries else retried).append(what)
                             print(f"[{rep + 1}/{args.repeat}] {LABELS[pair]:<20} w={w:<4} FAILED: {exc}", file=sys.stderr)
+                    if r is None:
                         continue
                     runs[pair][w].append(r)
                     if not args.quiet:
@@ -992,6 +1000,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{LABELS[pair]}: n/a ({why})")
     for f in failures:
         print(f"failed: {f}")
+    for f in retried:
+        print(f"failed once, measured again: {f}")
     errors = sum(r["errors"] for p in runs.values() for rs in p.values() for r in rs)
     if errors:
         print(f"warning: {errors} submit_sm were answered with an error status")
@@ -1018,6 +1028,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": {p: {str(w): rs for w, rs in ws.items()} for p, ws in runs.items()},
         "skipped": skipped,
         "failures": failures,
+        "retried": retried,
         "targets": target_lines(medians, 100) if 100 in windows else [],
     }
     if args.json:
