@@ -231,7 +231,7 @@ class SmppConnection(asyncio.Protocol):
         """Unbind politely and close; closes anyway when the peer does not answer."""
         if self.transport is None:
             return
-        pdu = self.session.unbind(self.loop.create_future())
+        pdu = self.session.unbind()
         if pdu is not None:
             self._flush_soon()
             try:
