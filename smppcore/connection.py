@@ -253,17 +253,20 @@ class SmppConnection(asyncio.Protocol):
     # ---- events ------------------------------------------------------------------------
 
     def handle_events(self, events: list) -> None:
+        waiters = self._window_waiters
         for ev in events:
-            if isinstance(ev, Pdu):
-                self.on_request(ev)
-                continue
             cls = ev.__class__
-            if cls is Response:
+            if cls is Response:  # the common case first: an answer to one of ours
                 fut = ev.context
                 if fut is not None and not fut.done():
                     fut.set_result(ev.pdu)
-                self._window_freed()
-            elif cls is RequestTimeout:
+                if waiters:
+                    self._window_freed()
+                continue
+            if isinstance(ev, Pdu):
+                self.on_request(ev)
+                continue
+            if cls is RequestTimeout:
                 fut = ev.context
                 if fut is not None and not fut.done():
                     fut.set_exception(ResponseTimeout(f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"))

@@ -427,6 +427,10 @@ class Session:
             return
         request = entry.request
         rcid = request.command_id
+        if rcid == C.SUBMIT_SM and pdu.command_id == C.SUBMIT_SM_RESP:  # the hot path
+            self.last_activity = self.last_received
+            events.append(Response(pdu, request, entry.context))
+            return
         if pdu.command_id != GenericNack.command_id and pdu.command_id != rcid | 0x80000000:
             # a response of the wrong type for that sequence number: report it and keep
             # waiting for the right one (the request times out if it never comes)
