@@ -491,15 +491,21 @@ class Session:
         now = self.clock()
         cfg = self.config
         events: list = []
+        dead = False
         for entry in self.window.expired(now):
-            if entry.request.command_id == C.ENQUIRE_LINK and entry.request.sequence_number == self._link_probe:
+            request = entry.request
+            if request.command_id == C.ENQUIRE_LINK and request.sequence_number == self._link_probe:
                 self._link_probe = None
-                self._close("enquire_link went unanswered: peer is dead", events)
-                return events
-            if entry.request.command_id == C.UNBIND:
+                dead = True
+                if entry.context is None:
+                    continue  # our own keep-alive: nobody waits for it
+            elif request.command_id == C.UNBIND:
                 self.state = State.UNBOUND
                 events.append(Unbound(by_peer=False))
-            events.append(RequestTimeout(entry.request, entry.context))
+            events.append(RequestTimeout(request, entry.context))
+        if dead:
+            self._close("enquire_link went unanswered: peer is dead", events)
+            return events
         if self.state is State.OPEN and cfg.bind_timeout and now - self.opened_at >= cfg.bind_timeout:
             self._close(f"no bind within {cfg.bind_timeout:g}s", events)
             return events
