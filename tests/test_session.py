@@ -415,3 +415,14 @@ def test_many_pdus_in_one_chunk_answered_in_one_buffer():
     assert len(out) == 1600
     assert [p.sequence_number for p in Framer().feed(out)] == list(range(1, 101))
     assert decode(out[:16]) == EnquireLinkResp(sequence_number=1)
+
+
+def test_callers_unanswered_enquire_link_times_out_and_closes():
+    clock = FakeClock()
+    esme = Session(Role.ESME, SessionConfig(enquire_link_interval=0, response_timeout=5), clock=clock)
+    esme.state = State.BOUND_TRX
+    esme.send_request(EnquireLink(), "mine")
+    clock.now += 5
+    events = esme.tick()
+    assert [(type(e), getattr(e, "context", None)) for e in events[:2]] == [(RequestTimeout, "mine"), (Closing, None)]
+    assert esme.state is State.CLOSED
