@@ -1,14 +1,62 @@
 """The embedded store: SQLite in WAL mode, written by one thread, group-committed.
 
-The event loop never touches SQLite. Every request (writes and reads alike) goes
-into a queue; a single writer thread takes everything queued, runs it in one
-transaction, commits once, and completes all the callers' Futures with one
-``call_soon_threadsafe``. Under load a commit carries hundreds of messages, so
-the fsync that makes them durable is paid once for all of them.
+How a request travels
+---------------------
+The event loop never touches SQLite. Every request, writes and reads alike, is
+appended to a loop-side list; once per event-loop turn that list is handed to the
+writer thread (one lock, one wake-up), so everything asked for in one turn lands
+in the same transaction. The writer thread owns the only ``sqlite3`` connection;
+it takes everything queued (up to ``max_batch`` requests), runs it in ONE
+transaction, commits once, and completes all the callers' Futures with ONE
+``loop.call_soon_threadsafe``. Under load a commit carries thousands of messages,
+so the fsync that makes them durable is paid once for all of them.
 
-``synchronous="full"`` (the default) fsyncs the WAL at every commit: what was
-acknowledged survives a power cut. ``"normal"`` survives a process kill
-(SIGKILL), not a power cut, and costs less.
+Consecutive writes of the same kind (new messages, updates of the same fields,
+new deliveries, deleted deliveries) are merged and written with one multi-row
+statement per 1,024 rows rather than ``executemany``: every statement releases the
+GIL and has to win it back from a busy event loop, which can take up to
+``sys.getswitchinterval()`` each time, so the writer keeps the number of statements
+per batch to a handful (see :class:`_Shape`). A batch that is a single such
+statement runs without BEGIN/COMMIT (a lone statement is its own transaction).
+
+Reads go through the same queue and the same connection: a read sees every write
+queued before it (the hub relies on that: it records an upstream_id with
+:meth:`update`, fire-and-forget, and the receipt that looks it up may arrive a
+millisecond later). The price is that a read waits for the commit in front of it.
+A second, read-only connection in WAL mode would answer without that wait but
+could not see writes still queued, so it is not used.
+
+Housekeeping: :meth:`SqliteStore.purge` deletes through a partial index on final
+messages, 2,000 rows per transaction, so it never holds the writer for long;
+:meth:`SqliteStore.counts` scans the table (for status pages, not per message).
+
+Durability
+----------
+``add_messages`` / ``add_deliveries`` return only after the COMMIT that holds them
+returned. ``synchronous="full"`` (the default) fsyncs the WAL at every commit, so
+what was acknowledged survives a power cut. ``synchronous="normal"`` does not
+fsync at commit (only at checkpoints): an acknowledged write survives the process
+being killed (SIGKILL, a crash: the WAL is in the OS page cache), but NOT a power
+cut or kernel crash, which may lose the last commits.
+
+Failures
+--------
+A request's Future succeeds if and only if its work was committed. If anything
+in a batch fails (a constraint, a value SQLite cannot bind, disk full), the
+transaction is rolled back and the batch run again with one SAVEPOINT per request:
+the bad requests fail alone (their Futures get the exception; fire-and-forget
+writes are logged and counted in :attr:`SqliteStore.errors`), the others commit.
+If the COMMIT itself fails, every request of the batch fails. The writer thread
+survives all of this and serves the next batch.
+
+``commit_interval``
+-------------------
+When the writer is idle and a request arrives, it may wait up to this many seconds
+for more before starting the transaction. Group commit already happens without it
+(requests pile up while the previous commit is fsyncing); the wait only trades
+latency for fewer commits at moderate load. ``benchmarks/store.py`` measures it:
+on the reference machine waiting never helped throughput and costs every lone
+caller that much latency, so the default is 0 (no timer at all).
 """
 
 from __future__ import annotations
@@ -18,15 +66,17 @@ import collections
 import logging
 import sqlite3
 import threading
-from typing import Any, Callable
+import time
+from itertools import chain
+from typing import Any
 
 from .base import Delivery, MessageRecord, MessageState, Store
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "SCHEMA_VERSION"]
 
 log = logging.getLogger("smpphub.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # PRAGMA user_version; bump it with a migration in _migrate()
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
@@ -46,6 +96,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_upstream ON messages (upstream, upstream_id) WHERE upstream_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_open ON messages (state) WHERE state IN ('queued', 'sent');
+CREATE INDEX IF NOT EXISTS messages_final ON messages (state, updated_at) WHERE state IN ('cancelled', 'delivered', 'expired', 'failed');
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
@@ -61,201 +112,483 @@ _COLUMNS = (
     "created_at", "not_before", "expires_at", "registered_delivery", "error", "updated_at",
 )
 _UPDATABLE = frozenset(_COLUMNS) - {"id"}
-_INSERT = f"INSERT OR REPLACE INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_OPEN_STATES = "('queued', 'sent')"
+_FINAL_STATES = "('cancelled', 'delivered', 'expired', 'failed')"
+# the partial indexes spell the states out, and a query can use one only if it says the same
+assert MessageState.OPEN == {"queued", "sent"} and MessageState.FINAL == {"cancelled", "delivered", "expired", "failed"}
+
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM messages"
+_GET = f"{_SELECT} WHERE id = ?"
+_BY_UPSTREAM = f"{_SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
+_OPEN = f"{_SELECT} WHERE state IN {_OPEN_STATES} ORDER BY created_at"
 _DELIVERY_COLUMNS = ("id", "account", "pdu", "created_at", "expires_at", "attempts", "kind")
+_SELECT_DELIVERIES = f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries"
+_PURGE_CHUNK = 2000  # rows per purge transaction, so a big purge never stalls the acks for long
+# through the messages_final index: no table scan, however many messages the file holds
+_PURGE = (
+    f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE state IN {_FINAL_STATES} "
+    f"AND updated_at < ? LIMIT {_PURGE_CHUNK})"
+)
+_MAX_CHUNK = 1024  # rows per statement (fewer when SQLITE_LIMIT_VARIABLE_NUMBER is low)
+_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
+with sqlite3.connect(":memory:") as _probe:  # the library's compile-time limit, the same for every connection
+    _VARIABLE_LIMIT = _probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+_probe.close()
 
-Op = Callable[[sqlite3.Connection], Any]
+
+class _Shape:
+    """One kind of write, and how to run any number of them in as few statements as possible.
+
+    Every statement the writer runs releases the GIL and must take it back, which
+    costs up to ``sys.getswitchinterval()`` (5 ms) while the event loop is busy; so
+    rows go in as one multi-row statement per ``chunk`` rows (``INSERT ... SELECT *
+    FROM (VALUES (...), (...))``, ``UPDATE ... FROM (VALUES ...)``, ``DELETE ... IN
+    (...)``), not one ``executemany`` step per row. Statements are made for powers
+    of two rows only (so the connection's statement cache keeps them all) and the
+    rest is padded with NULL rows that match or insert nothing.
+    """
+
+    __slots__ = ("kind", "width", "template", "legacy", "sqls", "chunk", "pad")
+
+    def __init__(self, kind: str, width: int, template: str, legacy: str | None = None) -> None:
+        self.kind = kind  # "insert" | "update" | "delete"
+        self.width = width  # parameters per row
+        self.template = template  # {values}: the rows' placeholders
+        self.legacy = legacy  # per-row SQL for executemany when UPDATE FROM is missing
+        self.sqls: dict[int, str] = {}
+        chunk = _MAX_CHUNK
+        while chunk > 1 and chunk * width > _VARIABLE_LIMIT:
+            chunk //= 2
+        self.chunk = 1 if legacy is not None else chunk  # rows per statement
+        self.pad = [None] * (width * self.chunk)
+
+    def run(self, db: sqlite3.Connection, rows: list | tuple) -> None:
+        if self.legacy is not None:
+            db.executemany(self.legacy, rows)
+            return
+        if self.kind == "update" and len(rows) > 1:
+            # UPDATE FROM applies one arbitrary source row per target: keep the last
+            # update of each id (the same fields, so that is what running them in order does)
+            rows = list({row[-1]: row for row in rows}.values())
+        chunk, width = self.chunk, self.width
+        for i in range(0, len(rows), chunk):
+            part = rows[i:i + chunk]
+            n = len(part)
+            k = 1 << (n - 1).bit_length()
+            sql = self.sqls.get(k)
+            if sql is None:
+                placeholders = "(" + ", ".join("?" * width) + ")"
+                sql = self.sqls[k] = self.template.format(values=", ".join([placeholders] * k))
+            params = list(chain.from_iterable(part))
+            if k > n:
+                params += self.pad[:width * (k - n)]
+            cursor = db.execute(sql, params)
+            if self.kind == "insert" and cursor.rowcount != n:
+                raise sqlite3.IntegrityError(f"{cursor.rowcount} of {n} rows inserted (a row without an id?)")
 
 
-def _row(record: MessageRecord) -> tuple:
-    return (
-        record.id, record.account, record.pdu, ",".join(record.route), record.state, record.upstream,
-        record.upstream_id, record.attempts, record.created_at, record.not_before, record.expires_at,
-        record.registered_delivery, record.error, record.updated_at,
+def _insert_shape(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> _Shape:
+    cols = ", ".join(columns)
+    # the padding rows are all NULL; a real row always has its id (checked by rowcount)
+    return _Shape("insert", len(columns), f"{verb} INTO {table} ({cols}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL")
+
+
+def _update_shape(fields: tuple[str, ...]) -> _Shape:
+    sets = ", ".join(f"{f} = v.column{i}" for i, f in enumerate(fields, 1))
+    legacy = None if _UPDATE_FROM else f"UPDATE messages SET {', '.join(f'{f} = ?' for f in fields)} WHERE id = ?"
+    return _Shape(
+        "update", len(fields) + 1,
+        f"UPDATE messages SET {sets} FROM (VALUES {{values}}) AS v WHERE messages.id = v.column{len(fields) + 1}", legacy,
     )
 
 
-def _record(row: tuple) -> MessageRecord:
-    values = dict(zip(_COLUMNS, row))
-    values["route"] = values["route"].split(",") if values["route"] else []
-    return MessageRecord(**values)
+# INSERT OR REPLACE: a record added again (same hub id) replaces the old one
+_INSERT_MESSAGES = _insert_shape("messages", _COLUMNS, "INSERT OR REPLACE")
+_INSERT_DELIVERIES = _insert_shape("deliveries", _DELIVERY_COLUMNS)
+_DELETE_DELIVERIES = _Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
+_UPDATES: dict[tuple[str, ...], _Shape] = {}  # fields -> shape, made at their first update (valid ones only)
+
+# A queued request: (shape, rows, future) for a write (``shape.run(connection, rows)``),
+# or (None, fn, future) for anything else: fn(connection) -> the Future's result.
+# future is None for fire-and-forget writes.
+Request = tuple["_Shape | None", Any, "asyncio.Future | None"]
+
+
+def _row(r: MessageRecord) -> tuple:
+    return (
+        r.id, r.account, r.pdu, ",".join(r.route), r.state, r.upstream, r.upstream_id, r.attempts,
+        r.created_at, r.not_before, r.expires_at, r.registered_delivery, r.error, r.updated_at,
+    )
+
+
+def _record(row: tuple | None) -> MessageRecord | None:
+    if row is None:
+        return None
+    return MessageRecord(
+        id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], state=row[4],
+        upstream=row[5], upstream_id=row[6], attempts=row[7], created_at=row[8], not_before=row[9],
+        expires_at=row[10], registered_delivery=row[11], error=row[12], updated_at=row[13],
+    )
+
+
+def _delivery(row: tuple) -> Delivery:
+    return Delivery(id=row[0], account=row[1], pdu=row[2], created_at=row[3], expires_at=row[4], attempts=row[5], kind=row[6])
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str, *, synchronous: str = "full", max_batch: int = 5000) -> None:
+    """The embedded :class:`Store` (see the module docstring for how it works).
+
+    ``commits`` counts committed transactions, ``requests`` the requests they
+    carried, ``errors`` the requests that failed. All methods must be called from
+    the event loop that ran :meth:`open`.
+    """
+
+    def __init__(self, path: str, *, commit_interval: float = 0.0, synchronous: str = "full", max_batch: int = 5000) -> None:
+        synchronous = synchronous.lower()
         if synchronous not in ("full", "normal"):
             raise ValueError("synchronous must be 'full' or 'normal'")
+        if commit_interval < 0:
+            raise ValueError("commit_interval must be >= 0")
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
         self.path = path
+        self.commit_interval = commit_interval
         self.synchronous = synchronous
         self.max_batch = max_batch
         self.commits = 0
-        self._queue: collections.deque[tuple[Op, asyncio.Future | None]] = collections.deque()
-        self._wakeup = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closing = False
+        self.requests = 0
+        self.errors = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False  # no new requests; the writer drains the queue and stops
+        # loop side: requests of the current turn, handed over once per turn
+        self._pending: list[Request] = []
+        self._handoff_scheduled = False
+        # shared with the writer, under _cond
+        self._queue: collections.deque[Request] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
         self._next_delivery_id = 1
 
-    # ---- the writer thread --------------------------------------------------------------
+    # ---- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the store is already open")
         self._loop = asyncio.get_running_loop()
+        self._closing = False
         ready: asyncio.Future = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="smpphub-sqlite", daemon=True)
         self._thread.start()
-        await ready
+        try:
+            await ready
+        except BaseException:
+            await self._loop.run_in_executor(None, self._thread.join)
+            self._thread = None
+            raise
+
+    async def close(self) -> None:
+        """Commit everything queued (the writer drains the queue), stop the thread, close the file."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._handoff()
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        self._thread = None
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} was written by a newer smpphub (schema {version})")
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True, cached_statements=512)
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.warning("%s: journal_mode is %s, not WAL", self.path, mode)
+            db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA cache_size=-32768")  # 32 MiB of page cache keeps the indexes hot
+            db.execute("PRAGMA temp_store=MEMORY")
+            self._migrate(db)
+            self._next_delivery_id = (db.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0) + 1
+        except BaseException:
+            db.close()
+            raise
         return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path} has schema version {version}; this smpphub knows up to {SCHEMA_VERSION}")
+        db.executescript(_SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
+        # later versions: `if version < 2: ALTER TABLE ...` here, each in its own step
+        if version != SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # ---- the writer thread ---------------------------------------------------------------------
 
     def _run(self, ready: asyncio.Future) -> None:
         loop = self._loop
+        assert loop is not None
         try:
             db = self._connect()
-        except Exception as exc:  # noqa: BLE001 - reported to open()
+        except BaseException as exc:  # noqa: BLE001 - reported to open()
             loop.call_soon_threadsafe(_fail, ready, exc)
             return
-        self._next_delivery_id = (db.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0) + 1
         loop.call_soon_threadsafe(_succeed, ready, None)
-        queue = self._queue
-        while True:
-            with self._wakeup:
-                while not queue and not self._closing:
-                    self._wakeup.wait()
-                if not queue and self._closing:
-                    break
-            batch = []
-            while queue and len(batch) < self.max_batch:
-                batch.append(queue.popleft())
-            self._execute(db, batch)
-        db.close()
+        queue, cond, interval, max_batch = self._queue, self._cond, self.commit_interval, self.max_batch
+        try:
+            while True:
+                with cond:
+                    if not queue:
+                        if self._closing:
+                            break
+                        while not queue and not self._closing:
+                            cond.wait()
+                        if not queue:
+                            break
+                        if interval:  # we were idle: give the rest of the burst a moment to arrive
+                            deadline = time.monotonic() + interval
+                            while len(queue) < max_batch and not self._closing:
+                                left = deadline - time.monotonic()
+                                if left <= 0:
+                                    break
+                                cond.wait(left)
+                    if len(queue) <= max_batch:
+                        batch = list(queue)
+                        queue.clear()
+                    else:
+                        batch = [queue.popleft() for _ in range(max_batch)]
+                try:
+                    results = self._execute(db, batch)
+                except BaseException as exc:  # noqa: BLE001 - a bug, not SQLite: fail this batch, keep serving
+                    log.exception("store writer failed on a batch of %d requests", len(batch))
+                    results = [(fut, None, exc) for _, _, fut in batch]
+                self._complete(results)
+        except BaseException:  # noqa: BLE001
+            log.exception("store writer thread stopped")
+            raise
+        finally:
+            # whatever is left will never run: fail it rather than leave callers hanging
+            with cond:
+                self._closing = True
+                left = list(queue)
+                queue.clear()
+            if left:
+                exc = RuntimeError("the store was closed")
+                self._complete([(fut, None, exc) for _, _, fut in left])
+            try:
+                db.close()
+            except sqlite3.Error:
+                log.exception("closing %s", self.path)
 
-    def _execute(self, db: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future | None]]) -> None:
+    def _complete(self, results: list[tuple[asyncio.Future | None, Any, BaseException | None]]) -> None:
+        """Hand the outcomes to the loop: one callback for the whole batch."""
+        waited = [r for r in results if r[0] is not None]
+        if waited:
+            try:
+                self._loop.call_soon_threadsafe(_complete, waited)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def _execute(self, db: sqlite3.Connection, batch: list[Request]) -> list[tuple[asyncio.Future | None, Any, BaseException | None]]:
+        """Run ``batch`` in one transaction; the outcome of every request."""
+        try:
+            results = self._fast(db, batch)
+        except Exception as exc:  # noqa: BLE001
+            _rollback(db)
+            log.warning("store batch of %d requests failed (%s: %s); isolating the failing ones",
+                        len(batch), type(exc).__name__, exc)
+            return self._isolated(db, batch)
+        self.commits += 1
+        self.requests += len(batch)
+        return results
+
+    def _fast(self, db: sqlite3.Connection, batch: list[Request]) -> list[tuple[asyncio.Future | None, Any, None]]:
+        """Everything in one transaction, consecutive writes of one shape merged; raises on any error."""
+        # merge runs of the same shape: [(shape, rows, first, end)]
+        runs: list[tuple[_Shape | None, Any, int, int]] = []
+        n = len(batch)
+        i = 0
+        while i < n:
+            shape, arg, _ = batch[i]
+            j = i + 1
+            if shape is not None and j < n and batch[j][0] is shape:
+                rows = list(arg)
+                while j < n and batch[j][0] is shape:
+                    rows += batch[j][1]
+                    j += 1
+                arg = rows
+            runs.append((shape, arg, i, j))
+            i = j
+        # one write statement needs no BEGIN/COMMIT around it (it is atomic and durable
+        # on its own): two fewer trips through the GIL
+        single = len(runs) == 1 and runs[0][0] is not None and len(runs[0][1]) <= runs[0][0].chunk
+        if not single:
+            db.execute("BEGIN IMMEDIATE")
+        results: list[tuple[asyncio.Future | None, Any, None]] = []
+        for shape, arg, i, j in runs:
+            if shape is None:
+                results.append((batch[i][2], arg(db), None))
+            else:
+                shape.run(db, arg)
+                results.extend([(batch[k][2], None, None) for k in range(i, j) if batch[k][2] is not None])
+        if not single:
+            db.execute("COMMIT")
+        return results
+
+    def _isolated(self, db: sqlite3.Connection, batch: list[Request]) -> list[tuple[asyncio.Future | None, Any, BaseException | None]]:
+        """The slow path after a failed batch: one SAVEPOINT per request, so the bad ones fail alone."""
         results: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
+        failed = 0
         try:
             db.execute("BEGIN IMMEDIATE")
-            for op, fut in batch:
+            for shape, arg, fut in batch:
+                db.execute("SAVEPOINT req")
                 try:
-                    results.append((fut, op(db), None))
-                except sqlite3.Error as exc:  # one bad request fails alone
-                    if fut is None:
-                        log.error("store write failed: %s", exc)
+                    value = arg(db) if shape is None else shape.run(db, arg)
+                except Exception as exc:  # noqa: BLE001 - this request fails, the others go on
+                    if not db.in_transaction:
+                        # SQLite rolled the whole transaction back (disk full, I/O error):
+                        # nothing done so far in it survives
+                        raise
+                    db.execute("ROLLBACK TO req")
+                    db.execute("RELEASE req")
+                    self._failed(shape, arg, fut, exc)
+                    failed += 1
                     results.append((fut, None, exc))
+                else:
+                    db.execute("RELEASE req")
+                    results.append((fut, value, None))
             db.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            log.error("commit of %d requests failed: %s", len(batch), exc)
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            results = [(fut, None, exc) for _, fut in batch]
-        if any(fut is not None for fut, _, _ in results):
-            self._loop.call_soon_threadsafe(_complete, results)
+        except Exception as exc:  # noqa: BLE001 - the transaction is lost: every request of it fails
+            _rollback(db)
+            log.error("store transaction of %d requests failed: %s: %s", len(batch), type(exc).__name__, exc)
+            self.errors += len(batch) - failed
+            return [(fut, None, exc) for _, _, fut in batch]
+        self.commits += 1
+        self.requests += len(batch)
+        return results
 
-    def _submit(self, op: Op, wait: bool = True) -> asyncio.Future | None:
-        """Queue ``op`` for the writer; with ``wait`` a Future of its result, else None
-        (a failure is then logged by the writer)."""
+    def _failed(self, shape: _Shape | None, arg: Any, fut: asyncio.Future | None, exc: BaseException) -> None:
+        self.errors += 1
+        what = shape.template.split(" (")[0] if shape is not None else getattr(arg, "__name__", "request")
+        if fut is None:
+            log.error("store write lost (%s): %s: %s", what, type(exc).__name__, exc)
+        else:
+            log.warning("store request failed (%s): %s: %s", what, type(exc).__name__, exc)
+
+    # ---- the loop side ---------------------------------------------------------------------------
+
+    def _submit(self, shape: _Shape | None, arg: Any, wait: bool = True) -> asyncio.Future | None:
+        """Queue a request for this turn's hand-over; its Future (None when not ``wait``)."""
         if self._thread is None or self._closing:
             raise RuntimeError("the store is not open")
         fut = self._loop.create_future() if wait else None
-        with self._wakeup:
-            self._queue.append((op, fut))
-            self._wakeup.notify()
+        self._pending.append((shape, arg, fut))
+        if not self._handoff_scheduled:
+            self._handoff_scheduled = True
+            self._loop.call_soon(self._handoff)
         return fut
 
-    async def close(self) -> None:
-        if self._thread is None:
+    def _handoff(self) -> None:
+        """Give the writer everything asked for during this turn of the loop (one lock, one wake-up)."""
+        self._handoff_scheduled = False
+        pending = self._pending
+        if not pending:
             return
-        with self._wakeup:
-            self._closing = True
-            self._wakeup.notify()
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
-        self._thread = None
+        self._pending = []
+        with self._cond:
+            self._queue.extend(pending)
+            self._cond.notify()
 
-    # ---- messages ---------------------------------------------------------------------------
+    # ---- messages ----------------------------------------------------------------------------------
 
     async def add_messages(self, records: list[MessageRecord]) -> None:
-        rows = [_row(r) for r in records]
-        await self._submit(lambda db: db.executemany(_INSERT, rows) and None)
+        if records:
+            await self._submit(_INSERT_MESSAGES, [_row(r) for r in records])
 
     def update(self, record_id: str, **fields: object) -> None:
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"unknown message fields {sorted(unknown)}")
-        if "route" in fields:
-            fields["route"] = ",".join(fields["route"])  # type: ignore[arg-type]
-        sql = f"UPDATE messages SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?"
-        values = (*fields.values(), record_id)
-        self._submit(lambda db: db.execute(sql, values) and None, wait=False)
+        keys = tuple(fields)
+        shape = _UPDATES.get(keys)
+        if shape is None:
+            if not keys:
+                return
+            unknown = set(keys) - _UPDATABLE
+            if unknown:
+                raise ValueError(f"unknown message fields {sorted(unknown)}")
+            shape = _UPDATES[keys] = _update_shape(keys)
+        route = fields.get("route")
+        if route is not None:
+            if isinstance(route, str):
+                raise ValueError("route must be a list of upstream names")
+            fields["route"] = ",".join(route)  # type: ignore[arg-type]
+        self._submit(shape, ((*fields.values(), record_id),), wait=False)
+
+    async def flush(self) -> None:
+        await self._submit(None, _nothing)
 
     async def get(self, record_id: str) -> MessageRecord | None:
-        row = await self._submit(lambda db: db.execute(f"{_SELECT} WHERE id = ?", (record_id,)).fetchone())
-        return _record(row) if row else None
+        return await self._submit(None, lambda db: _record(db.execute(_GET, (record_id,)).fetchone()))
 
     async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRecord | None:
-        row = await self._submit(
-            lambda db: db.execute(f"{_SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1", (upstream, upstream_id)).fetchone()
-        )
-        return _record(row) if row else None
+        return await self._submit(None, lambda db: _record(db.execute(_BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
 
     async def open_messages(self) -> list[MessageRecord]:
-        rows = await self._submit(lambda db: db.execute(f"{_SELECT} WHERE state IN ('queued', 'sent') ORDER BY created_at").fetchall())
-        return [_record(r) for r in rows]
+        return await self._submit(None, lambda db: [_record(r) for r in db.execute(_OPEN)])
 
-    # ---- deliveries ---------------------------------------------------------------------------
+    # ---- deliveries -----------------------------------------------------------------------------------
 
     async def add_delivery(self, delivery: Delivery) -> int:
         return (await self.add_deliveries([delivery]))[0]
 
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
-        # ids come from our own counter (one hub process writes this file), so one
-        # executemany inserts the lot
+        # Ids come from our own counter (one process writes this file; it starts past
+        # MAX(id) at open), so the rows go in with one multi-row INSERT like the messages.
+        if not deliveries:
+            return []
         first = self._next_delivery_id
-        self._next_delivery_id += len(deliveries)
+        self._next_delivery_id = first + len(deliveries)
         ids = list(range(first, first + len(deliveries)))
         rows = [(i, d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind) for i, d in zip(ids, deliveries)]
-        await self._submit(lambda db: db.executemany(
-            "INSERT INTO deliveries (id, account, pdu, created_at, expires_at, attempts, kind) VALUES (?, ?, ?, ?, ?, ?, ?)", rows) and None)
+        await self._submit(_INSERT_DELIVERIES, rows)
         return ids
 
     def delete_delivery(self, delivery_id: int) -> None:
-        self._submit(lambda db: db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,)) and None, wait=False)
-
-    async def flush(self) -> None:
-        await self._submit(lambda db: None)
+        self._submit(_DELETE_DELIVERIES, ((delivery_id,),), wait=False)
 
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
-        cols = ", ".join(_DELIVERY_COLUMNS)
         if account is None:
-            rows = await self._submit(lambda db: db.execute(f"SELECT {cols} FROM deliveries ORDER BY id").fetchall())
-        else:
-            rows = await self._submit(lambda db: db.execute(f"SELECT {cols} FROM deliveries WHERE account = ? ORDER BY id", (account,)).fetchall())
-        return [Delivery(**dict(zip(_DELIVERY_COLUMNS, r))) for r in rows]
-
-    # ---- housekeeping ----------------------------------------------------------------------------
-
-    async def purge(self, older_than: float) -> int:
-        final = tuple(MessageState.FINAL)
-        marks = ", ".join("?" * len(final))
+            return await self._submit(None, lambda db: [_delivery(r) for r in db.execute(f"{_SELECT_DELIVERIES} ORDER BY id")])
         return await self._submit(
-            lambda db: db.execute(f"DELETE FROM messages WHERE state IN ({marks}) AND updated_at < ?", (*final, older_than)).rowcount
+            None, lambda db: [_delivery(r) for r in db.execute(f"{_SELECT_DELIVERIES} WHERE account = ? ORDER BY id", (account,))]
         )
 
+    # ---- housekeeping -------------------------------------------------------------------------------
+
+    async def purge(self, older_than: float) -> int:
+        """Delete final messages last updated before ``older_than``, a chunk per transaction."""
+        args = (older_than,)
+        total = 0
+        while True:
+            n = await self._submit(None, lambda db: db.execute(_PURGE, args).rowcount)
+            total += n
+            if n < _PURGE_CHUNK:
+                return total
+
     async def counts(self) -> dict[str, int]:
-        rows = await self._submit(lambda db: db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state").fetchall())
-        return dict(rows)
+        return await self._submit(None, lambda db: dict(db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state")))
+
+
+def _nothing(db: sqlite3.Connection) -> None:
+    return None
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    try:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        log.error("rollback failed: %s: %s", type(exc).__name__, exc)
 
 
 def _succeed(fut: asyncio.Future, value: Any) -> None:
@@ -268,12 +601,11 @@ def _fail(fut: asyncio.Future, exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
-def _complete(results: list[tuple[asyncio.Future | None, Any, BaseException | None]]) -> None:
+def _complete(results: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
     for fut, value, exc in results:
-        if fut is None or fut.done():
+        if fut.done():  # the caller gave up (cancelled); the write happened anyway
             continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
+        if exc is None:
             fut.set_result(value)
-
+        else:
+            fut.set_exception(exc)

@@ -1,0 +1,242 @@
+"""Store benchmark: how fast the SQLite store takes durable writes.
+
+Run ``python -m benchmarks.store`` (``--quick`` for a smoke run). Every row gets a
+fresh database file (in ``--dir``, default the system temp directory: it must be on
+the disk the hub would use, not a tmpfs, or the fsyncs cost nothing) and one
+:class:`router.store.sqlite.SqliteStore` on the event loop the hub uses (uvloop when
+installed). Rows:
+
+- **add**: ``--records`` message records (200,000; a 60-octet submit_sm each) stored
+  by C concurrent callers, each awaiting ``add_messages([record])`` (one record per
+  call, the worst case for the store: the hub's acceptor hands it a whole loop turn
+  of messages per call). One caller waits for a commit per record, so that row
+  stores at most ``--serial-records`` (10,000) records; the ``records`` column says
+  how many.
+- **add, per-call 100**: one caller, 100 records per call (what the hub's acceptor does
+  under load).
+- **update**: the hub's "sent" update (state, upstream, upstream_id, attempts,
+  updated_at) of every record, fire-and-forget, the loop yielding every 1,000
+  updates as traffic would, then ``flush()`` (its p50 / p99 are that flush's wait:
+  how far the writer lagged behind).
+- **lookup**: ``find_by_upstream_id`` for every updated record, 100 concurrent
+  callers (the receipt path when the hub's in-memory map misses).
+
+Each for ``synchronous`` FULL (fsync at every commit: survives a power cut) and
+NORMAL (survives a process kill, not a power cut), and the add rows also with
+``commit_interval`` 0.002 (the writer waits 2 ms for more once idle) to show whether
+waiting buys anything. Columns: records (or operations) per second over the whole
+run; commits per second and records per commit from the store's ``commits``
+counter; p50 / p99 of each awaited call in ms; process CPU (all threads, user +
+system) per record in microseconds. With ``--repeat N`` everything runs N times
+(in order, so a noisy neighbour hits every row alike) and each row shows the run
+with the median records/s. The first lines printed give the load average before
+and after: the figures mean little on a machine that was busy with something else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # python benchmarks/store.py
+    _ROOT = Path(__file__).resolve().parent.parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
+    sys.path.insert(0, str(_ROOT))
+
+from router.store import MessageRecord, MessageState  # noqa: E402
+from router.store.sqlite import SqliteStore  # noqa: E402
+
+PDU = bytes(range(60))  # the size of an encoded submit_sm with a 40-octet text
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def make_records(n: int) -> list[MessageRecord]:
+    now = time.time()
+    return [
+        MessageRecord(id=f"{i:016x}", account="acme", pdu=PDU, route=["smsc-a", "smsc-b"], created_at=now,
+                      updated_at=now, registered_delivery=1)
+        for i in range(n)
+    ]
+
+
+def pct(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
+
+
+class Bench:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.runs: list[dict] = []
+        self.n = 0
+
+    def path(self) -> str:
+        self.n += 1
+        return os.path.join(self.directory, f"bench{self.n}.db")
+
+    async def open(self, sync: str, interval: float = 0.0) -> SqliteStore:
+        store = SqliteStore(self.path(), synchronous=sync, commit_interval=interval)
+        await store.open()
+        return store
+
+    def row(self, op: str, sync: str, callers: int, per_call: int, interval: float, n: int, elapsed: float,
+            commits: int, lat: list[float], used_cpu: float) -> None:
+        lat.sort()
+        self.runs.append(dict(
+            op=op, sync=sync.upper(), callers=callers, per_call=per_call, interval=interval, n=n,
+            rate=n / elapsed, commits=commits / elapsed, per_commit=n / commits if commits else float("nan"),
+            p50=pct(lat, 0.50), p99=pct(lat, 0.99), cpu=used_cpu / n * 1e6,
+        ))
+        r = self.runs[-1]
+        print(f"  {op:<7} {r['sync']:<6} callers={callers:<5} per_call={per_call:<4} interval={interval:<6} "
+              f"{r['rate']:>10,.0f}/s  {r['commits']:>7,.0f} commits/s", file=sys.stderr, flush=True)
+
+    async def add(self, sync: str, callers: int, per_call: int, n: int, interval: float = 0.0) -> None:
+        store = await self.open(sync, interval)
+        records = make_records(n)
+        share = n // callers
+        lat: list[float] = []
+        clock = time.perf_counter
+
+        async def caller(k: int) -> None:
+            mine = records[k * share:(k + 1) * share]
+            for j in range(0, len(mine), per_call):
+                chunk = mine[j:j + per_call]
+                t = clock()
+                await store.add_messages(chunk)
+                lat.append(clock() - t)
+
+        c0, cpu0, t0 = store.commits, cpu(), clock()
+        await asyncio.gather(*(caller(k) for k in range(callers)))
+        elapsed, used, commits = clock() - t0, cpu() - cpu0, store.commits - c0
+        await store.close()
+        self.row("add", sync, callers, per_call, interval, share * callers, elapsed, commits, lat, used)
+
+    async def update_and_lookup(self, sync: str, n: int) -> None:
+        store = await self.open(sync)
+        records = make_records(n)
+        for j in range(0, n, 1000):
+            await store.add_messages(records[j:j + 1000])
+        clock = time.perf_counter
+        c0, cpu0, t0 = store.commits, cpu(), clock()
+        t = time.time()
+        for i, r in enumerate(records):
+            store.update(r.id, state=MessageState.SENT, upstream="smsc-a", upstream_id=f"U{i}", attempts=1, updated_at=t)
+            if i % 1000 == 999:
+                await asyncio.sleep(0)
+        t1 = clock()
+        await store.flush()
+        elapsed, used, commits = clock() - t0, cpu() - cpu0, store.commits - c0
+        self.row("update", sync, 1, 1, 0.0, n, elapsed, commits, [clock() - t1], used)
+
+        lookups = min(n, 100_000)
+        callers = 100
+        share = lookups // callers
+        lat: list[float] = []
+
+        async def caller(k: int) -> None:
+            for i in range(k * share, (k + 1) * share):
+                t = clock()
+                found = await store.find_by_upstream_id("smsc-a", f"U{i}")
+                lat.append(clock() - t)
+                assert found is not None and found.id == records[i].id
+
+        c0, cpu0, t0 = store.commits, cpu(), clock()
+        await asyncio.gather(*(caller(k) for k in range(callers)))
+        elapsed, used, commits = clock() - t0, cpu() - cpu0, store.commits - c0
+        await store.close()
+        self.row("lookup", sync, callers, 1, 0.0, share * callers, elapsed, commits, lat, used)
+
+    @property
+    def rows(self) -> list[dict]:
+        """One row per configuration: the run with the median records/s of its repetitions."""
+        groups: dict[tuple, list[dict]] = {}
+        for r in self.runs:
+            groups.setdefault((r["op"], r["sync"], r["callers"], r["per_call"], r["interval"]), []).append(r)
+        return [sorted(g, key=lambda r: r["rate"])[len(g) // 2] for g in groups.values()]
+
+    def table(self) -> str:
+        head = ("op", "sync", "callers", "rec/call", "wait ms", "records", "records/s", "commits/s", "rec/commit",
+                "p50 ms", "p99 ms", "CPU us/rec")
+        lines = [head]
+        for r in self.rows:
+            lines.append((
+                r["op"], r["sync"], str(r["callers"]), str(r["per_call"]), f"{r['interval'] * 1000:g}", f"{r['n']:,}",
+                f"{r['rate']:,.0f}", f"{r['commits']:,.0f}", f"{r['per_commit']:,.1f}",
+                f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['cpu']:.1f}",
+            ))
+        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+        out = []
+        for k, line in enumerate(lines):
+            out.append("| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))) + " |")
+            if k == 0:
+                out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        return "\n".join(out)
+
+
+async def run(args: argparse.Namespace, bench: Bench) -> None:
+    syncs = [s.strip().lower() for s in args.sync.split(",")]
+    callers = [int(c) for c in args.callers.split(",")]
+    intervals = [float(x) / 1000 for x in args.intervals.split(",")]
+    for _ in range(args.repeat):
+        for sync in syncs:
+            for interval in intervals:
+                for c in callers:
+                    n = min(args.records, args.serial_records) if c == 1 else args.records
+                    await bench.add(sync, c, 1, n - n % c, interval)
+                await bench.add(sync, 1, 100, args.records, interval)
+            await bench.update_and_lookup(sync, args.records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.store", description=__doc__.split("\n\n")[0])
+    p.add_argument("--records", type=int, default=200_000)
+    p.add_argument("--serial-records", type=int, default=10_000, help="records for the one-caller, one-per-call rows")
+    p.add_argument("--callers", default="1,100,1000")
+    p.add_argument("--sync", default="full,normal")
+    p.add_argument("--intervals", default="0,2", help="commit_interval values to try, in ms")
+    p.add_argument("--repeat", type=int, default=1, help="run everything this many times; each row is the median run")
+    p.add_argument("--dir", default=None, help="where the database files go (default: a new temp directory)")
+    p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument("--quick", action="store_true", help="20,000 records, 1,000 serial: a smoke run")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.records, args.serial_records = 20_000, 1_000
+    directory = tempfile.mkdtemp(prefix="smpphub-store-", dir=args.dir)
+    loop_name = "asyncio"
+    runner = asyncio.run
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            runner, loop_name = uvloop.run, "uvloop"
+        except ImportError:
+            pass
+    bench = Bench(directory)
+    load_before = os.getloadavg()
+    try:
+        runner(run(args, bench))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    print(f"python -m benchmarks.store {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print(f"SQLite {__import__('sqlite3').sqlite_version}, Python {sys.version.split()[0]}, {loop_name}, "
+          f"{os.cpu_count()} CPUs, files in {directory}")
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
+    print(bench.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
