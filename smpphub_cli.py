@@ -226,6 +226,18 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return hash_password_cmd(args)
 
 
+def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    from benchmarks.cli import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.cli import run
+
+    return run(args)
+
+
 # --- dispatcher ----------------------------------------------------------------------
 
 #: name -> (help, how to add its arguments, what runs it)
@@ -236,6 +248,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None,
         cmd_send,
     ),
     "serve": ("run the routing hub", _add_serve_arguments, cmd_serve),
+    "bench": ("load generator: drive any SMPP server and measure it", _add_bench_arguments, cmd_bench),
     "hash-password": ("print the password_hash of a password, for hub.toml accounts", _add_hash_arguments, cmd_hash_password),
     "simulate": ("run the SMSC simulator (scriptable carrier for ESME tests and load tests)", _add_simulate_arguments, cmd_simulate),
     "demo": ("run a self-contained demo: two simulated carriers, the hub, and an ESME using it", _add_demo_arguments, cmd_demo),
