@@ -20,6 +20,7 @@ from .connection import ConnectionClosed, ResponseTimeout, SmppConnection, SmppS
 from .client import BindError, Client, connect, reconnecting
 from .server import Server, SmscConnection, SmscHandler, serve
 from .runtime import run, new_event_loop
+from . import receipt, smpptime, text  # noqa: E402 - submodules reachable as smppcore.receipt etc.
 
 __all__ = [
     "encode",

@@ -420,3 +420,12 @@ def test_simulate_config_errors_exit_2(tmp_path, content, fragment):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0]
+
+
+def test_the_readme_example_passes(pytester):
+    readme = (ROOT / "simulator" / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    pytester.makepyfile(test_readme_example=example)
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1)
