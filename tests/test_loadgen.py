@@ -139,3 +139,14 @@ def test_bad_arguments_exit_2_with_one_line(args):
                           capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_compare_smoke(capsys):
+    from benchmarks.compare import main
+
+    assert main(["--servers", "raw,ours,simulator", "--count", "500", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[0].strip(): line for line in out.splitlines() if "|" in line}
+    for name in ("raw", "ours", "simulator"):
+        assert float(rows[name].split("|")[1].replace(",", "")) > 0
+    assert main(["--servers", "bogus"]) == 2
