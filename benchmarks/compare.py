@@ -83,6 +83,30 @@ def measure(name: str, count: int, binds: int, window: int) -> dict:
         _stop(proc)
 
 
+def scaling(server: str, count: int, window: int, binds_list: list[int], workers_list: list[int]) -> int:
+    """One server, the load spread over more binds and worker processes."""
+    proc, port = _start(server)
+    rows = []
+    try:
+        run_bench(LoadOptions(host=HOST, port=port, system_id="bench", password="bench", count=2000, progress=False))
+        for binds in binds_list:
+            for workers in workers_list:
+                if workers > binds:
+                    continue
+                r = run_bench(LoadOptions(host=HOST, port=port, system_id="bench", password="bench", count=count, binds=binds,
+                                          window=window, workers=workers, progress=False))
+                rows.append((binds, workers, r.submit_rate, r.latency_us["p50"] / 1000, r.latency_us["p99"] / 1000))
+                print(f"  binds {binds} workers {workers}: {r.submit_rate:,.0f} msg/s", file=sys.stderr, flush=True)
+    finally:
+        _stop(proc)
+    print(f"\nscaling against the {server} server: {count:,} submit_sm, window {window} per bind")
+    print(f"{'binds':>5} | {'workers':>7} | {'msg/s':>9} | {'p50 ms':>7} | {'p99 ms':>7}")
+    print("-" * 47)
+    for binds, workers, rate, p50, p99 in rows:
+        print(f"{binds:>5} | {workers:>7} | {rate:>9,.0f} | {p50:>7.2f} | {p99:>7.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default=",".join(SERVERS))
@@ -90,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--binds", type=int, default=2)
     p.add_argument("--window", type=int, default=100)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--scaling", metavar="SERVER", help="instead: one server under 1/2/4 binds and 1/2 workers")
     args = p.parse_args(argv)
+    if args.scaling:
+        if args.scaling not in SERVERS:
+            print(f"python -m benchmarks.compare: unknown server {args.scaling!r}", file=sys.stderr)
+            return 2
+        return scaling(args.scaling, args.count, args.window, [1, 2, 4], [1, 2])
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:

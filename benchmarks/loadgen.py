@@ -207,6 +207,7 @@ class Worker:
         kinds = [k for k, w in opts.mix.items() if w > 0]
         self.kinds = kinds
         self.weights = list(itertools.accumulate(opts.mix[k] for k in kinds))
+        self._templates: dict[str, list] = {}
         self.latency = Histogram()
         self.receipt_latency = Histogram()
         self.errors: dict[str, int] = {}
@@ -260,23 +261,33 @@ class Worker:
         return await smppcore.connect(o.host, o.port, system_id=o.system_id, password=o.password, bind=o.bind,
                                       window=o.window, on_message=self.on_message if o.dlr else None)
 
-    def _pdus(self):
+    def _segments(self, kind: str, reference: int) -> list:
         import smppcore
         from smppcore.text import split_text
 
         o = self.opts
-        kind = self.kinds[0] if len(self.kinds) == 1 else self.rng.choices(self.kinds, cum_weights=self.weights)[0]
         text, coding = _TEXTS[kind]
-        dest = self.dest.next()
-        segments = split_text(text, data_coding=coding, reference=self.rng.randrange(256))
+        alpha = not o.source.isdigit()
         return [
             smppcore.SubmitSm(
-                source_addr=o.source, source_addr_ton=5 if not o.source.isdigit() else 1, source_addr_npi=0 if not o.source.isdigit() else 1,
-                dest_addr_ton=1, dest_addr_npi=1, destination_addr=dest, esm_class=seg.esm_class, data_coding=seg.data_coding,
+                source_addr=o.source, source_addr_ton=5 if alpha else 1, source_addr_npi=0 if alpha else 1,
+                dest_addr_ton=1, dest_addr_npi=1, esm_class=seg.esm_class, data_coding=seg.data_coding,
                 short_message=seg.short_message, tlvs=dict(seg.tlvs), registered_delivery=1 if o.dlr else 0,
             )
-            for seg in segments
+            for seg in split_text(text, data_coding=coding, reference=reference)
         ]
+
+    def _pdus(self):
+        """The submit_sm(s) of the next message: a prepared template with a fresh destination
+        (and, for a long one, a fresh concatenation reference)."""
+        kind = self.kinds[0] if len(self.kinds) == 1 else self.rng.choices(self.kinds, cum_weights=self.weights)[0]
+        dest = self.dest.next()
+        templates = self._templates.get(kind)
+        if templates is None:
+            templates = self._templates[kind] = self._segments(kind, 0)
+        if len(templates) == 1:
+            return [msgspec.structs.replace(templates[0], destination_addr=dest)]
+        return [msgspec.structs.replace(t, destination_addr=dest) for t in self._segments(kind, self.rng.randrange(256))]
 
     def _done(self, fut: asyncio.Future, due: float) -> None:
         from smppcore import CommandStatus, status_name

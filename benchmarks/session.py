@@ -253,6 +253,9 @@ class RawSmsc(asyncio.Protocol):
                 close = close or cid == 0x06
             elif not cid & 0x80000000:
                 out.append(_GENERIC_NACK + seq)
+            if len(out) >= 16:  # like smppcore: write early so the client works meanwhile
+                self.transport.write(b"".join(out))
+                out.clear()
         self.buf = buf[pos:]
         if out:
             self.transport.write(b"".join(out))
