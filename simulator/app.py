@@ -79,7 +79,7 @@ def _message_json(m: Message) -> dict[str, Any]:
         "data_coding": m.data_coding,
         "text": m.text,
         "parts": m.parts,
-        "message_ids": m.message_ids,
+        "message_ids": list(m.message_ids),
         "received_at": m.received_at,
     }
 

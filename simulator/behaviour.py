@@ -38,18 +38,21 @@ class DelaySampler:
 
 
 class MessageIds:
-    """message_id generator in the format ESMEs expect: decimal, hex or UUID-like."""
+    """message_id generator in the format ESMEs expect: decimal, hex or UUID-like.
+
+    ``next()`` returns the next id; decimal and hex ids come straight from a C-level
+    iterator (no Python frame per id: this is on the simulator's fast path).
+    """
 
     def __init__(self, fmt: str, rng: random.Random) -> None:
         self._counter = itertools.count(1)
         self._rng = rng
-        self.next: Callable[[], str] = getattr(self, f"_{fmt}")
-
-    def _decimal(self) -> str:
-        return str(next(self._counter))
-
-    def _hex(self) -> str:
-        return format(next(self._counter) + 0x10000000, "x")
+        if fmt == "decimal":
+            self.next: Callable[[], str] = map(str, self._counter).__next__
+        elif fmt == "hex":
+            self.next = map("{:x}".format, itertools.count(0x10000001)).__next__
+        else:
+            self.next = getattr(self, f"_{fmt}")
 
     def _uuid(self) -> str:
         n = (self._rng.getrandbits(96) << 32) | (next(self._counter) & 0xFFFFFFFF)

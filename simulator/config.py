@@ -65,6 +65,10 @@ class Delay(_Strict):
     max_ms: NonNeg = 0.0
     mean_ms: NonNeg = 0.0
 
+    def __post_init__(self) -> None:
+        if self.kind == "uniform" and self.min_ms > self.max_ms:
+            raise ValueError(f"min_ms ({self.min_ms:g}) is above max_ms ({self.max_ms:g})")
+
     @property
     def is_zero(self) -> bool:
         if self.kind == "fixed":
@@ -163,8 +167,12 @@ class SimulatorConfig(_Strict):
         _check_listen("listen", self.listen)
         if self.http_listen is not None:
             _check_listen("http_listen", self.http_listen)
+        names = [a.system_id for a in self.accounts]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise msgspec.ValidationError(f"system_id {name!r} appears twice - at `$.accounts[{i}].system_id`")
         for name in self.errors.probabilities:
-            _status("errors.probabilities", name)
+            _status(f"errors.probabilities.{name}", name)
         if sum(self.errors.probabilities.values()) > 1:
             raise msgspec.ValidationError("the probabilities add up to more than 1 - at `$.errors.probabilities`")
         for i, rule in enumerate(self.errors.rules):
@@ -173,9 +181,14 @@ class SimulatorConfig(_Strict):
                 re.compile(rule.destination)
             except re.error as exc:
                 raise msgspec.ValidationError(f"not a regular expression ({exc}) - at `$.errors.rules[{i}].destination`") from None
-        for word in [*self.receipts.final_states, *self.receipts.intermediate]:
-            if parse_state(word) is None:
-                raise msgspec.ValidationError(f"unknown receipt state {word!r} - at `$.receipts`")
+        for word in self.receipts.final_states:
+            if word.upper() not in FINAL_WORDS:
+                raise msgspec.ValidationError(
+                    f"{word!r} is not a final state (one of {', '.join(sorted(FINAL_WORDS))}) - at `$.receipts.final_states`")
+        for i, word in enumerate(self.receipts.intermediate):
+            if word.upper() not in INTERMEDIATE_WORDS:
+                raise msgspec.ValidationError(
+                    f"{word!r} is not an intermediate state (ENROUTE or ACCEPTD) - at `$.receipts.intermediate[{i}]`")
         if self.receipts.enabled and not any(self.receipts.final_states.values()):
             raise msgspec.ValidationError("needs at least one state with a weight above 0 - at `$.receipts.final_states`")
         if self.mo.rate > 0 and not self.mo.templates:
@@ -192,6 +205,8 @@ def _status(key: str, name: str) -> int:
     status = parse_status(name)
     if status is None:
         raise msgspec.ValidationError(f"unknown command_status {name!r} - at `$.{key}`")
+    if status == 0:
+        raise msgspec.ValidationError(f"{name!r} is success, not an error status - at `$.{key}`")
     return status
 
 
@@ -218,6 +233,11 @@ _STATE_WORDS = {
     "UNKNOWN": MessageState.UNKNOWN,
     "REJECTD": MessageState.REJECTED,
 }
+
+
+#: Stat words a message can end in (receipts.final_states), and those sent before it.
+FINAL_WORDS = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD"})
+INTERMEDIATE_WORDS = frozenset({"ENROUTE", "ACCEPTD"})
 
 
 def parse_state(word: str) -> MessageState | None:

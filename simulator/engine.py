@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import logging
 import random
 import re
 import time
+from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Callable
 
 import msgspec
@@ -34,8 +37,14 @@ from .config import SimulatorConfig, parse_state, parse_status
 
 __all__ = ["Simulator", "Submit", "Message", "Stats", "Outbox"]
 
+log = logging.getLogger("simulator")
+
 _SUBMITS = {CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI}
-_FINAL = {"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "UNKNOWN", "REJECTD"}
+_RECEIVING = (State.BOUND_RX, State.BOUND_TRX)
+_SUBMIT_SM = CommandId.SUBMIT_SM
+_SUBMIT_MULTI = CommandId.SUBMIT_MULTI
+_time = time.time
+_NOT_FAILED = {MessageState.DELIVERED, MessageState.ENROUTE, MessageState.ACCEPTED}
 _BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
 
 
@@ -47,8 +56,13 @@ class Submit(msgspec.Struct, gc=False):
     pdu: Pdu
     received_at: float
     state: str = "ENROUTE"
-    final_date: float | None = None
+    final_date: float | None = None  # set when the message reached its final state
     receipts_sent: int = 0
+    receipt_pending: bool = False  # a final receipt (or a silent end, registered_delivery=2) is scheduled
+
+    @property
+    def is_final(self) -> bool:
+        return self.final_date is not None
 
 
 class Message(msgspec.Struct, gc=False):
@@ -59,7 +73,7 @@ class Message(msgspec.Struct, gc=False):
     destination_addr: str
     data_coding: int
     payload: bytes
-    message_ids: list[str]
+    message_ids: tuple[str, ...]  # one per segment; a tuple, so 100,000 records cost the GC nothing
     received_at: float
 
     @property
@@ -92,45 +106,64 @@ class Stats(msgspec.Struct):
 
 
 class Outbox:
-    """What one account has to be sent (receipts, MO), fed to its bound connections."""
+    """What one account has to be sent (receipts, MO), fed to its bound connections.
+
+    ``put`` queues and asks for one pump in this turn of the loop, so a burst of
+    receipts goes out together (one pass over the receivers, one write).
+    """
 
     def __init__(self, sim: Simulator, system_id: str) -> None:
         self.sim = sim
         self.system_id = system_id
         self.queue: collections.deque[tuple[Pdu, Callable[[Pdu], None] | None]] = collections.deque()
+        self._pump_scheduled = False
 
     def put(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None = None) -> None:
-        if len(self.queue) >= self.sim.config.receipts.hold_limit:
-            self.queue.popleft()  # bounded: the oldest held message gives way
-            self.sim.stats.held -= 1
-        self.queue.append((pdu, on_ack))
-        self.sim.stats.held += 1
-        self.pump()
+        queue = self.queue
+        stats = self.sim.stats
+        if len(queue) >= self.sim.config.receipts.hold_limit:
+            queue.popleft()  # bounded: the oldest held message gives way
+            stats.held -= 1
+        queue.append((pdu, on_ack))
+        stats.held += 1
+        self.pump_soon()
+
+    def pump_soon(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            self.sim.loop.call_soon(self.pump)
 
     def pump(self) -> None:
+        self._pump_scheduled = False
         queue = self.queue
         if not queue:
             return
+        stats = self.sim.stats
+        done = self._done
         for conn in self.sim.receivers(self.system_id):
             session = conn.session
-            while queue and session.can_send and conn.is_open:
+            while queue and session.can_send:
                 pdu, on_ack = queue.popleft()
-                self.sim.stats.held -= 1
-                pdu = msgspec.structs.replace(pdu, sequence_number=0)
-                fut = conn.send_nowait(pdu)
-                fut.add_done_callback(lambda f, p=pdu, a=on_ack: self._done(f, p, a))
+                stats.held -= 1
+                try:
+                    fut = conn.send_nowait(pdu)  # sets pdu.sequence_number: the record shows what was sent
+                except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
+                    queue.appendleft((pdu, on_ack))
+                    stats.held += 1
+                    break
+                fut.add_done_callback(partial(done, pdu, on_ack))
             if not queue:
                 return
 
-    def _done(self, fut: asyncio.Future, pdu: Pdu, on_ack: Callable[[Pdu], None] | None) -> None:
+    def _done(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None, fut: asyncio.Future) -> None:
         if fut.cancelled() or fut.exception() is not None:
-            # the connection went away (or the ESME never answered): try again later
+            # the connection went away (or the ESME never answered): send it again
             self.queue.appendleft((pdu, on_ack))
             self.sim.stats.held += 1
-        else:
-            if on_ack is not None:
-                on_ack(fut.result())
-        self.sim.loop.call_soon(self.pump)
+        elif on_ack is not None:
+            on_ack(fut.result())
+        if self.queue:
+            self.pump_soon()
 
 
 class Simulator(SmscHandler):
@@ -152,16 +185,28 @@ class Simulator(SmscHandler):
         self._outboxes: dict[str, Outbox] = {}
         self._accounts = {a.system_id: a for a in config.accounts}
         self._ids = MessageIds(config.receipts.message_id_format, self.rng)
+        self._next_id = self._ids.next
+        self._record_limit = config.record_limit
+        self._receipts_on = config.receipts.enabled
+        self._echo_on = config.mo.echo
         self._latency = DelaySampler(config.submit_latency, self.rng)
         self._receipt_delay = DelaySampler(config.receipts.delay, self.rng)
-        self._final_state = WeightedChoice(config.receipts.final_states, self.rng)
+        weights: dict[str, float] = {}
+        for word, weight in config.receipts.final_states.items():
+            weights[word.upper()] = weights.get(word.upper(), 0.0) + weight
+        self._final_state = WeightedChoice(weights, self.rng)
+        self._intermediate = [w.upper() for w in config.receipts.intermediate]
         self._rules = [(re.compile(r.destination), parse_status(r.status), r.probability) for r in config.errors.rules]
         self._probabilities = [(parse_status(k), v) for k, v in config.errors.probabilities.items() if v > 0]
         self._fail_next: collections.deque[int] = collections.deque()
         self._total_bucket: TokenBucket | None = None
         self._throttle_status = parse_status(config.throttle.status)
         self._reassembler: Any = None
+        self._segment_ids: dict[tuple, list[str]] = {}
+        self._duplicates = 0
         self._timers: set[asyncio.TimerHandle] = set()
+        self._soon: list[tuple[Callable, tuple]] = []
+        self._receivers: dict[str, set[SmscConnection]] = {}  # system_id -> its bound rx/trx connections
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._mo_handle: asyncio.TimerHandle | None = None
         self._fast = (
@@ -189,10 +234,13 @@ class Simulator(SmscHandler):
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        self._soon.clear()
 
     def _later(self, delay: float, fn: Callable, *args: Any) -> None:
-        if delay <= 0:
-            self.loop.call_soon(fn, *args)
+        if delay <= 0:  # batched: one loop callback runs everything due now, in order
+            self._soon.append((fn, args))
+            if len(self._soon) == 1:
+                self.loop.call_soon(self._run_soon)
             return
         handle: asyncio.TimerHandle
 
@@ -203,33 +251,49 @@ class Simulator(SmscHandler):
         handle = self.loop.call_later(delay, fire)
         self._timers.add(handle)
 
+    def _run_soon(self) -> None:
+        batch, self._soon = self._soon, []
+        for fn, args in batch:
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - one failure must not lose the rest of the batch
+                log.exception("simulator: %s failed", getattr(fn, "__name__", fn))
+
     # ---- connections and binds -----------------------------------------------------------
 
     def connected(self, conn: SmscConnection) -> None:
         self.connections.add(conn)
         conn.submitted = 0  # type: ignore[attr-defined]
+        conn.doomed = False  # type: ignore[attr-defined]  # chaos decided to drop it: ignore what else comes
+        conn.late = 0  # type: ignore[attr-defined]  # responses waiting for their latency
         conn.bucket = TokenBucket(self.config.throttle.per_bind, self.loop.time)  # type: ignore[attr-defined]
         if self.config.chaos.ignore_enquire_link:
             conn.session.answer_enquire_link = False
 
     def closed(self, conn: SmscConnection) -> None:
         self.connections.discard(conn)
-        if conn.session.state is not State.OPEN or conn.system_id:
-            self.stats.bound = sum(1 for c in self.connections if c.session.state.is_bound)
+        receivers = self._receivers.get(conn.system_id)
+        if receivers is not None:
+            receivers.discard(conn)
+        self.stats.bound = sum(1 for c in self.connections if c.session.state.is_bound)
 
     def authenticate(self, conn: SmscConnection, bind: Pdu) -> int | Any:
         self.stats.binds += 1
+        delay = self.config.chaos.bind_delay_ms
+        if delay:
+            return self._delayed_bind(delay / 1000, bind)
+        return self._bind_status(bind)
+
+    def _bind_status(self, bind: Pdu) -> int:
         status = self._check_bind(bind)
         if status:
             self.stats.bind_refused += 1
-        delay = self.config.chaos.bind_delay_ms
-        if delay:
-            return self._delayed(delay / 1000, status)
         return status
 
-    async def _delayed(self, delay: float, value: int) -> int:
+    async def _delayed_bind(self, delay: float, bind: Pdu) -> int:
+        # checked after the delay: binds accepted meanwhile count against max_binds
         await asyncio.sleep(delay)
-        return value
+        return self._bind_status(bind)
 
     def _check_bind(self, bind: Pdu) -> int:
         accounts = self._accounts
@@ -250,15 +314,20 @@ class Simulator(SmscHandler):
 
     def bound(self, conn: SmscConnection) -> None:
         self.stats.bound = sum(1 for c in self.connections if c.session.state.is_bound)
-        if conn.session.state in (State.BOUND_RX, State.BOUND_TRX):
-            self.outbox(conn.system_id).pump()
+        if conn.session.state in _RECEIVING:
+            self._receivers.setdefault(conn.system_id, set()).add(conn)
+            self.outbox(conn.system_id).pump_soon()
 
     def receivers(self, system_id: str) -> list[SmscConnection]:
-        return [
-            c
-            for c in self.connections
-            if c.system_id == system_id and c.session.state in (State.BOUND_RX, State.BOUND_TRX) and c.is_open
-        ]
+        """``system_id``'s connections that can take a deliver_sm now (bound rx/trx, open)."""
+        conns = self._receivers.get(system_id)
+        if not conns:
+            return []
+        return [c for c in conns if c.session.state in _RECEIVING and c.transport is not None and not c.transport.is_closing()]
+
+    def bound_systems(self) -> list[str]:
+        """The accounts with a receiver or transceiver bound now, sorted."""
+        return sorted(s for s in self._receivers if self.receivers(s))
 
     def outbox(self, system_id: str) -> Outbox:
         box = self._outboxes.get(system_id)
@@ -271,6 +340,9 @@ class Simulator(SmscHandler):
     def handle(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
         cid = pdu.command_id
         if cid in _SUBMITS:
+            if self._fast and not self._fail_next:  # the fast path: no latency, no faults
+                self.stats.submits += 1
+                return self._accept(conn, pdu)
             return self._submit(conn, pdu)
         if cid == CommandId.QUERY_SM:
             return self._query(pdu)
@@ -284,43 +356,56 @@ class Simulator(SmscHandler):
 
     def _submit(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
         stats = self.stats
-        stats.submits += 1
         if not self._fast:
+            transport = conn.transport
+            if conn.doomed or transport is None or transport.is_closing():  # type: ignore[attr-defined]
+                return None  # chaos is dropping this connection: what else it sent is lost with it
+            stats.submits += 1
             refusal = self._refusal(conn, pdu)
             if refusal is not None:
-                if refusal < 0:  # chaos: the connection dies with the message unanswered
+                if refusal < 0:  # chaos: the connection dies with this message unanswered
                     stats.dropped_connections += 1
-                    conn.abort()
+                    out = conn.session.data_to_send()  # answers to what came before it still go out
+                    if out:
+                        transport.write(out)
+                    conn.close()
                     return None
                 name = smppcore.status_name(refusal)
                 stats.rejected[name] = stats.rejected.get(name, 0) + 1
                 return pdu.make_response(command_status=refusal)
-        elif self._fail_next:
+        else:
+            stats.submits += 1
+            if not self._fail_next:
+                return self._accept(conn, pdu)
             status = self._fail_next.popleft()
             name = smppcore.status_name(status)
             stats.rejected[name] = stats.rejected.get(name, 0) + 1
             return pdu.make_response(command_status=status)
         resp = self._accept(conn, pdu)
-        if self._fast:
-            return resp
         conn.submitted += 1  # type: ignore[attr-defined]
         delay = self._latency()
-        drop = self.config.chaos.drop_after and conn.submitted >= self.config.chaos.drop_after  # type: ignore[attr-defined]
-        if delay > 0:
-            self._later(delay, self._respond_late, conn, resp, drop)
-            return None
+        drop = bool(self.config.chaos.drop_after and conn.submitted >= self.config.chaos.drop_after)  # type: ignore[attr-defined]
         if drop:
+            conn.doomed = True  # type: ignore[attr-defined]
+        if delay > 0:
+            conn.late += 1  # type: ignore[attr-defined]
+            self._later(delay, self._respond_late, conn, resp)
+            return None
+        if drop and not conn.late:  # type: ignore[attr-defined]
             self.loop.call_soon(self._drop, conn)
         return resp
 
-    def _respond_late(self, conn: SmscConnection, resp: Pdu, drop: bool) -> None:
+    def _respond_late(self, conn: SmscConnection, resp: Pdu) -> None:
         conn.respond(resp)
-        if drop:
+        conn.late -= 1  # type: ignore[attr-defined]
+        if conn.doomed and not conn.late:  # type: ignore[attr-defined]
+            # drop_after: every accepted submit has had its answer; now the connection goes
             self.loop.call_soon(self._drop, conn)
 
     def _drop(self, conn: SmscConnection) -> None:
-        self.stats.dropped_connections += 1
-        conn.close()
+        if conn.transport is not None and not conn.transport.is_closing():
+            self.stats.dropped_connections += 1
+            conn.close()
 
     def _refusal(self, conn: SmscConnection, pdu: Pdu) -> int | None:
         """The status to refuse ``pdu`` with, -1 to drop the connection, None to accept."""
@@ -332,6 +417,7 @@ class Simulator(SmscHandler):
             return self._fail_next.popleft()
         chaos = self.config.chaos
         if chaos.drop_probability and self.rng.random() < chaos.drop_probability:
+            conn.doomed = True  # type: ignore[attr-defined]
             return -1
         if self._rules:
             dest = _destinations(pdu)
@@ -348,24 +434,36 @@ class Simulator(SmscHandler):
         return None
 
     def _accept(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
-        message_id = self._ids.next()
-        now = time.time()
-        record = Submit(message_id, conn.system_id, pdu, now)
+        # Hot: every accepted message runs this. Kept flat, no optional work unless configured.
+        message_id = self._next_id()
+        now = _time()
+        system_id = conn.system_id
+        record = Submit(message_id, system_id, pdu, now)
         self.submits.append(record)
         by_id = self.by_id
         by_id[message_id] = record
-        if len(by_id) > self.config.record_limit:
+        if len(by_id) > self._record_limit:
             del by_id[next(iter(by_id))]
-        self.stats.accepted += 1
-        self._record_message(conn, pdu, message_id, now)
-        if pdu.command_id == CommandId.SUBMIT_MULTI:
+        stats = self.stats
+        stats.accepted += 1
+        cid = pdu.command_id
+        if cid == _SUBMIT_SM and not pdu.tlvs and not pdu.esm_class & 0x40:  # one plain message
+            self.messages.append(
+                Message(system_id, pdu.source_addr, pdu.destination_addr, pdu.data_coding, pdu.short_message, (message_id,), now)
+            )
+            stats.messages += 1
+            if self._waiters:
+                self._wake_waiters()
+        else:
+            self._record_message(conn, pdu, message_id, now)
+        if cid == _SUBMIT_MULTI:
             resp = pdu.make_response(message_id=message_id, unsuccess_sme=self._unsuccess(pdu))
         else:
-            resp = pdu.make_response(message_id=message_id)
-        rd = pdu.registered_delivery & 3
-        if rd and self.config.receipts.enabled:
-            self._schedule_receipts(record, rd, pdu.registered_delivery & 0x10)
-        if self.config.mo.echo:
+            resp = pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
+        rd = pdu.registered_delivery
+        if rd & 0x13 and self._receipts_on:
+            self._schedule_receipts(record, rd & 3, rd & 0x10)
+        if self._echo_on:
             self._echo(conn, pdu)
         return resp
 
@@ -387,68 +485,94 @@ class Simulator(SmscHandler):
         if tlvs and Tag.MESSAGE_PAYLOAD in tlvs:
             payload = tlvs[Tag.MESSAGE_PAYLOAD]
         if pdu.esm_class & 0x40 or (tlvs and Tag.SAR_MSG_REF_NUM in tlvs):
-            from smppcore.text import Reassembler, concat_info
+            from smppcore.text import Reassembler, concat_info, parse_udh
 
-            info = concat_info(pdu)
+            try:
+                info = concat_info(pdu)
+            except ValueError:
+                info = None  # a malformed UDH: recorded as it came
+            else:
+                if info is None and pdu.esm_class & 0x40:
+                    # a UDH without concatenation (port numbers, ...): the text is what follows it
+                    payload = parse_udh(getattr(pdu, "short_message", b"") or tlvs.get(Tag.MESSAGE_PAYLOAD, b""))[1]
             if info is not None and info.total > 1:
-                if self._reassembler is None:
-                    self._reassembler = Reassembler(max_pending=self.config.record_limit)
-                    self._segment_ids: dict[tuple, list[str]] = {}
-                key = (conn.system_id, pdu.source_addr, _destinations(pdu)[0] if _destinations(pdu) else "", info.reference)
-                self._segment_ids.setdefault(key, []).append(message_id)
-                whole = self._reassembler.add(key, info, self.loop.time())
+                reassembler = self._reassembler
+                if reassembler is None:
+                    reassembler = self._reassembler = Reassembler(max_pending=self.config.record_limit)
+                dests = _destinations(pdu)
+                key = (conn.system_id, pdu.source_addr, dests[0] if dests else "")
+                parts = (key, info.ref_bits, info.reference, info.total)  # the Reassembler's own grouping
+                now_mono = self.loop.time()
+                whole = reassembler.add(key, info, now_mono)
                 if whole is None:
+                    if reassembler.duplicates == self._duplicates:
+                        self._segment_ids.setdefault(parts, []).append(message_id)
+                    self._duplicates = reassembler.duplicates
+                    for gone in reassembler.expire(now_mono):  # evicted or timed out: forget their ids
+                        self._segment_ids.pop((gone.key, gone.ref_bits, gone.reference, gone.total), None)
                     return
-                ids = self._segment_ids.pop(key, [message_id])
-                self._store_message(conn, pdu, whole, ids, now)
+                ids = self._segment_ids.pop(parts, [])
+                ids.append(message_id)
+                self._store_message(conn, pdu, whole, tuple(ids), now)
                 return
             if info is not None:
                 payload = info.payload
-        self._store_message(conn, pdu, payload, [message_id], now)
+        self._store_message(conn, pdu, payload, (message_id,), now)
 
-    def _store_message(self, conn: SmscConnection, pdu: Pdu, payload: bytes, ids: list[str], now: float) -> None:
+    def _store_message(self, conn: SmscConnection, pdu: Pdu, payload: bytes, ids: tuple[str, ...], now: float) -> None:
         dests = _destinations(pdu)
         self.messages.append(
             Message(conn.system_id, pdu.source_addr, dests[0] if len(dests) == 1 else ",".join(dests), pdu.data_coding, payload, ids, now)
         )
         self.stats.messages += 1
         if self._waiters:
-            n = self.stats.messages
-            for want, fut in list(self._waiters):
-                if n >= want and not fut.done():
-                    fut.set_result(None)
+            self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        n = self.stats.messages
+        for want, fut in list(self._waiters):
+            if n >= want and not fut.done():
+                fut.set_result(None)
 
     # ---- receipts --------------------------------------------------------------------------
 
     def _schedule_receipts(self, record: Submit, rd: int, intermediate_asked: int) -> None:
         cfg = self.config.receipts
         final = self._final_state()
+        delay = self._receipt_delay()
+        record.receipt_pending = True
         self.stats.receipts_pending += 1
-        if cfg.intermediate and (intermediate_asked or cfg.intermediate_always):
-            for word in cfg.intermediate:
-                self._later(self._receipt_delay() / 2, self._send_receipt, record, word, False)
-        if rd == 2 and final == "DELIVRD":  # receipt on failure only
-            self._later(self._receipt_delay(), self._finish_silently, record, final)
+        words = self._intermediate
+        if words and (intermediate_asked or cfg.intermediate_always):
+            # in their order, spread over the time to the final state
+            for i, word in enumerate(words):
+                self._later(delay * (i + 1) / (len(words) + 1), self._send_receipt, record, word, False)
+        if rd == 0 or (rd == 2 and final == "DELIVRD"):  # no final receipt asked for / on failure only
+            self._later(delay, self._finalise, record, final)
             return
-        self._later(self._receipt_delay(), self._send_receipt, record, final, True)
+        self._later(delay, self._send_receipt, record, final, True)
 
-    def _finish_silently(self, record: Submit, word: str) -> None:
-        if record.state in _FINAL:
-            return
+    def _finalise(self, record: Submit, word: str) -> bool:
+        """The message reaches its final state ``word``; False if it already had one."""
+        if record.final_date is not None:
+            return False
         record.state = word
         record.final_date = time.time()
-        self.stats.receipts_pending -= 1
+        if record.receipt_pending:
+            record.receipt_pending = False
+            self.stats.receipts_pending -= 1
+        return True
 
     def _send_receipt(self, record: Submit, word: str, final: bool) -> None:
-        if record.state in _FINAL:
-            return  # cancelled meanwhile (cancel_sm)
+        if record.final_date is not None:
+            return  # cancelled meanwhile (cancel_sm), or an intermediate state after the end
         state = parse_state(word)
         pdu = record.pdu
-        now = time.time()
         if final:
-            record.state = word
-            record.final_date = now
-            self.stats.receipts_pending -= 1
+            self._finalise(record, word)
+            now = record.final_date
+        else:
+            now = time.time()
         dest = pdu.destination_addr if pdu.command_id != CommandId.SUBMIT_MULTI else _destinations(pdu)[0]
         receipt = build_receipt(
             message_id=record.message_id,
@@ -461,8 +585,8 @@ class Simulator(SmscHandler):
             dest_addr_npi=getattr(pdu, "dest_addr_npi", 0),
             submit_date=_utc(record.received_at),
             done_date=_utc(now),
-            err="000" if state == MessageState.DELIVERED else "001",
-            text=getattr(pdu, "short_message", b""),
+            err="000" if state in _NOT_FAILED else "001",
+            text=_quoted_text(pdu),
             esm_class=0x04 if final else 0x20,
         )
         record.receipts_sent += 1
@@ -489,7 +613,7 @@ class Simulator(SmscHandler):
     def _generate_mo(self) -> None:
         templates = self.config.mo.templates
         t = templates[self.rng.randrange(len(templates))]
-        targets = [t.system_id] if t.system_id else sorted({c.system_id for c in self.connections if c.session.state in (State.BOUND_RX, State.BOUND_TRX)})
+        targets = [t.system_id] if t.system_id else self.bound_systems()
         if targets:
             self.send_mo(t.source_addr, t.destination_addr, t.text, system_id=targets[self.rng.randrange(len(targets))])
         self._mo_handle = self.loop.call_later(1 / self.config.mo.rate, self._generate_mo)
@@ -507,7 +631,7 @@ class Simulator(SmscHandler):
                                data_coding=dc, esm_class=esm, short_message=sm, tlvs=dict(tlvs))
             for sm, dc, esm, tlvs in segments
         ]
-        targets = [system_id] if system_id else sorted({c.system_id for c in self.connections if c.session.state in (State.BOUND_RX, State.BOUND_TRX)})
+        targets = [system_id] if system_id else self.bound_systems()
         for target in targets:
             for pdu in pdus:
                 self._queue_mo(target, pdu)
@@ -538,18 +662,25 @@ class Simulator(SmscHandler):
 
     def _cancel(self, pdu: Pdu) -> Pdu:
         record = self.by_id.get(pdu.message_id)
-        if record is None or record.state in _FINAL:
+        if record is None or not self._finalise(record, "DELETED"):
             return pdu.make_response(command_status=CommandStatus.ESME_RCANCELFAIL)
-        record.state = "DELETED"
-        record.final_date = time.time()
-        self.stats.receipts_pending -= 1
         return pdu.make_response()
 
     def _replace(self, pdu: Pdu) -> Pdu:
         record = self.by_id.get(pdu.message_id)
-        if record is None or record.state in _FINAL:
+        if record is None or record.is_final:
             return pdu.make_response(command_status=CommandStatus.ESME_RREPLACEFAIL)
-        record.pdu = msgspec.structs.replace(record.pdu, short_message=pdu.short_message)
+        old = record.pdu
+        if hasattr(old, "short_message"):
+            tlvs = {k: v for k, v in old.tlvs.items() if k != Tag.MESSAGE_PAYLOAD} if old.tlvs else old.tlvs
+            record.pdu = msgspec.structs.replace(old, short_message=pdu.short_message, tlvs=tlvs)
+        else:  # data_sm: the text is in message_payload
+            record.pdu = msgspec.structs.replace(old, tlvs={**old.tlvs, Tag.MESSAGE_PAYLOAD: pdu.short_message})
+        for message in reversed(self.messages):  # the recorded text follows, for a one-part message
+            if record.message_id in message.message_ids:
+                if message.parts == 1:
+                    message.payload = pdu.short_message
+                break
         return pdu.make_response()
 
     # ---- test helpers -------------------------------------------------------------------------------
@@ -591,7 +722,25 @@ def _destinations(pdu: Pdu) -> list[str]:
     return [pdu.destination_addr]
 
 
-def _utc(ts: float):
-    from datetime import datetime, timezone
+def _quoted_text(pdu: Pdu) -> bytes:
+    """What a receipt quotes of the message: its text, without a UDH."""
+    text = getattr(pdu, "short_message", b"")
+    if text and pdu.esm_class & 0x40:
+        from smppcore.text import parse_udh
 
-    return datetime.fromtimestamp(ts, timezone.utc)
+        try:
+            text = parse_udh(text)[1]
+        except ValueError:
+            pass
+    return text
+
+
+def _utc(ts: float, _cache: dict = {}) -> datetime:  # noqa: B006 - a deliberate cache
+    # receipt dates have second resolution at most, and a burst of receipts shares its seconds
+    second = int(ts)
+    dt = _cache.get(second)
+    if dt is None:
+        if len(_cache) > 64:
+            _cache.clear()
+        dt = _cache[second] = datetime.fromtimestamp(second, timezone.utc)
+    return dt

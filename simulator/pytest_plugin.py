@@ -93,24 +93,58 @@ class SmscFixture:
 class SyncSmscFixture(SmscFixture):
     """The simulator on its own loop in a thread; helpers block instead of awaiting."""
 
-    def __init__(self, running: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, running: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
         super().__init__(running)
         self._loop = loop
+        self._thread = thread
 
     def _call(self, coro: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout + 1)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` on the simulator's loop (its records change there), its result or exception here."""
+        if threading.current_thread() is self._thread:
+            return fn(*args)
+
+        async def go() -> Any:
+            return fn(*args)
+
+        return self._call(go(), 5)
+
+    @property
+    def messages(self) -> list:
+        return self._run(list, self.sim.messages)
+
+    @property
+    def submits(self) -> list:
+        return self._run(list, self.sim.submits)
+
+    @property
+    def receipts(self) -> list:
+        return self._run(list, self.sim.receipts)
+
+    @property
+    def mo_sent(self) -> list:
+        return self._run(list, self.sim.mo_sent)
+
+    @property
+    def stats(self):
+        """A copy of the counters, taken on the simulator's loop."""
+        import msgspec
+
+        return self._run(lambda s: msgspec.structs.replace(s, rejected=dict(s.rejected)), self.sim.stats)
+
+    def clear(self) -> None:
+        self._run(self.sim.clear)
 
     def wait_for_messages(self, n: int, timeout: float = 10.0) -> list:  # type: ignore[override]
         return self._call(self.sim.wait_for_messages(n, timeout), timeout)
 
     def send_mo(self, source_addr: str, destination_addr: str, text: str | bytes, *, system_id: str | None = None, data_coding: int | None = None) -> list:  # type: ignore[override]
-        async def go() -> list:
-            return self.sim.send_mo(source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding)
-
-        return self._call(go(), 5)
+        return self._run(lambda: self.sim.send_mo(source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding))
 
     def fail_next(self, status: int | str, count: int = 1) -> None:
-        self._loop.call_soon_threadsafe(self.sim.fail_next, status, count)
+        self._run(self.sim.fail_next, status, count)  # done (or refused: ValueError) when this returns
 
 
 def _build_config(request: pytest.FixtureRequest, base: dict[str, Any]):
@@ -143,7 +177,7 @@ def smsc_sync(request: pytest.FixtureRequest, smsc_config: dict[str, Any]):
     thread.start()
     running = asyncio.run_coroutine_threadsafe(start(config, port=0), loop).result(10)
     try:
-        yield SyncSmscFixture(running, loop)
+        yield SyncSmscFixture(running, loop, thread)
     finally:
         asyncio.run_coroutine_threadsafe(running.close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
