@@ -158,7 +158,9 @@ def _build_config(request: pytest.FixtureRequest, base: dict[str, Any]):
     try:
         return config_from_dict(data)
     except ConfigError as exc:
-        pytest.fail(f"smsc configuration: {exc}", pytrace=False)
+        problem = str(exc)
+    # outside the except block: the report is this one line, not a chain of two exceptions
+    pytest.fail(f"smsc configuration: {problem}", pytrace=False)
 
 
 @pytest.fixture
