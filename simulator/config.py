@@ -100,7 +100,7 @@ class ErrorRule(_Strict):
 class Errors(_Strict):
     """Error injection: ``probabilities`` maps a status name to the chance of answering with it."""
 
-    probabilities: dict[str, Probability] = {}
+    probabilities: dict[str, float] = {}  # each 0..1 (checked with the key's name in the message)
     rules: list[ErrorRule] = []
 
 
@@ -115,7 +115,7 @@ class Receipts(_Strict):
 
     enabled: bool = True
     delay: Delay = msgspec.field(default_factory=Delay)
-    final_states: dict[str, NonNeg] = msgspec.field(default_factory=lambda: {"DELIVRD": 1.0})
+    final_states: dict[str, float] = msgspec.field(default_factory=lambda: {"DELIVRD": 1.0})  # weights >= 0
     intermediate: list[str] = []
     intermediate_always: bool = False
     message_id_format: Literal["decimal", "hex", "uuid"] = "decimal"
@@ -171,8 +171,10 @@ class SimulatorConfig(_Strict):
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise msgspec.ValidationError(f"system_id {name!r} appears twice - at `$.accounts[{i}].system_id`")
-        for name in self.errors.probabilities:
+        for name, p in self.errors.probabilities.items():
             _status(f"errors.probabilities.{name}", name)
+            if not 0 <= p <= 1:
+                raise msgspec.ValidationError(f"expected a probability between 0 and 1, got {p:g} - at `$.errors.probabilities.{name}`")
         if sum(self.errors.probabilities.values()) > 1:
             raise msgspec.ValidationError("the probabilities add up to more than 1 - at `$.errors.probabilities`")
         for i, rule in enumerate(self.errors.rules):
@@ -181,7 +183,9 @@ class SimulatorConfig(_Strict):
                 re.compile(rule.destination)
             except re.error as exc:
                 raise msgspec.ValidationError(f"not a regular expression ({exc}) - at `$.errors.rules[{i}].destination`") from None
-        for word in self.receipts.final_states:
+        for word, weight in self.receipts.final_states.items():
+            if weight < 0:
+                raise msgspec.ValidationError(f"expected a weight >= 0, got {weight:g} - at `$.receipts.final_states.{word}`")
             if word.upper() not in FINAL_WORDS:
                 raise msgspec.ValidationError(
                     f"{word!r} is not a final state (one of {', '.join(sorted(FINAL_WORDS))}) - at `$.receipts.final_states`")
