@@ -92,7 +92,7 @@ async def _start_http(sim: Simulator, host: str, port: int) -> tuple[Any, int]:
             limit = int(request.query.get("limit", "1000"))
         except ValueError:
             return web.json_response({"error": "limit must be an integer"}, status=400)
-        items = list(sim.messages)[-limit:] if limit > 0 else []
+        items = sim.messages.last(limit)
         return web.json_response({"count": sim.stats.messages, "messages": [_message_json(m) for m in items]})
 
     async def stats(request: web.Request) -> web.Response:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import itertools
 import logging
 import random
 import re
 import time
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import msgspec
 
@@ -35,7 +36,7 @@ from smppcore.server import SmscConnection, SmscHandler
 from .behaviour import DelaySampler, MessageIds, TokenBucket, WeightedChoice
 from .config import SimulatorConfig, parse_state, parse_status
 
-__all__ = ["Simulator", "Submit", "Message", "Stats", "Outbox"]
+__all__ = ["Simulator", "Submit", "Message", "MessageLog", "Stats", "Outbox"]
 
 log = logging.getLogger("simulator")
 
@@ -85,6 +86,66 @@ class Message(msgspec.Struct, gc=False):
     @property
     def parts(self) -> int:
         return len(self.message_ids)
+
+
+def _as_message(item: Message | Submit) -> Message:
+    if item.__class__ is Message:
+        return item  # type: ignore[return-value]
+    pdu = item.pdu  # type: ignore[union-attr]
+    return Message(item.system_id, pdu.source_addr, pdu.destination_addr, pdu.data_coding, pdu.short_message,
+                   (item.message_id,), item.received_at)  # type: ignore[union-attr]
+
+
+class MessageLog:
+    """The whole messages received, oldest first, at most ``maxlen`` of them.
+
+    Reads like a deque of :class:`Message` (len, iteration, ``reversed``, indexing,
+    ``clear``). A plain one-part submit_sm is kept as its :class:`Submit` record and
+    becomes a Message when read: on the fast path a message costs one record, not two.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, maxlen: int) -> None:
+        self._items: collections.deque[Message | Submit] = collections.deque(maxlen=maxlen)
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._items.maxlen
+
+    def append(self, item: Message | Submit) -> None:
+        self._items.append(item)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def last(self, n: int) -> list[Message]:
+        """The ``n`` most recent messages, oldest first."""
+        if n <= 0:
+            return []
+        out = list(itertools.islice(reversed(self._items), n))
+        out.reverse()
+        return [_as_message(m) for m in out]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self) -> Iterator[Message]:
+        return map(_as_message, self._items)
+
+    def __reversed__(self) -> Iterator[Message]:
+        return map(_as_message, reversed(self._items))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return _as_message(self._items[index])
+
+    def __repr__(self) -> str:
+        return f"MessageLog({list(self)!r})"
 
 
 class Stats(msgspec.Struct):
@@ -177,7 +238,8 @@ class Simulator(SmscHandler):
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by attach()
         self.stats = Stats()
         self.submits: collections.deque[Submit] = collections.deque(maxlen=config.record_limit)
-        self.messages: collections.deque[Message] = collections.deque(maxlen=config.record_limit)
+        self.messages = MessageLog(config.record_limit)
+        self._log_append = self.messages._items.append
         self.mo_sent: collections.deque[Pdu] = collections.deque(maxlen=config.record_limit)
         self.receipts: collections.deque[Pdu] = collections.deque(maxlen=config.record_limit)
         self.by_id: dict[str, Submit] = {}
@@ -439,18 +501,16 @@ class Simulator(SmscHandler):
         now = _time()
         system_id = conn.system_id
         record = Submit(message_id, system_id, pdu, now)
-        self.submits.append(record)
-        by_id = self.by_id
-        by_id[message_id] = record
-        if len(by_id) > self._record_limit:
-            del by_id[next(iter(by_id))]
+        submits = self.submits
+        if len(submits) == self._record_limit:  # the oldest record goes (by key: O(1))
+            self.by_id.pop(submits[0].message_id, None)
+        submits.append(record)
+        self.by_id[message_id] = record
         stats = self.stats
         stats.accepted += 1
         cid = pdu.command_id
         if cid == _SUBMIT_SM and not pdu.tlvs and not pdu.esm_class & 0x40:  # one plain message
-            self.messages.append(
-                Message(system_id, pdu.source_addr, pdu.destination_addr, pdu.data_coding, pdu.short_message, (message_id,), now)
-            )
+            self._log_append(record)  # read as a Message (see MessageLog)
             stats.messages += 1
             if self._waiters:
                 self._wake_waiters()
@@ -676,10 +736,12 @@ class Simulator(SmscHandler):
             record.pdu = msgspec.structs.replace(old, short_message=pdu.short_message, tlvs=tlvs)
         else:  # data_sm: the text is in message_payload
             record.pdu = msgspec.structs.replace(old, tlvs={**old.tlvs, Tag.MESSAGE_PAYLOAD: pdu.short_message})
-        for message in reversed(self.messages):  # the recorded text follows, for a one-part message
-            if record.message_id in message.message_ids:
-                if message.parts == 1:
-                    message.payload = pdu.short_message
+        for item in reversed(self.messages._items):  # the recorded text follows, for a one-part message
+            if item is record:
+                break  # read from the record itself
+            if item.__class__ is Message and record.message_id in item.message_ids:  # type: ignore[union-attr]
+                if item.parts == 1:  # type: ignore[union-attr]
+                    item.payload = pdu.short_message  # type: ignore[union-attr]
                 break
         return pdu.make_response()
 
@@ -742,5 +804,6 @@ def _utc(ts: float, _cache: dict = {}) -> datetime:  # noqa: B006 - a deliberate
     if dt is None:
         if len(_cache) > 64:
             _cache.clear()
-        dt = _cache[second] = datetime.fromtimestamp(second, timezone.utc)
+        # naive UTC: what receipt dates are written in (an aware one is converted on every use)
+        dt = _cache[second] = datetime.fromtimestamp(second, timezone.utc).replace(tzinfo=None)
     return dt
