@@ -180,3 +180,14 @@ def test_bad_marker_config_fails_with_one_line_naming_the_key(pytester):
     assert any("smsc configuration: receipts.final_states: 'DELIVERD' is not a final state" in line for line in lines), out
     assert "Traceback" not in out and "msgspec" not in out  # the message, not a stack
     assert "During handling" not in out and "unknown key\n\n" not in out  # one line, no exception chain
+
+
+def test_every_python_example_of_the_readme_passes(pytester):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "simulator" / "README.md").read_text()
+    examples = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(examples) >= 2
+    result = run(pytester, **{f"test_readme_{i}": code for i, code in enumerate(examples)})
+    result.assert_outcomes(passed=len(examples))
