@@ -19,7 +19,18 @@ from smppcore import SessionConfig
 from .config import SimulatorConfig
 from .engine import Message, Simulator
 
-__all__ = ["RunningSimulator", "start", "serve_forever"]
+__all__ = ["RunningSimulator", "ListenError", "start", "serve_forever"]
+
+
+class ListenError(OSError):
+    """A listener could not start; the message says which address and why."""
+
+
+def _listen_error(what: str, host: str, port: int, exc: OSError) -> ListenError:
+    import os
+
+    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    return ListenError(exc.errno, f"cannot listen on {host}:{port} ({what}): {reason}")
 
 
 class RunningSimulator:
@@ -57,14 +68,23 @@ async def start(config: SimulatorConfig | None = None, *, host: str | None = Non
     sim = Simulator(config)
     sim.attach(asyncio.get_running_loop())
     lhost, lport = _split(config.listen)
+    host = host if host is not None else lhost
+    port = lport if port is None else port
     session_config = SessionConfig(window=config.window, enquire_link_interval=0, bind_timeout=60)
-    server = await smppcore.serve(
-        sim, host if host is not None else lhost, lport if port is None else port,
-        config=session_config, max_connections=config.max_connections,
-    )
+    try:
+        server = await smppcore.serve(sim, host, port, config=session_config, max_connections=config.max_connections)
+    except OSError as exc:
+        sim.detach()
+        raise _listen_error("SMPP", host, port, exc) from exc
     runner = http_port = None
     if config.http_listen:
-        runner, http_port = await _start_http(sim, *_split(config.http_listen))
+        hhost, hport = _split(config.http_listen)
+        try:
+            runner, http_port = await _start_http(sim, hhost, hport)
+        except OSError as exc:
+            sim.detach()
+            await server.close()
+            raise _listen_error("HTTP", hhost, hport, exc) from exc
     return RunningSimulator(sim, server, runner, http_port)
 
 

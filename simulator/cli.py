@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         smppcore.run(serve_forever(config, quiet=args.quiet))
-    except OSError as exc:
-        print(f"smpphub simulate: cannot listen on {config.listen}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # app.ListenError names the address; anything else is still one line
+        print(f"smpphub simulate: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

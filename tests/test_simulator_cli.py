@@ -86,15 +86,19 @@ def test_missing_file_and_bad_arguments_exit_2(tmp_path):
     assert proc.returncode == 2 and "http_listen: expected HOST:PORT" in proc.stderr
 
 
-def test_a_taken_port_is_exit_1_with_one_line():
+@pytest.mark.parametrize("which", ["SMPP", "HTTP"])
+def test_a_taken_port_is_exit_1_with_one_line_naming_it(which):
     with socket.socket() as s:
         s.bind((HOST, 0))
         s.listen()
         port = s.getsockname()[1]
-        proc = simulate("--listen", f"{HOST}:{port}", "--quiet")
+        if which == "SMPP":
+            proc = simulate("--listen", f"{HOST}:{port}", "--quiet")
+        else:
+            proc = simulate("--listen", f"{HOST}:{free_port()}", "--http", f"{HOST}:{port}", "--quiet")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"smpphub simulate: cannot listen on {HOST}:{port}")
+    assert lines == [f"smpphub simulate: cannot listen on {HOST}:{port} ({which}): address already in use"]
 
 
 def test_the_readme_example_config_is_valid(tmp_path):
