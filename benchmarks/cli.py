@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
 import sys
 
 import msgspec
 
-from .loadgen import LoadOptions, parse_mix, parse_ramp, run_bench
+from .loadgen import BenchError, LoadOptions, parse_mix, parse_ramp, run_bench
 
 __all__ = ["add_arguments", "run", "main"]
 
@@ -16,48 +19,92 @@ class UsageError(Exception):
     pass
 
 
+# Every value is parsed here rather than by argparse, so that a bad one is reported on
+# one line (argparse would print the usage block too), under `smpphub bench` as well.
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", required=True, metavar="HOST:PORT")
-    p.add_argument("--system-id", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--bind", choices=("tx", "trx"), default="trx")
-    p.add_argument("--binds", type=int, default=1, help="connections (default 1)")
-    p.add_argument("--window", type=int, default=100, help="requests in flight per bind (default 100)")
-    p.add_argument("--count", type=int, help="messages to send")
-    p.add_argument("--duration", type=float, help="seconds to run")
-    p.add_argument("--rate", type=float, help="open loop: messages per second in total")
-    p.add_argument("--ramp", help="open loop: FROM:TO:DURATION, e.g. 1000:20000:60s")
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the binds (default 1)")
+    p.add_argument("--target", metavar="HOST:PORT", help="the SMPP server to drive (required)")
+    p.add_argument("--system-id", help="bind system_id (required)")
+    p.add_argument("--password", help="bind password (required)")
+    p.add_argument("--bind", default="trx", metavar="{tx,trx}", help="bind type (default trx; receipts need trx)")
+    p.add_argument("--binds", default="1", metavar="N", help="connections (default 1)")
+    p.add_argument("--window", default="100", metavar="W", help="requests in flight per bind (default 100)")
+    p.add_argument("--count", metavar="N", help="messages to send")
+    p.add_argument("--duration", metavar="SECONDS", help="how long to send: 90, 90s, 2m, 500ms")
+    p.add_argument("--rate", metavar="R", help="open loop: messages per second in total")
+    p.add_argument("--ramp", metavar="FROM:TO:DURATION", help="open loop: rate rising linearly, e.g. 1000:20000:60s, then held")
+    p.add_argument("--workers", default="1", metavar="K", help="processes sharing the binds, count and rate (default 1)")
     p.add_argument("--to", default="4477009{00000-99999}", help="destinations: PREFIX{FROM-TO} or a literal")
-    p.add_argument("--to-file", help="destinations, one per line")
-    p.add_argument("--from", dest="source", default="smpphub", help="source address")
-    p.add_argument("--text-mix", default="gsm:1", help="kinds and weights: gsm, ucs2, long (e.g. gsm:70,ucs2:20,long:10)")
+    p.add_argument("--to-file", metavar="FILE", help="destinations, one per line")
+    p.add_argument("--from", dest="source", default="smpphub", help="source address (default smpphub)")
+    p.add_argument("--text-mix", default="gsm:1", metavar="KIND:WEIGHT,...",
+                   help="kinds and weights: gsm, ucs2, long (e.g. gsm:70,ucs2:20,long:10)")
     p.add_argument("--dlr", action="store_true", help="ask for receipts and measure their latency")
-    p.add_argument("--receipt-wait", type=float, default=10.0, help="seconds to wait for the last receipts")
-    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--receipt-wait", default="10", metavar="SECONDS", help="most to wait for the last receipts (default 10)")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: benchmarks.loadgen.BenchResult)")
     p.add_argument("--plot", metavar="PATH.png", help="plot rate and latency over time (needs matplotlib)")
-    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument("--quiet", action="store_true", help="no live progress (there is none when stderr is not a terminal)")
+
+
+def _int(name: str, value: str | None, minimum: int = 1) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(str(value).replace("_", ""))
+    except ValueError:
+        raise UsageError(f"--{name}: expected a whole number, got {value!r}") from None
+    if n < minimum:
+        raise UsageError(f"--{name} must be at least {minimum}, got {n}")
+    return n
+
+
+_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(name: str, value: str | None, *, allow_zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(-?\d+(?:\.\d*)?|-?\.\d+)\s*(ms|s|m|h)?\s*", str(value))
+    if not m:
+        raise UsageError(f"--{name}: expected a duration like 60, 60s, 2m or 500ms, got {value!r}")
+    seconds = float(m.group(1)) * _UNITS[m.group(2) or ""]
+    if seconds < 0 or (seconds == 0 and not allow_zero) or not math.isfinite(seconds):
+        raise UsageError(f"--{name} must be {'zero or more' if allow_zero else 'positive'}, got {value!r}")
+    return seconds
 
 
 def options_from(args: argparse.Namespace) -> LoadOptions:
+    for name in ("target", "system_id", "password"):
+        if getattr(args, name, None) is None:
+            raise UsageError(f"--{name.replace('_', '-')} is required")
     host, sep, port = args.target.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--target: expected HOST:PORT, got {args.target!r}")
-    for name in ("binds", "window", "workers"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name} must be at least 1")
-    if args.count is None and args.duration is None:
-        raise UsageError("give --count or --duration")
-    if args.count is not None and args.count < 1:
-        raise UsageError("--count must be at least 1")
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError("--duration must be positive")
+    if args.bind not in ("tx", "trx"):
+        raise UsageError(f"--bind: expected tx or trx, got {args.bind!r}")
+    if args.dlr and args.bind == "tx":
+        raise UsageError("--dlr needs --bind trx (a transmitter bind gets no receipts)")
+    binds, window, workers = _int("binds", args.binds), _int("window", args.window), _int("workers", args.workers)
+    if workers > binds:  # type: ignore[operator]
+        raise UsageError(f"--workers ({workers}) cannot be more than --binds ({binds}): each worker needs a bind")
+    count = _int("count", args.count)
+    duration = _seconds("duration", args.duration)
+    if count is None and duration is None:
+        raise UsageError("give --count N or --duration SECONDS")
     if args.rate is not None and args.ramp is not None:
         raise UsageError("give --rate or --ramp, not both")
-    if args.rate is not None and not args.rate > 0:
-        raise UsageError("--rate must be positive")
+    rate = None
+    if args.rate is not None:
+        try:
+            rate = float(args.rate)
+        except ValueError:
+            raise UsageError(f"--rate: expected messages per second, got {args.rate!r}") from None
+        if not rate > 0 or not math.isfinite(rate):
+            raise UsageError(f"--rate must be positive, got {args.rate!r}")
+    receipt_wait = _seconds("receipt-wait", args.receipt_wait, allow_zero=True)
     try:
-        ramp = parse_ramp(args.ramp) if args.ramp else None
+        ramp = parse_ramp(args.ramp) if args.ramp is not None else None
         mix = parse_mix(args.text_mix)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -65,12 +112,21 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise UsageError("--plot needs matplotlib (pip install 'smpphub[plot]')") from None
+            raise UsageError("--plot needs matplotlib, which is not installed (pip install 'smpphub[plot]')") from None
+    for name, path in (("json", args.json), ("plot", args.plot)):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise UsageError(f"--{name}: no such directory: {folder}")
     if args.to_file:
+        from .loadgen import DestinationPattern
+
         try:
-            open(args.to_file).close()
+            DestinationPattern("", args.to_file)
         except OSError as exc:
             raise UsageError(f"--to-file: {exc.strerror}: {args.to_file}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--to-file: {exc}") from None
     else:
         from .loadgen import DestinationPattern
 
@@ -80,54 +136,93 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
             raise UsageError(f"--to: {exc}") from None
     return LoadOptions(
         host=host.strip("[]"), port=int(port), system_id=args.system_id, password=args.password, bind=args.bind,
-        binds=args.binds, window=args.window, count=args.count, duration=args.duration, rate=args.rate, ramp=ramp,
-        workers=args.workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,
-        receipt_wait=args.receipt_wait, progress=not args.quiet and sys.stderr.isatty(),
+        binds=binds, window=window, count=count, duration=duration, rate=rate, ramp=ramp,  # type: ignore[arg-type]
+        workers=workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,  # type: ignore[arg-type]
+        receipt_wait=receipt_wait, progress=not args.quiet and sys.stderr.isatty(),  # type: ignore[arg-type]
     )
 
 
+def _ms(us: float) -> str:
+    return f"{us / 1000:.2f}"
+
+
 def summary(result) -> str:
-    lat, rl = result.latency_us, result.receipt_latency_us
+    """The table printed at the end of a run."""
+    o = result.options
+    if result.mode == "open":
+        how = f"open loop at {o.rate:g}/s" if o.rate else f"open loop, ramp {o.ramp[0]:g} -> {o.ramp[1]:g}/s over {o.ramp[2]:g}s"
+    else:
+        how = "closed loop"
+    head = (f"smpphub bench -> {o.host}:{o.port}: {how}, {o.binds} bind(s) x window {o.window}"
+            f"{f', {o.workers} workers' if o.workers > 1 else ''}")
     rows = [
-        ("sent", f"{result.sent:,}"),
+        ("messages", f"{result.messages:,}" + (f" ({result.sent:,} submit_sm)" if result.sent != result.messages else "")),
+        ("sent", f"{result.sent:,} submit_sm in {result.duration:.2f} s"),
+        ("submits/s", f"{result.submit_rate:,.0f}" + (f" (sent at {result.send_rate:,.0f}/s)" if result.mode == "open" else "")),
         ("acked", f"{result.acked:,}"),
-        ("errors", ", ".join(f"{k} {v:,}" for k, v in sorted(result.errors.items())) or "0"),
+        ("errors", f"{sum(result.errors.values()):,}"
+                   + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(result.errors.items())) + ")" if result.errors else "")),
         ("throttled", f"{result.throttled:,}"),
         ("reconnects", f"{result.reconnects:,}"),
-        ("duration", f"{result.duration:.2f} s"),
-        ("submits/s", f"{result.submit_rate:,.0f}"),
-        ("submit->resp ms", f"p50 {lat['p50'] / 1000:.2f}  p90 {lat['p90'] / 1000:.2f}  p99 {lat['p99'] / 1000:.2f}  "
-                            f"p99.9 {lat['p999'] / 1000:.2f}  max {lat['max'] / 1000:.2f}"),
     ]
-    if result.options.dlr:
+    if o.dlr:
         rows += [
-            ("receipts", f"{result.receipts:,}"),
+            ("receipts", f"{result.receipts:,} of {result.acked:,}"
+                         + (f", {result.duplicate_receipts:,} duplicate" if result.duplicate_receipts else "")
+                         + (f", {result.unmatched_receipts:,} for other messages" if result.unmatched_receipts else "")),
             ("receipts/s", f"{result.receipt_rate:,.0f}"),
-            ("submit->receipt ms", f"p50 {rl['p50'] / 1000:.2f}  p99 {rl['p99'] / 1000:.2f}  max {rl['max'] / 1000:.2f}"),
         ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}} | {v}" for k, v in rows)
+    lines = [head, ""] + [f"  {k:<{width}}  {v}" for k, v in rows]
+    lat = [("submit_sm -> resp", result.latency_us)]
+    if result.mode == "open" and result.service_us:
+        lat.append(("  from the write", result.service_us))
+    if o.dlr:
+        lat.append(("submit -> receipt", result.receipt_latency_us))
+    cols = ("p50", "p90", "p99", "p99.9", "max", "mean")
+    keys = ("p50", "p90", "p99", "p999", "max", "mean")
+    label_w = max(len(name) for name, _ in lat) + 3
+    lines += ["", f"  {'latency, ms':<{label_w}}" + "".join(f"{c:>10}" for c in cols) + f"{'count':>10}"]
+    for name, figures in lat:
+        if figures.get("count"):
+            lines.append(f"  {name:<{label_w}}" + "".join(f"{_ms(figures[k]):>10}" for k in keys) + f"{figures['count']:>10,}")
+        else:
+            lines.append(f"  {name:<{label_w}}" + f"{'-':>10}" * len(cols) + f"{0:>10}")
+    return "\n".join(lines)
 
 
 def plot(result, path: str) -> None:
+    """Two panels over the run's seconds: rates, and latency percentiles (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = [s.t for s in result.timeline]
-    fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
-    ax1.plot(t, [s.acked for s in result.timeline], label="acked/s")
-    ax1.plot(t, [s.errors for s in result.timeline], label="errors/s")
-    ax1.set_ylabel("messages per second")
-    ax1.legend()
-    ax2.plot(t, [s.p50_us / 1000 for s in result.timeline], label="p50")
-    ax2.plot(t, [s.p99_us / 1000 for s in result.timeline], label="p99")
+    tl = result.timeline
+    t = [s.t for s in tl]
+    fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(10, 7))
+    ax1.plot(t, [s.sent for s in tl], label="sent/s")
+    ax1.plot(t, [s.acked for s in tl], label="acked/s")
+    if any(s.errors for s in tl):
+        ax1.plot(t, [s.errors for s in tl], label="errors/s")
+    if result.options.dlr:
+        ax1.plot(t, [s.receipts for s in tl], label="receipts/s")
+    if result.mode == "open":
+        ax1.plot(t, [s.target_rate for s in tl], "--", color="grey", label="asked (messages/s)")
+    ax1.set_ylabel("per second")
+    ax1.set_title(f"smpphub bench -> {result.options.host}:{result.options.port}")
+    ax1.legend(loc="best")
+    answered = [s for s in tl if s.acked or s.errors]
+    ta = [s.t for s in answered]
+    for name, attr in (("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("max", "max_us")):
+        ax2.plot(ta, [max(getattr(s, attr), 1) / 1000 for s in answered], label=name)
+    ax2.set_yscale("log")
     ax2.set_ylabel("submit_sm -> resp (ms)")
-    ax2.set_xlabel("seconds")
-    ax2.legend()
+    ax2.set_xlabel("seconds since start")
+    ax2.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,24 +234,42 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_bench(opts)
     except (OSError, TimeoutError) as exc:
-        print(f"smpphub bench: cannot drive {args.target}: {exc}", file=sys.stderr)
+        print(f"smpphub bench: cannot drive {args.target}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    except BenchError as exc:
+        print(f"smpphub bench: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - a refused bind and the like, said on one line
         print(f"smpphub bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(summary(result))
-    if args.json:
-        with open(args.json, "wb") as f:
-            f.write(msgspec.json.format(msgspec.json.encode(result)))
-    if args.plot:
-        plot(result, args.plot)
+    try:
+        if args.json:
+            with open(args.json, "wb") as f:
+                f.write(msgspec.json.format(msgspec.json.encode(result)))
+        if args.plot:
+            plot(result, args.plot)
+    except OSError as exc:
+        print(f"smpphub bench: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line on one line (exit 2), like every other bad argument."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="smpphub bench", description="Load generator for any SMPP server.")
+    p = _Parser(prog="smpphub bench", description="Load generator for any SMPP server.")
     add_arguments(p)
-    return run(p.parse_args(argv))
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # --help, or a command line argparse could not read
+        return exc.code if isinstance(exc.code, int) else 2
+    return run(args)
 
 
 if __name__ == "__main__":
