@@ -177,6 +177,7 @@ class Outbox:
         self.sim = sim
         self.system_id = system_id
         self.queue: collections.deque[tuple[Pdu, Callable[[Pdu], None] | None]] = collections.deque()
+        self._retry: list[tuple[Pdu, Callable[[Pdu], None] | None]] = []  # back from a lost connection, in order
         self._pump_scheduled = False
 
     def put(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None = None) -> None:
@@ -197,6 +198,9 @@ class Outbox:
     def pump(self) -> None:
         self._pump_scheduled = False
         queue = self.queue
+        if self._retry:  # ahead of everything else, in the order they were first sent
+            queue.extendleft(reversed(self._retry))
+            self._retry.clear()
         if not queue:
             return
         stats = self.sim.stats
@@ -219,11 +223,11 @@ class Outbox:
     def _done(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None, fut: asyncio.Future) -> None:
         if fut.cancelled() or fut.exception() is not None:
             # the connection went away (or the ESME never answered): send it again
-            self.queue.appendleft((pdu, on_ack))
+            self._retry.append((pdu, on_ack))
             self.sim.stats.held += 1
         elif on_ack is not None:
             on_ack(fut.result())
-        if self.queue:
+        if self.queue or self._retry:
             self.pump_soon()
 
 
