@@ -47,12 +47,24 @@ class MessageIds:
     def __init__(self, fmt: str, rng: random.Random) -> None:
         self._counter = itertools.count(1)
         self._rng = rng
+        self.fmt = fmt
         if fmt == "decimal":
             self.next: Callable[[], str] = map(str, self._counter).__next__
         elif fmt == "hex":
             self.next = map("{:x}".format, itertools.count(0x10000001)).__next__
         else:
             self.next = getattr(self, f"_{fmt}")
+
+    def number(self, message_id: str) -> int | None:
+        """The sequence number inside an id this generator made (None: not one of its ids)."""
+        try:
+            if self.fmt == "decimal":
+                return int(message_id) if message_id.isdigit() else None
+            if self.fmt == "hex":
+                return int(message_id, 16) - 0x10000000 if len(message_id) == 8 else None
+            return int(message_id[-8:], 16) if len(message_id) == 36 else None
+        except ValueError:
+            return None
 
     def _uuid(self) -> str:
         n = (self._rng.getrandbits(96) << 32) | (next(self._counter) & 0xFFFFFFFF)

@@ -426,6 +426,23 @@ async def test_message_id_formats(fmt, pattern):
     assert parse_receipt(sim.sim.receipts[0].short_message).id == ids[0]
 
 
+@pytest.mark.parametrize("fmt", ["decimal", "hex", "uuid"])
+async def test_the_record_is_bounded_and_found_by_id_in_every_format(fmt):
+    async with simulator(record_limit=5, receipts={"message_id_format": fmt}) as sim:
+        async with connect(sim) as c:
+            ids = [(await c.submit_sm(destination_addr=TO, short_message=b"%d" % i)).message_id for i in range(8)]
+            for mid in ids[3:]:
+                q = await c.request(smppcore.QuerySm(message_id=mid))
+                assert q.message_id == mid and q.message_state == MessageState.ENROUTE
+            for mid in (ids[2], "nonsense", ids[-1] + "0", ""):  # pushed out, or never given
+                with pytest.raises(smppcore.SmppStatusError) as info:
+                    await c.request(smppcore.QuerySm(message_id=mid))
+                assert info.value.command_status == CommandStatus.ESME_RQUERYFAIL
+        assert list(sim.sim.by_id) == ids[3:] and len(sim.sim.by_id) == 5
+        assert sim.sim.by_id[ids[4]].pdu.short_message == b"4" and sim.sim.by_id.get(ids[0]) is None
+        assert [m.text for m in sim.sim.messages] == ["3", "4", "5", "6", "7"] and sim.sim.stats.messages == 8
+
+
 # ---- MO ------------------------------------------------------------------------------------------
 
 
