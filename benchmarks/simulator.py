@@ -16,6 +16,8 @@ simulator-full  the fast path once its record is full: the warm-up also sends
                 oldest record out. This is where a long run spends its time; the
                 ``simulator`` row measures the record growing from empty (new memory
                 for every message)
+simulator-0     the fast path with ``record_limit = 0``: counters only, no record (the
+                setting for pure load tests): the cost of recording, by difference
 =============== ==========================================================================
 
 **msg/s** is measured by the client from just before its first submit to the last
@@ -66,7 +68,7 @@ from benchmarks.session import (  # noqa: E402
     summarize_pyspy,
 )
 
-SERVERS = ("plain", "simulator", "simulator+dlr", "simulator-full")
+SERVERS = ("plain", "simulator", "simulator+dlr", "simulator-full", "simulator-0")
 QUICK_SERVERS = SERVERS[:3]
 
 
@@ -85,8 +87,10 @@ async def _server_main(args: argparse.Namespace) -> None:
         from simulator.app import start
         from simulator.config import config_from_dict
 
-        receipts = {"enabled": args.impl == "simulator+dlr"}  # "simulator-full": the defaults, receipts off
-        running = await start(config_from_dict({"listen": f"{HOST}:0", "receipts": receipts}), port=0)
+        config: dict[str, Any] = {"listen": f"{HOST}:0", "receipts": {"enabled": args.impl == "simulator+dlr"}}
+        if args.impl == "simulator-0":
+            config["record_limit"] = 0
+        running = await start(config_from_dict(config), port=0)
         port, stop = running.port, running.close
 
     def on_line(line: str | None) -> None:
@@ -349,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name != "plain" and name in medians and plain:
             ratio = medians[name]["msg_per_s"] / plain
-            note = f" (target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'})" if name in ("simulator", "simulator-full") else ""
+            note = f" (target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'})" if name in ("simulator", "simulator-full", "simulator-0") else ""
             cpu = medians[name]["server_cpu_us"] / medians["plain"]["server_cpu_us"] if medians["plain"]["server_cpu_us"] else 0
             print(f"{name} / plain server: {ratio:.2f}{note}; server CPU per message {cpu:.2f}x the plain server's")
     errors = sum(r["errors"] for rs in runs.values() for r in rs)

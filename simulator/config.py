@@ -160,7 +160,7 @@ class SimulatorConfig(_Strict):
     receipts: Receipts = msgspec.field(default_factory=Receipts)
     mo: Mo = msgspec.field(default_factory=Mo)
     chaos: Chaos = msgspec.field(default_factory=Chaos)
-    record_limit: PositiveInt = 100_000
+    record_limit: Annotated[int, msgspec.Meta(ge=0)] = 100_000  # 0: keep no record, count only
     seed: int | None = None
 
     def __post_init__(self) -> None:

@@ -287,7 +287,6 @@ class Simulator(SmscHandler):
         self._ids = MessageIds(config.receipts.message_id_format, self.rng)
         self._next_id = self._ids.next
         self.by_id = RecordIndex(self.submits, self._ids)
-        self._record_limit = config.record_limit
         self._receipts_on = config.receipts.enabled
         self._echo_on = config.mo.echo
         self._plain = not config.mo.echo  # nothing to do for a message besides recording it
@@ -619,7 +618,7 @@ class Simulator(SmscHandler):
             if info is not None and info.total > 1:
                 reassembler = self._reassembler
                 if reassembler is None:
-                    reassembler = self._reassembler = Reassembler(max_pending=self.config.record_limit)
+                    reassembler = self._reassembler = Reassembler(max_pending=max(1, self.config.record_limit))
                 dests = _destinations(pdu)
                 key = (conn.system_id, pdu.source_addr, dests[0] if dests else "")
                 parts = (key, info.ref_bits, info.reference, info.total)  # the Reassembler's own grouping

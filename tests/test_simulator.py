@@ -443,6 +443,19 @@ async def test_the_record_is_bounded_and_found_by_id_in_every_format(fmt):
         assert [m.text for m in sim.sim.messages] == ["3", "4", "5", "6", "7"] and sim.sim.stats.messages == 8
 
 
+async def test_record_limit_0_counts_but_keeps_nothing():
+    async with simulator(record_limit=0) as sim:
+        async with connect(sim) as c:
+            resp = await c.submit_sm(destination_addr=TO, registered_delivery=1)
+            assert receipt_info(await c.next_message(timeout=5)).message_id == resp.message_id  # receipts still come
+            await c.submit_text(TO, LONG)
+            await sim.sim.wait_for_messages(2)
+            with pytest.raises(smppcore.SmppStatusError):
+                await c.request(smppcore.QuerySm(message_id=resp.message_id))
+        assert len(sim.sim.messages) == len(sim.sim.submits) == len(sim.sim.by_id) == 0
+        assert sim.sim.stats.messages == 2 and sim.sim.stats.receipts_acked == 1
+
+
 # ---- MO ------------------------------------------------------------------------------------------
 
 
