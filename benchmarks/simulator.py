@@ -20,7 +20,7 @@ simulator-0     the fast path with ``record_limit = 0``: counters only, no recor
                 setting for pure load tests): the cost of recording, by difference
 =============== ==========================================================================
 
-**msg/s** is measured by the client from just before its first submit to the last
+**msg/s** (and the **range** of the repetitions) is measured by the client from just before its first submit to the last
 submit_sm_resp; **p50 / p99 ms** are submit-to-response latencies; **server CPU
 us/msg** is the server process's user+system CPU over the measured phase. With
 receipts on, **receipts** counts the receipts the client got (it waits for all of
@@ -259,8 +259,8 @@ def measure(name: str, *, count: int, window: int, warmup: int, cpus: tuple[int 
     }
 
 
-def format_table(medians: dict[str, dict[str, float]], names: list[str]) -> str:
-    head = ["server", "msg/s", "p50 ms", "p99 ms", "server CPU us/msg", "receipts", "dlr/s", "vs plain"]
+def format_table(medians: dict[str, dict[str, float]], names: list[str], runs: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    head = ["server", "msg/s", "range", "p50 ms", "p99 ms", "server CPU us/msg", "receipts", "dlr/s", "vs plain"]
     plain = medians.get("plain", {}).get("msg_per_s")
     rows = []
     for name in names:
@@ -269,9 +269,11 @@ def format_table(medians: dict[str, dict[str, float]], names: list[str]) -> str:
             rows.append([name] + ["n/a"] * (len(head) - 1))
             continue
         dlr = name.endswith("+dlr")
+        rates = [r["msg_per_s"] for r in (runs or {}).get(name, [])] or [m["msg_per_s"]]
         rows.append([
             name,
             f"{m['msg_per_s']:,.0f}",
+            f"{min(rates) / 1000:.0f}k-{max(rates) / 1000:.0f}k",
             f"{m['p50_ms']:.3f}",
             f"{m['p99_ms']:.3f}",
             f"{m['server_cpu_us']:.1f}",
@@ -348,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     pinned = "client and server pinned to CPUs %s and %s" % cpus if cpus[0] is not None else "not pinned"
     print(f"\nsmppcore client -> server, two processes on 127.0.0.1 ({pinned}); window {args.window}, "
           f"{args.count:,} submit_sm; median of {args.repeat}")
-    print(format_table(medians, names))
+    print(format_table(medians, names, runs))
     plain = medians.get("plain", {}).get("msg_per_s")
     for name in names:
         if name != "plain" and name in medians and plain:
