@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-mix", default="gsm:1", metavar="KIND:WEIGHT,...",
                    help="kinds and weights: gsm, ucs2, long (e.g. gsm:70,ucs2:20,long:10)")
     p.add_argument("--dlr", action="store_true", help="ask for receipts and measure their latency")
+    p.add_argument("--timeout", default="30", metavar="SECONDS",
+                   help="a submit_sm unanswered this long counts as ResponseTimeout (default 30)")
     p.add_argument("--receipt-wait", default="10", metavar="SECONDS", help="most to wait for the last receipts (default 10)")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: benchmarks.loadgen.BenchResult)")
     p.add_argument("--plot", metavar="PATH.png", help="plot rate and latency over time (needs matplotlib)")
@@ -103,6 +105,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         if not rate > 0 or not math.isfinite(rate):
             raise UsageError(f"--rate must be positive, got {args.rate!r}")
     receipt_wait = _seconds("receipt-wait", args.receipt_wait, allow_zero=True)
+    timeout = _seconds("timeout", args.timeout)
     try:
         ramp = parse_ramp(args.ramp) if args.ramp is not None else None
         mix = parse_mix(args.text_mix)
@@ -138,7 +141,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         host=host.strip("[]"), port=int(port), system_id=args.system_id, password=args.password, bind=args.bind,
         binds=binds, window=window, count=count, duration=duration, rate=rate, ramp=ramp,  # type: ignore[arg-type]
         workers=workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,  # type: ignore[arg-type]
-        receipt_wait=receipt_wait, progress=not args.quiet and sys.stderr.isatty(),  # type: ignore[arg-type]
+        receipt_wait=receipt_wait, response_timeout=timeout, progress=not args.quiet and sys.stderr.isatty(),  # type: ignore[arg-type]
     )
 
 
@@ -177,6 +180,8 @@ def summary(result) -> str:
     lat = [("submit_sm -> resp", result.latency_us)]
     if result.mode == "open" and result.service_us:
         lat.append(("  from the write", result.service_us))
+    if result.mode == "open" and result.send_lag_us:
+        lat.append(("due -> written", result.send_lag_us))
     if o.dlr:
         lat.append(("submit -> receipt", result.receipt_latency_us))
     cols = ("p50", "p90", "p99", "p99.9", "max", "mean")

@@ -271,6 +271,7 @@ def connect(
     config: SessionConfig | None = None,
     window: int | None = None,
     on_message: MessageHandler | None = None,
+    client_class: Callable[..., Client] | None = None,
     **bind_fields: Any,
 ) -> _Connect:
     """Connect, bind and return a :class:`Client` (await it, or ``async with`` it).
@@ -278,7 +279,10 @@ def connect(
     ``window`` is a shortcut for ``SessionConfig(window=...)``. Raises BindError
     when the bind is refused, OSError when the connection fails and
     asyncio.TimeoutError when either takes longer than ``connect_timeout``.
+    ``client_class``: a :class:`Client` subclass (or a callable making one from the
+    same keyword arguments) to use instead of Client itself.
     """
+    cls = client_class or Client
     if window is not None:
         config = _with_window(config, window)
 
@@ -286,7 +290,7 @@ def connect(
         loop = asyncio.get_running_loop()
 
         def make() -> Client:
-            return Client(
+            return cls(
                 system_id=system_id,
                 password=password,
                 bind=bind,

@@ -321,6 +321,15 @@ class Session:
         """True while the window has room for another request."""
         return len(self.window) < self.window.size
 
+    def next_sequence_number(self) -> int:
+        """Take a sequence number for a request the caller tracks itself.
+
+        A bulk sender that writes prepared submit_sm bytes and matches the responses
+        on its own (the load generator) takes its numbers here, so that they never
+        collide with the requests this session tracks in its window.
+        """
+        return self._seq.next()
+
     def send_request(self, pdu: Pdu, context: Any = None, encoded: bytes | None = None) -> Pdu:
         """Queue a request: give it the next sequence number and track it in the window.
 

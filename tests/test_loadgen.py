@@ -169,7 +169,8 @@ class Smsc:
     without an answer, once.
     """
 
-    def __init__(self, throttle_every: int = 0, drop_at: int = 0) -> None:
+    def __init__(self, throttle_every: int = 0, drop_at: int = 0, silent_every: int = 0, nack_every: int = 0,
+                 enquire_every: int = 0, enquire_until: int = 0) -> None:
         import asyncio
         import threading
 
@@ -177,6 +178,8 @@ class Smsc:
 
         self.submits = 0
         self.receipts_sent = 0
+        self.enquiries_answered = 0
+        self.segments: dict[tuple[str, int], int] = {}
         outer = self
 
         class Handler(smppcore.SmscHandler):
@@ -185,9 +188,18 @@ class Smsc:
                     return super().handle(conn, pdu)
                 outer.submits += 1
                 n = outer.submits
+                if pdu.esm_class & 0x40:  # a segment: count it under (destination, reference)
+                    key = (pdu.destination_addr, pdu.short_message[3])
+                    outer.segments[key] = outer.segments.get(key, 0) + 1
                 if n == outer.drop_at:
                     conn.abort()
                     return None
+                if outer.enquire_every and n <= outer.enquire_until and n % outer.enquire_every == 0:
+                    conn._spawn(outer._enquire(conn))
+                if outer.silent_every and n % outer.silent_every == 0:
+                    return None  # never answered
+                if outer.nack_every and n % outer.nack_every == 0:
+                    return smppcore.GenericNack(pdu.sequence_number, smppcore.CommandStatus.ESME_RSYSERR)
                 if outer.throttle_every and n % outer.throttle_every == 0:
                     return pdu.make_response(command_status=smppcore.CommandStatus.ESME_RTHROTTLED)
                 resp = super().handle(conn, pdu)
@@ -197,6 +209,10 @@ class Smsc:
 
         self.drop_at = drop_at
         self.throttle_every = throttle_every
+        self.silent_every = silent_every
+        self.nack_every = nack_every
+        self.enquire_every = enquire_every
+        self.enquire_until = enquire_until
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(Handler(),), daemon=True)
@@ -228,6 +244,12 @@ class Smsc:
                                 text=pdu.short_message)
         self.receipts_sent += 1
         await target.request(receipt)
+
+    async def _enquire(self, conn) -> None:
+        import smppcore
+
+        await conn.request(smppcore.EnquireLink())
+        self.enquiries_answered += 1
 
     def close(self) -> None:
         import asyncio
@@ -310,6 +332,43 @@ def test_open_loop_rate_from_the_send_timestamps(smsc):
     assert r.service_us["count"] == 1000
 
 
+def test_open_loop_reports_how_late_each_message_was_written(smsc):
+    server = smsc()
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=400, rate=2000,
+                              progress=False))
+    assert r.sent == 400 and not r.errors
+    # written on time: a millisecond timer, nothing queued behind a full window
+    assert r.send_lag_us["count"] == 400 and r.send_lag_us["p50"] < 2000
+    assert r.service_us["count"] == 400 and r.latency_us["p50"] >= r.service_us["p50"]
+
+
+def test_unanswered_submits_time_out_and_generic_nacks_are_errors(smsc):
+    server = smsc(silent_every=50, nack_every=7)
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=500, window=20,
+                              response_timeout=0.3, progress=False))
+    assert server.submits == r.sent == 500
+    nacked = sum(1 for n in range(1, 501) if n % 7 == 0 and n % 50)
+    assert r.errors == {"ResponseTimeout": 10, "ESME_RSYSERR": nacked}
+    assert r.acked + sum(r.errors.values()) == r.sent
+
+
+def test_the_session_still_answers_the_servers_enquire_link_mid_run(smsc):
+    # (none near the end: the run may be over, and the binds gone, before one is answered)
+    server = smsc(enquire_every=100, enquire_until=1500)
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=3000, binds=2,
+                              progress=False))
+    assert r.acked == 3000 and not r.errors
+    assert server.enquiries_answered == 15
+
+
+def test_a_long_message_goes_whole_even_through_a_window_smaller_than_it(smsc):
+    server = smsc()
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=60, window=2,
+                              mix={"long": 1, "gsm": 1}, progress=False))
+    assert not r.errors and r.messages == 60 and r.sent == server.submits
+    assert server.segments and set(server.segments.values()) == {3}  # every segment of every long message
+
+
 def test_bench_error_when_nobody_listens():
     import socket
 
@@ -353,6 +412,17 @@ def test_histogram_data_round_trip_and_bad_data():
         assert again.percentile(p) == h.percentile(p)
     empty = Histogram()
     assert empty.percentile(99) == 0 and empty.summary()["count"] == 0
+
+
+def test_record_many_is_record_in_bulk():
+    rng = random.Random(5)
+    values = [int(10 ** rng.uniform(0, 8)) for _ in range(20000)] + [0, -3]
+    one, bulk = Histogram(), Histogram()
+    for v in values:
+        one.record(v)
+    bulk.record_many(values[:7000])
+    bulk.record_many(values[7000:])
+    assert (bulk.counts, bulk.total, bulk.min, bulk.max, bulk.sum) == (one.counts, one.total, one.min, one.max, one.sum)
 
 
 def test_histogram_error_bound_over_many_magnitudes():

@@ -1,0 +1,180 @@
+"""The load generator's connection: smppcore's Client with a lean lane for submit_sm.
+
+A load generator has to be faster than the servers it measures, and the general
+request path (a Pdu object, an encoding, a Future and a callback per message) costs
+more per message than a lean server does. So the submit_sm traffic takes a lane of
+its own beside the session:
+
+- the window is filled from prepared bytes (:class:`benchmarks.messages.MessagePool`):
+  per submit_sm only the sequence number is put in, all of a pump in one write;
+- a chunk read from the socket is framed here; submit_sm_resp (and generic_nack) for
+  our submit_sm are read in place, their 16-octet header and, when receipts are
+  asked for, the message_id, and timed when the chunk was read;
+- every other PDU (bind and unbind responses, enquire_link either way, deliver_sm
+  receipts) goes to the :class:`smppcore.Session` underneath, which answers and
+  times it as in any client. The sequence numbers come from that session, so the
+  two kinds of request never collide.
+"""
+
+from __future__ import annotations
+
+import struct
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import smppcore
+from smppcore.session import State
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .worker import Worker
+
+__all__ = ["BulkEsme"]
+
+_HEADER = struct.Struct(">IIII")
+_SUBMIT_SM_RESP = 0x80000004
+_GENERIC_NACK = 0x80000000
+_SENDING_STATES = (State.BOUND_TX, State.BOUND_TRX)
+
+
+class BulkEsme(smppcore.Client):
+    """One bind of a load run. ``inflight``: sequence number -> the time the message was due
+    (open loop) or written (closed loop); ``sent_at``: the write time too, in open loop."""
+
+    def __init__(self, worker: Worker, slot: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.worker = worker
+        self.slot = slot
+        self.window = self.config.window
+        self.max_pdu_size = self.config.max_pdu_size
+        self.inflight: dict[int, float] = {}
+        self.sent_at: dict[int, float] = {}
+        self.open_loop = worker.open_loop
+        self.dlr = worker.opts.dlr
+        self.held: Any = None  # a message taken from the feed that did not fit in the window yet
+        self._rest = b""
+
+    # ---- sending -----------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Fill the window from the worker's feed, all of it in one write."""
+        if self._writing_paused or self.transport is None or self.session.state not in _SENDING_STATES:
+            return
+        inflight = self.inflight
+        free = self.window - len(inflight)
+        if free <= 0:
+            return
+        take = self.worker.take
+        next_seq = self.session.next_sequence_number
+        now = perf_counter()
+        out: list[bytes] = []
+        sent = 0
+        msg = self.held
+        open_loop = self.open_loop
+        sent_at = self.sent_at
+        lags: list[int] | None = [] if open_loop else None
+        while free > 0:
+            if msg is None:
+                msg = take(now)
+                if msg is None:
+                    break
+            parts, due = msg
+            n = len(parts)
+            if n > free and inflight:
+                break  # a long message waits until all its segments fit
+            for head, body in parts:
+                seq = next_seq()
+                out += (head, seq.to_bytes(4, "big"), body)
+                inflight[seq] = due
+                if open_loop:
+                    sent_at[seq] = now
+            if lags is not None:
+                lags.append(int((now - due) * 1e6))
+            free -= n
+            sent += n
+            msg = None
+        self.held = msg
+        if sent:
+            self.transport.write(b"".join(out))  # type: ignore[union-attr]
+            self.worker.on_sent(sent, now, lags)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.pump()
+
+    # ---- receiving ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._rest + data if self._rest else data
+        end = len(buf)
+        pos = 0
+        inflight = self.inflight
+        unpack = _HEADER.unpack_from
+        now = perf_counter()
+        latencies: list[int] = []
+        record = latencies.append
+        service: list[int] | None = [] if self.open_loop else None
+        sent_at = self.sent_at
+        failed: list[int] | None = None
+        ids: list | None = [] if self.dlr else None
+        others: list[bytes] | None = None
+        while end - pos >= 16:
+            length, cid, status, seq = unpack(buf, pos)
+            if length < 16 or length > self.max_pdu_size:
+                # out of step: the session reports it and closes
+                others = (others or []) + [buf[pos:]]
+                pos = end
+                break
+            if end - pos < length:
+                break
+            if cid == _SUBMIT_SM_RESP or cid == _GENERIC_NACK:
+                due = inflight.pop(seq, None)
+                if due is not None:
+                    record(int((now - due) * 1e6))
+                    if service is not None:
+                        service.append(int((now - sent_at.pop(seq, now)) * 1e6))
+                    if status:
+                        if failed is None:
+                            failed = []
+                        failed.append(status)
+                    elif ids is not None:
+                        ids.append((buf[pos + 16:pos + length], due))
+                    pos += length
+                    continue
+            if others is None:
+                others = []
+            others.append(buf[pos:pos + length])
+            pos += length
+        self._rest = buf[pos:] if pos < end else b""
+        if latencies:
+            session = self.session
+            session.last_received = session.last_activity = self.loop.time()
+            self.worker.on_responses(now, latencies, service, failed, ids)
+        if others:
+            super().data_received(b"".join(others))
+        if latencies:
+            self.pump()
+            if not inflight:
+                self.worker.bind_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        lost = len(self.inflight)
+        self.inflight.clear()
+        self.sent_at.clear()
+        held, self.held = self.held, None
+        self.worker.bind_lost(self, lost, held)
+
+    def expire(self, now: float, timeout: float) -> int:
+        """Forget the requests written more than ``timeout`` seconds ago; how many they were."""
+        inflight, sent_at = self.inflight, self.sent_at
+        old = []
+        for seq, t in inflight.items():
+            if sent_at:
+                t = sent_at.get(seq, t)
+            if now - t < timeout:
+                break
+            old.append(seq)
+        for seq in old:
+            del inflight[seq]
+            sent_at.pop(seq, None)
+        return len(old)

@@ -1,0 +1,488 @@
+"""One load-generator process: its binds, its share of the messages and of the rate.
+
+The binds (:class:`benchmarks.bulk.BulkEsme`) pull messages from the worker's feed
+whenever their window has room: in closed loop at once, in open loop only those
+already due on the schedule (a timer wakes the binds when the next one falls due).
+No task or Future per message: responses are counted and timed per chunk read.
+Latencies go into a list per second and are folded into that second's histogram
+once a second, so the path of each response stays short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import time
+from typing import Any
+
+import msgspec
+
+from .bulk import BulkEsme
+from .histogram import Histogram, HistogramData
+from .messages import MessagePool
+
+__all__ = ["Worker", "Tick", "BenchError", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR"]
+
+#: Connect and bind within this many seconds.
+CONNECT_TIMEOUT = 10.0
+#: How long a bind keeps trying to bind again after losing its connection, when the run
+#: has no deadline of its own, before the run fails.
+RECONNECT_FOR = 30.0
+#: The most a run waits for the responses still in flight once it has sent everything
+#: (each one times out on its own after the response timeout anyway).
+SETTLE_FOR = 60.0
+#: In open loop a message may go this much before it is due: the loop's timers are
+#: not finer than a millisecond.
+EARLY = 0.0005
+
+
+class BenchError(Exception):
+    """The run could not be carried out (a worker failed); the message says why."""
+
+
+class Tick(msgspec.Struct, array_like=True):
+    """A worker's progress after one second, for the live line."""
+
+    worker: int
+    second: int
+    sent_total: int
+    errors_total: int
+    receipts_total: int
+    sent: int
+    hist: HistogramData | None
+
+
+class Bucket:
+    """One second of one worker: counters, and latencies not yet folded into histograms."""
+
+    __slots__ = ("sent", "acked", "errors", "receipts", "throttled", "latencies", "service", "lag", "hist", "service_hist",
+                 "lag_hist")
+
+    def __init__(self) -> None:
+        self.sent = self.acked = self.errors = self.receipts = self.throttled = 0
+        self.latencies: list[int] = []
+        self.service: list[int] = []
+        self.lag: list[int] = []
+        self.hist = Histogram()
+        self.service_hist = Histogram()
+        self.lag_hist = Histogram()
+
+    def fold(self) -> None:
+        for values, hist in ((self.latencies, self.hist), (self.service, self.service_hist), (self.lag, self.lag_hist)):
+            if values:
+                hist.record_many(values)
+                values.clear()
+
+
+class Worker:
+    """One process's share: its binds, its part of the count and of the rate.
+
+    ``report``: where the per-second :class:`Tick` goes when progress is on (the
+    parent's queue in a worker process; a :class:`Progress` in-process).
+    """
+
+    def __init__(self, opts: Any, count: int | None, rate_share: float, seed: int, *, index: int = 0,
+                 report: Any = None) -> None:
+        self.opts = opts
+        self.index = index
+        self.report = report
+        self.quota = count if count is not None else math.inf
+        self.open_loop = bool(opts.rate or opts.ramp)
+        self.share = rate_share
+        pool = MessagePool(to=opts.to, to_file=opts.to_file, mix=opts.mix, source=opts.source, dlr=opts.dlr, seed=seed)
+        self.pool = pool.messages
+        self.pool_size = len(pool.messages)
+        self.schedule: Any = None
+        self.next_index = 0
+        self.requeued: list = []
+        self.receipt_latency = Histogram()
+        self.errors: dict[str, int] = {}
+        self.sent = self.acked = self.throttled = self.reconnects = self.receipts = 0
+        self.pending_receipts: dict[str, float] = {}
+        self.early_receipts: dict[str, float] = {}
+        self.last_receipt = 0.0
+        self.seen_receipts: set[str] = set()
+        self.duplicate_receipts = 0
+        self.seconds: dict[int, Bucket] = {}
+        self._bucket_second = -1
+        self._bucket = Bucket()
+        self.t0 = 0.0
+        self.deadline = math.inf
+        self.first_send = self.last_send = self.last_response = 0.0
+        self.binds: list[BulkEsme | None] = []
+        self._retired: list[BulkEsme] = []
+        self._reconnecting: dict[int, asyncio.Task] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._rr = 0
+        self._done: asyncio.Future | None = None
+        self.closing = False
+
+    # ---- the feed ---------------------------------------------------------------------------
+
+    def take(self, now: float) -> Any:
+        """The next message for a bind with room, as (its submit_sm, when it was due), or None:
+        in closed loop any message left, in open loop only one already due (the timer is
+        set for the next one)."""
+        if self.requeued:
+            return self.requeued.pop()
+        i = self.next_index
+        if i >= self.quota:
+            return None
+        if self.schedule is None:
+            if now >= self.deadline:
+                return None
+            due = now
+        else:
+            due = self.t0 + self.schedule.due(i)
+            if due >= self.deadline:
+                return None
+            if due > now:
+                if due > now + EARLY:
+                    self._arm(due)
+                    return None
+                due = now  # a little early: its latency runs from the write
+        self.next_index = i + 1
+        return self.pool[i % self.pool_size], due
+
+    def exhausted(self, now: float) -> bool:
+        """Nothing more to send (everything sent, or the deadline passed)."""
+        if self.requeued:
+            return False
+        i = self.next_index
+        if i >= self.quota:
+            return True
+        if self.open_loop:
+            return self.t0 + self.schedule.due(i) >= self.deadline
+        return now >= self.deadline
+
+    def _arm(self, due: float) -> None:
+        if due >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, due - time.perf_counter() - EARLY), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        binds = self.binds
+        n = len(binds)
+        self._rr = (self._rr + 1) % n
+        for k in range(n):
+            b = binds[(self._rr + k) % n]
+            if b is not None:
+                b.pump()
+        self.bind_idle()
+
+    # ---- what the binds report ----------------------------------------------------------------
+
+    def bucket(self, now: float) -> Bucket:
+        s = int(now - self.t0)
+        if s != self._bucket_second:
+            b = self.seconds.get(s)
+            if b is None:
+                b = self.seconds[s] = Bucket()
+            self._bucket, self._bucket_second = b, s
+        return self._bucket
+
+    def on_sent(self, n: int, now: float, lags: list[int] | None) -> None:
+        if not self.sent:
+            self.first_send = now
+        self.last_send = now
+        self.sent += n
+        b = self.bucket(now)
+        b.sent += n
+        if lags:
+            b.lag += lags
+
+    def on_responses(self, now: float, latencies: list[int], service: list[int] | None, failed: list[int] | None,
+                     ids: list | None) -> None:
+        if now > self.last_response:
+            self.last_response = now
+        b = self.bucket(now)
+        b.latencies += latencies
+        if service:
+            b.service += service
+        acked = len(latencies)
+        if failed:
+            from smppcore import CommandStatus, status_name
+
+            acked -= len(failed)
+            errors = self.errors
+            for status in failed:
+                name = status_name(status)
+                errors[name] = errors.get(name, 0) + 1
+                if status == CommandStatus.ESME_RTHROTTLED:
+                    self.throttled += 1
+                    b.throttled += 1
+            b.errors += len(failed)
+        self.acked += acked
+        b.acked += acked
+        if ids:
+            self._expect_receipts(ids)
+
+    def _expect_receipts(self, ids: list) -> None:
+        from smppcore.receipt import normalise_message_id
+
+        early_receipts, pending = self.early_receipts, self.pending_receipts
+        for body, due in ids:
+            key = normalise_message_id(body[:body.find(b"\0")].decode("latin-1"))
+            early = early_receipts.pop(key, None)
+            if early is None:
+                pending[key] = due
+            else:
+                self.receipt_latency.record((early - due) * 1e6)
+
+    def on_message(self, pdu: Any) -> None:
+        """A deliver_sm (through the session, which answers it): count a final receipt once."""
+        from smppcore.receipt import is_receipt, normalise_message_id, receipt_info
+
+        if not is_receipt(pdu):
+            return
+        info = receipt_info(pdu)
+        if info is None or not info.is_final:
+            return
+        key = normalise_message_id(info.message_id)
+        if key in self.seen_receipts:
+            self.duplicate_receipts += 1  # at least once: an SMSC may send one again
+            return
+        self.seen_receipts.add(key)
+        now = time.perf_counter()
+        # Every final receipt counts; its latency needs the send time, which only the
+        # worker that sent it knows (an SMSC gives receipts to any bind of the account):
+        # what is not matched here is matched when the workers' results are merged.
+        self.receipts += 1
+        self.last_receipt = now
+        self.bucket(now).receipts += 1
+        due = self.pending_receipts.pop(key, None)
+        if due is None:
+            # it overtook its own submit_sm_resp, or another worker sent it
+            if len(self.early_receipts) < 1_000_000:
+                self.early_receipts[key] = now
+            return
+        self.receipt_latency.record((now - due) * 1e6)
+
+    def _failures(self, name: str, n: int, now: float) -> None:
+        if n:
+            self.errors[name] = self.errors.get(name, 0) + n
+            self.bucket(now).errors += n
+
+    def bind_lost(self, bind: BulkEsme, lost: int, held: Any) -> None:
+        """A bind's connection is gone: its requests in flight count as ConnectionClosed."""
+        self._failures("ConnectionClosed", lost, time.perf_counter())
+        if held is not None:
+            self.requeued.append(held)
+        if self.closing or (self._done is not None and self._done.done()):
+            return
+        slot = bind.slot
+        if self.binds[slot] is bind and slot not in self._reconnecting:
+            self.binds[slot] = None
+            self._retired.append(bind)
+            task = asyncio.get_running_loop().create_task(self._reconnect(slot))
+            self._reconnecting[slot] = task
+        self.bind_idle()
+
+    def bind_idle(self) -> None:
+        """A bind has nothing in flight: the run is over when nobody has and nothing is left."""
+        done = self._done
+        if done is None or done.done():
+            return
+        if not self.exhausted(time.perf_counter()):
+            return
+        for b in self.binds:
+            if b is not None and (b.inflight or b.held is not None):
+                return
+        done.set_result(None)
+
+    # ---- binds --------------------------------------------------------------------------------
+
+    async def _connect(self, slot: int) -> BulkEsme:
+        """Connect and bind a :class:`BulkEsme` for ``slot``."""
+        import smppcore
+
+        o = self.opts
+        return await smppcore.connect(
+            o.host, o.port, system_id=o.system_id, password=o.password, bind=o.bind, connect_timeout=CONNECT_TIMEOUT,
+            config=smppcore.SessionConfig(window=o.window, response_timeout=o.response_timeout),
+            on_message=self.on_message if o.dlr else None, client_class=functools.partial(BulkEsme, self, slot),
+        )  # type: ignore[return-value]
+
+    async def _reconnect(self, slot: int) -> None:
+        """Bind again in ``slot`` with back-off, and go on sending; fail the run after RECONNECT_FOR."""
+        import smppcore
+
+        backoff = smppcore.Backoff(initial=0.05, maximum=2.0)
+        give_up = time.perf_counter() + RECONNECT_FOR
+        try:
+            while True:
+                now = time.perf_counter()
+                if now >= self.deadline or self.exhausted(now) or self.closing:
+                    return
+                try:
+                    client = await self._connect(slot)
+                except (OSError, asyncio.TimeoutError, smppcore.SmppError) as exc:
+                    if time.perf_counter() >= give_up:
+                        o = self.opts
+                        raise BenchError(f"lost the connection to {o.host}:{o.port} and could not bind again "
+                                         f"for {RECONNECT_FOR:g}s: {exc}") from None
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
+                self.reconnects += 1
+                self.binds[slot] = client
+                client.pump()
+                return
+        except BaseException as exc:
+            if self._done is not None and not self._done.done():
+                self._done.set_exception(exc)
+            raise
+        finally:
+            self._reconnecting.pop(slot, None)
+            self.bind_idle()
+
+    # ---- the run ------------------------------------------------------------------------------
+
+    async def run(self, start_gate: Any = None) -> dict:
+        """Bind, wait at ``start_gate`` (the other workers), send, wait for the answers and receipts."""
+        o = self.opts
+        try:
+            for slot in range(o.binds):
+                self.binds.append(await self._connect(slot))
+            if start_gate is not None:
+                await start_gate()
+            return await self._run()
+        finally:
+            self.closing = True
+            if self._timer is not None:
+                self._timer.cancel()
+            for task in list(self._reconnecting.values()):
+                task.cancel()
+            clients = [c for c in self.binds + self._retired if c is not None and c.is_open]
+            await asyncio.gather(*(c.unbind(2) for c in clients), return_exceptions=True)
+
+    async def _run(self) -> dict:
+        from .loadgen import Schedule
+
+        o = self.opts
+        loop = asyncio.get_running_loop()
+        if o.rate:
+            self.schedule = Schedule(self.share, None)
+        elif o.ramp:
+            self.schedule = Schedule(None, (o.ramp[0] * self.share, o.ramp[1] * self.share, o.ramp[2]))
+        self._done = loop.create_future()
+        self.t0 = time.perf_counter()
+        if o.duration:
+            self.deadline = self.t0 + o.duration
+            loop.call_later(o.duration, self.bind_idle)  # a closed loop drains from then on
+        every_second = loop.create_task(self._every_second())
+        try:
+            for b in self.binds:
+                b.pump()  # type: ignore[union-attr]
+            if self.open_loop:
+                self._on_timer()
+            self.bind_idle()
+            sending_until = (self.deadline if o.duration else math.inf)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._done), None if math.isinf(sending_until) else
+                                       max(0.0, sending_until - time.perf_counter()) + SETTLE_FOR)
+            except asyncio.TimeoutError:
+                pass
+            end = max(self.last_response, self.last_send, self.t0)
+            if o.dlr:
+                # wait for the last receipts: until this worker has as many as it sent,
+                # or none came for a second (the others may hold them), at most receipt_wait
+                wait_until = time.perf_counter() + o.receipt_wait
+                while self.receipts < self.acked and time.perf_counter() < wait_until:
+                    if time.perf_counter() - max(self.last_receipt, end) > 1.0:
+                        break
+                    await asyncio.sleep(0.01)
+            receipts_end = max(self.last_receipt, end)
+        finally:
+            every_second.cancel()
+        return self._result(end, receipts_end)
+
+    async def _every_second(self) -> None:
+        """Fold the last second's latencies, time out old requests, report progress."""
+        timeout = self.opts.response_timeout
+        second = 0
+        while True:
+            await asyncio.sleep(max(0.0, self.t0 + second + 1 - time.perf_counter()))
+            now = time.perf_counter()
+            for b in self.binds:
+                if b is not None:
+                    self._failures("ResponseTimeout", b.expire(now, timeout), now)
+                    if not b.inflight:
+                        self.bind_idle()
+            bucket = self.seconds.get(second)
+            if bucket is not None:
+                bucket.fold()
+            if self.report is not None:
+                self.report(Tick(
+                    worker=self.index, second=second, sent_total=self.sent, errors_total=sum(self.errors.values()),
+                    receipts_total=self.receipts, sent=bucket.sent if bucket else 0,
+                    hist=bucket.hist.data() if bucket and bucket.hist.total else None,
+                ))
+            second += 1
+
+    def _result(self, end: float, receipts_end: float) -> dict:
+        latency, service, lag = Histogram(), Histogram(), Histogram()
+        for b in self.seconds.values():
+            b.fold()
+            latency.merge(b.hist)
+            service.merge(b.service_hist if self.open_loop else b.hist)
+            lag.merge(b.lag_hist)
+        return {
+            "t0": self.t0, "end": end, "receipts_end": receipts_end, "sent": self.sent, "acked": self.acked,
+            "messages": self.next_index - len(self.requeued), "first_send": self.first_send, "last_send": self.last_send,
+            "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects, "receipts": self.receipts,
+            "duplicate_receipts": self.duplicate_receipts, "latency": latency.data(), "service": service.data(),
+            "lag": lag.data(), "receipt_latency": self.receipt_latency.data(),
+            "pending_receipts": self.pending_receipts, "early_receipts": self.early_receipts,
+            "seconds": {s: [b.sent, b.acked, b.errors, b.receipts, b.hist.data(), b.throttled]
+                        for s, b in self.seconds.items()},
+        }
+
+
+def worker_process(index: int, opts_raw: dict, count: int | None, share: float, seed: int, barrier: Any,
+                   queue: Any) -> None:
+    """A worker process: run its share, put ("result", index, dict) or ("error", index, kind, text) on ``queue``."""
+    import threading
+
+    import smppcore
+
+    from .loadgen import LoadOptions
+
+    opts = msgspec.convert(opts_raw, LoadOptions)
+
+    def report(tick: Tick) -> None:
+        queue.put(("tick", index, tick))
+
+    async def gate() -> None:
+        # in a thread of its own: the default executor's threads would keep a
+        # broken run's process alive
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wait() -> None:
+            try:
+                barrier.wait(120)
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+            except BaseException as exc:  # noqa: BLE001 - another worker failed
+                err = BenchError(f"another worker failed ({type(exc).__name__})")
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))
+
+        threading.Thread(target=wait, daemon=True).start()
+        await done
+
+    try:
+        worker = Worker(opts, count, share, seed, index=index, report=report if opts.progress else None)
+        result = smppcore.run(worker.run(gate))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, on one line
+        barrier.abort()
+        kind = "os" if isinstance(exc, (OSError, TimeoutError)) else ("broken" if isinstance(exc, BenchError) and "another worker" in str(exc) else "other")
+        queue.put(("error", index, kind, f"{type(exc).__name__}: {exc}" if kind == "other" else str(exc)))
+        return
+    queue.put(("result", index, result))
