@@ -10,10 +10,12 @@ its own beside the session:
 - a chunk read from the socket is framed here; submit_sm_resp (and generic_nack) for
   our submit_sm are read in place, their 16-octet header and, when receipts are
   asked for, the message_id, and timed when the chunk was read;
-- every other PDU (bind and unbind responses, enquire_link either way, deliver_sm
-  receipts) goes to the :class:`smppcore.Session` underneath, which answers and
-  times it as in any client. The sequence numbers come from that session, so the
-  two kinds of request never collide.
+- deliver_sm (receipts) while bound: decoded by smppcore, handed to the worker and
+  answered ESME_ROK from prepared bytes, all the answers of a chunk in one write;
+- every other PDU (bind and unbind responses, enquire_link either way, a PDU that
+  does not decode) goes to the :class:`smppcore.Session` underneath, which answers
+  and times it as in any client. The sequence numbers come from that session, so
+  the two kinds of request never collide.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import smppcore
+from smppcore.codec import decode
+from smppcore.errors import PduError
 from smppcore.session import State
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +37,11 @@ __all__ = ["BulkEsme"]
 _HEADER = struct.Struct(">IIII")
 _SUBMIT_SM_RESP = 0x80000004
 _GENERIC_NACK = 0x80000000
+_DELIVER_SM = 0x00000005
+#: deliver_sm_resp, ESME_ROK, empty message_id; the sequence number goes between the two
+_DELIVER_SM_RESP_HEAD = struct.pack(">III", 17, 0x80000005, 0)
 _SENDING_STATES = (State.BOUND_TX, State.BOUND_TRX)
+_RECEIVING_STATES = (State.BOUND_RX, State.BOUND_TRX)
 
 
 class BulkEsme(smppcore.Client):
@@ -117,6 +125,8 @@ class BulkEsme(smppcore.Client):
         failed: list[int] | None = None
         ids: list | None = [] if self.dlr else None
         others: list[bytes] | None = None
+        answers: list[bytes] | None = None
+        receipts = self.session.state in _RECEIVING_STATES
         while end - pos >= 16:
             length, cid, status, seq = unpack(buf, pos)
             if length < 16 or length > self.max_pdu_size:
@@ -140,14 +150,29 @@ class BulkEsme(smppcore.Client):
                         ids.append((buf[pos + 16:pos + length], due))
                     pos += length
                     continue
+            elif cid == _DELIVER_SM and receipts:
+                try:
+                    pdu = decode(buf[pos:pos + length])
+                except PduError:
+                    pass  # the session answers it with the right status
+                else:
+                    self.worker.on_message(pdu)
+                    if answers is None:
+                        answers = []
+                    answers += (_DELIVER_SM_RESP_HEAD, buf[pos + 12:pos + 16], b"\0")
+                    pos += length
+                    continue
             if others is None:
                 others = []
             others.append(buf[pos:pos + length])
             pos += length
         self._rest = buf[pos:] if pos < end else b""
-        if latencies:
+        if latencies or answers:
             session = self.session
             session.last_received = session.last_activity = self.loop.time()
+        if answers and self.transport is not None:
+            self.transport.write(b"".join(answers))
+        if latencies:
             self.worker.on_responses(now, latencies, service, failed, ids)
         if others:
             super().data_received(b"".join(others))

@@ -77,8 +77,10 @@ def measure(name: str, count: int, binds: int, window: int) -> dict:
         run_bench(warm)
         r = run_bench(LoadOptions(host=HOST, port=port, system_id="bench", password="bench", count=count, binds=binds,
                                   window=window, dlr=dlr, progress=False))
+        cpu = r.generator_cpu
         return {"rate": r.submit_rate, "p50": r.latency_us["p50"] / 1000, "p99": r.latency_us["p99"] / 1000,
-                "errors": sum(r.errors.values()), "receipt_rate": r.receipt_rate}
+                "errors": sum(r.errors.values()), "receipt_rate": r.receipt_rate,
+                "gen_us": cpu / max(1, r.sent) * 1e6, "gen_busy": cpu / (r.duration + r.receipt_wait or 1)}
     finally:
         _stop(proc)
 
@@ -138,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     raw = med.get("raw", {}).get("rate")
     ours = med.get("ours", {}).get("rate")
     print(f"\nsmpphub bench (closed loop, {args.binds} binds x window {args.window}, {args.count:,} submit_sm) against each server; median of {args.repeat}")
-    print(f"{'server':<14} | {'msg/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} | {'vs raw':>7} | {'vs ours':>7}")
-    print("-" * 76)
+    print(f"{'server':<14} | {'msg/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} | {'vs raw':>7} | {'vs ours':>7}"
+          f" | {'gen us/msg':>10} | {'gen busy':>8}")
+    print("-" * 103)
     for name in names:
         m = med.get(name)
         if m is None:
@@ -147,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         vs_raw = f"{m['rate'] / raw:.2f}x" if raw else "n/a"
         vs_ours = f"{m['rate'] / ours:.2f}x" if ours else "n/a"
-        print(f"{name:<14} | {m['rate']:>9,.0f} | {m['p50']:>7.2f} | {m['p99']:>7.2f} | {int(m['errors']):>6} | {vs_raw:>7} | {vs_ours:>7}")
+        print(f"{name:<14} | {m['rate']:>9,.0f} | {m['p50']:>7.2f} | {m['p99']:>7.2f} | {int(m['errors']):>6} | {vs_raw:>7} | {vs_ours:>7}"
+              f" | {m['gen_us']:>10.2f} | {m['gen_busy']:>8.0%}")
     if "simulator" in med and ours:
         print(f"simulator fast path / plain smppcore server: {med['simulator']['rate'] / ours:.2f} (target >= 0.90)")
+    print("gen us/msg: the load generator's CPU per submit_sm; gen busy: its CPU time over the run's wall time"
+          " (one core = 100%): below 100% it waited for the server")
     if raw:
         slower = [n for n in names if n != "raw" and n in med and med[n]["rate"] > raw]
         print("load generator vs raw ceiling: " + ("faster than every server under test" if not slower else f"NOT faster than {', '.join(slower)}"))

@@ -1,6 +1,6 @@
 """End-to-end hub benchmark: ESME load -> hub -> simulated SMSC, receipts back.
 
-Three processes share the machine: the load (our client, pipelined), the hub
+Three processes share the machine: the load (``smpphub bench``), the hub
 (``smpphub serve``) and the upstream simulator (``smpphub simulate`` at zero
 latency). For each variant it prints accepted messages per second, receipts per
 second and submit_sm -> submit_sm_resp latency percentiles, plus the CPU time
@@ -43,103 +43,6 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
-
-
-# --- the load (runs in its own process) -------------------------------------------------------
-
-
-async def drive(port: int, count: int, window: int, binds: int, receipts: bool, rate: float) -> dict:
-    import smppcore
-
-    got_receipts = 0
-    all_receipts = asyncio.Event()
-
-    def on_message(pdu) -> None:
-        nonlocal got_receipts
-        got_receipts += 1
-        if got_receipts >= count:
-            all_receipts.set()
-
-    clients = [
-        await smppcore.connect(HOST, port, system_id="bench", password="bench", window=window, on_message=on_message)
-        for _ in range(binds)
-    ]
-    latencies: list[float] = [0.0] * count
-    errors = 0
-    loop = asyncio.get_running_loop()
-    per_bind = [count // binds + (1 if i < count % binds else 0) for i in range(binds)]
-    start = time.perf_counter()
-    cpu0 = time.process_time()
-
-    async def run_bind(client, n: int, offset: int) -> None:
-        nonlocal errors
-        pending = []
-        interval = binds / rate if rate else 0.0
-        for i in range(n):
-            if interval:
-                due = start + i * interval
-                delay = due - time.perf_counter()
-                if delay > 0.001:
-                    await asyncio.sleep(delay)
-            sent_at = time.perf_counter() if not interval else max(start + i * interval, 0)
-            fut = await client.send(smppcore.SubmitSm(
-                source_addr="Bench", source_addr_ton=5, dest_addr_ton=1, dest_addr_npi=1,
-                destination_addr=f"4477009{(offset + i) % 100000:05d}", short_message=b"Benchmark message, 32 characters",
-                registered_delivery=1 if receipts else 0,
-            ))
-            idx = offset + i
-
-            def done(f, idx=idx, sent_at=sent_at) -> None:
-                nonlocal errors
-                latencies[idx] = time.perf_counter() - sent_at
-                if f.exception() is not None or f.result().command_status != 0:
-                    errors += 1
-
-            fut.add_done_callback(done)
-            pending.append(fut)
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    offsets = [sum(per_bind[:i]) for i in range(binds)]
-    await asyncio.gather(*(run_bind(c, n, o) for c, n, o in zip(clients, per_bind, offsets)))
-    acked_at = time.perf_counter()
-    receipts_at = acked_at
-    if receipts:
-        try:
-            await asyncio.wait_for(all_receipts.wait(), 120)
-        except asyncio.TimeoutError:
-            pass
-        receipts_at = time.perf_counter()
-    cpu = time.process_time() - cpu0
-    for c in clients:
-        await c.unbind()
-    lat = sorted(latencies)
-    return {
-        "count": count,
-        "errors": errors,
-        "accept_rate": count / (acked_at - start),
-        "receipt_rate": got_receipts / (receipts_at - start) if receipts else 0.0,
-        "receipts": got_receipts,
-        "p50_ms": percentile(lat, 50) * 1000,
-        "p99_ms": percentile(lat, 99) * 1000,
-        "p999_ms": percentile(lat, 99.9) * 1000,
-        "load_cpu_us": cpu / count * 1e6,
-        "elapsed": receipts_at - start,
-    }
-
-
-def drive_main(args: list[str]) -> None:
-    import smppcore
-
-    port, count, window, binds, receipts, rate = int(args[0]), int(args[1]), int(args[2]), int(args[3]), args[4] == "1", float(args[5])
-    result = smppcore.run(drive(port, count, window, binds, receipts, rate))
-    print(json.dumps(result), flush=True)
 
 
 # --- the processes ------------------------------------------------------------------------------
@@ -202,13 +105,36 @@ level = "warning"
 
 
 def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rate: float = 0.0) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.hub", "--drive", str(port), str(count), str(window), str(binds), "1" if receipts else "0", str(rate)],
-        capture_output=True, text=True, cwd=ROOT, timeout=900,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """``smpphub bench`` in a process of its own; its figures, and its CPU per message."""
+    import msgspec
+
+    from .loadgen import BenchResult
+
+    with tempfile.TemporaryDirectory(prefix="smpphub-load-") as tmp:
+        path = Path(tmp) / "load.json"
+        argv = [sys.executable, "-m", "benchmarks.cli", "--target", f"{HOST}:{port}", "--system-id", "bench",
+                "--password", "bench", "--count", str(count), "--window", str(window), "--binds", str(binds),
+                "--from", "Bench", "--receipt-wait", "120", "--quiet", "--json", str(path)]
+        if receipts:
+            argv.append("--dlr")
+        if rate:
+            argv += ["--rate", f"{rate:.1f}"]
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        r = msgspec.json.decode(path.read_bytes(), type=BenchResult)
+    return {
+        "count": r.sent,
+        "errors": sum(r.errors.values()),
+        "accept_rate": r.submit_rate,
+        "receipt_rate": r.receipt_rate if receipts else 0.0,
+        "receipts": r.receipts,
+        "p50_ms": r.latency_us["p50"] / 1000,
+        "p99_ms": r.latency_us["p99"] / 1000,
+        "p999_ms": r.latency_us["p999"] / 1000,
+        "load_cpu_us": r.generator_cpu / max(1, r.sent) * 1e6,
+        "elapsed": r.duration + r.receipt_wait,
+    }
 
 
 def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int, rate: float = 0.0) -> dict:
@@ -266,9 +192,6 @@ def median_of(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--drive":
-        drive_main(argv[1:])
-        return 0
     if argv and argv[0] == "--plain-server":
         plain_server_main(int(argv[1]))
         return 0

@@ -95,7 +95,9 @@ class BenchResult(msgspec.Struct):
     ``first_send``/``last_send`` are seconds from the start, ``send_rate`` the rate
     achieved between them; ``send_lag_us`` (open loop) how late after its due time
     each message was written: the generator's own accuracy, queueing behind a full
-    window included.
+    window included. ``generator_cpu``: CPU seconds the generator's workers spent
+    from the start of sending to the end of the run (set-up and binds left out):
+    over ``duration`` it says how busy the generator itself was.
     """
 
     options: LoadOptions
@@ -126,6 +128,7 @@ class BenchResult(msgspec.Struct):
     unmatched_receipts: int = 0
     receipt_wait: float = 0.0
     send_lag_us: dict[str, float] = {}
+    generator_cpu: float = 0.0
 
 
 # --- the schedule ----------------------------------------------------------------------
@@ -409,4 +412,5 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
         service_us=service.summary(), service_histogram=service.data(), unmatched_receipts=unmatched,
         receipt_wait=max(0.0, receipts_end - end),
         send_lag_us=lag.summary() if schedule is not None else {},
+        generator_cpu=sum(p.get("cpu", 0.0) for p in parts),
     )

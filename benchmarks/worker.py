@@ -17,6 +17,8 @@ import time
 from typing import Any
 
 import msgspec
+from smppcore import CommandStatus, status_name
+from smppcore.receipt import is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
 
 from .bulk import BulkEsme
 from .histogram import Histogram, HistogramData
@@ -209,8 +211,6 @@ class Worker:
             b.service += service
         acked = len(latencies)
         if failed:
-            from smppcore import CommandStatus, status_name
-
             acked -= len(failed)
             errors = self.errors
             for status in failed:
@@ -226,8 +226,6 @@ class Worker:
             self._expect_receipts(ids)
 
     def _expect_receipts(self, ids: list) -> None:
-        from smppcore.receipt import normalise_message_id
-
         early_receipts, pending = self.early_receipts, self.pending_receipts
         for body, due in ids:
             key = normalise_message_id(body[:body.find(b"\0")].decode("latin-1"))
@@ -238,12 +236,10 @@ class Worker:
                 self.receipt_latency.record((early - due) * 1e6)
 
     def on_message(self, pdu: Any) -> None:
-        """A deliver_sm (through the session, which answers it): count a final receipt once."""
-        from smppcore.receipt import is_receipt, normalise_message_id, receipt_info
-
-        if not is_receipt(pdu):
+        """A deliver_sm (answered by the bind): count a final receipt once, when receipts were asked for."""
+        if not self.opts.dlr or not is_receipt(pdu):
             return
-        info = receipt_info(pdu)
+        info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None or not info.is_final:
             return
         key = normalise_message_id(info.message_id)
@@ -308,7 +304,7 @@ class Worker:
         return await smppcore.connect(
             o.host, o.port, system_id=o.system_id, password=o.password, bind=o.bind, connect_timeout=CONNECT_TIMEOUT,
             config=smppcore.SessionConfig(window=o.window, response_timeout=o.response_timeout),
-            on_message=self.on_message if o.dlr else None, client_class=functools.partial(BulkEsme, self, slot),
+            on_message=self.on_message, client_class=functools.partial(BulkEsme, self, slot),
         )  # type: ignore[return-value]
 
     async def _reconnect(self, slot: int) -> None:
@@ -373,6 +369,7 @@ class Worker:
         elif o.ramp:
             self.schedule = Schedule(None, (o.ramp[0] * self.share, o.ramp[1] * self.share, o.ramp[2]))
         self._done = loop.create_future()
+        cpu0 = time.process_time()
         self.t0 = time.perf_counter()
         if o.duration:
             self.deadline = self.t0 + o.duration
@@ -400,9 +397,12 @@ class Worker:
                         break
                     await asyncio.sleep(0.01)
             receipts_end = max(self.last_receipt, end)
+            cpu = time.process_time() - cpu0
         finally:
             every_second.cancel()
-        return self._result(end, receipts_end)
+        result = self._result(end, receipts_end)
+        result["cpu"] = cpu
+        return result
 
     async def _every_second(self) -> None:
         """Fold the last second's latencies, time out old requests, report progress."""

@@ -24,7 +24,7 @@ from typing import Any
 import smppcore
 from smppcore import CommandStatus, MessageState as SmppState, Pdu, decode
 from smppcore import Tag
-from smppcore.receipt import ReceiptInfo, build_receipt, is_receipt, normalise_message_id, receipt_info
+from smppcore.receipt import build_receipt, is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
 
 from .config import HubConfig
 from .delivery import Deliveries, rewrite_receipt
@@ -259,7 +259,7 @@ class Dispatcher:
         return self._mo(pool, pdu)
 
     def _receipt(self, pool: UpstreamPool, pdu: Pdu) -> Any:
-        info = _info_from_tlvs(pdu) or receipt_info(pdu)
+        info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None:
             self.counters["receipts_unreadable"] += 1
             log.warning("unreadable receipt from %s: %r", pool.name, pdu.short_message[:80])
@@ -390,21 +390,6 @@ class Dispatcher:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _info_from_tlvs(pdu: Pdu) -> ReceiptInfo | None:
-    """The facts the hub routes a receipt on, from its TLVs alone (no text parsing), when it has them."""
-    tlvs = pdu.tlvs
-    message_id = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
-    state = tlvs.get(Tag.MESSAGE_STATE)
-    if not message_id or state is None or state not in _SMPP_STATES:
-        return None
-    nec = tlvs.get(Tag.NETWORK_ERROR_CODE)
-    err = int.from_bytes(nec[1:3], "big") if isinstance(nec, bytes) and len(nec) == 3 else 0
-    return ReceiptInfo(message_id=message_id, state=SmppState(state), err=f"{err:03d}")
-
-
-_SMPP_STATES = frozenset(int(s) for s in SmppState)
 
 
 def _base(cfg, which: str) -> int | None:

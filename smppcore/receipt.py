@@ -33,6 +33,7 @@ __all__ = [
     "build_receipt",
     "is_receipt",
     "receipt_info",
+    "receipt_info_from_tlvs",
     "network_error_code",
     "encode_network_error_code",
     "normalise_message_id",
@@ -132,6 +133,17 @@ _KEY_JUNK_RE = re.compile(r"[ _-]")
 _COUNT_RE = re.compile(r"\d{1,9}", re.ASCII)
 
 
+# The layout Appendix B gives, exactly as format_receipt writes it and most SMSCs send it:
+# read with one match. Values hold no ':' here, so a "text:" can only be the real one;
+# anything else (other case or spacing, fields moved or missing) takes the tolerant
+# reading below, which gives the same result for this layout, only slower.
+_CANONICAL_RE = re.compile(
+    r"id:([^\s,;:]+) sub:(\d{1,9}) dlvrd:(\d{1,9}) submit date:(\d*) done date:(\d*) "
+    r"stat:([^\s,;:]+) err:([^\s,;:]*) text:(.*)\Z",
+    re.DOTALL,
+)
+
+
 def _fields(s: str, start: int, end: int, into: dict[str, str]) -> None:
     """Collect the key:value pairs of ``s[start:end]``; the first of each key wins."""
     for m in _FIELD_RE.finditer(s, start, end):
@@ -145,13 +157,27 @@ def _count(value: str | None, default: int) -> int:
     return default
 
 
+# Receipts arriving together carry the same few dates (minute resolution): reading one
+# costs more than the rest of a receipt, so the last ones read are kept.
+_DATES: dict[str, datetime | None] = {}
+_DATES_KEPT = 4096
+
+
 def _date(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return parse_receipt_date(value)
+        return _DATES[value]
+    except KeyError:
+        pass
+    try:
+        dt = parse_receipt_date(value)
     except InvalidTime:
-        return None
+        dt = None
+    if len(_DATES) >= _DATES_KEPT:
+        _DATES.clear()
+    _DATES[value] = dt
+    return dt
 
 
 def parse_receipt(data: str | bytes) -> Receipt | None:
@@ -172,6 +198,18 @@ def parse_receipt(data: str | bytes) -> Receipt | None:
     else:
         return None
     s = s.rstrip("\x00")
+    m = _CANONICAL_RE.match(s)
+    if m is not None:
+        rid, sub, dlvrd, submit, done, stat, err, text = m.groups()
+        return Receipt(
+            id=rid, stat=stat.upper(), sub=int(sub), dlvrd=int(dlvrd), submit_date=_date(submit),
+            done_date=_date(done), err=err, text=text,
+        )
+    return _parse_tolerant(s)
+
+
+def _parse_tolerant(s: str) -> Receipt | None:
+    """parse_receipt for any layout: keys found wherever they are."""
     fields: dict[str, str] = {}
     tm = _TEXT_RE.search(s)
     if tm is None:
@@ -203,7 +241,9 @@ def parse_receipt(data: str | bytes) -> Receipt | None:
 
 # --- the PDU -----------------------------------------------------------------
 
-_RECEIPT_TYPES = (EsmClass.TYPE_DELIVERY_RECEIPT, EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)
+# plain ints: arithmetic on the IntFlag members goes through the enum machinery
+_RECEIPT_TYPES = frozenset((int(EsmClass.TYPE_DELIVERY_RECEIPT), int(EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)))
+_TYPE_MASK = int(EsmClass.TYPE_MASK)
 _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
 _STATE_VALUES = frozenset(int(s) for s in MessageState)
 
@@ -243,7 +283,8 @@ def build_receipt(
     ``(network_type, error_code)`` for the network_error_code TLV. Use
     ``esm_class=EsmClass.TYPE_INTERMEDIATE_NOTIFICATION`` for an intermediate one.
     """
-    state = MessageState(state)
+    if state.__class__ is not MessageState:
+        state = MessageState(state)
     if isinstance(text, (bytes, bytearray, memoryview)):
         quoted = bytes(text[:TEXT_LENGTH]).decode("latin-1")
     else:
@@ -284,7 +325,39 @@ def is_receipt(pdu: Any) -> bool:
     intermediate notification (0x20), i.e. the PDU is not a mobile-originated
     message. SME acknowledgements (0x08, 0x10) are not receipts."""
     esm = getattr(pdu, "esm_class", 0)
-    return isinstance(esm, int) and (esm & EsmClass.TYPE_MASK) in _RECEIPT_TYPES
+    return isinstance(esm, int) and (esm & _TYPE_MASK) in _RECEIPT_TYPES
+
+
+_STATE_BY_VALUE = {int(s): s for s in MessageState}
+
+
+def receipt_info_from_tlvs(pdu: Any) -> ReceiptInfo | None:
+    """The message id and state from the receipted_message_id and message_state TLVs
+    alone, without reading the text; None unless both are there (and the state is
+    one SMPP 3.4 defines).
+
+    For a hub or a load generator that only needs the id and the state: reading
+    the text costs more than the rest of handling a receipt. ``err`` is the
+    network_error_code's error code as three decimal digits, else ``000``; call
+    :func:`receipt_info` when the text's own ``err`` matters.
+    """
+    tlvs = pdu.tlvs
+    if not tlvs:
+        return None
+    message_id = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
+    state = _STATE_BY_VALUE.get(tlvs.get(Tag.MESSAGE_STATE))  # type: ignore[arg-type]
+    if not message_id or state is None or not isinstance(message_id, str):
+        return None
+    message_id = message_id.strip(" \x00")
+    if not message_id:
+        return None
+    nec = tlvs.get(Tag.NETWORK_ERROR_CODE)
+    if isinstance(nec, (bytes, bytearray)) and len(nec) == 3:
+        network_error: tuple[int, int] | None = network_error_code(bytes(nec))
+        err = f"{network_error[1]:03d}"  # type: ignore[index]
+    else:
+        network_error, err = None, "000"
+    return ReceiptInfo(message_id=message_id, state=state, err=err, network_error=network_error)
 
 
 def receipt_info(pdu: Any) -> ReceiptInfo | None:

@@ -189,5 +189,6 @@ def format_receipt_date(dt: datetime, seconds: bool = False) -> str:
         dt = dt.astimezone(_UTC)
     if not 2000 <= dt.year <= 2099:
         raise InvalidTime(f"year {dt.year} cannot be written with two digits")
-    out = f"{dt.year - 2000:02d}{dt.month:02d}{dt.day:02d}{dt.hour:02d}{dt.minute:02d}"
-    return f"{out}{dt.second:02d}" if seconds else out
+    if seconds:
+        return "%02d%02d%02d%02d%02d%02d" % (dt.year - 2000, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    return "%02d%02d%02d%02d%02d" % (dt.year - 2000, dt.month, dt.day, dt.hour, dt.minute)

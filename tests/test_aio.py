@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import subprocess
@@ -97,6 +98,21 @@ async def test_pipelining_a_whole_window(server):
         responses = await asyncio.gather(*futures)
         assert len({r.message_id for r in responses}) == 1000
         assert len(client.session.window) == 0
+
+
+async def test_connect_with_a_client_subclass_and_requests_tracked_by_the_caller(server):
+    class Counting(smppcore.Client):
+        def __init__(self, tag: str, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.tag = tag
+
+    factory = functools.partial(Counting, "mine")
+    async with smppcore.connect(HOST, server.port, system_id="a", password="pw", client_class=factory) as client:
+        assert isinstance(client, Counting) and client.tag == "mine"
+        # a number taken for a request the caller tracks itself is never handed out again
+        taken = client.session.next_sequence_number()
+        resp = await client.submit_sm(destination_addr="447700900123")
+        assert resp.sequence_number == taken + 1
 
 
 async def test_long_text_is_split(server):

@@ -179,6 +179,7 @@ class Smsc:
         self.submits = 0
         self.receipts_sent = 0
         self.enquiries_answered = 0
+        self.receipts_answered = 0
         self.segments: dict[tuple[str, int], int] = {}
         outer = self
 
@@ -243,7 +244,9 @@ class Smsc:
                                 destination_addr=pdu.destination_addr, submit_date=now, done_date=now,
                                 text=pdu.short_message)
         self.receipts_sent += 1
-        await target.request(receipt)
+        resp = await target.request(receipt)
+        if resp.command_status == 0:
+            self.receipts_answered += 1
 
     async def _enquire(self, conn) -> None:
         import smppcore
@@ -289,6 +292,13 @@ def test_every_tenth_throttled_counted_exactly_and_json_decodes(smsc, tmp_path, 
     assert r.receipts == server.receipts_sent == 1800 and r.duplicate_receipts == 0 and r.unmatched_receipts == 0
     # each receipt matched to its submit, though it came back on the other bind
     assert r.receipt_latency_us["count"] == 1800
+    # and each one answered ESME_ROK (the answers may still be on their way when the run ends)
+    import time
+
+    deadline = time.monotonic() + 10
+    while server.receipts_answered < 1800 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.receipts_answered == 1800
     assert r.latency_us["count"] == 2000 and 0 < r.latency_us["p50"] <= r.latency_us["p99"] <= r.latency_us["max"]
     assert Histogram.from_data(r.latency_histogram).total == 2000
     assert sum(s.sent for s in r.timeline) == 2000 and sum(s.throttled for s in r.timeline) == 200

@@ -240,6 +240,30 @@ def test_format_parse_round_trip(r: Receipt) -> None:
     assert parse_receipt(format_receipt(r)) == r
 
 
+_CANONICAL_PARTS = st.tuples(
+    st.sampled_from(["id:", "id:abc", "id:0042", "id:a:b", "id:text:", "ID:7", "id:7,"]),
+    st.sampled_from([" sub:001", " sub:", " sub:1234567890", " sub:01"]),
+    st.sampled_from([" dlvrd:001", " dlvrd:x", " dlvrd:0"]),
+    st.sampled_from([" submit date:2403151430", " submit date:", " submit date:240315143059", " submit date:9999999999",
+                     " submit date:12"]),
+    st.sampled_from([" done date:2403151431", " done date:", " done_date:2403151431"]),
+    st.sampled_from([" stat:DELIVRD", " stat:", " stat:delivrd", " stat:text:", " stat:id"]),
+    st.sampled_from([" err:000", " err:", " err:0x0b", " err:stat:"]),
+    st.sampled_from([" text:", " text:hello", " text:stat:UNDELIV err:1", " text:a\nb", " Text:x", ""]),
+    st.sampled_from(["", "\x00\x00", " id:9"]),
+)
+
+
+@given(st.one_of(receipts.map(format_receipt), _CANONICAL_PARTS.map("".join),
+                 st.lists(st.sampled_from(_FRAGMENTS), max_size=30).map("".join)))
+def test_the_one_match_reading_agrees_with_the_tolerant_one(text: str) -> None:
+    # parse_receipt reads the Appendix B layout with one match and falls back to the
+    # key-by-key reading for anything else: both must give the same answer
+    from smppcore.receipt import _parse_tolerant
+
+    assert parse_receipt(text) == _parse_tolerant(text.rstrip("\x00"))
+
+
 @given(receipts)
 def test_format_parse_round_trip_through_latin1_bytes(r: Receipt) -> None:
     text = format_receipt(r)
