@@ -37,6 +37,7 @@ SETTLE_FOR = 60.0
 #: In open loop a message may go this much before it is due: the loop's timers are
 #: not finer than a millisecond.
 EARLY = 0.0005
+TIMER_RESOLUTION = 0.001
 
 
 class BenchError(Exception):
@@ -166,7 +167,9 @@ class Worker:
             self._timer.cancel()
         self._timer_at = due
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(max(0.0, due - time.perf_counter() - EARLY), self._on_timer)
+        # at least a millisecond: uvloop's timers count whole milliseconds and would fire
+        # a shorter one at once, again and again until the message is due
+        self._timer = loop.call_later(max(TIMER_RESOLUTION, due - time.perf_counter() - EARLY), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
