@@ -161,7 +161,11 @@ class Client(SmppConnection):
             if pdu.response_type is not None:
                 self.session.send_response(pdu.make_response())
             return
-        result = handler(pdu)
+        try:
+            result = handler(pdu)
+        except Exception:  # noqa: BLE001 - the handler's bug must not kill the session
+            log.exception("message handler failed")
+            result = CommandStatus.ESME_RX_T_APPN
         if isinstance(result, asyncio.Future):
             # a bare Future needs no task: answer when it completes
             result.add_done_callback(lambda f: self._answer_future(pdu, f))

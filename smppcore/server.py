@@ -99,7 +99,11 @@ class SmscConnection(SmppConnection):
         if pdu.command_id in _BIND_IDS:
             self._on_bind(pdu)
             return
-        result = self.handler.handle(self, pdu)
+        try:
+            result = self.handler.handle(self, pdu)
+        except Exception:  # noqa: BLE001 - a handler bug answers ESME_RSYSERR, not a dead session
+            log.exception("handler failed on %s", pdu.command_name)
+            result = _system_error(pdu)
         if result is None:
             return
         if isinstance(result, Pdu):
@@ -107,10 +111,17 @@ class SmscConnection(SmppConnection):
         elif inspect.isawaitable(result):
             self._spawn(self._answer_later(pdu, result))
         else:
-            raise TypeError(f"handler.handle returned {result!r}")
+            log.error("handler.handle returned %r for %s; answering ESME_RSYSERR", result, pdu.command_name)
+            failed = _system_error(pdu)
+            if failed is not None:
+                self.session.send_response(failed)
 
     def _on_bind(self, pdu: Pdu) -> None:
-        result = self.handler.authenticate(self, pdu)
+        try:
+            result = self.handler.authenticate(self, pdu)
+        except Exception:  # noqa: BLE001 - an authenticator bug refuses the bind
+            log.exception("authenticate failed")
+            result = CommandStatus.ESME_RBINDFAIL
         if inspect.isawaitable(result):
             self._spawn(self._finish_bind_later(pdu, result))
         else:
@@ -143,7 +154,7 @@ class SmscConnection(SmppConnection):
             resp = await result
         except Exception:  # noqa: BLE001 - a handler bug answers ESME_RSYSERR, not a dead session
             log.exception("handler failed on %s", pdu.command_name)
-            resp = pdu.make_response(command_status=CommandStatus.ESME_RSYSERR)
+            resp = _system_error(pdu)
         if resp is not None:
             self.respond(resp)
 
@@ -161,6 +172,13 @@ class SmscConnection(SmppConnection):
         if self in self.server.connections:
             self.server.connections.discard(self)
             self.handler.closed(self)
+
+
+def _system_error(pdu: Pdu) -> Pdu | None:
+    """The ESME_RSYSERR answer to ``pdu`` (None for a request that takes no answer)."""
+    if pdu.response_type is None:
+        return None
+    return pdu.make_response(command_status=CommandStatus.ESME_RSYSERR)
 
 
 class Server:

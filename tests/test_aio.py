@@ -115,6 +115,46 @@ async def test_connect_with_a_client_subclass_and_requests_tracked_by_the_caller
         assert resp.sequence_number == taken + 1
 
 
+async def test_a_handler_that_raises_costs_one_answer_not_the_session():
+    class Buggy(SmscHandler):
+        def authenticate(self, conn, bind):
+            if bind.system_id == "crash":
+                raise RuntimeError("authenticator bug")
+            return 0
+
+        def handle(self, conn, pdu):
+            if pdu.destination_addr == "raise":
+                raise RuntimeError("handler bug")
+            if pdu.destination_addr == "junk":
+                return 42  # not a PDU, None or an awaitable
+            return super().handle(conn, pdu)
+
+    srv = await smppcore.serve(Buggy(), HOST, 0)
+    try:
+        with pytest.raises(BindError) as info:
+            await smppcore.connect(HOST, srv.port, system_id="crash", password="pw")
+        assert info.value.command_status == CommandStatus.ESME_RBINDFAIL
+        async with smppcore.connect(HOST, srv.port, system_id="a", password="pw") as client:
+            futures = [await client.send(SubmitSm(destination_addr=d)) for d in ("1", "raise", "2", "junk", "3")]
+            statuses = [(await f).command_status for f in futures]
+            assert statuses == [0, CommandStatus.ESME_RSYSERR, 0, CommandStatus.ESME_RSYSERR, 0]
+            assert client.is_open
+    finally:
+        await srv.close(timeout=1)
+
+
+async def test_a_message_handler_that_raises_answers_rx_t_appn(server):
+    def on_message(pdu):
+        raise RuntimeError("application bug")
+
+    async with smppcore.connect(HOST, server.port, system_id="a", password="pw", on_message=on_message) as client:
+        await client.submit_sm(destination_addr="447700900123")  # bound and working
+        (conn,) = server.recorder.conns
+        answer = await conn.send(DeliverSm(source_addr="447700900123", destination_addr="Acme", short_message=b"hi"))
+        assert (await answer).command_status == CommandStatus.ESME_RX_T_APPN
+        assert client.is_open and (await client.enquire_link()).command_status == 0
+
+
 async def test_long_text_is_split(server):
     async with smppcore.connect(HOST, server.port, system_id="a", password="pw") as client:
         responses = await client.submit_text("447700900123", "x" * 400, source_addr="Acme")
