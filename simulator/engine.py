@@ -1,15 +1,12 @@
-"""The simulated SMSC: what it answers, what it sends back, what it remembers.
+"""The simulated SMSC: binds, submits, receipts, MO, query/cancel/replace, test helpers.
 
 :class:`Simulator` is an :class:`smppcore.SmscHandler`. With zero latency and no
 faults configured, a submit costs one record and one response returned
 directly from :meth:`Simulator.handle` (no task, no timer), so the simulator
 runs at the speed of the server underneath it.
 
-Everything the simulator sends to an ESME (receipts, MO) goes through an
-:class:`Outbox` per account: it feeds the account's bound receiver/transceiver
-connections as their windows allow, holds messages (bounded) while none is
-bound, and puts back whatever a lost connection left unanswered, so no receipt
-is lost and none is sent twice to a connection that acknowledged it.
+What it received is kept by :mod:`simulator.records` (re-exported here); receipts
+are built by :mod:`simulator.receipts` and sent, like MO, by :mod:`simulator.outbox`.
 """
 
 from __future__ import annotations
@@ -17,25 +14,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
-import itertools
 import logging
 import random
 import re
 import time
-from datetime import datetime, timezone
-from functools import partial
-from collections.abc import Mapping
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import msgspec
 
 import smppcore
 from smppcore import CommandId, CommandStatus, MessageState, Pdu, State, Tag
-from smppcore.receipt import build_receipt
 from smppcore.server import SmscConnection, SmscHandler
 
 from .behaviour import DelaySampler, MessageIds, TokenBucket, WeightedChoice
 from .config import SimulatorConfig, parse_state, parse_status
+from .outbox import Outbox
+from .receipts import naive_utc, receipt_for
+from .records import Message, MessageLog, RecordIndex, Stats, Submit, destinations
 
 __all__ = ["Simulator", "Submit", "Message", "MessageLog", "RecordIndex", "Stats", "Outbox"]
 
@@ -46,222 +41,7 @@ _RECEIVING = (State.BOUND_RX, State.BOUND_TRX)
 _SUBMIT_SM = CommandId.SUBMIT_SM
 _SUBMIT_MULTI = CommandId.SUBMIT_MULTI
 _time = time.time
-_NOT_FAILED = {MessageState.DELIVERED, MessageState.ENROUTE, MessageState.ACCEPTED}
 _BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
-
-
-class Submit(msgspec.Struct, gc=False):
-    """One accepted submit_sm / data_sm / submit_multi (one segment of a long message)."""
-
-    message_id: str
-    system_id: str
-    pdu: Pdu
-    received_at: float
-    state: str = "ENROUTE"
-    final_date: float | None = None  # set when the message reached its final state
-    receipts_sent: int = 0
-    receipt_pending: bool = False  # a final receipt (or a silent end, registered_delivery=2) is scheduled
-
-    @property
-    def is_final(self) -> bool:
-        return self.final_date is not None
-
-
-class Message(msgspec.Struct, gc=False):
-    """A whole message as the handset would see it: segments reassembled."""
-
-    system_id: str
-    source_addr: str
-    destination_addr: str
-    data_coding: int
-    payload: bytes
-    message_ids: tuple[str, ...]  # one per segment; a tuple, so 100,000 records cost the GC nothing
-    received_at: float
-
-    @property
-    def text(self) -> str:
-        from smppcore.text import decode_text
-
-        return decode_text(self.payload, self.data_coding)
-
-    @property
-    def parts(self) -> int:
-        return len(self.message_ids)
-
-
-def _as_message(item: Message | Submit) -> Message:
-    if item.__class__ is Message:
-        return item  # type: ignore[return-value]
-    pdu = item.pdu  # type: ignore[union-attr]
-    return Message(item.system_id, pdu.source_addr, pdu.destination_addr, pdu.data_coding, pdu.short_message,
-                   (item.message_id,), item.received_at)  # type: ignore[union-attr]
-
-
-class MessageLog:
-    """The whole messages received, oldest first, at most ``maxlen`` of them.
-
-    Reads like a deque of :class:`Message` (len, iteration, ``reversed``, indexing,
-    ``clear``). A plain one-part submit_sm is kept as its :class:`Submit` record and
-    becomes a Message when read: on the fast path a message costs one record, not two.
-    """
-
-    __slots__ = ("_items",)
-
-    def __init__(self, maxlen: int) -> None:
-        self._items: collections.deque[Message | Submit] = collections.deque(maxlen=maxlen)
-
-    @property
-    def maxlen(self) -> int | None:
-        return self._items.maxlen
-
-    def append(self, item: Message | Submit) -> None:
-        self._items.append(item)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def last(self, n: int) -> list[Message]:
-        """The ``n`` most recent messages, oldest first."""
-        if n <= 0:
-            return []
-        out = list(itertools.islice(reversed(self._items), n))
-        out.reverse()
-        return [_as_message(m) for m in out]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def __iter__(self) -> Iterator[Message]:
-        return map(_as_message, self._items)
-
-    def __reversed__(self) -> Iterator[Message]:
-        return map(_as_message, reversed(self._items))
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return list(self)[index]
-        return _as_message(self._items[index])
-
-    def __repr__(self) -> str:
-        return f"MessageLog({list(self)!r})"
-
-
-class RecordIndex(Mapping[str, Submit]):
-    """message_id -> its :class:`Submit`, for the records still kept.
-
-    No dict: every accepted message takes the next id and joins the end of the
-    record, so an id's position in it follows from the number inside the id.
-    """
-
-    __slots__ = ("_submits", "_ids")
-
-    def __init__(self, submits: collections.deque[Submit], ids: MessageIds) -> None:
-        self._submits = submits
-        self._ids = ids
-
-    def __getitem__(self, message_id: str) -> Submit:
-        submits = self._submits
-        number = self._ids.number(message_id) if isinstance(message_id, str) else None
-        if number is not None and submits:
-            last = self._ids.number(submits[-1].message_id)
-            i = len(submits) - 1 - (last - number) if last is not None else -1
-            if 0 <= i < len(submits):
-                record = submits[i]
-                if record.message_id == message_id:
-                    return record
-        raise KeyError(message_id)
-
-    def __iter__(self) -> Iterator[str]:
-        return (s.message_id for s in self._submits)
-
-    def __len__(self) -> int:
-        return len(self._submits)
-
-
-class Stats(msgspec.Struct):
-    binds: int = 0
-    bound: int = 0
-    bind_refused: int = 0
-    submits: int = 0
-    accepted: int = 0
-    rejected: dict[str, int] = {}
-    throttled: int = 0
-    receipts_sent: int = 0
-    receipts_acked: int = 0
-    receipts_pending: int = 0
-    mo_sent: int = 0
-    mo_acked: int = 0
-    held: int = 0
-    dropped_connections: int = 0
-    messages: int = 0
-
-
-class Outbox:
-    """What one account has to be sent (receipts, MO), fed to its bound connections.
-
-    ``put`` queues and asks for one pump in this turn of the loop, so a burst of
-    receipts goes out together (one pass over the receivers, one write).
-    """
-
-    def __init__(self, sim: Simulator, system_id: str) -> None:
-        self.sim = sim
-        self.system_id = system_id
-        self.queue: collections.deque[tuple[Pdu, Callable[[Pdu], None] | None]] = collections.deque()
-        self._retry: list[tuple[Pdu, Callable[[Pdu], None] | None]] = []  # back from a lost connection, in order
-        self._pump_scheduled = False
-
-    def put(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None = None) -> None:
-        queue = self.queue
-        stats = self.sim.stats
-        if len(queue) >= self.sim.config.receipts.hold_limit:
-            queue.popleft()  # bounded: the oldest held message gives way
-            stats.held -= 1
-        queue.append((pdu, on_ack))
-        stats.held += 1
-        self.pump_soon()
-
-    def pump_soon(self) -> None:
-        if not self._pump_scheduled:
-            self._pump_scheduled = True
-            self.sim.loop.call_soon(self.pump)
-
-    def pump(self) -> None:
-        self._pump_scheduled = False
-        queue = self.queue
-        if self._retry:  # ahead of everything else, in the order they were first sent
-            queue.extendleft(reversed(self._retry))
-            self._retry.clear()
-        if not queue:
-            return
-        stats = self.sim.stats
-        done = self._done
-        for conn in self.sim.receivers(self.system_id):
-            session = conn.session
-            while queue and session.can_send:
-                pdu, on_ack = queue.popleft()
-                stats.held -= 1
-                try:
-                    fut = conn.send_nowait(pdu)  # sets pdu.sequence_number: the record shows what was sent
-                except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
-                    queue.appendleft((pdu, on_ack))
-                    stats.held += 1
-                    break
-                fut.add_done_callback(partial(done, pdu, on_ack))
-            if not queue:
-                return
-
-    def _done(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None, fut: asyncio.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            # the connection went away (or the ESME never answered): send it again
-            self._retry.append((pdu, on_ack))
-            self.sim.stats.held += 1
-        elif on_ack is not None:
-            on_ack(fut.result())
-        if self.queue or self._retry:
-            self.pump_soon()
 
 
 class Simulator(SmscHandler):
@@ -546,7 +326,7 @@ class Simulator(SmscHandler):
             conn.doomed = True  # type: ignore[attr-defined]
             return -1
         if self._rules:
-            dest = _destinations(pdu)
+            dest = destinations(pdu)
             for pattern, status, probability in self._rules:
                 if any(pattern.search(d) for d in dest) and (probability >= 1 or self.rng.random() < probability):
                     if pdu.command_id != CommandId.SUBMIT_MULTI:
@@ -619,7 +399,7 @@ class Simulator(SmscHandler):
                 reassembler = self._reassembler
                 if reassembler is None:
                     reassembler = self._reassembler = Reassembler(max_pending=max(1, self.config.record_limit))
-                dests = _destinations(pdu)
+                dests = destinations(pdu)
                 key = (conn.system_id, pdu.source_addr, dests[0] if dests else "")
                 parts = (key, info.ref_bits, info.reference, info.total)  # the Reassembler's own grouping
                 now_mono = self.loop.time()
@@ -640,7 +420,7 @@ class Simulator(SmscHandler):
         self._store_message(conn, pdu, payload, (message_id,), now)
 
     def _store_message(self, conn: SmscConnection, pdu: Pdu, payload: bytes, ids: tuple[str, ...], now: float) -> None:
-        dests = _destinations(pdu)
+        dests = destinations(pdu)
         self.messages.append(
             Message(conn.system_id, pdu.source_addr, dests[0] if len(dests) == 1 else ",".join(dests), pdu.data_coding, payload, ids, now)
         )
@@ -686,29 +466,12 @@ class Simulator(SmscHandler):
     def _send_receipt(self, record: Submit, word: str, final: bool) -> None:
         if record.final_date is not None:
             return  # cancelled meanwhile (cancel_sm), or an intermediate state after the end
-        state = parse_state(word)
-        pdu = record.pdu
         if final:
             self._finalise(record, word)
             now = record.final_date
         else:
             now = time.time()
-        dest = pdu.destination_addr if pdu.command_id != CommandId.SUBMIT_MULTI else _destinations(pdu)[0]
-        receipt = build_receipt(
-            message_id=record.message_id,
-            state=state,
-            source_addr=pdu.source_addr,
-            destination_addr=dest,
-            source_addr_ton=pdu.source_addr_ton,
-            source_addr_npi=pdu.source_addr_npi,
-            dest_addr_ton=getattr(pdu, "dest_addr_ton", 0),
-            dest_addr_npi=getattr(pdu, "dest_addr_npi", 0),
-            submit_date=_utc(record.received_at),
-            done_date=_utc(now),
-            err="000" if state in _NOT_FAILED else "001",
-            text=_quoted_text(pdu),
-            esm_class=0x04 if final else 0x20,
-        )
+        receipt = receipt_for(record, word, final, now)
         record.receipts_sent += 1
         self.stats.receipts_sent += 1
         self.receipts.append(receipt)
@@ -721,7 +484,7 @@ class Simulator(SmscHandler):
 
     def _echo(self, conn: SmscConnection, pdu: Pdu) -> None:
         mo = smppcore.DeliverSm(
-            source_addr=_destinations(pdu)[0] if _destinations(pdu) else "",
+            source_addr=destinations(pdu)[0] if destinations(pdu) else "",
             destination_addr=pdu.source_addr,
             data_coding=pdu.data_coding,
             esm_class=pdu.esm_class & 0x40,
@@ -776,7 +539,7 @@ class Simulator(SmscHandler):
         if record.final_date is not None:
             from smppcore.smpptime import format_absolute
 
-            final_date = format_absolute(_utc(record.final_date))
+            final_date = format_absolute(naive_utc(record.final_date))
         return pdu.make_response(message_id=record.message_id, final_date=final_date, message_state=int(state),
                                  error_code=0 if state in (MessageState.DELIVERED, MessageState.ENROUTE) else 1)
 
@@ -835,34 +598,3 @@ class Simulator(SmscHandler):
 
 
 _ECHO_TLVS = {Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM, Tag.MESSAGE_PAYLOAD}
-
-
-def _destinations(pdu: Pdu) -> list[str]:
-    if pdu.command_id == CommandId.SUBMIT_MULTI:
-        return [getattr(d, "destination_addr", getattr(d, "dl_name", "")) for d in pdu.dest_address]
-    return [pdu.destination_addr]
-
-
-def _quoted_text(pdu: Pdu) -> bytes:
-    """What a receipt quotes of the message: its text, without a UDH."""
-    text = getattr(pdu, "short_message", b"")
-    if text and pdu.esm_class & 0x40:
-        from smppcore.text import parse_udh
-
-        try:
-            text = parse_udh(text)[1]
-        except ValueError:
-            pass
-    return text
-
-
-def _utc(ts: float, _cache: dict = {}) -> datetime:  # noqa: B006 - a deliberate cache
-    # receipt dates have second resolution at most, and a burst of receipts shares its seconds
-    second = int(ts)
-    dt = _cache.get(second)
-    if dt is None:
-        if len(_cache) > 64:
-            _cache.clear()
-        # naive UTC: what receipt dates are written in (an aware one is converted on every use)
-        dt = _cache[second] = datetime.fromtimestamp(second, timezone.utc).replace(tzinfo=None)
-    return dt
