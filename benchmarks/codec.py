@@ -46,13 +46,9 @@ import itertools
 import json
 import os
 import platform
-import shutil
 import statistics
-import struct
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,25 +58,36 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/codec.py
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
     sys.path.insert(0, str(_ROOT))
 
-from smppcore import DeliverSm, Framer, SubmitSm, SubmitSmResp, Tag, decode, encode
-
-ROOT = Path(__file__).resolve().parent.parent
-NODE_SCRIPT = Path(__file__).resolve().parent / "peers" / "node_codec.js"
-NODE_MODULES = ROOT / "tests" / "interop" / "node" / "node_modules"
-
-# --- the workload -------------------------------------------------------------------
-
-SEQ = 7
-SOURCE = "447700900001"
-DESTINATION = "447700900123"
-TEXT = b"Your verification code is 482913. Thanks"  # 40 octets of GSM 03.38 text
-MESSAGE_ID = "a1b2c3d4e5f60718"
-RECEIPT = (
-    b"id:a1b2c3d4e5f60718 sub:001 dlvrd:001 submit date:2401151230 done date:2401151231"
-    b" stat:DELIVRD err:000 text:Your verification co"
+# What is measured (the workload, the adapters, their checks) lives in codec_peers; its
+# names are importable from here as before.
+from benchmarks.codec_peers import (  # noqa: E402,F401
+    DESTINATION,
+    FRAMER_COUNT,
+    MESSAGE_ID,
+    MESSAGE_STATE_DELIVERED,
+    NODE_MODULES,
+    NODE_SCRIPT,
+    RECEIPT,
+    REFERENCE,
+    ROOT,
+    SEQ,
+    SOURCE,
+    STREAM,
+    TEXT,
+    WIRE,
+    _EXPECT,
+    _U32,
+    Impl,
+    NodePeer,
+    _version,
+    aiosmpplib_impl,
+    check_node,
+    check_python,
+    ours,
+    reference_pdus,
+    smpp34_impl,
+    smpplib_impl,
 )
-MESSAGE_STATE_DELIVERED = 2
-FRAMER_COUNT = 10_000
 
 #: (key, label) in table order. The key is "<pdu>.<operation>" (node_codec.js uses the same).
 OPS: list[tuple[str, str]] = [
@@ -109,280 +116,6 @@ PEERS = ["smpp34", "smpplib", "aiosmpplib", "node-smpp"]
 TARGET_PAIRS = 250_000
 TARGET_VS_NODE = 8.0
 TARGET_VS_SMPP34 = 0.4
-
-
-def reference_pdus() -> dict[str, Any]:
-    """smppcore's PDUs of the workload: what every peer's encoding must decode to."""
-    return {
-        "submit_sm": SubmitSm(
-            sequence_number=SEQ,
-            source_addr_ton=1, source_addr_npi=1, source_addr=SOURCE,
-            dest_addr_ton=1, dest_addr_npi=1, destination_addr=DESTINATION,
-            registered_delivery=1, short_message=TEXT,
-        ),
-        "submit_sm_resp": SubmitSmResp(sequence_number=SEQ, message_id=MESSAGE_ID),
-        "deliver_sm": DeliverSm(
-            sequence_number=SEQ,
-            source_addr_ton=1, source_addr_npi=1, source_addr=DESTINATION,
-            dest_addr_ton=1, dest_addr_npi=1, destination_addr=SOURCE,
-            esm_class=4, short_message=RECEIPT,
-            tlvs={Tag.RECEIPTED_MESSAGE_ID: MESSAGE_ID, Tag.MESSAGE_STATE: MESSAGE_STATE_DELIVERED},
-        ),
-    }
-
-
-REFERENCE = reference_pdus()
-WIRE = {name: encode(pdu) for name, pdu in REFERENCE.items()}
-STREAM = WIRE["submit_sm"] * FRAMER_COUNT
-
-# --- implementations ---------------------------------------------------------------
-
-_U32 = struct.Struct(">I")
-
-
-@dataclass
-class Impl:
-    """One implementation: an expression per operation, evaluated in ``ns``."""
-
-    name: str
-    version: str | None = None
-    #: None when usable; otherwise why not (printed as n/a).
-    unavailable: str | None = None
-    exprs: dict[str, str] = field(default_factory=dict)
-    ns: dict[str, Any] = field(default_factory=dict)
-    #: key -> PDUs per evaluation (the framer's is FRAMER_COUNT)
-    per_eval: dict[str, int] = field(default_factory=dict)
-    #: (pdu name, decoded object) -> a str the check expects to find in it
-    probe: Callable[[str, Any], str] | None = None
-    #: key -> footnote marker for a figure that is not quite like-for-like
-    marks: dict[str, str] = field(default_factory=dict)
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def ours() -> Impl:
-    ns = {
-        "encode": encode, "decode": decode, "Framer": Framer,
-        "SubmitSm": SubmitSm, "SubmitSmResp": SubmitSmResp, "DeliverSm": DeliverSm,
-        "TEXT": TEXT, "RECEIPT": RECEIPT, "MESSAGE_ID": MESSAGE_ID, "STREAM": STREAM,
-        "RMID": int(Tag.RECEIPTED_MESSAGE_ID), "MSTATE": int(Tag.MESSAGE_STATE),
-        **{f"W_{k}": v for k, v in WIRE.items()},
-    }
-    build = {
-        "submit_sm": (
-            "SubmitSm(sequence_number=7, source_addr_ton=1, source_addr_npi=1, source_addr='447700900001',"
-            " dest_addr_ton=1, dest_addr_npi=1, destination_addr='447700900123', registered_delivery=1,"
-            " short_message=TEXT)"
-        ),
-        "submit_sm_resp": "SubmitSmResp(sequence_number=7, message_id=MESSAGE_ID)",
-        "deliver_sm": (
-            "DeliverSm(sequence_number=7, source_addr_ton=1, source_addr_npi=1, source_addr='447700900123',"
-            " dest_addr_ton=1, dest_addr_npi=1, destination_addr='447700900001', esm_class=4,"
-            " short_message=RECEIPT, tlvs={RMID: MESSAGE_ID, MSTATE: 2})"
-        ),
-    }
-    exprs = {"framer": "Framer().feed(STREAM)"}
-    for pdu, b in build.items():
-        exprs[f"{pdu}.encode"] = f"encode({b})"
-        exprs[f"{pdu}.decode"] = f"decode(W_{pdu})"
-        exprs[f"{pdu}.pair"] = f"decode(encode({b}))"
-
-    def probe(pdu: str, obj: Any) -> str:
-        if pdu == "submit_sm_resp":
-            return obj.message_id
-        if pdu == "deliver_sm":
-            return obj.tlvs[Tag.RECEIPTED_MESSAGE_ID] + obj.short_message.decode("latin-1")
-        return obj.destination_addr + obj.short_message.decode("latin-1")
-
-    return Impl("ours", _version("smpphub"), None, exprs, ns, {"framer": FRAMER_COUNT}, probe)
-
-
-def smpp34_impl() -> Impl:
-    try:
-        import smpp34
-    except ImportError as exc:
-        return Impl("smpp34", unavailable=f"not installed ({exc})")
-
-    def split(buf: bytes, dec: Callable = smpp34.decode, unpack: Callable = _U32.unpack_from) -> list:
-        out = []
-        p, n = 0, len(buf)
-        while n - p >= 16:
-            e = p + unpack(buf, p)[0]
-            if e > n:
-                break
-            out.append(dec(buf[p:e]))
-            p = e
-        return out
-
-    ns = {
-        "S": smpp34, "SubmitSm": smpp34.SubmitSm, "DeliverSm": smpp34.DeliverSm, "Tlv": smpp34.Tlv,
-        "decode": smpp34.decode, "split": split, "STREAM": STREAM,
-        "TEXT": TEXT, "RECEIPT": RECEIPT, "MID_Z": MESSAGE_ID.encode() + b"\0",
-        "RMID": smpp34.TLV_RECEIPTED_MESSAGE_ID, "MSTATE": smpp34.TLV_MESSAGE_STATE,
-        **{f"W_{k}": v for k, v in WIRE.items()},
-    }
-    build = {
-        "submit_sm": (
-            "SubmitSm('447700900001', '447700900123', TEXT, source_addr_ton=1, source_addr_npi=1,"
-            " dest_addr_ton=1, dest_addr_npi=1, registered_delivery=1, sequence_number=7)"
-        ),
-        "deliver_sm": (
-            "DeliverSm('447700900123', '447700900001', RECEIPT, source_addr_ton=1, source_addr_npi=1,"
-            " dest_addr_ton=1, dest_addr_npi=1, esm_class=4, sequence_number=7,"
-            " tlvs=[Tlv(RMID, MID_Z), Tlv(MSTATE, b'\\x02')])"
-        ),
-    }
-    exprs = {"framer": "split(STREAM)", "submit_sm_resp.decode": "decode(W_submit_sm_resp)"}
-    for pdu, b in build.items():
-        exprs[f"{pdu}.encode"] = f"{b}.encode()"
-        exprs[f"{pdu}.decode"] = f"decode(W_{pdu})"
-        exprs[f"{pdu}.pair"] = f"decode({b}.encode())"
-
-    def probe(pdu: str, obj: Any) -> str:
-        if pdu == "submit_sm_resp":  # a RawPdu: header and the undecoded body
-            return obj.body.decode("latin-1")
-        if pdu == "deliver_sm":
-            rmid = next(t for t in obj.tlvs if t.tag == smpp34.TLV_RECEIPTED_MESSAGE_ID)
-            return rmid.value.rstrip(b"\0").decode("latin-1") + obj.short_message.decode("latin-1")
-        return obj.destination_addr + obj.short_message.decode("latin-1")
-
-    return Impl(
-        "smpp34", _version("smpp34"), None, exprs, ns, {"framer": FRAMER_COUNT}, probe,
-        marks={"submit_sm_resp.decode": "*"},
-    )
-
-
-def smpplib_impl() -> Impl:
-    try:
-        from smpplib.smpp import make_pdu, parse_pdu
-    except ImportError as exc:
-        return Impl("smpplib", unavailable=f"not installed ({exc})")
-
-    class Client:
-        """What smpplib's PDUs ask of their client: the sequence number source."""
-
-        sequence = SEQ
-
-        def next_sequence(self) -> int:
-            return self.sequence
-
-    client = Client()
-
-    def split(buf: bytes, parse: Callable = parse_pdu, unpack: Callable = _U32.unpack_from) -> list:
-        out = []
-        p, n = 0, len(buf)
-        while n - p >= 16:
-            e = p + unpack(buf, p)[0]
-            if e > n:
-                break
-            out.append(parse(buf[p:e], client=client))
-            p = e
-        return out
-
-    ns = {
-        "make_pdu": make_pdu, "parse_pdu": parse_pdu, "C": client, "split": split, "STREAM": STREAM,
-        "TEXT": TEXT, "RECEIPT": RECEIPT, "MESSAGE_ID": MESSAGE_ID,
-        **{f"W_{k}": v for k, v in WIRE.items()},
-    }
-    build = {
-        "submit_sm": (
-            "make_pdu('submit_sm', client=C, sequence=7, source_addr_ton=1, source_addr_npi=1,"
-            " source_addr='447700900001', dest_addr_ton=1, dest_addr_npi=1, destination_addr='447700900123',"
-            " registered_delivery=1, short_message=TEXT)"
-        ),
-        "submit_sm_resp": "make_pdu('submit_sm_resp', client=C, sequence=7, message_id=MESSAGE_ID)",
-        "deliver_sm": (
-            "make_pdu('deliver_sm', client=C, sequence=7, source_addr_ton=1, source_addr_npi=1,"
-            " source_addr='447700900123', dest_addr_ton=1, dest_addr_npi=1, destination_addr='447700900001',"
-            " esm_class=4, short_message=RECEIPT, receipted_message_id=MESSAGE_ID, message_state=2)"
-        ),
-    }
-    exprs = {"framer": "split(STREAM)"}
-    for pdu, b in build.items():
-        exprs[f"{pdu}.encode"] = f"{b}.generate()"
-        exprs[f"{pdu}.decode"] = f"parse_pdu(W_{pdu}, client=C)"
-        exprs[f"{pdu}.pair"] = f"parse_pdu({b}.generate(), client=C)"
-
-    def probe(pdu: str, obj: Any) -> str:
-        if pdu == "submit_sm_resp":
-            return obj.message_id.decode("latin-1")
-        if pdu == "deliver_sm":
-            return obj.receipted_message_id.decode("latin-1") + obj.short_message.decode("latin-1")
-        return obj.destination_addr.decode("latin-1") + obj.short_message.decode("latin-1")
-
-    return Impl("smpplib", _version("smpplib"), None, exprs, ns, {"framer": FRAMER_COUNT}, probe)
-
-
-def aiosmpplib_impl() -> Impl:
-    try:
-        from aiosmpplib.protocol import MESSAGE_TYPE_MAP, DeliverSm as ADeliverSm, SmppMessage
-        from aiosmpplib.protocol import SubmitSm as ASubmitSm, SubmitSmResp as ASubmitSmResp
-        from aiosmpplib.state import MESSAGE_STATE, NPI, RECEIPTED_MESSAGE_ID, TON, OptionalParam, PhoneNumber
-    except ImportError as exc:
-        return Impl("aiosmpplib", unavailable=f"not installed ({exc})")
-
-    parse_header = SmppMessage.parse_header
-
-    # What aiosmpplib's ESME does with a PDU it has read (esme.py): parse the header,
-    # pick the class by command, from_pdu with the ESME's default encoding.
-    def adecode(pdu: bytes, types: dict = MESSAGE_TYPE_MAP) -> Any:
-        header = parse_header(pdu)
-        return types[header.smpp_command].from_pdu(pdu, header, "gsm0338", None)
-
-    def split(buf: bytes, dec: Callable = adecode, unpack: Callable = _U32.unpack_from) -> list:
-        out = []
-        p, n = 0, len(buf)
-        while n - p >= 16:
-            e = p + unpack(buf, p)[0]
-            if e > n:
-                break
-            out.append(dec(buf[p:e]))
-            p = e
-        return out
-
-    ns = {
-        "SubmitSm": ASubmitSm, "SubmitSmResp": ASubmitSmResp, "DeliverSm": ADeliverSm,
-        "PhoneNumber": PhoneNumber, "INTL": TON.INTERNATIONAL, "ISDN": NPI.ISDN,
-        "OptionalParam": OptionalParam, "RMID": RECEIPTED_MESSAGE_ID, "MSTATE": MESSAGE_STATE,
-        "adecode": adecode, "split": split, "STREAM": STREAM,
-        # aiosmpplib's PDUs carry the text as str; it GSM-encodes on encode.
-        "TEXT": TEXT.decode("ascii"), "RECEIPT": RECEIPT.decode("ascii"), "MESSAGE_ID": MESSAGE_ID,
-        **{f"W_{k}": v for k, v in WIRE.items()},
-    }
-    build = {
-        "submit_sm": (
-            "SubmitSm(short_message=TEXT, source=PhoneNumber('447700900001', INTL, ISDN),"
-            " destination=PhoneNumber('447700900123', INTL, ISDN), registered_delivery=1, sequence_num=7)"
-        ),
-        "submit_sm_resp": "SubmitSmResp(sequence_num=7, message_id=MESSAGE_ID)",
-        "deliver_sm": (
-            "DeliverSm(short_message=RECEIPT, source=PhoneNumber('447700900123', INTL, ISDN),"
-            " destination=PhoneNumber('447700900001', INTL, ISDN), esm_class=4, registered_delivery=0,"
-            " sequence_num=7, optional_params=[OptionalParam(RMID, MESSAGE_ID), OptionalParam(MSTATE, 2)])"
-        ),
-    }
-    exprs = {"framer": "split(STREAM)"}
-    for pdu, b in build.items():
-        exprs[f"{pdu}.encode"] = f"{b}.pdu()"
-        exprs[f"{pdu}.decode"] = f"adecode(W_{pdu})"
-        exprs[f"{pdu}.pair"] = f"adecode({b}.pdu())"
-
-    def probe(pdu: str, obj: Any) -> str:
-        if pdu == "submit_sm_resp":
-            return obj.message_id
-        if pdu == "deliver_sm":
-            rmid = next(p for p in obj.optional_params if p.tag == RECEIPTED_MESSAGE_ID)
-            return rmid.value + obj.short_message
-        return obj.destination.number + obj.short_message
-
-    return Impl("aiosmpplib", _version("aiosmpplib"), None, exprs, ns, {"framer": FRAMER_COUNT}, probe)
 
 
 # --- timing --------------------------------------------------------------------------
@@ -423,97 +156,6 @@ class PyCase:
         if not self.n:
             self.calibrate(seconds)
         return self.n * self.per_eval / self.time(self.n)
-
-
-class NodePeer:
-    """node-smpp, timed by benchmarks/peers/node_codec.js in a child that answers requests."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-        self.info: dict[str, Any] = {}
-        self.unavailable: str | None = None
-        node = shutil.which("node")
-        if node is None:
-            self.unavailable = "node is not installed"
-            return
-        if not (NODE_MODULES / "smpp").is_dir():
-            self.unavailable = f"node-smpp is not installed (npm install in {NODE_MODULES.parent})"
-            return
-        env = dict(os.environ)
-        env["NODE_PATH"] = os.pathsep.join(p for p in (str(NODE_MODULES), env.get("NODE_PATH", "")) if p)
-        try:
-            self.proc = subprocess.Popen(
-                [node, str(NODE_SCRIPT), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
-            )
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(self.proc.stderr.read().strip() or "node exited")
-            self.info = json.loads(line)
-        except Exception as exc:  # node-smpp broken or missing: report, do not fail
-            self.unavailable = f"node_codec.js did not start: {exc}"
-            self.close()
-
-    def measure(self, op: str, seconds: float) -> float:
-        assert self.proc is not None
-        self.proc.stdin.write(json.dumps({"op": op, "seconds": seconds}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"node_codec.js died: {self.proc.stderr.read().strip()}")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"node_codec.js: {reply['error']}")
-        return reply["n"] * reply["ops"] / reply["elapsed"]
-
-    def close(self) -> None:
-        if self.proc is not None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=5)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-
-# --- checks --------------------------------------------------------------------------
-
-_EXPECT = {
-    "submit_sm": DESTINATION + TEXT.decode("latin-1"),
-    "submit_sm_resp": MESSAGE_ID,
-    "deliver_sm": MESSAGE_ID + RECEIPT.decode("latin-1"),
-}
-
-
-def check_python(impl: Impl) -> str | None:
-    """None if every expression of ``impl`` does what it says; else what is wrong."""
-    try:
-        for key, expr in impl.exprs.items():
-            out = eval(expr, dict(impl.ns))  # noqa: S307 - our own expressions
-            if key == "framer":
-                if len(out) != FRAMER_COUNT or impl.probe("submit_sm", out[-1]).find(_EXPECT["submit_sm"]) < 0:
-                    return f"{key}: framed {len(out)} PDUs, not {FRAMER_COUNT} submit_sm"
-                continue
-            pdu, op = key.split(".")
-            if op == "encode":
-                if decode(out) != REFERENCE[pdu]:
-                    return f"{key}: bytes decode to {decode(out)!r}, not {REFERENCE[pdu]!r}"
-            elif _EXPECT[pdu] not in impl.probe(pdu, out):
-                return f"{key}: decoded {out!r} lacks {_EXPECT[pdu]!r}"
-    except Exception as exc:
-        return f"{key}: {type(exc).__name__}: {exc}"
-    return None
-
-
-def check_node(node: NodePeer) -> str | None:
-    for pdu, hexed in node.info.get("wire", {}).items():
-        got = decode(bytes.fromhex(hexed))
-        if got != REFERENCE[pdu]:
-            return f"{pdu}.encode: bytes decode to {got!r}, not {REFERENCE[pdu]!r}"
-    if set(node.info.get("wire", {})) != set(REFERENCE):
-        return "node_codec.js did not report its encodings"
-    return None
 
 
 # --- running ---------------------------------------------------------------------------

@@ -65,51 +65,66 @@ dependency), and both print each process's top functions by own time.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ctypes
 import json
-import math
 import os
 import platform
-import resource
-import select
 import shutil
 import signal
 import statistics
-import struct
-import subprocess
 import sys
-import tempfile
 import time
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if __name__ == "__main__" and not __package__:  # python benchmarks/session.py
     _ROOT = Path(__file__).resolve().parent.parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
     sys.path.insert(0, str(_ROOT))
 
-ROOT = Path(__file__).resolve().parent.parent
-PEERS = Path(__file__).resolve().parent / "peers"
-NODE_CLIENT = PEERS / "node_session_client.js"
-NODE_SERVER = PEERS / "node_session_server.js"
-NODE_MODULES = ROOT / "tests" / "interop" / "node" / "node_modules"
+# The pieces live in two modules (the child processes' sides, and one measurement's
+# process handling); their names are importable from here as before.
+from benchmarks.session_measure import (  # noqa: E402,F401
+    NODE_CLIENT,
+    NODE_MODULES,
+    NODE_SERVER,
+    PAIRS,
+    PEERS,
+    ROOT,
+    _LIVE,
+    Child,
+    ChildFailed,
+    _child_env,
+    _child_setup,
+    _client_argv,
+    _kill_all,
+    _node,
+    _pick_cpus,
+    _server_argv,
+    _start_pyspy,
+    measure,
+)
+from benchmarks.session_sides import (  # noqa: E402,F401
+    DESTINATION,
+    HOST,
+    SOURCE,
+    TEXT,
+    Profile,
+    RawSmsc,
+    StdinCommands,
+    _client_main,
+    _new_loop,
+    _ours_drive,
+    _run_submode,
+    _server_main,
+    _smpp34_drive,
+    _start_server,
+    _submode,
+    cpu_split_us,
+    cpu_us,
+    percentile,
+    say,
+)
 
-HOST = "127.0.0.1"
-SOURCE = "447700900001"
-DESTINATION = "447700900123"
-TEXT = b"Your verification code is 482913. Thanks"  # 40 octets of GSM 03.38 text
-
-# pair -> (client implementation, server implementation)
-PAIRS: dict[str, tuple[str, str]] = {
-    "ours": ("ours", "ours"),
-    "smpp34": ("smpp34", "smpp34"),
-    "node": ("node", "node"),
-    "raw": ("ours", "raw"),
-    "ours-node": ("ours", "node"),
-    "node-ours": ("node", "ours"),
-}
 LABELS = {
     "ours": "ours -> ours",
     "smpp34": "smpp34 -> smpp34",
@@ -121,623 +136,7 @@ LABELS = {
 METRICS = ("msg_per_s", "p50_ms", "p99_ms", "client_cpu_us", "server_cpu_us", "client_sys_us", "server_sys_us")
 
 
-# ---- shared helpers -------------------------------------------------------------------
-
-
-def percentile(sorted_values: list, p: float) -> float:
-    """Nearest-rank percentile of an ascending list (the same rule as the node client)."""
-    n = len(sorted_values)
-    if n == 0:
-        return 0
-    rank = max(1, math.ceil(p / 100 * n))
-    return sorted_values[min(rank, n) - 1]
-
-
-def cpu_us() -> int:
-    """User + system CPU of this whole process (every thread), in microseconds."""
-    return sum(cpu_split_us())
-
-
-def cpu_split_us() -> tuple[int, int]:
-    """(user, system) CPU of this whole process (every thread), in microseconds."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return round(ru.ru_utime * 1e6), round(ru.ru_stime * 1e6)
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-class StdinCommands:
-    """Lines from stdin, read on the running event loop (no thread: a profiler and the
-    CPU counters see the loop's thread only doing loop work)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_line: Callable[[str | None], None]) -> None:
-        self.loop = loop
-        self.on_line = on_line
-        self.buf = b""
-        self.fd = sys.stdin.fileno()
-        os.set_blocking(self.fd, False)
-        loop.add_reader(self.fd, self._readable)
-
-    def _readable(self) -> None:
-        try:
-            chunk = os.read(self.fd, 4096)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self.loop.remove_reader(self.fd)
-            self.on_line(None)
-            return
-        self.buf += chunk
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.on_line(line.decode().strip())
-
-
-class Profile:
-    """cProfile of the measured phase, when a file was asked for."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.prof = None
-        if path:
-            import cProfile
-
-            self.prof = cProfile.Profile()
-
-    def start(self) -> None:
-        if self.prof is not None:
-            self.prof.enable()
-
-    def stop(self) -> None:
-        if self.prof is not None:
-            self.prof.disable()
-            self.prof.dump_stats(self.path)
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    from smppcore import new_event_loop
-
-    return new_event_loop()
-
-
-# ---- server sub-mode ------------------------------------------------------------------
-
-# Fixed bytes of the raw server: a submit_sm_resp with a 10-digit message_id, and the
-# responses it needs besides (bind_transceiver_resp, enquire_link_resp, unbind_resp,
-# generic_nack); the sequence number is patched in at [12:16].
-_RAW_MESSAGE_ID = b"1234567890\x00"
-_SUBMIT_RESP_HEAD = struct.pack(">III", 16 + len(_RAW_MESSAGE_ID), 0x80000004, 0)
-_BIND_RESP = {  # bind_* -> its resp with system_id "raw"
-    cid: struct.pack(">III", 16 + 4, cid | 0x80000000, 0) for cid in (1, 2, 9)
-}
-_EMPTY_RESP = {0x15: struct.pack(">III", 16, 0x80000015, 0), 0x06: struct.pack(">III", 16, 0x80000006, 0)}
-_GENERIC_NACK = struct.pack(">III", 16, 0x80000000, 0x00000003)  # ESME_RINVCMDID
-
-
-class RawSmsc(asyncio.Protocol):
-    """The ceiling: frame by command_length, slice each PDU, answer from fixed bytes."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
-        end = len(buf)
-        pos = 0
-        out = []
-        close = False
-        unpack = struct.unpack_from
-        while end - pos >= 16:
-            length, cid = unpack(">II", buf, pos)
-            if length < 16 or length > 65536:
-                close = True
-                break
-            if end - pos < length:
-                break
-            pdu = buf[pos : pos + length]
-            pos += length
-            seq = pdu[12:16]
-            if cid == 4:
-                out.append(_SUBMIT_RESP_HEAD + seq + _RAW_MESSAGE_ID)
-            elif cid in _BIND_RESP:
-                out.append(_BIND_RESP[cid] + seq + b"raw\x00")
-            elif cid in _EMPTY_RESP:
-                out.append(_EMPTY_RESP[cid] + seq)
-                close = close or cid == 0x06
-            elif not cid & 0x80000000:
-                out.append(_GENERIC_NACK + seq)
-            if len(out) >= 16:  # like smppcore: write early so the client works meanwhile
-                self.transport.write(b"".join(out))
-                out.clear()
-        self.buf = buf[pos:]
-        if out:
-            self.transport.write(b"".join(out))
-        if close:
-            self.transport.close()
-
-
-async def _start_server(impl: str, host: str, port: int) -> tuple[int, Callable[[], Any]]:
-    """Start the ``impl`` server; return (port, async stop)."""
-    loop = asyncio.get_running_loop()
-    if impl == "ours":
-        import smppcore
-
-        srv = await smppcore.serve(smppcore.SmscHandler(), host, port)
-        return srv.port, srv.close
-    if impl == "raw":
-        srv = await loop.create_server(RawSmsc, host, port)
-
-        async def stop_raw() -> None:
-            srv.close()
-
-        return srv.sockets[0].getsockname()[1], stop_raw
-    if impl == "smpp34":
-        import smpp34
-
-        if port == 0:  # smpp34's Server does not say which port it got: pick a free one
-            import socket
-
-            with socket.socket() as s:
-                s.bind((host, 0))
-                port = s.getsockname()[1]
-        srv34 = smpp34.Server(host, port, system_id="smpp34")
-        await srv34.start()
-
-        async def accept_loop() -> None:
-            SubmitSmEvent = smpp34.SubmitSmEvent
-            n = 0
-            while True:
-                ev = await srv34.next()
-                if type(ev) is SubmitSmEvent:
-                    n += 1
-                    ev.accept(str(n))
-
-        task = loop.create_task(accept_loop())
-
-        async def stop_34() -> None:
-            task.cancel()
-            await srv34.stop()
-
-        return port, stop_34
-    raise ValueError(f"unknown server implementation {impl!r}")
-
-
-async def _server_main(args: argparse.Namespace) -> None:
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    prof = Profile(args.profile)
-    port, stop = await _start_server(args.impl, args.host, args.port)
-
-    def on_line(line: str | None) -> None:
-        if line == "start":
-            say("CPU %d %d" % cpu_split_us())
-            prof.start()
-        elif line == "stop":
-            prof.stop()
-            say("CPU %d %d" % cpu_split_us())
-        elif line is None or line == "quit":
-            if not done.done():
-                done.set_result(None)
-
-    StdinCommands(loop, on_line)
-    say(f"PORT {port}")
-    try:
-        await done
-    finally:
-        try:
-            await asyncio.wait_for(stop(), 2)
-        except Exception:  # noqa: BLE001 - exiting anyway
-            pass
-
-
-# ---- client sub-mode ------------------------------------------------------------------
-
-
-async def _ours_drive(client: Any, n: int) -> tuple[int, list[int], list[int], int]:
-    """Submit n messages keeping the client's window full; timestamps in ns."""
-    from smppcore import SubmitSm
-
-    loop = asyncio.get_running_loop()
-    starts = [0] * n
-    ends = [0] * n
-    state = {"left": n, "errors": 0}
-    finished = loop.create_future()
-    clock = time.perf_counter_ns
-    if n == 0:
-        return clock(), starts, ends, 0
-
-    def on_done(i: int, fut: asyncio.Future) -> None:
-        ends[i] = clock()
-        if fut.cancelled() or fut.exception() is not None or fut.result().command_status:
-            state["errors"] += 1
-        state["left"] -= 1
-        if not state["left"] and not finished.done():
-            finished.set_result(None)
-
-    send = client.send
-    t0 = clock()
-    for i in range(n):
-        fut = await send(
-            SubmitSm(
-                source_addr_ton=1, source_addr_npi=1, source_addr=SOURCE,
-                dest_addr_ton=1, dest_addr_npi=1, destination_addr=DESTINATION,
-                registered_delivery=1, short_message=TEXT,
-            )
-        )
-        starts[i] = clock()
-        fut.add_done_callback(partial(on_done, i))
-    await finished
-    return t0, starts, ends, state["errors"]
-
-
-async def _smpp34_drive(smsc: Any, n: int, window: int) -> tuple[int, list[int], list[int], int]:
-    """Submit n messages from ``window`` concurrent tasks (its submit_sm awaits one)."""
-    starts = [0] * n
-    ends = [0] * n
-    errors = 0
-    clock = time.perf_counter_ns
-    indices = iter(range(n))
-
-    async def worker() -> None:
-        nonlocal errors
-        submit = smsc.submit_sm
-        for i in indices:
-            starts[i] = clock()
-            try:
-                resp = await submit(
-                    DESTINATION, TEXT, source_addr=SOURCE,
-                    source_addr_ton=1, source_addr_npi=1, dest_addr_ton=1, dest_addr_npi=1,
-                    registered_delivery=1,
-                )
-                ok = resp.is_success
-            except Exception:  # noqa: BLE001 - counted
-                ok = False
-            ends[i] = clock()
-            if not ok:
-                errors += 1
-
-    t0 = clock()
-    await asyncio.gather(*(worker() for _ in range(min(window, max(n, 1)))))
-    return t0, starts, ends, errors
-
-
-async def _client_main(args: argparse.Namespace) -> None:
-    loop = asyncio.get_running_loop()
-    go = loop.create_future()
-    quit_ = loop.create_future()
-    prof = Profile(args.profile)
-
-    def on_line(line: str | None) -> None:
-        if line == "go" and not go.done():
-            go.set_result(None)
-        elif line is None or line == "quit":
-            for f in (go, quit_):
-                if not f.done():
-                    f.set_result(None)
-
-    StdinCommands(loop, on_line)
-
-    if args.impl == "ours":
-        import smppcore
-
-        client = await smppcore.connect(args.host, args.port, system_id="bench", password="bench", window=args.window)
-
-        async def drive(n: int) -> tuple[int, list[int], list[int], int]:
-            return await _ours_drive(client, n)
-
-        async def finish() -> None:
-            await client.unbind()
-
-    elif args.impl == "smpp34":
-        import smpp34
-
-        c34 = smpp34.Client(args.host, args.port, "bench", "bench", window_size=args.window)
-        smsc = await c34.connect()
-
-        async def drive(n: int) -> tuple[int, list[int], list[int], int]:
-            return await _smpp34_drive(smsc, n, args.window)
-
-        async def finish() -> None:
-            await smsc.unbind()
-            await c34.stop()
-
-    else:
-        raise ValueError(f"unknown client implementation {args.impl!r}")
-
-    await drive(args.warmup)
-    say("READY")
-    await go
-    if quit_.done():
-        return
-    prof.start()
-    u0, s0 = cpu_split_us()
-    t0, starts, ends, errors = await drive(args.count)
-    u1, s1 = cpu_split_us()
-    prof.stop()
-    n = args.count
-    lat = sorted(e - s for s, e in zip(starts, ends))
-    result = {
-        "impl": args.impl,
-        "n": n,
-        "errors": errors,
-        "elapsed_ns": (max(ends) - t0) if n else 0,
-        "cpu_us": (u1 - u0) + (s1 - s0),
-        "cpu_sys_us": s1 - s0,
-        "p50_ns": percentile(lat, 50),
-        "p99_ns": percentile(lat, 99),
-        "max_ns": lat[-1] if lat else 0,
-    }
-    say("RESULT " + json.dumps(result))
-    await quit_
-    try:
-        await asyncio.wait_for(finish(), 2)
-    except Exception:  # noqa: BLE001 - exiting anyway
-        pass
-
-
-def _run_submode(coro_fn: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
-    loop = _new_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(coro_fn(args))
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        loop.close()
-    return 0
-
-
 # ---- orchestrator ---------------------------------------------------------------------
-
-_LIVE: set["Child"] = set()
-
-
-def _child_setup(cpu: int | None) -> Callable[[], None]:
-    def setup() -> None:
-        # Die with the orchestrator, whatever kills it (Linux: PR_SET_PDEATHSIG).
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-        except Exception:  # noqa: BLE001 - not Linux: the finally blocks still clean up
-            pass
-        if cpu is not None and hasattr(os, "sched_setaffinity"):
-            try:
-                os.sched_setaffinity(0, {cpu})
-            except OSError:
-                pass
-
-    return setup
-
-
-class ChildFailed(RuntimeError):
-    pass
-
-
-class Child:
-    """A sub-process speaking the line protocol above."""
-
-    def __init__(self, argv: list[str], name: str, cpu: int | None, env: dict[str, str]) -> None:
-        self.name = name
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            cwd=str(ROOT),
-            env=env,
-            preexec_fn=_child_setup(cpu),
-        )
-        _LIVE.add(self)
-        self._buf = b""
-
-    def send(self, line: str) -> None:
-        try:
-            self.proc.stdin.write((line + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
-
-    def _stderr_tail(self) -> str:
-        try:
-            self.stderr.seek(0)
-            return self.stderr.read().decode(errors="replace")[-1500:]
-        except (OSError, ValueError):
-            return ""
-
-    def expect(self, prefix: str, timeout: float) -> str:
-        """The next stdout line starting with ``prefix`` (others are ignored)."""
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while True:
-            while b"\n" in self._buf:
-                raw, self._buf = self._buf.split(b"\n", 1)
-                line = raw.decode(errors="replace").strip()
-                if line.startswith(prefix):
-                    return line
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ChildFailed(f"{self.name}: no {prefix!r} within {timeout:.0f}s; stderr: {self._stderr_tail()}")
-            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    self.proc.wait(timeout=2)
-                    raise ChildFailed(
-                        f"{self.name}: exited ({self.proc.returncode}) before {prefix!r}; stderr: {self._stderr_tail()}"
-                    )
-                self._buf += chunk
-
-    def close(self, grace: float = 3.0) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.send("quit")
-                try:
-                    self.proc.stdin.close()
-                except OSError:
-                    pass
-                try:
-                    self.proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=5)
-        finally:
-            for f in (self.proc.stdout, self.proc.stdin, self.stderr):
-                try:
-                    f.close()
-                except Exception:  # noqa: BLE001
-                    pass
-            _LIVE.discard(self)
-
-    def kill(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            _LIVE.discard(self)
-
-
-def _kill_all() -> None:
-    children = list(_LIVE)
-    for child in children:  # SIGKILL every one first, then reap
-        if child.proc.poll() is None:
-            child.proc.kill()
-    for child in children:
-        child.kill()
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env["NODE_PATH"] = os.pathsep.join(p for p in (str(NODE_MODULES), env.get("NODE_PATH", "")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.pop("SMPPHUB_NO_UVLOOP", None)
-    return env
-
-
-def _server_argv(impl: str, profile: str | None, node_nodelay: bool = True) -> list[str]:
-    if impl == "node":
-        return [_node(), str(NODE_SERVER), "--host", HOST, "--port", "0", "--nodelay", str(int(node_nodelay))]
-    argv = [sys.executable, "-m", "benchmarks.session", "server", "--impl", impl, "--host", HOST, "--port", "0"]
-    return argv + (["--profile", profile] if profile else [])
-
-
-def _client_argv(
-    impl: str, port: int, count: int, window: int, warmup: int, profile: str | None, node_nodelay: bool = True
-) -> list[str]:
-    common = ["--host", HOST, "--port", str(port), "--count", str(count), "--window", str(window), "--warmup", str(warmup)]
-    if impl == "node":
-        return [_node(), str(NODE_CLIENT), *common, "--nodelay", str(int(node_nodelay))]
-    argv = [sys.executable, "-m", "benchmarks.session", "client", "--impl", impl, *common]
-    return argv + (["--profile", profile] if profile else [])
-
-
-def _node() -> str:
-    return shutil.which("node") or "node"
-
-
-def measure(
-    pair: str,
-    window: int,
-    *,
-    count: int,
-    warmup: int,
-    cpus: tuple[int | None, int | None],
-    profile_dir: Path | None = None,
-    pyspy_dir: Path | None = None,
-    tag: str = "",
-    node_nodelay: bool = True,
-) -> dict[str, Any]:
-    """One measurement of ``pair`` at ``window``, in two fresh processes."""
-    client_impl, server_impl = PAIRS[pair]
-    env = _child_env()
-    prof = {}
-    if profile_dir is not None:
-        for role, impl in (("client", client_impl), ("server", server_impl)):
-            if impl != "node":
-                prof[role] = str(profile_dir / f"{pair}-w{window}{tag}-{role}-{impl}.prof")
-    # Generous: 20 s plus 2 ms per message (window 1 of a slow peer on a busy machine).
-    timeout = 20 + count * 0.002
-    server = client = None
-    ok = False
-    spies: list[tuple[str, str, subprocess.Popen]] = []
-    try:
-        server = Child(_server_argv(server_impl, prof.get("server"), node_nodelay), f"{pair} server ({server_impl})", cpus[1], env)
-        port = int(server.expect("PORT", 30).split()[1])
-        client = Child(
-            _client_argv(client_impl, port, count, window, warmup, prof.get("client"), node_nodelay),
-            f"{pair} client ({client_impl})",
-            cpus[0],
-            env,
-        )
-        client.expect("READY", 30 + warmup * 0.002)
-        if pyspy_dir is not None:
-            for role, impl, child in (("client", client_impl, client), ("server", server_impl, server)):
-                if impl != "node":
-                    path = str(pyspy_dir / f"{pair}-w{window}{tag}-{role}-{impl}.txt")
-                    spies.append((role, path, _start_pyspy(child.proc.pid, path)))
-            time.sleep(1.0)  # let py-spy attach
-        server.send("start")
-        s0 = [int(x) for x in server.expect("CPU", 10).split()[1:3]]  # user, system
-        client.send("go")
-        res = json.loads(client.expect("RESULT", timeout)[len("RESULT "):])
-        server.send("stop")
-        s1 = [int(x) for x in server.expect("CPU", 10).split()[1:3]]
-        ok = True
-        for _, _, spy in spies:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        for role, path, spy in spies:
-            try:
-                spy.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            prof[f"{role}-pyspy"] = path
-    finally:
-        for _, _, spy in spies:
-            if spy.poll() is None:
-                spy.kill()
-                spy.wait()
-        for child in (client, server):
-            if child is not None:
-                child.close() if ok else child.kill()  # on any error or signal: kill at once
-    n = res["n"]
-    elapsed_s = res["elapsed_ns"] / 1e9
-    return {
-        "pair": pair,
-        "window": window,
-        "n": n,
-        "errors": res["errors"],
-        "elapsed_s": elapsed_s,
-        "msg_per_s": n / elapsed_s if elapsed_s > 0 else 0.0,
-        "p50_ms": res["p50_ns"] / 1e6,
-        "p99_ms": res["p99_ns"] / 1e6,
-        "max_ms": res["max_ns"] / 1e6,
-        "client_cpu_us": res["cpu_us"] / n if n else 0.0,
-        "server_cpu_us": (s1[0] + s1[1] - s0[0] - s0[1]) / n if n else 0.0,
-        # the kernel's share (system time), per message: syscalls, TCP/IP on loopback
-        "client_sys_us": res["cpu_sys_us"] / n if n else 0.0,
-        "server_sys_us": (s1[1] - s0[1]) / n if n else 0.0,
-        "profiles": prof,
-    }
-
-
-def _pick_cpus(pin: bool | None) -> tuple[int | None, int | None]:
-    if pin is False or not hasattr(os, "sched_getaffinity"):
-        return None, None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, None
-    return cpus[0], cpus[1]
 
 
 def _available(pairs: list[str]) -> dict[str, str]:
@@ -831,15 +230,6 @@ def target_lines(medians: dict[str, dict[int, dict[str, float]]], window: int = 
     else:
         lines.append("  ours->ours msg/s / raw ceiling msg/s = n/a (needs pairs ours and raw)")
     return lines
-
-
-def _start_pyspy(pid: int, path: str) -> subprocess.Popen:
-    """Sample ``pid`` with py-spy (not paused: --nonblocking) into ``path`` (collapsed stacks)."""
-    exe = shutil.which("py-spy")
-    if exe is None:
-        raise ChildFailed("--pyspy needs py-spy (pip install py-spy)")
-    argv = [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "997", "--nonblocking", "-o", path]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_child_setup(None))
 
 
 def summarize_pyspy(path: str, top: int) -> list[tuple[float, str]]:
@@ -1043,19 +433,6 @@ def _is_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _submode(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"python -m benchmarks.session {argv[0]}")
-    p.add_argument("--impl", required=True)
-    p.add_argument("--host", default=HOST)
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--count", type=int, default=100000)
-    p.add_argument("--window", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=0)
-    p.add_argument("--profile", metavar="FILE")
-    args = p.parse_args(argv[1:])
-    return _run_submode(_server_main if argv[0] == "server" else _client_main, args)
 
 
 def cli(argv: list[str] | None = None) -> int:

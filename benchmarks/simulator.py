@@ -52,11 +52,11 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/simulator.py
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
     sys.path.insert(0, str(_ROOT))
 
+from benchmarks.session_sides import _run_submode, go_and_quit, serve_until_quit  # noqa: E402
 from benchmarks.session import (  # noqa: E402
     HOST,
     Child,
     ChildFailed,
-    StdinCommands,
     _child_env,
     _kill_all,
     _ours_drive,
@@ -78,8 +78,6 @@ QUICK_SERVERS = SERVERS[:3]
 async def _server_main(args: argparse.Namespace) -> None:
     import smppcore
 
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
     if args.impl == "plain":
         server = await smppcore.serve(smppcore.SmscHandler(), HOST, 0)
         port, stop = server.port, server.close
@@ -92,23 +90,7 @@ async def _server_main(args: argparse.Namespace) -> None:
             config["record_limit"] = 0
         running = await start(config_from_dict(config), port=0)
         port, stop = running.port, running.close
-
-    def on_line(line: str | None) -> None:
-        if line in ("start", "stop"):
-            say("CPU %d %d" % cpu_split_us())
-        elif line is None or line == "quit":
-            if not done.done():
-                done.set_result(None)
-
-    StdinCommands(loop, on_line)
-    say(f"PORT {port}")
-    try:
-        await done
-    finally:
-        try:
-            await asyncio.wait_for(stop(), 2)
-        except Exception:  # noqa: BLE001 - exiting anyway
-            pass
+    await serve_until_quit(port, stop)
 
 
 # ---- client sub-mode ------------------------------------------------------------------
@@ -118,18 +100,8 @@ async def _client_main(args: argparse.Namespace) -> None:
     import smppcore
 
     loop = asyncio.get_running_loop()
-    go = loop.create_future()
-    quit_ = loop.create_future()
     receipts = {"n": 0, "last": 0, "want": None}
     all_receipts = loop.create_future()
-
-    def on_line(line: str | None) -> None:
-        if line == "go" and not go.done():
-            go.set_result(None)
-        elif line is None or line == "quit":
-            for f in (go, quit_):
-                if not f.done():
-                    f.set_result(None)
 
     def on_message(pdu: Any) -> None:
         receipts["n"] += 1
@@ -137,7 +109,7 @@ async def _client_main(args: argparse.Namespace) -> None:
         if receipts["want"] is not None and receipts["n"] >= receipts["want"] and not all_receipts.done():
             all_receipts.set_result(None)
 
-    StdinCommands(loop, on_line)
+    go, quit_ = go_and_quit(loop)
     client = await smppcore.connect(HOST, args.port, system_id="bench", password="bench", window=args.window,
                                     on_message=on_message)
     await _ours_drive(client, args.warmup)
@@ -179,20 +151,6 @@ async def _client_main(args: argparse.Namespace) -> None:
         await asyncio.wait_for(client.unbind(), 2)
     except Exception:  # noqa: BLE001 - exiting anyway
         pass
-
-
-def _run_submode(coro_fn: Any, args: argparse.Namespace) -> int:
-    from smppcore import new_event_loop
-
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(coro_fn(args))
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        loop.close()
-    return 0
 
 
 # ---- orchestrator ---------------------------------------------------------------------

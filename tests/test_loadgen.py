@@ -244,8 +244,13 @@ class Smsc:
                                 destination_addr=pdu.destination_addr, submit_date=now, done_date=now,
                                 text=pdu.short_message)
         self.receipts_sent += 1
-        resp = await target.request(receipt)
-        if resp.command_status == 0:
+        answer = await target.send(receipt)
+        # counted by the answer itself: this task may be cancelled (its connection closing
+        # at the end of the run) after the answer came and before the task resumed
+        answer.add_done_callback(self._answered)
+
+    def _answered(self, answer) -> None:
+        if not answer.cancelled() and answer.exception() is None and answer.result().command_status == 0:
             self.receipts_answered += 1
 
     async def _enquire(self, conn) -> None:
