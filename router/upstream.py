@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from functools import partial
 from typing import Any, Callable
 
 import smppcore
@@ -214,21 +215,17 @@ class UpstreamPool:
                 return
             job = queue.popleft()
             try:
-                fut = link.client.send_nowait(job.pdu, job.record.pdu)  # type: ignore[union-attr]
+                # answered by a direct call when the response is read: no Future per message
+                link.client.send_callback(job.pdu, partial(self._done, job), job.record.pdu)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - the connection went away between checks
                 self._on_result(job, self, None, exc)
                 continue
             self.in_flight += 1
-            fut.add_done_callback(lambda f, j=job: self._done(j, f))
 
-    def _done(self, job: Job, fut: asyncio.Future) -> None:
+    def _done(self, job: Job, response: Pdu | None, error: Exception | None) -> None:
         self.in_flight -= 1
-        if fut.cancelled():
-            self._on_result(job, self, None, asyncio.CancelledError())
-        elif fut.exception() is not None:
-            self._on_result(job, self, None, fut.exception())
-        else:
+        if error is None:
             self.sent += 1
-            self._on_result(job, self, fut.result(), None)
+        self._on_result(job, self, response, error)
         if self.queue:
             self.pump()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from .constants import CommandStatus, status_name
 from .errors import SmppError
@@ -41,7 +41,10 @@ from .session import (
     WindowFull,
 )
 
-__all__ = ["SmppConnection", "SmppStatusError", "ResponseTimeout", "ConnectionClosed"]
+__all__ = ["SmppConnection", "SmppStatusError", "ResponseTimeout", "ConnectionClosed", "ResponseCallback"]
+
+#: ``callback(response, error)`` for :meth:`SmppConnection.send_callback`: one of the two is None.
+ResponseCallback = Callable[["Pdu | None", "Exception | None"], None]
 
 log = logging.getLogger("smppcore")
 
@@ -179,11 +182,28 @@ class SmppConnection(asyncio.Protocol):
         InvalidState when the request is not allowed in this state, and
         ConnectionClosed when the connection is gone.
         """
+        fut = self.loop.create_future()
+        self._send(pdu, fut, encoded)
+        return fut
+
+    def send_callback(self, pdu: Pdu, callback: ResponseCallback, encoded: bytes | None = None) -> None:
+        """Send a request now; ``callback(response, None)`` runs as soon as its response is
+        read, or ``callback(None, error)`` when it times out (:class:`ResponseTimeout`) or
+        the connection goes (:class:`ConnectionClosed`).
+
+        For code that sends many requests and reacts to each answer (a hub's upstream
+        queue, an outbox): no Future and no extra turn of the loop per request, the
+        callback runs while the chunk that holds the response is handled. It must not
+        block; an exception it raises is logged and does not reach the connection.
+        Raises like :meth:`send_nowait`.
+        """
+        self._send(pdu, callback, encoded)
+
+    def _send(self, pdu: Pdu, context: Any, encoded: bytes | None) -> None:
         if self.transport is None:
             raise ConnectionClosed("connection is closed")
-        fut = self.loop.create_future()
         session = self.session
-        session.send_request(pdu, fut, encoded)
+        session.send_request(pdu, context, encoded)
         if len(session._out) >= EARLY_FLUSH:
             self._flush()
         else:
@@ -191,7 +211,6 @@ class SmppConnection(asyncio.Protocol):
         deadline = self.loop.time() + (self.config.response_timeout or 1e18)
         if deadline < self._timer_at:
             self._reschedule()
-        return fut
 
     async def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:
         """Wait for room in the window, send ``pdu``, return the Future of its response."""
@@ -267,9 +286,12 @@ class SmppConnection(asyncio.Protocol):
         for ev in events:
             cls = ev.__class__
             if cls is Response:  # the common case first: an answer to one of ours
-                fut = ev.context
-                if fut is not None and not fut.done():
-                    fut.set_result(ev.pdu)
+                ctx = ev.context
+                if ctx is not None:
+                    if callable(ctx):  # send_callback (a Future is not callable)
+                        self._call(ctx, ev.pdu, None)
+                    elif not ctx.done():
+                        ctx.set_result(ev.pdu)
                 if waiters:
                     self._window_freed()
                 continue
@@ -280,14 +302,10 @@ class SmppConnection(asyncio.Protocol):
                     self.transport.write(self.session.data_to_send())
                 continue
             if cls is RequestTimeout:
-                fut = ev.context
-                if fut is not None and not fut.done():
-                    fut.set_exception(ResponseTimeout(f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"))
+                self._fail(ev.context, ResponseTimeout(f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"))
                 self._window_freed()
             elif cls is ConnectionLost:
-                fut = ev.context
-                if fut is not None and not fut.done():
-                    fut.set_exception(ConnectionClosed(self.session.close_reason or "connection closed"))
+                self._fail(ev.context, ConnectionClosed(self.session.close_reason or "connection closed"))
             elif cls is Bound:
                 if not self.bound.done():
                     self.bound.set_result(ev.state)
@@ -305,6 +323,21 @@ class SmppConnection(asyncio.Protocol):
                 log.info("unexpected %s seq=%d from %s", ev.pdu.command_name, ev.pdu.sequence_number, self.peername)
             elif cls is Outbound:
                 self.on_outbind(ev.pdu)
+
+    def _fail(self, ctx: Any, error: Exception) -> None:
+        if ctx is None:
+            return
+        if callable(ctx):
+            self._call(ctx, None, error)
+        elif not ctx.done():
+            ctx.set_exception(error)
+
+    @staticmethod
+    def _call(callback: ResponseCallback, response: Pdu | None, error: Exception | None) -> None:
+        try:
+            callback(response, error)
+        except Exception:  # noqa: BLE001 - the caller's bug must not end the connection
+            log.exception("response callback failed")
 
     def _window_freed(self) -> None:
         waiters = self._window_waiters

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from functools import partial
 from typing import Any, Callable, Iterable
 
 from .connection import SmppConnection
@@ -70,21 +71,21 @@ class Outbox:
             session = conn.session
             while queue and session.can_send and conn.is_open:
                 item = queue.popleft()
-                fut = conn.send_nowait(item[0], item[3])
+                conn.send_callback(item[0], partial(self._done, item), item[3])
                 self.in_flight += 1
-                fut.add_done_callback(lambda f, item=item: self._done(f, item))
             if not queue:
                 return
 
-    def _done(self, fut: asyncio.Future, item: tuple[Pdu, AckCallback | None, Any, bytes | None]) -> None:
+    def _done(self, item: tuple[Pdu, AckCallback | None, Any, bytes | None], response: Pdu | None,
+              error: Exception | None) -> None:
         self.in_flight -= 1
-        if fut.cancelled() or fut.exception() is not None:
+        if error is not None:
             self.queue.appendleft(item)
             self.requeued += 1
         else:
             on_ack = item[1]
             if on_ack is not None:
-                on_ack(fut.result(), item[2])
+                on_ack(response, item[2])
         if not self._pump_scheduled:
             self._pump_scheduled = True
             self.loop.call_soon(self.pump)

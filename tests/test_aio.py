@@ -155,6 +155,45 @@ async def test_a_message_handler_that_raises_answers_rx_t_appn(server):
         assert client.is_open and (await client.enquire_link()).command_status == 0
 
 
+async def test_send_callback_answers_in_place_and_reports_timeouts_and_lost_connections():
+    class Handler(SmscHandler):
+        def handle(self, conn, pdu):
+            if pdu.destination_addr == "silent":
+                return None  # never answered
+            return super().handle(conn, pdu)
+
+    srv = await smppcore.serve(Handler(), HOST, 0)
+    try:
+        client = await smppcore.connect(HOST, srv.port, system_id="a", password="pw",
+                                        config=SessionConfig(response_timeout=0.2))
+        got: list = []
+        done = asyncio.Event()
+
+        def record(response, error):
+            got.append((response.message_id if response is not None else None, type(error).__name__ if error else None))
+            if len(got) == 4:
+                done.set()
+
+        def buggy(response, error):
+            raise RuntimeError("caller bug")
+
+        for dest in ("1", "2", "silent", "3"):
+            client.send_callback(SubmitSm(destination_addr=dest), record)
+        client.send_callback(SubmitSm(destination_addr="4"), buggy)  # logged, the connection goes on
+        await asyncio.wait_for(done.wait(), 5)
+        # answers in order, the unanswered one timed out after them
+        assert got == [("1", None), ("2", None), ("3", None), (None, "ResponseTimeout")]
+        assert client.is_open
+        # requests in flight when the connection goes get ConnectionClosed
+        lost: list = []
+        client.send_callback(SubmitSm(destination_addr="silent"), lambda r, e: lost.append(type(e).__name__))
+        client.abort()
+        await client.closed
+        assert lost == ["ConnectionClosed"]
+    finally:
+        await srv.close(timeout=1)
+
+
 async def test_long_text_is_split(server):
     async with smppcore.connect(HOST, server.port, system_id="a", password="pw") as client:
         responses = await client.submit_text("447700900123", "x" * 400, source_addr="Acme")
