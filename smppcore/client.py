@@ -115,13 +115,19 @@ class Client(SmppConnection):
         data_coding: int | None = None,
         method: str = "udh",
         reference: int | None = None,
+        ref_bits: int = 8,
         **fields: Any,
     ) -> list[SubmitSmResp]:
-        """Submit ``text``, split into as many segments as it needs (UDH, SAR or payload)."""
+        """Submit ``text``, split into as many segments as it needs (UDH, SAR or payload).
+
+        ``reference``: the concatenation reference (random when None: 8 bits, or 16 with
+        ``ref_bits=16`` or ``method="sar"``, whose reference is always 16 bits).
+        """
         from .text import split_text  # local: keeps the text tables off the import path
 
-        ref = random.randrange(256) if reference is None else reference
-        segments = split_text(text, data_coding=data_coding, method=method, reference=ref)
+        bits = 16 if method == "sar" else ref_bits
+        ref = random.randrange(1 << bits) if reference is None else reference
+        segments = split_text(text, data_coding=data_coding, method=method, reference=ref, ref_bits=ref_bits)
         extra_tlvs = fields.pop("tlvs", {})
         esm_class = fields.pop("esm_class", 0)
         futures = []

@@ -202,6 +202,16 @@ async def test_long_text_is_split(server):
         assert all(p.esm_class & 0x40 for p in parts)
 
 
+async def test_long_text_with_a_16_bit_reference(server):
+    async with smppcore.connect(HOST, server.port, system_id="a", password="pw") as client:
+        await client.submit_text("447700900123", "y" * 400, ref_bits=16, reference=0xBEEF)
+        await client.submit_text("447700900123", "z" * 400, ref_bits=16)  # a random 16-bit one
+        parts = server.recorder.received
+        # IE 0x08: 16-bit reference, then the count and the sequence number
+        assert [p.short_message[:6] for p in parts[:3]] == [bytes([5 + 1, 0x08, 4, 0xBE, 0xEF, 3])] * 3
+        assert {p.short_message[1] for p in parts[3:]} == {0x08}
+
+
 async def test_error_status_raises(server):
     class Refuser(SmscHandler):
         def handle(self, conn, pdu):
