@@ -27,7 +27,7 @@ import msgspec
 
 from .histogram import Histogram, HistogramData
 from .messages import MIX_KINDS, DestinationPattern, parse_mix
-from .worker import BenchError, Tick, Worker, worker_process
+from .worker import BenchError, ReceiptTally, Tick, Worker, worker_process
 
 __all__ = [
     "LoadOptions", "BenchResult", "Second", "run_bench", "parse_ramp", "parse_mix", "DestinationPattern", "BenchError",
@@ -298,11 +298,12 @@ def _run_processes(opts: LoadOptions, workers: int, binds: list[int], counts: li
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     barrier = ctx.Barrier(workers)
+    tally = ReceiptTally(ctx, workers) if opts.dlr else None
     procs = []
     for i in range(workers):
         o = msgspec.structs.replace(opts, binds=binds[i])
         share = (opts.rate or 1.0) * shares[i] if opts.rate else shares[i]
-        p = ctx.Process(target=worker_process, args=(i, msgspec.to_builtins(o), counts[i], share, i + 1, barrier, queue),
+        p = ctx.Process(target=worker_process, args=(i, msgspec.to_builtins(o), counts[i], share, i + 1, barrier, queue, tally),
                         name=f"smpphub-bench-{i}", daemon=True)
         p.start()
         procs.append(p)

@@ -24,7 +24,7 @@ from .bulk import BulkEsme
 from .histogram import Histogram, HistogramData
 from .messages import MessagePool
 
-__all__ = ["Worker", "Tick", "BenchError", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR"]
+__all__ = ["Worker", "Tick", "BenchError", "ReceiptTally", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR"]
 
 #: Connect and bind within this many seconds.
 CONNECT_TIMEOUT = 10.0
@@ -54,6 +54,29 @@ class Tick(msgspec.Struct, array_like=True):
     receipts_total: int
     sent: int
     hist: HistogramData | None
+
+
+class ReceiptTally:
+    """Acks and receipts of every worker of a run, in shared memory, so that each worker
+    waits for the run's last receipts rather than only its own."""
+
+    def __init__(self, ctx: Any, workers: int) -> None:
+        self.workers = workers
+        self.lock = ctx.Lock()
+        self.acked = ctx.Value("q", 0, lock=False)
+        self.receipts = ctx.Value("q", 0, lock=False)
+        self.finished = ctx.Value("i", 0, lock=False)
+
+    def add(self, *, acked: int = 0, receipts: int = 0, finished: int = 0) -> None:
+        with self.lock:
+            self.acked.value += acked
+            self.receipts.value += receipts
+            self.finished.value += finished
+
+    def over(self) -> bool:
+        """Every worker has sent all and has its answers, and every acked message has its receipt."""
+        with self.lock:
+            return self.finished.value >= self.workers and self.receipts.value >= self.acked.value
 
 
 class Bucket:
@@ -86,8 +109,9 @@ class Worker:
     """
 
     def __init__(self, opts: Any, count: int | None, rate_share: float, seed: int, *, index: int = 0,
-                 report: Any = None) -> None:
+                 report: Any = None, tally: ReceiptTally | None = None) -> None:
         self.opts = opts
+        self.tally = tally
         self.index = index
         self.report = report
         self.quota = count if count is not None else math.inf
@@ -392,13 +416,7 @@ class Worker:
                 pass
             end = max(self.last_response, self.last_send, self.t0)
             if o.dlr:
-                # wait for the last receipts: until this worker has as many as it sent,
-                # or none came for a second (the others may hold them), at most receipt_wait
-                wait_until = time.perf_counter() + o.receipt_wait
-                while self.receipts < self.acked and time.perf_counter() < wait_until:
-                    if time.perf_counter() - max(self.last_receipt, end) > 1.0:
-                        break
-                    await asyncio.sleep(0.01)
+                await self._last_receipts()
             receipts_end = max(self.last_receipt, end)
             cpu = time.process_time() - cpu0
         finally:
@@ -406,6 +424,28 @@ class Worker:
         result = self._result(end, receipts_end)
         result["cpu"] = cpu
         return result
+
+    async def _last_receipts(self) -> None:
+        """Wait for the run's last receipts: until as many came as were acked, at most
+        ``receipt_wait`` (an SMSC may take seconds to report, or never report on some).
+        With several workers the counts are the whole run's (:class:`ReceiptTally`): an
+        SMSC hands a message's receipt to any bind of the account, so a worker may be
+        holding another's."""
+        wait_until = time.perf_counter() + self.opts.receipt_wait
+        tally = self.tally
+        if tally is None:
+            while self.receipts < self.acked and time.perf_counter() < wait_until:
+                await asyncio.sleep(0.01)
+            return
+        tally.add(acked=self.acked, finished=1)
+        reported = 0
+        while time.perf_counter() < wait_until:
+            if self.receipts > reported:
+                tally.add(receipts=self.receipts - reported)
+                reported = self.receipts
+            if tally.over():
+                return
+            await asyncio.sleep(0.01)
 
     async def _every_second(self) -> None:
         """Fold the last second's latencies, time out old requests, report progress."""
@@ -450,7 +490,7 @@ class Worker:
 
 
 def worker_process(index: int, opts_raw: dict, count: int | None, share: float, seed: int, barrier: Any,
-                   queue: Any) -> None:
+                   queue: Any, tally: ReceiptTally | None = None) -> None:
     """A worker process: run its share, put ("result", index, dict) or ("error", index, kind, text) on ``queue``."""
     import threading
 
@@ -481,7 +521,7 @@ def worker_process(index: int, opts_raw: dict, count: int | None, share: float, 
         await done
 
     try:
-        worker = Worker(opts, count, share, seed, index=index, report=report if opts.progress else None)
+        worker = Worker(opts, count, share, seed, index=index, report=report if opts.progress else None, tally=tally)
         result = smppcore.run(worker.run(gate))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, on one line
         barrier.abort()

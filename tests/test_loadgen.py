@@ -170,7 +170,7 @@ class Smsc:
     """
 
     def __init__(self, throttle_every: int = 0, drop_at: int = 0, silent_every: int = 0, nack_every: int = 0,
-                 enquire_every: int = 0, enquire_until: int = 0) -> None:
+                 enquire_every: int = 0, enquire_until: int = 0, receipt_delay: float = 0.0) -> None:
         import asyncio
         import threading
 
@@ -214,6 +214,7 @@ class Smsc:
         self.nack_every = nack_every
         self.enquire_every = enquire_every
         self.enquire_until = enquire_until
+        self.receipt_delay = receipt_delay
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(Handler(),), daemon=True)
@@ -234,9 +235,13 @@ class Smsc:
     async def _receipt(self, conn, pdu, message_id: str) -> None:
         from datetime import datetime
 
+        import asyncio
+
         from smppcore import MessageState
         from smppcore.receipt import build_receipt
 
+        if self.receipt_delay:
+            await asyncio.sleep(self.receipt_delay)
         conns = sorted(self.server.bound_connections(), key=id)
         target = conns[(conns.index(conn) + 1) % len(conns)] if conn in conns else conn
         now = datetime.now()
@@ -322,6 +327,16 @@ def test_two_workers_merge_counts_and_match_receipts_across_them(smsc):
     # every receipt went to the other worker's bind: matched when the results merged
     assert r.receipt_latency_us["count"] == 900 and r.unmatched_receipts == 0
     assert r.latency_us["count"] == 1000
+
+
+def test_late_receipts_on_the_other_workers_bind_are_all_waited_for(smsc):
+    # each receipt comes 1.5 s after its message, on the other worker's bind: each worker
+    # waits for the run's receipts, not only its own, and a pause is not the end
+    server = smsc(receipt_delay=1.5)
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=200, binds=2, workers=2,
+                              window=20, dlr=True, progress=False))
+    assert r.acked == 200 and r.receipts == 200 and r.unmatched_receipts == 0
+    assert r.receipt_latency_us["count"] == 200 and r.receipt_latency_us["p50"] >= 1_500_000
 
 
 def test_a_dropped_connection_is_reconnected_and_counted(smsc):
