@@ -9,7 +9,6 @@ is lost and none is sent twice to a connection that acknowledged it.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from functools import partial
 from typing import TYPE_CHECKING, Callable
@@ -67,21 +66,23 @@ class Outbox:
                 pdu, on_ack = queue.popleft()
                 stats.held -= 1
                 try:
-                    fut = conn.send_nowait(pdu)  # sets pdu.sequence_number: the record shows what was sent
+                    # sets pdu.sequence_number (the record shows what was sent); the answer
+                    # comes back by a direct call, no Future per receipt
+                    conn.send_callback(pdu, partial(done, pdu, on_ack))
                 except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
                     queue.appendleft((pdu, on_ack))
                     stats.held += 1
                     break
-                fut.add_done_callback(partial(done, pdu, on_ack))
             if not queue:
                 return
 
-    def _done(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None, fut: asyncio.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
+    def _done(self, pdu: Pdu, on_ack: Callable[[Pdu], None] | None, response: Pdu | None,
+              error: Exception | None) -> None:
+        if error is not None:
             # the connection went away (or the ESME never answered): send it again
             self._retry.append((pdu, on_ack))
             self.sim.stats.held += 1
         elif on_ack is not None:
-            on_ack(fut.result())
+            on_ack(response)
         if self.queue or self._retry:
             self.pump_soon()

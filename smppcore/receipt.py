@@ -113,12 +113,25 @@ def format_receipt(r: Receipt) -> str:
     Dates are written as ``YYMMDDhhmm`` in UTC; a missing date is left empty
     (``submit date: done date:...``), which :func:`parse_receipt` reads back as None.
     """
-    submit = format_receipt_date(r.submit_date) if r.submit_date is not None else ""
-    done = format_receipt_date(r.done_date) if r.done_date is not None else ""
-    return (
-        f"id:{r.id} sub:{r.sub:03d} dlvrd:{r.dlvrd:03d} submit date:{submit} "
-        f"done date:{done} stat:{r.stat} err:{r.err} text:{r.text[:TEXT_LENGTH]}"
+    submit = _written_date(r.submit_date) if r.submit_date is not None else ""
+    done = _written_date(r.done_date) if r.done_date is not None else ""
+    return "id:%s sub:%03d dlvrd:%03d submit date:%s done date:%s stat:%s err:%s text:%s" % (
+        r.id, r.sub, r.dlvrd, submit, done, r.stat, r.err, r.text[:TEXT_LENGTH],
     )
+
+
+# A burst of receipts is written with the same few dates (a sender reuses its datetime
+# objects: the simulator keeps one per second), so the last ones written are kept.
+_WRITTEN: dict[datetime, str] = {}
+
+
+def _written_date(dt: datetime) -> str:
+    text = _WRITTEN.get(dt)
+    if text is None:
+        if len(_WRITTEN) >= 1024:
+            _WRITTEN.clear()
+        text = _WRITTEN[dt] = format_receipt_date(dt)
+    return text
 
 
 _KEYS = r"id|sub|dlvrd|submit[ _-]?date|done[ _-]?date|stat|err"
