@@ -215,14 +215,16 @@ class EsmeHandler(SmscHandler):
         """(not_before, expires_at) from the PDU, or the status to refuse it with."""
         not_before = 0.0
         expires_at = now + self.config.default_validity
-        nowdt = datetime.fromtimestamp(now, timezone.utc)
         sched = getattr(pdu, "schedule_delivery_time", "")
+        validity = getattr(pdu, "validity_period", "")
+        if not sched and not validity:  # the usual case: nothing to parse
+            return not_before, expires_at
+        nowdt = datetime.fromtimestamp(now, timezone.utc)
         if sched:
             try:
                 not_before = parse_time(sched, nowdt).timestamp()
             except InvalidTime:
                 return CommandStatus.ESME_RINVSCHED
-        validity = getattr(pdu, "validity_period", "")
         if validity:
             try:
                 expires_at = parse_time(validity, nowdt).timestamp()
