@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from .hub import cpu_seconds
 from .loadgen import LoadOptions, run_bench
 from .session import NODE_SERVER, _child_env, _node
 
@@ -75,12 +76,15 @@ def measure(name: str, count: int, binds: int, window: int) -> dict:
         warm = LoadOptions(host=HOST, port=port, system_id="bench", password="bench", count=2000, binds=binds, window=window,
                            progress=False)
         run_bench(warm)
+        server_cpu = cpu_seconds(proc.pid)
         r = run_bench(LoadOptions(host=HOST, port=port, system_id="bench", password="bench", count=count, binds=binds,
                                   window=window, dlr=dlr, progress=False))
+        server_cpu = cpu_seconds(proc.pid) - server_cpu  # all its threads, kernel time included
         cpu = r.generator_cpu
         return {"rate": r.submit_rate, "p50": r.latency_us["p50"] / 1000, "p99": r.latency_us["p99"] / 1000,
                 "errors": sum(r.errors.values()), "receipt_rate": r.receipt_rate,
-                "gen_us": cpu / max(1, r.sent) * 1e6, "gen_busy": cpu / (r.duration + r.receipt_wait or 1)}
+                "gen_us": cpu / max(1, r.sent) * 1e6, "gen_busy": cpu / (r.duration + r.receipt_wait or 1),
+                "server_us": server_cpu / max(1, r.sent) * 1e6}
     finally:
         _stop(proc)
 
@@ -141,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ours = med.get("ours", {}).get("rate")
     print(f"\nsmpphub bench (closed loop, {args.binds} binds x window {args.window}, {args.count:,} submit_sm) against each server; median of {args.repeat}")
     print(f"{'server':<14} | {'msg/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} | {'vs raw':>7} | {'vs ours':>7}"
-          f" | {'gen us/msg':>10} | {'gen busy':>8}")
-    print("-" * 103)
+          f" | {'gen us/msg':>10} | {'gen busy':>8} | {'server us/msg':>13} | {'vs ours':>7}")
+    print("-" * 130)
+    ours_cpu = med.get("ours", {}).get("server_us")
     for name in names:
         m = med.get(name)
         if m is None:
@@ -150,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         vs_raw = f"{m['rate'] / raw:.2f}x" if raw else "n/a"
         vs_ours = f"{m['rate'] / ours:.2f}x" if ours else "n/a"
+        cpu_vs_ours = f"{m['server_us'] / ours_cpu:.2f}x" if ours_cpu else "n/a"
         print(f"{name:<14} | {m['rate']:>9,.0f} | {m['p50']:>7.2f} | {m['p99']:>7.2f} | {int(m['errors']):>6} | {vs_raw:>7} | {vs_ours:>7}"
-              f" | {m['gen_us']:>10.2f} | {m['gen_busy']:>8.0%}")
+              f" | {m['gen_us']:>10.2f} | {m['gen_busy']:>8.0%} | {m['server_us']:>13.2f} | {cpu_vs_ours:>7}")
     if "simulator" in med and ours:
         print(f"simulator fast path / plain smppcore server: {med['simulator']['rate'] / ours:.2f} (target >= 0.90)")
     print("gen us/msg: the load generator's CPU per submit_sm; gen busy: its CPU time over the run's wall time"
           " (one core = 100%): below 100% it waited for the server")
+    print("server us/msg: the server process's CPU (user + system, all threads, from /proc) per submit_sm during the run")
     if raw:
         slower = [n for n in names if n != "raw" and n in med and med[n]["rate"] > raw]
         print("load generator vs raw ceiling: " + ("faster than every server under test" if not slower else f"NOT faster than {', '.join(slower)}"))
