@@ -354,6 +354,9 @@ class Worker:
                                          f"for {RECONNECT_FOR:g}s: {exc}") from None
                     await asyncio.sleep(backoff.next_delay())
                     continue
+                if self.closing:  # the run ended while this bind was being made
+                    client.close()
+                    return
                 self.reconnects += 1
                 self.binds[slot] = client
                 client.pump()

@@ -54,6 +54,7 @@ class UpstreamLink:
         self.client: smppcore.Client | None = None
         self.task: asyncio.Task | None = None
         self.connects = 0
+        self.stopping = False
 
     @property
     def ready(self) -> bool:
@@ -91,6 +92,11 @@ class UpstreamLink:
                     log.warning("upstream %s bind %d failed (%s: %s); retrying in %.1fs", self.pool.name, self.index, type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            if self.stopping:
+                # stop() cancelled us while the bind was completing: asyncio.wait_for (3.11)
+                # can hand back the result and drop the cancellation, and stop() saw no client
+                client.close()
+                return
             backoff.reset()
             self.connects += 1
             self.client = client
@@ -104,6 +110,7 @@ class UpstreamLink:
                 self.pool.link_down(self)
 
     async def stop(self, timeout: float) -> None:
+        self.stopping = True
         if self.task is not None:
             self.task.cancel()
         client = self.client

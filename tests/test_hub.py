@@ -313,3 +313,37 @@ async def test_smpplib_esme_through_the_hub(two_smscs):
     assert uk.sim.messages and uk.sim.messages[0].text == "via smpplib"
     as_text = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
     assert as_text(result["receipt"]) == as_text(result["sent"])
+
+
+async def test_stopping_while_a_bind_completes_leaves_no_connection_behind(monkeypatch):
+    # asyncio.wait_for (Python 3.11) can return a bind that completes just as its task is
+    # cancelled, dropping the cancellation: the link must close that client itself, or
+    # stop() waits for a connection nobody will close (the hub never exits)
+    from router import upstream as upstream_module
+    from router.config import Upstream
+
+    sim = await simulator()
+    try:
+        real = await smppcore.connect(HOST, sim.port, system_id="hub", password="x")
+        asked = asyncio.Event()
+
+        async def bind_that_ignores_cancellation(*args, **kwargs):
+            asked.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                pass  # the bind "completed" as the cancellation came
+            return real
+
+        monkeypatch.setattr(upstream_module.smppcore, "connect", bind_that_ignores_cancellation)
+        pool = upstream_module.UpstreamPool(
+            Upstream(name="u", host=HOST, port=sim.port, system_id="hub"),
+            on_result=lambda *a: None, on_deliver=lambda *a: None, on_up=lambda *a: None, on_down=lambda *a: None,
+        )
+        pool.start()
+        await asyncio.wait_for(asked.wait(), 5)
+        await asyncio.wait_for(pool.stop(1.0), 5)
+        await asyncio.wait_for(real.closed, 5)
+        assert pool.links[0].client is None and pool.links_up == 0
+    finally:
+        await sim.close()
