@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-mix", default="gsm:1", metavar="KIND:WEIGHT,...",
                    help="kinds and weights: gsm, ucs2, long (e.g. gsm:70,ucs2:20,long:10)")
     p.add_argument("--dlr", action="store_true", help="ask for receipts and measure their latency")
+    p.add_argument("--tls", action="store_true", help="connect with TLS, verifying the server against the system's CAs")
+    p.add_argument("--tls-ca", metavar="FILE", help="TLS, verifying the server against this CA file (PEM)")
+    p.add_argument("--tls-insecure", action="store_true", help="TLS without verifying the server (self-signed test SMSCs)")
     p.add_argument("--timeout", default="30", metavar="SECONDS",
                    help="a submit_sm unanswered this long counts as ResponseTimeout (default 30)")
     p.add_argument("--receipt-wait", default="10", metavar="SECONDS", help="most to wait for the last receipts (default 10)")
@@ -121,6 +124,10 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise UsageError(f"--{name}: no such directory: {folder}")
+    if args.tls_ca and args.tls_insecure:
+        raise UsageError("give --tls-ca or --tls-insecure, not both")
+    if args.tls_ca and not os.path.isfile(args.tls_ca):
+        raise UsageError(f"--tls-ca: no such file: {args.tls_ca}")
     if args.to_file:
         from .loadgen import DestinationPattern
 
@@ -141,7 +148,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         host=host.strip("[]"), port=int(port), system_id=args.system_id, password=args.password, bind=args.bind,
         binds=binds, window=window, count=count, duration=duration, rate=rate, ramp=ramp,  # type: ignore[arg-type]
         workers=workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,  # type: ignore[arg-type]
-        receipt_wait=receipt_wait, response_timeout=timeout, progress=not args.quiet and sys.stderr.isatty(),  # type: ignore[arg-type]
+        receipt_wait=receipt_wait, response_timeout=timeout, tls=args.tls or bool(args.tls_ca) or args.tls_insecure,
+        tls_ca=args.tls_ca, tls_insecure=args.tls_insecure, progress=not args.quiet and sys.stderr.isatty(),  # type: ignore[arg-type]
     )
 
 

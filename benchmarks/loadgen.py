@@ -55,6 +55,9 @@ class LoadOptions(msgspec.Struct, kw_only=True):
     dlr: bool = False
     receipt_wait: float = 10.0  # seconds to wait for outstanding receipts at the end
     response_timeout: float = 30.0  # a submit_sm unanswered this long counts as ResponseTimeout
+    tls: bool = False
+    tls_ca: str | None = None  # CA file to verify the server with (default: the system's)
+    tls_insecure: bool = False  # TLS without verifying the server (test SMSCs with self-signed certificates)
     progress: bool = True
 
 

@@ -145,6 +145,7 @@ class Worker:
         self._rr = 0
         self._done: asyncio.Future | None = None
         self.closing = False
+        self._ssl: Any = None
 
     # ---- the feed ---------------------------------------------------------------------------
 
@@ -328,11 +329,28 @@ class Worker:
         import smppcore
 
         o = self.opts
+        ssl_ctx = self._tls_context()
         return await smppcore.connect(
             o.host, o.port, system_id=o.system_id, password=o.password, bind=o.bind, connect_timeout=CONNECT_TIMEOUT,
             config=smppcore.SessionConfig(window=o.window, response_timeout=o.response_timeout),
             on_message=self.on_message, client_class=functools.partial(BulkEsme, self, slot),
+            ssl=ssl_ctx, server_hostname=o.host if ssl_ctx is not None else None,
         )  # type: ignore[return-value]
+
+    def _tls_context(self) -> Any:
+        """The client TLS context the options ask for (None: plain TCP); made once per worker."""
+        o = self.opts
+        if not (o.tls or o.tls_ca or o.tls_insecure):
+            return None
+        if self._ssl is None:
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=o.tls_ca)
+            if o.tls_insecure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl = ctx
+        return self._ssl
 
     async def _reconnect(self, slot: int) -> None:
         """Bind again in ``slot`` with back-off, and go on sending; fail the run after RECONNECT_FOR."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-import ssl
-import subprocess
 
 import pytest
+from tlskit import self_signed
 
 import smppcore
 from smppcore import (
@@ -337,16 +336,7 @@ async def test_reconnecting_comes_back_after_the_server_restarts():
 
 @pytest.fixture(scope="module")
 def tls_contexts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    key, cert = d / "key.pem", d / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(cert))
+    server_ctx, client_ctx, _ = self_signed(tmp_path_factory.mktemp("tls"))
     return server_ctx, client_ctx
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from tlskit import self_signed
 
 from benchmarks import cli
 from benchmarks.histogram import RELATIVE_ERROR, Histogram, HistogramData
@@ -170,7 +171,7 @@ class Smsc:
     """
 
     def __init__(self, throttle_every: int = 0, drop_at: int = 0, silent_every: int = 0, nack_every: int = 0,
-                 enquire_every: int = 0, enquire_until: int = 0, receipt_delay: float = 0.0) -> None:
+                 enquire_every: int = 0, enquire_until: int = 0, receipt_delay: float = 0.0, ssl=None) -> None:
         import asyncio
         import threading
 
@@ -215,6 +216,7 @@ class Smsc:
         self.enquire_every = enquire_every
         self.enquire_until = enquire_until
         self.receipt_delay = receipt_delay
+        self.ssl = ssl
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(Handler(),), daemon=True)
@@ -227,7 +229,7 @@ class Smsc:
         import smppcore
 
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(smppcore.serve(handler, HOST, 0))
+        self.server = self.loop.run_until_complete(smppcore.serve(handler, HOST, 0, ssl=self.ssl))
         self.port = self.server.port
         self.ready.set()
         self.loop.run_forever()
@@ -399,6 +401,28 @@ def test_a_long_message_goes_whole_even_through_a_window_smaller_than_it(smsc):
     assert server.segments and set(server.segments.values()) == {3}  # every segment of every long message
 
 
+@pytest.fixture(scope="module")
+def tls_server_context(tmp_path_factory):
+    """A self-signed certificate for localhost / 127.0.0.1: (server context, its PEM file)."""
+    server_ctx, _, cert = self_signed(tmp_path_factory.mktemp("tls"))
+    return server_ctx, cert
+
+
+def test_tls_verified_against_a_ca_file_or_not_at_all(smsc, tls_server_context):
+    ctx, cert = tls_server_context
+    server = smsc(ssl=ctx)
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=500, binds=2, tls=True,
+                              tls_ca=cert, progress=False))
+    assert r.acked == 500 and not r.errors
+    r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=100, tls=True,
+                              tls_insecure=True, progress=False))
+    assert r.acked == 100
+    # verified against the system's CAs, a self-signed certificate is refused: one line, exit 1
+    code = cli.main(["--target", f"{HOST}:{server.port}", "--system-id", "a", "--password", "b", "--count", "10", "--tls"])
+    assert code == 1
+    assert server.submits == 600
+
+
 def test_bench_error_when_nobody_listens():
     import socket
 
@@ -487,6 +511,8 @@ def test_histogram_error_bound_over_many_magnitudes():
         (["--count", "10", "--json", "/nonexistent/dir/run.json"], "--json"),
         (["--count", "0"], "--count"),
         ([], "--count N or --duration"),
+        (["--count", "10", "--tls-ca", "/nonexistent/ca.pem"], "--tls-ca"),
+        (["--count", "10", "--tls-ca", __file__, "--tls-insecure"], "--tls-insecure"),
     ],
 )
 def test_cli_bad_arguments_one_line_exit_2(args, says, capsys):
