@@ -10,6 +10,11 @@ It measures submits per second, submit_sm -> submit_sm_resp latency, receipt
 latency (submit to receipt, matched by message_id), errors by command_status,
 throttling and reconnects, per second and in total. Several worker processes
 split the binds, the count and the rate when one core cannot drive the target.
+
+This module holds the options, the result's schema, the schedule and the merging
+of the workers' results; what is sent is prepared in ``benchmarks.messages``, a
+worker process is ``benchmarks.worker`` and its binds ``benchmarks.bulk`` (the
+lean submit_sm lane that keeps the generator faster than what it measures).
 """
 
 from __future__ import annotations
