@@ -319,7 +319,15 @@ def connect(
                 raise
             return client
 
-        return await asyncio.wait_for(open_and_bind(), connect_timeout)
+        client = await asyncio.wait_for(open_and_bind(), connect_timeout)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # asyncio.wait_for (Python 3.11) hands back a bind that completed as this task
+            # was cancelled, and drops the cancellation: the caller would never see, nor
+            # close, this connection
+            client.close()
+            raise asyncio.CancelledError()
+        return client
 
     return _Connect(factory)
 

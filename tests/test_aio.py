@@ -193,6 +193,27 @@ async def test_send_callback_answers_in_place_and_reports_timeouts_and_lost_conn
         await srv.close(timeout=1)
 
 
+async def test_connect_cancelled_as_its_bind_completes_raises_and_closes(server):
+    # the task is cancelled in the same step as the bind completes: the moment at which
+    # asyncio.wait_for (3.11) returns the result and drops the cancellation
+    made: list = []
+
+    class CancelledAtBind(smppcore.Client):
+        async def bind(self):
+            resp = await super().bind()
+            made.append(self)
+            outer.cancel()
+            return resp
+
+    outer = asyncio.ensure_future(smppcore.connect(HOST, server.port, system_id="a", password="pw",
+                                                   client_class=CancelledAtBind))
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    (client,) = made
+    await asyncio.wait_for(client.closed, 5)  # no connection left behind
+    await wait_until(lambda: not server.connections)
+
+
 async def test_long_text_is_split(server):
     async with smppcore.connect(HOST, server.port, system_id="a", password="pw") as client:
         responses = await client.submit_text("447700900123", "x" * 400, source_addr="Acme")
