@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="HOST:PORT", help="the SMPP server to drive (required)")
     p.add_argument("--system-id", help="bind system_id (required)")
     p.add_argument("--password", help="bind password (required)")
+    p.add_argument("--system-type", default="", help="bind system_type, for SMSCs that ask for one (default empty)")
     p.add_argument("--bind", default="trx", metavar="{tx,trx}", help="bind type (default trx; receipts need trx)")
     p.add_argument("--binds", default="1", metavar="N", help="connections (default 1)")
     p.add_argument("--window", default="100", metavar="W", help="requests in flight per bind (default 100)")
@@ -86,6 +87,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     host, sep, port = args.target.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--target: expected HOST:PORT, got {args.target!r}")
+    if len(args.system_type) > 12:
+        raise UsageError(f"--system-type: at most 12 characters (SMPP 3.4), got {len(args.system_type)}")
     if args.bind not in ("tx", "trx"):
         raise UsageError(f"--bind: expected tx or trx, got {args.bind!r}")
     if args.dlr and args.bind == "tx":
@@ -146,6 +149,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
             raise UsageError(f"--to: {exc}") from None
     return LoadOptions(
         host=host.strip("[]"), port=int(port), system_id=args.system_id, password=args.password, bind=args.bind,
+        system_type=args.system_type,
         binds=binds, window=window, count=count, duration=duration, rate=rate, ramp=ramp,  # type: ignore[arg-type]
         workers=workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,  # type: ignore[arg-type]
         receipt_wait=receipt_wait, response_timeout=timeout, tls=args.tls or bool(args.tls_ca) or args.tls_insecure,

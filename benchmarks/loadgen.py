@@ -46,6 +46,7 @@ class LoadOptions(msgspec.Struct, kw_only=True):
     system_id: str
     password: str
     bind: str = "trx"
+    system_type: str = ""
     binds: int = 1
     window: int = 100
     count: int | None = None

@@ -331,7 +331,8 @@ class Worker:
         o = self.opts
         ssl_ctx = self._tls_context()
         return await smppcore.connect(
-            o.host, o.port, system_id=o.system_id, password=o.password, bind=o.bind, connect_timeout=CONNECT_TIMEOUT,
+            o.host, o.port, system_id=o.system_id, password=o.password, system_type=o.system_type, bind=o.bind,
+            connect_timeout=CONNECT_TIMEOUT,
             config=smppcore.SessionConfig(window=o.window, response_timeout=o.response_timeout),
             on_message=self.on_message, client_class=functools.partial(BulkEsme, self, slot),
             ssl=ssl_ctx, server_hostname=o.host if ssl_ctx is not None else None,

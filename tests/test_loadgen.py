@@ -180,11 +180,16 @@ class Smsc:
         self.submits = 0
         self.receipts_sent = 0
         self.enquiries_answered = 0
+        self.system_types: list[str] = []
         self.receipts_answered = 0
         self.segments: dict[tuple[str, int], int] = {}
         outer = self
 
         class Handler(smppcore.SmscHandler):
+            def authenticate(self, conn, bind):
+                outer.system_types.append(bind.system_type)
+                return 0
+
             def handle(self, conn, pdu):
                 if pdu.command_id != smppcore.CommandId.SUBMIT_SM:
                     return super().handle(conn, pdu)
@@ -423,6 +428,13 @@ def test_tls_verified_against_a_ca_file_or_not_at_all(smsc, tls_server_context):
     assert server.submits == 600
 
 
+def test_the_bind_carries_the_system_type(smsc):
+    server = smsc()
+    code = cli.main(["--target", f"{HOST}:{server.port}", "--system-id", "a", "--password", "b", "--count", "20",
+                     "--binds", "2", "--system-type", "VMA", "--quiet"])
+    assert code == 0 and server.system_types == ["VMA", "VMA"] and server.submits == 20
+
+
 def test_bench_error_when_nobody_listens():
     import socket
 
@@ -512,6 +524,7 @@ def test_histogram_error_bound_over_many_magnitudes():
         (["--count", "0"], "--count"),
         ([], "--count N or --duration"),
         (["--count", "10", "--tls-ca", "/nonexistent/ca.pem"], "--tls-ca"),
+        (["--count", "10", "--system-type", "x" * 13], "--system-type"),
         (["--count", "10", "--tls-ca", __file__, "--tls-insecure"], "--tls-insecure"),
     ],
 )
