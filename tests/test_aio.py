@@ -164,7 +164,7 @@ async def test_send_callback_answers_in_place_and_reports_timeouts_and_lost_conn
     srv = await smppcore.serve(Handler(), HOST, 0)
     try:
         client = await smppcore.connect(HOST, srv.port, system_id="a", password="pw",
-                                        config=SessionConfig(response_timeout=0.2))
+                                        config=SessionConfig(response_timeout=1.0))
         got: list = []
         done = asyncio.Event()
 

@@ -382,7 +382,7 @@ def test_open_loop_reports_how_late_each_message_was_written(smsc):
 def test_unanswered_submits_time_out_and_generic_nacks_are_errors(smsc):
     server = smsc(silent_every=50, nack_every=7)
     r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=500, window=20,
-                              response_timeout=0.3, progress=False))
+                              response_timeout=1.0, progress=False))
     assert server.submits == r.sent == 500
     nacked = sum(1 for n in range(1, 501) if n % 7 == 0 and n % 50)
     assert r.errors == {"ResponseTimeout": 10, "ESME_RSYSERR": nacked}
