@@ -20,12 +20,12 @@ its own beside the session:
 
 from __future__ import annotations
 
-import struct
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import smppcore
-from smppcore.codec import decode
+from smppcore import CommandId, DeliverSmResp
+from smppcore.codec import HEADER, decode, encode
 from smppcore.errors import PduError
 from smppcore.session import State
 
@@ -34,12 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["BulkEsme"]
 
-_HEADER = struct.Struct(">IIII")
-_SUBMIT_SM_RESP = 0x80000004
-_GENERIC_NACK = 0x80000000
-_DELIVER_SM = 0x00000005
-#: deliver_sm_resp, ESME_ROK, empty message_id; the sequence number goes between the two
-_DELIVER_SM_RESP_HEAD = struct.pack(">III", 17, 0x80000005, 0)
+_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
+_GENERIC_NACK = int(CommandId.GENERIC_NACK)
+_DELIVER_SM = int(CommandId.DELIVER_SM)
+#: deliver_sm_resp (ESME_ROK, empty message_id) as smppcore encodes it, split around
+#: the sequence number that each answer puts in
+_DELIVER_SM_RESP = encode(DeliverSmResp())
+_DELIVER_SM_RESP_HEAD, _DELIVER_SM_RESP_TAIL = _DELIVER_SM_RESP[:12], _DELIVER_SM_RESP[16:]
 _SENDING_STATES = (State.BOUND_TX, State.BOUND_TRX)
 _RECEIVING_STATES = (State.BOUND_RX, State.BOUND_TRX)
 
@@ -116,7 +117,7 @@ class BulkEsme(smppcore.Client):
         end = len(buf)
         pos = 0
         inflight = self.inflight
-        unpack = _HEADER.unpack_from
+        unpack = HEADER.unpack_from
         now = perf_counter()
         latencies: list[int] = []
         record = latencies.append
@@ -159,7 +160,7 @@ class BulkEsme(smppcore.Client):
                     self.worker.on_message(pdu)
                     if answers is None:
                         answers = []
-                    answers += (_DELIVER_SM_RESP_HEAD, buf[pos + 12:pos + 16], b"\0")
+                    answers += (_DELIVER_SM_RESP_HEAD, buf[pos + 12:pos + 16], _DELIVER_SM_RESP_TAIL)
                     pos += length
                     continue
             if others is None:

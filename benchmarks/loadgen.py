@@ -161,6 +161,17 @@ class Schedule:
         self.rate = rate
         self.ramp = ramp
 
+    @classmethod
+    def for_options(cls, opts: LoadOptions, share: float = 1.0) -> Schedule | None:
+        """The schedule ``opts`` ask for (None in closed loop), scaled to ``share`` of the
+        run (a worker's part of the binds)."""
+        if opts.rate:
+            return cls(opts.rate * share, None)
+        if opts.ramp:
+            start, end, span = opts.ramp
+            return cls(None, (start * share, end * share, span))
+        return None
+
     def due(self, i: int) -> float:
         if self.ramp is None:
             return i / self.rate  # type: ignore[operator]
@@ -290,7 +301,7 @@ def run_bench(opts: LoadOptions) -> BenchResult:
         if workers == 1:
             import smppcore
 
-            worker = Worker(opts, counts[0], opts.rate if opts.rate else 1.0, 1, report=progress.add if progress else None)
+            worker = Worker(opts, counts[0], 1.0, 1, report=progress.add if progress else None)
             parts = [smppcore.run(worker.run())]
         else:
             parts = _run_processes(opts, workers, binds, counts, shares, progress)
@@ -311,8 +322,7 @@ def _run_processes(opts: LoadOptions, workers: int, binds: list[int], counts: li
     procs = []
     for i in range(workers):
         o = msgspec.structs.replace(opts, binds=binds[i])
-        share = (opts.rate or 1.0) * shares[i] if opts.rate else shares[i]
-        p = ctx.Process(target=worker_process, args=(i, msgspec.to_builtins(o), counts[i], share, i + 1, barrier, queue, tally),
+        p = ctx.Process(target=worker_process, args=(i, msgspec.to_builtins(o), counts[i], shares[i], i + 1, barrier, queue, tally),
                         name=f"smpphub-bench-{i}", daemon=True)
         p.start()
         procs.append(p)
@@ -398,7 +408,7 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
     sending = [p for p in parts if p["sent"]]
     first_send = min((p["first_send"] for p in sending), default=t0) - t0
     last_send = max((p["last_send"] for p in sending), default=t0) - t0
-    schedule = Schedule(opts.rate, None) if opts.rate else (Schedule(None, opts.ramp) if opts.ramp else None)
+    schedule = Schedule.for_options(opts)
     timeline = []
     for s, b in sorted(seconds.items()):
         p50, p90, p99 = (b[4].percentile(q) for q in (50, 90, 99))

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import msgspec
+import smppcore
 from smppcore import CommandStatus, status_name
 from smppcore.receipt import is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
 
@@ -108,7 +109,7 @@ class Worker:
     parent's queue in a worker process; a :class:`Progress` in-process).
     """
 
-    def __init__(self, opts: Any, count: int | None, rate_share: float, seed: int, *, index: int = 0,
+    def __init__(self, opts: Any, count: int | None, share: float, seed: int, *, index: int = 0,
                  report: Any = None, tally: ReceiptTally | None = None) -> None:
         self.opts = opts
         self.tally = tally
@@ -116,7 +117,7 @@ class Worker:
         self.report = report
         self.quota = count if count is not None else math.inf
         self.open_loop = bool(opts.rate or opts.ramp)
-        self.share = rate_share
+        self.share = share  # this worker's part of the run's binds, so of its rate
         pool = MessagePool(to=opts.to, to_file=opts.to_file, mix=opts.mix, source=opts.source, dlr=opts.dlr, seed=seed)
         self.pool = pool.messages
         self.pool_size = len(pool.messages)
@@ -149,41 +150,36 @@ class Worker:
 
     # ---- the feed ---------------------------------------------------------------------------
 
+    def _next_due(self, now: float) -> float | None:
+        """When the next new message is due (``now`` in closed loop); None when there is
+        none: the count is reached or the deadline passed."""
+        i = self.next_index
+        if i >= self.quota:
+            return None
+        due = now if self.schedule is None else self.t0 + self.schedule.due(i)
+        return None if due >= self.deadline else due
+
     def take(self, now: float) -> Any:
         """The next message for a bind with room, as (its submit_sm, when it was due), or None:
         in closed loop any message left, in open loop only one already due (the timer is
         set for the next one)."""
         if self.requeued:
             return self.requeued.pop()
-        i = self.next_index
-        if i >= self.quota:
+        due = self._next_due(now)
+        if due is None:
             return None
-        if self.schedule is None:
-            if now >= self.deadline:
+        if due > now:
+            if due > now + EARLY:
+                self._arm(due)
                 return None
-            due = now
-        else:
-            due = self.t0 + self.schedule.due(i)
-            if due >= self.deadline:
-                return None
-            if due > now:
-                if due > now + EARLY:
-                    self._arm(due)
-                    return None
-                due = now  # a little early: its latency runs from the write
+            due = now  # a little early: its latency runs from the write
+        i = self.next_index
         self.next_index = i + 1
         return self.pool[i % self.pool_size], due
 
     def exhausted(self, now: float) -> bool:
         """Nothing more to send (everything sent, or the deadline passed)."""
-        if self.requeued:
-            return False
-        i = self.next_index
-        if i >= self.quota:
-            return True
-        if self.open_loop:
-            return self.t0 + self.schedule.due(i) >= self.deadline
-        return now >= self.deadline
+        return not self.requeued and self._next_due(now) is None
 
     def _arm(self, due: float) -> None:
         if due >= self._timer_at:
@@ -240,14 +236,11 @@ class Worker:
         acked = len(latencies)
         if failed:
             acked -= len(failed)
-            errors = self.errors
             for status in failed:
-                name = status_name(status)
-                errors[name] = errors.get(name, 0) + 1
+                self._failures(status_name(status), 1, now)
                 if status == CommandStatus.ESME_RTHROTTLED:
                     self.throttled += 1
                     b.throttled += 1
-            b.errors += len(failed)
         self.acked += acked
         b.acked += acked
         if ids:
@@ -326,8 +319,6 @@ class Worker:
 
     async def _connect(self, slot: int) -> BulkEsme:
         """Connect and bind a :class:`BulkEsme` for ``slot``."""
-        import smppcore
-
         o = self.opts
         ssl_ctx = self._tls_context()
         return await smppcore.connect(
@@ -355,8 +346,6 @@ class Worker:
 
     async def _reconnect(self, slot: int) -> None:
         """Bind again in ``slot`` with back-off, and go on sending; fail the run after RECONNECT_FOR."""
-        import smppcore
-
         backoff = smppcore.Backoff(initial=0.05, maximum=2.0)
         give_up = time.perf_counter() + RECONNECT_FOR
         try:
@@ -413,10 +402,7 @@ class Worker:
 
         o = self.opts
         loop = asyncio.get_running_loop()
-        if o.rate:
-            self.schedule = Schedule(self.share, None)
-        elif o.ramp:
-            self.schedule = Schedule(None, (o.ramp[0] * self.share, o.ramp[1] * self.share, o.ramp[2]))
+        self.schedule = Schedule.for_options(o, self.share)
         self._done = loop.create_future()
         cpu0 = time.process_time()
         self.t0 = time.perf_counter()
@@ -430,10 +416,9 @@ class Worker:
             if self.open_loop:
                 self._on_timer()
             self.bind_idle()
-            sending_until = (self.deadline if o.duration else math.inf)
             try:
-                await asyncio.wait_for(asyncio.shield(self._done), None if math.isinf(sending_until) else
-                                       max(0.0, sending_until - time.perf_counter()) + SETTLE_FOR)
+                await asyncio.wait_for(asyncio.shield(self._done), None if math.isinf(self.deadline) else
+                                       max(0.0, self.deadline - time.perf_counter()) + SETTLE_FOR)
             except asyncio.TimeoutError:
                 pass
             end = max(self.last_response, self.last_send, self.t0)
@@ -443,9 +428,7 @@ class Worker:
             cpu = time.process_time() - cpu0
         finally:
             every_second.cancel()
-        result = self._result(end, receipts_end)
-        result["cpu"] = cpu
-        return result
+        return self._result(end, receipts_end, cpu)
 
     async def _last_receipts(self) -> None:
         """Wait for the run's last receipts: until as many came as were acked, at most
@@ -492,7 +475,7 @@ class Worker:
                 ))
             second += 1
 
-    def _result(self, end: float, receipts_end: float) -> dict:
+    def _result(self, end: float, receipts_end: float, cpu: float) -> dict:
         latency, service, lag = Histogram(), Histogram(), Histogram()
         for b in self.seconds.values():
             b.fold()
@@ -500,7 +483,7 @@ class Worker:
             service.merge(b.service_hist if self.open_loop else b.hist)
             lag.merge(b.lag_hist)
         return {
-            "t0": self.t0, "end": end, "receipts_end": receipts_end, "sent": self.sent, "acked": self.acked,
+            "t0": self.t0, "end": end, "receipts_end": receipts_end, "cpu": cpu, "sent": self.sent, "acked": self.acked,
             "messages": self.next_index - len(self.requeued), "first_send": self.first_send, "last_send": self.last_send,
             "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects, "receipts": self.receipts,
             "duplicate_receipts": self.duplicate_receipts, "latency": latency.data(), "service": service.data(),
@@ -515,8 +498,6 @@ def worker_process(index: int, opts_raw: dict, count: int | None, share: float, 
                    queue: Any, tally: ReceiptTally | None = None) -> None:
     """A worker process: run its share, put ("result", index, dict) or ("error", index, kind, text) on ``queue``."""
     import threading
-
-    import smppcore
 
     from .loadgen import LoadOptions
 

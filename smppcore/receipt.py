@@ -258,7 +258,6 @@ def _parse_tolerant(s: str) -> Receipt | None:
 _RECEIPT_TYPES = frozenset((int(EsmClass.TYPE_DELIVERY_RECEIPT), int(EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)))
 _TYPE_MASK = int(EsmClass.TYPE_MASK)
 _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
-_STATE_VALUES = frozenset(int(s) for s in MessageState)
 
 
 def build_receipt(
@@ -344,6 +343,26 @@ def is_receipt(pdu: Any) -> bool:
 _STATE_BY_VALUE = {int(s): s for s in MessageState}
 
 
+def _tlv_facts(tlvs: dict) -> tuple[str, MessageState | None, tuple[int, int] | None]:
+    """What the receipt TLVs say: receipted_message_id ("" without one), message_state
+    (None without a state SMPP 3.4 defines), network_error_code (None without one)."""
+    mid = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
+    if isinstance(mid, (bytes, bytearray)):
+        mid = bytes(mid).decode("latin-1")
+    mid = mid.strip(" \x00") if isinstance(mid, str) else ""
+    st = tlvs.get(Tag.MESSAGE_STATE)
+    if isinstance(st, (bytes, bytearray)) and len(st) == 1:
+        st = st[0]
+    state = _STATE_BY_VALUE.get(st) if isinstance(st, int) else None
+    nec = tlvs.get(Tag.NETWORK_ERROR_CODE)
+    network_error = network_error_code(bytes(nec)) if isinstance(nec, (bytes, bytearray)) and len(nec) == 3 else None
+    return mid, state, network_error
+
+
+def _network_err(network_error: tuple[int, int] | None) -> str:
+    return f"{network_error[1]:03d}" if network_error is not None else "000"
+
+
 def receipt_info_from_tlvs(pdu: Any) -> ReceiptInfo | None:
     """The message id and state from the receipted_message_id and message_state TLVs
     alone, without reading the text; None unless both are there (and the state is
@@ -357,20 +376,10 @@ def receipt_info_from_tlvs(pdu: Any) -> ReceiptInfo | None:
     tlvs = pdu.tlvs
     if not tlvs:
         return None
-    message_id = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
-    state = _STATE_BY_VALUE.get(tlvs.get(Tag.MESSAGE_STATE))  # type: ignore[arg-type]
-    if not message_id or state is None or not isinstance(message_id, str):
+    mid, state, network_error = _tlv_facts(tlvs)
+    if not mid or state is None:
         return None
-    message_id = message_id.strip(" \x00")
-    if not message_id:
-        return None
-    nec = tlvs.get(Tag.NETWORK_ERROR_CODE)
-    if isinstance(nec, (bytes, bytearray)) and len(nec) == 3:
-        network_error: tuple[int, int] | None = network_error_code(bytes(nec))
-        err = f"{network_error[1]:03d}"  # type: ignore[index]
-    else:
-        network_error, err = None, "000"
-    return ReceiptInfo(message_id=message_id, state=state, err=err, network_error=network_error)
+    return ReceiptInfo(message_id=mid, state=state, err=_network_err(network_error), network_error=network_error)
 
 
 def receipt_info(pdu: Any) -> ReceiptInfo | None:
@@ -389,40 +398,15 @@ def receipt_info(pdu: Any) -> ReceiptInfo | None:
     tlvs = getattr(pdu, "tlvs", None) or {}
     raw = getattr(pdu, "short_message", b"") or tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
     receipt = parse_receipt(raw) if raw else None
-
-    mid = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
-    if isinstance(mid, (bytes, bytearray)):
-        mid = bytes(mid).decode("latin-1")
-    mid = mid.strip(" \x00") if isinstance(mid, str) else ""
+    mid, state, network_error = _tlv_facts(tlvs)
     if not mid and receipt is not None:
         mid = receipt.id
     if not mid:
         return None
-
-    st = tlvs.get(Tag.MESSAGE_STATE)
-    if isinstance(st, (bytes, bytearray)) and len(st) == 1:
-        st = st[0]
-    if isinstance(st, int) and st in _STATE_VALUES:
-        state = MessageState(st)
-    elif receipt is not None:
-        state = receipt.state
-    else:
-        state = MessageState.UNKNOWN
-
-    network_error = None
-    nec = tlvs.get(Tag.NETWORK_ERROR_CODE)
-    if isinstance(nec, (bytes, bytearray)) and len(nec) == 3:
-        network_error = network_error_code(bytes(nec))
-
-    if receipt is not None:
-        err = receipt.err
-    elif network_error is not None:
-        err = f"{network_error[1]:03d}"
-    else:
-        err = "000"
-    return ReceiptInfo(
-        message_id=mid, state=state, err=err, network_error=network_error, receipt=receipt
-    )
+    if state is None:
+        state = receipt.state if receipt is not None else MessageState.UNKNOWN
+    err = receipt.err if receipt is not None else _network_err(network_error)
+    return ReceiptInfo(message_id=mid, state=state, err=err, network_error=network_error, receipt=receipt)
 
 
 # --- network_error_code --------------------------------------------------------
