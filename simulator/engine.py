@@ -6,7 +6,8 @@ directly from :meth:`Simulator.handle` (no task, no timer), so the simulator
 runs at the speed of the server underneath it.
 
 What it received is kept by :mod:`simulator.records` (re-exported here); receipts
-are built by :mod:`simulator.receipts` and sent, like MO, by :mod:`simulator.outbox`.
+are built by :mod:`simulator.receipts` and sent, like MO, by an
+:class:`smppcore.outbox.Outbox` per account (held, bounded, while no receiver is bound).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from smppcore.server import SmscConnection, SmscHandler
 
 from .behaviour import DelaySampler, MessageIds, TokenBucket, WeightedChoice
 from .config import SimulatorConfig, parse_state, parse_status
-from .outbox import Outbox
+from smppcore.outbox import Outbox
 from .receipts import naive_utc, receipt_for
 from .records import Message, MessageLog, RecordIndex, Stats, Submit, destinations
 
@@ -110,6 +111,7 @@ class Simulator(SmscHandler):
             s.submits += n
             s.accepted += n
             s.messages += n
+        s.held = sum(len(box) for box in self._outboxes.values())  # waiting for a receiver
         return s
 
     # ---- lifecycle -----------------------------------------------------------------
@@ -225,8 +227,16 @@ class Simulator(SmscHandler):
     def outbox(self, system_id: str) -> Outbox:
         box = self._outboxes.get(system_id)
         if box is None:
-            box = self._outboxes[system_id] = Outbox(self, system_id)
+            box = self._outboxes[system_id] = Outbox(lambda: self.receivers(system_id),
+                                                     limit=self.config.receipts.hold_limit, loop=self.loop)
         return box
+
+    def _send_to(self, system_id: str, pdu: Pdu, on_ack: Callable[[Pdu, Any], None]) -> None:
+        """Queue ``pdu`` for the account's receivers; when ``hold_limit`` wait, the oldest gives way."""
+        box = self.outbox(system_id)
+        if box.full:
+            box.drop_oldest()
+        box.put(pdu, on_ack)
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -475,10 +485,10 @@ class Simulator(SmscHandler):
         record.receipts_sent += 1
         self.stats.receipts_sent += 1
         self.receipts.append(receipt)
-        self.outbox(record.system_id).put(receipt, self._receipt_acked)
+        self._send_to(record.system_id, receipt, self._receipt_acked)
 
-    def _receipt_acked(self, resp: Pdu) -> None:
-        self.stats.receipts_acked += 1
+    def _receipt_acked(self, resp: Pdu, context: Any) -> None:
+        self._stats.receipts_acked += 1
 
     # ---- MO ------------------------------------------------------------------------------------
 
@@ -523,10 +533,10 @@ class Simulator(SmscHandler):
     def _queue_mo(self, system_id: str, pdu: Pdu) -> None:
         self.stats.mo_sent += 1
         self.mo_sent.append(pdu)
-        self.outbox(system_id).put(pdu, self._mo_acked)
+        self._send_to(system_id, pdu, self._mo_acked)
 
-    def _mo_acked(self, resp: Pdu) -> None:
-        self.stats.mo_acked += 1
+    def _mo_acked(self, resp: Pdu, context: Any) -> None:
+        self._stats.mo_acked += 1
 
     # ---- message management ----------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 :func:`receipt_for` builds the receipt for a :class:`~simulator.records.Submit`
 reaching a state (``DELIVRD``, ``UNDELIV``, ... or an intermediate one);
 :class:`simulator.engine.Simulator` decides which state and when, and its
-:class:`~simulator.outbox.Outbox` delivers the receipt.
+:class:`smppcore.outbox.Outbox` delivers the receipt.
 """
 
 from __future__ import annotations

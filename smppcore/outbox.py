@@ -21,10 +21,16 @@ from .pdus import Pdu
 __all__ = ["Outbox"]
 
 AckCallback = Callable[[Pdu, Any], None]
+#: (request, on_ack, context, the request already encoded or None)
+Item = tuple[Pdu, "AckCallback | None", Any, "bytes | None"]
 
 
 class Outbox:
-    """Ordered requests for one account; see the module docstring."""
+    """Ordered requests for one account; see the module docstring.
+
+    ``put`` queues and asks for one pump in this turn of the loop, so a burst of
+    requests goes out together (one pass over the receivers, one write each).
+    """
 
     def __init__(
         self,
@@ -36,17 +42,19 @@ class Outbox:
         self._receivers = receivers
         self.limit = limit
         self.loop = loop or asyncio.get_running_loop()
-        self.queue: collections.deque[tuple[Pdu, AckCallback | None, Any, bytes | None]] = collections.deque()
+        self.queue: collections.deque[Item] = collections.deque()
+        self._retry: list[Item] = []  # back from a lost connection, in the order they were first sent
         self.in_flight = 0
         self.requeued = 0
         self._pump_scheduled = False
 
     def __len__(self) -> int:
-        return len(self.queue)
+        """Requests waiting to be sent (not those in flight)."""
+        return len(self.queue) + len(self._retry)
 
     @property
     def full(self) -> bool:
-        return len(self.queue) >= self.limit
+        return len(self) >= self.limit
 
     def put(self, pdu: Pdu, on_ack: AckCallback | None = None, context: Any = None, encoded: bytes | None = None) -> bool:
         """Queue ``pdu``; False (and nothing queued) when ``limit`` requests already wait.
@@ -55,44 +63,60 @@ class Outbox:
         status; the outbox retries by itself only on timeouts and lost connections.
         ``encoded`` is ``pdu`` already encoded, when the caller has it.
         """
-        if len(self.queue) >= self.limit:
+        if len(self) >= self.limit:
             return False
         self.queue.append((pdu, on_ack, context, encoded))
-        self.pump()
+        self.pump_soon()
         return True
+
+    def drop_oldest(self) -> tuple[Pdu, Any] | None:
+        """Take the request that waited longest out (for a holder that bounds by dropping)."""
+        item = self._retry.pop(0) if self._retry else (self.queue.popleft() if self.queue else None)
+        return None if item is None else (item[0], item[2])
+
+    def pump_soon(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            self.loop.call_soon(self.pump)
 
     def pump(self) -> None:
         """Send what the bound connections' windows allow. Call again when one binds."""
         self._pump_scheduled = False
         queue = self.queue
+        if self._retry:  # ahead of everything else
+            queue.extendleft(reversed(self._retry))
+            self._retry.clear()
         if not queue:
             return
         for conn in self._receivers():
             session = conn.session
             while queue and session.can_send and conn.is_open:
                 item = queue.popleft()
-                conn.send_callback(item[0], partial(self._done, item), item[3])
+                try:
+                    conn.send_callback(item[0], partial(self._done, item), item[3])
+                except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
+                    queue.appendleft(item)
+                    break
                 self.in_flight += 1
             if not queue:
                 return
 
-    def _done(self, item: tuple[Pdu, AckCallback | None, Any, bytes | None], response: Pdu | None,
-              error: Exception | None) -> None:
+    def _done(self, item: Item, response: Pdu | None, error: Exception | None) -> None:
         self.in_flight -= 1
         if error is not None:
-            self.queue.appendleft(item)
+            # the connection went away (or the ESME never answered): send it again
+            self._retry.append(item)
             self.requeued += 1
         else:
             on_ack = item[1]
             if on_ack is not None:
                 on_ack(response, item[2])
-        if not self._pump_scheduled:
-            self._pump_scheduled = True
-            self.loop.call_soon(self.pump)
+        if self.queue or self._retry:
+            self.pump_soon()
 
     def drain(self) -> list[tuple[Pdu, Any]]:
-        """Take everything still queued (not in flight) out of the outbox."""
-        items = [(pdu, ctx) for pdu, _, ctx, _ in self.queue]
+        """Take everything still waiting (not in flight) out of the outbox, oldest first."""
+        items = [(pdu, ctx) for pdu, _, ctx, _ in (*self._retry, *self.queue)]
+        self._retry.clear()
         self.queue.clear()
         return items
-
