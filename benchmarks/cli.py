@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", default="30", metavar="SECONDS",
                    help="a submit_sm unanswered this long counts as ResponseTimeout (default 30)")
     p.add_argument("--receipt-wait", default="10", metavar="SECONDS", help="most to wait for the last receipts (default 10)")
-    p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: benchmarks.loadgen.BenchResult)")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: smpphub.bench.loadgen.BenchResult)")
     p.add_argument("--plot", metavar="PATH.png", help="plot rate and latency over time (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no live progress (there is none when stderr is not a terminal)")
 

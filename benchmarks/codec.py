@@ -1,6 +1,6 @@
 """Codec benchmark: smppcore against smpp34, smpplib, aiosmpplib and node-smpp.
 
-Run ``python -m benchmarks.codec`` (or ``python benchmarks/codec.py``). It measures,
+Run ``python -m smpphub.bench.codec`` (or ``python benchmarks/codec.py``). It measures,
 on one core, operations per second of:
 
 - decode, encode and encode+decode pairs of three typical PDUs: a submit_sm
@@ -60,7 +60,7 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/codec.py
 
 # What is measured (the workload, the adapters, their checks) lives in codec_peers; its
 # names are importable from here as before.
-from benchmarks.codec_peers import (  # noqa: E402,F401
+from smpphub.bench.codec_peers import (  # noqa: E402,F401
     DESTINATION,
     FRAMER_COUNT,
     MESSAGE_ID,
@@ -174,7 +174,7 @@ def pin(cpu: int | None) -> tuple[set[int] | None, int | None]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="python -m benchmarks.codec",
+        prog="python -m smpphub.bench.codec",
         description="SMPP codec ops/s: smppcore vs smpp34, smpplib, aiosmpplib, node-smpp.",
     )
     ap.add_argument("--quick", action="store_true", help="short smoke run (CI): 0.02 s x 3 per figure")

@@ -1,6 +1,6 @@
 """What the codec benchmark measures: the workload and one adapter per implementation.
 
-:mod:`benchmarks.codec` times and tabulates; this module says *what* it times. It
+:mod:`smpphub.bench.codec` times and tabulates; this module says *what* it times. It
 holds the workload (a submit_sm, its submit_sm_resp and a deliver_sm receipt, and a
 buffer of back-to-back submit_sm for the framers), smppcore's adapter and each peer's
 (smpp34, smpplib, aiosmpplib: an expression per operation, compiled into a timing

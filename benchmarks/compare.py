@@ -8,8 +8,8 @@ all: closed loop, ``--binds`` x ``--window``. The table gives messages/s,
 latency percentiles and ratios; the raw ceiling row shows how fast the load
 generator itself can go (it is not the bottleneck of any server slower than that).
 
-    python -m benchmarks.compare                      # 100,000 messages, median of 3
-    python -m benchmarks.compare --servers ours,simulator --count 50000
+    python -m smpphub.bench.compare                      # 100,000 messages, median of 3
+    python -m smpphub.bench.compare --servers ours,simulator --count 50000
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _start(name: str) -> tuple[subprocess.Popen, int]:
         with socket.socket() as s:
             s.bind((HOST, 0))
             port = s.getsockname()[1]
-        argv = [sys.executable, "-m", "smpphub_cli", "simulate", "--listen", f"{HOST}:{port}", "--quiet"]
+        argv = [sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{port}", "--quiet"]
     else:
-        argv = [sys.executable, "-m", "benchmarks.session", "server", "--impl", name, "--host", HOST, "--port", "0"]
+        argv = [sys.executable, "-m", "smpphub.bench.session", "server", "--impl", name, "--host", HOST, "--port", "0"]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env(), text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -114,7 +114,7 @@ def scaling(server: str, count: int, window: int, binds_list: list[int], workers
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smpphub.bench.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default=",".join(SERVERS))
     p.add_argument("--count", type=int, default=100_000)
     p.add_argument("--binds", type=int, default=2)
@@ -124,13 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.scaling:
         if args.scaling not in SERVERS:
-            print(f"python -m benchmarks.compare: unknown server {args.scaling!r}", file=sys.stderr)
+            print(f"python -m smpphub.bench.compare: unknown server {args.scaling!r}", file=sys.stderr)
             return 2
         return scaling(args.scaling, args.count, args.window, [1, 2, 4], [1, 2])
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
-        print(f"python -m benchmarks.compare: unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}", file=sys.stderr)
+        print(f"python -m smpphub.bench.compare: unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}", file=sys.stderr)
         return 2
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for i in range(args.repeat):  # interleaved: every server once per round

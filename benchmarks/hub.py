@@ -9,8 +9,8 @@ ceiling (the same load against a bare smppcore server that answers at once) so
 the cost of routing and storing is visible, and a paced run at half the
 measured rate for the latency under moderate load.
 
-    python -m benchmarks.hub                 # 200,000 messages per variant
-    python -m benchmarks.hub --count 20000 --variants sqlite,memory
+    python -m smpphub.bench.hub                 # 200,000 messages per variant
+    python -m smpphub.bench.hub --count 20000 --variants sqlite,memory
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rat
 
     with tempfile.TemporaryDirectory(prefix="smpphub-load-") as tmp:
         path = Path(tmp) / "load.json"
-        argv = [sys.executable, "-m", "benchmarks.cli", "--target", f"{HOST}:{port}", "--system-id", "bench",
+        argv = [sys.executable, "-m", "smpphub.bench.cli", "--target", f"{HOST}:{port}", "--system-id", "bench",
                 "--password", "bench", "--count", str(count), "--window", str(window), "--binds", str(binds),
                 "--from", "Bench", "--receipt-wait", "120", "--quiet", "--json", str(path)]
         if receipts:
@@ -140,10 +140,10 @@ def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rat
 def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int, rate: float = 0.0) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="smpphub-bench-"))
     smsc_port, hub_port = free_port(), free_port()
-    sim = start([sys.executable, "-m", "smpphub_cli", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"], b"listening")
+    sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"], b"listening")
     try:
         hub_config(tmp / "hub.toml", hub_port, smsc_port, store, tmp / "hub.db")
-        hub = start([sys.executable, "-m", "smpphub_cli", "serve", "--config", str(tmp / "hub.toml")], b"listening")
+        hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"listening")
         try:
             time.sleep(0.5)  # let the hub's upstream binds come up (they retry on their own)
             cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
@@ -159,7 +159,7 @@ def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int,
 
 def measure_ceiling(count: int, window: int, binds: int) -> dict:
     port = free_port()
-    srv = start([sys.executable, "-m", "benchmarks.hub", "--plain-server", str(port)], b"listening")
+    srv = start([sys.executable, "-m", "smpphub.bench.hub", "--plain-server", str(port)], b"listening")
     try:
         cpu = cpu_seconds(srv.pid)
         result = run_load(port, count, window, binds, False)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--plain-server":
         plain_server_main(int(argv[1]))
         return 0
-    p = argparse.ArgumentParser(prog="python -m benchmarks.hub", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smpphub.bench.hub", description=__doc__.split("\n\n")[0])
     p.add_argument("--count", type=int, default=200_000)
     p.add_argument("--window", type=int, default=200)
     p.add_argument("--binds", type=int, default=2)

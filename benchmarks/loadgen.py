@@ -13,7 +13,7 @@ split the binds, the count and the rate when one core cannot drive the target.
 
 This module holds the options, the result's schema, the schedule and the merging
 of the workers' results; what is sent is prepared in ``benchmarks.messages``, a
-worker process is ``benchmarks.worker`` and its binds ``benchmarks.bulk`` (the
+worker process is ``smpphub.bench.worker`` and its binds ``smpphub.bench.bulk`` (the
 lean submit_sm lane that keeps the generator faster than what it measures).
 """
 

@@ -1,6 +1,6 @@
 """Session benchmark: two processes on loopback, submit_sm -> submit_sm_resp.
 
-Run ``python -m benchmarks.session`` (``--quick`` for a smoke run). For each pair of
+Run ``python -m smpphub.bench.session`` (``--quick`` for a smoke run). For each pair of
 client and server and each window (``--windows``, default 1,10,100) it starts a server
 process and a client process, both on 127.0.0.1, and reports:
 
@@ -52,9 +52,9 @@ Every process uses TCP_NODELAY: asyncio and uvloop set it on every TCP transport
 the node scripts set it too (``--node-nagle`` leaves node's default, Nagle on).
 The JSON (``--json``) also has each side's system (kernel) CPU per message.
 
-The sub-modes are ``python -m benchmarks.session server --impl {ours,raw,smpp34}``
+The sub-modes are ``python -m smpphub.bench.session server --impl {ours,raw,smpp34}``
 (prints ``PORT n``; stdin ``start``/``stop`` -> ``CPU user_us system_us``; ``quit``)
-and ``python -m benchmarks.session client --impl {ours,smpp34} --port P ...`` (prints
+and ``python -m smpphub.bench.session client --impl {ours,smpp34} --port P ...`` (prints
 ``READY``, waits for ``go``, prints ``RESULT {json}``, unbinds on ``quit``); both
 take ``--profile FILE`` to write a cProfile of their measured phase. The
 orchestrator's ``--profile DIR`` passes one to every Python process, ``--pyspy DIR``
@@ -83,7 +83,7 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/session.py
 
 # The pieces live in two modules (the child processes' sides, and one measurement's
 # process handling); their names are importable from here as before.
-from benchmarks.session_measure import (  # noqa: E402,F401
+from smpphub.bench.session_measure import (  # noqa: E402,F401
     NODE_CLIENT,
     NODE_MODULES,
     NODE_SERVER,
@@ -103,7 +103,7 @@ from benchmarks.session_measure import (  # noqa: E402,F401
     _start_pyspy,
     measure,
 )
-from benchmarks.session_sides import (  # noqa: E402,F401
+from smpphub.bench.session_sides import (  # noqa: E402,F401
     DESTINATION,
     HOST,
     SOURCE,
@@ -275,7 +275,7 @@ def _print_profile(path: str, top: int) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.session", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smpphub.bench.session", description=__doc__.split("\n\n")[0])
     p.add_argument("--count", type=int, default=None, help="messages per measurement (100000; --quick: 2000)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up messages before each measurement (5000; --quick: 200)")
     p.add_argument("--windows", default="1,10,100", help="comma-separated windows (1,10,100)")

@@ -1,12 +1,12 @@
 """One measurement of the session benchmark: a server and a client in fresh processes.
 
-The orchestrator (:mod:`benchmarks.session`) calls :func:`measure` once per pair,
+The orchestrator (:mod:`smpphub.bench.session`) calls :func:`measure` once per pair,
 window and repetition. This module starts the two child processes (pinned to their
 CPUs, killed with the orchestrator), speaks their line protocol (``PORT``, ``READY``,
 ``go``, ``RESULT``, ``start``/``stop`` -> ``CPU``, ``quit``), optionally samples them
 with py-spy, and turns what they report into one row of figures. Kept apart from the
-orchestrator's loop and tables because other benchmarks (:mod:`benchmarks.simulator`,
-:mod:`benchmarks.compare`) manage their children with the same pieces.
+orchestrator's loop and tables because other benchmarks (:mod:`smpphub.bench.simulator`,
+:mod:`smpphub.bench.compare`) manage their children with the same pieces.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class ChildFailed(RuntimeError):
 
 
 class Child:
-    """A sub-process speaking the line protocol of benchmarks.session's sub-modes."""
+    """A sub-process speaking the line protocol of smpphub.bench.session's sub-modes."""
 
     def __init__(self, argv: list[str], name: str, cpu: int | None, env: dict[str, str]) -> None:
         self.name = name
@@ -180,7 +180,7 @@ def _child_env() -> dict[str, str]:
 def _server_argv(impl: str, profile: str | None, node_nodelay: bool = True) -> list[str]:
     if impl == "node":
         return [_node(), str(NODE_SERVER), "--host", HOST, "--port", "0", "--nodelay", str(int(node_nodelay))]
-    argv = [sys.executable, "-m", "benchmarks.session", "server", "--impl", impl, "--host", HOST, "--port", "0"]
+    argv = [sys.executable, "-m", "smpphub.bench.session", "server", "--impl", impl, "--host", HOST, "--port", "0"]
     return argv + (["--profile", profile] if profile else [])
 
 
@@ -190,7 +190,7 @@ def _client_argv(
     common = ["--host", HOST, "--port", str(port), "--count", str(count), "--window", str(window), "--warmup", str(warmup)]
     if impl == "node":
         return [_node(), str(NODE_CLIENT), *common, "--nodelay", str(int(node_nodelay))]
-    argv = [sys.executable, "-m", "benchmarks.session", "client", "--impl", impl, *common]
+    argv = [sys.executable, "-m", "smpphub.bench.session", "client", "--impl", impl, *common]
     return argv + (["--profile", profile] if profile else [])
 
 

@@ -1,12 +1,12 @@
 """The two sides of the session benchmark: what its Python child processes run.
 
-``python -m benchmarks.session server --impl {ours,raw,smpp34}`` and
-``python -m benchmarks.session client --impl {ours,smpp34}`` land here (through
+``python -m smpphub.bench.session server --impl {ours,raw,smpp34}`` and
+``python -m smpphub.bench.session client --impl {ours,smpp34}`` land here (through
 :func:`_submode`); the line protocol they speak with the orchestrator
-(:mod:`benchmarks.session`) is described there. Kept apart from the orchestrator so a
+(:mod:`smpphub.bench.session`) is described there. Kept apart from the orchestrator so a
 child process holds only what it measures with: the workload's message, the raw
 ceiling server, the client drivers, and the CPU, latency and profiling helpers both
-sides share (:mod:`benchmarks.simulator` reuses them too).
+sides share (:mod:`smpphub.bench.simulator` reuses them too).
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ async def _client_main(args: argparse.Namespace) -> None:
         pass
 
 
-# ---- entry: python -m benchmarks.session {server,client} ------------------------------
+# ---- entry: python -m smpphub.bench.session {server,client} ------------------------------
 
 
 def _run_submode(coro_fn: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
@@ -422,7 +422,7 @@ def _run_submode(coro_fn: Callable[[argparse.Namespace], Any], args: argparse.Na
 
 
 def _submode(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"python -m benchmarks.session {argv[0]}")
+    p = argparse.ArgumentParser(prog=f"python -m smpphub.bench.session {argv[0]}")
     p.add_argument("--impl", required=True)
     p.add_argument("--host", default=HOST)
     p.add_argument("--port", type=int, default=0)

@@ -1,6 +1,6 @@
 """Simulator fast-path benchmark: the simulator against the plain smppcore server.
 
-Run ``python -m benchmarks.simulator`` (``--quick`` for a smoke run). Each
+Run ``python -m smpphub.bench.simulator`` (``--quick`` for a smoke run). Each
 measurement starts two fresh processes on 127.0.0.1 (pinned to two CPUs when
 there are two or more): a server and an smppcore client that binds as a
 transceiver, submits ``--warmup`` messages, then ``--count`` submit_sm
@@ -52,8 +52,8 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/simulator.py
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
     sys.path.insert(0, str(_ROOT))
 
-from benchmarks.session_sides import _run_submode, go_and_quit, serve_until_quit  # noqa: E402
-from benchmarks.session import (  # noqa: E402
+from smpphub.bench.session_sides import _run_submode, go_and_quit, serve_until_quit  # noqa: E402
+from smpphub.bench.session import (  # noqa: E402
     HOST,
     Child,
     ChildFailed,
@@ -82,8 +82,8 @@ async def _server_main(args: argparse.Namespace) -> None:
         server = await smppcore.serve(smppcore.SmscHandler(), HOST, 0)
         port, stop = server.port, server.close
     else:
-        from simulator.app import start
-        from simulator.config import config_from_dict
+        from smpphub.simulator.app import start
+        from smpphub.simulator.config import config_from_dict
 
         config: dict[str, Any] = {"listen": f"{HOST}:0", "receipts": {"enabled": args.impl == "simulator+dlr"}}
         if args.impl == "simulator-0":
@@ -159,12 +159,12 @@ async def _client_main(args: argparse.Namespace) -> None:
 def measure(name: str, *, count: int, window: int, warmup: int, cpus: tuple[int | None, int | None],
             pyspy_dir: Path | None = None, tag: str = "") -> dict[str, Any]:
     env = _child_env()
-    me = [sys.executable, "-m", "benchmarks.simulator"]
+    me = [sys.executable, "-m", "smpphub.bench.simulator"]
     server = client = spy = None
     ok = False
     pyspy_path = None
     if name == "simulator-full":
-        from simulator.config import SimulatorConfig
+        from smpphub.simulator.config import SimulatorConfig
 
         warmup += SimulatorConfig().record_limit
     try:
@@ -248,7 +248,7 @@ def format_table(medians: dict[str, dict[str, float]], names: list[str], runs: d
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.simulator", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smpphub.bench.simulator", description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default=None, help=f"comma separated, of {', '.join(SERVERS)} (default: all; "
                    f"--quick: {', '.join(QUICK_SERVERS)})")
     p.add_argument("--count", type=int, default=100_000)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
-        print(f"python -m benchmarks.simulator: unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}",
+        print(f"python -m smpphub.bench.simulator: unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}",
               file=sys.stderr)
         return 2
     pyspy_dir = Path(args.pyspy) if args.pyspy else None
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 def cli(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("server", "client"):
-        p = argparse.ArgumentParser(prog=f"python -m benchmarks.simulator {argv[0]}")
+        p = argparse.ArgumentParser(prog=f"python -m smpphub.bench.simulator {argv[0]}")
         if argv[0] == "server":
             p.add_argument("--impl", choices=SERVERS, required=True)
             return _run_submode(_server_main, p.parse_args(argv[1:]))

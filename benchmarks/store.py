@@ -1,6 +1,6 @@
 """Store benchmark: how fast the SQLite store takes durable writes.
 
-Run ``python -m benchmarks.store`` (``--quick`` for a smoke run). Every row gets a
+Run ``python -m smpphub.bench.store`` (``--quick`` for a smoke run). Every row gets a
 fresh database file (in ``--dir``, default the system temp directory: it must be on
 the disk the hub would use, not a tmpfs, or the fsyncs cost nothing) and one
 :class:`router.store.sqlite.SqliteStore` on the event loop the hub uses (uvloop when
@@ -50,8 +50,8 @@ if __name__ == "__main__" and not __package__:  # python benchmarks/store.py
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
     sys.path.insert(0, str(_ROOT))
 
-from router.store import MessageRecord, MessageState  # noqa: E402
-from router.store.sqlite import SqliteStore  # noqa: E402
+from smpphub.router.store import MessageRecord, MessageState  # noqa: E402
+from smpphub.router.store.sqlite import SqliteStore  # noqa: E402
 
 PDU = bytes(range(60))  # the size of an encoded submit_sm with a 40-octet text
 
@@ -201,7 +201,7 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.store", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smpphub.bench.store", description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=200_000)
     p.add_argument("--serial-records", type=int, default=10_000, help="records for the one-caller, one-per-call rows")
     p.add_argument("--callers", default="1,100,1000")
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         runner(run(args, bench))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    print(f"python -m benchmarks.store {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print(f"python -m smpphub.bench.store {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print(f"SQLite {__import__('sqlite3').sqlite_version}, Python {sys.version.split()[0]}, {loop_name}, "
           f"{os.cpu_count()} CPUs, files in {directory}")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")

@@ -1,6 +1,6 @@
 """One load-generator process: its binds, its share of the messages and of the rate.
 
-The binds (:class:`benchmarks.bulk.BulkEsme`) pull messages from the worker's feed
+The binds (:class:`smpphub.bench.bulk.BulkEsme`) pull messages from the worker's feed
 whenever their window has room: in closed loop at once, in open loop only those
 already due on the schedule (a timer wakes the binds when the next one falls due).
 No task or Future per message: responses are counted and timed per chunk read.

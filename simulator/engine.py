@@ -46,7 +46,7 @@ _BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", 
 
 
 class Simulator(SmscHandler):
-    """A scriptable SMSC. See :class:`simulator.config.SimulatorConfig` for what it does."""
+    """A scriptable SMSC. See :class:`smpphub.simulator.config.SimulatorConfig` for what it does."""
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         super().__init__()

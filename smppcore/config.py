@@ -14,13 +14,32 @@ from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["ConfigError", "explain", "decode_config", "load_toml_config"]
+__all__ = ["ConfigError", "explain", "decode_config", "load_toml_config", "parse_host_port"]
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A configuration problem, described on one line that names the key."""
+
+
+def parse_host_port(value: str, *, allow_port_zero: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:2775`` for IPv6) -> (host, port); the one place this is read.
+
+    Raises :class:`ConfigError` with a line that names what is wrong. Port 0 ("any free
+    port") is for listeners only, so callers that connect leave ``allow_port_zero`` off.
+    """
+    host, sep, port = value.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"expected HOST:PORT, got {value!r}")
+    number = int(port)
+    low = 0 if allow_port_zero else 1
+    if not low <= number <= 65535:
+        raise ConfigError(f"port must be {low} to 65535, got {value!r}")
+    if ":" in host and not value.strip().startswith("["):
+        raise ConfigError(f"write an IPv6 address as [ADDRESS]:PORT, got {value!r}")
+    return host, number
 
 
 def explain(exc: msgspec.ValidationError) -> str:

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 from typing import Any, AsyncIterator
 
-from router.config import config_from_dict
-from router.hub import Hub
-from router.store.memory import MemoryStore
-from simulator.app import RunningSimulator
-from simulator.app import start as start_simulator
-from simulator.config import config_from_dict as simulator_config
+from smpphub.router.config import config_from_dict
+from smpphub.router.hub import Hub
+from smpphub.router.store.memory import MemoryStore
+from smpphub.simulator.app import RunningSimulator
+from smpphub.simulator.app import start as start_simulator
+from smpphub.simulator.config import config_from_dict as simulator_config
 
 
 async def simulator(**config: Any) -> RunningSimulator:

@@ -7,8 +7,8 @@ import contextlib
 from typing import Any, AsyncIterator
 
 import smppcore
-from simulator.app import RunningSimulator, start
-from simulator.config import config_from_dict
+from smpphub.simulator.app import RunningSimulator, start
+from smpphub.simulator.config import config_from_dict
 
 HOST = "127.0.0.1"
 TO = "447700900123"

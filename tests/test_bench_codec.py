@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from benchmarks import codec
+from smpphub.bench import codec
 
 
 def test_quick_run_reports_a_positive_rate_for_every_operation(capsys, tmp_path):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_hub_scenario_runs_every_variant_through_smpphub_bench(tmp_path):
     out = tmp_path / "hub.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.hub", "--count", "1500", "--variants", "ceiling,sqlite,memory,half-rate",
+        [sys.executable, "-m", "smpphub.bench.hub", "--count", "1500", "--variants", "ceiling,sqlite,memory,half-rate",
          "--json", str(out)],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )
@@ -34,7 +34,7 @@ def test_hub_scenario_runs_every_variant_through_smpphub_bench(tmp_path):
 
 
 def test_store_scenario_quick_run_prints_its_table():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.store", "--quick", "--callers", "1,100", "--sync", "normal",
+    proc = subprocess.run([sys.executable, "-m", "smpphub.bench.store", "--quick", "--callers", "1,100", "--sync", "normal",
                            "--intervals", "0"], capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()

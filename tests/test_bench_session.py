@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from benchmarks import session
+from smpphub.bench import session
 
 
 def test_quick_run_reports_positive_rates(capsys, tmp_path):

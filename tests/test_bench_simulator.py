@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quick_run_prints_the_table_with_positive_rates(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.simulator", "--quick", "--json", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "smpphub.bench.simulator", "--quick", "--json", str(out)],
                           capture_output=True, text=True, timeout=20, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())

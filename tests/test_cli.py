@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def smpphub(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smpphub_cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        sys.executable, "-m", "smpphub", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     return proc.returncode, out.decode(), err.decode()
@@ -75,7 +75,7 @@ async def test_bad_arguments_exit_2(args):
 
 
 async def test_hash_password_output_verifies():
-    from router.auth import verify_password
+    from smpphub.router.auth import verify_password
 
     code, out, _ = await smpphub("hash-password", "s3cret")
     assert code == 0 and verify_password("s3cret", out.strip())

@@ -71,7 +71,7 @@ class HubProcess:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smpphub_cli", "serve", "--config", str(self.config),
+            sys.executable, "-m", "smpphub", "serve", "--config", str(self.config),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         )
         line = await asyncio.wait_for(self.proc.stdout.readline(), 30)

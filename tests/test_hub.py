@@ -319,8 +319,8 @@ async def test_stopping_while_a_bind_completes_leaves_no_connection_behind(monke
     # asyncio.wait_for (Python 3.11) can return a bind that completes just as its task is
     # cancelled, dropping the cancellation: the link must close that client itself, or
     # stop() waits for a connection nobody will close (the hub never exits)
-    from router import upstream as upstream_module
-    from router.config import Upstream
+    from smpphub.router import upstream as upstream_module
+    from smpphub.router.config import Upstream
 
     sim = await simulator()
     try:

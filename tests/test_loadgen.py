@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from tlskit import self_signed
 
-from benchmarks import cli
-from benchmarks.histogram import RELATIVE_ERROR, Histogram, HistogramData
-from benchmarks.loadgen import (
+from smpphub.bench import cli
+from smpphub.bench.histogram import RELATIVE_ERROR, Histogram, HistogramData
+from smpphub.bench.loadgen import (
     BenchResult,
     DestinationPattern,
     LoadOptions,
@@ -39,7 +39,7 @@ def sim_process():
         with socket.socket() as s:
             s.bind((HOST, 0))
             port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "smpphub_cli", "simulate", "--listen", f"{HOST}:{port}", "--quiet", *extra],
+        proc = subprocess.Popen([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{port}", "--quiet", *extra],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
         assert b"listening" in proc.stdout.readline()
         procs.append(proc)
@@ -140,14 +140,14 @@ def test_histogram_percentiles_within_the_stated_error():
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
-    proc = subprocess.run([sys.executable, "-m", "smpphub_cli", "bench", "--system-id", "a", "--password", "b", *args],
+    proc = subprocess.run([sys.executable, "-m", "smpphub", "bench", "--system-id", "a", "--password", "b", *args],
                           capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_compare_smoke(capsys):
-    from benchmarks.compare import main
+    from smpphub.bench.compare import main
 
     assert main(["--servers", "raw,ours,simulator", "--count", "500", "--repeat", "1"]) == 0
     out = capsys.readouterr().out

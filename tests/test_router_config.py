@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from router.auth import SourceFilter, compile_ip_allowlist, hash_password, ip_allowed, verify_password
-from router.config import ConfigError, config_from_dict, load_config
-from router.routing import Route, RouteTable, normalise_destination
+from smpphub.router.auth import SourceFilter, compile_ip_allowlist, hash_password, ip_allowed, verify_password
+from smpphub.router.config import ConfigError, config_from_dict, load_config
+from smpphub.router.routing import Route, RouteTable, normalise_destination
 
 ROOT = Path(__file__).resolve().parent.parent
 UP = {"name": "a", "host": "h", "port": 1, "system_id": "x"}
@@ -65,7 +65,7 @@ def test_config_errors_name_their_key(data, fragment):
 def test_serve_with_a_bad_config_exits_2_with_one_line(tmp_path, content, fragment):
     path = tmp_path / "hub.toml"
     path.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "smpphub_cli", "serve", "--config", str(path)], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "smpphub", "serve", "--config", str(path)], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], proc.stderr

@@ -390,7 +390,7 @@ def test_simulate_command_runs_standalone_and_stops_on_sigterm(tmp_path):
         with socket.socket() as s:
             s.bind((HOST, 0))
             ports.append(s.getsockname()[1])
-    proc = subprocess.Popen([sys.executable, "-m", "smpphub_cli", "simulate", "--listen", f"{HOST}:{ports[0]}", "--http", f"{HOST}:{ports[1]}", "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{ports[0]}", "--http", f"{HOST}:{ports[1]}", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         assert b"listening" in proc.stdout.readline()
@@ -416,7 +416,7 @@ def test_simulate_command_runs_standalone_and_stops_on_sigterm(tmp_path):
 def test_simulate_config_errors_exit_2(tmp_path, content, fragment):
     path = tmp_path / "sim.toml"
     path.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "smpphub_cli", "simulate", "--config", str(path)], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "smpphub", "simulate", "--config", str(path)], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0]

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 import smppcore
-from simulator.config import load_config
+from smpphub.simulator.config import load_config
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
-SIMULATE = [sys.executable, "-m", "smpphub_cli", "simulate"]
+SIMULATE = [sys.executable, "-m", "smpphub", "simulate"]
 
 
 def free_port() -> int:

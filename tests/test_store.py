@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from router.store import Delivery, MessageRecord, MessageState
-from router.store.memory import MemoryStore
-from router.store.sqlite import SqliteStore
+from smpphub.router.store import Delivery, MessageRecord, MessageState
+from smpphub.router.store.memory import MemoryStore
+from smpphub.router.store.sqlite import SqliteStore
 
 
 def record(i: int, **kw) -> MessageRecord:
@@ -100,8 +100,8 @@ def test_sqlite_acked_writes_survive_sigkill(tmp_path):
     path = tmp_path / "k.db"
     script = textwrap.dedent(f"""
         import asyncio, os, signal
-        from router.store import MessageRecord
-        from router.store.sqlite import SqliteStore
+        from smpphub.router.store import MessageRecord
+        from smpphub.router.store.sqlite import SqliteStore
         async def main():
             s = SqliteStore({str(path)!r})
             await s.open()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from router.store import Delivery, MessageRecord, MessageState
-from router.store.sqlite import SCHEMA_VERSION, SqliteStore
+from smpphub.router.store import Delivery, MessageRecord, MessageState
+from smpphub.router.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -289,8 +289,8 @@ def test_bad_options_are_refused():
 
 KILL_SCRIPT = """
 import asyncio, os, signal, sys
-from router.store import Delivery, MessageRecord
-from router.store.sqlite import SqliteStore
+from smpphub.router.store import Delivery, MessageRecord
+from smpphub.router.store.sqlite import SqliteStore
 
 async def main(path, sync, n):
     s = SqliteStore(path, synchronous=sync)
