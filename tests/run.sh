@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# THE test command (README: `bash tests/run.sh`). Installs the project and the
-# interop oracles it needs (smpplib & co. from PyPI, tshark from apt when we are
-# root, node-smpp from npm), then runs pytest with any arguments passed through.
-# Exits with pytest's status.
+# THE test command (README: `bash tests/run.sh`). Installs the project with its test
+# extras into the checkout's virtual environment (.venv, made by smpphub.sh; or the
+# active one), the interop oracles it needs (smpplib & co. from PyPI, tshark from apt
+# when we are root, node-smpp from npm), then runs pytest with any arguments passed
+# through. Exits with pytest's status.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PYTHON=${PYTHON:-$(command -v python || command -v python3)}
 note() { printf 'run.sh: %s\n' "$*" >&2; }
 
-PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+# The same environment as `bash smpphub.sh`, with the test extras; installs only
+# when pyproject.toml changed since the last run.
+SMPPHUB_EXTRAS=test bash smpphub.sh --version >&2
+PYTHON="${VIRTUAL_ENV:-$PWD/.venv}/bin/python"
 
 if ! command -v tshark >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
