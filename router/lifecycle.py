@@ -1,0 +1,533 @@
+"""The life of one accepted message, as a sans-IO state machine.
+
+Like :mod:`smppcore.session`, this module never reads a clock, never sleeps and
+never does I/O: the caller feeds it events with the time they happened, and it
+says where the message is now and when it next needs to be woken. Everything the
+hub decides about a message (when it may leave, which upstream takes it, how
+often a temporary failure is retried and with what back-off, when it fails over,
+when it expires, whether the ESME is owed a receipt) is decided here and nowhere
+else; the adapters around it (ESME side, upstream pools, the store) only carry
+events in and act on the states that come out.
+
+The states and what moves them (``TRANSITIONS`` is the authority; a test walks
+every pair)::
+
+    accepted -> SCHEDULED (has a time) or QUEUED (due now)
+
+    SCHEDULED --Due--------------> QUEUED     (or EXPIRED, if validity ran out first)
+    QUEUED ----Taken(upstream)---> IN_FLIGHT
+    QUEUED ----UpstreamDown------> QUEUED     (next upstream of the route)
+                                 -> PARKED     (no upstream of the route is up)
+    PARKED ----UpstreamUp--------> QUEUED     (the route again from its start)
+    IN_FLIGHT -SubmitOk(id)------> SENT
+    IN_FLIGHT -SubmitTemporary---> SCHEDULED  (retry the same upstream after a back-off)
+                                 -> QUEUED     (attempts there used up: fail over)
+                                 -> SCHEDULED  (the whole route failed: back off, start again)
+    IN_FLIGHT -SubmitPermanent---> REJECTED
+    IN_FLIGHT -UpstreamDown------> QUEUED     (connection lost before the answer: sent
+                                               again elsewhere; delivery is at least once)
+    SENT ------Receipt(state)----> DELIVERED | UNDELIVERABLE | EXPIRED | REJECTED | CANCELLED
+    SENT ------Intermediate------> SENT
+    SCHEDULED/QUEUED/PARKED --Expire--> EXPIRED;  --Cancel--> CANCELLED;  --Replace--> itself
+    any final with a receipt owed --ReceiptDelivered--> the same state, nothing owed
+
+An event that the table does not list for the current state raises
+:class:`InvalidTransition`: a duplicate receipt, a cancel of a message already
+sent, an answer for a message that is not in flight. The adapter decides what that
+means on the wire (ack and count the duplicate, answer ESME_RCANCELFAIL, ...);
+the machine never ignores it silently.
+
+Segments of one long message share one :class:`RoutePlan`: the weighted choice is
+made once for all of them, and when one segment fails over, its siblings that have
+not left yet follow (:class:`Failover` events that the caller hands them, see
+:meth:`Transition.failed_over_from`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Callable, ClassVar
+
+import msgspec
+
+from smppcore import MessageState as SmppState
+from smppcore.receipt import intermediate_wanted, receipt_wanted
+
+__all__ = [
+    "State",
+    "FINAL_STATES",
+    "WAITING_STATES",
+    "RetryPolicy",
+    "MessageRow",
+    "Transition",
+    "InvalidTransition",
+    "TRANSITIONS",
+    "Event",
+    "Due",
+    "Taken",
+    "SubmitOk",
+    "SubmitTemporary",
+    "SubmitPermanent",
+    "UpstreamDown",
+    "UpstreamUp",
+    "Failover",
+    "Receipt",
+    "Intermediate",
+    "Expire",
+    "Cancel",
+    "Replace",
+    "ReceiptDelivered",
+    "accept",
+    "apply",
+    "smpp_state",
+]
+
+
+class State(Enum):
+    """Where a message is. The values are what the store keeps."""
+
+    SCHEDULED = "scheduled"  # waiting for its time: a scheduled delivery or a retry's back-off
+    QUEUED = "queued"  # due: waiting for ``route[route_index]`` to take it
+    PARKED = "parked"  # due, but no upstream of its route is up
+    IN_FLIGHT = "in_flight"  # its submit_sm was written to ``upstream``; no answer yet
+    SENT = "sent"  # ``upstream`` accepted it as ``upstream_id``; waiting for the receipt
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({State.DELIVERED, State.UNDELIVERABLE, State.EXPIRED, State.REJECTED, State.CANCELLED})
+#: Not yet handed to an upstream: these may still be cancelled, replaced, expire.
+WAITING_STATES = frozenset({State.SCHEDULED, State.QUEUED, State.PARKED})
+
+#: A final receipt's message_state -> the final state of the message.
+_RECEIPT_FINAL: dict[SmppState, State] = {
+    SmppState.DELIVERED: State.DELIVERED,
+    SmppState.EXPIRED: State.EXPIRED,
+    SmppState.DELETED: State.CANCELLED,
+    SmppState.UNDELIVERABLE: State.UNDELIVERABLE,
+    SmppState.REJECTED: State.REJECTED,
+    SmppState.UNKNOWN: State.UNDELIVERABLE,
+}
+
+#: The message_state an ESME sees for each of our states (query_sm, the receipts we write).
+_SMPP_STATE: dict[State, SmppState] = {
+    State.SCHEDULED: SmppState.SCHEDULED,
+    State.QUEUED: SmppState.ENROUTE,
+    State.PARKED: SmppState.ENROUTE,
+    State.IN_FLIGHT: SmppState.ENROUTE,
+    State.SENT: SmppState.ENROUTE,
+    State.DELIVERED: SmppState.DELIVERED,
+    State.UNDELIVERABLE: SmppState.UNDELIVERABLE,
+    State.EXPIRED: SmppState.EXPIRED,
+    State.REJECTED: SmppState.REJECTED,
+    State.CANCELLED: SmppState.DELETED,
+}
+
+
+def smpp_state(state: State) -> SmppState:
+    """The SMPP message_state that stands for ``state`` (query_sm_resp, receipts the hub writes)."""
+    return _SMPP_STATE[state]
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How temporary failures are retried; from the hub's configuration."""
+
+    initial: float = 1.0  # seconds before the first retry on the same upstream
+    maximum: float = 300.0  # no back-off is longer
+    throttled_maximum: float = 1.0  # an ESME_RTHROTTLED answer is retried sooner
+    #: temporary failures on one upstream before failing over, by upstream name
+    attempts_per_upstream: dict[str, int] = {}
+    default_attempts: int = 3
+
+    def attempts_on(self, upstream: str) -> int:
+        return self.attempts_per_upstream.get(upstream, self.default_attempts)
+
+    def retry_delay(self, attempts_here: int, throttled: bool) -> float:
+        """Back-off before retrying the same upstream after its ``attempts_here``-th failure."""
+        delay = min(self.maximum, self.initial * 2 ** (attempts_here - 1))
+        return min(delay, self.throttled_maximum) if throttled else delay
+
+    def route_delay(self, attempts: int) -> float:
+        """Back-off before starting the route again once every upstream of it failed."""
+        return min(self.maximum, self.initial * 2 ** min(attempts, 16))
+
+
+class MessageRow(msgspec.Struct, kw_only=True):
+    """One accepted message (one segment of a long message): its whole state in one row.
+
+    This is what the store keeps, one row per message, rewritten as it moves; the
+    machine's functions below are the only code that changes ``state`` and the
+    fields that go with it.
+    """
+
+    id: str  # the hub's message_id, as given to the ESME
+    account: str  # system_id of the ESME that sent it
+    pdu: bytes  # the submit_sm (or data_sm) to send upstream, encoded
+    route: list[str]  # upstream names in failover order (a weighted choice is made before)
+    group: str = ""  # segments of one long message share it (and their route)
+    state: State = State.QUEUED
+    route_index: int = 0  # which upstream of ``route`` it is for
+    attempts_here: int = 0  # temporary failures on ``route[route_index]``
+    attempts: int = 0  # submits answered or lost, all upstreams together
+    due: float = 0.0  # unix time: scheduled delivery, or the end of a back-off
+    expires_at: float | None = None  # unix time: the end of its validity period
+    registered_delivery: int = 0
+    upstream: str | None = None  # the upstream it was written to / that accepted it
+    upstream_id: str | None = None  # that upstream's message_id
+    error: int = 0  # the last command_status or network error seen
+    receipt_owed: bool = False  # a final receipt the ESME asked for has not been acked yet
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def target(self) -> str:
+        """The upstream it should go to next."""
+        return self.route[self.route_index]
+
+    def next_timer(self) -> float | None:
+        """When it needs :func:`apply` with :class:`Due` or :class:`Expire`; None if never."""
+        if self.state is State.SCHEDULED:
+            return self.due if self.expires_at is None else min(self.due, self.expires_at)
+        if self.state in (State.QUEUED, State.PARKED):
+            return self.expires_at
+        return None
+
+
+class InvalidTransition(Exception):
+    """An event that the current state does not take (a duplicate receipt, a late cancel...)."""
+
+    def __init__(self, row: MessageRow, event: Event) -> None:
+        super().__init__(f"message {row.id} in state {row.state.value} cannot take {event!r}")
+        self.state = row.state
+        self.event = event
+
+
+# --- events -------------------------------------------------------------------------
+
+
+class Event:
+    """Something that happened to a message. Subclasses carry what the machine needs."""
+
+    __slots__: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Due(Event):
+    """Its scheduled time or back-off is over."""
+
+
+class Taken(Event):
+    """An upstream took it and wrote its submit_sm."""
+
+    __slots__ = ("upstream",)
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+
+
+class SubmitOk(Event):
+    __slots__ = ("upstream_id",)
+
+    def __init__(self, upstream_id: str) -> None:
+        self.upstream_id = upstream_id
+
+
+class SubmitTemporary(Event):
+    """A temporary error (throttled, queue full, system error...) or no answer in time."""
+
+    __slots__ = ("status", "throttled")
+
+    def __init__(self, status: int, *, throttled: bool = False) -> None:
+        self.status = status
+        self.throttled = throttled
+
+
+class SubmitPermanent(Event):
+    __slots__ = ("status",)
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class UpstreamDown(Event):
+    """The upstream it waits for is down, or its connection was lost before the answer."""
+
+
+class UpstreamUp(Event):
+    """An upstream of its route is up again."""
+
+
+class Failover(Event):
+    """A sibling segment failed over from ``from_index``: follow it if still there."""
+
+    __slots__ = ("from_index",)
+
+    def __init__(self, from_index: int) -> None:
+        self.from_index = from_index
+
+
+class Receipt(Event):
+    """The upstream's final receipt."""
+
+    __slots__ = ("state", "error")
+
+    def __init__(self, state: SmppState, error: int = 0) -> None:
+        self.state = state
+        self.error = error
+
+
+class Intermediate(Event):
+    """An intermediate notification (ENROUTE, ACCEPTED...)."""
+
+
+class Expire(Event):
+    """Its validity period is over (the time is checked: an early call raises)."""
+
+
+class Cancel(Event):
+    """cancel_sm (or the HTTP API's DELETE)."""
+
+
+class Replace(Event):
+    """replace_sm: new times (the text is the adapter's business)."""
+
+    __slots__ = ("due", "expires_at", "registered_delivery")
+
+    def __init__(self, due: float, expires_at: float | None, registered_delivery: int | None = None) -> None:
+        self.due = due
+        self.expires_at = expires_at
+        self.registered_delivery = registered_delivery
+
+
+class ReceiptDelivered(Event):
+    """The ESME acknowledged the receipt it was owed."""
+
+
+_ALL_FINALS = frozenset(FINAL_STATES)
+
+#: (state, event) -> the states it may lead to. Not listed: InvalidTransition.
+TRANSITIONS: dict[tuple[State, type[Event]], frozenset[State]] = {
+    (State.SCHEDULED, Due): frozenset({State.QUEUED, State.EXPIRED}),
+    (State.SCHEDULED, Expire): frozenset({State.EXPIRED}),
+    (State.SCHEDULED, Cancel): frozenset({State.CANCELLED}),
+    (State.SCHEDULED, Replace): frozenset({State.SCHEDULED, State.QUEUED}),
+    (State.SCHEDULED, Failover): frozenset({State.SCHEDULED}),
+    (State.QUEUED, Taken): frozenset({State.IN_FLIGHT}),
+    (State.QUEUED, UpstreamDown): frozenset({State.QUEUED, State.PARKED}),
+    (State.QUEUED, Failover): frozenset({State.QUEUED}),
+    (State.QUEUED, Expire): frozenset({State.EXPIRED}),
+    (State.QUEUED, Cancel): frozenset({State.CANCELLED}),
+    (State.QUEUED, Replace): frozenset({State.SCHEDULED, State.QUEUED}),
+    (State.PARKED, UpstreamUp): frozenset({State.QUEUED}),
+    (State.PARKED, Expire): frozenset({State.EXPIRED}),
+    (State.PARKED, Cancel): frozenset({State.CANCELLED}),
+    (State.PARKED, Replace): frozenset({State.SCHEDULED, State.PARKED}),
+    (State.PARKED, Failover): frozenset({State.PARKED}),
+    (State.IN_FLIGHT, SubmitOk): frozenset({State.SENT}),
+    (State.IN_FLIGHT, SubmitTemporary): frozenset({State.SCHEDULED, State.QUEUED, State.EXPIRED}),
+    (State.IN_FLIGHT, SubmitPermanent): frozenset({State.REJECTED}),
+    (State.IN_FLIGHT, UpstreamDown): frozenset({State.QUEUED, State.PARKED}),
+    (State.SENT, Receipt): _ALL_FINALS,
+    (State.SENT, Intermediate): frozenset({State.SENT}),
+    **{(final, ReceiptDelivered): frozenset({final}) for final in FINAL_STATES},
+}
+
+
+class Transition(msgspec.Struct, frozen=True):
+    """What one event did: the adapter acts on ``row.state`` and these facts."""
+
+    before: State
+    after: State
+    #: the route index this message left by failing over (its waiting siblings follow), else None
+    failed_over_from: int | None = None
+    #: an intermediate notification the ESME asked for (bit 4 of registered_delivery)
+    forward_intermediate: bool = False
+
+    @property
+    def became_final(self) -> bool:
+        return self.after.is_final and not self.before.is_final
+
+
+# --- the machine ----------------------------------------------------------------------
+
+
+def accept(row: MessageRow, now: float) -> Transition:
+    """A message just accepted: SCHEDULED if it has a time in the future, else QUEUED.
+
+    ``row.due`` holds the scheduled delivery time (0 for none).
+    """
+    row.created_at = row.created_at or now
+    row.updated_at = now
+    row.state = State.SCHEDULED if row.due > now else State.QUEUED
+    return Transition(State.QUEUED, row.state)
+
+
+def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Transition:
+    """Move ``row`` on ``event`` at time ``now``; raises :class:`InvalidTransition`."""
+    before = row.state
+    allowed = TRANSITIONS.get((before, type(event)))
+    if allowed is None:
+        raise InvalidTransition(row, event)
+    handler = _HANDLERS[type(event)]
+    failed_over, forward = handler(row, event, now, policy)
+    if row.state not in allowed:  # a bug in a handler, not in the caller: say so loudly
+        raise AssertionError(f"{type(event).__name__} took {before.value} to {row.state.value}")
+    row.updated_at = now
+    if row.state.is_final and not before.is_final:
+        row.receipt_owed = receipt_wanted(row.registered_delivery, smpp_state(row.state))
+    return Transition(before, row.state, failed_over, forward)
+
+
+# Each handler changes the row and returns (failed_over_from, forward_intermediate).
+_Outcome = tuple[int | None, bool]
+_NOTHING: _Outcome = (None, False)
+
+
+def _expired(row: MessageRow, now: float) -> bool:
+    return row.expires_at is not None and row.expires_at <= now
+
+
+def _on_due(row: MessageRow, event: Due, now: float, policy: RetryPolicy) -> _Outcome:
+    row.state = State.EXPIRED if _expired(row, now) else State.QUEUED
+    return _NOTHING
+
+
+def _on_taken(row: MessageRow, event: Taken, now: float, policy: RetryPolicy) -> _Outcome:
+    row.state = State.IN_FLIGHT
+    row.upstream = event.upstream
+    return _NOTHING
+
+
+def _on_submit_ok(row: MessageRow, event: SubmitOk, now: float, policy: RetryPolicy) -> _Outcome:
+    row.attempts += 1
+    row.state = State.SENT
+    row.upstream_id = event.upstream_id
+    row.error = 0
+    return _NOTHING
+
+
+def _next_upstream(row: MessageRow, now: float, policy: RetryPolicy, *, down: bool) -> _Outcome:
+    """Fail over to the route's next upstream; past its end, wait (PARKED if down, else back off)."""
+    left = row.route_index
+    row.attempts_here = 0
+    if row.route_index + 1 < len(row.route):
+        row.route_index += 1
+        row.state = State.QUEUED
+    else:
+        row.route_index = 0
+        if down:
+            row.state = State.PARKED
+        else:
+            row.state = State.SCHEDULED
+            row.due = now + policy.route_delay(row.attempts)
+    return (left, False)
+
+
+def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, policy: RetryPolicy) -> _Outcome:
+    row.attempts += 1
+    row.attempts_here += 1
+    row.error = event.status
+    if _expired(row, now):
+        row.state = State.EXPIRED
+        return _NOTHING
+    if row.attempts_here < policy.attempts_on(row.target):
+        row.state = State.SCHEDULED
+        row.due = now + policy.retry_delay(row.attempts_here, event.throttled)
+        return _NOTHING
+    return _next_upstream(row, now, policy, down=False)
+
+
+def _on_submit_permanent(row: MessageRow, event: SubmitPermanent, now: float, policy: RetryPolicy) -> _Outcome:
+    row.attempts += 1
+    row.error = event.status
+    row.state = State.REJECTED
+    return _NOTHING
+
+
+def _on_upstream_down(row: MessageRow, event: UpstreamDown, now: float, policy: RetryPolicy) -> _Outcome:
+    if row.state is State.IN_FLIGHT:
+        row.attempts += 1  # written, never answered: it will be written again
+    return _next_upstream(row, now, policy, down=True)
+
+
+def _on_upstream_up(row: MessageRow, event: UpstreamUp, now: float, policy: RetryPolicy) -> _Outcome:
+    row.route_index = 0
+    row.attempts_here = 0
+    row.state = State.QUEUED
+    return _NOTHING
+
+
+def _on_failover(row: MessageRow, event: Failover, now: float, policy: RetryPolicy) -> _Outcome:
+    if row.route_index == event.from_index and event.from_index + 1 < len(row.route):
+        row.route_index += 1
+        row.attempts_here = 0
+    return _NOTHING
+
+
+def _on_receipt(row: MessageRow, event: Receipt, now: float, policy: RetryPolicy) -> _Outcome:
+    row.state = _RECEIPT_FINAL.get(event.state, State.UNDELIVERABLE)
+    row.error = event.error
+    return _NOTHING
+
+
+def _on_intermediate(row: MessageRow, event: Intermediate, now: float, policy: RetryPolicy) -> _Outcome:
+    return (None, intermediate_wanted(row.registered_delivery))
+
+
+def _on_expire(row: MessageRow, event: Expire, now: float, policy: RetryPolicy) -> _Outcome:
+    if not _expired(row, now):
+        raise InvalidTransition(row, event)
+    row.state = State.EXPIRED
+    return _NOTHING
+
+
+def _on_cancel(row: MessageRow, event: Cancel, now: float, policy: RetryPolicy) -> _Outcome:
+    row.state = State.CANCELLED
+    return _NOTHING
+
+
+def _on_replace(row: MessageRow, event: Replace, now: float, policy: RetryPolicy) -> _Outcome:
+    row.due = event.due
+    row.expires_at = event.expires_at
+    if event.registered_delivery is not None:
+        row.registered_delivery = event.registered_delivery
+    if row.due > now:
+        row.state = State.SCHEDULED
+    elif row.state is State.SCHEDULED:
+        row.state = State.QUEUED
+    return _NOTHING
+
+
+def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered, now: float, policy: RetryPolicy) -> _Outcome:
+    if not row.receipt_owed:
+        raise InvalidTransition(row, event)
+    row.receipt_owed = False
+    return _NOTHING
+
+
+_HANDLERS: dict[type[Event], Callable[..., _Outcome]] = {
+    Due: _on_due,
+    Taken: _on_taken,
+    SubmitOk: _on_submit_ok,
+    SubmitTemporary: _on_submit_temporary,
+    SubmitPermanent: _on_submit_permanent,
+    UpstreamDown: _on_upstream_down,
+    UpstreamUp: _on_upstream_up,
+    Failover: _on_failover,
+    Receipt: _on_receipt,
+    Intermediate: _on_intermediate,
+    Expire: _on_expire,
+    Cancel: _on_cancel,
+    Replace: _on_replace,
+    ReceiptDelivered: _on_receipt_delivered,
+}
