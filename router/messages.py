@@ -1,0 +1,185 @@
+"""The messages the hub holds in memory, their timers and their segment groups (sans-IO).
+
+:mod:`router.lifecycle` moves one message; this table moves many. It keeps the
+rows that are in flight or due soon, one heap of their timers (scheduled times,
+back-offs, validity ends), and the segments of each long message together so that
+a failover of one segment moves its siblings that have not left yet. Like the
+lifecycle it never reads a clock: :meth:`MessageTable.next_timer` says when to wake
+it and :meth:`MessageTable.tick` fires what is due at the time given.
+
+Every row it changed since the last :meth:`MessageTable.take_changed` is kept in one
+list, so the adapter writes all the state changes of one event-loop turn to the
+store together.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+
+from .lifecycle import (
+    FINAL_STATES,
+    WAITING_STATES,
+    Due,
+    Event,
+    Expire,
+    Failover,
+    MessageRow,
+    RetryPolicy,
+    State,
+    Transition,
+    accept,
+    apply,
+)
+
+__all__ = ["MessageTable", "Change"]
+
+
+class Change:
+    """One row moved by one event (a sibling that followed a failover is a change of its own)."""
+
+    __slots__ = ("row", "transition")
+
+    def __init__(self, row: MessageRow, transition: Transition) -> None:
+        self.row = row
+        self.transition = transition
+
+    def __repr__(self) -> str:
+        return f"Change({self.row.id}: {self.transition.before.value} -> {self.transition.after.value})"
+
+
+class MessageTable:
+    """Rows by id, a timer heap, segment groups, and the rows changed since the last write."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.rows: dict[str, MessageRow] = {}
+        self._groups: dict[str, set[str]] = {}
+        # (when, tie-breaker, id): entries are never removed, only found stale when popped
+        self._heap: list[tuple[float, int, str]] = []
+        self._armed: dict[str, float] = {}  # id -> the time its live heap entry is for
+        self._seq = itertools.count()
+        self._changed: dict[str, MessageRow] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, message_id: str) -> bool:
+        return message_id in self.rows
+
+    def __iter__(self) -> Iterator[MessageRow]:
+        return iter(self.rows.values())
+
+    def get(self, message_id: str) -> MessageRow | None:
+        return self.rows.get(message_id)
+
+    # ---- rows in and out ----------------------------------------------------------
+
+    def accept(self, row: MessageRow, now: float) -> Change:
+        """A new message: SCHEDULED or QUEUED (:func:`lifecycle.accept`), held from now on."""
+        transition = accept(row, now)
+        self.hold(row)
+        return Change(row, transition)
+
+    def hold(self, row: MessageRow) -> None:
+        """Keep ``row`` (new, or loaded back from the store) and arm its timer."""
+        self.rows[row.id] = row
+        if row.group:
+            self._groups.setdefault(row.group, set()).add(row.id)
+        self._arm(row)
+
+    def release(self, message_id: str) -> MessageRow | None:
+        """Forget a row (final and written, or sent away to wait in the store only)."""
+        row = self.rows.pop(message_id, None)
+        if row is not None:
+            self._armed.pop(message_id, None)
+            if row.group:
+                members = self._groups.get(row.group)
+                if members is not None:
+                    members.discard(message_id)
+                    if not members:
+                        del self._groups[row.group]
+        return row
+
+    # ---- events ---------------------------------------------------------------------
+
+    def apply(self, row: MessageRow, event: Event, now: float) -> list[Change]:
+        """Apply ``event`` to ``row``; a failover carries the waiting siblings along.
+
+        Raises :class:`lifecycle.InvalidTransition` (and changes nothing) when the
+        row's state does not take the event.
+        """
+        transition = apply(row, event, now, self.policy)
+        changes = [Change(row, transition)]
+        self._moved(row)
+        if transition.failed_over_from is not None and row.group:
+            follow = Failover(transition.failed_over_from)
+            for sibling_id in self._groups.get(row.group, ()):
+                sibling = self.rows[sibling_id]
+                if sibling is row or sibling.state not in WAITING_STATES:
+                    continue
+                before = sibling.route_index
+                changes.append(Change(sibling, apply(sibling, follow, now, self.policy)))
+                if sibling.route_index != before:
+                    self._moved(sibling)
+        return changes
+
+    def _moved(self, row: MessageRow) -> None:
+        self._changed[row.id] = row
+        self._arm(row)
+
+    # ---- time -------------------------------------------------------------------------
+
+    def _arm(self, row: MessageRow) -> None:
+        when = row.next_timer()
+        if when is None:
+            self._armed.pop(row.id, None)
+            return
+        if self._armed.get(row.id) == when:
+            return
+        self._armed[row.id] = when
+        heapq.heappush(self._heap, (when, next(self._seq), row.id))
+
+    def next_timer(self) -> float | None:
+        """When :meth:`tick` has something to do (None: nothing is waiting for time)."""
+        heap = self._heap
+        while heap:
+            when, _, message_id = heap[0]
+            if self._armed.get(message_id) == when:
+                return when
+            heapq.heappop(heap)  # stale: the row moved or left since
+        return None
+
+    def tick(self, now: float) -> list[Change]:
+        """Fire every timer due at ``now``: Due (or Expire) for each row concerned."""
+        changes: list[Change] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, message_id = heapq.heappop(heap)
+            if self._armed.get(message_id) != when:
+                continue
+            del self._armed[message_id]
+            row = self.rows[message_id]
+            expired = row.expires_at is not None and row.expires_at <= now
+            event: Event = Expire() if expired or row.state is not State.SCHEDULED else Due()
+            changes.extend(self.apply(row, event, now))
+        return changes
+
+    # ---- what to write --------------------------------------------------------------
+
+    def take_changed(self) -> list[MessageRow]:
+        """The rows changed since the last call, once each (write them together)."""
+        changed = list(self._changed.values())
+        self._changed.clear()
+        return changed
+
+    def counts(self) -> dict[str, int]:
+        """Rows held per state (for status and the summary line)."""
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            counts[row.state.value] = counts.get(row.state.value, 0) + 1
+        return counts
+
+    def finals(self) -> list[MessageRow]:
+        return [row for row in self.rows.values() if row.state in FINAL_STATES]
