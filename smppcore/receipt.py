@@ -5,9 +5,16 @@ An SMSC reports a message's fate with a deliver_sm (or data_sm) whose esm_class 
 suggests (``id:... sub:... dlvrd:... submit date:... done date:... stat:... err:...
 text:...``) and, for 3.4-aware SMSCs, in the receipted_message_id, message_state and
 network_error_code TLVs. Appendix B is only a suggestion, so real SMSCs vary: key
-case, ``submit_date`` for ``submit date``, 12-digit dates, fields missing or moved.
-This module writes the canonical form and reads all the variants we know of, and
-:func:`receipt_info` merges text and TLVs into the few facts a hub routes on.
+case, ``submit_date`` for ``submit date``, 12-digit dates, fields missing or moved,
+the text in the PDU's data_coding (GSM 03.38, IA5, Latin-1 or UCS-2), and now and
+then a receipt with esm_class 0, told from a mobile-originated message by its text
+alone. This module writes the canonical form and reads all the variants we know of;
+:func:`is_receipt` says whether a PDU is a receipt and :func:`receipt_info` merges
+text and TLVs into the few facts a hub routes on.
+
+Whether a submit asks for a receipt at all is decided here too, once, for the hub and
+the simulator alike: :func:`receipt_wanted`, :func:`intermediate_wanted` and
+:func:`receipts_requested` read registered_delivery (SMPP 3.4 section 5.2.17).
 
 Receipt text comes from the network, so :func:`parse_receipt` never raises: what it
 cannot read it leaves at a default, and without an id and a stat it returns None.
@@ -21,9 +28,10 @@ from typing import Any
 
 import msgspec
 
-from .constants import RECEIPT_STAT, EsmClass, MessageState, Tag
-from .pdus import DeliverSm
+from .constants import RECEIPT_STAT, DataCoding, EsmClass, MessageState, RegisteredDelivery, Tag
+from .pdus import DataSm, DeliverSm, Pdu
 from .smpptime import InvalidTime, format_receipt_date, parse_receipt_date
+from .text import decode_text
 
 __all__ = [
     "Receipt",
@@ -32,7 +40,11 @@ __all__ = [
     "parse_receipt",
     "build_receipt",
     "is_receipt",
+    "receipt_text",
     "receipt_info",
+    "receipt_wanted",
+    "intermediate_wanted",
+    "receipts_requested",
     "receipt_info_from_tlvs",
     "network_error_code",
     "encode_network_error_code",
@@ -134,7 +146,9 @@ def _written_date(dt: datetime) -> str:
     return text
 
 
-_KEYS = r"id|sub|dlvrd|submit[ _-]?date|done[ _-]?date|stat|err"
+# "submit_date" sent in ASCII with data_coding 0 reads as "submit§date": GSM 03.38 has
+# its "§" where ASCII has "_" (0x5F), so "§" joins the separators a key may hold.
+_KEYS = r"id|sub|dlvrd|submit[ _§-]?date|done[ _§-]?date|stat|err"
 # A key starts a word and is followed by a colon. Its value is the next run of
 # characters up to whitespace, ',' or ';' -- unless that run is itself the next key
 # ("submit date: done date:0701..."), in which case the value is empty.
@@ -142,7 +156,8 @@ _FIELD_RE = re.compile(
     rf"(?<!\w)({_KEYS})[ \t]*:\s*(?!(?:{_KEYS}|text)[ \t]*:)([^\s,;]*)", re.IGNORECASE
 )
 _TEXT_RE = re.compile(r"(?<!\w)text[ \t]*:", re.IGNORECASE)
-_KEY_JUNK_RE = re.compile(r"[ _-]")
+_STAT_KEY_RE = re.compile(r"(?<!\w)stat[ \t]*:", re.IGNORECASE)
+_KEY_JUNK_RE = re.compile(r"[ _§-]")
 _COUNT_RE = re.compile(r"\d{1,9}", re.ASCII)
 
 
@@ -193,7 +208,7 @@ def _date(value: str | None) -> datetime | None:
     return dt
 
 
-def parse_receipt(data: str | bytes) -> Receipt | None:
+def parse_receipt(data: str | bytes, data_coding: int | None = None) -> Receipt | None:
     """Read a receipt text, as sent by SMSCs that follow Appendix B loosely.
 
     Accepted: keys in any case; ``submit date``, ``submit_date``, ``submitdate`` (and
@@ -201,16 +216,20 @@ def parse_receipt(data: str | bytes) -> Receipt | None:
     (ignored); missing fields (left at their defaults). ``text:`` normally comes
     last and runs to the end of the data, whatever it contains; only if the id or
     stat is missing before it do we take it to end at the next known key. Bytes are
-    read as Latin-1 and trailing NULs are dropped. Returns None when no id or no stat
-    is found, and never raises.
+    read in ``data_coding`` (see :func:`receipt_text`), or as Latin-1 without one, and
+    trailing NULs are dropped. Returns None when no id or no stat is found, and never
+    raises.
     """
     if isinstance(data, str):
-        s = data
+        s = data.rstrip("\x00")
     elif isinstance(data, (bytes, bytearray, memoryview)):
-        s = bytes(data).decode("latin-1")
+        s = _decode(bytes(data), DataCoding.LATIN1 if data_coding is None else data_coding)
     else:
         return None
-    s = s.rstrip("\x00")
+    return _parse(s)
+
+
+def _parse(s: str) -> Receipt | None:
     m = _CANONICAL_RE.match(s)
     if m is not None:
         rid, sub, dlvrd, submit, done, stat, err, text = m.groups()
@@ -219,6 +238,19 @@ def parse_receipt(data: str | bytes) -> Receipt | None:
             done_date=_date(done), err=err, text=text,
         )
     return _parse_tolerant(s)
+
+
+def _decode(data: bytes, data_coding: int) -> str:
+    """Receipt octets as text in ``data_coding``, trailing NUL padding dropped.
+
+    In the 8-bit codings the padding is dropped as octets before decoding: GSM 03.38
+    has "@" at 0x00, and a padded receipt must not end in "@@@". (A quoted text that
+    really ends in "@" loses it; the fields a hub reads come before it.) UCS-2 has no
+    NUL octet to spare, so there the padding is dropped as characters.
+    """
+    if data_coding == _UCS2:
+        return decode_text(data, data_coding).rstrip("\x00")
+    return decode_text(data.rstrip(b"\x00"), data_coding)
 
 
 def _parse_tolerant(s: str) -> Receipt | None:
@@ -257,6 +289,11 @@ def _parse_tolerant(s: str) -> Receipt | None:
 # plain ints: arithmetic on the IntFlag members goes through the enum machinery
 _RECEIPT_TYPES = frozenset((int(EsmClass.TYPE_DELIVERY_RECEIPT), int(EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)))
 _TYPE_MASK = int(EsmClass.TYPE_MASK)
+_UDHI = int(EsmClass.UDHI)
+_UCS2 = int(DataCoding.UCS2)
+# An esm_class 0 text is a receipt with an id, a stat and this many of the other keys.
+_OTHER_KEYS = ("sub", "dlvrd", "submitdate", "donedate", "err")
+_OTHER_KEYS_NEEDED = 3
 _UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -332,18 +369,75 @@ def build_receipt(
     )
 
 
-def is_receipt(pdu: Any) -> bool:
-    """True when the esm_class message type is SMSC delivery receipt (0x04) or
-    intermediate notification (0x20), i.e. the PDU is not a mobile-originated
-    message. SME acknowledgements (0x08, 0x10) are not receipts."""
-    esm = getattr(pdu, "esm_class", 0)
-    return isinstance(esm, int) and (esm & _TYPE_MASK) in _RECEIPT_TYPES
+def is_receipt(pdu: Pdu) -> bool:
+    """True when ``pdu`` is a deliver_sm or data_sm that reports on a message rather than
+    carrying a mobile-originated one.
+
+    The esm_class says so first: message type SMSC delivery receipt (0x04) or
+    intermediate notification (0x20). SME acknowledgements (0x08, 0x10) are not
+    receipts. Some SMSCs send receipts with esm_class 0, so a message of the default
+    type (and no UDH) whose text is laid out as Appendix B is taken for a receipt too:
+    an ``id`` and a ``stat`` and at least three of ``sub``, ``dlvrd``, ``submit date``,
+    ``done date`` and ``err`` before any ``text:``. A text that merely mentions "id:"
+    is not enough. Flagged receipts never read their text; an MO text without a colon
+    is turned away after one look at it.
+    """
+    if not isinstance(pdu, (DeliverSm, DataSm)):
+        return False
+    esm = pdu.esm_class
+    kind = esm & _TYPE_MASK
+    if kind in _RECEIPT_TYPES:
+        return True
+    if kind or esm & _UDHI:
+        return False
+    raw = _raw_text(pdu)
+    # ":" is octet 0x3A in every coding read here (UCS-2: 00 3A): most MO has none
+    if b":" not in raw:
+        return False
+    s = _decode(raw, pdu.data_coding)
+    return _STAT_KEY_RE.search(s) is not None and _looks_like_receipt(s)
+
+
+def _looks_like_receipt(s: str) -> bool:
+    if _CANONICAL_RE.match(s) is not None:
+        return True
+    fields: dict[str, str] = {}
+    tm = _TEXT_RE.search(s)
+    _fields(s, 0, len(s) if tm is None else tm.start(), fields)
+    if not (fields.get("id") and fields.get("stat")):
+        return False
+    return sum(1 for key in _OTHER_KEYS if key in fields) >= _OTHER_KEYS_NEEDED
+
+
+def receipt_text(pdu: Pdu) -> str:
+    """The text a deliver_sm or data_sm carries, decoded by its data_coding ("" for none).
+
+    From short_message, or from the message_payload TLV when short_message is empty
+    (data_sm has only the TLV). data_coding 0 is read as GSM 03.38, 1 as IA5/ASCII, 3
+    as Latin-1, 8 as UCS-2 (some SMSCs quote the message that way), others as
+    :func:`smppcore.text.decode_text` reads them; bytes a coding cannot hold become
+    U+FFFD, so this never raises. Trailing NUL padding is dropped.
+    """
+    if not isinstance(pdu, (DeliverSm, DataSm)):
+        return ""
+    raw = _raw_text(pdu)
+    return _decode(raw, pdu.data_coding) if raw else ""
+
+
+def _raw_text(pdu: DeliverSm | DataSm) -> bytes:
+    """short_message, else the message_payload TLV (b"" when it is not octets)."""
+    raw = pdu.short_message if isinstance(pdu, DeliverSm) else b""
+    if not raw:
+        raw = pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
+        if not isinstance(raw, bytes):
+            raw = bytes(raw) if isinstance(raw, (bytearray, memoryview)) else b""
+    return raw
 
 
 _STATE_BY_VALUE = {int(s): s for s in MessageState}
 
 
-def _tlv_facts(tlvs: dict) -> tuple[str, MessageState | None, tuple[int, int] | None]:
+def _tlv_facts(tlvs: dict[int, Any]) -> tuple[str, MessageState | None, tuple[int, int] | None]:
     """What the receipt TLVs say: receipted_message_id ("" without one), message_state
     (None without a state SMPP 3.4 defines), network_error_code (None without one)."""
     mid = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
@@ -363,7 +457,7 @@ def _network_err(network_error: tuple[int, int] | None) -> str:
     return f"{network_error[1]:03d}" if network_error is not None else "000"
 
 
-def receipt_info_from_tlvs(pdu: Any) -> ReceiptInfo | None:
+def receipt_info_from_tlvs(pdu: Pdu) -> ReceiptInfo | None:
     """The message id and state from the receipted_message_id and message_state TLVs
     alone, without reading the text; None unless both are there (and the state is
     one SMPP 3.4 defines).
@@ -382,23 +476,24 @@ def receipt_info_from_tlvs(pdu: Any) -> ReceiptInfo | None:
     return ReceiptInfo(message_id=mid, state=state, err=_network_err(network_error), network_error=network_error)
 
 
-def receipt_info(pdu: Any) -> ReceiptInfo | None:
+def receipt_info(pdu: Pdu) -> ReceiptInfo | None:
     """The message id and state an incoming receipt reports, TLVs first.
 
-    The text is taken from short_message, or from the message_payload TLV when
-    short_message is empty. message_id: the receipted_message_id TLV, else the
-    text's ``id``. state: the message_state TLV (if it is a known state), else the
-    text's ``stat``, else UNKNOWN. err: the text's ``err``; without text, the
-    network_error_code's error code as three decimal digits; else ``000``.
-    Returns None when no message id can be found at all.
+    The text is :func:`receipt_text` (short_message or message_payload, decoded by
+    data_coding). message_id: the receipted_message_id TLV, else the text's ``id``.
+    state: the message_state TLV (if it is a known state), else the text's ``stat``,
+    else UNKNOWN. err: the text's ``err``; without text, the network_error_code's
+    error code as three decimal digits; else ``000``. The parsed text is kept in
+    ``receipt`` whether or not the TLVs said the same, so the SMSC's own ``stat``
+    word (DELIVRD, not DELIVERED) can be shown. Returns None when no message id can
+    be found at all.
 
     The esm_class is not checked here (some SMSCs get it wrong); use
     :func:`is_receipt` first if you need to tell receipts from MO messages.
     """
-    tlvs = getattr(pdu, "tlvs", None) or {}
-    raw = getattr(pdu, "short_message", b"") or tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
-    receipt = parse_receipt(raw) if raw else None
-    mid, state, network_error = _tlv_facts(tlvs)
+    text = receipt_text(pdu)
+    receipt = _parse(text) if text else None
+    mid, state, network_error = _tlv_facts(pdu.tlvs)
     if not mid and receipt is not None:
         mid = receipt.id
     if not mid:
@@ -407,6 +502,53 @@ def receipt_info(pdu: Any) -> ReceiptInfo | None:
         state = receipt.state if receipt is not None else MessageState.UNKNOWN
     err = receipt.err if receipt is not None else _network_err(network_error)
     return ReceiptInfo(message_id=mid, state=state, err=err, network_error=network_error, receipt=receipt)
+
+
+# --- what a submit asks for -----------------------------------------------------
+
+_RECEIPT_MASK = int(RegisteredDelivery.RECEIPT_MASK)
+_ALWAYS = int(RegisteredDelivery.RECEIPT_ALWAYS)
+_ON_FAILURE = int(RegisteredDelivery.RECEIPT_ON_FAILURE)
+_ON_SUCCESS = int(RegisteredDelivery.RECEIPT_ON_SUCCESS)
+_INTERMEDIATE = int(RegisteredDelivery.INTERMEDIATE_NOTIFICATION)
+_ANY_RECEIPT = _RECEIPT_MASK | _INTERMEDIATE
+
+
+def receipt_wanted(registered_delivery: int, final_state: MessageState) -> bool:
+    """Whether a submit with ``registered_delivery`` asks for the final receipt that
+    reports ``final_state``.
+
+    SMPP 3.4 section 5.2.17, bits 0-1: 0 no receipt; 1 a receipt on the final outcome,
+    success or failure; 2 a receipt on failure only. Value 3 is reserved in 3.4; SMPP
+    5.0 defines it as "a receipt on success only", and SMSCs that accept it do that,
+    so it means that here. Success is DELIVERED; every other outcome (EXPIRED,
+    UNDELIVERABLE, REJECTED, DELETED, UNKNOWN, ...) counts as failure. The other bits
+    (SME acknowledgements, intermediate notifications) do not matter here.
+    """
+    asked = registered_delivery & _RECEIPT_MASK
+    if asked == _ALWAYS:
+        return True
+    if asked == _ON_FAILURE:
+        return final_state != MessageState.DELIVERED
+    if asked == _ON_SUCCESS:
+        return final_state == MessageState.DELIVERED
+    return False
+
+
+def intermediate_wanted(registered_delivery: int) -> bool:
+    """Whether intermediate notifications (ENROUTE, ACCEPTD, ... before the final
+    state; esm_class 0x20) are asked for: bit 4 of registered_delivery."""
+    return bool(registered_delivery & _INTERMEDIATE)
+
+
+def receipts_requested(registered_delivery: int) -> bool:
+    """Whether any SMSC receipt may be due for this submit, final or intermediate.
+
+    True when :func:`receipt_wanted` can be true for some outcome or
+    :func:`intermediate_wanted` is: the cheap test for "keep what is needed to match
+    a receipt later". SME acknowledgements (bits 2-3) are not SMSC receipts.
+    """
+    return bool(registered_delivery & _ANY_RECEIPT)
 
 
 # --- network_error_code --------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppcore import DeliverSm, EsmClass, MessageState, Tag, decode, encode
+from smppcore import DeliverSm, EsmClass, MessageState, SubmitSm, Tag, decode, encode
 from smppcore.constants import RECEIPT_STAT
 from smppcore.pdus import DataSm
 from smppcore.receipt import (
@@ -505,3 +505,173 @@ def test_ids_match_hex_and_decimal(n: int) -> None:
     h = f"{n:x}"
     assert ids_match(str(n), h) is (any(c in "abcdef" for c in h) or str(n) == h)
     assert normalise_message_id(h.upper(), base=16) == normalise_message_id(str(n), base=10)
+
+
+# --- text in the PDU's data_coding, and receipts without the esm_class flag ----------
+
+import msgspec  # noqa: E402 - used by the tests of this section only
+
+from smppcore.receipt import (  # noqa: E402
+    intermediate_wanted,
+    receipt_text,
+    receipt_wanted,
+    receipts_requested,
+)
+from smppcore.text import encode_text, is_gsm7  # noqa: E402
+
+UCS2_TEXT = (
+    "id:7F3A sub:001 dlvrd:001 submit date:2403151430 done date:2403151431 "
+    "stat:DELIVRD err:000 text:Привет, мир 👋"
+)
+
+
+def test_ucs2_receipt_without_tlvs_is_read() -> None:
+    pdu = DeliverSm(esm_class=0x04, data_coding=8, short_message=UCS2_TEXT.encode("utf-16-be"))
+    info = receipt_info(pdu)
+    assert info is not None
+    assert (info.message_id, info.state, info.err) == ("7F3A", MessageState.DELIVERED, "000")
+    assert info.receipt is not None and info.receipt.text == "Привет, мир 👋"
+    assert info.receipt.submit_date == T1 and info.receipt.done_date == T2
+
+
+def test_ucs2_receipt_in_message_payload_of_a_data_sm() -> None:
+    pdu = DataSm(esm_class=0x04, data_coding=8, tlvs={Tag.MESSAGE_PAYLOAD: UCS2_TEXT.encode("utf-16-be") + b"\x00\x00"})
+    info = receipt_info(pdu)
+    assert info is not None and info.message_id == "7F3A" and info.state is MessageState.DELIVERED
+    assert receipt_text(pdu) == UCS2_TEXT  # the NUL padding dropped
+
+
+def test_the_texts_stat_is_kept_beside_the_tlvs() -> None:
+    # the TLVs give id and state; the SMSC's own word stays readable (DELIVRD, not DELIVERED)
+    pdu = DeliverSm(
+        esm_class=0x04, data_coding=8, short_message=UCS2_TEXT.encode("utf-16-be"),
+        tlvs={Tag.RECEIPTED_MESSAGE_ID: "7f3a", Tag.MESSAGE_STATE: 2},
+    )
+    info = receipt_info(pdu)
+    assert info is not None and info.message_id == "7f3a" and info.state is MessageState.DELIVERED
+    assert info.receipt is not None and info.receipt.stat == "DELIVRD" and info.receipt.id == "7F3A"
+
+
+def test_gsm_coded_receipt() -> None:
+    text = (
+        "id:ab_12 sub:001 dlvrd:000 submit_date:2403151430 done_date:2403151431 "
+        "stat:UNDELIV err:0x0b text:Ünö Çà € {x}"
+    )
+    raw = encode_text(text, 0)
+    assert b"\x11" in raw and b"\x1be" in raw  # GSM's "_" and the escaped "€"
+    info = receipt_info(DeliverSm(esm_class=0x04, data_coding=0, short_message=raw + b"\x00\x00"))
+    assert info is not None
+    assert (info.message_id, info.state, info.err) == ("ab_12", MessageState.UNDELIVERABLE, "0x0b")
+    assert info.receipt is not None
+    assert info.receipt.submit_date == T1 and info.receipt.done_date == T2
+    # "Ü" is 0x5E in GSM: read as Latin-1 it would have been "^"; NUL padding is not "@@"
+    assert info.receipt.text == "Ünö Çà € {x}"
+
+
+def test_ascii_underscore_keys_under_data_coding_0() -> None:
+    # many SMSCs write ASCII and say data_coding 0: "_" (0x5F) is GSM's "§"
+    raw = b"id:99 sub:001 dlvrd:001 submit_date:2403151430 done_date:2403151431 stat:DELIVRD err:000 text:hi"
+    info = receipt_info(DeliverSm(esm_class=0x04, data_coding=0, short_message=raw))
+    assert info is not None and info.receipt is not None
+    assert (info.message_id, info.state) == ("99", MessageState.DELIVERED)
+    assert info.receipt.submit_date == T1 and info.receipt.done_date == T2
+
+
+@pytest.mark.parametrize(
+    ("data_coding", "raw", "expected"),
+    [
+        (1, b"id:1 stat:DELIVRD\x00", "id:1 stat:DELIVRD"),
+        (3, b"text:caf\xe9", "text:café"),
+        (0, b"text:caf\x05", "text:café"),  # GSM 0x05 is "é"
+        (8, b"\x00i\x00d\x00:", "id:"),
+        (8, b"\x00i\x00d\x00", "id\ufffd"),  # odd length: one U+FFFD, no error
+        (1, b"id:\xff", "id:\ufffd"),  # not IA5: U+FFFD, no error
+    ],
+)
+def test_receipt_text_decodes_by_data_coding(data_coding: int, raw: bytes, expected: str) -> None:
+    assert receipt_text(DeliverSm(data_coding=data_coding, short_message=raw)) == expected
+
+
+APPENDIX_B = b"id:1234 sub:001 dlvrd:001 submit date:2403151430 done date:2403151431 stat:DELIVRD err:000 text:Hello"
+
+
+@pytest.mark.parametrize(
+    ("pdu", "expected"),
+    [
+        (DeliverSm(esm_class=0x00, short_message=APPENDIX_B), True),
+        (DeliverSm(esm_class=0x03, short_message=APPENDIX_B), True),  # store-and-forward mode, default type
+        (DeliverSm(esm_class=0x00, data_coding=8, short_message=APPENDIX_B.decode().encode("utf-16-be")), True),
+        (DataSm(esm_class=0x00, tlvs={Tag.MESSAGE_PAYLOAD: APPENDIX_B}), True),
+        # a variant layout: keys moved and renamed, no sub/dlvrd
+        (DeliverSm(short_message=b"stat:UNDELIV id:77 submit_date:2403151430 done_date:2403151431 err:034"), True),
+        # the esm_class says something else: an SME acknowledgement, or a UDH (a real MO)
+        (DeliverSm(esm_class=0x08, short_message=APPENDIX_B), False),
+        (DeliverSm(esm_class=0x40, short_message=b"\x05\x00\x03\x01\x02\x01" + APPENDIX_B), False),
+        # plain MO texts that merely look a little like one
+        (DeliverSm(short_message=b"my id: 12345, please call"), False),
+        (DeliverSm(short_message=b"id:42 stat:DELIVRD"), False),
+        (DeliverSm(short_message=b"id:42 stat:ok sub:1 text: dlvrd:1 err:0 done date:1"), False),  # keys after text:
+        (DeliverSm(short_message=b"Meet at 10:30, stat: ok?"), False),
+        (DeliverSm(short_message=b"Hi, see you at 5"), False),
+        (DeliverSm(), False),
+        (SubmitSm(short_message=APPENDIX_B), False),  # not something an SMSC delivers
+    ],
+)
+def test_is_receipt_reads_unflagged_texts(pdu: DeliverSm | DataSm, expected: bool) -> None:
+    assert is_receipt(pdu) is expected
+
+
+def test_an_unflagged_receipt_gives_its_info() -> None:
+    pdu = DeliverSm(esm_class=0x00, short_message=APPENDIX_B)
+    info = receipt_info(pdu)
+    assert info is not None and (info.message_id, info.state) == ("1234", MessageState.DELIVERED)
+
+
+_ALPHABETS = {
+    0: sorted(ch for ch in map(chr, range(0x2100)) if is_gsm7(ch) and ch != "@"),  # "@" is GSM 0x00: a NUL pad
+    1: [chr(c) for c in range(1, 0x80)],
+    3: [chr(c) for c in range(1, 0x100)],
+}
+
+
+@given(receipts, st.sampled_from([0, 1, 3, 8]), st.data())
+def test_any_text_coding_round_trips(r: Receipt, data_coding: int, data: st.DataObject) -> None:
+    if data_coding == 8:
+        chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+    else:
+        chars = st.sampled_from(_ALPHABETS[data_coding])
+    quoted = data.draw(st.text(chars, max_size=20))
+    r = msgspec.structs.replace(r, text=quoted)
+    raw = encode_text(format_receipt(r), data_coding)
+    for esm in (0x04, 0x00):  # flagged, and told by its text alone
+        pdu = DeliverSm(esm_class=esm, data_coding=data_coding, short_message=raw)
+        assert is_receipt(pdu)
+        info = receipt_info(pdu)
+        assert info is not None and info.receipt == r and info.message_id == r.id
+
+
+# --- which receipts a submit asks for ----------------------------------------------
+
+_FINALS = [MessageState.DELIVERED, MessageState.UNDELIVERABLE, MessageState.EXPIRED, MessageState.REJECTED,
+           MessageState.DELETED, MessageState.UNKNOWN]
+
+
+@pytest.mark.parametrize(
+    ("registered_delivery", "wanted_for"),
+    [
+        (0x00, set()),
+        (0x01, set(_FINALS)),  # final outcome, success or failure
+        (0x02, set(_FINALS) - {MessageState.DELIVERED}),  # failure only
+        (0x03, {MessageState.DELIVERED}),  # reserved in 3.4; SMPP 5.0: success only
+        (0x10, set()),  # intermediate notifications only
+        (0x11, set(_FINALS)),
+        (0x12, set(_FINALS) - {MessageState.DELIVERED}),
+        (0x04, set()),  # an SME acknowledgement is not an SMSC receipt
+        (0x0D, set(_FINALS)),
+        (0x1F, {MessageState.DELIVERED}),
+    ],
+)
+def test_receipt_wanted(registered_delivery: int, wanted_for: set[MessageState]) -> None:
+    assert {s for s in _FINALS if receipt_wanted(registered_delivery, s)} == wanted_for
+    assert intermediate_wanted(registered_delivery) is bool(registered_delivery & 0x10)
+    assert receipts_requested(registered_delivery) is bool(wanted_for or intermediate_wanted(registered_delivery))
