@@ -1,0 +1,210 @@
+"""`smpphub demo`: it stays up, the printed `smpphub send` works as printed, the live
+traffic line moves, and every way out (SIGINT, SIGTERM mid-tour, --duration, a bad
+argument, a taken port) exits as it should and leaves nothing in the temp folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from smpphub.demo import DemoError, choose_port, listen_problem
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP = 60.0  # bound on the tour (a loaded 2-core machine); normally about a second
+
+
+class Demo:
+    """A `python -m smpphub demo` subprocess whose stdout is read line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.stderr = ""
+
+    @classmethod
+    async def start(cls, tmp: Path, *args: str) -> Demo:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smpphub", "demo", *args, cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def read_until(self, wanted: Callable[[str], bool], timeout: float = STARTUP) -> str:
+        """The first line from now on that ``wanted`` accepts (fails on EOF or after ``timeout``)."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"demo exited (stdout so far: {self.lines}, stderr: {await self._stderr()})"
+                line = raw.decode().rstrip("\n")
+                self.lines.append(line)
+                if wanted(line):
+                    return line
+
+    async def wait(self, timeout: float) -> int:
+        """Its exit status, the rest of stdout read (fails if it is not out within ``timeout``)."""
+        assert self.proc.stdout is not None
+        rest, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        self.lines += rest.decode().splitlines()
+        self.stderr = err.decode()
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+    async def _stderr(self) -> str:
+        assert self.proc.stderr is not None
+        return (await asyncio.wait_for(self.proc.stderr.read(), 10)).decode()
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+def store_folder(banner_lines: list[str]) -> Path:
+    """The temporary folder the banner names on its store row."""
+    (path,) = [m.group(1) for line in banner_lines if (m := re.match(r"\s+store\s+(\S+/hub\.db) ", line))]
+    return Path(path).parent
+
+
+def accepted(traffic_line: str) -> int:
+    match = re.search(r"\baccepted (\d+) ", traffic_line)
+    assert match, traffic_line
+    return int(match.group(1))
+
+
+def left_in(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.iterdir())
+
+
+def is_traffic(line: str) -> bool:
+    return line.startswith("traffic: ")
+
+
+async def test_demo_stays_up_answers_the_printed_send_and_stops_on_sigint(tmp_path):
+    demo = await Demo.start(tmp_path, "--port", "0")
+    try:
+        send_line = await demo.read_until(lambda line: line.strip().startswith("smpphub send "))
+        folder = store_folder(demo.lines)
+        assert folder.parent == tmp_path and folder.name.startswith("smpphub-demo-") and (folder / "hub.db").is_file()
+        assert any(re.match(r"\s+hub\s+SMPP on 127\.0\.0\.1:\d+$", line) for line in demo.lines)
+        assert any(re.match(r"\s+account\s+system_id demo, password demo ", line) for line in demo.lines)
+        assert any(re.match(r"\s+carrier-uk\s+127\.0\.0\.1:\d+\s+\+44: delivers", line) for line in demo.lines)
+        assert any(re.match(r"\s+carrier-fr\s+127\.0\.0\.1:\d+\s+\+33: hex message ids, .*UNDELIV", line) for line in demo.lines)
+        assert "  MO from +447700900123 to 12345: 'STOP'" in demo.lines  # the tour ran before the banner
+        before = accepted(await demo.read_until(is_traffic))
+
+        argv = shlex.split(send_line)
+        assert argv[0] == "smpphub"
+        send = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smpphub", *argv[1:], cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(send.communicate(), 60)
+        assert send.returncode == 0, err.decode()
+        assert re.search(r"^receipt for \S+: DELIVRD", out.decode(), re.M), out.decode()
+
+        # the live line shows the message (it prints every few seconds when the totals moved)
+        await demo.read_until(lambda line: is_traffic(line) and accepted(line) > before, timeout=30)
+
+        demo.proc.send_signal(signal.SIGINT)
+        assert await demo.wait(10) == 0, demo.stderr
+    finally:
+        demo.kill()
+    assert "Traceback" not in demo.stderr
+    assert any(line.startswith("demo stopped: ") for line in demo.lines)
+    assert not folder.exists()
+    assert left_in(tmp_path) == []
+
+
+async def test_demo_duration_stops_by_itself_and_cleans_up(tmp_path):
+    demo = await Demo.start(tmp_path, "--port", "0", "--duration", "2")
+    try:
+        await demo.read_until(lambda line: line.startswith("smpphub demo is up; it stops in 2 s"))
+        await demo.read_until(lambda line: line.strip().startswith("smpphub send "))
+        folder = store_folder(demo.lines)
+        assert folder.is_dir()
+        assert await demo.wait(30) == 0, demo.stderr
+    finally:
+        demo.kill()
+    assert "Traceback" not in demo.stderr
+    assert not folder.exists()
+    assert left_in(tmp_path) == []
+
+
+async def test_sigterm_during_the_tour_stops_and_cleans_up(tmp_path):
+    demo = await Demo.start(tmp_path, "--port", "0")
+    try:
+        await demo.read_until(lambda line: line.startswith("tour: "))
+        demo.proc.send_signal(signal.SIGTERM)
+        assert await demo.wait(10) == 0, demo.stderr
+    finally:
+        demo.kill()
+    assert "Traceback" not in demo.stderr
+    assert not any(line.strip().startswith("smpphub send ") for line in demo.lines)  # stopped before the banner
+    assert left_in(tmp_path) == []
+
+
+async def test_memory_store_makes_no_folder(tmp_path):
+    demo = await Demo.start(tmp_path, "--port", "0", "--store", "memory", "--duration", "1")
+    try:
+        assert await demo.wait(30) == 0, demo.stderr
+    finally:
+        demo.kill()
+    assert any(re.match(r"\s+store\s+memory ", line) for line in demo.lines)
+    assert left_in(tmp_path) == []
+
+
+TAKEN = "<a port something listens on>"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--duration", "0"], 2, "--duration must be a positive number of seconds, got '0'"),
+        (["--duration", "-1"], 2, "--duration must be a positive number of seconds, got '-1'"),
+        (["--duration", "abc"], 2, "--duration must be a positive number of seconds, got 'abc'"),
+        (["--duration", "nan"], 2, "--duration must be a positive number of seconds, got 'nan'"),
+        (["--duration", "inf"], 2, "--duration must be a positive number of seconds, got 'inf'"),
+        (["--port", "70000"], 2, "--port must be a port number 0-65535 (0: a free port), got '70000'"),
+        (["--port", "-5"], 2, "--port must be a port number 0-65535 (0: a free port), got '-5'"),
+        (["--port", "http"], 2, "--port must be a port number 0-65535 (0: a free port), got 'http'"),
+        (["--port", TAKEN], 1, "cannot listen on 127.0.0.1:{port}: address already in use"),
+    ],
+)
+async def test_bad_start_is_one_line_and_leaves_nothing(tmp_path, args, code, says):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [str(port) if a == TAKEN else a for a in args]
+        demo = await Demo.start(tmp_path, *args)
+        try:
+            assert await demo.wait(30) == code
+        finally:
+            demo.kill()
+    lines = [line for line in demo.stderr.splitlines() if line.strip()]
+    assert lines == [f"smpphub demo: {says.format(port=port)}"]
+    assert left_in(tmp_path) == []
+
+
+def test_default_port_taken_falls_back_to_a_free_one_with_a_note():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert listen_problem("127.0.0.1", port) == f"cannot listen on 127.0.0.1:{port}: address already in use"
+        choice = choose_port(None, default=port)
+        assert choice.port == 0
+        assert choice.note == f"cannot listen on 127.0.0.1:{port}: address already in use, so the hub took a free port (--port chooses one)"
+        with pytest.raises(DemoError, match="address already in use"):
+            choose_port(port)
+    # free again: the default is taken as it is, without a note
+    assert choose_port(None, default=port).port == port and choose_port(None, default=port).note is None
+    assert choose_port(0).port == 0
