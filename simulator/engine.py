@@ -24,7 +24,8 @@ from typing import Any, Callable
 import msgspec
 
 import smppcore
-from smppcore import CommandId, CommandStatus, MessageState, Pdu, State, Tag
+from smppcore import CommandId, CommandStatus, EsmClass, MessageState, Pdu, State, Tag
+from smppcore.receipt import intermediate_wanted, receipt_wanted, receipts_requested
 from smppcore.server import SmscConnection, SmscHandler
 
 from .behaviour import DelaySampler, MessageIds, TokenBucket, WeightedChoice
@@ -41,6 +42,7 @@ _SUBMITS = {CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI}
 _RECEIVING = (State.BOUND_RX, State.BOUND_TRX)
 _SUBMIT_SM = CommandId.SUBMIT_SM
 _SUBMIT_MULTI = CommandId.SUBMIT_MULTI
+_UDHI = int(EsmClass.UDHI)  # a plain int: IntFlag arithmetic goes through the enum machinery
 _time = time.time
 _BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
 
@@ -77,6 +79,8 @@ class Simulator(SmscHandler):
         for word, weight in config.receipts.final_states.items():
             weights[word.upper()] = weights.get(word.upper(), 0.0) + weight
         self._final_state = WeightedChoice(weights, self.rng)
+        # the config checked every word; a word it let through that names no state counts as a failure
+        self._final_states = {word: parse_state(word) or MessageState.UNKNOWN for word in weights}
         self._intermediate = [w.upper() for w in config.receipts.intermediate]
         self._rules = [(re.compile(r.destination), parse_status(r.status), r.probability) for r in config.errors.rules]
         self._probabilities = [(parse_status(k), v) for k, v in config.errors.probabilities.items() if v > 0]
@@ -244,7 +248,7 @@ class Simulator(SmscHandler):
         cid = pdu.command_id
         if cid in _SUBMITS:
             if self._fast and not self._fail_next:  # the fast path: no latency, no faults
-                if cid == _SUBMIT_SM and self._plain and not pdu.tlvs and not pdu.esm_class & 0x40:
+                if cid == _SUBMIT_SM and self._plain and not pdu.tlvs and not pdu.esm_class & _UDHI:
                     # one plain submit_sm: what _accept does, inlined (this is the hot loop of a benchmark)
                     message_id = self._next_id()
                     record = Submit(message_id, conn.system_id, pdu, _time())
@@ -254,8 +258,8 @@ class Simulator(SmscHandler):
                     if self._waiters:
                         self._wake_waiters()
                     rd = pdu.registered_delivery
-                    if rd & 0x13 and self._receipts_on:
-                        self._schedule_receipts(record, rd & 3, rd & 0x10)
+                    if rd and self._receipts_on and receipts_requested(rd):
+                        self._schedule_receipts(record, rd)
                     return pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
                 self.stats.submits += 1
                 return self._accept(conn, pdu)
@@ -359,7 +363,7 @@ class Simulator(SmscHandler):
         stats = self.stats
         stats.accepted += 1
         cid = pdu.command_id
-        if cid == _SUBMIT_SM and not pdu.tlvs and not pdu.esm_class & 0x40:  # one plain message
+        if cid == _SUBMIT_SM and not pdu.tlvs and not pdu.esm_class & _UDHI:  # one plain message
             self._log_append(record)  # read as a Message (see MessageLog)
             stats.messages += 1
             if self._waiters:
@@ -371,8 +375,8 @@ class Simulator(SmscHandler):
         else:
             resp = pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
         rd = pdu.registered_delivery
-        if rd & 0x13 and self._receipts_on:
-            self._schedule_receipts(record, rd & 3, rd & 0x10)
+        if rd and self._receipts_on and receipts_requested(rd):
+            self._schedule_receipts(record, rd)
         if self._echo_on:
             self._echo(conn, pdu)
         return resp
@@ -394,7 +398,7 @@ class Simulator(SmscHandler):
         tlvs = pdu.tlvs
         if tlvs and Tag.MESSAGE_PAYLOAD in tlvs:
             payload = tlvs[Tag.MESSAGE_PAYLOAD]
-        if pdu.esm_class & 0x40 or (tlvs and Tag.SAR_MSG_REF_NUM in tlvs):
+        if pdu.esm_class & _UDHI or (tlvs and Tag.SAR_MSG_REF_NUM in tlvs):
             from smppcore.text import Reassembler, concat_info, parse_udh
 
             try:
@@ -402,7 +406,7 @@ class Simulator(SmscHandler):
             except ValueError:
                 info = None  # a malformed UDH: recorded as it came
             else:
-                if info is None and pdu.esm_class & 0x40:
+                if info is None and pdu.esm_class & _UDHI:
                     # a UDH without concatenation (port numbers, ...): the text is what follows it
                     payload = parse_udh(getattr(pdu, "short_message", b"") or tlvs.get(Tag.MESSAGE_PAYLOAD, b""))[1]
             if info is not None and info.total > 1:
@@ -446,18 +450,21 @@ class Simulator(SmscHandler):
 
     # ---- receipts --------------------------------------------------------------------------
 
-    def _schedule_receipts(self, record: Submit, rd: int, intermediate_asked: int) -> None:
+    def _schedule_receipts(self, record: Submit, registered_delivery: int) -> None:
+        """Plan what a submit asking for receipts gets: intermediate ones if asked (or
+        configured always), then its final state, with a receipt if that outcome was
+        asked for (smppcore.receipt decides, for the hub alike), else silently."""
         cfg = self.config.receipts
         final = self._final_state()
         delay = self._receipt_delay()
         record.receipt_pending = True
         self.stats.receipts_pending += 1
         words = self._intermediate
-        if words and (intermediate_asked or cfg.intermediate_always):
+        if words and (cfg.intermediate_always or intermediate_wanted(registered_delivery)):
             # in their order, spread over the time to the final state
             for i, word in enumerate(words):
                 self._later(delay * (i + 1) / (len(words) + 1), self._send_receipt, record, word, False)
-        if rd == 0 or (rd == 2 and final == "DELIVRD"):  # no final receipt asked for / on failure only
+        if not receipt_wanted(registered_delivery, self._final_states[final]):
             self._later(delay, self._finalise, record, final)
             return
         self._later(delay, self._send_receipt, record, final, True)
@@ -497,7 +504,7 @@ class Simulator(SmscHandler):
             source_addr=destinations(pdu)[0] if destinations(pdu) else "",
             destination_addr=pdu.source_addr,
             data_coding=pdu.data_coding,
-            esm_class=pdu.esm_class & 0x40,
+            esm_class=pdu.esm_class & _UDHI,
             short_message=getattr(pdu, "short_message", b""),
             tlvs={k: v for k, v in pdu.tlvs.items() if k in _ECHO_TLVS},
         )

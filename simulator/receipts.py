@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from smppcore import CommandId, MessageState, Pdu
+from smppcore import CommandId, EsmClass, MessageState, Pdu
 from smppcore.receipt import build_receipt
 
 from .config import parse_state
@@ -39,14 +39,14 @@ def receipt_for(record: Submit, word: str, final: bool, now: float) -> Pdu:
         done_date=naive_utc(now),
         err="000" if state in _NOT_FAILED else "001",
         text=_quoted_text(pdu),
-        esm_class=0x04 if final else 0x20,
+        esm_class=EsmClass.TYPE_DELIVERY_RECEIPT if final else EsmClass.TYPE_INTERMEDIATE_NOTIFICATION,
     )
 
 
 def _quoted_text(pdu: Pdu) -> bytes:
     """What a receipt quotes of the message: its text, without a UDH."""
     text = getattr(pdu, "short_message", b"")
-    if text and pdu.esm_class & 0x40:
+    if text and pdu.esm_class & EsmClass.UDHI:
         from smppcore.text import parse_udh
 
         try:

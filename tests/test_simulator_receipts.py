@@ -129,6 +129,20 @@ async def test_registered_delivery_2_reports_failures_only():
             assert sim.sim.stats.receipts_sent == len(failed)
 
 
+async def test_registered_delivery_3_reports_successes_only():
+    # reserved in SMPP 3.4; SMPP 5.0 (and smppcore.receipt.receipt_wanted, the hub's rule too): success only
+    async with simulator(receipts={"final_states": {"DELIVRD": 1, "UNDELIV": 1}}, seed=8) as sim:
+        async with connect(sim) as c:
+            await pipeline(c, [SubmitSm(destination_addr=TO, registered_delivery=3) for _ in range(100)])
+            await wait_until(lambda: sim.sim.stats.receipts_pending == 0, what="all final")
+            delivered = [s.message_id for s in sim.sim.submits if s.state == "DELIVRD"]
+            assert 25 <= len(delivered) <= 75
+            got = [receipt_info(p) for p in await receipts(c, len(delivered))]
+            assert sorted(i.message_id for i in got) == sorted(delivered)
+            assert {i.state for i in got} == {MessageState.DELIVERED}
+            assert sim.sim.stats.receipts_sent == len(delivered)
+
+
 async def test_no_receipt_unless_asked_or_when_disabled():
     async with simulator() as sim:
         async with connect(sim) as c:
