@@ -88,10 +88,31 @@ def is_traffic(line: str) -> bool:
     return line.startswith("traffic: ")
 
 
+def is_send_line(line: str) -> bool:
+    """The banner's ready-to-paste `smpphub send ...` line."""
+    return line.strip().startswith("smpphub send ")
+
+
+def starts_with(prefix: str) -> Callable[[str], bool]:
+    def wanted(line: str) -> bool:
+        return line.startswith(prefix)
+
+    return wanted
+
+
+def traffic_above(count: int) -> Callable[[str], bool]:
+    """A traffic line whose accepted total is above ``count``."""
+
+    def wanted(line: str) -> bool:
+        return is_traffic(line) and accepted(line) > count
+
+    return wanted
+
+
 async def test_demo_stays_up_answers_the_printed_send_and_stops_on_sigint(tmp_path):
     demo = await Demo.start(tmp_path, "--port", "0")
     try:
-        send_line = await demo.read_until(lambda line: line.strip().startswith("smpphub send "))
+        send_line = await demo.read_until(is_send_line)
         folder = store_folder(demo.lines)
         assert folder.parent == tmp_path and folder.name.startswith("smpphub-demo-") and (folder / "hub.db").is_file()
         assert any(re.match(r"\s+hub\s+SMPP on 127\.0\.0\.1:\d+$", line) for line in demo.lines)
@@ -108,10 +129,10 @@ async def test_demo_stays_up_answers_the_printed_send_and_stops_on_sigint(tmp_pa
         )
         out, err = await asyncio.wait_for(send.communicate(), 60)
         assert send.returncode == 0, err.decode()
-        assert re.search(r"^receipt for \S+: DELIVRD", out.decode(), re.M), out.decode()
+        assert re.search(r"^receipt for \S+: DELIVRD", out.decode(), re.MULTILINE), out.decode()
 
         # the live line shows the message (it prints every few seconds when the totals moved)
-        await demo.read_until(lambda line: is_traffic(line) and accepted(line) > before, timeout=30)
+        await demo.read_until(traffic_above(before), timeout=30)
 
         demo.proc.send_signal(signal.SIGINT)
         assert await demo.wait(10) == 0, demo.stderr
@@ -126,8 +147,8 @@ async def test_demo_stays_up_answers_the_printed_send_and_stops_on_sigint(tmp_pa
 async def test_demo_duration_stops_by_itself_and_cleans_up(tmp_path):
     demo = await Demo.start(tmp_path, "--port", "0", "--duration", "2")
     try:
-        await demo.read_until(lambda line: line.startswith("smpphub demo is up; it stops in 2 s"))
-        await demo.read_until(lambda line: line.strip().startswith("smpphub send "))
+        await demo.read_until(starts_with("smpphub demo is up; it stops in 2 s"))
+        await demo.read_until(is_send_line)
         folder = store_folder(demo.lines)
         assert folder.is_dir()
         assert await demo.wait(30) == 0, demo.stderr
@@ -141,13 +162,13 @@ async def test_demo_duration_stops_by_itself_and_cleans_up(tmp_path):
 async def test_sigterm_during_the_tour_stops_and_cleans_up(tmp_path):
     demo = await Demo.start(tmp_path, "--port", "0")
     try:
-        await demo.read_until(lambda line: line.startswith("tour: "))
+        await demo.read_until(starts_with("tour: "))
         demo.proc.send_signal(signal.SIGTERM)
         assert await demo.wait(10) == 0, demo.stderr
     finally:
         demo.kill()
     assert "Traceback" not in demo.stderr
-    assert not any(line.strip().startswith("smpphub send ") for line in demo.lines)  # stopped before the banner
+    assert not any(is_send_line(line) for line in demo.lines)  # stopped before the banner
     assert left_in(tmp_path) == []
 
 
@@ -208,3 +229,36 @@ def test_default_port_taken_falls_back_to_a_free_one_with_a_note():
     # free again: the default is taken as it is, without a note
     assert choose_port(None, default=port).port == port and choose_port(None, default=port).note is None
     assert choose_port(0).port == 0
+
+
+# The tour made to fail after the hub, the carriers and the store folder are up: the
+# carriers hold their receipts for a minute and the tour waits half a second.
+FAILING_TOUR = """
+import sys
+import msgspec
+import smpphub.demo as demo
+from smpphub.cli import main
+
+demo.TOUR_WAIT = 0.5
+demo.CARRIERS = tuple(
+    msgspec.structs.replace(c, config={"receipts": {"delay": {"kind": "fixed", "ms": 60000}}}) for c in demo.CARRIERS
+)
+sys.exit(main(["demo", "--port", "0"]))
+"""
+
+
+async def test_a_failure_after_start_is_one_line_and_cleans_up(tmp_path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FAILING_TOUR, cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), STARTUP)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert [line for line in err.decode().splitlines() if line.strip()] == ["smpphub demo: the tour got no receipt within 0.5 s"]
+    stopped = [line for line in out.decode().splitlines() if line.startswith("demo stopped: ")]
+    assert len(stopped) == 1 and "removed " + str(tmp_path / "smpphub-demo-") in stopped[0]
+    assert left_in(tmp_path) == []
