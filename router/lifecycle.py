@@ -183,6 +183,7 @@ class MessageRow(msgspec.Struct, kw_only=True):
     upstream_id: str | None = None  # that upstream's message_id
     error: int = 0  # the last command_status or network error seen
     receipt_owed: bool = False  # a final receipt the ESME asked for has not been acked yet
+    receipt: bytes = b""  # that receipt: the deliver_sm to send the ESME, encoded (the hub fills it in)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -512,6 +513,7 @@ def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered, now: float, 
     if not row.receipt_owed:
         raise InvalidTransition(row, event)
     row.receipt_owed = False
+    row.receipt = b""
     return _NOTHING
 
 
