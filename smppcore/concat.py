@@ -13,11 +13,12 @@ from typing import Any
 
 import msgspec
 
-from .constants import Tag
+from .constants import EsmClass, Tag
 
 __all__ = ["parse_udh", "ConcatInfo", "concat_info", "Incomplete", "Reassembler"]
 
-ESM_UDHI = 0x40  # esm_class bit: the short_message starts with a UDH
+#: esm_class bit: the short_message starts with a UDH (a plain int, cheap to test against)
+ESM_UDHI = int(EsmClass.UDHI)
 IEI_CONCAT_8 = 0x00  # concatenated message, 8-bit reference
 IEI_CONCAT_16 = 0x08  # concatenated message, 16-bit reference
 

@@ -208,8 +208,8 @@ class SmppConnection(asyncio.Protocol):
             self._flush()
         else:
             self._flush_soon()
-        deadline = self.loop.time() + (self.config.response_timeout or 1e18)
-        if deadline < self._timer_at:
+        timeout = self.config.response_timeout
+        if timeout and self.loop.time() + timeout < self._timer_at:
             self._reschedule()
 
     async def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:

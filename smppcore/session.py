@@ -17,6 +17,7 @@ caller's requests) comes out as events.
 
 from __future__ import annotations
 
+import math
 import time
 from enum import Enum
 from typing import Any, Callable
@@ -57,7 +58,11 @@ __all__ = [
     "WindowFull",
     "InvalidState",
     "ALLOWED_REQUESTS",
+    "NO_DEADLINE",
 ]
+
+#: The deadline of a request that has none (``response_timeout=0``): later than any clock.
+NO_DEADLINE = math.inf
 
 
 class Role(Enum):
@@ -239,7 +244,18 @@ class ConnectionLost(Event):
 class SessionConfig:
     """Limits and timers of one session; every one has a safe default.
 
-    Times are seconds; 0 disables a timer.
+    Times are seconds; 0 disables a timer:
+
+    - ``response_timeout``: how long a request waits for its response before a
+      :class:`RequestTimeout`. 0 means no response timeout: a request waits as long
+      as the connection lives. Dead-peer detection does not depend on it: the
+      keep-alive enquire_link must be answered within ``response_timeout``, or within
+      ``enquire_link_interval`` when that is 0, whatever else is in flight.
+    - ``bind_timeout``: how long a connection may stay unbound.
+    - ``enquire_link_interval``: silence from the peer after which we send an
+      enquire_link (0: never; then nothing detects a dead peer but TCP itself).
+    - ``inactivity_timeout``: how long without a PDU other than keep-alives before
+      the session closes (0: never).
     """
 
     __slots__ = (
@@ -306,6 +322,10 @@ class Session:
         self.last_received = now
         self.last_activity = now  # last non-keepalive PDU either way
         self._link_probe: int | None = None  # sequence number of our unanswered enquire_link
+        # when that enquire_link counts as unanswered: kept here, not only in the window,
+        # because with response_timeout=0 the requests before it have no deadline and
+        # the window (ordered by deadline) would never reach it
+        self._probe_deadline = NO_DEADLINE
         self._unbinding = False
         self._may_send = ALLOWED_REQUESTS[role]
         self._may_receive = ALLOWED_REQUESTS[role.peer]
@@ -347,13 +367,21 @@ class Session:
             raise WindowFull(f"{window.size} requests already in flight")
         pdu.sequence_number = seq = self._seq.next()
         data = encode(pdu) if encoded is None else b"%b%b%b" % (encoded[:12], seq.to_bytes(4, "big"), encoded[16:])
-        window.add(pdu, context, self.clock() + (self.config.response_timeout or 1e18))
+        now = self.clock()
+        timeout = self.config.response_timeout
+        window.add(pdu, context, now + timeout if timeout else NO_DEADLINE)
         self._out.append(data)
         if cid == C.UNBIND:
             self._unbinding = True
         elif cid == C.ENQUIRE_LINK and self._link_probe is None:
             self._link_probe = seq
+            self._probe_deadline = now + self._probe_timeout()
         return pdu
+
+    def _probe_timeout(self) -> float:
+        """How long an enquire_link may go unanswered before the peer counts as dead."""
+        cfg = self.config
+        return cfg.response_timeout or cfg.enquire_link_interval or NO_DEADLINE
 
     def send_response(self, pdu: Pdu) -> None:
         """Queue a response (its sequence_number set by ``request.make_response``)."""
@@ -512,6 +540,14 @@ class Session:
                 self.state = State.UNBOUND
                 events.append(Unbound(by_peer=False))
             events.append(RequestTimeout(request, entry.context))
+        probe = self._link_probe
+        if probe is not None and now >= self._probe_deadline:
+            # no response timeout: the window holds the probe behind requests without one
+            self._link_probe = None
+            dead = True
+            entry = self.window.pop(probe)
+            if entry is not None and entry.context is not None:
+                events.append(RequestTimeout(entry.request, entry.context))
         if dead:
             self._close("enquire_link went unanswered: peer is dead", events)
             return events
@@ -532,8 +568,10 @@ class Session:
 
     def _send_probe(self, now: float) -> None:
         probe = EnquireLink(sequence_number=self._seq.next())
-        self.window.add(probe, None, now + (self.config.response_timeout or self.config.enquire_link_interval), force=True)
+        timeout = self.config.response_timeout
+        self.window.add(probe, None, now + timeout if timeout else NO_DEADLINE, force=True)
         self._link_probe = probe.sequence_number
+        self._probe_deadline = now + self._probe_timeout()
         self._out.append(encode(probe))
 
     def next_timer(self) -> float | None:
@@ -543,8 +581,10 @@ class Session:
         cfg = self.config
         times = []
         deadline = self.window.next_deadline()
-        if deadline is not None:
+        if deadline is not None and deadline != NO_DEADLINE:
             times.append(deadline)
+        if self._link_probe is not None and self._probe_deadline != NO_DEADLINE:
+            times.append(self._probe_deadline)
         if self.state is State.OPEN and cfg.bind_timeout:
             times.append(self.opened_at + cfg.bind_timeout)
         if cfg.inactivity_timeout:

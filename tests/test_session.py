@@ -426,3 +426,78 @@ def test_callers_unanswered_enquire_link_times_out_and_closes():
     events = esme.tick()
     assert [(type(e), getattr(e, "context", None)) for e in events[:2]] == [(RequestTimeout, "mine"), (Closing, None)]
     assert esme.state is State.CLOSED
+
+
+# --- response_timeout=0: no response timeout, dead peers still found ---------------------
+
+
+def test_response_timeout_0_lets_requests_wait_for_ever():
+    clock = FakeClock()
+    esme = Session(Role.ESME, SessionConfig(response_timeout=0, enquire_link_interval=0), clock=clock)
+    esme.state = State.BOUND_TX
+    esme.send_request(SubmitSm(), "a")
+    assert esme.next_timer() is None  # nothing to wake for
+    clock.now += 10**9
+    assert esme.tick() == []
+    assert len(esme.window) == 1 and esme.state is State.BOUND_TX
+
+
+def test_response_timeout_0_still_detects_a_dead_peer_with_requests_in_flight():
+    clock = FakeClock()
+    esme = Session(Role.ESME, SessionConfig(response_timeout=0, enquire_link_interval=30), clock=clock)
+    esme.state = State.BOUND_TRX
+    esme.send_request(SubmitSm(), "a")  # never answered, no deadline of its own
+    esme.data_to_send()
+    assert esme.next_timer() == 1030
+    clock.now = 1030
+    assert esme.tick() == []
+    (probe,) = sent(esme)
+    assert isinstance(probe, EnquireLink)
+    # the probe sits in the window behind a request without a deadline: the session still
+    # wakes for it, after enquire_link_interval (there is no response timeout to use)
+    assert esme.next_timer() == 1060
+    clock.now = 1059.9
+    assert esme.tick() == []
+    clock.now = 1060
+    events = esme.tick()
+    assert isinstance(events[0], Closing) and "enquire_link" in events[0].reason
+    assert [(type(e), e.context) for e in events[1:]] == [(ConnectionLost, "a")]  # not the keep-alive
+    assert esme.state is State.CLOSED
+
+
+def test_response_timeout_0_an_answered_probe_keeps_the_link():
+    clock = FakeClock()
+    esme = Session(Role.ESME, SessionConfig(response_timeout=0, enquire_link_interval=30), clock=clock)
+    esme.state = State.BOUND_TRX
+    esme.send_request(SubmitSm(), "a")
+    esme.data_to_send()
+    clock.now = 1030
+    esme.tick()
+    (probe,) = sent(esme)
+    clock.now = 1045
+    assert esme.receive_data(encode(EnquireLinkResp(sequence_number=probe.sequence_number))) == []
+    assert esme.next_timer() == 1075  # the next keep-alive, 30 s after the answer
+    clock.now = 1075
+    assert esme.tick() == []
+    (probe,) = sent(esme)
+    assert isinstance(probe, EnquireLink) and esme.state is State.BOUND_TRX
+
+
+def test_response_timeout_0_the_callers_enquire_link_counts_too():
+    clock = FakeClock()
+    esme = Session(Role.ESME, SessionConfig(response_timeout=0, enquire_link_interval=20), clock=clock)
+    esme.state = State.BOUND_TRX
+    esme.send_request(SubmitSm(), "a")
+    clock.now = 1005
+    esme.send_request(EnquireLink(), "mine")
+    # the caller's enquire_link is the probe (no keep-alive of our own meanwhile), due
+    # enquire_link_interval after it went out
+    assert esme.next_timer() == 1025
+    clock.now = 1024.9
+    assert esme.tick() == []
+    assert [type(p) for p in sent(esme)] == [SubmitSm, EnquireLink]  # no keep-alive of its own
+    clock.now = 1025
+    events = esme.tick()
+    assert [(type(e), getattr(e, "context", None)) for e in events] == [
+        (RequestTimeout, "mine"), (Closing, None), (ConnectionLost, "a"),
+    ]
