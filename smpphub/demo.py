@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 import msgspec
 
@@ -168,6 +168,8 @@ def listen_problem(host: str, port: int) -> str | None:
 
 
 class PortChoice(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the hub listens, and why that is not the port asked for (if it is not)."""
+
     port: int  # 0: a free one
     note: str | None = None  # why it is not the one asked for, for the banner
 
@@ -190,6 +192,12 @@ def choose_port(requested: int | None, *, host: str = HOST, default: int = DEFAU
 # --- the live traffic line ---------------------------------------------------------------------
 
 
+class TrafficSource(Protocol):
+    """What the traffic line reads: :class:`smpphub.router.hub.Hub` (or a test's stand-in)."""
+
+    def traffic(self) -> Traffic: ...
+
+
 class TrafficLine:
     """The hub's running totals and rates, one line: rewritten in place every second on a
     terminal, printed as an ordinary line every few seconds (when something changed) on a pipe."""
@@ -199,7 +207,7 @@ class TrafficLine:
         " receipts and MO delivered to ESMEs; MO from carriers (total +per second)"
     )
 
-    def __init__(self, hub: Hub, stream: TextIO) -> None:
+    def __init__(self, hub: TrafficSource, stream: TextIO) -> None:
         self.hub = hub
         self.stream = stream
         self.tty = stream.isatty()
@@ -237,7 +245,7 @@ class TrafficLine:
         elif self._last != self._printed:
             self.stream.write(f"traffic: {line}\n")
             self.stream.flush()
-        self._printed = self._last
+            self._printed = self._last
 
     def finish(self) -> None:
         """End the in-place line so what follows starts on a line of its own."""

@@ -5,6 +5,7 @@ argument, a taken port) exits as it should and leaves nothing in the temp folder
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import shlex
@@ -15,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from smpphub.router.hub import Traffic
 
-from smpphub.demo import DemoError, choose_port, listen_problem
+from smpphub.demo import DemoError, TrafficLine, choose_port, listen_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP = 60.0  # bound on the tour (a loaded 2-core machine); normally about a second
@@ -262,3 +264,27 @@ async def test_a_failure_after_start_is_one_line_and_cleans_up(tmp_path):
     stopped = [line for line in out.decode().splitlines() if line.startswith("demo stopped: ")]
     assert len(stopped) == 1 and "removed " + str(tmp_path / "smpphub-demo-") in stopped[0]
     assert left_in(tmp_path) == []
+
+
+class Counters:
+    """A stand-in for the hub: the totals a test sets."""
+
+    def __init__(self) -> None:
+        self.now = Traffic(accepted=4, sent=4, receipts_in=4, delivered=5, mo_in=1, esme_binds=0)
+
+    def traffic(self) -> Traffic:
+        return self.now
+
+
+def test_traffic_line_on_a_pipe_is_written_only_when_the_totals_move():
+    counters = Counters()
+    out = io.StringIO()  # not a terminal: ordinary lines
+    line = TrafficLine(counters, out)
+    line.show()
+    line.show()  # nothing moved: nothing written
+    counters.now = Traffic(accepted=7, sent=6, receipts_in=4, delivered=5, mo_in=1, esme_binds=1)
+    line.show()
+    first, second = out.getvalue().splitlines()
+    assert first.startswith("traffic: binds 0 | accepted 4 +0/s | sent 4 +0/s | receipts 4 +0/s | delivered 5 +0/s | MO 1 +0/s")
+    assert re.fullmatch(r"traffic: binds 1 \| accepted 7 \+\d+/s \| sent 6 \+\d+/s \| receipts 4 \+0/s \| delivered 5 \+0/s \| MO 1 \+0/s", second)
+    assert accepted(second) == 7
