@@ -480,5 +480,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         return smppcore.run(_demo(options))
     except (DemoError, OSError, smppcore.SmppError) as exc:  # OSError includes TimeoutError
-        print(f"smpphub demo: {str(exc) or type(exc).__name__}", file=sys.stderr)
+        print(f"smpphub demo: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: Exception) -> str:
+    """The error for a person: an OSError's own words without its ``[Errno N]``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())

@@ -233,8 +233,11 @@ def test_default_port_taken_falls_back_to_a_free_one_with_a_note():
     assert choose_port(0).port == 0
 
 
-# The tour made to fail after the hub, the carriers and the store folder are up: the
-# carriers hold their receipts for a minute and the tour waits half a second.
+# Failures after the checks passed, each in a driver that patches the demo first:
+# - the tour fails after the hub, the carriers and the store folder are up: the carriers
+#   hold their receipts for a minute and the tour waits half a second;
+# - the hub's own listener fails (another process took the port between the check and the
+#   bind): the check is made to pass on a port something listens on.
 FAILING_TOUR = """
 import sys
 import msgspec
@@ -247,24 +250,49 @@ demo.CARRIERS = tuple(
 )
 sys.exit(main(["demo", "--port", "0"]))
 """
+PORT_TAKEN_AFTER_THE_CHECK = """
+import sys
+import smpphub.demo as demo
+from smpphub.cli import main
 
 
-async def test_a_failure_after_start_is_one_line_and_cleans_up(tmp_path):
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", FAILING_TOUR, cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp_path)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), STARTUP)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
+
+def no_problem(host, port):
+    return None
+
+
+demo.listen_problem = no_problem
+sys.exit(main(["demo", "--port", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("driver", "says", "stopped"),
+    [
+        (FAILING_TOUR, "smpphub demo: the tour got no receipt within 0.5 s", True),
+        (PORT_TAKEN_AFTER_THE_CHECK, "address already in use", False),
+    ],
+)
+async def test_a_failure_after_the_checks_is_one_line_and_cleans_up(tmp_path, driver, says, stopped):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", driver, str(taken.getsockname()[1]), cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp_path)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), STARTUP)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
     assert proc.returncode == 1
-    assert [line for line in err.decode().splitlines() if line.strip()] == ["smpphub demo: the tour got no receipt within 0.5 s"]
-    stopped = [line for line in out.decode().splitlines() if line.startswith("demo stopped: ")]
-    assert len(stopped) == 1 and "removed " + str(tmp_path / "smpphub-demo-") in stopped[0]
+    (line,) = [line for line in err.decode().splitlines() if line.strip()]
+    assert line.startswith("smpphub demo: ") and says in line and "Traceback" not in line
+    if stopped:
+        (summary,) = [line for line in out.decode().splitlines() if line.startswith("demo stopped: ")]
+        assert "removed " + str(tmp_path / "smpphub-demo-") in summary
     assert left_in(tmp_path) == []
-
 
 class Counters:
     """A stand-in for the hub: the totals a test sets."""
