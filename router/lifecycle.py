@@ -26,10 +26,11 @@ every pair)::
     IN_FLIGHT -SubmitPermanent---> REJECTED
     IN_FLIGHT -UpstreamDown------> QUEUED     (connection lost before the answer: sent
                                                again elsewhere; delivery is at least once)
+    IN_FLIGHT -Restarted---------> QUEUED     (the hub restarted before the answer: again, same upstream)
     SENT ------Receipt(state)----> DELIVERED | UNDELIVERABLE | EXPIRED | REJECTED | CANCELLED
     SENT ------Intermediate------> SENT
     SCHEDULED/QUEUED/PARKED --Expire--> EXPIRED;  --Cancel--> CANCELLED;  --Replace--> itself
-    any final with a receipt owed --ReceiptDelivered--> the same state, nothing owed
+    any final with a receipt owed --ReceiptDelivered / ReceiptDropped--> the same state, nothing owed
 
 An event that the table does not list for the current state raises
 :class:`InvalidTransition`: a duplicate receipt, a cancel of a message already
@@ -77,6 +78,8 @@ __all__ = [
     "Cancel",
     "Replace",
     "ReceiptDelivered",
+    "ReceiptDropped",
+    "Restarted",
     "accept",
     "apply",
     "smpp_state",
@@ -314,6 +317,14 @@ class ReceiptDelivered(Event):
     """The ESME acknowledged the receipt it was owed."""
 
 
+class ReceiptDropped(Event):
+    """The receipt owed waited past the account's receipt_hold, or the ESME refused it too often."""
+
+
+class Restarted(Event):
+    """The hub restarted while the message was in flight: its answer will never come."""
+
+
 _ALL_FINALS = frozenset(FINAL_STATES)
 
 #: (state, event) -> the states it may lead to. Not listed: InvalidTransition.
@@ -338,9 +349,11 @@ TRANSITIONS: dict[tuple[State, type[Event]], frozenset[State]] = {
     (State.IN_FLIGHT, SubmitTemporary): frozenset({State.SCHEDULED, State.QUEUED, State.EXPIRED}),
     (State.IN_FLIGHT, SubmitPermanent): frozenset({State.REJECTED}),
     (State.IN_FLIGHT, UpstreamDown): frozenset({State.QUEUED, State.PARKED}),
+    (State.IN_FLIGHT, Restarted): frozenset({State.QUEUED}),
     (State.SENT, Receipt): _ALL_FINALS,
     (State.SENT, Intermediate): frozenset({State.SENT}),
     **{(final, ReceiptDelivered): frozenset({final}) for final in FINAL_STATES},
+    **{(final, ReceiptDropped): frozenset({final}) for final in FINAL_STATES},
 }
 
 
@@ -509,7 +522,13 @@ def _on_replace(row: MessageRow, event: Replace, now: float, policy: RetryPolicy
     return _NOTHING
 
 
-def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered, now: float, policy: RetryPolicy) -> _Outcome:
+def _on_restarted(row: MessageRow, event: Restarted, now: float, policy: RetryPolicy) -> _Outcome:
+    row.attempts += 1  # written, never answered: it will be written again
+    row.state = State.QUEUED
+    return _NOTHING
+
+
+def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered | ReceiptDropped, now: float, policy: RetryPolicy) -> _Outcome:
     if not row.receipt_owed:
         raise InvalidTransition(row, event)
     row.receipt_owed = False
@@ -532,4 +551,6 @@ _HANDLERS: dict[type[Event], Callable[..., _Outcome]] = {
     Cancel: _on_cancel,
     Replace: _on_replace,
     ReceiptDelivered: _on_receipt_delivered,
+    ReceiptDropped: _on_receipt_delivered,
+    Restarted: _on_restarted,
 }

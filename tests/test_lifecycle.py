@@ -24,7 +24,9 @@ from smpphub.router.lifecycle import (
     MessageRow,
     Receipt,
     ReceiptDelivered,
+    ReceiptDropped,
     Replace,
+    Restarted,
     RetryPolicy,
     State,
     SubmitOk,
@@ -58,6 +60,8 @@ EVENTS: dict[str, Event] = {
     "cancel": Cancel(),
     "replace": Replace(due=0.0, expires_at=NOW + 3600),
     "receipt_delivered": ReceiptDelivered(),
+    "receipt_dropped": ReceiptDropped(),
+    "restarted": Restarted(),
 }
 
 # state -> event -> next state for the canonical message below (None: InvalidTransition).
@@ -66,20 +70,25 @@ EVENTS: dict[str, Event] = {
 GRID: dict[State, dict[str, State | None]] = {
     S.SCHEDULED: {"due": S.QUEUED, "taken": None, "ok": None, "temporary": None, "permanent": None, "down": None,
                   "up": None, "failover": S.SCHEDULED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
-                  "cancel": S.CANCELLED, "replace": S.QUEUED, "receipt_delivered": None},
+                  "cancel": S.CANCELLED, "replace": S.QUEUED, "receipt_delivered": None,
+                  "receipt_dropped": None, "restarted": None},
     S.QUEUED: {"due": None, "taken": S.IN_FLIGHT, "ok": None, "temporary": None, "permanent": None, "down": S.QUEUED,
                "up": None, "failover": S.QUEUED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
-               "cancel": S.CANCELLED, "replace": S.QUEUED, "receipt_delivered": None},
+               "cancel": S.CANCELLED, "replace": S.QUEUED, "receipt_delivered": None,
+               "receipt_dropped": None, "restarted": None},
     S.PARKED: {"due": None, "taken": None, "ok": None, "temporary": None, "permanent": None, "down": None,
                "up": S.QUEUED, "failover": S.PARKED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
-               "cancel": S.CANCELLED, "replace": S.PARKED, "receipt_delivered": None},
+               "cancel": S.CANCELLED, "replace": S.PARKED, "receipt_delivered": None,
+               "receipt_dropped": None, "restarted": None},
     S.IN_FLIGHT: {"due": None, "taken": None, "ok": S.SENT, "temporary": S.SCHEDULED, "permanent": S.REJECTED,
                   "down": S.QUEUED, "up": None, "failover": None, "receipt": None, "intermediate": None,
-                  "expire": None, "cancel": None, "replace": None, "receipt_delivered": None},
+                  "expire": None, "cancel": None, "replace": None, "receipt_delivered": None,
+                  "receipt_dropped": None, "restarted": S.QUEUED},
     S.SENT: {"due": None, "taken": None, "ok": None, "temporary": None, "permanent": None, "down": None, "up": None,
              "failover": None, "receipt": S.DELIVERED, "intermediate": S.SENT, "expire": None, "cancel": None,
-             "replace": None, "receipt_delivered": None},
-    **{final: {**{name: None for name in EVENTS}, "receipt_delivered": final} for final in FINAL_STATES},
+             "replace": None, "receipt_delivered": None, "receipt_dropped": None, "restarted": None},
+    **{final: {**{name: None for name in EVENTS}, "receipt_delivered": final, "receipt_dropped": final}
+       for final in FINAL_STATES},
 }
 
 
@@ -197,6 +206,12 @@ def test_siblings_follow_a_failover_once() -> None:
     last = row_in(S.SCHEDULED, route_index=1)
     apply(last, Failover(1), NOW, POLICY)  # nowhere further to go: it stays, its own failure decides
     assert last.target == "b"
+
+
+def test_a_restart_writes_an_unanswered_message_again_to_the_same_upstream() -> None:
+    row = row_in(S.IN_FLIGHT, upstream="b", route_index=1, attempts=2)
+    apply(row, Restarted(), NOW, POLICY)
+    assert (row.state, row.target, row.attempts) == (S.QUEUED, "b", 3)
 
 
 def test_success_records_the_upstream_and_its_id() -> None:
