@@ -309,7 +309,7 @@ class Demo:
             ],
             "routes": [{"prefix": uk.prefix, "upstreams": [uk.name, fr.name]}, {"prefix": fr.prefix, "upstreams": [fr.name]}],
             "mo_routes": [{"prefix": MO_SHORT_CODE, "account": ACCOUNT}],
-            "store": {"backend": self.options.store, "path": self.store_path or "unused.db", "synchronous": "full"},
+            "store": {"backend": "sqlite", "path": self.store_path, "synchronous": "full"} if self.store_path else {"backend": "memory"},
             "log": {"level": "warning"},  # the hub's own lines would bury the tour and the traffic line
         })
         setup_logging(config.log)
