@@ -1,4 +1,9 @@
-"""``smpphub bench``: arguments, validation (one-line errors, exit 2), summary, JSON, plot."""
+"""``smpphub bench``: arguments, validation (one-line errors, exit 2), summary, JSON, plot.
+
+Every way a run can go wrong ends in one line on stderr naming the problem: exit 2
+for a bad argument (found before anything is sent), 1 for a failure at run time
+(the target cannot be reached, refuses the bind, a file cannot be written).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,18 @@ import math
 import os
 import re
 import sys
+from typing import TYPE_CHECKING
 
 import msgspec
+from smppcore.config import ConfigError, parse_host_port
 
-from .loadgen import BenchError, LoadOptions, parse_mix, parse_ramp, run_bench
+from .loadgen import BenchError, BenchResult, LoadOptions, Second, parse_mix, parse_ramp, run_bench
 
-__all__ = ["add_arguments", "run", "main"]
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["add_arguments", "run", "main", "summary", "plot", "figure", "rate_series", "RateSeries", "PLOT_SIZE", "PLOT_DPI"]
 
 
 class UsageError(Exception):
@@ -46,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", metavar="FILE", help="TLS, verifying the server against this CA file (PEM)")
     p.add_argument("--tls-insecure", action="store_true", help="TLS without verifying the server (self-signed test SMSCs)")
     p.add_argument("--timeout", default="30", metavar="SECONDS",
-                   help="a submit_sm unanswered this long counts as ResponseTimeout (default 30)")
+                   help="a submit_sm unanswered this long counts as ResponseTimeout (default 30); "
+                        "also bounds the connect and bind (at most 10)")
     p.add_argument("--receipt-wait", default="10", metavar="SECONDS", help="most to wait for the last receipts (default 10)")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: smpphub.bench.loadgen.BenchResult)")
     p.add_argument("--plot", metavar="PATH.png", help="plot rate and latency over time (needs matplotlib)")
@@ -84,9 +96,10 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     for name in ("target", "system_id", "password"):
         if getattr(args, name, None) is None:
             raise UsageError(f"--{name.replace('_', '-')} is required")
-    host, sep, port = args.target.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--target: expected HOST:PORT, got {args.target!r}")
+    try:
+        host, port = parse_host_port(args.target)
+    except ConfigError as exc:
+        raise UsageError(f"--target: {exc}") from None
     if len(args.system_type) > 12:
         raise UsageError(f"--system-type: at most 12 characters (SMPP 3.4), got {len(args.system_type)}")
     if args.bind not in ("tx", "trx"):
@@ -118,15 +131,10 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise UsageError("--plot needs matplotlib, which is not installed (pip install 'smpphub[plot]')") from None
+        _check_plot_format(args.plot)
     for name, path in (("json", args.json), ("plot", args.plot)):
         if path:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                raise UsageError(f"--{name}: no such directory: {folder}")
+            _check_writable(name, path)
     if args.tls_ca and args.tls_insecure:
         raise UsageError("give --tls-ca or --tls-insecure, not both")
     if args.tls_ca and not os.path.isfile(args.tls_ca):
@@ -148,7 +156,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         except ValueError as exc:
             raise UsageError(f"--to: {exc}") from None
     return LoadOptions(
-        host=host.strip("[]"), port=int(port), system_id=args.system_id, password=args.password, bind=args.bind,
+        host=host, port=port, system_id=args.system_id, password=args.password, bind=args.bind,
         system_type=args.system_type,
         binds=binds, window=window, count=count, duration=duration, rate=rate, ramp=ramp,  # type: ignore[arg-type]
         workers=workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,  # type: ignore[arg-type]
@@ -157,11 +165,34 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     )
 
 
+def _check_plot_format(path: str) -> None:
+    """The plot's format comes from its file name: refused now rather than after the run."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise UsageError("--plot needs matplotlib, which is not installed (pip install 'smpphub[plot]')") from None
+    known = FigureCanvasBase.get_supported_filetypes()
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    if ext not in known:
+        raise UsageError(f"--plot: the file name must end in one of .{', .'.join(sorted(known))}, got {path!r}")
+
+
+def _check_writable(name: str, path: str) -> None:
+    """A result file that cannot be written is found before the run, not after it."""
+    if os.path.isdir(path):
+        raise UsageError(f"--{name}: is a directory: {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--{name}: no such directory: {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"--{name}: permission denied: {path}")
+
+
 def _ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
 
-def summary(result) -> str:
+def summary(result: BenchResult) -> str:
     """The table printed at the end of a run."""
     o = result.options
     if result.mode == "open":
@@ -187,6 +218,11 @@ def summary(result) -> str:
                          + (f", {result.unmatched_receipts:,} for other messages" if result.unmatched_receipts else "")),
             ("receipts/s", f"{result.receipt_rate:,.0f}"),
         ]
+    if result.generator_cpu:
+        span = result.duration + result.receipt_wait
+        rows.append(("generator CPU", f"{result.generator_cpu:.2f} s"
+                     + (f", {result.generator_cpu / result.messages * 1e6:,.1f} µs per message" if result.messages else "")
+                     + (f" ({result.generator_cpu / span:.0%} of a core)" if span > 0 else "")))
     width = max(len(k) for k, _ in rows)
     lines = [head, ""] + [f"  {k:<{width}}  {v}" for k, v in rows]
     lat = [("submit_sm -> resp", result.latency_us)]
@@ -208,8 +244,68 @@ def summary(result) -> str:
     return "\n".join(lines)
 
 
-def plot(result, path: str) -> None:
-    """Two panels over the run's seconds: rates, and latency percentiles (log scale)."""
+#: A last second shorter than this is folded into the second before it: the rate of a
+#: sliver of a second is mostly noise.
+MIN_PARTIAL = 0.1
+#: The plot's size in inches (width, height per panel) and its resolution.
+PLOT_SIZE = (10.0, 3.5)
+PLOT_DPI = 100
+
+
+class RateSeries(msgspec.Struct):
+    """A count per second as a rate: ``t`` the seconds since the start, ``per_second`` the rate in each."""
+
+    t: list[int]
+    per_second: list[float]
+
+
+def rate_series(seconds: list[int], counts: list[int], end: float) -> RateSeries:
+    """The rate in each second of a series that ends ``end`` seconds after the start.
+
+    A second is a count over the part of it the run covered: the last one, cut short
+    at ``end``, is not a whole second, and drawing its count as one would show a dip
+    that never happened. A last part shorter than :data:`MIN_PARTIAL` is added to the
+    second before it (a run that short on its own is drawn as it is).
+    """
+    t: list[int] = []
+    totals: list[float] = []
+    spans: list[float] = []
+    for second, count in zip(seconds, counts):
+        span = min(1.0, end - second)
+        if span < MIN_PARTIAL and t and t[-1] == second - 1:
+            totals[-1] += count
+            spans[-1] += max(span, 0.0)
+            continue
+        t.append(second)
+        totals.append(count)
+        spans.append(max(span, 0.001))
+    return RateSeries(t=t, per_second=[total / span for total, span in zip(totals, spans)])
+
+
+def _latency_panel(ax: Axes, timeline: list[Second], fields: dict[str, str], label: str) -> None:
+    """Percentiles per second (log scale, ms) of the seconds that have any."""
+    has = [s for s in timeline if getattr(s, fields["max"])]
+    for name, attr in fields.items():
+        ax.plot([s.t for s in has], [max(getattr(s, attr), 1) / 1000 for s in has], marker=".", label=name)
+    ax.set_yscale("log")
+    ax.set_ylabel(label)
+    ax.legend(loc="best")
+
+
+def plot(result: BenchResult, path: str) -> None:
+    """Draw the run (:func:`figure`) into ``path``, its format from the file name."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(result)
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def figure(result: BenchResult) -> Figure:
+    """Rates per second, and latency percentiles per second (log scale): submit_sm ->
+    resp, and with receipts submit -> receipt in a panel of its own. The caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,29 +313,32 @@ def plot(result, path: str) -> None:
 
     tl = result.timeline
     t = [s.t for s in tl]
-    fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(10, 7))
-    ax1.plot(t, [s.sent for s in tl], label="sent/s")
-    ax1.plot(t, [s.acked for s in tl], label="acked/s")
+    dlr = result.options.dlr
+    panels = 3 if dlr else 2
+    fig, axes = plt.subplots(panels, 1, sharex=True, figsize=(PLOT_SIZE[0], PLOT_SIZE[1] * panels), dpi=PLOT_DPI)
+    rates = axes[0]
+    end = result.duration
+    series = [("sent/s", [s.sent for s in tl], end), ("acked/s", [s.acked for s in tl], end)]
     if any(s.errors for s in tl):
-        ax1.plot(t, [s.errors for s in tl], label="errors/s")
-    if result.options.dlr:
-        ax1.plot(t, [s.receipts for s in tl], label="receipts/s")
+        series.append(("errors/s", [s.errors for s in tl], end))
+    if dlr:
+        series.append(("receipts/s", [s.receipts for s in tl], end + result.receipt_wait))
+    for label, counts, until in series:
+        r = rate_series(t, counts, until)
+        rates.plot(r.t, r.per_second, marker=".", label=label)
     if result.mode == "open":
-        ax1.plot(t, [s.target_rate for s in tl], "--", color="grey", label="asked (messages/s)")
-    ax1.set_ylabel("per second")
-    ax1.set_title(f"smpphub bench -> {result.options.host}:{result.options.port}")
-    ax1.legend(loc="best")
-    answered = [s for s in tl if s.acked or s.errors]
-    ta = [s.t for s in answered]
-    for name, attr in (("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("max", "max_us")):
-        ax2.plot(ta, [max(getattr(s, attr), 1) / 1000 for s in answered], label=name)
-    ax2.set_yscale("log")
-    ax2.set_ylabel("submit_sm -> resp (ms)")
-    ax2.set_xlabel("seconds since start")
-    ax2.legend(loc="best")
+        rates.plot(t, [s.target_rate for s in tl], "--", color="grey", label="asked (messages/s)")
+    rates.set_ylabel("per second")
+    rates.set_title(f"smpphub bench -> {result.options.host}:{result.options.port}")
+    rates.legend(loc="best")
+    _latency_panel(axes[1], tl, {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "max": "max_us"},
+                   "submit_sm -> resp (ms)")
+    if dlr:
+        _latency_panel(axes[2], tl, {"p50": "receipt_p50_us", "p90": "receipt_p90_us", "p99": "receipt_p99_us",
+                                     "max": "receipt_max_us"}, "submit -> receipt (ms)")
+    axes[-1].set_xlabel("seconds since start")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,25 +349,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = run_bench(opts)
+    except BenchError as exc:  # the target cannot be reached, refuses the bind, goes away for good
+        print(f"smpphub bench: {exc}", file=sys.stderr)
+        return 1
     except (OSError, TimeoutError) as exc:
         print(f"smpphub bench: cannot drive {args.target}: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
-    except BenchError as exc:
-        print(f"smpphub bench: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - a refused bind and the like, said on one line
+    except Exception as exc:  # noqa: BLE001 - a failure nobody foresaw: still one line
         print(f"smpphub bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(summary(result))
-    try:
-        if args.json:
+    if args.json:
+        try:
             with open(args.json, "wb") as f:
                 f.write(msgspec.json.format(msgspec.json.encode(result)))
-        if args.plot:
+        except OSError as exc:
+            print(f"smpphub bench: --json: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    if args.plot:
+        try:
             plot(result, args.plot)
-    except OSError as exc:
-        print(f"smpphub bench: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"smpphub bench: --plot: cannot write {args.plot}: {why}", file=sys.stderr)
+            return 1
     return 0
 
 

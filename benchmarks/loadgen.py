@@ -32,7 +32,7 @@ import msgspec
 
 from .histogram import Histogram, HistogramData
 from .messages import MIX_KINDS, DestinationPattern, parse_mix
-from .worker import BenchError, ReceiptTally, Tick, Worker, worker_process
+from .worker import BenchError, ReceiptTally, SecondPart, Tick, Worker, worker_process
 
 __all__ = [
     "LoadOptions", "BenchResult", "Second", "run_bench", "parse_ramp", "parse_mix", "DestinationPattern", "BenchError",
@@ -73,7 +73,8 @@ class Second(msgspec.Struct):
     ``sent``: submit_sm written; ``acked``/``errors``: responses (and failures) that
     came back in that second; ``p*_us``: their latency (0 when none came back);
     ``target_rate``: what the open-loop schedule asked for in that second (None in
-    closed loop).
+    closed loop). ``receipt_p*_us``: submit -> receipt latency of the receipts that
+    came in that second and were matched to their submit_sm (0 when none).
     """
 
     t: int
@@ -87,6 +88,10 @@ class Second(msgspec.Struct):
     max_us: int = 0
     throttled: int = 0
     target_rate: float | None = None
+    receipt_p50_us: int = 0
+    receipt_p90_us: int = 0
+    receipt_p99_us: int = 0
+    receipt_max_us: int = 0
 
 
 class BenchResult(msgspec.Struct):
@@ -357,9 +362,7 @@ def _run_processes(opts: LoadOptions, workers: int, binds: list[int], counts: li
                 p.join(5)
     if failures:
         # the first cause, not the other workers' "another worker failed"
-        kind, text = next((f for f in failures.values() if f[0] != "broken"), next(iter(failures.values())))
-        if kind == "os":
-            raise OSError(text)
+        _, text = next((f for f in failures.values() if f[0] != "broken"), next(iter(failures.values())))
         raise BenchError(text)
     return [results[i] for i in range(workers)]
 
@@ -368,10 +371,30 @@ def _histogram(data: Any) -> Histogram:
     return Histogram.from_data(msgspec.convert(data, HistogramData) if isinstance(data, dict) else data)
 
 
+class _MergedSecond:
+    """One second of the run, all workers together, while the merge adds them up."""
+
+    __slots__ = ("sent", "acked", "errors", "receipts", "throttled", "latency", "receipt_latency")
+
+    def __init__(self) -> None:
+        self.sent = self.acked = self.errors = self.receipts = self.throttled = 0
+        self.latency = Histogram()
+        self.receipt_latency = Histogram()
+
+    def add(self, part: SecondPart) -> None:
+        self.sent += part.sent
+        self.acked += part.acked
+        self.errors += part.errors
+        self.receipts += part.receipts
+        self.throttled += part.throttled
+        self.latency.merge(_histogram(part.latency))
+        self.receipt_latency.merge(_histogram(part.receipt_latency))
+
+
 def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
     latency, service, receipt_latency, lag = Histogram(), Histogram(), Histogram(), Histogram()
     errors: dict[str, int] = {}
-    seconds: dict[int, list] = {}
+    seconds: dict[int, _MergedSecond] = {}
     pending: dict[str, float] = {}
     early: dict[str, float] = {}
     t0 = min(p["t0"] for p in parts)
@@ -384,14 +407,8 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
         early.update(p["early_receipts"])
         for k, v in p["errors"].items():
             errors[k] = errors.get(k, 0) + v
-        for s, (sent, acked, errs, rcpts, hist, throttled) in p["seconds"].items():
-            b = seconds.setdefault(int(s), [0, 0, 0, 0, Histogram(), 0])
-            b[0] += sent
-            b[1] += acked
-            b[2] += errs
-            b[3] += rcpts
-            b[4].merge(_histogram(hist))
-            b[5] += throttled
+        for s, part in p["seconds"].items():
+            seconds.setdefault(int(s), _MergedSecond()).add(part)
     # receipts that reached another worker's bind than the one that sent the message
     unmatched = 0
     for key, at in early.items():
@@ -400,6 +417,7 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
             unmatched += 1
         else:
             receipt_latency.record((at - due) * 1e6)
+            seconds.setdefault(max(0, int(at - t0)), _MergedSecond()).receipt_latency.record((at - due) * 1e6)
     end = max(p["end"] for p in parts)
     receipts_end = max(p["receipts_end"] for p in parts)
     sent = sum(p["sent"] for p in parts)
@@ -411,10 +429,13 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
     schedule = Schedule.for_options(opts)
     timeline = []
     for s, b in sorted(seconds.items()):
-        p50, p90, p99 = (b[4].percentile(q) for q in (50, 90, 99))
+        h, r = b.latency, b.receipt_latency
         timeline.append(Second(
-            t=s, sent=b[0], acked=b[1], errors=b[2], receipts=b[3], p50_us=p50, p99_us=p99, p90_us=p90, max_us=b[4].max,
-            throttled=b[5], target_rate=schedule.rate_at(s + 0.5) if schedule is not None else None,
+            t=s, sent=b.sent, acked=b.acked, errors=b.errors, receipts=b.receipts, p50_us=h.percentile(50),
+            p99_us=h.percentile(99), p90_us=h.percentile(90), max_us=h.max, throttled=b.throttled,
+            target_rate=schedule.rate_at(s + 0.5) if schedule is not None else None,
+            receipt_p50_us=r.percentile(50), receipt_p90_us=r.percentile(90), receipt_p99_us=r.percentile(99),
+            receipt_max_us=r.max,
         ))
     return BenchResult(
         options=msgspec.structs.replace(opts, password=""), environment=_environment(), started_at=started,

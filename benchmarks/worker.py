@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import ssl
 import time
 from typing import Any
 
@@ -25,9 +26,13 @@ from .bulk import BulkEsme
 from .histogram import Histogram, HistogramData
 from .messages import MessagePool
 
-__all__ = ["Worker", "Tick", "BenchError", "ReceiptTally", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR"]
+__all__ = [
+    "Worker", "Tick", "BenchError", "ReceiptTally", "SecondPart", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR",
+    "TRACKED_RECEIPTS", "connect_failure",
+]
 
-#: Connect and bind within this many seconds.
+#: Connect and bind within this many seconds (or the run's response timeout, if shorter:
+#: a bind is a request like any other).
 CONNECT_TIMEOUT = 10.0
 #: How long a bind keeps trying to bind again after losing its connection, when the run
 #: has no deadline of its own, before the run fails.
@@ -39,10 +44,34 @@ SETTLE_FOR = 60.0
 #: not finer than a millisecond.
 EARLY = 0.0005
 TIMER_RESOLUTION = 0.001
+#: The most message ids each kind of receipt bookkeeping holds (awaiting a receipt, a
+#: receipt awaiting its submit_sm_resp, receipts seen for duplicates): memory stays
+#: bounded on a long run against an SMSC that never reports; past it the oldest is
+#: forgotten (its receipt then counts as unmatched, or a very late duplicate as new).
+TRACKED_RECEIPTS = 1_000_000
 
 
 class BenchError(Exception):
-    """The run could not be carried out (a worker failed); the message says why."""
+    """The run could not be carried out (a worker failed); the message says why, on one line."""
+
+
+def connect_failure(host: str, port: int, exc: BaseException, timeout: float) -> str:
+    """One line saying why connecting and binding to ``host:port`` failed: the user needs
+    to know whether to fix the address, the credentials, the TLS options or the server."""
+    where = f"{host}:{port}"
+    if isinstance(exc, smppcore.BindError):
+        return f"{where} refused the bind: {status_name(exc.command_status)}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS with {where}: certificate refused: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with {where} failed ({exc.reason or exc}): is it a TLS port?"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"{where} did not answer the bind within {timeout:g} s"
+    if isinstance(exc, smppcore.SmppError):
+        return f"{where} closed the connection during the bind ({exc})"
+    if isinstance(exc, OSError):
+        return f"cannot connect to {where}: {exc.strerror or exc or type(exc).__name__}"
+    return f"cannot bind to {where}: {type(exc).__name__}: {exc}"
 
 
 class Tick(msgspec.Struct, array_like=True):
@@ -84,7 +113,7 @@ class Bucket:
     """One second of one worker: counters, and latencies not yet folded into histograms."""
 
     __slots__ = ("sent", "acked", "errors", "receipts", "throttled", "latencies", "service", "lag", "hist", "service_hist",
-                 "lag_hist")
+                 "lag_hist", "receipt_hist")
 
     def __init__(self) -> None:
         self.sent = self.acked = self.errors = self.receipts = self.throttled = 0
@@ -94,12 +123,31 @@ class Bucket:
         self.hist = Histogram()
         self.service_hist = Histogram()
         self.lag_hist = Histogram()
+        self.receipt_hist = Histogram()  # submit -> receipt, of the receipts that came in this second
 
     def fold(self) -> None:
         for values, hist in ((self.latencies, self.hist), (self.service, self.service_hist), (self.lag, self.lag_hist)):
             if values:
                 hist.record_many(values)
                 values.clear()
+
+    def part(self) -> SecondPart:
+        self.fold()
+        return SecondPart(sent=self.sent, acked=self.acked, errors=self.errors, receipts=self.receipts,
+                          throttled=self.throttled, latency=self.hist.data(), receipt_latency=self.receipt_hist.data())
+
+
+class SecondPart(msgspec.Struct, kw_only=True):
+    """One second of one worker as it goes to the merge (counts, and the latencies of the
+    responses and of the receipts that came in that second)."""
+
+    sent: int
+    acked: int
+    errors: int
+    receipts: int
+    throttled: int
+    latency: HistogramData
+    receipt_latency: HistogramData
 
 
 class Worker:
@@ -124,13 +172,12 @@ class Worker:
         self.schedule: Any = None
         self.next_index = 0
         self.requeued: list = []
-        self.receipt_latency = Histogram()
         self.errors: dict[str, int] = {}
         self.sent = self.acked = self.throttled = self.reconnects = self.receipts = 0
         self.pending_receipts: dict[str, float] = {}
         self.early_receipts: dict[str, float] = {}
         self.last_receipt = 0.0
-        self.seen_receipts: set[str] = set()
+        self.seen_receipts: dict[str, None] = {}  # an ordered set: the oldest goes first
         self.duplicate_receipts = 0
         self.seconds: dict[int, Bucket] = {}
         self._bucket_second = -1
@@ -252,9 +299,15 @@ class Worker:
             key = normalise_message_id(body[:body.find(b"\0")].decode("latin-1"))
             early = early_receipts.pop(key, None)
             if early is None:
+                if len(pending) >= TRACKED_RECEIPTS:
+                    del pending[next(iter(pending))]
                 pending[key] = due
             else:
-                self.receipt_latency.record((early - due) * 1e6)
+                self._receipt_latency(early, due)
+
+    def _receipt_latency(self, at: float, due: float) -> None:
+        """A receipt matched to its submit_sm: its latency goes to the second it came in."""
+        self.bucket(at).receipt_hist.record((at - due) * 1e6)
 
     def on_message(self, pdu: Any) -> None:
         """A deliver_sm (answered by the bind): count a final receipt once, when receipts were asked for."""
@@ -264,10 +317,13 @@ class Worker:
         if info is None or not info.is_final:
             return
         key = normalise_message_id(info.message_id)
-        if key in self.seen_receipts:
+        seen = self.seen_receipts
+        if key in seen:
             self.duplicate_receipts += 1  # at least once: an SMSC may send one again
             return
-        self.seen_receipts.add(key)
+        if len(seen) >= TRACKED_RECEIPTS:
+            del seen[next(iter(seen))]
+        seen[key] = None
         now = time.perf_counter()
         # Every final receipt counts; its latency needs the send time, which only the
         # worker that sent it knows (an SMSC gives receipts to any bind of the account):
@@ -278,10 +334,10 @@ class Worker:
         due = self.pending_receipts.pop(key, None)
         if due is None:
             # it overtook its own submit_sm_resp, or another worker sent it
-            if len(self.early_receipts) < 1_000_000:
+            if len(self.early_receipts) < TRACKED_RECEIPTS:
                 self.early_receipts[key] = now
             return
-        self.receipt_latency.record((now - due) * 1e6)
+        self._receipt_latency(now, due)
 
     def _failures(self, name: str, n: int, now: float) -> None:
         if n:
@@ -296,6 +352,8 @@ class Worker:
         if self.closing or (self._done is not None and self._done.done()):
             return
         slot = bind.slot
+        # a bind that never completed was never put in its slot: nothing to reconnect
+        # (its failure reaches the run through connect)
         if self.binds[slot] is bind and slot not in self._reconnecting:
             self.binds[slot] = None
             self._retired.append(bind)
@@ -317,13 +375,17 @@ class Worker:
 
     # ---- binds --------------------------------------------------------------------------------
 
+    @property
+    def connect_timeout(self) -> float:
+        return min(CONNECT_TIMEOUT, self.opts.response_timeout)
+
     async def _connect(self, slot: int) -> BulkEsme:
         """Connect and bind a :class:`BulkEsme` for ``slot``."""
         o = self.opts
         ssl_ctx = self._tls_context()
         return await smppcore.connect(
             o.host, o.port, system_id=o.system_id, password=o.password, system_type=o.system_type, bind=o.bind,
-            connect_timeout=CONNECT_TIMEOUT,
+            connect_timeout=self.connect_timeout,
             config=smppcore.SessionConfig(window=o.window, response_timeout=o.response_timeout),
             on_message=self.on_message, client_class=functools.partial(BulkEsme, self, slot),
             ssl=ssl_ctx, server_hostname=o.host if ssl_ctx is not None else None,
@@ -335,8 +397,6 @@ class Worker:
         if not (o.tls or o.tls_ca or o.tls_insecure):
             return None
         if self._ssl is None:
-            import ssl
-
             ctx = ssl.create_default_context(cafile=o.tls_ca)
             if o.tls_insecure:
                 ctx.check_hostname = False
@@ -358,8 +418,8 @@ class Worker:
                 except (OSError, asyncio.TimeoutError, smppcore.SmppError) as exc:
                     if time.perf_counter() >= give_up:
                         o = self.opts
-                        raise BenchError(f"lost the connection to {o.host}:{o.port} and could not bind again "
-                                         f"for {RECONNECT_FOR:g}s: {exc}") from None
+                        why = connect_failure(o.host, o.port, exc, self.connect_timeout)
+                        raise BenchError(f"lost the connection and could not bind again for {RECONNECT_FOR:g}s: {why}") from None
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 if self.closing:  # the run ended while this bind was being made
@@ -382,9 +442,13 @@ class Worker:
     async def run(self, start_gate: Any = None) -> dict:
         """Bind, wait at ``start_gate`` (the other workers), send, wait for the answers and receipts."""
         o = self.opts
+        self.binds = [None] * o.binds  # each filled once its bind completes
         try:
             for slot in range(o.binds):
-                self.binds.append(await self._connect(slot))
+                try:
+                    self.binds[slot] = await self._connect(slot)
+                except (OSError, asyncio.TimeoutError, smppcore.SmppError) as exc:
+                    raise BenchError(connect_failure(o.host, o.port, exc, self.connect_timeout)) from None
             if start_gate is not None:
                 await start_gate()
             return await self._run()
@@ -476,21 +540,21 @@ class Worker:
             second += 1
 
     def _result(self, end: float, receipts_end: float, cpu: float) -> dict:
-        latency, service, lag = Histogram(), Histogram(), Histogram()
+        latency, service, lag, receipt_latency = Histogram(), Histogram(), Histogram(), Histogram()
         for b in self.seconds.values():
             b.fold()
             latency.merge(b.hist)
             service.merge(b.service_hist if self.open_loop else b.hist)
             lag.merge(b.lag_hist)
+            receipt_latency.merge(b.receipt_hist)
         return {
             "t0": self.t0, "end": end, "receipts_end": receipts_end, "cpu": cpu, "sent": self.sent, "acked": self.acked,
             "messages": self.next_index - len(self.requeued), "first_send": self.first_send, "last_send": self.last_send,
             "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects, "receipts": self.receipts,
             "duplicate_receipts": self.duplicate_receipts, "latency": latency.data(), "service": service.data(),
-            "lag": lag.data(), "receipt_latency": self.receipt_latency.data(),
+            "lag": lag.data(), "receipt_latency": receipt_latency.data(),
             "pending_receipts": self.pending_receipts, "early_receipts": self.early_receipts,
-            "seconds": {s: [b.sent, b.acked, b.errors, b.receipts, b.hist.data(), b.throttled]
-                        for s, b in self.seconds.items()},
+            "seconds": {s: b.part() for s, b in self.seconds.items()},
         }
 
 
@@ -528,7 +592,11 @@ def worker_process(index: int, opts_raw: dict, count: int | None, share: float, 
         result = smppcore.run(worker.run(gate))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, on one line
         barrier.abort()
-        kind = "os" if isinstance(exc, (OSError, TimeoutError)) else ("broken" if isinstance(exc, BenchError) and "another worker" in str(exc) else "other")
-        queue.put(("error", index, kind, f"{type(exc).__name__}: {exc}" if kind == "other" else str(exc)))
+        if isinstance(exc, BenchError):
+            kind = "broken" if "another worker" in str(exc) else "bench"
+            text = str(exc)
+        else:
+            kind, text = "other", f"{type(exc).__name__}: {exc}"
+        queue.put(("error", index, kind, text))
         return
     queue.put(("result", index, result))

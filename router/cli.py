@@ -16,9 +16,22 @@ __all__ = ["add_serve_arguments", "serve", "add_hash_arguments", "hash_password_
 
 
 def setup_logging(cfg: LogConfig) -> None:
-    """structlog for the hub's own events; stdlib logging (smppcore, aiohttp) through the same renderer."""
+    """structlog for the hub's own events; stdlib logging (smppcore, aiohttp) through the same renderer.
+
+    ``access`` events (``[log] access_log = "-"``) are written whatever ``level`` says:
+    an operator who asked for them wants them beside warnings only, too. A file
+    access log has a handler of its own (see :mod:`smpphub.router.msglog`).
+    """
     level = getattr(logging, cfg.level.upper())
-    renderer = structlog.processors.JSONRenderer() if cfg.format == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    if cfg.format == "json":
+        # JSON has no place for a traceback object: log.exception(...) gets it as an "exception" string
+        renderer: list[structlog.typing.Processor] = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        renderer = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -31,10 +44,11 @@ def setup_logging(cfg: LogConfig) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()]))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=renderer, foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("smpphub.access").setLevel(logging.INFO)
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:

@@ -135,8 +135,40 @@ class StoreConfig(_Strict):
 class LogConfig(_Strict):
     format: Literal["json", "console"] = "console"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """``[log]``: what the hub writes about itself and about each message.
+
+    At ``level = "debug"`` every step of every message is an event of its own
+    (``message_accepted``, ``message_routed``, ``message_submitted``,
+    ``receipt_received``, ...; keys ``message_id``, ``account``, ``upstream``...), so an
+    operator can follow one message; at ``info`` they cost nothing.
+
+    ``access_log`` is one line per message outcome, like Kannel's access-log: ``""``
+    (off), ``"-"`` (as ``access`` events with the other logs, on stderr), or a file
+    path (its own file, appended to; the directory must exist). Set once at start.
+    ``summary_interval``: seconds between ``hub_summary`` lines (rates, queues,
+    binds, upstreams); 0 turns them off.
+    """
 
 
+
+    access_log: str = ""
+    summary_interval: NonNeg = 60.0
+
+    def __post_init__(self) -> None:
+        path = self.access_log
+        if path in ("", "-"):
+            return
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            problem = f"{path!r} is a directory"
+        elif not os.path.isdir(folder):
+            problem = f"no such directory {folder!r}"
+        elif not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            problem = f"{path!r} is not writable"
+        else:
+            return
+        # LogConfig only lives at [log]: name the key the way _fail does
+        raise msgspec.ValidationError(f"{problem} - at `$.log.access_log`")
 class HubConfig(_Strict):
     listeners: list[Listener] = msgspec.field(default_factory=lambda: [Listener()])
     accounts: list[Account] = []

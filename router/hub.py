@@ -27,6 +27,7 @@ from .delivery import Deliveries
 from .dispatch import Dispatcher
 from .esme import Acceptor, EsmeHandler
 from .routing import RouteTable
+from .msglog import MessageLog
 from .store import MessageState, Store
 from .upstream import Job
 
@@ -56,14 +57,17 @@ class Hub:
 
     def esme_connections(self) -> list[smppcore.SmscConnection]:
         return [c for s in self.servers for c in s.connections]
+        # [log] level and access_log, fixed for this hub's life; the access file opens at its first line
+        self.msglog = MessageLog(config.log)
+        self._summary_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.started_at = time.time()
         await self.store.open()
         self.receivers: dict[str, list[smppcore.SmscConnection]] = {}  # bound rx/trx connections by account
-        self.deliveries = Deliveries(self.store, lambda account: self.receivers.get(account, ()))
-        self.dispatcher = Dispatcher(self.config, self.store, self.deliveries)
-        self.acceptor = Acceptor(self.store, self.dispatcher.dispatch)
+        self.deliveries = Deliveries(self.store, lambda account: self.receivers.get(account, ()), msglog=self.msglog)
+        self.dispatcher = Dispatcher(self.config, self.store, self.deliveries, self.msglog)
+        self.acceptor = Acceptor(self.store, self.dispatcher.dispatch, self.msglog)
         self.routes = RouteTable.build(self.config)
         self.handler = EsmeHandler(self.config, self.store, self.acceptor, self.routes, self)
         await self.deliveries.start()
@@ -98,6 +102,7 @@ class Hub:
             if record.state == MessageState.QUEUED:
                 jobs.append(Job(record, decode(record.pdu)))
             elif record.upstream and record.upstream_id and record.registered_delivery & 0x13:
+        self._start_summary()
                 key = (record.upstream, normalise_message_id(record.upstream_id, base=bases.get(record.upstream)))
                 self.dispatcher.sent_map[key] = record
         return jobs
@@ -165,6 +170,57 @@ class Hub:
             "deliveries_pending": self.deliveries.pending(),
             "counters": dict(self.dispatcher.counters),
         }
+    # ---- the periodic summary -------------------------------------------------------------------
+
+    def _start_summary(self) -> None:
+        interval = self.config.log.summary_interval
+        if interval > 0:
+            self._summary_task = asyncio.get_running_loop().create_task(self._summarise_forever(interval))
+
+    async def _summarise_forever(self, interval: float) -> None:
+        """A ``hub_summary`` line every ``interval`` seconds: what an operator glances at."""
+        loop = asyncio.get_running_loop()
+        since, since_at = self.traffic(), loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            now, now_at = self.traffic(), loop.time()
+            log.info("hub_summary", **self.summary(since, now, now_at - since_at))
+            since, since_at = now, now_at
+
+    def summary(self, since: Traffic, now: Traffic, seconds: float) -> dict[str, object]:
+        """The keys of one ``hub_summary`` line: rates between two :meth:`traffic` readings
+        ``seconds`` apart, and the queues, binds and upstreams as they are now."""
+        per_s = max(seconds, 1e-9)
+        pools = self.dispatcher.pools.values()
+        queued = sum(len(p.queue) for p in pools)
+        in_flight = sum(p.in_flight for p in pools)
+        parked = len(self.dispatcher.parked)
+        return {
+            "seconds": round(seconds, 3),
+            "accepted_per_s": round((now.accepted - since.accepted) / per_s, 1),
+            "sent_per_s": round((now.sent - since.sent) / per_s, 1),
+            "receipts_per_s": round((now.receipts_in - since.receipts_in) / per_s, 1),
+            "mo_per_s": round((now.mo_in - since.mo_in) / per_s, 1),
+            "delivered_per_s": round((now.delivered - since.delivered) / per_s, 1),
+            "queued": queued,  # in an upstream's queue, waiting for its window or rate
+            "in_flight": in_flight,  # submitted upstream, answer not back yet
+            "parked": parked,  # no upstream of their route is up
+            # waiting for a retry or a scheduled time (every other open job)
+            "waiting": max(0, len(self.dispatcher.jobs) - queued - in_flight - parked),
+            "receipts_held": self.deliveries.pending(),  # receipts and MO not yet acknowledged by an ESME
+            "binds": self.binds_by_account(),
+            "upstreams_up": sorted(n for n, p in self.dispatcher.pools.items() if p.available),
+            "upstreams_down": sorted(n for n, p in self.dispatcher.pools.items() if not p.available),
+        }
+
+    def binds_by_account(self) -> dict[str, int]:
+        """Bound ESME connections per account."""
+        binds: dict[str, int] = {}
+        for conn in self.esme_connections():
+            if conn.session.state.is_bound:
+                binds[conn.system_id] = binds.get(conn.system_id, 0) + 1
+        return binds
+
 
     def traffic(self) -> Traffic:
         """Running totals since start, for a live display (``smpphub demo``'s traffic line)
@@ -179,6 +235,10 @@ class Hub:
             esme_binds=sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),
         )
 
+        if self._summary_task is not None:
+            self._summary_task.cancel()
+            await asyncio.gather(self._summary_task, return_exceptions=True)
+            self._summary_task = None
 
 class Traffic(msgspec.Struct, frozen=True, kw_only=True):
     """What :meth:`Hub.traffic` counts, each a total since the hub started."""
@@ -188,7 +248,10 @@ class Traffic(msgspec.Struct, frozen=True, kw_only=True):
     receipts_in: int  # receipts from upstreams matched to a hub message
     delivered: int  # receipts and MO handed to ESMEs and acknowledged (or given up on)
     mo_in: int  # MO messages from upstreams routed to an account
+        self.msglog.close()
     esme_binds: int  # ESME connections bound now (not a total)
 
 
 logging.getLogger("smpphub").addHandler(logging.NullHandler())
+            "delivered": self.deliveries.delivered,
+            "binds": self.binds_by_account(),

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import sqlite3
 import threading
 import time
