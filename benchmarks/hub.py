@@ -138,22 +138,24 @@ def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rat
 
 
 def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int, rate: float = 0.0) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="smpphub-bench-"))
-    smsc_port, hub_port = free_port(), free_port()
-    sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"], b"listening")
-    try:
-        hub_config(tmp / "hub.toml", hub_port, smsc_port, store, tmp / "hub.db")
-        hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"listening")
+    # the hub's config and database live in a temp directory removed however the run ends
+    with tempfile.TemporaryDirectory(prefix="smpphub-bench-") as folder:
+        tmp = Path(folder)
+        smsc_port, hub_port = free_port(), free_port()
+        sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"], b"listening")
         try:
-            time.sleep(0.5)  # let the hub's upstream binds come up (they retry on their own)
-            cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
-            result = run_load(hub_port, count, window, binds, receipts, rate)
-            result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / count * 1e6
-            result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / count * 1e6
+            hub_config(tmp / "hub.toml", hub_port, smsc_port, store, tmp / "hub.db")
+            hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"listening")
+            try:
+                time.sleep(0.5)  # let the hub's upstream binds come up (they retry on their own)
+                cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
+                result = run_load(hub_port, count, window, binds, receipts, rate)
+                result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / count * 1e6
+                result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / count * 1e6
+            finally:
+                stop(hub)  # before the folder goes: the hub holds its database open
         finally:
-            stop(hub)
-    finally:
-        stop(sim)
+            stop(sim)
     return result
 
 

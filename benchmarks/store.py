@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import os
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -214,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.records, args.serial_records = 20_000, 1_000
-    directory = tempfile.mkdtemp(prefix="smpphub-store-", dir=args.dir)
     loop_name = "asyncio"
     runner = asyncio.run
     if not args.no_uvloop:
@@ -224,12 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             runner, loop_name = uvloop.run, "uvloop"
         except ImportError:
             pass
-    bench = Bench(directory)
     load_before = os.getloadavg()
-    try:
+    # the databases go with the directory however the run ends (an error, Ctrl-C)
+    with tempfile.TemporaryDirectory(prefix="smpphub-store-", dir=args.dir, ignore_cleanup_errors=True) as directory:
+        bench = Bench(directory)
         runner(run(args, bench))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
     print(f"python -m smpphub.bench.store {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print(f"SQLite {__import__('sqlite3').sqlite_version}, Python {sys.version.split()[0]}, {loop_name}, "
           f"{os.cpu_count()} CPUs, files in {directory}")
