@@ -105,7 +105,10 @@ class BenchResult(msgspec.Struct):
     command_status name plus requests that got none (``ResponseTimeout``,
     ``ConnectionClosed``), so ``sent == acked + sum(errors.values())``.
     ``receipts`` counts final receipts (first one per message id);
-    ``receipt_latency_us`` those matched to a submit of this run by message_id.
+    ``receipt_latency_us`` those matched to a submit of this run by message_id, from
+    the same start as ``latency_us`` to the receipt's arrival (per second in the
+    timeline's ``receipt_p*_us``); at most ``worker.TRACKED_RECEIPTS`` ids are held
+    per kind, so a receipt whose id was forgotten counts in ``unmatched_receipts``.
     ``first_send``/``last_send`` are seconds from the start, ``send_rate`` the rate
     achieved between them; ``send_lag_us`` (open loop) how late after its due time
     each message was written: the generator's own accuracy, queueing behind a full

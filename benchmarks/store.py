@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         runner(run(args, bench))
     print(f"python -m smpphub.bench.store {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print(f"SQLite {__import__('sqlite3').sqlite_version}, Python {sys.version.split()[0]}, {loop_name}, "
-          f"{os.cpu_count()} CPUs, files in {directory}")
+          f"{os.cpu_count()} CPUs, files in {directory} (removed)")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     print(bench.table())
     return 0
