@@ -10,23 +10,27 @@ reloaded and sent again.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
+from functools import partial
 from typing import Callable, Iterable
 
 import msgspec
+import structlog
 
 import smppcore
 from smppcore import CommandStatus, Pdu, Tag, decode, encode
+from smppcore.connection import ResponseCallback
 from smppcore.outbox import Outbox
+from smppcore.session import Session
 
 from .batching import TurnBatcher
+from .msglog import MessageLog, bind_name
 from .store import Delivery, Store
 
 __all__ = ["Deliveries", "rewrite_receipt"]
 
-log = logging.getLogger("smpphub.delivery")
+log = structlog.get_logger("smpphub.delivery")
 
 _ID_IN_TEXT = re.compile(rb"(?i)\bid:\s*[^\s]*")
 #: an ESME that answers a receipt with an error gets it again this many times
@@ -50,13 +54,56 @@ def rewrite_receipt(pdu: Pdu, hub_id: str) -> Pdu:
     return msgspec.structs.replace(pdu, sequence_number=0, **fields)
 
 
+class _TracedBind:
+    """A receiver bind as an :class:`Outbox` sees it, noting which bind answered.
+
+    The outbox calls ``on_ack(response, record)`` without the connection; while the
+    message trace is on, the outbox is given these instead of the connections, so
+    ``receipt_delivered`` can name the bind. With the trace off they are not used.
+    """
+
+    __slots__ = ("conn", "deliveries")
+
+    def __init__(self, conn: smppcore.SmppConnection, deliveries: Deliveries) -> None:
+        self.conn = conn
+        self.deliveries = deliveries
+
+    @property
+    def session(self) -> Session:
+        return self.conn.session
+
+    @property
+    def is_open(self) -> bool:
+        return self.conn.is_open
+
+    def send_callback(self, pdu: Pdu, callback: ResponseCallback, encoded: bytes | None = None) -> None:
+        self.conn.send_callback(pdu, partial(self._answered, callback), encoded)
+
+    def _answered(self, callback: ResponseCallback, response: Pdu | None, error: Exception | None) -> None:
+        self.deliveries.answered_on = self.conn
+        try:
+            callback(response, error)
+        finally:
+            self.deliveries.answered_on = None
+
+
 class Deliveries:
     """The durable outboxes of every account."""
 
-    def __init__(self, store: Store, receivers: Callable[[str], Iterable[smppcore.SmppConnection]], *, hold_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        receivers: Callable[[str], Iterable[smppcore.SmppConnection]],
+        *,
+        hold_limit: int = 100_000,
+        msglog: MessageLog | None = None,
+    ) -> None:
         self.store = store
         self._receivers = receivers
         self.hold_limit = hold_limit
+        self.msglog = msglog or MessageLog.off()
+        self._trace = self.msglog.trace
+        self.answered_on: smppcore.SmppConnection | None = None  # the bind whose answer is being handled
         self.outboxes: dict[str, Outbox] = {}
         self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future]] = TurnBatcher(self._flush)
         self.delivered = 0
@@ -78,8 +125,12 @@ class Deliveries:
     def outbox(self, account: str) -> Outbox:
         box = self.outboxes.get(account)
         if box is None:
-            box = self.outboxes[account] = Outbox(lambda: self._receivers(account), limit=self.hold_limit, loop=self.loop)
+            receivers = partial(self._traced_receivers if self._trace else self._receivers, account)
+            box = self.outboxes[account] = Outbox(receivers, limit=self.hold_limit, loop=self.loop)
         return box
+
+    def _traced_receivers(self, account: str) -> list[_TracedBind]:
+        return [_TracedBind(conn, self) for conn in self._receivers(account)]
 
     def pending(self, account: str | None = None) -> int:
         if account is not None:
@@ -105,7 +156,7 @@ class Deliveries:
         try:
             ids = await self.store.add_deliveries([r for r, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - refuse them upstream: the SMSC will retry
-            log.error("could not store %d deliveries: %s", len(batch), exc)
+            log.error("deliveries_store_failed", deliveries=len(batch), error=f"{type(exc).__name__}: {exc}")
             for _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(CommandStatus.ESME_RSYSERR)
@@ -119,15 +170,23 @@ class Deliveries:
     def _enqueue(self, record: Delivery, pdu: Pdu) -> None:
         # a copy: sending sets its sequence number, and an MO's original still has to be answered upstream
         pdu = msgspec.structs.replace(pdu)
+        if self._trace and not any(True for _ in self._receivers(record.account)):
+            self.msglog.held(record.kind, record.account, pdu, (record.expires_at or record.created_at) - record.created_at)
         if not self.outbox(record.account).put(pdu, self._acked, record, record.pdu):
             # over the in-memory hold limit: it stays in the store and is reloaded at the next start
-            log.warning("outbox of %s is full; delivery %d waits in the store", record.account, record.id)
+            log.warning("outbox_full", account=record.account, delivery=record.id, kind=record.kind,
+                        note="waits in the store until the next start")
 
     def _acked(self, resp: Pdu, record: Delivery) -> None:
         if resp.command_status == CommandStatus.ESME_ROK or record.attempts + 1 >= MAX_ATTEMPTS:
             if resp.command_status != CommandStatus.ESME_ROK:
-                log.warning("%s refused %s %d %d times (%s); dropping it", record.account, record.kind, record.id,
-                            MAX_ATTEMPTS, smppcore.status_name(resp.command_status))
+                log.warning("delivery_dropped", account=record.account, kind=record.kind, delivery=record.id,
+                            attempts=MAX_ATTEMPTS, status=smppcore.status_name(resp.command_status))
+            elif self._trace:
+                bind = self.answered_on
+                where = bind_name(bind.peername, bind.session.state.value) if bind is not None else None
+                self.msglog.delivered(record.kind, record.account, decode(record.pdu), where, resp.command_status,
+                                      record.attempts + 1)
             self.delivered += 1
             self.store.delete_delivery(record.id)
             return
@@ -152,7 +211,7 @@ class Deliveries:
                 if record.expires_at is not None and record.expires_at <= now:
                     dropped += 1
                     self.store.delete_delivery(record.id)
-                    log.info("%s for %s expired undelivered (id %d)", record.kind, account, record.id)
+                    log.info("delivery_expired", account=account, kind=record.kind, delivery=record.id)
                 else:
                     keep.append(item)
             if len(keep) != len(box.queue):

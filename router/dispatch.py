@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
+
+import structlog
 
 import smppcore
 from smppcore import CommandStatus, MessageState as SmppState, Pdu, decode
@@ -28,13 +29,14 @@ from smppcore.receipt import build_receipt, is_receipt, normalise_message_id, re
 
 from .config import HubConfig
 from .delivery import Deliveries, rewrite_receipt
+from .msglog import MessageLog
 from .routing import MoRouteTable, normalise_destination
 from .store import MessageRecord, MessageState, Store
 from .upstream import Job, UpstreamPool
 
 __all__ = ["Dispatcher", "TEMPORARY_STATUSES"]
 
-log = logging.getLogger("smpphub.dispatch")
+log = structlog.get_logger("smpphub.dispatch")
 
 #: Answers that mean "not now": retry, then fail over. Anything else is permanent.
 TEMPORARY_STATUSES = frozenset(
@@ -60,8 +62,12 @@ _RECEIPT_STATE = {
 
 
 class Dispatcher:
-    def __init__(self, config: HubConfig, store: Store, deliveries: Deliveries) -> None:
+    def __init__(self, config: HubConfig, store: Store, deliveries: Deliveries, msglog: MessageLog | None = None) -> None:
         self.config = config
+        self.msglog = msglog or MessageLog.off()
+        # read on every step of every message: plain attributes, tested before any log call
+        self._trace = self.msglog.trace
+        self._msglog_on = self.msglog.on
         self.store = store
         self.deliveries = deliveries
         self.pools: dict[str, UpstreamPool] = {}
@@ -96,7 +102,7 @@ class Dispatcher:
         results = await asyncio.gather(*(p.stop(timeout) for p in self.pools.values()), return_exceptions=True)
         for left in results:
             if isinstance(left, list) and left:
-                log.info("%d messages still queued at shutdown; they are in the store and go out after restart", len(left))
+                log.info("queued_at_shutdown", messages=len(left), note="in the store; they go out after a restart")
         for job in self.jobs.values():
             if job.timer is not None:
                 job.timer.cancel()
@@ -112,14 +118,14 @@ class Dispatcher:
         for name, cfg in wanted.items():
             if name not in self.pools:
                 self.add_pool(cfg)
-                log.info("upstream %s added", name)
+                log.info("upstream_added", upstream=name)
         for name in [n for n in self.pools if n not in wanted]:
             pool = self.pools.pop(name)
             self._spawn(self._retire(pool))
 
     async def _retire(self, pool: UpstreamPool) -> None:
         left = await pool.stop()
-        log.info("upstream %s removed", pool.name)
+        log.info("upstream_removed", upstream=pool.name)
         for job in left:
             self._next_upstream(job)
 
@@ -133,7 +139,7 @@ class Dispatcher:
                 self.dispatch(job)
 
     def on_pool_down(self, pool: UpstreamPool, jobs: list[Job]) -> None:
-        log.warning("upstream %s is down; %d queued messages fail over", pool.name, len(jobs))
+        log.warning("upstream_failover", upstream=pool.name, messages=len(jobs), reason="every bind is down")
         for job in jobs:
             self._next_upstream(job)
 
@@ -148,6 +154,8 @@ class Dispatcher:
             self._finish(job, MessageState.EXPIRED, SmppState.EXPIRED, 0)
             return
         if record.not_before > now:
+            if self._trace and not record.attempts:  # a retry's wait is logged by message_retry
+                self.msglog.scheduled(job, record.not_before - now)
             self._wait(job, record.not_before - now)
             return
         route = record.route
@@ -157,8 +165,12 @@ class Dispatcher:
                 if i != job.route_index:
                     job.route_index = i
                     job.attempts_here = 0
+                if self._trace:
+                    self.msglog.routed(job, pool.name)
                 pool.submit(job)
                 return
+        if self._trace:
+            self.msglog.parked(job)
         self.parked.append(job)  # nothing up on its route: wait for an upstream to come back
 
     def _wait(self, job: Job, delay: float) -> None:
@@ -172,12 +184,16 @@ class Dispatcher:
             self.dispatch(job)
 
     def _next_upstream(self, job: Job) -> None:
+        left = job.record.route[job.route_index]
         job.route_index += 1
         job.attempts_here = 0
+        delay = None
         if job.route_index >= len(job.record.route):
             job.route_index = 0
             delay = min(self.config.retry_max, self.config.retry_initial * 2 ** min(job.record.attempts, 16))
             job.record.not_before = time.time() + delay
+        if self._trace:
+            self.msglog.failover(job, left, delay)
         self.dispatch(job)
 
     def on_result(self, job: Job, pool: UpstreamPool, resp: Pdu | None, exc: BaseException | None) -> None:
@@ -197,6 +213,8 @@ class Dispatcher:
                 if status == CommandStatus.ESME_RTHROTTLED:
                     delay = min(delay, 1.0)
                 record.not_before = time.time() + delay
+                if self._trace:
+                    self.msglog.retry(job, pool.name, status, "" if exc is None else f"{type(exc).__name__}: {exc}", delay)
                 self.dispatch(job)
             else:
                 self._next_upstream(job)
@@ -214,6 +232,8 @@ class Dispatcher:
         record.upstream_id = upstream_id
         self.store.update(record.id, state=MessageState.SENT, upstream=pool.name, upstream_id=upstream_id,
                           attempts=record.attempts, updated_at=time.time())
+        if self._msglog_on:
+            self.msglog.submitted(job, pool.name, upstream_id)
         if record.registered_delivery & 0x13 and upstream_id:
             key = (pool.name, normalise_message_id(upstream_id, base=_base(pool.cfg, "submit")))
             smap = self.sent_map
@@ -232,6 +252,8 @@ class Dispatcher:
         record.error = error
         self.store.update(record.id, state=state, error=error, attempts=record.attempts, updated_at=time.time())
         self.counters[state] += 1
+        if self._msglog_on:
+            self.msglog.finished(job, state, error)
         rd = record.registered_delivery & 3
         if rd in (1, 2):  # always, or on failure: these are all failures
             self._spawn_receipt(record, smpp_state, error)
@@ -262,12 +284,12 @@ class Dispatcher:
         info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None:
             self.counters["receipts_unreadable"] += 1
-            log.warning("unreadable receipt from %s: %r", pool.name, pdu.short_message[:80])
+            log.warning("receipt_unreadable", upstream=pool.name, text=pdu.short_message[:80])
             return 0
         key = (pool.name, normalise_message_id(info.message_id, base=_base(pool.cfg, "receipt")))
         record = self.sent_map.get(key)
         if record is not None:
-            return self._receipt_for(record, pdu, info, key)
+            return self._receipt_for(record, pdu, info, key, pool.name)
         fut = self.loop.create_future()
         self._spawn(self._receipt_later(pool, pdu, info, key, fut))
         return fut
@@ -284,20 +306,20 @@ class Dispatcher:
                     break
             if record is None:
                 self.counters["receipts_unmatched"] += 1
-                log.warning("receipt from %s for unknown message id %s", pool.name, info.message_id)
+                log.warning("receipt_unmatched", upstream=pool.name, upstream_id=info.message_id)
                 fut.set_result(0)
                 return
-            result = self._receipt_for(record, pdu, info, key)
+            result = self._receipt_for(record, pdu, info, key, pool.name)
             if isinstance(result, asyncio.Future):
                 result.add_done_callback(lambda f: fut.done() or fut.set_result(f.result()))
             else:
                 fut.set_result(result)
         except Exception:  # noqa: BLE001 - make the SMSC send it again
-            log.exception("receipt handling failed")
+            log.exception("receipt_failed", upstream=pool.name, upstream_id=info.message_id)
             if not fut.done():
                 fut.set_result(CommandStatus.ESME_RSYSERR)
 
-    def _receipt_for(self, record: MessageRecord, pdu: Pdu, info, key) -> Any:
+    def _receipt_for(self, record: MessageRecord, pdu: Pdu, info, key, upstream: str) -> Any:
         self.counters["receipts_in"] += 1
         intermediate = (pdu.esm_class & 0x3C) == 0x20 or not info.state.is_final
         rd = record.registered_delivery
@@ -309,6 +331,10 @@ class Dispatcher:
             wanted = (rd & 3) == 1 or ((rd & 3) == 2 and state != MessageState.DELIVERED) or ((rd & 3) == 3 and state == MessageState.DELIVERED)
         else:
             wanted = bool(rd & 0x10)
+        if self._msglog_on:
+            # the id as submit_sm_resp gave it (the receipt may write it in another base)
+            self.msglog.receipt(record.id, record.account, upstream, record.upstream_id or info.message_id, pdu, info.state.name,
+                                not intermediate, wanted)
         if not wanted:
             return 0
         account = self.accounts.get(record.account)
@@ -320,9 +346,13 @@ class Dispatcher:
         route = self.mo_routes.lookup(dest)
         if route is None:
             self.counters["mo_unroutable"] += 1
-            log.warning("MO from %s to %s has no MO route", pool.name, pdu.destination_addr)
+            log.warning("mo_unroutable", upstream=pool.name, source=pdu.source_addr, dest=pdu.destination_addr)
+            if self._msglog_on:
+                self.msglog.mo(pool.name, pdu, None, None, CommandStatus.ESME_RINVDSTADR)
             return CommandStatus.ESME_RINVDSTADR
         self.counters["mo_in"] += 1
+        if self._msglog_on:
+            self.msglog.mo(pool.name, pdu, route.account, route.webhook, 0)
         if route.webhook:
             fut = self.loop.create_future()
             self._spawn(self._post_webhook(route.webhook, pdu, fut))
@@ -348,8 +378,10 @@ class Dispatcher:
                 async with http.post(url, json=body) as resp:
                     ok = 200 <= resp.status < 300
         except Exception as exc:  # noqa: BLE001 - the SMSC will retry
-            log.warning("MO webhook %s failed: %s", url, exc)
+            log.warning("mo_webhook_failed", webhook=url, error=f"{type(exc).__name__}: {exc}")
             ok = False
+        if self._trace:
+            self.msglog.mo_webhook(pdu, url, ok)
         fut.set_result(0 if ok else CommandStatus.ESME_RX_T_APPN)
 
     # ---- expiry ------------------------------------------------------------------------------

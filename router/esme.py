@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -30,7 +29,8 @@ from smppcore.smpptime import InvalidTime, parse_time
 from .batching import TurnBatcher
 from .auth import SourceFilter, compile_ip_allowlist, ip_allowed, verify_password
 from .config import Account, HubConfig, unroutable_status
-from .routing import RouteTable, normalise_destination
+from .msglog import MessageLog
+from .routing import Route, RouteTable, normalise_destination
 from .store import MessageRecord, MessageState, Store
 from .upstream import Job
 
@@ -40,6 +40,15 @@ log = structlog.get_logger("smpphub.esme")
 
 _BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
 _SUBMITS = (CommandId.SUBMIT_SM, CommandId.DATA_SM)
+#: why a submit was refused, for message_refused and the access log
+_REASONS = {
+    CommandStatus.ESME_RINVSYSID: "account removed by a reload",
+    CommandStatus.ESME_RSYSERR: "hub shutting down",
+    CommandStatus.ESME_RTHROTTLED: "over the account's max_rate",
+    CommandStatus.ESME_RINVSRCADR: "source address not allowed for the account",
+    CommandStatus.ESME_RINVSCHED: "bad schedule_delivery_time",
+    CommandStatus.ESME_RINVEXPIRY: "bad or past validity_period",
+}
 
 
 class HubIds:
@@ -73,9 +82,10 @@ class AccountState:
 class Acceptor:
     """Group-commits accepted messages, then answers and dispatches them."""
 
-    def __init__(self, store: Store, dispatch) -> None:
+    def __init__(self, store: Store, dispatch, msglog: MessageLog | None = None) -> None:
         self.store = store
         self.dispatch = dispatch
+        self.msglog = msglog or MessageLog.off()
         self._batcher: TurnBatcher[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]] = TurnBatcher(self._commit)
         self.accepted = 0
 
@@ -93,15 +103,22 @@ class Acceptor:
             await self.store.add_messages(records)
         except Exception as exc:  # noqa: BLE001 - not accepted: the ESMEs keep their messages
             log.error("store_failed", messages=len(records), error=str(exc))
-            for conn, request, _, _ in batch:
+            for conn, request, _, jobs in batch:
                 if conn is not None:
                     conn.respond(request.make_response(command_status=CommandStatus.ESME_RSYSERR))
+                if self.msglog.on:
+                    for job in jobs:
+                        self.msglog.refused(job.record.account, request, CommandStatus.ESME_RSYSERR,
+                                            f"store failed: {exc}", _dest(job.pdu))
             return
         self.accepted += len(records)
+        trace = self.msglog.trace
         for conn, _, response, jobs in batch:
             if conn is not None:
                 conn.respond(response)
             for job in jobs:
+                if trace:
+                    self.msglog.accepted(job)
                 self.dispatch(job)
 
     async def drain(self) -> None:
@@ -121,6 +138,8 @@ class EsmeHandler(SmscHandler):
         self.ids = HubIds()
         self._verified: dict[tuple[str, bytes], str] = {}
         self.accepting = True
+        self.msglog = acceptor.msglog
+        self._msglog_on = self.msglog.on
         self.configure(config, routes)
 
     def configure(self, config: HubConfig, routes: RouteTable) -> None:
@@ -236,30 +255,36 @@ class EsmeHandler(SmscHandler):
             return CommandStatus.ESME_RINVSCHED
         return not_before, expires_at
 
-    def _job(self, conn_account: str, pdu: Pdu, route: list[str], now: float, times: tuple[float, float]) -> Job:
+    def _job(self, conn_account: str, pdu: Pdu, route: Route, now: float, times: tuple[float, float]) -> Job:
         outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
         record = MessageRecord(
-            id=self.ids.next(), account=conn_account, pdu=encode(outgoing), route=route, created_at=now,
+            id=self.ids.next(), account=conn_account, pdu=encode(outgoing), route=route.pick(), created_at=now,
             not_before=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
         )
-        return Job(record, outgoing)
+        return Job(record, outgoing, prefix=route.prefix)
+
+    def _refuse(self, conn: SmscConnection, pdu: Pdu, status: int, reason: str = "") -> Pdu:
+        """The error response to a submit, logged when message logs are on."""
+        if self._msglog_on:
+            self.msglog.refused(conn.system_id, pdu, status, reason or _REASONS.get(status, "refused"))
+        return pdu.make_response(command_status=status)
 
     def _submit(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
         account = self.accounts.get(conn.system_id)
         if account is None:  # the account was removed by a reload while bound
-            return pdu.make_response(command_status=CommandStatus.ESME_RINVSYSID)
+            return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
         status = self._check(conn, pdu, account)
         if status:
-            return pdu.make_response(command_status=status)
+            return self._refuse(conn, pdu, status)
         dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
         route = self.routes.lookup(dest, account=conn.system_id, source_addr=pdu.source_addr, group=account.cfg.route_group)
         if route is None:
-            return pdu.make_response(command_status=self.unroutable)
+            return self._refuse(conn, pdu, self.unroutable, "no route for the destination")
         now = time.time()
         times = self._times(pdu, now)
         if isinstance(times, int):
-            return pdu.make_response(command_status=times)
-        job = self._job(conn.system_id, pdu, route.pick(), now, times)
+            return self._refuse(conn, pdu, times)
+        job = self._job(conn.system_id, pdu, route, now, times)
         self.acceptor.accept(conn, pdu, pdu.make_response(message_id=job.record.id), [job])
         return None
 
@@ -267,14 +292,14 @@ class EsmeHandler(SmscHandler):
         """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme."""
         account = self.accounts.get(conn.system_id)
         if account is None:
-            return pdu.make_response(command_status=CommandStatus.ESME_RINVSYSID)
+            return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
         status = self._check(conn, pdu, account)
         if status:
-            return pdu.make_response(command_status=status)
+            return self._refuse(conn, pdu, status)
         now = time.time()
         times = self._times(pdu, now)
         if isinstance(times, int):
-            return pdu.make_response(command_status=times)
+            return self._refuse(conn, pdu, times)
         jobs: list[Job] = []
         failed: list[UnsuccessSme] = []
         base = self.ids.next()
@@ -282,11 +307,15 @@ class EsmeHandler(SmscHandler):
             addr = getattr(dest, "destination_addr", None)
             if addr is None:  # distribution lists are not kept by the hub
                 failed.append(UnsuccessSme(dest.dl_name, 0, 0, CommandStatus.ESME_RINVDLNAME))
+                if self._msglog_on:
+                    self.msglog.refused(conn.system_id, pdu, CommandStatus.ESME_RINVDLNAME, "distribution lists are not kept", dest.dl_name)
                 continue
             route = self.routes.lookup(normalise_destination(addr, dest.dest_addr_ton), account=conn.system_id,
                                        source_addr=pdu.source_addr, group=account.cfg.route_group)
             if route is None:
                 failed.append(UnsuccessSme(addr, dest.dest_addr_ton, dest.dest_addr_npi, self.unroutable))
+                if self._msglog_on:
+                    self.msglog.refused(conn.system_id, pdu, self.unroutable, "no route for the destination", addr)
                 continue
             single = smppcore.SubmitSm(
                 service_type=pdu.service_type, source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
@@ -297,7 +326,7 @@ class EsmeHandler(SmscHandler):
                 data_coding=pdu.data_coding, sm_default_msg_id=pdu.sm_default_msg_id, short_message=pdu.short_message,
                 tlvs=dict(pdu.tlvs),
             )
-            job = self._job(conn.system_id, single, route.pick(), now, times)
+            job = self._job(conn.system_id, single, route, now, times)
             job.record.id = base if not jobs else f"{base}.{i}"
             jobs.append(job)
         if not jobs:
@@ -357,3 +386,7 @@ _QUERY_STATE = {
     MessageState.EXPIRED: smppcore.MessageState.EXPIRED,
     MessageState.CANCELLED: smppcore.MessageState.DELETED,
 }
+
+
+def _dest(pdu: Pdu) -> str:
+    return getattr(pdu, "destination_addr", "")

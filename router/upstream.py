@@ -6,15 +6,22 @@ window, no faster than ``max_rate``; each answer (or timeout, or lost
 connection) is handed to the pool's ``on_result`` callback, which decides about
 retries and failover (see :mod:`router.dispatch`). Links reconnect on their own
 with exponential back-off and jitter.
+
+Every failed connect or bind is a warning (``upstream_connect_failed``) with its
+attempt number, the error and the delay before the next try, under the rule of
+:class:`OutageLog`; ``upstream_up`` says how long the outage lasted and how many
+attempts it took, ``upstream_down`` why a bound link went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import logging
+import time
 from functools import partial
 from typing import Any, Callable
+
+import structlog
 
 import smppcore
 from smppcore import Backoff, Pdu, SessionConfig
@@ -23,26 +30,63 @@ from smppcore.ratelimit import TokenBucket
 from .config import Upstream
 from .store import MessageRecord
 
-__all__ = ["Job", "UpstreamLink", "UpstreamPool"]
+__all__ = ["Job", "OutageLog", "UpstreamLink", "UpstreamPool"]
 
-log = logging.getLogger("smpphub.upstream")
+log = structlog.get_logger("smpphub.upstream")
 
 
 class Job:
     """A message on its way upstream: its record, its PDU, where it is in its route."""
 
-    __slots__ = ("record", "pdu", "route_index", "attempts_here", "timer")
+    __slots__ = ("record", "pdu", "route_index", "attempts_here", "timer", "prefix")
 
-    def __init__(self, record: MessageRecord, pdu: Pdu, route_index: int = 0) -> None:
+    def __init__(self, record: MessageRecord, pdu: Pdu, route_index: int = 0, prefix: str = "") -> None:
         self.record = record
         self.pdu = pdu
         self.route_index = route_index
         self.attempts_here = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.prefix = prefix  # the route prefix it matched, for the logs ("" when reloaded from the store)
 
     @property
     def upstream(self) -> str:
         return self.record.route[self.route_index]
+
+
+class OutageLog:
+    """Which failed reconnect attempts of one outage get a warning line.
+
+    The rule: each of the first :attr:`LOUD_ATTEMPTS` attempts is logged (an
+    operator sees at once what is wrong and that the delays grow); after that at
+    most one line per :attr:`QUIET_INTERVAL` seconds, carrying how many attempts
+    went unlogged since the previous line. A day-long outage with a 30 s back-off
+    writes 5 lines and then one a minute: never silence, never a flood. Time is
+    passed in (``time.monotonic()`` in the hub), so the rule is tested without waiting.
+    """
+
+    LOUD_ATTEMPTS = 5
+    QUIET_INTERVAL = 60.0
+
+    __slots__ = ("started", "attempts", "suppressed", "_last_line")
+
+    def __init__(self, now: float) -> None:
+        self.started = now
+        self.attempts = 0  # failed attempts so far
+        self.suppressed = 0  # failed attempts not logged since the last line
+        self._last_line = now
+
+    def failed(self, now: float) -> bool:
+        """Count a failed attempt; True when it should be logged (then ``suppressed`` says how many were not)."""
+        self.attempts += 1
+        if self.attempts <= self.LOUD_ATTEMPTS or now - self._last_line >= self.QUIET_INTERVAL:
+            self._last_line = now
+            return True
+        self.suppressed += 1
+        return False
+
+    def logged(self) -> None:
+        """The line for the last attempt is written: the unlogged count starts again."""
+        self.suppressed = 0
 
 
 class UpstreamLink:
@@ -77,6 +121,7 @@ class UpstreamLink:
             import ssl
 
             ssl_ctx = ssl.create_default_context()
+        outage = OutageLog(time.monotonic())  # not bound yet: an outage until the first bind
         while True:
             try:
                 client = await smppcore.connect(
@@ -88,8 +133,13 @@ class UpstreamLink:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure to connect or bind means: retry later
                 delay = backoff.next_delay()
-                if backoff.attempts <= 1 or backoff.attempts % 10 == 0:
-                    log.warning("upstream %s bind %d failed (%s: %s); retrying in %.1fs", self.pool.name, self.index, type(exc).__name__, exc, delay)
+                if outage.failed(time.monotonic()):
+                    # the delay is jittered (see smppcore.Backoff); its ceiling is what grows
+                    ceiling = min(backoff.maximum, backoff.initial * backoff.factor ** min(backoff.attempts - 1, 64))
+                    log.warning("upstream_connect_failed", upstream=self.pool.name, bind=self.index, attempt=outage.attempts,
+                                error=f"{type(exc).__name__}: {exc}", delay=round(delay, 3), ceiling=round(ceiling, 3),
+                                suppressed=outage.suppressed)
+                    outage.logged()
                 await asyncio.sleep(delay)
                 continue
             if self.stopping:
@@ -100,13 +150,17 @@ class UpstreamLink:
             backoff.reset()
             self.connects += 1
             self.client = client
-            log.info("upstream %s bind %d up", self.pool.name, self.index)
+            log.info("upstream_up", upstream=self.pool.name, bind=self.index, failed_attempts=outage.attempts,
+                     outage=round(time.monotonic() - outage.started, 3))
             self.pool.link_up(self)
             try:
                 await client.closed
             finally:
                 self.client = None
-                log.info("upstream %s bind %d down: %s", self.pool.name, self.index, client.session.close_reason or "closed")
+                outage = OutageLog(time.monotonic())
+                if not self.stopping:
+                    log.warning("upstream_down", upstream=self.pool.name, bind=self.index,
+                                reason=client.session.close_reason or "closed")
                 self.pool.link_down(self)
 
     async def stop(self, timeout: float) -> None:

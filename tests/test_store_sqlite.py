@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sqlite3
@@ -15,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 
 from smpphub.router.store import Delivery, MessageRecord, MessageState
 from smpphub.router.store.sqlite import SCHEMA_VERSION, SqliteStore
@@ -341,7 +341,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path, sync):
 # ---- failures ------------------------------------------------------------------------------------------------
 
 
-async def test_a_bad_value_fails_its_caller_only(store, caplog):
+async def test_a_bad_value_fails_its_caller_only(store):
     await store.add_messages([record(0)])
     bad = [record(1), record(2, pdu=object())]  # SQLite cannot store an object
     too_big = [record(3, attempts=2**70)]  # nor an int beyond 64 bits (OverflowError, not sqlite3.Error)
@@ -359,12 +359,12 @@ async def test_a_bad_value_fails_its_caller_only(store, caplog):
     assert store.errors == 3
 
     # a fire-and-forget write that fails is logged and counted; the ones around it happen
-    with caplog.at_level(logging.ERROR, logger="smpphub.store"):
+    with structlog.testing.capture_logs() as logs:
         store.update("m0", state=MessageState.SENT)
         store.update("m4", attempts=2**70)
         store.update("m5", state=MessageState.SENT)
         await asyncio.wait_for(store.flush(), 10)
-    assert "store write lost" in caplog.text
+    assert [e["log_level"] for e in logs if e["event"] == "store_write_lost"] == ["error"]
     assert store.errors == 4
     assert await store.counts() == {MessageState.SENT: 2, MessageState.QUEUED: 1}
 

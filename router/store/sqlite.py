@@ -69,11 +69,13 @@ import time
 from itertools import chain
 from typing import Any
 
+import structlog
+
 from .base import Delivery, MessageRecord, MessageState, Store
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION"]
 
-log = logging.getLogger("smpphub.store")
+log = structlog.get_logger("smpphub.store")
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump it with a migration in _migrate()
 _SCHEMA = """
@@ -302,7 +304,7 @@ class SqliteStore(Store):
         try:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
-                log.warning("%s: journal_mode is %s, not WAL", self.path, mode)
+                log.warning("store_not_wal", path=self.path, journal_mode=mode)
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA cache_size=-32768")  # 32 MiB of page cache keeps the indexes hot
@@ -360,11 +362,11 @@ class SqliteStore(Store):
                 try:
                     results = self._execute(db, batch)
                 except BaseException as exc:  # noqa: BLE001 - a bug, not SQLite: fail this batch, keep serving
-                    log.exception("store writer failed on a batch of %d requests", len(batch))
+                    log.exception("store_batch_crashed", path=self.path, requests=len(batch))
                     results = [(fut, None, exc) for _, _, fut in batch]
                 self._complete(results)
         except BaseException:  # noqa: BLE001
-            log.exception("store writer thread stopped")
+            log.exception("store_writer_stopped", path=self.path)
             raise
         finally:
             # whatever is left will never run: fail it rather than leave callers hanging
@@ -378,7 +380,7 @@ class SqliteStore(Store):
             try:
                 db.close()
             except sqlite3.Error:
-                log.exception("closing %s", self.path)
+                log.exception("store_close_failed", path=self.path)
 
     def _complete(self, results: list[tuple[asyncio.Future | None, Any, BaseException | None]]) -> None:
         """Hand the outcomes to the loop: one callback for the whole batch."""
@@ -395,8 +397,8 @@ class SqliteStore(Store):
             results = self._fast(db, batch)
         except Exception as exc:  # noqa: BLE001
             _rollback(db)
-            log.warning("store batch of %d requests failed (%s: %s); isolating the failing ones",
-                        len(batch), type(exc).__name__, exc)
+            log.warning("store_batch_failed", requests=len(batch), error=f"{type(exc).__name__}: {exc}",
+                        action="isolating the failing requests")
             return self._isolated(db, batch)
         self.commits += 1
         self.requests += len(batch)
@@ -461,7 +463,7 @@ class SqliteStore(Store):
             db.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the transaction is lost: every request of it fails
             _rollback(db)
-            log.error("store transaction of %d requests failed: %s: %s", len(batch), type(exc).__name__, exc)
+            log.error("store_transaction_failed", requests=len(batch), error=f"{type(exc).__name__}: {exc}")
             self.errors += len(batch) - failed
             return [(fut, None, exc) for _, _, fut in batch]
         self.commits += 1
@@ -472,9 +474,9 @@ class SqliteStore(Store):
         self.errors += 1
         what = shape.template.split(" (")[0] if shape is not None else getattr(arg, "__name__", "request")
         if fut is None:
-            log.error("store write lost (%s): %s: %s", what, type(exc).__name__, exc)
+            log.error("store_write_lost", request=what, error=f"{type(exc).__name__}: {exc}")
         else:
-            log.warning("store request failed (%s): %s: %s", what, type(exc).__name__, exc)
+            log.warning("store_request_failed", request=what, error=f"{type(exc).__name__}: {exc}")
 
     # ---- the loop side ---------------------------------------------------------------------------
 
@@ -587,7 +589,7 @@ def _rollback(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
     except sqlite3.Error as exc:
-        log.error("rollback failed: %s: %s", type(exc).__name__, exc)
+        log.error("store_rollback_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _succeed(fut: asyncio.Future, value: Any) -> None:
