@@ -133,8 +133,6 @@ class StoreConfig(_Strict):
 
 
 class LogConfig(_Strict):
-    format: Literal["json", "console"] = "console"
-    level: Literal["debug", "info", "warning", "error"] = "info"
     """``[log]``: what the hub writes about itself and about each message.
 
     At ``level = "debug"`` every step of every message is an event of its own
@@ -149,8 +147,8 @@ class LogConfig(_Strict):
     binds, upstreams); 0 turns them off.
     """
 
-
-
+    format: Literal["json", "console"] = "console"
+    level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: str = ""
     summary_interval: NonNeg = 60.0
 
@@ -169,6 +167,8 @@ class LogConfig(_Strict):
             return
         # LogConfig only lives at [log]: name the key the way _fail does
         raise msgspec.ValidationError(f"{problem} - at `$.log.access_log`")
+
+
 class HubConfig(_Strict):
     listeners: list[Listener] = msgspec.field(default_factory=lambda: [Listener()])
     accounts: list[Account] = []

@@ -26,8 +26,8 @@ from .config import HubConfig
 from .delivery import Deliveries
 from .dispatch import Dispatcher
 from .esme import Acceptor, EsmeHandler
-from .routing import RouteTable
 from .msglog import MessageLog
+from .routing import RouteTable
 from .store import MessageState, Store
 from .upstream import Job
 
@@ -52,14 +52,14 @@ class Hub:
         self.store = store or open_store(config)
         self.servers: list[smppcore.Server] = []
         self.started_at = 0.0
+        # [log] level and access_log, fixed for this hub's life; the access file opens at its first line
+        self.msglog = MessageLog(config.log)
+        self._summary_task: asyncio.Task[None] | None = None
 
     # ---- wiring -----------------------------------------------------------------------------
 
     def esme_connections(self) -> list[smppcore.SmscConnection]:
         return [c for s in self.servers for c in s.connections]
-        # [log] level and access_log, fixed for this hub's life; the access file opens at its first line
-        self.msglog = MessageLog(config.log)
-        self._summary_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.started_at = time.time()
@@ -88,6 +88,7 @@ class Hub:
             self.servers.append(server)
             log.info("listening", host=server.host, port=server.port, tls=bool(ctx))
         self._housekeeping = asyncio.get_running_loop().create_task(self._purge_forever())
+        self._start_summary()
         log.info("hub_started", upstreams=len(self.config.upstreams), routes=len(self.routes), recovered=len(recovered),
                  deliveries_pending=self.deliveries.pending())
 
@@ -102,7 +103,6 @@ class Hub:
             if record.state == MessageState.QUEUED:
                 jobs.append(Job(record, decode(record.pdu)))
             elif record.upstream and record.upstream_id and record.registered_delivery & 0x13:
-        self._start_summary()
                 key = (record.upstream, normalise_message_id(record.upstream_id, base=bases.get(record.upstream)))
                 self.dispatcher.sent_map[key] = record
         return jobs
@@ -119,57 +119,6 @@ class Hub:
             if purged:
                 log.info("purged", messages=purged)
 
-    # ---- reload and stop -------------------------------------------------------------------------
-
-    def reload(self, config: HubConfig) -> None:
-        """Routes, accounts, MO routes and upstreams from ``config``; listeners stay as they are."""
-        self.config = config
-        self.routes = RouteTable.build(config)
-        self.handler.configure(config, self.routes)
-        self.dispatcher.reload(config)
-        log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts), upstreams=len(config.upstreams))
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Graceful drain (see the module docstring)."""
-        log.info("hub_stopping")
-        self._housekeeping.cancel()
-        self.handler.accepting = False
-        for server in self.servers:
-            if server._server is not None:
-                server._server.close()
-        await self.acceptor.drain()
-        await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
-        await self.dispatcher.stop(timeout)
-        await self.deliveries.stop()
-        await self.store.close()
-        log.info("hub_stopped")
-
-    async def wait_ready(self, timeout: float = 10.0) -> None:
-        """Wait until every upstream has at least one bind up (raises TimeoutError)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not all(p.available for p in self.dispatcher.pools.values()):
-            if loop.time() > deadline:
-                down = [n for n, p in self.dispatcher.pools.items() if not p.available]
-                raise TimeoutError(f"upstreams not bound: {', '.join(down)}")
-            await asyncio.sleep(0.01)
-
-    # ---- status ------------------------------------------------------------------------------------
-
-    def status(self) -> dict:
-        return {
-            "uptime": time.time() - self.started_at,
-            "esme_binds": sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),
-            "accepted": self.acceptor.accepted,
-            "commits": self.acceptor.commits,
-            "upstreams": {
-                name: {"available": p.available, "queued": len(p.queue), "in_flight": p.in_flight, "sent": p.sent}
-                for name, p in self.dispatcher.pools.items()
-            },
-            "parked": len(self.dispatcher.parked),
-            "deliveries_pending": self.deliveries.pending(),
-            "counters": dict(self.dispatcher.counters),
-        }
     # ---- the periodic summary -------------------------------------------------------------------
 
     def _start_summary(self) -> None:
@@ -221,6 +170,64 @@ class Hub:
                 binds[conn.system_id] = binds.get(conn.system_id, 0) + 1
         return binds
 
+    # ---- reload and stop -------------------------------------------------------------------------
+
+    def reload(self, config: HubConfig) -> None:
+        """Routes, accounts, MO routes and upstreams from ``config``; listeners stay as they are."""
+        self.config = config
+        self.routes = RouteTable.build(config)
+        self.handler.configure(config, self.routes)
+        self.dispatcher.reload(config)
+        log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts), upstreams=len(config.upstreams))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Graceful drain (see the module docstring)."""
+        log.info("hub_stopping")
+        self._housekeeping.cancel()
+        if self._summary_task is not None:
+            self._summary_task.cancel()
+            await asyncio.gather(self._summary_task, return_exceptions=True)
+            self._summary_task = None
+        self.handler.accepting = False
+        for server in self.servers:
+            if server._server is not None:
+                server._server.close()
+        await self.acceptor.drain()
+        await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
+        await self.dispatcher.stop(timeout)
+        await self.deliveries.stop()
+        await self.store.close()
+        self.msglog.close()
+        log.info("hub_stopped")
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until every upstream has at least one bind up (raises TimeoutError)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not all(p.available for p in self.dispatcher.pools.values()):
+            if loop.time() > deadline:
+                down = [n for n, p in self.dispatcher.pools.items() if not p.available]
+                raise TimeoutError(f"upstreams not bound: {', '.join(down)}")
+            await asyncio.sleep(0.01)
+
+    # ---- status ------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        return {
+            "uptime": time.time() - self.started_at,
+            "esme_binds": sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),
+            "accepted": self.acceptor.accepted,
+            "commits": self.acceptor.commits,
+            "upstreams": {
+                name: {"available": p.available, "queued": len(p.queue), "in_flight": p.in_flight, "sent": p.sent}
+                for name, p in self.dispatcher.pools.items()
+            },
+            "parked": len(self.dispatcher.parked),
+            "deliveries_pending": self.deliveries.pending(),
+            "delivered": self.deliveries.delivered,
+            "binds": self.binds_by_account(),
+            "counters": dict(self.dispatcher.counters),
+        }
 
     def traffic(self) -> Traffic:
         """Running totals since start, for a live display (``smpphub demo``'s traffic line)
@@ -235,10 +242,6 @@ class Hub:
             esme_binds=sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),
         )
 
-        if self._summary_task is not None:
-            self._summary_task.cancel()
-            await asyncio.gather(self._summary_task, return_exceptions=True)
-            self._summary_task = None
 
 class Traffic(msgspec.Struct, frozen=True, kw_only=True):
     """What :meth:`Hub.traffic` counts, each a total since the hub started."""
@@ -248,10 +251,7 @@ class Traffic(msgspec.Struct, frozen=True, kw_only=True):
     receipts_in: int  # receipts from upstreams matched to a hub message
     delivered: int  # receipts and MO handed to ESMEs and acknowledged (or given up on)
     mo_in: int  # MO messages from upstreams routed to an account
-        self.msglog.close()
     esme_binds: int  # ESME connections bound now (not a total)
 
 
 logging.getLogger("smpphub").addHandler(logging.NullHandler())
-            "delivered": self.deliveries.delivered,
-            "binds": self.binds_by_account(),
