@@ -10,7 +10,7 @@ import sys
 
 import structlog
 
-from .config import ConfigError, HubConfig, LogConfig, load_config
+from .config import ConfigError, HubConfig, LogConfig, check_environment, config_warnings, load_config
 
 __all__ = ["add_serve_arguments", "serve", "add_hash_arguments", "hash_password_cmd", "setup_logging"]
 
@@ -73,6 +73,8 @@ async def _serve(path: str, config: HubConfig) -> int:
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             return
+        for warning in config_warnings(new):
+            log.warning("config_warning", warning=warning)
         hub.reload(new)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
@@ -84,34 +86,78 @@ async def _serve(path: str, config: HubConfig) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Load and check everything ``--check`` can (ConfigError: exit 2), then run the hub.
+
+    At run time a store that cannot be opened and a listener that cannot be bound are
+    one line each naming the path or address, exit 1; the start binds the listeners
+    before it creates the store, so such a failure leaves no file behind (Hub.start).
+    """
+    config = load_config(args.config)
     try:
-        config = load_config(args.config)
+        check_environment(config)
     except ConfigError as exc:
-        print(f"smpphub serve: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{args.config}: {exc}") from None
+    for warning in config_warnings(config):
+        print(f"warning: {args.config}: {warning}", file=sys.stderr)
     if args.check:
         print(f"{args.config}: OK ({len(config.accounts)} accounts, {len(config.upstreams)} upstreams, {len(config.routes)} routes)")
         return 0
     setup_logging(config.log)
     import smppcore
 
+    from .hub import ListenError
+    from .store.sqlite import StoreOpenError
+
     try:
         return smppcore.run(_serve(args.config, config))
-    except OSError as exc:
+    except ListenError as exc:
+        print(f"smpphub serve: {exc.strerror}", file=sys.stderr)
+        return 1
+    except StoreOpenError as exc:
         print(f"smpphub serve: {exc}", file=sys.stderr)
         return 1
 
 
 def add_hash_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("password", nargs="?", help="the password (read from stdin when omitted)")
+    p.add_argument("password", nargs="?", help="the password (asked for, or read from stdin, when omitted)")
+
+
+def _read_password() -> str:
+    """The password from the terminal (not echoed) or the first line of stdin."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        raise ConfigError("no password: give it as an argument or on stdin (stdin is closed)")
+    if stdin.isatty():
+        import getpass
+
+        try:
+            return getpass.getpass("password: ")
+        except EOFError:
+            raise ConfigError("no password given") from None
+    line = stdin.readline()
+    if not line:
+        raise ConfigError("no password: give it as an argument or as a line on stdin (stdin was empty)")
+    return line.rstrip("\r\n")
+
+
+def check_password(password: str) -> None:
+    """An SMPP password is a C-octet string of at most 8 Latin-1 characters (SMPP 3.4, 4.1.1)."""
+    if not password:
+        raise ConfigError("the password is empty")
+    if len(password) > 8:
+        raise ConfigError(f"SMPP passwords are 1 to 8 characters, got {len(password)}")
+    try:
+        password.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError("SMPP carries the password as Latin-1 text; this one has other characters") from None
+    if "\x00" in password:
+        raise ConfigError("the password holds a NUL character, which ends it on the wire")
 
 
 def hash_password_cmd(args: argparse.Namespace) -> int:
     from .auth import hash_password
 
-    password = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
-    if not password or len(password) > 8:
-        print("smpphub hash-password: SMPP passwords are 1 to 8 characters", file=sys.stderr)
-        return 2
+    password = args.password if args.password is not None else _read_password()
+    check_password(password)
     print(hash_password(password))
     return 0

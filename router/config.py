@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from smppcore.config import ConfigError, decode_config, load_toml_config
+from smppcore.config import ConfigError, decode_config, load_toml_config, parse_host_port
 from smppcore.constants import CommandStatus
 
 from .auth import compile_ip_allowlist, is_valid_hash
@@ -29,6 +29,8 @@ __all__ = [
     "HubConfig",
     "load_config",
     "config_from_dict",
+    "check_environment",
+    "config_warnings",
 ]
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -191,10 +193,25 @@ def _fail(key: str, message: str) -> None:
     raise msgspec.ValidationError(f"{message} - at `$.{key}`")
 
 
+def _check_host(key: str, host: str) -> None:
+    """``host = "127.0.0.1:27761"`` would only fail when the hub resolves it: say so at load."""
+    try:
+        name, port = parse_host_port(host, allow_port_zero=True)
+    except ConfigError:
+        return  # not HOST:PORT (a plain name, an IPv4 or a bare IPv6 address): fine here
+    _fail(key, f"{host!r} holds a port: write host = {name!r} and port = {port}")
+
+
 def _check(cfg: HubConfig) -> None:
     if not cfg.listeners:
         _fail("listeners", "at least one listener is needed")
+    addresses: dict[tuple[str, int], int] = {}
     for i, lst in enumerate(cfg.listeners):
+        _check_host(f"listeners[{i}].host", lst.host)
+        if lst.port:  # port 0 asks for any free port: two of them never clash
+            first = addresses.setdefault((lst.host, lst.port), i)
+            if first != i:
+                _fail(f"listeners[{i}]", f"{lst.host}:{lst.port} is already listeners[{first}]")
         if (lst.tls_cert is None) != (lst.tls_key is None):
             _fail(f"listeners[{i}]", "tls_cert and tls_key go together")
         for key in ("tls_cert", "tls_key"):
@@ -230,6 +247,11 @@ def _check(cfg: HubConfig) -> None:
         if up.name in names:
             _fail(f"upstreams[{i}].name", f"duplicate upstream {up.name!r}")
         names.add(up.name)
+        if not up.host.strip():
+            _fail(f"upstreams[{i}].host", "required: the SMSC's name or address")
+        _check_host(f"upstreams[{i}].host", up.host)
+        if up.port == 0:
+            _fail(f"upstreams[{i}].port", "an upstream needs the SMSC's real port (1 to 65535), not 0")
         if up.reconnect_max < up.reconnect_initial:
             _fail(f"upstreams[{i}].reconnect_max", "must be at least reconnect_initial")
     for i, route in enumerate(cfg.routes):
@@ -256,6 +278,93 @@ def _check_targets(key: str, upstreams: list[str], weights: dict[str, float], na
     for name in [*upstreams, *weights]:
         if name not in names:
             _fail(f"{key}.{'upstreams' if upstreams else 'weights'}", f"unknown upstream {name!r}")
+
+
+def check_environment(cfg: HubConfig) -> None:
+    """What starting the hub would fail on outside the file itself: raises ConfigError.
+
+    ``serve --check`` and ``serve`` both call it before anything starts: the SQLite
+    store's folder must exist and be writable (and the path must not be a directory),
+    and each listener's TLS certificate and key must load. Listener ports are not
+    tried: ``--check`` is also run beside a hub that holds them, before a reload.
+    """
+    if cfg.store.backend == "sqlite":
+        from .store.sqlite import path_problem
+
+        problem = path_problem(cfg.store.path)
+        if problem is not None:
+            raise ConfigError(f"store.path: cannot open the store {cfg.store.path}: {problem}")
+    for i, lst in enumerate(cfg.listeners):
+        if lst.tls_cert is not None and lst.tls_key is not None:
+            import ssl
+
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(lst.tls_cert, lst.tls_key)
+            except OSError as exc:  # ssl.SSLError is one
+                reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else (exc.strerror or str(exc))
+                raise ConfigError(f"listeners[{i}]: tls_cert and tls_key do not load as a certificate and its key ({reason})") from None
+
+
+def config_warnings(cfg: HubConfig) -> list[str]:
+    """Parts of a valid configuration that can never take effect, one line each.
+
+    Routes are tried longest prefix first and, among equal prefixes, in file order;
+    the first whose conditions hold wins. So:
+
+    - a route whose ``accounts`` and ``route_group`` leave no configured account
+      (``route_group = "premium"`` that no account has, or listed accounts all in
+      other groups) never matches;
+    - a route after one with the same prefix that accepts every account it accepts
+      and every source it accepts (no ``source_prefix``, or a shorter one it starts
+      with) never matches: the earlier one always wins;
+    - ``default_route`` is never used when a route with the empty prefix accepts
+      every account and source;
+    - an MO route after one with the same prefix is never used;
+    - with no accounts at all no ESME can bind, so no route is used.
+    """
+    found: list[str] = []
+    if not cfg.accounts and cfg.routes:
+        found.append("accounts: none configured, so no ESME can bind and no route is used")
+    groups = {a.system_id: a.route_group for a in cfg.accounts}
+
+    def users(route: Route) -> frozenset[str]:
+        return frozenset(
+            name for name, group in groups.items()
+            if (not route.accounts or name in route.accounts) and (route.route_group is None or route.route_group == group)
+        )
+
+    def covers_source(first: Route, later: Route) -> bool:
+        if first.source_prefix is None:
+            return True
+        return later.source_prefix is not None and later.source_prefix.startswith(first.source_prefix)
+
+    seen: dict[str, list[int]] = {}
+    for j, route in enumerate(cfg.routes):
+        earlier = seen.setdefault(route.prefix, [])
+        earlier.append(j)
+        mine = users(route)
+        if cfg.accounts and not mine:
+            found.append(f"routes[{j}]: never matches: no account has route_group {route.route_group!r}"
+                         f"{' among ' + ', '.join(route.accounts) if route.accounts else ''}")
+            continue
+        for i in earlier[:-1]:
+            first = cfg.routes[i]
+            if mine <= users(first) and covers_source(first, route):
+                found.append(f"routes[{j}]: never matches: routes[{i}] has the same prefix {route.prefix!r}, comes first"
+                             " and accepts every account and source this one does")
+                break
+    if cfg.default_route is not None:
+        everyone = frozenset(groups)
+        for i, route in enumerate(cfg.routes):
+            if route.prefix == "" and route.source_prefix is None and users(route) >= everyone:
+                found.append(f"default_route: never used: routes[{i}] has the empty prefix and accepts every account")
+                break
+    mo_first: dict[str, int] = {}
+    for j, mo in enumerate(cfg.mo_routes):
+        i = mo_first.setdefault(mo.prefix, j)
+        if i != j:
+            found.append(f"mo_routes[{j}]: never used: mo_routes[{i}] has the same prefix {mo.prefix!r}")
+    return found
 
 
 def _status(name: str) -> int | None:

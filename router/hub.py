@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 
@@ -31,9 +32,13 @@ from .routing import RouteTable
 from .store import MessageState, Store
 from .upstream import Job
 
-__all__ = ["Hub", "open_store"]
+__all__ = ["Hub", "ListenError", "open_store"]
 
 log = structlog.get_logger("smpphub.hub")
+
+
+class ListenError(OSError):
+    """A listener could not be bound; ``strerror`` names the listener, its address and why."""
 
 
 def open_store(config: HubConfig) -> Store:
@@ -62,35 +67,81 @@ class Hub:
         return [c for s in self.servers for c in s.connections]
 
     async def start(self) -> None:
+        """Bind the listeners, open the store, recover, connect upstreams, then accept ESMEs.
+
+        The listeners are bound first but accept nothing until the end: a port already
+        taken or a TLS certificate that does not load fails the start before the store
+        file exists, so a failed start leaves nothing on disk. The other way out, removing
+        the store (and its -wal/-shm) after a failure, would have to guess which files this
+        start created, and could delete a database another process created meanwhile;
+        binding first never deletes anything. Whatever fails later is undone here: the
+        listeners are closed and the store closed again.
+        """
         self.started_at = time.time()
-        await self.store.open()
         self.receivers: dict[str, list[smppcore.SmscConnection]] = {}  # bound rx/trx connections by account
         self.deliveries = Deliveries(self.store, lambda account: self.receivers.get(account, ()), msglog=self.msglog)
         self.dispatcher = Dispatcher(self.config, self.store, self.deliveries, self.msglog)
         self.acceptor = Acceptor(self.store, self.dispatcher.dispatch, self.msglog)
         self.routes = RouteTable.build(self.config)
         self.handler = EsmeHandler(self.config, self.store, self.acceptor, self.routes, self)
-        await self.deliveries.start()
-        recovered = await self._recover()
-        self.dispatcher.start()
-        for job in recovered:
-            self.dispatcher.dispatch(job)  # parked until its upstream is up
-        for lst in self.config.listeners:
-            ctx = None
-            if lst.tls_cert:
-                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                ctx.load_cert_chain(lst.tls_cert, lst.tls_key)
-            session = SessionConfig(
-                window=100, bind_timeout=lst.bind_timeout, enquire_link_interval=lst.enquire_link_interval,
-                max_pdu_size=lst.max_pdu_size,
-            )
-            server = await smppcore.serve(self.handler, lst.host, lst.port, ssl=ctx, config=session, max_connections=lst.max_connections)
-            self.servers.append(server)
-            log.info("listening", host=server.host, port=server.port, tls=bool(ctx))
+        await self._bind_listeners()
+        store_open = False
+        try:
+            await self.store.open()
+            store_open = True
+            await self.deliveries.start()
+            recovered = await self._recover()
+            self.dispatcher.start()
+            for job in recovered:
+                self.dispatcher.dispatch(job)  # parked until its upstream is up
+            for server, lst in zip(self.servers, self.config.listeners):
+                assert server._server is not None
+                await server._server.start_serving()
+                log.info("listening", host=server.host, port=server.port, tls=lst.tls_cert is not None)
+        except BaseException:
+            await self._undo_start(store_open)
+            raise
         self._housekeeping = asyncio.get_running_loop().create_task(self._purge_forever())
         self._start_summary()
         log.info("hub_started", upstreams=len(self.config.upstreams), routes=len(self.routes), recovered=len(recovered),
                  deliveries_pending=self.deliveries.pending())
+
+    async def _bind_listeners(self) -> None:
+        """Every listener's socket bound, none accepting yet (see :meth:`start`); all or none."""
+        try:
+            for i, lst in enumerate(self.config.listeners):
+                ctx = None
+                if lst.tls_cert:
+                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                    ctx.load_cert_chain(lst.tls_cert, lst.tls_key)
+                session = SessionConfig(
+                    window=100, bind_timeout=lst.bind_timeout, enquire_link_interval=lst.enquire_link_interval,
+                    max_pdu_size=lst.max_pdu_size,
+                )
+                try:
+                    server = await smppcore.serve(self.handler, lst.host, lst.port, ssl=ctx, config=session,
+                                                  max_connections=lst.max_connections, start_serving=False)
+                except OSError as exc:
+                    # asyncio words it "error while attempting to bind on address (...): ..."; the errno says it all
+                    reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
+                    raise ListenError(exc.errno, f"cannot listen on {lst.host}:{lst.port} (listeners[{i}]): {reason}") from exc
+                self.servers.append(server)
+        except BaseException:
+            await self._close_listeners()
+            raise
+
+    async def _close_listeners(self) -> None:
+        servers, self.servers = self.servers, []
+        await asyncio.gather(*(s.close(timeout=1.0) for s in servers), return_exceptions=True)
+
+    async def _undo_start(self, store_open: bool) -> None:
+        """A start that failed half-way: nothing it started keeps running."""
+        await self._close_listeners()
+        if self.dispatcher.loop is not None:
+            await self.dispatcher.stop(1.0)
+        await self.deliveries.stop()
+        if store_open:
+            await self.store.close()
 
     async def _recover(self) -> list[Job]:
         """Messages a previous run accepted and did not finish: queued ones go out again,

@@ -15,6 +15,7 @@ import msgspec
 
 import smppcore
 from smppcore import SessionConfig
+from smppcore.config import parse_host_port
 
 from .config import SimulatorConfig
 from .engine import Message, Simulator
@@ -29,8 +30,9 @@ class ListenError(OSError):
 def _listen_error(what: str, host: str, port: int, exc: OSError) -> ListenError:
     import os
 
-    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-    return ListenError(exc.errno, f"cannot listen on {host}:{port} ({what}): {reason}")
+    # a resolver error (socket.gaierror) has a negative errno that os.strerror does not know
+    reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
+    return ListenError(exc.errno, f"cannot listen on {_join(host, port)} ({what}): {reason}")
 
 
 class RunningSimulator:
@@ -58,8 +60,13 @@ class RunningSimulator:
 
 
 def _split(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
+    """HOST:PORT of a listener, read by the one parser (the config checked it already)."""
+    return parse_host_port(listen, allow_port_zero=True)
+
+
+def _join(host: str, port: int) -> str:
+    """HOST:PORT as a user writes it back (``[::1]:2775`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def start(config: SimulatorConfig | None = None, *, host: str | None = None, port: int | None = None) -> RunningSimulator:
@@ -164,9 +171,9 @@ class StatusLine:
 
 async def serve_forever(config: SimulatorConfig, *, quiet: bool = False) -> None:
     running = await start(config)
-    print(f"smpphub simulator listening on {running.host}:{running.port}", flush=True)
+    print(f"smpphub simulator listening on {_join(running.host, running.port)}", flush=True)
     if running.http_port:
-        print(f"records at http://{_split(config.http_listen)[0]}:{running.http_port}/messages and /stats", flush=True)
+        print(f"records at http://{_join(_split(config.http_listen)[0], running.http_port)}/messages and /stats", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,7 +7,7 @@ import sys
 
 import msgspec
 
-from .config import ConfigError, SimulatorConfig, load_config
+from .config import SimulatorConfig, config_from_dict, load_config
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,25 +32,21 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     if changes:
         data = msgspec.to_builtins(config)
         data.update(changes)
-        from .config import config_from_dict
-
         config = config_from_dict(data)
     return config
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = build_config(args)
-    except ConfigError as exc:
-        print(f"smpphub simulate: {exc}", file=sys.stderr)
-        return 2
+    """Bad arguments or configuration raise ConfigError (the dispatcher's one line, exit 2);
+    a listener that cannot start is one line naming its address, exit 1."""
+    config = build_config(args)
     import smppcore
 
-    from .app import serve_forever
+    from .app import ListenError, serve_forever
 
     try:
         smppcore.run(serve_forever(config, quiet=args.quiet))
-    except OSError as exc:  # app.ListenError names the address; anything else is still one line
-        print(f"smpphub simulate: {exc.strerror or exc}", file=sys.stderr)
+    except ListenError as exc:
+        print(f"smpphub simulate: {exc.strerror}", file=sys.stderr)
         return 1
     return 0

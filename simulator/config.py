@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from smppcore.config import ConfigError, decode_config, load_toml_config
+from smppcore.config import ConfigError, decode_config, load_toml_config, parse_host_port
 from smppcore.constants import CommandStatus, MessageState
 
 __all__ = [
@@ -37,6 +37,11 @@ __all__ = [
 NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# C-octet strings of SMPP 3.4 (5.2), without the terminating NUL: a longer value can never
+# be matched by a bind, nor put on the wire
+SystemId = Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
+Password = Annotated[str, msgspec.Meta(max_length=8)]
+Address = Annotated[str, msgspec.Meta(max_length=20)]
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -46,8 +51,8 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Account(_Strict):
     """One ESME account. ``bind_types``: any of "tx", "rx", "trx"."""
 
-    system_id: str
-    password: str
+    system_id: SystemId
+    password: Password
     bind_types: list[Literal["tx", "rx", "trx"]] = msgspec.field(default_factory=lambda: ["tx", "rx", "trx"])
     max_binds: PositiveInt | None = None
 
@@ -123,10 +128,18 @@ class Receipts(_Strict):
 
 
 class MoTemplate(_Strict):
-    source_addr: str = "447700900001"
-    destination_addr: str = "12345"
-    text: str = "Hello from the network"
+    source_addr: Address = "447700900001"
+    destination_addr: Address = "12345"
+    text: Annotated[str, msgspec.Meta(min_length=1)] = "Hello from the network"
     system_id: str | None = None  # which account gets it (None: any bound receiver)
+
+    def __post_init__(self) -> None:
+        from smppcore.text import split_text
+
+        try:
+            split_text(self.text)
+        except ValueError as exc:  # more than 255 segments
+            raise ValueError(f"text: {exc}") from None
 
 
 class Mo(_Strict):
@@ -149,7 +162,7 @@ class Chaos(_Strict):
 class SimulatorConfig(_Strict):
     listen: str = "127.0.0.1:2775"
     http_listen: str | None = None
-    system_id: str = "smpphub-sim"
+    system_id: SystemId = "smpphub-sim"
     accounts: list[Account] = []  # empty: accept any bind
     max_binds_per_account: PositiveInt = 100
     max_connections: PositiveInt = 1000
@@ -197,12 +210,17 @@ class SimulatorConfig(_Strict):
             raise msgspec.ValidationError("needs at least one state with a weight above 0 - at `$.receipts.final_states`")
         if self.mo.rate > 0 and not self.mo.templates:
             raise msgspec.ValidationError("a rate needs at least one template - at `$.mo.templates`")
+        for i, template in enumerate(self.mo.templates):
+            if self.accounts and template.system_id is not None and template.system_id not in names:
+                raise msgspec.ValidationError(f"unknown account {template.system_id!r} - at `$.mo.templates[{i}].system_id`")
 
 
 def _check_listen(key: str, value: str) -> None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise msgspec.ValidationError(f"expected HOST:PORT, got {value!r} - at `$.{key}`")
+    """A listening address: HOST:PORT as :func:`smppcore.config.parse_host_port` reads it (port 0: any free port)."""
+    try:
+        parse_host_port(value, allow_port_zero=True)
+    except ConfigError as exc:
+        raise msgspec.ValidationError(f"{exc} - at `$.{key}`") from None
 
 
 def _status(key: str, name: str) -> int:

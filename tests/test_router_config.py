@@ -47,7 +47,23 @@ BAD = [
     ({"listeners": [{"tls_cert": "/nonexistent"}]}, "listeners[0]: tls_cert and tls_key go together"),
     ({"store": {"backend": "mysql"}}, "store.backend"),
     ({"http": {"listen": "nohost"}}, "http: unknown key"),
+    ({"upstreams": [{**UP, "port": 0}]}, "upstreams[0].port: an upstream needs the SMSC's real port"),
+    ({"upstreams": [{**UP, "host": "10.0.0.1:2775"}]}, "upstreams[0].host: '10.0.0.1:2775' holds a port: write host = '10.0.0.1' and port = 2775"),
+    ({"upstreams": [{**UP, "host": " "}]}, "upstreams[0].host: required"),
+    ({"listeners": [{"host": "0.0.0.0:2775"}]}, "listeners[0].host: '0.0.0.0:2775' holds a port"),
+    ({"listeners": [{"port": 2775}, {"port": 2775}]}, "listeners[1]: 127.0.0.1:2775 is already listeners[0]"),
 ]
+
+
+@pytest.mark.parametrize("host", ["::1", "2001:db8::1", "smsc.example.com", "10.0.0.1"])
+def test_hosts_without_a_port_are_fine(host):
+    assert config_from_dict({"upstreams": [{**UP, "host": host}], "listeners": [{"host": host, "port": 0}, {"host": host, "port": 0}]})
+
+
+def test_the_example_config_has_nothing_that_never_takes_effect():
+    from smpphub.router.config import config_warnings
+
+    assert config_warnings(load_config(str(ROOT / "router" / "hub.example.toml"))) == []
 
 
 @pytest.mark.parametrize("data,fragment", BAD, ids=[f for _, f in BAD])

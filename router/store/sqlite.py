@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import sqlite3
 import threading
 import time
@@ -73,7 +74,7 @@ import structlog
 
 from .base import Delivery, MessageRecord, MessageState, Store
 
-__all__ = ["SqliteStore", "SCHEMA_VERSION"]
+__all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
 
 log = structlog.get_logger("smpphub.store")
 
@@ -119,6 +120,39 @@ _FINAL_STATES = "('cancelled', 'delivered', 'expired', 'failed')"
 assert MessageState.OPEN == {"queued", "sent"} and MessageState.FINAL == {"cancelled", "delivered", "expired", "failed"}
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM messages"
+
+
+class StoreOpenError(RuntimeError):
+    """The store file cannot be opened or created; the message names the path and why."""
+
+
+def path_problem(path: str) -> str | None:
+    """Why SQLite could not open or create a store at ``path``, or None when nothing visible stands in the way.
+
+    SQLite itself only says "unable to open database file"; this says which of the usual
+    reasons it is. It creates nothing, so ``smpphub serve --check`` can ask it too. In WAL
+    mode SQLite creates ``-wal`` and ``-shm`` files beside the store, so the folder must be
+    writable even when the store file already exists.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "it is a directory, not a file"
+    if not os.path.exists(folder):
+        return f"the folder {folder} does not exist"
+    if not os.path.isdir(folder):
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable (SQLite writes its -wal and -shm files beside the store)"
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return "the file is not readable and writable"
+    return None
+
+
+def _open_error(path: str, exc: BaseException) -> StoreOpenError:
+    reason = path_problem(path) or (str(exc) if isinstance(exc, (sqlite3.Error, OSError)) else None)
+    if reason is None:  # e.g. a schema newer than this smpphub: its message names the path already
+        return StoreOpenError(str(exc))
+    return StoreOpenError(f"cannot open the store {path}: {reason}")
 _GET = f"{_SELECT} WHERE id = ?"
 _BY_UPSTREAM = f"{_SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
 _OPEN = f"{_SELECT} WHERE state IN {_OPEN_STATES} ORDER BY created_at"
@@ -282,9 +316,11 @@ class SqliteStore(Store):
         self._thread.start()
         try:
             await ready
-        except BaseException:
+        except BaseException as exc:
             await self._loop.run_in_executor(None, self._thread.join)
             self._thread = None
+            if isinstance(exc, (sqlite3.Error, OSError, RuntimeError)):
+                raise _open_error(self.path, exc) from exc
             raise
 
     async def close(self) -> None:
