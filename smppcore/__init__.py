@@ -6,21 +6,21 @@ machine) and a thin asyncio edge. Import what you need from here::
     from smppcore import SubmitSm, encode, decode, Framer
 """
 
+from . import receipt, smpptime, text  # submodules reachable as smppcore.receipt etc.
+from .backoff import Backoff
+from .client import BindError, Client, connect, reconnecting
 from .codec import DEFAULT_MAX_PDU_SIZE, Framer, decode, encode
+from .connection import ConnectionClosed, ResponseTimeout, SmppConnection, SmppStatusError
 from .constants import *  # noqa: F401,F403
 from .constants import __all__ as _constants_all
 from .errors import EncodeError, FramingError, PduError, SmppError
 from .pdus import *  # noqa: F401,F403
 from .pdus import __all__ as _pdus_all
-from .tlv import TLV_KINDS
-from .backoff import Backoff
-from .window import Window, WindowFull
-from .session import InvalidState, Role, Session, SessionConfig, State
-from .connection import ConnectionClosed, ResponseTimeout, SmppConnection, SmppStatusError
-from .client import BindError, Client, connect, reconnecting
+from .runtime import new_event_loop, run
 from .server import Server, SmscConnection, SmscHandler, serve
-from .runtime import run, new_event_loop
-from . import receipt, smpptime, text  # noqa: E402 - submodules reachable as smppcore.receipt etc.
+from .session import InvalidState, Role, Session, SessionConfig, State
+from .tlv import TLV_KINDS
+from .window import Window, WindowFull
 
 __all__ = [
     "encode",
@@ -54,6 +54,9 @@ __all__ = [
     "serve",
     "run",
     "new_event_loop",
+    "receipt",
+    "smpptime",
+    "text",
     *_constants_all,
     *_pdus_all,
 ]

@@ -18,13 +18,16 @@ import inspect
 import logging
 import random
 import ssl as _ssl
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+import msgspec
 
 from .backoff import Backoff
 from .connection import ConnectionClosed, SmppConnection, SmppStatusError
 from .constants import CommandId, CommandStatus
 from .pdus import Pdu, SubmitSm, SubmitSmResp
-from .session import BIND_TYPES, Role, SessionConfig
+from .session import BIND_TYPES, BindRequest, Role, SessionConfig
 
 __all__ = ["Client", "connect", "reconnecting", "BindError"]
 
@@ -62,7 +65,8 @@ class Client(SmppConnection):
             raise ValueError(f"bind must be one of {sorted(BIND_TYPES)}, not {bind!r}")
         super().__init__(config, loop=loop)
         self.bind_type = bind
-        self._bind_fields = dict(
+        # the bind this client sends (a copy each time: sending numbers it)
+        self._bind_request: BindRequest = BIND_TYPES[bind](
             system_id=system_id,
             password=password,
             system_type=system_type,
@@ -74,17 +78,17 @@ class Client(SmppConnection):
         self.on_message = on_message
         self.queue_limit = queue_limit
         self._incoming: asyncio.Queue[Pdu | None] = asyncio.Queue()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def system_id(self) -> str:
-        return self._bind_fields["system_id"]
+        return self._bind_request.system_id
 
     # ---- binding -------------------------------------------------------------------
 
     async def bind(self) -> Pdu:
         """Send the bind and wait for its response; raise BindError if refused."""
-        request = BIND_TYPES[self.bind_type](**self._bind_fields)
+        request = msgspec.structs.replace(self._bind_request)
         resp = await (await self.send(request))
         if resp.command_status != CommandStatus.ESME_ROK:
             raise BindError(resp)
@@ -180,11 +184,11 @@ class Client(SmppConnection):
         elif pdu.response_type is not None:
             self.session.send_response(pdu.make_response(command_status=result or 0))
 
-    def _answer_future(self, pdu: Pdu, fut: asyncio.Future) -> None:
+    def _answer_future(self, pdu: Pdu, fut: asyncio.Future[int | None]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             if not fut.cancelled():
                 log.warning("message handler failed: %s", fut.exception())
-            status = CommandStatus.ESME_RX_T_APPN
+            status: int = CommandStatus.ESME_RX_T_APPN
         else:
             status = fut.result() or 0
         if pdu.response_type is not None:
@@ -231,8 +235,8 @@ class Client(SmppConnection):
         for task in list(self._tasks):
             task.cancel()
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -256,7 +260,7 @@ class _Connect:
         self._factory = factory
         self._client: Client | None = None
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, Client]:
         return self._factory().__await__()
 
     async def __aenter__(self) -> Client:
@@ -311,7 +315,9 @@ def connect(
             )
 
         async def open_and_bind() -> Client:
-            _, client = await loop.create_connection(make, host, port, ssl=ssl, server_hostname=server_hostname if ssl else None)
+            _, client = await loop.create_connection(
+                make, host, port, ssl=ssl, server_hostname=server_hostname if ssl else None
+            )
             try:
                 await client.bind()
             except BaseException:
@@ -364,7 +370,7 @@ async def reconnecting(
     while True:
         try:
             client = await connect(host, port, **connect_kwargs)
-        except (OSError, asyncio.TimeoutError, SmppStatusError, ConnectionClosed) as exc:
+        except (TimeoutError, OSError, SmppStatusError, ConnectionClosed) as exc:
             delay = backoff.next_delay()
             log.info("connect to %s:%s failed (%s); retry in %.2fs", host, port, exc, delay)
             await asyncio.sleep(delay)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 import struct
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .constants import CommandId, CommandStatus
 from .errors import EncodeError, FramingError, PduError
@@ -39,12 +40,17 @@ _BASE_FIELDS = ("sequence_number", "command_status", "tlvs")
 _U32 = struct.Struct(">I")
 
 Layout = list[tuple[str, Any, Any]]  # (field name, wire kind, default)
+#: A generated decoder: ``(buf, body start, end, sequence_number, command_status) -> PDU``.
+Decoder = Callable[[bytes, int, int, int, int], Pdu]
+#: A generated encoder: the PDU's wire bytes.
+Encoder = Callable[[Pdu], bytes]
+Destination = DestAddress | DistributionList
 
 
 def layout_of(cls: type[Pdu]) -> Layout:
     """The mandatory fields of ``cls`` in wire order, with their wire kinds."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    defaults = dict(zip(cls.__struct_fields__[-len(cls.__struct_defaults__):], cls.__struct_defaults__))
+    defaults = dict(zip(cls.__struct_fields__[-len(cls.__struct_defaults__):], cls.__struct_defaults__, strict=True))
     out = []
     for name in cls.__struct_fields__:
         if name in _BASE_FIELDS:
@@ -62,14 +68,14 @@ def layout_of(cls: type[Pdu]) -> Layout:
 # --- submit_multi lists -------------------------------------------------------
 
 
-def _decode_dests(buf: bytes, p: int, end: int, seq: int, cid: int) -> tuple[list, int]:
+def _decode_dests(buf: bytes, p: int, end: int, seq: int, cid: int) -> tuple[list[Destination], int]:
     if p >= end:
         raise PduError(CommandStatus.ESME_RINVCMDLEN, seq, cid, "body ends before number_of_dests")
     count = buf[p]
     p += 1
     if count > 254:
         raise PduError(CommandStatus.ESME_RINVNUMDESTS, seq, cid, f"number_of_dests {count} > 254")
-    dests: list = []
+    dests: list[Destination] = []
     for _ in range(count):
         if p >= end:
             raise PduError(CommandStatus.ESME_RINVNUMDESTS, seq, cid, "fewer dest_address entries than number_of_dests")
@@ -88,12 +94,12 @@ def _decode_dests(buf: bytes, p: int, end: int, seq: int, cid: int) -> tuple[lis
     return dests, p
 
 
-def _decode_unsuccess(buf: bytes, p: int, end: int, seq: int, cid: int) -> tuple[list, int]:
+def _decode_unsuccess(buf: bytes, p: int, end: int, seq: int, cid: int) -> tuple[list[UnsuccessSme], int]:
     if p >= end:
         raise PduError(CommandStatus.ESME_RINVCMDLEN, seq, cid, "body ends before no_unsuccess")
     count = buf[p]
     p += 1
-    out: list = []
+    out: list[UnsuccessSme] = []
     for _ in range(count):
         if p + 2 > end:
             raise PduError(CommandStatus.ESME_RINVCMDLEN, seq, cid, "unsuccess_sme entry truncated")
@@ -116,13 +122,14 @@ def _cstr(buf: bytes, p: int, end: int, size: int, status: int, seq: int, cid: i
     return buf[p:e].decode("latin-1"), e + 1
 
 
-def _encode_dests(dests: list) -> bytes:
+def _encode_dests(dests: list[Destination]) -> bytes:
     if len(dests) > 254:
         raise EncodeError(f"submit_multi takes at most 254 destinations, got {len(dests)}")
     parts = [bytes((len(dests),))]
     for d in dests:
         if type(d) is DestAddress:
-            parts.append(b"\x01%c%c%b\0" % (d.dest_addr_ton, d.dest_addr_npi, _cstr_bytes(d.destination_addr, 21, "destination_addr")))
+            addr = _cstr_bytes(d.destination_addr, 21, "destination_addr")
+            parts.append(b"\x01%c%c%b\0" % (d.dest_addr_ton, d.dest_addr_npi, addr))
         elif type(d) is DistributionList:
             parts.append(b"\x02%b\0" % _cstr_bytes(d.dl_name, 21, "dl_name"))
         else:
@@ -130,15 +137,13 @@ def _encode_dests(dests: list) -> bytes:
     return b"".join(parts)
 
 
-def _encode_unsuccess(entries: list) -> bytes:
+def _encode_unsuccess(entries: list[UnsuccessSme]) -> bytes:
     if len(entries) > 255:
         raise EncodeError("at most 255 unsuccess_sme entries")
     parts = [bytes((len(entries),))]
     for u in entries:
-        parts.append(
-            b"%c%c%b\0%b"
-            % (u.dest_addr_ton, u.dest_addr_npi, _cstr_bytes(u.destination_addr, 21, "destination_addr"), _U32.pack(u.error_status_code))
-        )
+        addr = _cstr_bytes(u.destination_addr, 21, "destination_addr")
+        parts.append(b"%c%c%b\0%b" % (u.dest_addr_ton, u.dest_addr_npi, addr, _U32.pack(u.error_status_code)))
     return b"".join(parts)
 
 
@@ -165,8 +170,8 @@ def _checked_decode(cls: type[Pdu], buf: bytes, p: int, end: int, seq: int, stat
             values.append(int.from_bytes(buf[p : p + kind.size], "big"))
             p += kind.size
         elif type(kind) is CStr:
-            value, p = _cstr(buf, p, end, kind.max, kind.status, seq, cid, name)
-            values.append(value)
+            text, p = _cstr(buf, p, end, kind.max, kind.status, seq, cid, name)
+            values.append(text)
         elif type(kind) is ShortMessage:
             if p >= end:
                 raise PduError(CommandStatus.ESME_RINVCMDLEN, seq, cid, "body ends before sm_length")
@@ -178,11 +183,11 @@ def _checked_decode(cls: type[Pdu], buf: bytes, p: int, end: int, seq: int, stat
             values.append(buf[p + 1 : p + 1 + n])
             p += 1 + n
         elif type(kind) is DestList:
-            value, p = _decode_dests(buf, p, end, seq, cid)
-            values.append(value)
+            dests, p = _decode_dests(buf, p, end, seq, cid)
+            values.append(dests)
         elif type(kind) is UnsuccessList:
-            value, p = _decode_unsuccess(buf, p, end, seq, cid)
-            values.append(value)
+            unsuccess, p = _decode_unsuccess(buf, p, end, seq, cid)
+            values.append(unsuccess)
         else:  # pragma: no cover - layouts are checked at import
             raise TypeError(kind)
     tlvs = decode_tlvs(buf, p, end, seq, cid) if p < end else {}
@@ -190,7 +195,7 @@ def _checked_decode(cls: type[Pdu], buf: bytes, p: int, end: int, seq: int, stat
     return cls(seq, status, tlvs, *values)
 
 
-def _check_payload_exclusive(cls: type[Pdu], values: list, tlvs: dict, seq: int) -> None:
+def _check_payload_exclusive(cls: type[Pdu], values: list[Any], tlvs: dict[int, Any], seq: int) -> None:
     if _MESSAGE_PAYLOAD in tlvs and "short_message" in _FIELD_INDEX[cls]:
         if values[_FIELD_INDEX[cls]["short_message"]]:
             raise PduError(
@@ -202,7 +207,7 @@ def _check_payload_exclusive(cls: type[Pdu], values: list, tlvs: dict, seq: int)
 # --- code generation ------------------------------------------------------------
 
 
-def _gen_decoder(cls: type[Pdu], layout: Layout) -> Callable:
+def _gen_decoder(cls: type[Pdu], layout: Layout) -> Decoder:
     """Straight-line decoder for ``cls``.
 
     Layouts of only octets, C-strings and a short_message are matched by one
@@ -282,7 +287,7 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Callable:
     if "short_message" in names:
         src.append("    if short_message and 0x0424 in tlvs: checked(cls, buf, p0, end, seq, status)")
     src.append(f"    return cls(seq, status, tlvs{sep}{args})")
-    env = {
+    env: dict[str, Any] = {
         "cls": cls,
         "cid": cls.command_id,
         "match": re.compile(regex, re.DOTALL).match,
@@ -293,13 +298,14 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Callable:
         "decode_unsuccess": _decode_unsuccess,
     }
     exec(compile("\n".join(src), f"<smppcore decode_{cls.__name__}>", "exec"), env)  # noqa: S102 - from our layouts
-    fn = env["decode"]
-    fn.__qualname__ = fn.__name__ = f"decode_{cls.__name__}"
-    fn.__source__ = "\n".join(src)
+    generated = env["decode"]
+    generated.__qualname__ = generated.__name__ = f"decode_{cls.__name__}"
+    generated.__source__ = "\n".join(src)  # for a reader debugging the generated code
+    fn: Decoder = generated
     return fn
 
 
-def _gen_encoder(cls: type[Pdu], layout: Layout) -> Callable:
+def _gen_encoder(cls: type[Pdu], layout: Layout) -> Encoder:
     fmt = []
     args = []
     pre = []
@@ -348,7 +354,7 @@ def _gen_encoder(cls: type[Pdu], layout: Layout) -> Callable:
     src += ["        " + line for line in body]
     src.append("    except ENCODE_FAIL as exc:")
     src.append("        raise explain(pdu, exc) from None")
-    env = {
+    env: dict[str, Any] = {
         "cid": cls.command_id,
         "pack": HEADER.pack,
         "encode_tlvs": encode_tlvs,
@@ -358,8 +364,9 @@ def _gen_encoder(cls: type[Pdu], layout: Layout) -> Callable:
         "explain": _explain_encode_failure,
     }
     exec(compile("\n".join(src), f"<smppcore encode_{cls.__name__}>", "exec"), env)  # noqa: S102 - from our layouts
-    fn = env["encode"]
-    fn.__qualname__ = fn.__name__ = f"encode_{cls.__name__}"
+    generated = env["encode"]
+    generated.__qualname__ = generated.__name__ = f"encode_{cls.__name__}"
+    fn: Encoder = generated
     return fn
 
 
@@ -381,7 +388,9 @@ def _explain_encode_failure(pdu: Pdu, exc: BaseException) -> EncodeError:
             except (EncodeError, AttributeError, UnicodeEncodeError) as e:
                 return EncodeError(f"{what}.{name} must be latin-1 text of at most {kind.max - 1} octets: {e}")
         if t is ShortMessage and (not isinstance(value, (bytes, bytearray)) or len(value) > _MAX_SM_LENGTH):
-            return EncodeError(f"{what}.{name} must be bytes of at most {_MAX_SM_LENGTH} octets (use message_payload for more)")
+            return EncodeError(
+                f"{what}.{name} must be bytes of at most {_MAX_SM_LENGTH} octets (use message_payload for more)"
+            )
     if not isinstance(pdu.tlvs, dict):
         return EncodeError(f"{what}.tlvs must be a dict")
     return EncodeError(f"{what}: {exc}")
@@ -389,8 +398,8 @@ def _explain_encode_failure(pdu: Pdu, exc: BaseException) -> EncodeError:
 
 LAYOUTS: dict[type[Pdu], Layout] = {cls: layout_of(cls) for cls in PDU_TYPES.values()}
 _FIELD_INDEX = {cls: {n: i for i, (n, _, _) in enumerate(lay)} for cls, lay in LAYOUTS.items()}
-_DECODERS: dict[int, Callable] = {cid: _gen_decoder(cls, LAYOUTS[cls]) for cid, cls in PDU_TYPES.items()}
-_ENCODERS: dict[type, Callable] = {cls: _gen_encoder(cls, LAYOUTS[cls]) for cls in PDU_TYPES.values()}
+_DECODERS: dict[int, Decoder] = {cid: _gen_decoder(cls, LAYOUTS[cls]) for cid, cls in PDU_TYPES.items()}
+_ENCODERS: dict[type[Pdu], Encoder] = {cls: _gen_encoder(cls, LAYOUTS[cls]) for cls in PDU_TYPES.values()}
 
 
 # --- public API -------------------------------------------------------------------
@@ -413,7 +422,9 @@ def decode(data: bytes) -> Pdu:
         raise FramingError(CommandStatus.ESME_RINVCMDLEN, 0, 0, f"{len(data)} octets is shorter than a PDU header")
     length, cid, status, seq = HEADER.unpack_from(data)
     if length != len(data):
-        raise FramingError(CommandStatus.ESME_RINVCMDLEN, seq, cid, f"command_length {length} but {len(data)} octets given")
+        raise FramingError(
+            CommandStatus.ESME_RINVCMDLEN, seq, cid, f"command_length {length} but {len(data)} octets given"
+        )
     dec = _DECODERS.get(cid)
     if dec is None:
         raise PduError(CommandStatus.ESME_RINVCMDID, seq, cid, f"unknown command_id 0x{cid:08X}")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .constants import CommandStatus, status_name
 from .errors import SmppError
@@ -35,6 +36,7 @@ from .session import (
     Role,
     Session,
     SessionConfig,
+    SessionEvent,
     State,
     Unbound,
     UnexpectedResponse,
@@ -265,7 +267,7 @@ class SmppConnection(asyncio.Protocol):
             try:
                 await asyncio.wait_for(asyncio.shield(self.closed), timeout)
                 return
-            except (asyncio.TimeoutError, SmppError):
+            except (TimeoutError, SmppError):
                 pass
         self.close()
         await asyncio.shield(self.closed)
@@ -280,12 +282,11 @@ class SmppConnection(asyncio.Protocol):
 
     # ---- events ------------------------------------------------------------------------
 
-    def handle_events(self, events: list) -> None:
+    def handle_events(self, events: list[SessionEvent]) -> None:
         waiters = self._window_waiters
         out = self.session._out
         for ev in events:
-            cls = ev.__class__
-            if cls is Response:  # the common case first: an answer to one of ours
+            if isinstance(ev, Response):  # the common case first: an answer to one of ours
                 ctx = ev.context
                 if ctx is not None:
                     if callable(ctx):  # send_callback (a Future is not callable)
@@ -301,27 +302,28 @@ class SmppConnection(asyncio.Protocol):
                     # let the peer start on these while we handle the rest of the chunk
                     self.transport.write(self.session.data_to_send())
                 continue
-            if cls is RequestTimeout:
-                self._fail(ev.context, ResponseTimeout(f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"))
+            if isinstance(ev, RequestTimeout):
+                what = f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"
+                self._fail(ev.context, ResponseTimeout(what))
                 self._window_freed()
-            elif cls is ConnectionLost:
+            elif isinstance(ev, ConnectionLost):
                 self._fail(ev.context, ConnectionClosed(self.session.close_reason or "connection closed"))
-            elif cls is Bound:
+            elif isinstance(ev, Bound):
                 if not self.bound.done():
                     self.bound.set_result(ev.state)
                 self.on_bound(ev)
-            elif cls is Unbound:
+            elif isinstance(ev, Unbound):
                 self._close_after_flush()
-            elif cls is Closing:
+            elif isinstance(ev, Closing):
                 log.info("closing %s: %s", self.peername, ev.reason)
                 self._close_after_flush()
-            elif cls is ProtocolError:
+            elif isinstance(ev, ProtocolError):
                 log.warning("bad PDU from %s: %s", self.peername, ev.error)
-            elif cls is RequestRejected:
+            elif isinstance(ev, RequestRejected):
                 log.info("rejected %s from %s: %s", ev.pdu.command_name, self.peername, status_name(ev.command_status))
-            elif cls is UnexpectedResponse:
+            elif isinstance(ev, UnexpectedResponse):
                 log.info("unexpected %s seq=%d from %s", ev.pdu.command_name, ev.pdu.sequence_number, self.peername)
-            elif cls is Outbound:
+            elif isinstance(ev, Outbound):
                 self.on_outbind(ev.pdu)
 
     def _fail(self, ctx: Any, error: Exception) -> None:

@@ -43,7 +43,7 @@ class PduError(SmppError):
         except ValueError:
             return self.command_status
 
-    def __reduce__(self):  # keep the attributes when pickled across processes
+    def __reduce__(self) -> tuple[type[PduError], tuple[int, int, int, str]]:  # keep the attributes when pickled
         return (type(self), (self.command_status, self.sequence_number, self.command_id, self.message))
 
 

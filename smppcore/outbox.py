@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any, NamedTuple
 
 from .connection import SmppConnection
 from .pdus import Pdu
 
 __all__ = ["Outbox"]
 
+#: ``on_ack(response, context)``: the ESME answered (whatever the status).
 AckCallback = Callable[[Pdu, Any], None]
-#: (request, on_ack, context, the request already encoded or None)
-Item = tuple[Pdu, "AckCallback | None", Any, "bytes | None"]
+
+
+class Item(NamedTuple):
+    """One request waiting in (or sent from) an outbox."""
+
+    pdu: Pdu
+    on_ack: AckCallback | None
+    context: Any
+    encoded: bytes | None  # the request already encoded, when the caller had it
 
 
 class Outbox:
@@ -56,7 +65,9 @@ class Outbox:
     def full(self) -> bool:
         return len(self) >= self.limit
 
-    def put(self, pdu: Pdu, on_ack: AckCallback | None = None, context: Any = None, encoded: bytes | None = None) -> bool:
+    def put(
+        self, pdu: Pdu, on_ack: AckCallback | None = None, context: Any = None, encoded: bytes | None = None
+    ) -> bool:
         """Queue ``pdu``; False (and nothing queued) when ``limit`` requests already wait.
 
         ``on_ack(response, context)`` runs when the ESME answers, whatever the
@@ -65,14 +76,14 @@ class Outbox:
         """
         if len(self) >= self.limit:
             return False
-        self.queue.append((pdu, on_ack, context, encoded))
+        self.queue.append(Item(pdu, on_ack, context, encoded))
         self.pump_soon()
         return True
 
     def drop_oldest(self) -> tuple[Pdu, Any] | None:
         """Take the request that waited longest out (for a holder that bounds by dropping)."""
         item = self._retry.pop(0) if self._retry else (self.queue.popleft() if self.queue else None)
-        return None if item is None else (item[0], item[2])
+        return None if item is None else (item.pdu, item.context)
 
     def pump_soon(self) -> None:
         if not self._pump_scheduled:
@@ -93,7 +104,7 @@ class Outbox:
             while queue and session.can_send and conn.is_open:
                 item = queue.popleft()
                 try:
-                    conn.send_callback(item[0], partial(self._done, item), item[3])
+                    conn.send_callback(item.pdu, partial(self._done, item), item.encoded)
                 except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
                     queue.appendleft(item)
                     break
@@ -103,20 +114,18 @@ class Outbox:
 
     def _done(self, item: Item, response: Pdu | None, error: Exception | None) -> None:
         self.in_flight -= 1
-        if error is not None:
+        if response is None:  # with an error
             # the connection went away (or the ESME never answered): send it again
             self._retry.append(item)
             self.requeued += 1
-        else:
-            on_ack = item[1]
-            if on_ack is not None:
-                on_ack(response, item[2])
+        elif item.on_ack is not None:
+            item.on_ack(response, item.context)
         if self.queue or self._retry:
             self.pump_soon()
 
     def drain(self) -> list[tuple[Pdu, Any]]:
         """Take everything still waiting (not in flight) out of the outbox, oldest first."""
-        items = [(pdu, ctx) for pdu, _, ctx, _ in (*self._retry, *self.queue)]
+        items = [(item.pdu, item.context) for item in (*self._retry, *self.queue)]
         self._retry.clear()
         self.queue.clear()
         return items

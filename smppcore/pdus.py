@@ -17,12 +17,13 @@ positionally in C) and compared field by field.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from .constants import CommandId
 from .fields import (
+    U8,
     AddressRange,
     DefaultMsgId,
     DestinationAddr,
@@ -47,13 +48,9 @@ from .fields import (
     SourceTon,
     SystemId,
     SystemType,
-    U8,
-    U32,
     UnsuccessList,
     ValidityPeriod,
 )
-
-from typing import Annotated
 
 __all__ = [
     "Pdu",

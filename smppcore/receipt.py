@@ -127,7 +127,8 @@ def format_receipt(r: Receipt) -> str:
     """
     submit = _written_date(r.submit_date) if r.submit_date is not None else ""
     done = _written_date(r.done_date) if r.done_date is not None else ""
-    return "id:%s sub:%03d dlvrd:%03d submit date:%s done date:%s stat:%s err:%s text:%s" % (
+    # one %-format: measured faster than the f-string on this hot path (a receipt per message)
+    return "id:%s sub:%03d dlvrd:%03d submit date:%s done date:%s stat:%s err:%s text:%s" % (  # noqa: UP031
         r.id, r.sub, r.dlvrd, submit, done, r.stat, r.err, r.text[:TEXT_LENGTH],
     )
 

@@ -25,8 +25,10 @@ import asyncio
 import inspect
 import itertools
 import logging
+import socket
 import ssl as _ssl
-from typing import Any, Awaitable
+from collections.abc import Awaitable, Coroutine
+from typing import Any
 
 from .connection import SmppConnection
 from .constants import CommandId, CommandStatus
@@ -83,7 +85,7 @@ class SmscConnection(SmppConnection):
         self.server = server
         self.handler = server.handler
         self.system_id = ""
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -143,7 +145,7 @@ class SmscConnection(SmppConnection):
             self.session.reject_bind(pdu, status)
             return
         self.session.accept_bind(pdu, self.handler.system_id)
-        self.system_id = pdu.system_id
+        self.system_id = self.session.system_id  # the bind's system_id, taken by accept_bind
         self._reschedule()
         if not self.bound.done():
             self.bound.set_result(self.session.state)
@@ -158,8 +160,8 @@ class SmscConnection(SmppConnection):
         if resp is not None:
             self.respond(resp)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -202,16 +204,18 @@ class Server:
         self._server = await loop.create_server(lambda: SmscConnection(self, loop), host, port, ssl=ssl, **kwargs)
 
     @property
-    def sockets(self) -> list:
+    def sockets(self) -> list[socket.socket]:
         return list(self._server.sockets) if self._server else []
 
     @property
     def port(self) -> int:
-        return self.sockets[0].getsockname()[1]
+        port: int = self.sockets[0].getsockname()[1]
+        return port
 
     @property
     def host(self) -> str:
-        return self.sockets[0].getsockname()[0]
+        host: str = self.sockets[0].getsockname()[0]
+        return host
 
     def bound_connections(self, system_id: str | None = None) -> list[SmscConnection]:
         return [

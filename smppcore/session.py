@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode
 from .constants import CommandId as C
@@ -59,6 +60,8 @@ __all__ = [
     "InvalidState",
     "ALLOWED_REQUESTS",
     "NO_DEADLINE",
+    "Event",
+    "SessionEvent",
 ]
 
 #: The deadline of a request that has none (``response_timeout=0``): later than any clock.
@@ -116,7 +119,7 @@ ALLOWED_REQUESTS: dict[Role, dict[State, frozenset[int]]] = {
     },
 }
 
-_BIND_STATE = {
+_BIND_STATE: dict[int, State] = {
     C.BIND_TRANSMITTER: State.BOUND_TX,
     C.BIND_RECEIVER: State.BOUND_RX,
     C.BIND_TRANSCEIVER: State.BOUND_TRX,
@@ -124,7 +127,12 @@ _BIND_STATE = {
     C.BIND_RECEIVER_RESP: State.BOUND_RX,
     C.BIND_TRANSCEIVER_RESP: State.BOUND_TRX,
 }
-BIND_TYPES = {"tx": BindTransmitter, "rx": BindReceiver, "trx": BindTransceiver}
+#: A bind request of any of the three kinds (their fields are the same).
+BindRequest = BindTransmitter | BindReceiver | BindTransceiver
+BIND_TYPES: dict[str, type[BindTransmitter] | type[BindReceiver] | type[BindTransceiver]] = {
+    "tx": BindTransmitter, "rx": BindReceiver, "trx": BindTransceiver,
+}
+_BIND_REQUESTS = (BindTransmitter, BindReceiver, BindTransceiver)
 
 
 class InvalidState(Exception):
@@ -135,7 +143,10 @@ class InvalidState(Exception):
 
 
 class Event:
-    __slots__ = ()
+    """Base of what :meth:`Session.receive_data` and :meth:`Session.tick` report
+    besides the peer's requests (which come out as the PDUs themselves)."""
+
+    __slots__: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
@@ -236,6 +247,10 @@ class ConnectionLost(Event):
     def __init__(self, request: Pdu, context: Any) -> None:
         self.request = request
         self.context = context
+
+
+#: What the session hands the caller: an event, or a request from the peer to act on.
+SessionEvent = Event | Pdu
 
 
 # --- configuration -----------------------------------------------------------------
@@ -391,6 +406,8 @@ class Session:
         """SMSC side: answer ``request`` (a bind) with success and enter its bound state."""
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot accept a bind in state {self.state.value}")
+        if not isinstance(request, _BIND_REQUESTS):
+            raise TypeError(f"accept_bind takes a bind request, not {request.command_name}")
         self.send_response(request.make_response(system_id=system_id))
         self.state = _BIND_STATE[request.command_id]
         self.system_id = request.system_id
@@ -416,7 +433,7 @@ class Session:
 
     # ---- receiving ------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list:
+    def receive_data(self, data: bytes) -> list[SessionEvent]:
         """Feed bytes from the peer; returns the events they produce, in order.
 
         Requests the application must answer come out as the PDU objects
@@ -427,7 +444,7 @@ class Session:
             return []
         items = self.framer.feed(data)
         now = self.last_received = self.clock()
-        events: list = []
+        events: list[SessionEvent] = []
         allowed = self._may_receive[self.state]
         for pdu in items:
             if isinstance(pdu, PduError):
@@ -457,7 +474,7 @@ class Session:
                 self._reject(pdu, events)
         return events
 
-    def _on_response(self, pdu: Pdu, events: list) -> None:
+    def _on_response(self, pdu: Pdu, events: list[SessionEvent]) -> None:
         entry = self.window.pop(pdu.sequence_number)
         if entry is None:
             events.append(UnexpectedResponse(pdu))
@@ -492,13 +509,14 @@ class Session:
                 return
         events.append(Response(pdu, request, entry.context))
 
-    def _reject(self, pdu: Pdu, events: list) -> None:
+    def _reject(self, pdu: Pdu, events: list[SessionEvent]) -> None:
         cid = pdu.command_id
         if cid in _BINDS and self.state.is_bound and self.role is Role.SMSC:
             status = CommandStatus.ESME_RALYBND
         else:
             status = CommandStatus.ESME_RINVBNDSTS
         resp_type = pdu.response_type
+        resp: Pdu
         if resp_type is None:  # outbind / alert_notification have no response
             resp = GenericNack(pdu.sequence_number, status)
         else:
@@ -506,7 +524,7 @@ class Session:
         self._out.append(encode(resp))
         events.append(RequestRejected(pdu, status))
 
-    def _protocol_error(self, err: PduError, events: list) -> None:
+    def _protocol_error(self, err: PduError, events: list[SessionEvent]) -> None:
         cls = PDU_TYPES.get(err.command_id)
         if err.fatal or cls is None or cls.is_response or cls.response_type is None:
             # unknown command or out-of-step stream: generic_nack (never nack a response... unless
@@ -521,13 +539,13 @@ class Session:
 
     # ---- time ------------------------------------------------------------------------
 
-    def tick(self) -> list:
+    def tick(self) -> list[SessionEvent]:
         """Fire whatever timers are due; returns events (and may queue an enquire_link)."""
         if self.state is State.CLOSED:
             return []
         now = self.clock()
         cfg = self.config
-        events: list = []
+        events: list[SessionEvent] = []
         dead = False
         for entry in self.window.expired(now):
             request = entry.request
@@ -545,9 +563,9 @@ class Session:
             # no response timeout: the window holds the probe behind requests without one
             self._link_probe = None
             dead = True
-            entry = self.window.pop(probe)
-            if entry is not None and entry.context is not None:
-                events.append(RequestTimeout(entry.request, entry.context))
+            unanswered = self.window.pop(probe)
+            if unanswered is not None and unanswered.context is not None:
+                events.append(RequestTimeout(unanswered.request, unanswered.context))
         if dead:
             self._close("enquire_link went unanswered: peer is dead", events)
             return events
@@ -595,15 +613,20 @@ class Session:
 
     # ---- closing ------------------------------------------------------------------------
 
-    def _close(self, reason: str, events: list) -> None:
+    def _close(self, reason: str, events: list[SessionEvent]) -> None:
         self.close_reason = reason
         events.append(Closing(reason))
         events.extend(self.connection_lost())
 
-    def connection_lost(self) -> list:
+    def connection_lost(self) -> list[SessionEvent]:
         """The transport is gone: CLOSED, and a ConnectionLost for each request in flight."""
         self.state = State.CLOSED
-        return [ConnectionLost(e.request, e.context) for e in self.window.clear() if e.context is not None or e.request.command_id != C.ENQUIRE_LINK]
+        # everything in flight fails, except our own keep-alive, which nobody waits for
+        return [
+            ConnectionLost(e.request, e.context)
+            for e in self.window.clear()
+            if e.context is not None or e.request.command_id != C.ENQUIRE_LINK
+        ]
 
     def __repr__(self) -> str:
         return f"<Session {self.role.value} {self.state.value} in_flight={len(self.window)}>"

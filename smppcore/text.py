@@ -367,7 +367,7 @@ class Segment(msgspec.Struct, frozen=True):
     short_message: bytes
     data_coding: int
     esm_class: int = 0
-    tlvs: dict = {}
+    tlvs: dict[int, Any] = {}
 
 
 def _check_split_args(method: str, ref_bits: int) -> None:

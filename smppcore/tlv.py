@@ -132,7 +132,7 @@ def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> di
                     CommandStatus.ESME_RINVPARLEN, seq, command_id,
                     f"optional parameter {tlv_name(tag)} must be {size} octets, got {length}",
                 )
-            value = buf[pos] if size == 1 else int.from_bytes(buf[pos:vend], "big")
+            value: int | str | bytes = buf[pos] if size == 1 else int.from_bytes(buf[pos:vend], "big")
         elif tag in _CSTR_TAGS:
             # Tolerate a missing terminator (several SMSCs omit it in
             # receipted_message_id); stop at the first NUL otherwise.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .pdus import Pdu
 
@@ -94,7 +95,7 @@ class Window:
         """Remove and return every request whose deadline is past."""
         out = []
         pending = self._pending
-        for seq, entry in pending.items():
+        for entry in pending.values():
             if entry.deadline > now:
                 break
             out.append(entry)
