@@ -171,13 +171,13 @@ class StatusLine:
 
 async def serve_forever(config: SimulatorConfig, *, quiet: bool = False) -> None:
     running = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before it says it listens: a SIGTERM right after stops it cleanly
+        loop.add_signal_handler(sig, stop.set)
     print(f"smpphub simulator listening on {_join(running.host, running.port)}", flush=True)
     if running.http_port:
         print(f"records at http://{_join(_split(config.http_listen)[0], running.http_port)}/messages and /stats", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     status = None if quiet else asyncio.ensure_future(StatusLine(running.sim).run())
     try:
         await stop.wait()
