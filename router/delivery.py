@@ -13,7 +13,7 @@ import asyncio
 import re
 import time
 from functools import partial
-from typing import Callable, Iterable
+from typing import Callable, Iterable, cast
 
 import msgspec
 import structlog
@@ -129,8 +129,9 @@ class Deliveries:
             box = self.outboxes[account] = Outbox(receivers, limit=self.hold_limit, loop=self.loop)
         return box
 
-    def _traced_receivers(self, account: str) -> list[_TracedBind]:
-        return [_TracedBind(conn, self) for conn in self._receivers(account)]
+    def _traced_receivers(self, account: str) -> list[smppcore.SmppConnection]:
+        # the Outbox uses only session, is_open and send_callback, which _TracedBind has
+        return cast("list[smppcore.SmppConnection]", [_TracedBind(conn, self) for conn in self._receivers(account)])
 
     def pending(self, account: str | None = None) -> int:
         if account is not None:
@@ -171,7 +172,8 @@ class Deliveries:
         # a copy: sending sets its sequence number, and an MO's original still has to be answered upstream
         pdu = msgspec.structs.replace(pdu)
         if self._trace and not any(True for _ in self._receivers(record.account)):
-            self.msglog.held(record.kind, record.account, pdu, (record.expires_at or record.created_at) - record.created_at)
+            hold = (record.expires_at or record.created_at) - record.created_at
+            self.msglog.held(record.kind, record.account, pdu, hold)
         if not self.outbox(record.account).put(pdu, self._acked, record, record.pdu):
             # over the in-memory hold limit: it stays in the store and is reloaded at the next start
             log.warning("outbox_full", account=record.account, delivery=record.id, kind=record.kind,

@@ -23,9 +23,16 @@ from typing import Any
 import structlog
 
 import smppcore
-from smppcore import CommandStatus, MessageState as SmppState, Pdu, decode
-from smppcore import Tag
-from smppcore.receipt import build_receipt, is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
+from smppcore import CommandStatus, Pdu, decode
+from smppcore import MessageState as SmppState
+from smppcore.receipt import (
+    ReceiptInfo,
+    build_receipt,
+    is_receipt,
+    normalise_message_id,
+    receipt_info,
+    receipt_info_from_tlvs,
+)
 
 from .config import HubConfig
 from .delivery import Deliveries, rewrite_receipt
@@ -62,7 +69,9 @@ _RECEIPT_STATE = {
 
 
 class Dispatcher:
-    def __init__(self, config: HubConfig, store: Store, deliveries: Deliveries, msglog: MessageLog | None = None) -> None:
+    def __init__(
+        self, config: HubConfig, store: Store, deliveries: Deliveries, msglog: MessageLog | None = None
+    ) -> None:
         self.config = config
         self.msglog = msglog or MessageLog.off()
         # read on every step of every message: plain attributes, tested before any log call
@@ -214,7 +223,8 @@ class Dispatcher:
                     delay = min(delay, 1.0)
                 record.not_before = time.time() + delay
                 if self._trace:
-                    self.msglog.retry(job, pool.name, status, "" if exc is None else f"{type(exc).__name__}: {exc}", delay)
+                    error = "" if exc is None else f"{type(exc).__name__}: {exc}"
+                    self.msglog.retry(job, pool.name, status, error, delay)
                 self.dispatch(job)
             else:
                 self._next_upstream(job)
@@ -284,7 +294,7 @@ class Dispatcher:
         info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None:
             self.counters["receipts_unreadable"] += 1
-            log.warning("receipt_unreadable", upstream=pool.name, text=pdu.short_message[:80])
+            log.warning("receipt_unreadable", upstream=pool.name, text=getattr(pdu, "short_message", b"")[:80])
             return 0
         key = (pool.name, normalise_message_id(info.message_id, base=_base(pool.cfg, "receipt")))
         record = self.sent_map.get(key)
@@ -319,7 +329,9 @@ class Dispatcher:
             if not fut.done():
                 fut.set_result(CommandStatus.ESME_RSYSERR)
 
-    def _receipt_for(self, record: MessageRecord, pdu: Pdu, info, key, upstream: str) -> Any:
+    def _receipt_for(
+        self, record: MessageRecord, pdu: Pdu, info: ReceiptInfo, key: tuple[str, str], upstream: str
+    ) -> Any:
         self.counters["receipts_in"] += 1
         intermediate = (pdu.esm_class & 0x3C) == 0x20 or not info.state.is_final
         rd = record.registered_delivery
@@ -333,8 +345,8 @@ class Dispatcher:
             wanted = bool(rd & 0x10)
         if self._msglog_on:
             # the id as submit_sm_resp gave it (the receipt may write it in another base)
-            self.msglog.receipt(record.id, record.account, upstream, record.upstream_id or info.message_id, pdu, info.state.name,
-                                not intermediate, wanted)
+            self.msglog.receipt(record.id, record.account, upstream, record.upstream_id or info.message_id, pdu,
+                                info.state.name, not intermediate, wanted)
         if not wanted:
             return 0
         account = self.accounts.get(record.account)

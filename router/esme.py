@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,8 +27,8 @@ from smppcore.ratelimit import TokenBucket
 from smppcore.server import SmscConnection, SmscHandler
 from smppcore.smpptime import InvalidTime, parse_time
 
-from .batching import TurnBatcher
 from .auth import SourceFilter, compile_ip_allowlist, ip_allowed, verify_password
+from .batching import TurnBatcher
 from .config import Account, HubConfig, unroutable_status
 from .msglog import MessageLog
 from .routing import Route, RouteTable, normalise_destination
@@ -41,7 +42,7 @@ log = structlog.get_logger("smpphub.esme")
 _BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
 _SUBMITS = (CommandId.SUBMIT_SM, CommandId.DATA_SM)
 #: why a submit was refused, for message_refused and the access log
-_REASONS = {
+_REASONS: dict[int, str] = {
     CommandStatus.ESME_RINVSYSID: "account removed by a reload",
     CommandStatus.ESME_RSYSERR: "hub shutting down",
     CommandStatus.ESME_RTHROTTLED: "over the account's max_rate",
@@ -82,7 +83,7 @@ class AccountState:
 class Acceptor:
     """Group-commits accepted messages, then answers and dispatches them."""
 
-    def __init__(self, store: Store, dispatch, msglog: MessageLog | None = None) -> None:
+    def __init__(self, store: Store, dispatch: Callable[[Job], None], msglog: MessageLog | None = None) -> None:
         self.store = store
         self.dispatch = dispatch
         self.msglog = msglog or MessageLog.off()
@@ -308,7 +309,8 @@ class EsmeHandler(SmscHandler):
             if addr is None:  # distribution lists are not kept by the hub
                 failed.append(UnsuccessSme(dest.dl_name, 0, 0, CommandStatus.ESME_RINVDLNAME))
                 if self._msglog_on:
-                    self.msglog.refused(conn.system_id, pdu, CommandStatus.ESME_RINVDLNAME, "distribution lists are not kept", dest.dl_name)
+                    self.msglog.refused(conn.system_id, pdu, CommandStatus.ESME_RINVDLNAME,
+                                        "distribution lists are not kept", dest.dl_name)
                 continue
             route = self.routes.lookup(normalise_destination(addr, dest.dest_addr_ton), account=conn.system_id,
                                        source_addr=pdu.source_addr, group=account.cfg.route_group)

@@ -35,6 +35,7 @@ import logging.handlers
 from collections.abc import Iterable
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from smppcore import Pdu, Tag, status_name
 from smppcore.concat import concat_info
@@ -48,7 +49,9 @@ __all__ = ["ACCESS_FIELDS", "ACCESS_STEPS", "MessageLog", "bind_name"]
 #: What an access line can record: the outcomes of a submit, and what came back.
 ACCESS_STEPS = ("sent", "failed", "expired", "cancelled", "refused", "receipt", "mo")
 #: Every access line has these keys, in this order (after the time and the step).
-ACCESS_FIELDS = ("account", "upstream", "message_id", "upstream_id", "source", "dest", "segments", "part", "length", "status")
+ACCESS_FIELDS = (
+    "account", "upstream", "message_id", "upstream_id", "source", "dest", "segments", "part", "length", "status",
+)
 
 _FINAL_EVENTS = {"failed": "message_failed", "expired": "message_expired", "cancelled": "message_cancelled"}
 
@@ -88,11 +91,13 @@ class MessageLog:
         self.trace = cfg.level == "debug"
         self._log = structlog.get_logger("smpphub.msg")
         self._handler: logging.Handler | None = None
-        self._access: structlog.typing.FilteringBoundLogger | None = None
+        self._access: FilteringBoundLogger | None = None
         if cfg.access_log == "-":
             # the configured pipeline, but filtered at INFO whatever [log] level says: asked for, so written
             self._access = structlog.wrap_logger(
-                None, wrapper_class=structlog.make_filtering_bound_logger(logging.INFO), logger_factory_args=("smpphub.access",)
+                None,
+                wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+                logger_factory_args=("smpphub.access",),
             )
         elif cfg.access_log:
             self._access = self._file_logger(cfg)
@@ -103,7 +108,7 @@ class MessageLog:
         """No trace, no access log: for parts built without a hub (tests, tools)."""
         return cls(LogConfig())
 
-    def _file_logger(self, cfg: LogConfig) -> structlog.typing.FilteringBoundLogger:
+    def _file_logger(self, cfg: LogConfig) -> FilteringBoundLogger:
         """A logger of its own (not in logging's registry: two hubs in one process keep
         their files apart) writing one rendered line per event to ``access_log``."""
         # delay: the file is created at the first line, so a hub that fails to start leaves none
@@ -111,12 +116,13 @@ class MessageLog:
         self._handler.setFormatter(logging.Formatter("%(message)s"))
         target = logging.Logger("smpphub.access")
         target.addHandler(self._handler)
-        renderer = structlog.processors.JSONRenderer() if cfg.format == "json" else _render_line
-        return structlog.wrap_logger(
+        renderer: Processor = structlog.processors.JSONRenderer() if cfg.format == "json" else _render_line
+        logger: FilteringBoundLogger = structlog.wrap_logger(
             target,
             processors=[structlog.processors.TimeStamper(fmt="iso", utc=True), renderer],
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         )
+        return logger
 
     def close(self) -> None:
         if self._handler is not None:
@@ -139,14 +145,14 @@ class MessageLog:
         dest = _dest(pdu) if dest is None else dest
         name = status_name(status)
         if self.trace:
-            self._log.debug("message_refused", account=account, source=pdu.source_addr, dest=dest, status=name,
+            self._log.debug("message_refused", account=account, source=_source(pdu), dest=dest, status=name,
                             reason=reason, sequence=pdu.sequence_number)
-        self._line("refused", account=account, source=pdu.source_addr, dest=dest, status=name)
+        self._line("refused", account=account, source=_source(pdu), dest=dest, status=name)
 
     def accepted(self, job: Job) -> None:
         record, pdu = job.record, job.pdu
         shape = Shape(pdu)
-        self._log.debug("message_accepted", message_id=record.id, account=record.account, source=pdu.source_addr,
+        self._log.debug("message_accepted", message_id=record.id, account=record.account, source=_source(pdu),
                         dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length,
                         route=record.route, prefix=job.prefix, registered_delivery=record.registered_delivery)
 
@@ -158,7 +164,8 @@ class MessageLog:
                         prefix=job.prefix, route_index=job.route_index, attempt=record.attempts + 1)
 
     def scheduled(self, job: Job, delay: float) -> None:
-        self._log.debug("message_scheduled", message_id=job.record.id, account=job.record.account, delay=round(delay, 3))
+        record = job.record
+        self._log.debug("message_scheduled", message_id=record.id, account=record.account, delay=round(delay, 3))
 
     def parked(self, job: Job) -> None:
         record = job.record
@@ -171,7 +178,8 @@ class MessageLog:
                         status=_name(status), error=error, attempt=job.attempts_here, delay=round(delay, 3))
 
     def failover(self, job: Job, upstream: str, delay: float | None) -> None:
-        """``job`` leaves ``upstream`` for the next of its route (``delay`` set: the whole route failed, start again)."""
+        """``job`` leaves ``upstream`` for the next of its route; ``delay`` set: the whole
+        route failed, it starts again from the first after ``delay`` seconds."""
         record = job.record
         nxt = None if delay is not None else record.route[job.route_index]
         self._log.debug("message_failover", message_id=record.id, account=record.account, upstream=upstream,
@@ -184,7 +192,7 @@ class MessageLog:
             self._log.debug("message_submitted", message_id=record.id, account=record.account, upstream=upstream,
                             upstream_id=upstream_id, attempts=record.attempts)
         self._line("sent", account=record.account, upstream=upstream, message_id=record.id, upstream_id=upstream_id,
-                   source=pdu.source_addr, dest=_dest(pdu), segments=shape.segments, part=shape.part,
+                   source=_source(pdu), dest=_dest(pdu), segments=shape.segments, part=shape.part,
                    length=shape.length, status="ESME_ROK")
 
     def finished(self, job: Job, state: str, status: int) -> None:
@@ -195,7 +203,7 @@ class MessageLog:
             self._log.debug(_FINAL_EVENTS.get(state, "message_" + state), message_id=record.id, account=record.account,
                             upstream=upstream, status=_name(status), attempts=record.attempts)
         shape = Shape(pdu)
-        self._line(state, account=record.account, upstream=upstream, message_id=record.id, source=pdu.source_addr,
+        self._line(state, account=record.account, upstream=upstream, message_id=record.id, source=_source(pdu),
                    dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length, status=_name(status))
 
     # ---- what comes back ---------------------------------------------------------------------
@@ -214,10 +222,10 @@ class MessageLog:
         """An MO from ``upstream`` for ``account`` or ``webhook`` (neither, and ``status`` set: no MO route)."""
         shape = Shape(pdu)
         if self.trace:
-            self._log.debug("mo_received", account=account, webhook=webhook, upstream=upstream, source=pdu.source_addr,
-                            dest=pdu.destination_addr, segments=shape.segments, part=shape.part, length=shape.length,
+            self._log.debug("mo_received", account=account, webhook=webhook, upstream=upstream, source=_source(pdu),
+                            dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length,
                             status=_name(status))
-        self._line("mo", account=account, upstream=upstream, source=pdu.source_addr, dest=pdu.destination_addr,
+        self._line("mo", account=account, upstream=upstream, source=_source(pdu), dest=_dest(pdu),
                    segments=shape.segments, part=shape.part, length=shape.length, status=_name(status))
 
     def held(self, kind: str, account: str, pdu: Pdu, hold: float) -> None:
@@ -233,26 +241,32 @@ class MessageLog:
                         account=account, bind=bind, status=_name(status), attempts=attempts, source=source, dest=dest)
 
     def mo_webhook(self, pdu: Pdu, url: str, ok: bool) -> None:
-        self._log.debug("mo_delivered", account=None, webhook=url, bind=None, status="ESME_ROK" if ok else "webhook failed",
-                        source=pdu.source_addr, dest=pdu.destination_addr)
+        self._log.debug("mo_delivered", account=None, webhook=url, bind=None,
+                        status="ESME_ROK" if ok else "webhook failed",
+                        source=_source(pdu), dest=_dest(pdu))
+
+
+def _source(pdu: Pdu) -> str:
+    return getattr(pdu, "source_addr", "")
 
 
 def _dest(pdu: Pdu) -> str:
+    """The destination of a submit_sm, data_sm or deliver_sm ("" for a submit_multi: several)."""
     return getattr(pdu, "destination_addr", "")
 
 
 def _addresses(kind: str, pdu: Pdu) -> tuple[str, str]:
     """(source, dest) as the message had them: a receipt carries them swapped (from the handset)."""
     if kind == "receipt":
-        return _dest(pdu), pdu.source_addr
-    return pdu.source_addr, _dest(pdu)
+        return _dest(pdu), _source(pdu)
+    return _source(pdu), _dest(pdu)
 
 
 def _name(status: int | None) -> str | None:
     return None if status is None else status_name(status)
 
 
-def _render_line(_logger: object, _name: str, event: dict[str, object]) -> str:
+def _render_line(_logger: WrappedLogger, _name: str, event: EventDict) -> str:
     """``<time> <step> key=value ...``: the access file's console format, one awk-able line."""
     parts: Iterable[str] = (f"{key}={_value(event.get(key))}" for key in ACCESS_FIELDS)
     return f"{event.get('timestamp')} {event.get('step')} {' '.join(parts)}"

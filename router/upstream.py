@@ -136,9 +136,9 @@ class UpstreamLink:
                 if outage.failed(time.monotonic()):
                     # the delay is jittered (see smppcore.Backoff); its ceiling is what grows
                     ceiling = min(backoff.maximum, backoff.initial * backoff.factor ** min(backoff.attempts - 1, 64))
-                    log.warning("upstream_connect_failed", upstream=self.pool.name, bind=self.index, attempt=outage.attempts,
-                                error=f"{type(exc).__name__}: {exc}", delay=round(delay, 3), ceiling=round(ceiling, 3),
-                                suppressed=outage.suppressed)
+                    log.warning("upstream_connect_failed", upstream=self.pool.name, bind=self.index,
+                                attempt=outage.attempts, error=f"{type(exc).__name__}: {exc}", delay=round(delay, 3),
+                                ceiling=round(ceiling, 3), suppressed=outage.suppressed)
                     outage.logged()
                 await asyncio.sleep(delay)
                 continue

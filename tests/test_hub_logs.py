@@ -3,7 +3,6 @@ and upstream reconnects (every attempt, with its delay; then ``upstream_up``).""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import os
@@ -43,8 +42,8 @@ async def test_a_message_with_a_receipt_logs_each_step_with_its_keys(uk):
     with structlog.testing.capture_logs() as logs:
         async with running_hub(config) as hub:
             async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as acme:
-                resp = await acme.submit_sm(source_addr="12345", destination_addr="447700900123", short_message=b"hello",
-                                            registered_delivery=1)
+                resp = await acme.submit_sm(source_addr="12345", destination_addr="447700900123",
+                                            short_message=b"hello", registered_delivery=1)
                 assert receipt_info(await acme.next_message(timeout=5)).message_id == resp.message_id
                 await wait_until(lambda: events(logs, "receipt_delivered"), what="receipt_delivered logged")
                 record = await hub.store.get(resp.message_id)
@@ -88,14 +87,16 @@ REFUSALS = [
     # (name, account settings, submits (the last is the one refused), status, reason says)
     ("throttled", {"max_rate": 0.01}, [{}, {}], CommandStatus.ESME_RTHROTTLED, "max_rate"),
     ("unroutable", {}, [{"destination_addr": "4912345678"}], CommandStatus.ESME_RINVDSTADR, "no route"),
-    ("source not allowed", {"source_addrs": ["12345"]}, [{"source_addr": "999"}], CommandStatus.ESME_RINVSRCADR, "source"),
+    ("source not allowed", {"source_addrs": ["12345"]}, [{"source_addr": "999"}], CommandStatus.ESME_RINVSRCADR,
+     "source"),
     ("bad validity", {}, [{"validity_period": "not a time"}], CommandStatus.ESME_RINVEXPIRY, "validity_period"),
 ]
 
 
 @pytest.mark.parametrize("name, account, submits, status, says", REFUSALS, ids=[r[0] for r in REFUSALS])
 async def test_a_refused_submit_logs_message_refused_with_its_status(uk, name, account, submits, status, says):
-    config = hub_config({"uk": uk}, UK, log={"level": "debug"}, accounts=[{"system_id": "acme", "password": "pw", **account}])
+    config = hub_config({"uk": uk}, UK, log={"level": "debug"},
+                        accounts=[{"system_id": "acme", "password": "pw", **account}])
     with structlog.testing.capture_logs() as logs:
         async with running_hub(config) as hub:
             async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as acme:
@@ -150,7 +151,8 @@ async def test_the_access_log_file_has_exactly_one_line_per_outcome(uk, tmp_path
         assert {e["event"] for e in entries} == {"access"}
     else:
         entries = [_parse_line(line) for line in lines]
-    assert collections.Counter(e["step"] for e in entries) == {"sent": n, "receipt": n, "failed": 1, "refused": 1, "mo": 1}
+    steps = collections.Counter(e["step"] for e in entries)
+    assert steps == {"sent": n, "receipt": n, "failed": 1, "refused": 1, "mo": 1}
     sent = {e["message_id"]: e for e in entries if e["step"] == "sent"}
     assert sorted(sent) == sorted(ids)
     first = sent[ids[0]]
@@ -202,7 +204,8 @@ async def test_the_summary_line_comes_every_interval_and_stops_with_the_hub(uk):
                     await acme.submit_sm(destination_addr="447700900123")
                 await wait_until(lambda: any(e["accepted_per_s"] > 0 for e in events(logs, "hub_summary")),
                                  what="a summary counting the messages")
-                await wait_until(lambda: events(logs, "hub_summary")[-1]["binds"] == {"acme": 1}, what="a summary with the bind")
+                await wait_until(lambda: events(logs, "hub_summary")[-1]["binds"] == {"acme": 1},
+                                 what="a summary with the bind")
             task = hub._summary_task
             assert task is not None
         assert task.done()
@@ -232,7 +235,8 @@ async def test_an_upstream_that_is_down_logs_every_attempt_with_its_delay_then_u
     try:
         with structlog.testing.capture_logs() as logs:
             async with running_hub(config, wait=False) as hub:
-                await wait_until(lambda: len(events(logs, "upstream_connect_failed")) >= 3, what="three failed attempts")
+                await wait_until(lambda: len(events(logs, "upstream_connect_failed")) >= 3,
+                                 what="three failed attempts")
                 closed.close()
                 revived = await simulator(listen=f"{HOST}:{port}")
                 await wait_until(lambda: events(logs, "upstream_up"), what="upstream_up")
@@ -286,7 +290,7 @@ def test_log_settings_are_checked_at_load(tmp_path, monkeypatch):
         ({"access_log": str(tmp_path / "access.log")}, None),
         ({"access_log": str(tmp_path / "nope" / "access.log")}, "log.access_log: no such directory"),
         ({"access_log": str(tmp_path)}, f"log.access_log: {str(tmp_path)!r} is a directory"),
-        ({"access_log": str(ro / "access.log")}, "log.access_log: " + repr(str(ro / "access.log")) + " is not writable"),
+        ({"access_log": str(ro / "access.log")}, f"log.access_log: {str(ro / 'access.log')!r} is not writable"),
         ({"summary_interval": -1}, "log.summary_interval: expected float >= 0"),
         ({"summary_interval": 0}, None),
         ({"access": "-"}, "log.access: unknown key"),
