@@ -83,6 +83,56 @@ async def test_a_receipt_waiting_for_a_receiver_bind_is_logged_held_then_deliver
     assert delivered["bind"].endswith("/bound_rx")
 
 
+async def test_retries_failover_and_a_permanent_failure_are_logged_in_order():
+    flaky = await simulator(errors={"probabilities": {"ESME_RTHROTTLED": 1.0}})
+    good = await simulator()
+    try:
+        routes = [{"prefix": "44", "upstreams": ["flaky", "good"]}, {"prefix": "49", "upstreams": ["good"]}]
+        config = hub_config({"flaky": flaky, "good": good}, routes, log={"level": "debug"})
+        with structlog.testing.capture_logs() as logs:
+            async with running_hub(config) as hub:
+                async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as acme:
+                    moved = (await acme.submit_sm(destination_addr="447700900001")).message_id
+                    await wait_until(lambda: len(good.sim.messages) == 1, what="failed over after retries")
+                    good.sim.fail_next("ESME_RINVDSTADR")
+                    refused = (await acme.submit_sm(destination_addr="491234567")).message_id
+                    await wait_until(lambda: events(logs, "message_failed"), what="message_failed logged")
+    finally:
+        await flaky.close()
+        await good.close()
+    story = [(e["event"], e.get("upstream")) for e in logs if e.get("message_id") == moved]
+    assert story == [
+        ("message_accepted", None),
+        ("message_routed", "flaky"), ("message_retry", "flaky"),
+        ("message_routed", "flaky"), ("message_retry", "flaky"),
+        ("message_routed", "flaky"), ("message_failover", "flaky"),
+        ("message_routed", "good"), ("message_submitted", "good"),
+    ]
+    retries = [e for e in logs if e.get("message_id") == moved and e["event"] == "message_retry"]
+    assert [(e["status"], e["attempt"]) for e in retries] == [("ESME_RTHROTTLED", 1), ("ESME_RTHROTTLED", 2)]
+    failover, = (e for e in logs if e.get("message_id") == moved and e["event"] == "message_failover")
+    assert (failover["next_upstream"], failover["delay"]) == ("good", None)
+    story = [(e["event"], e.get("upstream"), e.get("status")) for e in logs if e.get("message_id") == refused]
+    assert story == [("message_accepted", None, None), ("message_routed", "good", None),
+                     ("message_failed", "good", "ESME_RINVDSTADR")]
+
+
+async def test_an_mo_is_logged_received_then_delivered_to_a_bind(uk):
+    config = hub_config({"uk": uk}, UK, log={"level": "debug"}, mo_routes=[{"prefix": "12345", "account": "beta"}])
+    with structlog.testing.capture_logs() as logs:
+        async with running_hub(config) as hub:
+            async with smppcore.connect(HOST, hub.servers[0].port, system_id="beta", password="pw", bind="rx") as beta:
+                uk.sim.send_mo("447700900001", "12345", "for beta")
+                assert (await beta.next_message(timeout=5)).short_message == b"for beta"
+                await wait_until(lambda: events(logs, "mo_delivered"), what="mo_delivered logged")
+    received, = events(logs, "mo_received")
+    delivered, = events(logs, "mo_delivered")
+    assert (received["upstream"], received["account"], received["source"], received["dest"]) == \
+        ("uk", "beta", "447700900001", "12345")
+    assert (delivered["account"], delivered["source"], delivered["dest"]) == ("beta", "447700900001", "12345")
+    assert delivered["bind"].endswith("/bound_rx")
+
+
 REFUSALS = [
     # (name, account settings, submits (the last is the one refused), status, reason says)
     ("throttled", {"max_rate": 0.01}, [{}, {}], CommandStatus.ESME_RTHROTTLED, "max_rate"),
