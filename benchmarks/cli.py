@@ -168,6 +168,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
 def _check_plot_format(path: str) -> None:
     """The plot's format comes from its file name: refused now rather than after the run."""
     try:
+        import matplotlib  # noqa: F401 - first: the submodule may be loaded when matplotlib itself cannot be
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise UsageError("--plot needs matplotlib, which is not installed (pip install 'smpphub[plot]')") from None

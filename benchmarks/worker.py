@@ -23,12 +23,13 @@ from smppcore import CommandStatus, status_name
 from smppcore.receipt import is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
 
 from .bulk import BulkEsme
+from .failures import BenchError, connect_failure
 from .histogram import Histogram, HistogramData
 from .messages import MessagePool
 
 __all__ = [
     "Worker", "Tick", "BenchError", "ReceiptTally", "SecondPart", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR",
-    "TRACKED_RECEIPTS", "connect_failure",
+    "TRACKED_RECEIPTS",
 ]
 
 #: Connect and bind within this many seconds (or the run's response timeout, if shorter:
@@ -49,29 +50,6 @@ TIMER_RESOLUTION = 0.001
 #: bounded on a long run against an SMSC that never reports; past it the oldest is
 #: forgotten (its receipt then counts as unmatched, or a very late duplicate as new).
 TRACKED_RECEIPTS = 1_000_000
-
-
-class BenchError(Exception):
-    """The run could not be carried out (a worker failed); the message says why, on one line."""
-
-
-def connect_failure(host: str, port: int, exc: BaseException, timeout: float) -> str:
-    """One line saying why connecting and binding to ``host:port`` failed: the user needs
-    to know whether to fix the address, the credentials, the TLS options or the server."""
-    where = f"{host}:{port}"
-    if isinstance(exc, smppcore.BindError):
-        return f"{where} refused the bind: {status_name(exc.command_status)}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS with {where}: certificate refused: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS with {where} failed ({exc.reason or exc}): is it a TLS port?"
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return f"{where} did not answer the bind within {timeout:g} s"
-    if isinstance(exc, smppcore.SmppError):
-        return f"{where} closed the connection during the bind ({exc})"
-    if isinstance(exc, OSError):
-        return f"cannot connect to {where}: {exc.strerror or exc or type(exc).__name__}"
-    return f"cannot bind to {where}: {type(exc).__name__}: {exc}"
 
 
 class Tick(msgspec.Struct, array_like=True):

@@ -413,7 +413,7 @@ def tls_server_context(tmp_path_factory):
     return server_ctx, cert
 
 
-def test_tls_verified_against_a_ca_file_or_not_at_all(smsc, tls_server_context):
+def test_tls_verified_against_a_ca_file_or_not_at_all(smsc, tls_server_context, capsys):
     ctx, cert = tls_server_context
     server = smsc(ssl=ctx)
     r = run_bench(LoadOptions(host=HOST, port=server.port, system_id="lg", password="pw", count=500, binds=2, tls=True,
@@ -425,6 +425,8 @@ def test_tls_verified_against_a_ca_file_or_not_at_all(smsc, tls_server_context):
     # verified against the system's CAs, a self-signed certificate is refused: one line, exit 1
     code = cli.main(["--target", f"{HOST}:{server.port}", "--system-id", "a", "--password", "b", "--count", "10", "--tls"])
     assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"TLS with {HOST}:{server.port}: certificate refused" in err, err
     assert server.submits == 600
 
 
