@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import msgspec
+
 from smppcore.config import ConfigError, parse_host_port
 
 from .loadgen import BenchError, BenchResult, LoadOptions, Second, parse_mix, parse_ramp, run_bench
@@ -23,7 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["add_arguments", "run", "main", "summary", "plot", "figure", "rate_series", "RateSeries", "PLOT_SIZE", "PLOT_DPI"]
+__all__ = [
+    "add_arguments", "run", "main", "summary", "plot", "figure", "rate_series", "RateSeries", "PLOT_SIZE", "PLOT_DPI",
+]
 
 
 class UsageError(Exception):
@@ -219,11 +222,12 @@ def summary(result: BenchResult) -> str:
                          + (f", {result.unmatched_receipts:,} for other messages" if result.unmatched_receipts else "")),
             ("receipts/s", f"{result.receipt_rate:,.0f}"),
         ]
-    if result.generator_cpu:
+    cpu = result.generator_cpu
+    if cpu:
         span = result.duration + result.receipt_wait
-        rows.append(("generator CPU", f"{result.generator_cpu:.2f} s"
-                     + (f", {result.generator_cpu / result.messages * 1e6:,.1f} µs per message" if result.messages else "")
-                     + (f" ({result.generator_cpu / span:.0%} of a core)" if span > 0 else "")))
+        rows.append(("generator CPU", f"{cpu:.2f} s"
+                     + (f", {cpu / result.messages * 1e6:,.1f} µs per message" if result.messages else "")
+                     + (f" ({cpu / span:.0%} of a core)" if span > 0 else "")))
     width = max(len(k) for k, _ in rows)
     lines = [head, ""] + [f"  {k:<{width}}  {v}" for k, v in rows]
     lat = [("submit_sm -> resp", result.latency_us)]
@@ -271,7 +275,7 @@ def rate_series(seconds: list[int], counts: list[int], end: float) -> RateSeries
     t: list[int] = []
     totals: list[float] = []
     spans: list[float] = []
-    for second, count in zip(seconds, counts):
+    for second, count in zip(seconds, counts, strict=True):
         span = min(1.0, end - second)
         if span < MIN_PARTIAL and t and t[-1] == second - 1:
             totals[-1] += count
@@ -280,7 +284,7 @@ def rate_series(seconds: list[int], counts: list[int], end: float) -> RateSeries
         t.append(second)
         totals.append(count)
         spans.append(max(span, 0.001))
-    return RateSeries(t=t, per_second=[total / span for total, span in zip(totals, spans)])
+    return RateSeries(t=t, per_second=[total / span for total, span in zip(totals, spans, strict=True)])
 
 
 def _latency_panel(ax: Axes, timeline: list[Second], fields: dict[str, str], label: str) -> None:

@@ -6,7 +6,6 @@ fix the address, the credentials, the TLS options or the server.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 
 import smppcore
@@ -29,7 +28,7 @@ def connect_failure(host: str, port: int, exc: BaseException, timeout: float) ->
         return f"TLS with {where}: certificate refused: {exc.verify_message or exc.reason}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS with {where} failed ({exc.reason or exc}): is it a TLS port?"
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+    if isinstance(exc, TimeoutError):  # asyncio's too, and smppcore's ResponseTimeout
         return f"{where} did not answer the bind within {timeout:g} s"
     if isinstance(exc, smppcore.SmppError):
         return f"{where} closed the connection during the bind ({exc})"

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import msgspec
+
 import smppcore
 from smppcore import CommandStatus, status_name
 from smppcore.receipt import is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
@@ -90,8 +91,8 @@ class ReceiptTally:
 class Bucket:
     """One second of one worker: counters, and latencies not yet folded into histograms."""
 
-    __slots__ = ("sent", "acked", "errors", "receipts", "throttled", "latencies", "service", "lag", "hist", "service_hist",
-                 "lag_hist", "receipt_hist")
+    __slots__ = ("sent", "acked", "errors", "receipts", "throttled", "latencies", "service", "lag", "hist",
+                 "service_hist", "lag_hist", "receipt_hist")
 
     def __init__(self) -> None:
         self.sent = self.acked = self.errors = self.receipts = self.throttled = 0
@@ -393,11 +394,12 @@ class Worker:
                     return
                 try:
                     client = await self._connect(slot)
-                except (OSError, asyncio.TimeoutError, smppcore.SmppError) as exc:
+                except (TimeoutError, OSError, smppcore.SmppError) as exc:
                     if time.perf_counter() >= give_up:
                         o = self.opts
                         why = connect_failure(o.host, o.port, exc, self.connect_timeout)
-                        raise BenchError(f"lost the connection and could not bind again for {RECONNECT_FOR:g}s: {why}") from None
+                        raise BenchError(f"lost the connection and could not bind again for {RECONNECT_FOR:g}s: "
+                                         f"{why}") from None
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 if self.closing:  # the run ended while this bind was being made
@@ -425,7 +427,7 @@ class Worker:
             for slot in range(o.binds):
                 try:
                     self.binds[slot] = await self._connect(slot)
-                except (OSError, asyncio.TimeoutError, smppcore.SmppError) as exc:
+                except (TimeoutError, OSError, smppcore.SmppError) as exc:
                     raise BenchError(connect_failure(o.host, o.port, exc, self.connect_timeout)) from None
             if start_gate is not None:
                 await start_gate()
@@ -461,7 +463,7 @@ class Worker:
             try:
                 await asyncio.wait_for(asyncio.shield(self._done), None if math.isinf(self.deadline) else
                                        max(0.0, self.deadline - time.perf_counter()) + SETTLE_FOR)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             end = max(self.last_response, self.last_send, self.t0)
             if o.dlr:

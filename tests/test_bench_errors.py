@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 import smppcore
 from smppcore import CommandStatus
-
 from smpphub.bench import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,39 +90,40 @@ def targets() -> Iterator[Targets]:
 
 # (what it is, the arguments after the account, the exit status, what the line must say).
 # {good}, {silent}, {closed} are the targets' ports; {dir} a directory that exists.
+GOOD = "127.0.0.1:{good}"
 CASES = [
     ("target without a port", ["--target", "nohost", "--count", "1"], 2, "--target: expected HOST:PORT"),
     ("target port 0", ["--target", "127.0.0.1:0", "--count", "1"], 2, "--target: port must be 1 to 65535"),
     ("target port too big", ["--target", "127.0.0.1:70000", "--count", "1"], 2, "--target: port must be"),
     ("IPv6 without brackets", ["--target", "::1:2775", "--count", "1"], 2, "[ADDRESS]:PORT"),
-    ("count not a number", ["--target", "127.0.0.1:{good}", "--count", "abc"], 2, "--count: expected a whole number"),
-    ("unknown option", ["--target", "127.0.0.1:{good}", "--count", "1", "--bogus"], 2, "unrecognized arguments: --bogus"),
-    ("no count nor duration", ["--target", "127.0.0.1:{good}"], 2, "give --count N or --duration SECONDS"),
-    ("json is a directory", ["--target", "127.0.0.1:{good}", "--count", "1", "--json", "{dir}"], 2, "--json: is a directory"),
-    ("json in no directory", ["--target", "127.0.0.1:{good}", "--count", "1", "--json", "/nonexistent/r.json"], 2,
+    ("count not a number", ["--target", GOOD, "--count", "abc"], 2, "--count: expected a whole number"),
+    ("unknown option", ["--target", GOOD, "--count", "1", "--bogus"], 2, "unrecognized arguments: --bogus"),
+    ("no count nor duration", ["--target", GOOD], 2, "give --count N or --duration SECONDS"),
+    ("json is a directory", ["--target", GOOD, "--count", "1", "--json", "{dir}"], 2, "--json: is a directory"),
+    ("json in no directory", ["--target", GOOD, "--count", "1", "--json", "/nonexistent/r.json"], 2,
      "--json: no such directory"),
-    ("json not writable", ["--target", "127.0.0.1:{good}", "--count", "1", "--json", "/proc/self/r.json"], 2,
+    ("json not writable", ["--target", GOOD, "--count", "1", "--json", "/proc/self/r.json"], 2,
      "--json: permission denied"),
-    ("plot not writable", ["--target", "127.0.0.1:{good}", "--count", "1", "--plot", "/proc/self/r.png"], 2,
+    ("plot not writable", ["--target", GOOD, "--count", "1", "--plot", "/proc/self/r.png"], 2,
      "--plot: permission denied"),
-    ("plot format unknown", ["--target", "127.0.0.1:{good}", "--count", "1", "--plot", "{dir}/r.xyz"], 2,
+    ("plot format unknown", ["--target", GOOD, "--count", "1", "--plot", "{dir}/r.xyz"], 2,
      "--plot: the file name must end in one of"),
-    ("tls-ca missing", ["--target", "127.0.0.1:{good}", "--count", "1", "--tls-ca", "/nonexistent/ca.pem"], 2,
+    ("tls-ca missing", ["--target", GOOD, "--count", "1", "--tls-ca", "/nonexistent/ca.pem"], 2,
      "--tls-ca: no such file"),
     ("nobody listens", ["--target", "127.0.0.1:{closed}", "--count", "1"], 1,
      "cannot connect to 127.0.0.1:{closed}: Connection refused"),
-    ("wrong password", ["--target", "127.0.0.1:{good}", "--count", "1", "--password", "wrong"], 1,
+    ("wrong password", ["--target", GOOD, "--count", "1", "--password", "wrong"], 1,
      "127.0.0.1:{good} refused the bind: ESME_RINVPASWD"),
-    ("wrong password, 2 workers", ["--target", "127.0.0.1:{good}", "--count", "4", "--password", "wrong",
+    ("wrong password, 2 workers", ["--target", GOOD, "--count", "4", "--password", "wrong",
                                    "--binds", "2", "--workers", "2"], 1,
      "127.0.0.1:{good} refused the bind: ESME_RINVPASWD"),
-    ("wrong system_type", ["--target", "127.0.0.1:{good}", "--count", "1", "--system-type", "XYZ"], 1,
+    ("wrong system_type", ["--target", GOOD, "--count", "1", "--system-type", "XYZ"], 1,
      "127.0.0.1:{good} refused the bind: ESME_RINVSYSTYP"),
     ("bind never answered", ["--target", "127.0.0.1:{silent}", "--count", "1", "--timeout", "1"], 1,
      "127.0.0.1:{silent} did not answer the bind within 1 s"),
-    ("TLS against a plain server", ["--target", "127.0.0.1:{good}", "--count", "1", "--tls-insecure"], 1,
+    ("TLS against a plain server", ["--target", GOOD, "--count", "1", "--tls-insecure"], 1,
      "TLS with 127.0.0.1:{good} failed"),
-    ("json cannot be written", ["--target", "127.0.0.1:{good}", "--count", "5", "--json", "/dev/full"], 1,
+    ("json cannot be written", ["--target", GOOD, "--count", "5", "--json", "/dev/full"], 1,
      "--json: cannot write /dev/full: No space left on device"),
 ]
 
@@ -168,7 +169,7 @@ def test_cli_main_says_it_on_one_line(name, args, status, says, targets, tmp_pat
 
 def test_a_good_bind_runs(targets, tmp_path, capsys):
     """The checking SMSC takes the account the cases change one thing of."""
-    code = cli.main(["--quiet", *_argv(["--target", "127.0.0.1:{good}", "--count", "20", "--json", "{dir}/r.json"], targets,
-                                       tmp_path)])
+    argv = _argv(["--target", GOOD, "--count", "20", "--json", "{dir}/r.json"], targets, tmp_path)
+    code = cli.main(["--quiet", *argv])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "r.json").stat().st_size > 0
