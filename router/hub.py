@@ -94,7 +94,7 @@ class Hub:
             self.dispatcher.start()
             for job in recovered:
                 self.dispatcher.dispatch(job)  # parked until its upstream is up
-            for server, lst in zip(self.servers, self.config.listeners):
+            for server, lst in zip(self.servers, self.config.listeners, strict=True):
                 assert server._server is not None
                 await server._server.start_serving()
                 log.info("listening", host=server.host, port=server.port, tls=lst.tls_cert is not None)

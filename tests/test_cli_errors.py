@@ -242,7 +242,7 @@ def test_check_warns_of_what_never_takes_effect(extra: str, warnings: list[str],
     assert f"{tmp_path / 'smpphub.toml'}: OK (" in outcome.out
     lines = outcome.err.splitlines()
     assert len(lines) == len(warnings), outcome.err
-    for line, expected in zip(lines, warnings):
+    for line, expected in zip(lines, warnings, strict=True):
         assert line.startswith(f"warning: {tmp_path / 'smpphub.toml'}: ") and expected in line
 
 
