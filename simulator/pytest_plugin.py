@@ -3,13 +3,21 @@
 Installing smpphub registers this plugin (entry point ``pytest11``). It gives:
 
 - ``smsc``: an async fixture (needs pytest-asyncio) running the simulator on the
-  test's own event loop, on a free port of 127.0.0.1;
+  test's own event loop, on a free port of 127.0.0.1. It is declared with
+  ``pytest_asyncio.fixture``, so it works in pytest-asyncio's default strict mode (the
+  test itself says ``@pytest.mark.asyncio``) and in auto mode alike;
 - ``smsc_sync``: the same in a background thread, for synchronous clients;
 - ``smsc_config``: the configuration dict both use (override it in a conftest),
   updated by ``@pytest.mark.smsc(**config)`` on a test.
 
+Every pytest run of every project with smpphub installed loads this module, most of
+them never asking for a simulator: so it imports nothing of smpphub, smppcore or
+asyncio at load time, only when a fixture runs (pytest-asyncio, when installed, is
+loaded by pytest anyway).
+
 ::
 
+    @pytest.mark.asyncio
     @pytest.mark.smsc(errors={"rules": [{"destination": "999$", "status": "ESME_RINVDSTADR"}]})
     async def test_rejects(smsc):
         async with smppcore.connect(smsc.host, smsc.port, system_id="me", password="pw") as c:
@@ -19,13 +27,28 @@ Installing smpphub registers this plugin (entry point ``pytest11``). It gives:
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+if TYPE_CHECKING:
+    import asyncio
+    import threading
+
+    from smppcore import Pdu
+
+    from .app import RunningSimulator
+    from .config import SimulatorConfig
+    from .records import Message, Stats, Submit
+
 __all__ = ["SmscFixture", "SyncSmscFixture"]
+
+T = TypeVar("T")
+
+#: what ``smsc_config`` and ``@pytest.mark.smsc`` hold: the keys of simulator.toml
+ConfigDict = dict[str, Any]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 class SmscFixture:
     """A running simulator and what a test asks of it."""
 
-    def __init__(self, running: Any) -> None:
+    def __init__(self, running: RunningSimulator) -> None:
         self._running = running
         self.sim = running.sim
 
@@ -52,35 +75,38 @@ class SmscFixture:
         return f"{self.host}:{self.port}"
 
     @property
-    def config(self):
+    def config(self) -> SimulatorConfig:
         return self.sim.config
 
     @property
-    def stats(self):
+    def stats(self) -> Stats:
         return self.sim.stats
 
     @property
-    def messages(self) -> list:
+    def messages(self) -> list[Message]:
         """Whole messages received (long ones reassembled), oldest first."""
         return list(self.sim.messages)
 
     @property
-    def submits(self) -> list:
+    def submits(self) -> list[Submit]:
         """Every accepted submit (one per segment), with its message_id and PDU."""
         return list(self.sim.submits)
 
     @property
-    def receipts(self) -> list:
+    def receipts(self) -> list[Pdu]:
         return list(self.sim.receipts)
 
     @property
-    def mo_sent(self) -> list:
+    def mo_sent(self) -> list[Pdu]:
         return list(self.sim.mo_sent)
 
-    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list:
+    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[Message]:
         return await self.sim.wait_for_messages(n, timeout)
 
-    async def send_mo(self, source_addr: str, destination_addr: str, text: str | bytes, *, system_id: str | None = None, data_coding: int | None = None) -> list:
+    async def send_mo(
+        self, source_addr: str, destination_addr: str, text: str | bytes, *,
+        system_id: str | None = None, data_coding: int | None = None,
+    ) -> list[Pdu]:
         return self.sim.send_mo(source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding)
 
     def fail_next(self, status: int | str, count: int = 1) -> None:
@@ -91,63 +117,80 @@ class SmscFixture:
 
 
 class SyncSmscFixture(SmscFixture):
-    """The simulator on its own loop in a thread; helpers block instead of awaiting."""
+    """The simulator on its own loop in a thread; helpers block instead of awaiting.
 
-    def __init__(self, running: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    The records change on the simulator's loop, so every read is taken there too.
+    """
+
+    def __init__(self, running: RunningSimulator, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
         super().__init__(running)
         self._loop = loop
         self._thread = thread
 
-    def _call(self, coro: Any, timeout: float) -> Any:
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        import asyncio
+
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout + 1)
 
-    def _run(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` on the simulator's loop (its records change there), its result or exception here."""
+    def _run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the simulator's loop, its result or exception here."""
+        import threading
+
         if threading.current_thread() is self._thread:
-            return fn(*args)
+            return fn()
 
-        async def go() -> Any:
-            return fn(*args)
+        async def on_the_loop() -> T:
+            return fn()
 
-        return self._call(go(), 5)
-
-    @property
-    def messages(self) -> list:
-        return self._run(list, self.sim.messages)
+        return self._call(on_the_loop(), 5)
 
     @property
-    def submits(self) -> list:
-        return self._run(list, self.sim.submits)
+    def messages(self) -> list[Message]:
+        return self._run(partial(list, self.sim.messages))
 
     @property
-    def receipts(self) -> list:
-        return self._run(list, self.sim.receipts)
+    def submits(self) -> list[Submit]:
+        return self._run(partial(list, self.sim.submits))
 
     @property
-    def mo_sent(self) -> list:
-        return self._run(list, self.sim.mo_sent)
+    def receipts(self) -> list[Pdu]:
+        return self._run(partial(list, self.sim.receipts))
 
     @property
-    def stats(self):
+    def mo_sent(self) -> list[Pdu]:
+        return self._run(partial(list, self.sim.mo_sent))
+
+    @property
+    def stats(self) -> Stats:
         """A copy of the counters, taken on the simulator's loop."""
+        return self._run(self._stats_copy)
+
+    def _stats_copy(self) -> Stats:
         import msgspec
 
-        return self._run(lambda s: msgspec.structs.replace(s, rejected=dict(s.rejected)), self.sim.stats)
+        stats = self.sim.stats
+        return msgspec.structs.replace(stats, rejected=dict(stats.rejected))
 
     def clear(self) -> None:
         self._run(self.sim.clear)
 
-    def wait_for_messages(self, n: int, timeout: float = 10.0) -> list:  # type: ignore[override]
+    def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[Message]:  # type: ignore[override]
         return self._call(self.sim.wait_for_messages(n, timeout), timeout)
 
-    def send_mo(self, source_addr: str, destination_addr: str, text: str | bytes, *, system_id: str | None = None, data_coding: int | None = None) -> list:  # type: ignore[override]
-        return self._run(lambda: self.sim.send_mo(source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding))
+    def send_mo(  # type: ignore[override]
+        self, source_addr: str, destination_addr: str, text: str | bytes, *,
+        system_id: str | None = None, data_coding: int | None = None,
+    ) -> list[Pdu]:
+        sim = self.sim
+        send = partial(sim.send_mo, source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding)
+        return self._run(send)
 
     def fail_next(self, status: int | str, count: int = 1) -> None:
-        self._run(self.sim.fail_next, status, count)  # done (or refused: ValueError) when this returns
+        self._run(partial(self.sim.fail_next, status, count))  # done (or refused: ValueError) when this returns
 
 
-def _build_config(request: pytest.FixtureRequest, base: dict[str, Any]):
+def _build_config(request: pytest.FixtureRequest, base: ConfigDict) -> SimulatorConfig:
+    """``smsc_config`` with the closest ``@pytest.mark.smsc`` over it; a bad one fails the setup in one line."""
     from .config import ConfigError, config_from_dict
 
     data = dict(base)
@@ -164,13 +207,16 @@ def _build_config(request: pytest.FixtureRequest, base: dict[str, Any]):
 
 
 @pytest.fixture
-def smsc_config() -> dict[str, Any]:
+def smsc_config() -> ConfigDict:
     """The simulator configuration (a dict, as in simulator.toml); override to change it."""
     return {}
 
 
 @pytest.fixture
-def smsc_sync(request: pytest.FixtureRequest, smsc_config: dict[str, Any]):
+def smsc_sync(request: pytest.FixtureRequest, smsc_config: ConfigDict) -> Iterator[SyncSmscFixture]:
+    import asyncio
+    import threading
+
     from .app import start
 
     config = _build_config(request, smsc_config)
@@ -189,13 +235,19 @@ def smsc_sync(request: pytest.FixtureRequest, smsc_config: dict[str, Any]):
 
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - only the synchronous fixture then
-    pytest_asyncio = None
+except ImportError:  # only the synchronous fixture works then; the async one says why in one line
 
-if pytest_asyncio is not None:
+    @pytest.fixture(name="smsc")
+    def smsc_needs_pytest_asyncio() -> None:
+        pytest.fail("the smsc fixture needs pytest-asyncio (pip install pytest-asyncio); smsc_sync works without it",
+                    pytrace=False)
 
-    @pytest_asyncio.fixture
-    async def smsc(request: pytest.FixtureRequest, smsc_config: dict[str, Any]):
+else:
+
+    @pytest_asyncio.fixture(name="smsc")
+    async def smsc_on_the_tests_loop(
+        request: pytest.FixtureRequest, smsc_config: ConfigDict,
+    ) -> AsyncIterator[SmscFixture]:
         from .app import start
 
         config = _build_config(request, smsc_config)

@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from venvkit import REPO, FreshVenv, fresh_venv
 
 GENERIC = ("router", "simulator", "benchmarks")
@@ -87,7 +86,9 @@ def test_site_packages_has_no_generic_top_level_names(venv: FreshVenv) -> None:
 
 
 @pytest.mark.parametrize("command", [["pytest"], ["python", "-m", "pytest"]], ids=["pytest", "python -m pytest"])
-def test_a_user_project_with_its_own_simulator_router_benchmarks(venv: FreshVenv, project: Path, command: list[str]) -> None:
+def test_a_user_project_with_its_own_simulator_router_benchmarks(
+    venv: FreshVenv, project: Path, command: list[str],
+) -> None:
     done = venv.run([*command, "-p", "no:cacheprovider", "-rA"], project)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out

@@ -37,15 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import pytest
-
 import oracles
+import pytest
+from venvkit import README_VENV, REPO, Block, FreshVenv, fenced_blocks, fresh_venv
+
 import smppcore
 from smpphub.bench.simulator import format_table
 from smpphub.router import config as hub_config
 from smpphub.router.auth import is_valid_hash, verify_password
 from smpphub.router.hub import Hub
-from venvkit import README_VENV, REPO, Block, FreshVenv, fenced_blocks, fresh_venv
 
 
 class Kind(enum.Enum):
@@ -204,8 +204,8 @@ def test_simulator_toml_loads(venv: FreshVenv, project: Path) -> None:
 BAD_SIMULATOR_TOML = {
     "smpphub simulate: simulator.toml: throttle.per_bind: expected float >= 0.0": "[throttle]\nper_bind = -1\n",
     "smpphub simulate: simulator.toml: receipts.delai: unknown key": "[receipts]\ndelai = 5\n",
-    "smpphub simulate: simulator.toml: errors.probabilities.ESME_RSYSERR: expected a probability between 0 and 1, got 1.5":
-        "[errors.probabilities]\nESME_RSYSERR = 1.5\n",
+    "smpphub simulate: simulator.toml: errors.probabilities.ESME_RSYSERR: "
+    "expected a probability between 0 and 1, got 1.5": "[errors.probabilities]\nESME_RSYSERR = 1.5\n",
 }
 
 
@@ -250,13 +250,16 @@ class Served:
 
 def served_args(line: str) -> list[str]:
     """A README line that starts a server, listening on 127.0.0.1 port 0 (see the module docstring)."""
-    args = [re.sub(r"^(0\.0\.0\.0|127\.0\.0\.1):(2775|8080)$", "127.0.0.1:0", a) for a in shlex.split(line, comments=True)]
+    fixed_port = r"^(0\.0\.0\.0|127\.0\.0\.1):(2775|8080)$"
+    args = [re.sub(fixed_port, "127.0.0.1:0", a) for a in shlex.split(line, comments=True)]
     if "--listen" not in args:
         args += ["--listen", "127.0.0.1:0"]
     return args
 
 
-def read_until(process: subprocess.Popen[bytes], pattern: str, seen: bytes = b"", timeout: float = 30) -> tuple[re.Match[bytes], bytes]:
+def read_until(
+    process: subprocess.Popen[bytes], pattern: str, seen: bytes = b"", timeout: float = 30,
+) -> tuple[re.Match[bytes], bytes]:
     """Wait (at most ``timeout``) until what the process printed (``seen`` so far) matches ``pattern``."""
     assert process.stdout is not None
     fd = process.stdout.fileno()
@@ -401,7 +404,8 @@ def test_systemd_unit_verifies(venv: FreshVenv, tmp_path: Path) -> None:
     oracles.require(tool is not None, "systemd-analyze (apt: systemd)")
     assert tool is not None
     (tmp_path / "smpphub.service").write_text(unit_file(venv))
-    done = subprocess.run([tool, "verify", str(tmp_path / "smpphub.service")], capture_output=True, text=True, timeout=60)
+    unit = tmp_path / "smpphub.service"
+    done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     # verify exits 0 on keys it ignores; it says so on stderr
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
@@ -479,7 +483,8 @@ def test_hub_example_shows_true_defaults() -> None:
         elif default is msgspec.NODEFAULT:
             continue  # required: any value is an example
         elif default != s.value:
-            wrong.append(f"line {s.line}: {s.section}.{s.key} = {s.value!r}, the default is {default!r} (or mark it # example)")
+            wrong.append(f"line {s.line}: {s.section}.{s.key} = {s.value!r}, "
+                         f"the default is {default!r} (or mark it # example)")
     assert not wrong, "\n".join(wrong)
 
 

@@ -12,12 +12,14 @@ import pytest
 pytest_plugins = ["pytester"]
 
 INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+#: pytest-asyncio as a user gets it: no configuration at all (strict mode)
+STRICT_INI = "[pytest]\n"
 
 
-def run(pytester: pytest.Pytester, **files: str) -> pytest.RunResult:
-    pytester.makeini(INI)
+def run(pytester: pytest.Pytester, ini: str = INI, *options: str, **files: str) -> pytest.RunResult:
+    pytester.makeini(ini)
     pytester.makepyfile(**files)
-    return pytester.runpytest_subprocess("-p", "asyncio", "-p", "no:cacheprovider", "-q", timeout=120)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", *options, timeout=120)
 
 
 ASYNC_ESME = '''
@@ -182,12 +184,71 @@ def test_bad_marker_config_fails_with_one_line_naming_the_key(pytester):
     assert "During handling" not in out and "unknown key\n\n" not in out  # one line, no exception chain
 
 
-def test_every_python_example_of_the_readme_passes(pytester):
+@pytest.mark.parametrize("ini", [STRICT_INI, INI], ids=["strict", "auto"])
+def test_every_python_example_of_the_readme_passes(pytester: pytest.Pytester, ini: str) -> None:
     import re
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "simulator" / "README.md").read_text()
     examples = re.findall(r"```python\n(.*?)```", readme, re.S)
     assert len(examples) >= 2
-    result = run(pytester, **{f"test_readme_{i}": code for i, code in enumerate(examples)})
+    result = run(pytester, ini, **{f"test_readme_{i}": code for i, code in enumerate(examples)})
     result.assert_outcomes(passed=len(examples))
+
+
+MARKED_ASYNC = '''
+import pytest
+import smppcore
+
+
+@pytest.mark.asyncio
+async def test_marked(smsc):
+    async with smppcore.connect(smsc.host, smsc.port, system_id="me", password="pw") as c:
+        await c.submit_sm(destination_addr="1", short_message=b"hi")
+    assert (await smsc.wait_for_messages(1))[0].text == "hi"
+
+
+def test_sync_beside_it(smsc_sync):
+    assert smsc_sync.stats.submits == 0
+'''
+
+
+@pytest.mark.parametrize("ini", [STRICT_INI, INI], ids=["strict", "auto"])
+def test_the_async_fixture_works_in_strict_and_auto_mode(pytester: pytest.Pytester, ini: str) -> None:
+    result = run(pytester, ini, test_modes=MARKED_ASYNC)
+    result.assert_outcomes(passed=2)
+
+
+WITHOUT_PYTEST_ASYNCIO = '''
+def test_async_fixture(smsc):
+    pass
+
+
+def test_sync_fixture(smsc_sync):
+    assert smsc_sync.stats.submits == 0
+'''
+
+
+def test_without_pytest_asyncio_smsc_says_so_in_one_line_and_smsc_sync_works(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(pytest_asyncio="raise ImportError('pytest-asyncio is not installed here')")  # first on the path
+    result = run(pytester, STRICT_INI, "-p", "no:asyncio", test_plain=WITHOUT_PYTEST_ASYNCIO)
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    assert "the smsc fixture needs pytest-asyncio (pip install pytest-asyncio); smsc_sync works without it" in out, out
+    assert "Traceback" not in out
+
+
+def test_loading_the_plugin_imports_neither_the_simulator_nor_smppcore() -> None:
+    """Every pytest run of a project with smpphub installed loads the plugin: it must cost next to nothing."""
+    import subprocess
+    import sys
+
+    heavy = ["smppcore", "msgspec", "aiohttp", "structlog", "smpphub.simulator.app", "smpphub.simulator.engine",
+             "smpphub.simulator.config", "smpphub.router", "smpphub.bench"]
+    code = (
+        "import sys, pytest\n"
+        "import smpphub.simulator.pytest_plugin\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

@@ -112,7 +112,9 @@ class FreshVenv:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
-    def run(self, args: list[str], cwd: Path, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: list[str], cwd: Path, timeout: float = 120, stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             args, cwd=cwd, env=self.env(), input=stdin, capture_output=True, text=True, timeout=timeout,
         )
@@ -131,7 +133,8 @@ class FreshVenv:
         return folder
 
     def site_packages(self) -> Path:
-        done = self.run([str(self.bin("python")), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], self.root)
+        where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        done = self.run([str(self.bin("python")), "-c", where], self.root)
         return Path(done.stdout.strip())
 
 
@@ -159,7 +162,8 @@ def _build(root: Path) -> FreshVenv:
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=source, env=env,
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        pytest.fail(f"the README's install block failed ({done.returncode}):\n{done.stdout}\n{done.stderr}", pytrace=False)
+        problem = f"the README's install block failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        pytest.fail(problem, pytrace=False)
     (wheel,) = (source / "dist").glob("smpphub-*.whl")
     made = FreshVenv(root, venv, wheel, done.stdout)
     extra = made.run([str(made.bin("pip")), "install", "-q", *USER_TEST_PACKAGES], root, timeout=600)
