@@ -180,6 +180,7 @@ def test_hub_toml_passes_check_as_copied(venv: FreshVenv, project: Path) -> None
     (project / "hub.toml").write_text(example.code)
     done = venv.run(["smpphub", "serve", "--config", "hub.toml", "--check"], project)
     assert done.returncode == 0 and "hub.toml: OK" in done.stdout, done.stdout + done.stderr
+    assert done.stderr == ""  # not even a warning
     assert hub_config.load_config(str(project / "hub.toml")).store.path == "hub.db"  # beside it, no folder to make
     for stored, password in re.findall(r'password_hash = "([^"]+)"\s+# smpphub hash-password (\S+)', example.code):
         assert verify_password(password, stored)  # the comment tells the truth
