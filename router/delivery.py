@@ -1,10 +1,12 @@
-"""Receipts and MO on their way to the ESMEs: stored first, then delivered, deleted on ack.
+"""Receipts and MO on their way to the ESMEs: stored first, then delivered, released on ack.
 
 Every receipt or MO message the hub takes responsibility for is written to the
 store before the upstream SMSC gets its deliver_sm_resp, then queued in the
-account's :class:`smppcore.outbox.Outbox`. It leaves the store only when the
-ESME acknowledges it (or when it expires), so a hub restart loses none: they are
-reloaded and sent again.
+account's :class:`smppcore.outbox.Outbox`. A receipt lives in its message's row
+(``receipt``, ``receipt_owed``: the dispatcher wrote both durably); an MO, which
+belongs to no message, is a :class:`Delivery` record of its own. Either leaves the
+store only when the ESME acknowledges it (or when it waited past the account's
+``receipt_hold``), so a hub restart loses none: they are reloaded and sent again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import re
 import time
 from functools import partial
-from typing import Callable, Iterable, cast
+from collections.abc import Sequence
+from typing import Protocol, cast
 
 import msgspec
 import structlog
@@ -25,6 +28,7 @@ from smppcore.outbox import Outbox
 from smppcore.session import Session
 
 from .batching import TurnBatcher
+from .lifecycle import InvalidTransition, MessageRow, ReceiptDelivered, ReceiptDropped, RetryPolicy, apply
 from .msglog import MessageLog, bind_name
 from .store import Delivery, Store
 
@@ -36,6 +40,24 @@ _ID_IN_TEXT = re.compile(rb"(?i)\bid:\s*[^\s]*")
 #: an ESME that answers a receipt with an error gets it again this many times
 MAX_ATTEMPTS = 5
 RETRY_DELAY = 5.0
+#: ReceiptDelivered and ReceiptDropped use no retry rule; the lifecycle's apply() wants one
+_NO_RETRIES = RetryPolicy()
+
+
+class Receivers(Protocol):
+    """Who can take deliveries for an account: its bound receiver and transceiver connections."""
+
+    def receivers(self, account: str) -> Sequence[smppcore.SmppConnection]: ...
+
+
+class ReceiptInFlight:
+    """A receipt owed to an ESME, as its outbox carries it: the row and how often the ESME refused it."""
+
+    __slots__ = ("row", "attempts")
+
+    def __init__(self, row: MessageRow) -> None:
+        self.row = row
+        self.attempts = 0
 
 
 def rewrite_receipt(pdu: Pdu, hub_id: str) -> Pdu:
@@ -93,13 +115,14 @@ class Deliveries:
     def __init__(
         self,
         store: Store,
-        receivers: Callable[[str], Iterable[smppcore.SmppConnection]],
+        receivers: Receivers,
         *,
         hold_limit: int = 100_000,
         msglog: MessageLog | None = None,
     ) -> None:
         self.store = store
-        self._receivers = receivers
+        self._directory = receivers
+        self.holds: dict[str, float] = {}  # account -> receipt_hold (seconds); set by the hub
         self.hold_limit = hold_limit
         self.msglog = msglog or MessageLog.off()
         self._trace = self.msglog.trace
@@ -115,7 +138,16 @@ class Deliveries:
         self.loop = asyncio.get_running_loop()
         for d in await self.store.pending_deliveries():
             self._enqueue(d, decode(d.pdu))
+        for row in await self.store.owed_receipts():
+            self._enqueue_receipt(ReceiptInFlight(row), decode(row.receipt))
         self._sweeper = self.loop.create_task(self._sweep_forever())
+
+    def _receivers(self, account: str) -> Sequence[smppcore.SmppConnection]:
+        return self._directory.receivers(account)
+
+    def hold(self, account: str) -> float:
+        """How long a receipt or MO waits for ``account`` to bind a receiver."""
+        return self.holds.get(account, 3 * 86400.0)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -141,15 +173,20 @@ class Deliveries:
 
     # ---- taking responsibility ------------------------------------------------------------
 
-    def deliver(self, account: str, pdu: Pdu, *, kind: str, hold: float) -> asyncio.Future:
-        """Store ``pdu`` for ``account`` and queue it; the Future gives 0 once it is durable.
+    def deliver_receipt(self, row: MessageRow, pdu: Pdu) -> None:
+        """Queue the receipt owed for ``row`` (the row, with the receipt in it, is in the store already)."""
+        self._enqueue_receipt(ReceiptInFlight(row), pdu)
 
-        Its result is the command_status to answer the upstream with (an error if
-        the store failed, so the SMSC sends it again).
+    def deliver_mo(self, account: str, pdu: Pdu, *, kind: str) -> asyncio.Future[int]:
+        """Store ``pdu`` (an MO, or an intermediate notification) for ``account`` and queue it.
+
+        The Future gives the command_status to answer the upstream with once it is
+        durable: 0, or an error if the store failed, so the SMSC sends it again.
         """
+        assert self.loop is not None
         now = time.time()
-        record = Delivery(account=account, pdu=encode(pdu), created_at=now, expires_at=now + hold, kind=kind)
-        fut = self.loop.create_future()
+        record = Delivery(account=account, pdu=encode(pdu), created_at=now, expires_at=now + self.hold(account), kind=kind)
+        fut: asyncio.Future[int] = self.loop.create_future()
         self._batcher.add((record, pdu, fut))
         return fut
 
@@ -178,6 +215,41 @@ class Deliveries:
             # over the in-memory hold limit: it stays in the store and is reloaded at the next start
             log.warning("outbox_full", account=record.account, delivery=record.id, kind=record.kind,
                         note="waits in the store until the next start")
+
+    def _enqueue_receipt(self, receipt: ReceiptInFlight, pdu: Pdu) -> None:
+        row = receipt.row
+        if self._trace and not any(True for _ in self._receivers(row.account)):
+            self.msglog.held("receipt", row.account, pdu, self.hold(row.account))
+        if not self.outbox(row.account).put(pdu, self._receipt_acked, receipt, row.receipt):
+            log.warning("outbox_full", account=row.account, message_id=row.id, kind="receipt",
+                        note="waits in the store until the next start")
+
+    def _receipt_acked(self, resp: Pdu, receipt: ReceiptInFlight) -> None:
+        row = receipt.row
+        ok = resp.command_status == CommandStatus.ESME_ROK
+        if not ok and receipt.attempts + 1 < MAX_ATTEMPTS:
+            receipt.attempts += 1
+            assert self.loop is not None
+            self.loop.call_later(RETRY_DELAY, self._enqueue_receipt, receipt, decode(row.receipt))
+            return
+        if ok and self._trace:
+            bind = self.answered_on
+            where = bind_name(bind.peername, bind.session.state.value) if bind is not None else None
+            self.msglog.delivered("receipt", row.account, decode(row.receipt), where, resp.command_status,
+                                  receipt.attempts + 1)
+        if not ok:
+            log.warning("delivery_dropped", account=row.account, kind="receipt", message_id=row.id,
+                        attempts=MAX_ATTEMPTS, status=smppcore.status_name(resp.command_status))
+        self.delivered += 1
+        self._settle(row, ReceiptDelivered() if ok else ReceiptDropped())
+
+    def _settle(self, row: MessageRow, event: ReceiptDelivered | ReceiptDropped) -> None:
+        """Nothing more is owed for ``row``: say so in its row (written with the next commit)."""
+        try:
+            apply(row, event, time.time(), _NO_RETRIES)
+        except InvalidTransition:  # settled already (a copy of it was in two outboxes after a restart)
+            return
+        self.store.save([row])
 
     def _acked(self, resp: Pdu, record: Delivery) -> None:
         if resp.command_status == CommandStatus.ESME_ROK or record.attempts + 1 >= MAX_ATTEMPTS:
@@ -208,18 +280,26 @@ class Deliveries:
         dropped = 0
         for account, box in self.outboxes.items():
             keep = []
+            hold = self.hold(account)
             for item in box.queue:
-                record = item[2]
-                if record.expires_at is not None and record.expires_at <= now:
+                context = item.context
+                if isinstance(context, ReceiptInFlight):
+                    if context.row.updated_at + hold <= now:
+                        dropped += 1
+                        self.expired += 1
+                        self._settle(context.row, ReceiptDropped())
+                        log.info("delivery_expired", account=account, kind="receipt", message_id=context.row.id)
+                        continue
+                elif context.expires_at is not None and context.expires_at <= now:
                     dropped += 1
-                    self.store.delete_delivery(record.id)
-                    log.info("delivery_expired", account=account, kind=record.kind, delivery=record.id)
-                else:
-                    keep.append(item)
+                    self.expired += 1
+                    self.store.delete_delivery(context.id)
+                    log.info("delivery_expired", account=account, kind=context.kind, delivery=context.id)
+                    continue
+                keep.append(item)
             if len(keep) != len(box.queue):
                 box.queue.clear()
                 box.queue.extend(keep)
-        self.expired += dropped
         return dropped
 
     async def _sweep_forever(self, interval: float = 5.0) -> None:

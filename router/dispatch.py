@@ -1,15 +1,28 @@
-"""Where each accepted message goes next, and what comes back from upstream.
+"""Carries events between the message lifecycle and the world: upstream pools, store, ESMEs.
 
-The :class:`Dispatcher` hands jobs to upstream pools along their route, retries
-temporary failures (with back-off) and fails over to the route's next upstream
-after ``max_attempts`` or at once when an upstream is down; permanent failures and
-expired messages become failure receipts. It also takes what upstreams deliver:
-receipts are mapped back to the hub's message id and queued for the ESME that
-sent the message; MO messages are routed by destination to an account.
+:mod:`router.lifecycle` decides everything about a message (when it may leave, which
+upstream takes it, retries, back-off, failover, expiry, the receipt owed); this
+module only turns what happens on the wire into its events and acts on the states
+that come out:
 
-Delivery to the SMSC is at least once: a message whose submit_sm was written but
-whose response was lost (connection dropped, timeout) is sent again, so the
-handset may see it twice; nothing accepted is dropped silently.
+==============  ===================================================================
+state           what the dispatcher does
+==============  ===================================================================
+QUEUED          hands it to the pool of ``row.target`` (or reports that upstream down)
+PARKED          keeps it until an upstream of its route comes up
+SCHEDULED       nothing: the table's timer wakes it
+IN_FLIGHT       nothing: the pool answers
+SENT            forgets it, except for matching its receipt (bounded; else the store)
+final           writes it; a receipt owed goes to the ESME's outbox
+==============  ===================================================================
+
+Upstream receipts are matched to their message (memory first, then the store),
+turned into the lifecycle's Receipt / Intermediate events, and the receipt owed to
+the ESME is written into the message's row durably before the upstream gets its
+deliver_sm_resp. MO messages are routed by destination to an account or a webhook.
+
+Delivery upstream is at least once: a message whose submit_sm was written but whose
+answer never came (connection lost, timeout, hub restart) is written again.
 """
 
 from __future__ import annotations
@@ -17,14 +30,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
-from typing import Any
 
 import structlog
 
 import smppcore
-from smppcore import CommandStatus, Pdu, decode
-from smppcore import MessageState as SmppState
+from smppcore import CommandStatus, Pdu, decode, encode
+from smppcore.constants import EsmClass
+from smppcore.pdus import DeliverSm
 from smppcore.receipt import (
     ReceiptInfo,
     build_receipt,
@@ -32,16 +46,40 @@ from smppcore.receipt import (
     normalise_message_id,
     receipt_info,
     receipt_info_from_tlvs,
+    receipts_requested,
 )
 
-from .config import HubConfig
+from .config import HubConfig, Upstream
 from .delivery import Deliveries, rewrite_receipt
+from .lifecycle import (
+    WAITING_STATES,
+    Cancel,
+    Event,
+    Intermediate,
+    InvalidTransition,
+    MessageRow,
+    Receipt,
+    Replace,
+    RetryPolicy,
+    Restarted,
+    State,
+    SubmitOk,
+    SubmitPermanent,
+    SubmitTemporary,
+    Taken,
+    Transition,
+    UpstreamDown,
+    UpstreamUp,
+    apply,
+    smpp_state,
+)
+from .messages import Change, MessageTable
 from .msglog import MessageLog
 from .routing import MoRouteTable, normalise_destination
-from .store import MessageRecord, MessageState, Store
-from .upstream import Job, UpstreamPool
+from .store import Store
+from .upstream import Outgoing, UpstreamPool
 
-__all__ = ["Dispatcher", "TEMPORARY_STATUSES"]
+__all__ = ["Dispatcher", "TEMPORARY_STATUSES", "retry_policy"]
 
 log = structlog.get_logger("smpphub.dispatch")
 
@@ -58,69 +96,95 @@ TEMPORARY_STATUSES = frozenset(
     }
 )
 
-_RECEIPT_STATE = {
-    SmppState.DELIVERED: MessageState.DELIVERED,
-    SmppState.EXPIRED: MessageState.EXPIRED,
-    SmppState.DELETED: MessageState.CANCELLED,
-    SmppState.UNDELIVERABLE: MessageState.FAILED,
-    SmppState.REJECTED: MessageState.FAILED,
-    SmppState.UNKNOWN: MessageState.FAILED,
-}
+#: How long a receipt whose message is not known yet is looked for again: the
+#: submit_sm_resp that names the upstream's id may still be on its way.
+RECEIPT_LOOKUP_DELAYS = (0.0, 0.05, 0.2, 0.5, 1.0)
+#: Receipts nobody could be found for, kept for an operator (hub status), newest last.
+UNMATCHED_KEPT = 1000
+
+
+def retry_policy(config: HubConfig) -> RetryPolicy:
+    """The lifecycle's retry rules from hub.toml."""
+    return RetryPolicy(
+        initial=config.retry_initial,
+        maximum=config.retry_max,
+        attempts_per_upstream={u.name: u.max_attempts for u in config.upstreams},
+    )
+
+
+class UnmatchedReceipt:
+    """A receipt the hub acknowledged but could match to no message (kept for the operator)."""
+
+    __slots__ = ("upstream", "message_id", "state", "received_at", "text")
+
+    def __init__(self, upstream: str, message_id: str, state: str, received_at: float, text: str) -> None:
+        self.upstream = upstream
+        self.message_id = message_id
+        self.state = state
+        self.received_at = received_at
+        self.text = text
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class Dispatcher:
-    def __init__(
-        self, config: HubConfig, store: Store, deliveries: Deliveries, msglog: MessageLog | None = None
-    ) -> None:
+    """The adapter between :class:`MessageTable` and pools, store and deliveries."""
+
+    def __init__(self, config: HubConfig, store: Store, deliveries: Deliveries, msglog: MessageLog | None = None,
+                 *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.msglog = msglog or MessageLog.off()
-        # read on every step of every message: plain attributes, tested before any log call
-        self._trace = self.msglog.trace
-        self._msglog_on = self.msglog.on
         self.store = store
         self.deliveries = deliveries
+        self.msglog = msglog or MessageLog.off()
+        self._trace = self.msglog.trace
+        self._msglog_on = self.msglog.on
+        self.clock = clock
+        self.table = MessageTable(retry_policy(config))
+        self.outgoing: dict[str, Outgoing] = {}  # rows in the table that have not been accepted upstream
+        self.parked: dict[str, MessageRow] = {}
+        # SENT rows waiting for a receipt, by (upstream, normalised upstream id); oldest dropped past the limit
+        self.awaiting_receipt: collections.OrderedDict[tuple[str, str], MessageRow] = collections.OrderedDict()
+        self.awaiting_limit = 200_000
+        self.unmatched: collections.deque[UnmatchedReceipt] = collections.deque(maxlen=UNMATCHED_KEPT)
         self.pools: dict[str, UpstreamPool] = {}
-        self.parked: collections.deque[Job] = collections.deque()
-        self.jobs: dict[str, Job] = {}  # open jobs by hub id (queued, waiting or in flight)
-        self.sent_map: collections.OrderedDict[tuple[str, str], MessageRecord] = collections.OrderedDict()
-        self.sent_map_limit = 200_000
         self.mo_routes = MoRouteTable(config)
         self.accounts = {a.system_id: a for a in config.accounts}
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.counters: collections.Counter[str] = collections.Counter()
-        self._tasks: set[asyncio.Task] = set()
-        self._expiry_task: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    # ---- pools ---------------------------------------------------------------------------
+    # ---- pools ------------------------------------------------------------------------
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         for up in self.config.upstreams:
             self.add_pool(up)
-        self._expiry_task = self.loop.create_task(self._expire_forever())
 
-    def add_pool(self, cfg) -> UpstreamPool:
-        pool = UpstreamPool(cfg, on_result=self.on_result, on_deliver=self.on_deliver, on_up=self.on_pool_up, on_down=self.on_pool_down)
+    def add_pool(self, cfg: Upstream) -> UpstreamPool:
+        pool = UpstreamPool(cfg, self)
         self.pools[cfg.name] = pool
         pool.start()
         return pool
 
     async def stop(self, timeout: float = 5.0) -> None:
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         results = await asyncio.gather(*(p.stop(timeout) for p in self.pools.values()), return_exceptions=True)
-        for left in results:
-            if isinstance(left, list) and left:
-                log.info("queued_at_shutdown", messages=len(left), note="in the store; they go out after a restart")
-        for job in self.jobs.values():
-            if job.timer is not None:
-                job.timer.cancel()
-        for t in list(self._tasks):
-            await asyncio.gather(t, return_exceptions=True)
+        left = sum(len(r) for r in results if isinstance(r, list))
+        if left:
+            log.info("queued_at_shutdown", messages=left, note="in the store; they go out after a restart")
+        self._write()
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)
 
     def reload(self, config: HubConfig) -> None:
         """New routes/accounts/MO routes take effect; new upstreams start, removed ones drain."""
         self.config = config
+        self.table.policy = retry_policy(config)
         self.mo_routes = MoRouteTable(config)
         self.accounts = {a.system_id: a for a in config.accounts}
         wanted = {u.name: u for u in config.upstreams}
@@ -129,251 +193,297 @@ class Dispatcher:
                 self.add_pool(cfg)
                 log.info("upstream_added", upstream=name)
         for name in [n for n in self.pools if n not in wanted]:
-            pool = self.pools.pop(name)
-            self._spawn(self._retire(pool))
+            self._spawn(self._retire(self.pools.pop(name)))
 
     async def _retire(self, pool: UpstreamPool) -> None:
         left = await pool.stop()
         log.info("upstream_removed", upstream=pool.name)
-        for job in left:
-            self._next_upstream(job)
+        self.pool_down(pool, left)
 
-    def on_pool_up(self, pool: UpstreamPool) -> None:
-        if self.parked:
-            parked = list(self.parked)
-            self.parked.clear()
-            for job in parked:
-                job.route_index = 0
-                job.attempts_here = 0
-                self.dispatch(job)
+    # ---- messages in ----------------------------------------------------------------------
 
-    def on_pool_down(self, pool: UpstreamPool, jobs: list[Job]) -> None:
-        log.warning("upstream_failover", upstream=pool.name, messages=len(jobs), reason="every bind is down")
-        for job in jobs:
-            self._next_upstream(job)
+    def accept(self, out: Outgoing) -> None:
+        """A message the store holds durably and the ESME was answered for: on its way."""
+        self.outgoing[out.row.id] = out
+        self._act([self.table.accept(out.row, self.clock())])
 
-    # ---- sending ---------------------------------------------------------------------------------
+    def recover(self, rows: list[MessageRow]) -> None:
+        """Open messages from the store after a restart (before any upstream is up)."""
+        now = self.clock()
+        changes: list[Change] = []
+        for row in rows:
+            self.outgoing[row.id] = Outgoing(row, decode(row.pdu))
+            self.table.hold(row)
+            if row.state is State.IN_FLIGHT:  # written before the restart, answer unknown: again
+                changes.extend(self.table.apply(row, Restarted(), now))
+            elif row.state is State.PARKED:
+                self.parked[row.id] = row
+            elif row.state is State.QUEUED:
+                changes.append(Change(row, Transition(State.QUEUED, State.QUEUED)))
+        self._act(changes)
 
-    def dispatch(self, job: Job) -> None:
-        """Send ``job`` to the first available upstream of its route from ``route_index`` on."""
-        record = job.record
-        self.jobs[record.id] = job
-        now = time.time()
-        if record.expires_at is not None and record.expires_at <= now:
-            self._finish(job, MessageState.EXPIRED, SmppState.EXPIRED, 0)
+    # ---- acting on what the lifecycle decided --------------------------------------------------
+
+    def _event(self, row: MessageRow, event: Event) -> None:
+        self._act(self.table.apply(row, event, self.clock()))
+
+    def _act(self, changes: list[Change]) -> None:
+        for change in changes:
+            row, after = change.row, change.transition.after
+            if change.transition.before is State.PARKED and after is not State.PARKED:
+                self.parked.pop(row.id, None)
+            if self._msglog_on:
+                self.msglog.moved(self.outgoing.get(row.id), row, change.transition, self.clock())
+            if after is State.QUEUED:
+                self._hand_over(row)
+            elif after is State.PARKED:
+                self.parked[row.id] = row
+            elif after is State.SENT:
+                self._sent(row)
+            elif after.is_final and change.transition.became_final:
+                self._finished(row)
+        self._write()
+        self._arm()
+
+    def _hand_over(self, row: MessageRow) -> None:
+        pool = self.pools.get(row.target)
+        if pool is None or not pool.available:
+            self._event(row, UpstreamDown())
             return
-        if record.not_before > now:
-            if self._trace and not record.attempts:  # a retry's wait is logged by message_retry
-                self.msglog.scheduled(job, record.not_before - now)
-            self._wait(job, record.not_before - now)
-            return
-        route = record.route
-        for i in range(job.route_index, len(route)):
-            pool = self.pools.get(route[i])
-            if pool is not None and pool.available:
-                if i != job.route_index:
-                    job.route_index = i
-                    job.attempts_here = 0
-                if self._trace:
-                    self.msglog.routed(job, pool.name)
-                pool.submit(job)
-                return
-        if self._trace:
-            self.msglog.parked(job)
-        self.parked.append(job)  # nothing up on its route: wait for an upstream to come back
+        pool.submit(self.outgoing[row.id])
 
-    def _wait(self, job: Job, delay: float) -> None:
-        if job.timer is not None:
-            job.timer.cancel()
-        job.timer = self.loop.call_later(delay, self._wake, job)
-
-    def _wake(self, job: Job) -> None:
-        job.timer = None
-        if job.record.id in self.jobs:
-            self.dispatch(job)
-
-    def _next_upstream(self, job: Job) -> None:
-        left = job.record.route[job.route_index]
-        job.route_index += 1
-        job.attempts_here = 0
-        delay = None
-        if job.route_index >= len(job.record.route):
-            job.route_index = 0
-            delay = min(self.config.retry_max, self.config.retry_initial * 2 ** min(job.record.attempts, 16))
-            job.record.not_before = time.time() + delay
-        if self._trace:
-            self.msglog.failover(job, left, delay)
-        self.dispatch(job)
-
-    def on_result(self, job: Job, pool: UpstreamPool, resp: Pdu | None, exc: BaseException | None) -> None:
-        record = job.record
-        record.attempts += 1
-        if resp is not None and resp.command_status == CommandStatus.ESME_ROK:
-            self._sent(job, pool, resp)
-            return
-        status = resp.command_status if resp is not None else None
-        if record.id not in self.jobs:
-            return  # cancelled meanwhile
-        if status is None or status in TEMPORARY_STATUSES:
-            self.counters["temporary_failures"] += 1
-            job.attempts_here += 1
-            if job.attempts_here < pool.cfg.max_attempts and pool.available:
-                delay = min(self.config.retry_max, self.config.retry_initial * 2 ** (job.attempts_here - 1))
-                if status == CommandStatus.ESME_RTHROTTLED:
-                    delay = min(delay, 1.0)
-                record.not_before = time.time() + delay
-                if self._trace:
-                    error = "" if exc is None else f"{type(exc).__name__}: {exc}"
-                    self.msglog.retry(job, pool.name, status, error, delay)
-                self.dispatch(job)
-            else:
-                self._next_upstream(job)
-            return
-        self.counters["permanent_failures"] += 1
-        self._finish(job, MessageState.FAILED, SmppState.UNDELIVERABLE, status)
-
-    def _sent(self, job: Job, pool: UpstreamPool, resp: Pdu) -> None:
-        record = job.record
-        self.jobs.pop(record.id, None)
+    def _sent(self, row: MessageRow) -> None:
         self.counters["sent"] += 1
-        upstream_id = getattr(resp, "message_id", "")
-        record.state = MessageState.SENT
-        record.upstream = pool.name
-        record.upstream_id = upstream_id
-        self.store.update(record.id, state=MessageState.SENT, upstream=pool.name, upstream_id=upstream_id,
-                          attempts=record.attempts, updated_at=time.time())
-        if self._msglog_on:
-            self.msglog.submitted(job, pool.name, upstream_id)
-        if record.registered_delivery & 0x13 and upstream_id:
-            key = (pool.name, normalise_message_id(upstream_id, base=_base(pool.cfg, "submit")))
-            smap = self.sent_map
-            smap[key] = record
-            if len(smap) > self.sent_map_limit:
-                smap.popitem(last=False)
+        self.outgoing.pop(row.id, None)
+        self.table.release(row.id)
+        pool = self.pools.get(row.upstream or "")
+        if row.upstream_id and pool is not None and receipts_requested(row.registered_delivery):
+            key = (pool.name, normalise_message_id(row.upstream_id, base=pool.cfg.submit_id_base or None))
+            waiting = self.awaiting_receipt
+            waiting[key] = row
+            if len(waiting) > self.awaiting_limit:
+                waiting.popitem(last=False)  # its receipt will find it in the store
 
-    def _finish(self, job: Job, state: str, smpp_state: SmppState, error: int) -> None:
-        """A final outcome decided by the hub itself: store it and tell the ESME if it asked."""
-        record = job.record
-        self.jobs.pop(record.id, None)
-        if job.timer is not None:
-            job.timer.cancel()
-            job.timer = None
-        record.state = state
-        record.error = error
-        self.store.update(record.id, state=state, error=error, attempts=record.attempts, updated_at=time.time())
-        self.counters[state] += 1
-        if self._msglog_on:
-            self.msglog.finished(job, state, error)
-        rd = record.registered_delivery & 3
-        if rd in (1, 2):  # always, or on failure: these are all failures
-            self._spawn_receipt(record, smpp_state, error)
+    def _finished(self, row: MessageRow) -> None:
+        """A final outcome the hub decided itself (expired, rejected, cancelled)."""
+        self.counters[row.state.value] += 1
+        self.outgoing.pop(row.id, None)
+        self.table.release(row.id)
+        if row.receipt_owed:
+            receipt = self._hub_receipt(row)
+            row.receipt = encode(receipt)
+            self.deliveries.deliver_receipt(row, receipt)
 
-    def _spawn_receipt(self, record: MessageRecord, state: SmppState, error: int) -> None:
-        pdu = decode(record.pdu)
-        receipt = build_receipt(
-            message_id=record.id, state=state, source_addr=pdu.source_addr,
-            destination_addr=getattr(pdu, "destination_addr", ""),
-            source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
-            dest_addr_ton=getattr(pdu, "dest_addr_ton", 0), dest_addr_npi=getattr(pdu, "dest_addr_npi", 0),
-            submit_date=datetime.fromtimestamp(record.created_at, timezone.utc), done_date=datetime.now(timezone.utc),
-            err=f"{error & 0xFFF:03d}" if error else "000", text=getattr(pdu, "short_message", b""),
-        )
-        account = self.accounts.get(record.account)
-        hold = account.receipt_hold if account else 3 * 86400.0
-        self.deliveries.deliver(record.account, receipt, kind="receipt", hold=hold)
+    def _write(self) -> None:
+        rows = self.table.take_changed()
+        if rows:
+            self.store.save(rows)
 
-    # ---- what upstreams deliver -------------------------------------------------------------------
+    # ---- time -------------------------------------------------------------------------------
 
-    def on_deliver(self, pool: UpstreamPool, pdu: Pdu) -> Any:
-        """A deliver_sm/data_sm from an upstream: a receipt or an MO. Returns status or Future of it."""
+    def _arm(self) -> None:
+        when = self.table.next_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None and self.loop is not None:
+            self._timer = self.loop.call_later(max(0.0, when - self.clock()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._act(self.table.tick(self.clock()))
+
+    # ---- what pools report (the UpstreamEvents interface) -----------------------------------------
+
+    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
+        """False when ``out`` was cancelled, expired or failed over while it waited in ``pool``'s queue."""
+        row = out.row
+        return row.state is State.QUEUED and row.target == pool.name and self.outgoing.get(row.id) is out
+
+    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
+        self._act(self.table.apply(out.row, Taken(pool.name), self.clock()))
+
+    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
+        row = out.row
+        if row.state is not State.IN_FLIGHT or row.upstream != pool.name:
+            return
+        event: Event
+        if response is not None and response.command_status == CommandStatus.ESME_ROK:
+            event = SubmitOk(getattr(response, "message_id", ""))
+        elif response is not None and response.command_status not in TEMPORARY_STATUSES:
+            self.counters["permanent_failures"] += 1
+            event = SubmitPermanent(response.command_status)
+        elif response is None and not pool.available:
+            event = UpstreamDown()  # the connection went with it: another upstream, now
+        else:
+            self.counters["temporary_failures"] += 1
+            status = response.command_status if response is not None else 0
+            event = SubmitTemporary(status, throttled=status == CommandStatus.ESME_RTHROTTLED)
+            if self._trace and error is not None:
+                self.msglog.unanswered(row, pool.name, error)
+        self._event(row, event)
+
+    def pool_up(self, pool: UpstreamPool) -> None:
+        waiting = [row for row in self.parked.values() if pool.name in row.route]
+        now = self.clock()
+        changes: list[Change] = []
+        for row in waiting:
+            changes.extend(self.table.apply(row, UpstreamUp(), now))
+        self._act(changes)
+
+    def pool_down(self, pool: UpstreamPool, left: list[Outgoing]) -> None:
+        if left:
+            log.warning("upstream_failover", upstream=pool.name, messages=len(left), reason="every bind is down")
+        now = self.clock()
+        changes: list[Change] = []
+        for out in left:
+            row = out.row
+            if row.state is State.QUEUED and row.target == pool.name and self.outgoing.get(row.id) is out:
+                changes.extend(self.table.apply(row, UpstreamDown(), now))
+        self._act(changes)
+
+    def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
+        """A deliver_sm/data_sm from an upstream: a receipt or an MO; the status to answer it with."""
         if is_receipt(pdu):
             return self._receipt(pool, pdu)
         return self._mo(pool, pdu)
 
-    def _receipt(self, pool: UpstreamPool, pdu: Pdu) -> Any:
+    # ---- receipts ---------------------------------------------------------------------------------
+
+    def _receipt(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
         info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
-        if info is None:
-            self.counters["receipts_unreadable"] += 1
-            log.warning("receipt_unreadable", upstream=pool.name, text=getattr(pdu, "short_message", b"")[:80])
-            return 0
-        key = (pool.name, normalise_message_id(info.message_id, base=_base(pool.cfg, "receipt")))
-        record = self.sent_map.get(key)
-        if record is not None:
-            return self._receipt_for(record, pdu, info, key, pool.name)
-        fut = self.loop.create_future()
+        if info is None or not info.message_id:
+            return self._unmatched(pool, pdu, info, "no message id in the receipt")
+        key = (pool.name, normalise_message_id(info.message_id, base=pool.cfg.receipt_id_base or None))
+        row = self.awaiting_receipt.get(key)
+        if row is not None:
+            return self._receipt_for(row, pool, pdu, info, key)
+        assert self.loop is not None
+        fut: asyncio.Future[int] = self.loop.create_future()
         self._spawn(self._receipt_later(pool, pdu, info, key, fut))
         return fut
 
-    async def _receipt_later(self, pool: UpstreamPool, pdu: Pdu, info, key, fut: asyncio.Future) -> None:
-        """The id is not in memory: the submit_sm_resp may still be on its way, or we restarted."""
+    async def _receipt_later(self, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo, key: tuple[str, str],
+                             fut: asyncio.Future[int]) -> None:
+        """The id is not in memory: its submit_sm_resp may still be on its way, or we restarted."""
         try:
-            record = None
-            for delay in (0.0, 0.05, 0.2, 0.5, 1.0):
+            row = None
+            for delay in RECEIPT_LOOKUP_DELAYS:
                 if delay:
                     await asyncio.sleep(delay)
-                record = self.sent_map.get(key) or await self.store.find_by_upstream_id(pool.name, info.message_id)
-                if record is not None:
+                row = self.awaiting_receipt.get(key) or await self.store.find_by_upstream_id(pool.name, info.message_id)
+                if row is not None:
                     break
-            if record is None:
-                self.counters["receipts_unmatched"] += 1
-                log.warning("receipt_unmatched", upstream=pool.name, upstream_id=info.message_id)
-                fut.set_result(0)
+            if row is None:
+                fut.set_result(self._unmatched(pool, pdu, info, "unknown message id"))
                 return
-            result = self._receipt_for(record, pdu, info, key, pool.name)
-            if isinstance(result, asyncio.Future):
-                result.add_done_callback(lambda f: fut.done() or fut.set_result(f.result()))
-            else:
+            result = self._receipt_for(row, pool, pdu, info, key)
+            if isinstance(result, int):
                 fut.set_result(result)
-        except Exception:  # noqa: BLE001 - make the SMSC send it again
-            log.exception("receipt_failed", upstream=pool.name, upstream_id=info.message_id)
+            else:
+                fut.set_result(await result)
+        except Exception as exc:  # noqa: BLE001 - make the SMSC send it again
+            log.error("receipt_failed", upstream=pool.name, upstream_id=info.message_id, error=f"{type(exc).__name__}: {exc}")
             if not fut.done():
                 fut.set_result(CommandStatus.ESME_RSYSERR)
 
-    def _receipt_for(
-        self, record: MessageRecord, pdu: Pdu, info: ReceiptInfo, key: tuple[str, str], upstream: str
-    ) -> Any:
+    def _receipt_for(self, row: MessageRow, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo,
+                     key: tuple[str, str]) -> int | asyncio.Future[int]:
         self.counters["receipts_in"] += 1
-        intermediate = (pdu.esm_class & 0x3C) == 0x20 or not info.state.is_final
-        rd = record.registered_delivery
-        if not intermediate:
-            state = _RECEIPT_STATE.get(info.state, MessageState.FAILED)
-            record.state = state
-            self.store.update(record.id, state=state, updated_at=time.time(), error=_err(info))
-            self.sent_map.pop(key, None)
-            wanted = (rd & 3) == 1 or ((rd & 3) == 2 and state != MessageState.DELIVERED) or ((rd & 3) == 3 and state == MessageState.DELIVERED)
-        else:
-            wanted = bool(rd & 0x10)
-        if self._msglog_on:
-            # the id as submit_sm_resp gave it (the receipt may write it in another base)
-            self.msglog.receipt(record.id, record.account, upstream, record.upstream_id or info.message_id, pdu,
-                                info.state.name, not intermediate, wanted)
-        if not wanted:
+        esm_type = pdu.esm_class & EsmClass.TYPE_MASK
+        intermediate = esm_type == EsmClass.TYPE_INTERMEDIATE_NOTIFICATION or not info.state.is_final
+        event: Event = Intermediate() if intermediate else Receipt(info.state, _err(info))
+        try:
+            transition = apply(row, event, self.clock(), self.table.policy)
+        except InvalidTransition:
+            self.counters["receipts_duplicate"] += 1
+            log.info("receipt_duplicate", message_id=row.id, upstream=pool.name, upstream_id=info.message_id,
+                     state=row.state.value)
             return 0
-        account = self.accounts.get(record.account)
-        hold = account.receipt_hold if account else 3 * 86400.0
-        return self.deliveries.deliver(record.account, rewrite_receipt(pdu, record.id), kind="receipt", hold=hold)
+        if self._msglog_on:
+            forwarded = transition.forward_intermediate if intermediate else row.receipt_owed
+            self.msglog.receipt(row.id, row.account, pool.name, info.message_id, pdu, info.state.name,
+                                not intermediate, forwarded)
+        if intermediate:
+            if transition.forward_intermediate:
+                return self.deliveries.deliver_mo(row.account, rewrite_receipt(pdu, row.id), kind="receipt")
+            return 0
+        self.awaiting_receipt.pop(key, None)
+        self.counters[row.state.value] += 1
+        if not row.receipt_owed:
+            self.store.save([row])
+            return 0
+        receipt = rewrite_receipt(pdu, row.id)
+        row.receipt = encode(receipt)
+        return self._deliver_after_saving(row, receipt)
 
-    def _mo(self, pool: UpstreamPool, pdu: Pdu) -> Any:
-        dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton if hasattr(pdu, "dest_addr_ton") else 0)
+    def _deliver_after_saving(self, row: MessageRow, receipt: Pdu) -> asyncio.Future[int]:
+        """The row with its receipt is durable before the upstream hears ESME_ROK."""
+        assert self.loop is not None
+        done: asyncio.Future[int] = self.loop.create_future()
+        saving = asyncio.ensure_future(self.store.save_durably([row]))
+
+        def saved(f: asyncio.Future[None]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                log.error("receipt_not_stored", message_id=row.id, error=str(f.exception()) if not f.cancelled() else "cancelled")
+                done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store still has SENT
+                return
+            self.deliveries.deliver_receipt(row, receipt)
+            done.set_result(0)
+
+        saving.add_done_callback(saved)
+        return done
+
+    def _unmatched(self, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo | None, reason: str) -> int:
+        self.counters["receipts_unmatched"] += 1
+        text = getattr(pdu, "short_message", b"")[:160].decode("latin-1")
+        kept = UnmatchedReceipt(pool.name, info.message_id if info else "", info.state.name if info else "",
+                                self.clock(), text)
+        self.unmatched.append(kept)
+        log.warning("receipt_unmatched", upstream=pool.name, upstream_id=kept.message_id, state=kept.state, reason=reason)
+        return 0  # acknowledged: an SMSC answered with an error would send it again forever
+
+    def _hub_receipt(self, row: MessageRow) -> DeliverSm:
+        """The receipt for an outcome the hub decided itself (expired, rejected, cancelled)."""
+        pdu = decode(row.pdu)
+        error = row.error
+        return build_receipt(
+            message_id=row.id, state=smpp_state(row.state), source_addr=pdu.source_addr,
+            destination_addr=getattr(pdu, "destination_addr", ""),
+            source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
+            dest_addr_ton=getattr(pdu, "dest_addr_ton", 0), dest_addr_npi=getattr(pdu, "dest_addr_npi", 0),
+            submit_date=datetime.fromtimestamp(row.created_at, timezone.utc),
+            done_date=datetime.fromtimestamp(row.updated_at, timezone.utc),
+            err=f"{error & 0xFFF:03d}" if error else "000", text=getattr(pdu, "short_message", b""),
+        )
+
+    # ---- MO ----------------------------------------------------------------------------------------
+
+    def _mo(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
+        dest = normalise_destination(pdu.destination_addr, getattr(pdu, "dest_addr_ton", 0))
         route = self.mo_routes.lookup(dest)
         if route is None:
             self.counters["mo_unroutable"] += 1
-            log.warning("mo_unroutable", upstream=pool.name, source=pdu.source_addr, dest=pdu.destination_addr)
             if self._msglog_on:
                 self.msglog.mo(pool.name, pdu, None, None, CommandStatus.ESME_RINVDSTADR)
+            log.warning("mo_unroutable", upstream=pool.name, dest=pdu.destination_addr)
             return CommandStatus.ESME_RINVDSTADR
         self.counters["mo_in"] += 1
         if self._msglog_on:
             self.msglog.mo(pool.name, pdu, route.account, route.webhook, 0)
         if route.webhook:
-            fut = self.loop.create_future()
+            assert self.loop is not None
+            fut: asyncio.Future[int] = self.loop.create_future()
             self._spawn(self._post_webhook(route.webhook, pdu, fut))
             return fut
-        account = self.accounts.get(route.account)
-        hold = account.receipt_hold if account else 3 * 86400.0
-        return self.deliveries.deliver(route.account, pdu, kind="mo", hold=hold)
+        assert route.account is not None
+        return self.deliveries.deliver_mo(route.account, pdu, kind="mo")
 
-    async def _post_webhook(self, url: str, pdu: Pdu, fut: asyncio.Future) -> None:
+    async def _post_webhook(self, url: str, pdu: Pdu, fut: asyncio.Future[int]) -> None:
         import aiohttp
 
         from smppcore.text import decode_text
@@ -382,7 +492,8 @@ class Dispatcher:
             "source_addr": pdu.source_addr,
             "destination_addr": pdu.destination_addr,
             "data_coding": pdu.data_coding,
-            "text": decode_text(getattr(pdu, "short_message", b"") or pdu.tlvs.get(smppcore.Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding),
+            "text": decode_text(getattr(pdu, "short_message", b"") or pdu.tlvs.get(smppcore.Tag.MESSAGE_PAYLOAD, b""),
+                                pdu.data_coding),
             "esm_class": pdu.esm_class,
         }
         try:
@@ -390,59 +501,50 @@ class Dispatcher:
                 async with http.post(url, json=body) as resp:
                     ok = 200 <= resp.status < 300
         except Exception as exc:  # noqa: BLE001 - the SMSC will retry
-            log.warning("mo_webhook_failed", webhook=url, error=f"{type(exc).__name__}: {exc}")
+            log.warning("mo_webhook_failed", url=url, error=f"{type(exc).__name__}: {exc}")
             ok = False
-        if self._trace:
+        if self._msglog_on:
             self.msglog.mo_webhook(pdu, url, ok)
         fut.set_result(0 if ok else CommandStatus.ESME_RX_T_APPN)
 
-    # ---- expiry ------------------------------------------------------------------------------
+    # ---- requests from ESMEs about their messages -------------------------------------------------
 
-    async def _expire_forever(self, interval: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            self.expire_parked()
-
-    def expire_parked(self, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        keep = collections.deque()
-        for job in self.parked:
-            if job.record.expires_at is not None and job.record.expires_at <= now:
-                self._finish(job, MessageState.EXPIRED, SmppState.EXPIRED, 0)
-            else:
-                keep.append(job)
-        self.parked = keep
-
-    def cancel(self, record_id: str) -> bool:
-        """Cancel a message that has not gone upstream yet (cancel_sm)."""
-        job = self.jobs.get(record_id)
-        if job is None:
+    def cancel(self, message_id: str) -> bool:
+        """cancel_sm: True if the message had not left and is now cancelled."""
+        row = self.table.get(message_id)
+        if row is None:
             return False
-        for pool in self.pools.values():
-            if job in pool.queue:
-                pool.queue.remove(job)
-                break
-        else:
-            if job not in self.parked and job.timer is None:
-                return False  # in flight right now
-        if job in self.parked:
-            self.parked.remove(job)
-        self._finish(job, MessageState.CANCELLED, SmppState.DELETED, 0)
+        try:
+            changes = self.table.apply(row, Cancel(), self.clock())
+        except InvalidTransition:
+            return False
+        self._act(changes)
         return True
 
-    def _spawn(self, coro) -> None:
+    def waiting(self, message_id: str) -> Outgoing | None:
+        """The message if it has not left yet (replace_sm may change it), else None."""
+        row = self.table.get(message_id)
+        if row is None or row.state not in WAITING_STATES:
+            return None
+        return self.outgoing.get(message_id)
+
+    def replaced(self, out: Outgoing, pdu: Pdu, due: float, expires_at: float | None,
+                 registered_delivery: int | None) -> None:
+        """replace_sm of a message that has not left: new text and times."""
+        out.pdu = pdu
+        out.row.pdu = encode(pdu)
+        self._event(out.row, Replace(due, expires_at, registered_delivery))
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        assert self.loop is not None
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
 
-def _base(cfg, which: str) -> int | None:
-    value = getattr(cfg, f"{which}_id_base", 0)
-    return value or None
-
-
-def _err(info) -> int:
+def _err(info: ReceiptInfo) -> int:
+    err = info.err
     try:
-        return int(info.err, 0) if isinstance(info.err, str) else int(info.err)
+        return int(err, 0) if isinstance(err, str) else int(err)
     except ValueError:
         return 0

@@ -3,25 +3,30 @@
 A submit is checked (account rate, source address, route, validity), given a hub
 message_id and handed to :meth:`Acceptor.accept`, which stores it durably with
 everything else that arrived in the same event-loop turn (one group commit) and
-only then answers submit_sm_resp and dispatches it. A store failure answers
-ESME_RSYSERR: the message was not accepted, so the ESME keeps it.
+only then answers submit_sm_resp and hands it to the dispatcher. A store failure
+answers ESME_RSYSERR: the message was not accepted, so the ESME keeps it.
+
+Segments of one long message (UDH 8/16-bit reference or SAR TLVs) form a group: the
+route's weighted choice is made once for the group, so every segment leaves through
+the same upstream, and the lifecycle moves them together on a failover.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import os
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
 
 import smppcore
 from smppcore import CommandId, CommandStatus, Pdu, State, encode
+from smppcore.concat import concat_info
 from smppcore.pdus import UnsuccessSme
 from smppcore.ratelimit import TokenBucket
 from smppcore.server import SmscConnection, SmscHandler
@@ -30,12 +35,14 @@ from smppcore.smpptime import InvalidTime, parse_time
 from .auth import SourceFilter, compile_ip_allowlist, ip_allowed, verify_password
 from .batching import TurnBatcher
 from .config import Account, HubConfig, unroutable_status
+from .dispatch import Dispatcher
+from .lifecycle import FINAL_STATES, MessageRow, smpp_state
 from .msglog import MessageLog
 from .routing import Route, RouteTable, normalise_destination
-from .store import MessageRecord, MessageState, Store
-from .upstream import Job
+from .store import Store
+from .upstream import Outgoing
 
-__all__ = ["EsmeHandler", "Acceptor", "HubIds"]
+__all__ = ["EsmeHandler", "Acceptor", "HubIds", "Binds"]
 
 log = structlog.get_logger("smpphub.esme")
 
@@ -50,6 +57,21 @@ _REASONS: dict[int, str] = {
     CommandStatus.ESME_RINVSCHED: "bad schedule_delivery_time",
     CommandStatus.ESME_RINVEXPIRY: "bad or past validity_period",
 }
+#: long messages whose route choice is remembered for their later segments
+GROUPS_REMEMBERED = 100_000
+
+
+class Binds(Protocol):
+    """Who is bound: the hub's registry of ESME connections, as the ESME side needs it."""
+
+    def bound_count(self, system_id: str) -> int:
+        """Bound connections of ``system_id`` now."""
+
+    def receiver_bound(self, conn: SmscConnection) -> None:
+        """``conn`` bound as receiver or transceiver: deliveries may go to it."""
+
+    def receiver_gone(self, conn: SmscConnection) -> None:
+        """``conn`` closed: no more deliveries to it."""
 
 
 class HubIds:
@@ -80,47 +102,60 @@ class AccountState:
         self.ips = compile_ip_allowlist(cfg.allowed_ips)
 
 
-class Acceptor:
-    """Group-commits accepted messages, then answers and dispatches them."""
+class Submission:
+    """One submit waiting for its group commit: where to answer, what, and the messages it made."""
 
-    def __init__(self, store: Store, dispatch: Callable[[Job], None], msglog: MessageLog | None = None) -> None:
+    __slots__ = ("conn", "request", "response", "messages")
+
+    def __init__(self, conn: SmscConnection | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
+        self.conn = conn
+        self.request = request
+        self.response = response
+        self.messages = messages
+
+
+class Acceptor:
+    """Group-commits accepted messages, then answers and hands them to the dispatcher."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, msglog: MessageLog | None = None) -> None:
         self.store = store
-        self.dispatch = dispatch
+        self.dispatcher = dispatcher
         self.msglog = msglog or MessageLog.off()
-        self._batcher: TurnBatcher[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]] = TurnBatcher(self._commit)
+        self._batcher: TurnBatcher[Submission] = TurnBatcher(self._commit)
         self.accepted = 0
 
     @property
     def commits(self) -> int:
         return self._batcher.batches
 
-    def accept(self, conn: SmscConnection | None, request: Pdu, response: Pdu, jobs: list[Job]) -> None:
-        """Store ``jobs``; then send ``response`` on ``conn`` and dispatch them."""
-        self._batcher.add((conn, request, response, jobs))
+    def accept(self, conn: SmscConnection | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
+        """Store ``messages``; then send ``response`` on ``conn`` and dispatch them."""
+        self._batcher.add(Submission(conn, request, response, messages))
 
-    async def _commit(self, batch: list[tuple[SmscConnection | None, Pdu, Pdu, list[Job]]]) -> None:
-        records = [job.record for _, _, _, jobs in batch for job in jobs]
+    async def _commit(self, batch: list[Submission]) -> None:
+        rows = [out.row for sub in batch for out in sub.messages]
         try:
-            await self.store.add_messages(records)
+            await self.store.add_messages(rows)
         except Exception as exc:  # noqa: BLE001 - not accepted: the ESMEs keep their messages
-            log.error("store_failed", messages=len(records), error=str(exc))
-            for conn, request, _, jobs in batch:
-                if conn is not None:
-                    conn.respond(request.make_response(command_status=CommandStatus.ESME_RSYSERR))
+            log.error("store_failed", messages=len(rows), error=str(exc))
+            for sub in batch:
+                if sub.conn is not None:
+                    sub.conn.respond(sub.request.make_response(command_status=CommandStatus.ESME_RSYSERR))
                 if self.msglog.on:
-                    for job in jobs:
-                        self.msglog.refused(job.record.account, request, CommandStatus.ESME_RSYSERR,
-                                            f"store failed: {exc}", _dest(job.pdu))
+                    for out in sub.messages:
+                        self.msglog.refused(out.row.account, sub.request, CommandStatus.ESME_RSYSERR,
+                                            f"store failed: {exc}", _dest(out.pdu))
             return
-        self.accepted += len(records)
+        self.accepted += len(rows)
         trace = self.msglog.trace
-        for conn, _, response, jobs in batch:
-            if conn is not None:
-                conn.respond(response)
-            for job in jobs:
+        dispatcher = self.dispatcher
+        for sub in batch:
+            if sub.conn is not None:
+                sub.conn.respond(sub.response)
+            for out in sub.messages:
                 if trace:
-                    self.msglog.accepted(job)
-                self.dispatch(job)
+                    self.msglog.accepted(out)
+                dispatcher.accept(out)
 
     async def drain(self) -> None:
         await self._batcher.drain()
@@ -131,12 +166,15 @@ class EsmeHandler(SmscHandler):
 
     system_id = "smpphub"
 
-    def __init__(self, config: HubConfig, store: Store, acceptor: Acceptor, routes: RouteTable, hub: Any) -> None:
+    def __init__(self, config: HubConfig, store: Store, acceptor: Acceptor, routes: RouteTable, binds: Binds) -> None:
         super().__init__()
         self.store = store
         self.acceptor = acceptor
-        self.hub = hub
+        self.dispatcher = acceptor.dispatcher
+        self.binds = binds
         self.ids = HubIds()
+        # long message -> the route chosen for its first segment (oldest forgotten first)
+        self._group_routes: collections.OrderedDict[str, list[str]] = collections.OrderedDict()
         self._verified: dict[tuple[str, bytes], str] = {}
         self.accepting = True
         self.msglog = acceptor.msglog
@@ -174,8 +212,7 @@ class EsmeHandler(SmscHandler):
         if _BIND_NAMES[bind.command_id] not in account.cfg.bind_types:
             log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="bind type not allowed")
             return CommandStatus.ESME_RINVBNDSTS
-        bound = sum(1 for c in self.hub.esme_connections() if c.system_id == bind.system_id and c.session.state.is_bound)
-        if bound >= account.cfg.max_binds:
+        if self.binds.bound_count(bind.system_id) >= account.cfg.max_binds:
             log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="max_binds reached")
             return CommandStatus.ESME_RBINDFAIL
         credential = account.cfg.credential
@@ -196,13 +233,10 @@ class EsmeHandler(SmscHandler):
     def bound(self, conn: SmscConnection) -> None:
         log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "", state=conn.session.state.value)
         if conn.session.state in (State.BOUND_RX, State.BOUND_TRX):
-            self.hub.receivers.setdefault(conn.system_id, []).append(conn)
-            self.hub.deliveries.bound(conn.system_id)
+            self.binds.receiver_bound(conn)
 
     def closed(self, conn: SmscConnection) -> None:
-        receivers = self.hub.receivers.get(conn.system_id)
-        if receivers and conn in receivers:
-            receivers.remove(conn)
+        self.binds.receiver_gone(conn)
         if conn.system_id:
             log.info("unbind", system_id=conn.system_id, reason=conn.session.close_reason or "closed")
 
@@ -232,7 +266,7 @@ class EsmeHandler(SmscHandler):
         return 0
 
     def _times(self, pdu: Pdu, now: float) -> tuple[float, float] | int:
-        """(not_before, expires_at) from the PDU, or the status to refuse it with."""
+        """(due, expires_at) from the PDU (due 0: now), or the status to refuse it with."""
         not_before = 0.0
         expires_at = now + self.config.default_validity
         sched = getattr(pdu, "schedule_delivery_time", "")
@@ -256,13 +290,22 @@ class EsmeHandler(SmscHandler):
             return CommandStatus.ESME_RINVSCHED
         return not_before, expires_at
 
-    def _job(self, conn_account: str, pdu: Pdu, route: Route, now: float, times: tuple[float, float]) -> Job:
+    def _message(self, account: str, pdu: Pdu, route: Route, now: float, times: tuple[float, float]) -> Outgoing:
         outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
-        record = MessageRecord(
-            id=self.ids.next(), account=conn_account, pdu=encode(outgoing), route=route.pick(), created_at=now,
-            not_before=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
+        group = _group_key(account, pdu)
+        if group:
+            upstreams = self._group_routes.get(group)
+            if upstreams is None:
+                upstreams = self._group_routes[group] = route.pick()
+                if len(self._group_routes) > GROUPS_REMEMBERED:
+                    self._group_routes.popitem(last=False)
+        else:
+            upstreams = route.pick()
+        row = MessageRow(
+            id=self.ids.next(), account=account, pdu=encode(outgoing), route=upstreams, group=group, created_at=now,
+            due=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
         )
-        return Job(record, outgoing, prefix=route.prefix)
+        return Outgoing(row, outgoing, prefix=route.prefix)
 
     def _refuse(self, conn: SmscConnection, pdu: Pdu, status: int, reason: str = "") -> Pdu:
         """The error response to a submit, logged when message logs are on."""
@@ -285,8 +328,8 @@ class EsmeHandler(SmscHandler):
         times = self._times(pdu, now)
         if isinstance(times, int):
             return self._refuse(conn, pdu, times)
-        job = self._job(conn.system_id, pdu, route, now, times)
-        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=job.record.id), [job])
+        out = self._message(conn.system_id, pdu, route, now, times)
+        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
         return None
 
     def _submit_multi(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
@@ -301,7 +344,7 @@ class EsmeHandler(SmscHandler):
         times = self._times(pdu, now)
         if isinstance(times, int):
             return self._refuse(conn, pdu, times)
-        jobs: list[Job] = []
+        messages: list[Outgoing] = []
         failed: list[UnsuccessSme] = []
         base = self.ids.next()
         for i, dest in enumerate(pdu.dest_address):
@@ -328,66 +371,67 @@ class EsmeHandler(SmscHandler):
                 data_coding=pdu.data_coding, sm_default_msg_id=pdu.sm_default_msg_id, short_message=pdu.short_message,
                 tlvs=dict(pdu.tlvs),
             )
-            job = self._job(conn.system_id, single, route, now, times)
-            job.record.id = base if not jobs else f"{base}.{i}"
-            jobs.append(job)
-        if not jobs:
+            out = self._message(conn.system_id, single, route, now, times)
+            out.row.id = base if not messages else f"{base}.{i}"
+            messages.append(out)
+        if not messages:
             return pdu.make_response(message_id="", unsuccess_sme=failed, command_status=0)
-        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=base, unsuccess_sme=failed), jobs)
+        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=base, unsuccess_sme=failed), messages)
         return None
 
-    async def _own_record(self, conn: SmscConnection, message_id: str) -> MessageRecord | None:
-        record = await self.store.get(message_id)
-        if record is None or record.account != conn.system_id:
+    async def _own_row(self, conn: SmscConnection, message_id: str) -> MessageRow | None:
+        """The message as it is now (the dispatcher's row is newer than the store's), if ``conn``'s account sent it."""
+        row = self.dispatcher.table.get(message_id) or await self.store.get(message_id)
+        if row is None or row.account != conn.system_id:
             return None
-        return record
+        return row
 
     async def _query(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
-        record = await self._own_record(conn, pdu.message_id)
-        if record is None:
+        row = await self._own_row(conn, pdu.message_id)
+        if row is None:
             return pdu.make_response(command_status=CommandStatus.ESME_RQUERYFAIL)
         from smppcore.smpptime import format_absolute
 
-        state = _QUERY_STATE.get(record.state, smppcore.MessageState.UNKNOWN)
-        final = format_absolute(datetime.fromtimestamp(record.updated_at, timezone.utc)) if record.state in MessageState.FINAL else ""
-        return pdu.make_response(message_id=record.id, final_date=final, message_state=int(state), error_code=record.error & 0xFF)
+        final = format_absolute(datetime.fromtimestamp(row.updated_at, timezone.utc)) if row.state in FINAL_STATES else ""
+        return pdu.make_response(message_id=row.id, final_date=final, message_state=int(smpp_state(row.state)),
+                                 error_code=row.error & 0xFF)
 
     async def _cancel(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
-        record = await self._own_record(conn, pdu.message_id)
-        if record is None or not self.hub.dispatcher.cancel(record.id):
+        row = await self._own_row(conn, pdu.message_id)
+        if row is None or not self.dispatcher.cancel(row.id):
             return pdu.make_response(command_status=CommandStatus.ESME_RCANCELFAIL)
+        await self.store.flush()
         return pdu.make_response()
 
     async def _replace(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
-        record = await self._own_record(conn, pdu.message_id)
-        job = self.hub.dispatcher.jobs.get(pdu.message_id) if record is not None else None
-        if job is None or job.timer is None and not any(job in p.queue for p in self.hub.dispatcher.pools.values()) and job not in self.hub.dispatcher.parked:
+        row = await self._own_row(conn, pdu.message_id)
+        out = self.dispatcher.waiting(pdu.message_id) if row is not None else None
+        if out is None:
             return pdu.make_response(command_status=CommandStatus.ESME_RREPLACEFAIL)
-        changes: dict[str, Any] = {"short_message": pdu.short_message}
-        if pdu.registered_delivery:
-            changes["registered_delivery"] = pdu.registered_delivery
-            job.record.registered_delivery = pdu.registered_delivery
+        due, expires_at = out.row.due, out.row.expires_at
         if pdu.schedule_delivery_time or pdu.validity_period:
             times = self._times(pdu, time.time())
             if isinstance(times, int):
                 return pdu.make_response(command_status=times)
-            job.record.not_before, job.record.expires_at = times
-        job.pdu = msgspec.structs.replace(job.pdu, **changes)
-        job.record.pdu = encode(job.pdu)
-        self.store.update(job.record.id, pdu=job.record.pdu, registered_delivery=job.record.registered_delivery,
-                          not_before=job.record.not_before, expires_at=job.record.expires_at)
+            due, expires_at = times
+        changes: dict[str, Any] = {"short_message": pdu.short_message}
+        if pdu.registered_delivery:
+            changes["registered_delivery"] = pdu.registered_delivery
+        self.dispatcher.replaced(out, msgspec.structs.replace(out.pdu, **changes), due, expires_at,
+                                 pdu.registered_delivery or None)
         await self.store.flush()
         return pdu.make_response()
 
 
-_QUERY_STATE = {
-    MessageState.QUEUED: smppcore.MessageState.ENROUTE,
-    MessageState.SENT: smppcore.MessageState.ENROUTE,
-    MessageState.DELIVERED: smppcore.MessageState.DELIVERED,
-    MessageState.FAILED: smppcore.MessageState.UNDELIVERABLE,
-    MessageState.EXPIRED: smppcore.MessageState.EXPIRED,
-    MessageState.CANCELLED: smppcore.MessageState.DELETED,
-}
+def _group_key(account: str, pdu: Pdu) -> str:
+    """The long message a segment belongs to ("" for a message in one piece)."""
+    try:
+        info = concat_info(pdu)
+    except ValueError:  # a malformed UDH goes on as it came, alone
+        return ""
+    if info is None:
+        return ""
+    return f"{account}\x1f{pdu.source_addr}\x1f{getattr(pdu, 'destination_addr', '')}\x1f{info.reference}\x1f{info.total}"
 
 
 def _dest(pdu: Pdu) -> str:

@@ -21,16 +21,17 @@ import msgspec
 import structlog
 
 import smppcore
-from smppcore import SessionConfig, State, decode
+from smppcore import SessionConfig, State
+from smppcore.server import SmscConnection
 
 from .config import HubConfig
 from .delivery import Deliveries
 from .dispatch import Dispatcher
 from .esme import Acceptor, EsmeHandler
 from .msglog import MessageLog
+from .lifecycle import State as MessageState
 from .routing import RouteTable
-from .store import MessageState, Store
-from .upstream import Job
+from .store import Store
 
 __all__ = ["Hub", "ListenError", "open_store"]
 
@@ -66,6 +67,23 @@ class Hub:
     def esme_connections(self) -> list[smppcore.SmscConnection]:
         return [c for s in self.servers for c in s.connections]
 
+    # the Binds and Receivers interfaces (router.esme, router.delivery)
+
+    def bound_count(self, system_id: str) -> int:
+        return sum(1 for c in self.esme_connections() if c.system_id == system_id and c.session.state.is_bound)
+
+    def receiver_bound(self, conn: SmscConnection) -> None:
+        self._receivers.setdefault(conn.system_id, []).append(conn)
+        self.deliveries.bound(conn.system_id)
+
+    def receiver_gone(self, conn: SmscConnection) -> None:
+        receivers = self._receivers.get(conn.system_id)
+        if receivers and conn in receivers:
+            receivers.remove(conn)
+
+    def receivers(self, account: str) -> list[SmscConnection]:
+        return self._receivers.get(account, [])
+
     async def start(self) -> None:
         """Bind the listeners, open the store, recover, connect upstreams, then accept ESMEs.
 
@@ -78,10 +96,11 @@ class Hub:
         listeners are closed and the store closed again.
         """
         self.started_at = time.time()
-        self.receivers: dict[str, list[smppcore.SmscConnection]] = {}  # bound rx/trx connections by account
-        self.deliveries = Deliveries(self.store, lambda account: self.receivers.get(account, ()), msglog=self.msglog)
+        self._receivers: dict[str, list[SmscConnection]] = {}  # bound rx/trx connections by account
+        self.deliveries = Deliveries(self.store, self, msglog=self.msglog)
+        self.deliveries.holds = {a.system_id: a.receipt_hold for a in self.config.accounts}
         self.dispatcher = Dispatcher(self.config, self.store, self.deliveries, self.msglog)
-        self.acceptor = Acceptor(self.store, self.dispatcher.dispatch, self.msglog)
+        self.acceptor = Acceptor(self.store, self.dispatcher, self.msglog)
         self.routes = RouteTable.build(self.config)
         self.handler = EsmeHandler(self.config, self.store, self.acceptor, self.routes, self)
         await self._bind_listeners()
@@ -90,10 +109,9 @@ class Hub:
             await self.store.open()
             store_open = True
             await self.deliveries.start()
-            recovered = await self._recover()
+            recovered = await self.store.open_messages()
             self.dispatcher.start()
-            for job in recovered:
-                self.dispatcher.dispatch(job)  # parked until its upstream is up
+            self.dispatcher.recover(recovered)  # parked until their upstreams are up
             for server, lst in zip(self.servers, self.config.listeners, strict=True):
                 assert server._server is not None
                 await server._server.start_serving()
@@ -143,21 +161,6 @@ class Hub:
         if store_open:
             await self.store.close()
 
-    async def _recover(self) -> list[Job]:
-        """Messages a previous run accepted and did not finish: queued ones go out again,
-        sent ones wait for their receipts."""
-        from smppcore.receipt import normalise_message_id
-
-        jobs = []
-        bases = {u.name: (u.submit_id_base or None) for u in self.config.upstreams}
-        for record in await self.store.open_messages():
-            if record.state == MessageState.QUEUED:
-                jobs.append(Job(record, decode(record.pdu)))
-            elif record.upstream and record.upstream_id and record.registered_delivery & 0x13:
-                key = (record.upstream, normalise_message_id(record.upstream_id, base=bases.get(record.upstream)))
-                self.dispatcher.sent_map[key] = record
-        return jobs
-
     async def _purge_forever(self, interval: float = 60.0) -> None:
         """Forget finished messages older than ``store.keep_final`` (query_sm can no longer see them)."""
         while True:
@@ -191,10 +194,7 @@ class Hub:
         """The keys of one ``hub_summary`` line: rates between two :meth:`traffic` readings
         ``seconds`` apart, and the queues, binds and upstreams as they are now."""
         per_s = max(seconds, 1e-9)
-        pools = self.dispatcher.pools.values()
-        queued = sum(len(p.queue) for p in pools)
-        in_flight = sum(p.in_flight for p in pools)
-        parked = len(self.dispatcher.parked)
+        held = self.dispatcher.table.counts()
         return {
             "seconds": round(seconds, 3),
             "accepted_per_s": round((now.accepted - since.accepted) / per_s, 1),
@@ -202,11 +202,10 @@ class Hub:
             "receipts_per_s": round((now.receipts_in - since.receipts_in) / per_s, 1),
             "mo_per_s": round((now.mo_in - since.mo_in) / per_s, 1),
             "delivered_per_s": round((now.delivered - since.delivered) / per_s, 1),
-            "queued": queued,  # in an upstream's queue, waiting for its window or rate
-            "in_flight": in_flight,  # submitted upstream, answer not back yet
-            "parked": parked,  # no upstream of their route is up
-            # waiting for a retry or a scheduled time (every other open job)
-            "waiting": max(0, len(self.dispatcher.jobs) - queued - in_flight - parked),
+            "queued": held.get(MessageState.QUEUED.value, 0),  # waiting for an upstream's window or rate
+            "in_flight": held.get(MessageState.IN_FLIGHT.value, 0),  # submitted upstream, answer not back yet
+            "parked": held.get(MessageState.PARKED.value, 0),  # no upstream of their route is up
+            "waiting": held.get(MessageState.SCHEDULED.value, 0),  # for a retry or a scheduled time
             "receipts_held": self.deliveries.pending(),  # receipts and MO not yet acknowledged by an ESME
             "binds": self.binds_by_account(),
             "upstreams_up": sorted(n for n, p in self.dispatcher.pools.items() if p.available),
@@ -228,6 +227,7 @@ class Hub:
         self.config = config
         self.routes = RouteTable.build(config)
         self.handler.configure(config, self.routes)
+        self.deliveries.holds = {a.system_id: a.receipt_hold for a in config.accounts}
         self.dispatcher.reload(config)
         log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts), upstreams=len(config.upstreams))
 
@@ -274,6 +274,8 @@ class Hub:
                 for name, p in self.dispatcher.pools.items()
             },
             "parked": len(self.dispatcher.parked),
+            "messages_held": self.dispatcher.table.counts(),
+            "receipts_unmatched": [r.as_dict() for r in self.dispatcher.unmatched],
             "deliveries_pending": self.deliveries.pending(),
             "delivered": self.deliveries.delivered,
             "binds": self.binds_by_account(),

@@ -23,7 +23,7 @@ every pair)::
     IN_FLIGHT -SubmitTemporary---> SCHEDULED  (retry the same upstream after a back-off)
                                  -> QUEUED     (attempts there used up: fail over)
                                  -> SCHEDULED  (the whole route failed: back off, start again)
-    IN_FLIGHT -SubmitPermanent---> REJECTED
+    IN_FLIGHT -SubmitPermanent---> UNDELIVERABLE  (the receipt the ESME gets says UNDELIV)
     IN_FLIGHT -UpstreamDown------> QUEUED     (connection lost before the answer: sent
                                                again elsewhere; delivery is at least once)
     IN_FLIGHT -Restarted---------> QUEUED     (the hub restarted before the answer: again, same upstream)
@@ -121,7 +121,7 @@ _RECEIPT_FINAL: dict[SmppState, State] = {
 
 #: The message_state an ESME sees for each of our states (query_sm, the receipts we write).
 _SMPP_STATE: dict[State, SmppState] = {
-    State.SCHEDULED: SmppState.SCHEDULED,
+    State.SCHEDULED: SmppState.ENROUTE,  # 3.4 has no SCHEDULED message_state
     State.QUEUED: SmppState.ENROUTE,
     State.PARKED: SmppState.ENROUTE,
     State.IN_FLIGHT: SmppState.ENROUTE,
@@ -347,7 +347,7 @@ TRANSITIONS: dict[tuple[State, type[Event]], frozenset[State]] = {
     (State.PARKED, Failover): frozenset({State.PARKED}),
     (State.IN_FLIGHT, SubmitOk): frozenset({State.SENT}),
     (State.IN_FLIGHT, SubmitTemporary): frozenset({State.SCHEDULED, State.QUEUED, State.EXPIRED}),
-    (State.IN_FLIGHT, SubmitPermanent): frozenset({State.REJECTED}),
+    (State.IN_FLIGHT, SubmitPermanent): frozenset({State.UNDELIVERABLE}),
     (State.IN_FLIGHT, UpstreamDown): frozenset({State.QUEUED, State.PARKED}),
     (State.IN_FLIGHT, Restarted): frozenset({State.QUEUED}),
     (State.SENT, Receipt): _ALL_FINALS,
@@ -464,7 +464,7 @@ def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, po
 def _on_submit_permanent(row: MessageRow, event: SubmitPermanent, now: float, policy: RetryPolicy) -> _Outcome:
     row.attempts += 1
     row.error = event.status
-    row.state = State.REJECTED
+    row.state = State.UNDELIVERABLE
     return _NOTHING
 
 

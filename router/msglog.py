@@ -42,7 +42,8 @@ from smppcore.concat import concat_info
 from smppcore.receipt import receipt_info, receipt_info_from_tlvs
 
 from .config import LogConfig
-from .upstream import Job
+from .lifecycle import MessageRow, State, Transition
+from .upstream import Outgoing
 
 __all__ = ["ACCESS_FIELDS", "ACCESS_STEPS", "MessageLog", "bind_name"]
 
@@ -53,7 +54,8 @@ ACCESS_FIELDS = (
     "account", "upstream", "message_id", "upstream_id", "source", "dest", "segments", "part", "length", "status",
 )
 
-_FINAL_EVENTS = {"failed": "message_failed", "expired": "message_expired", "cancelled": "message_cancelled"}
+#: the access step (and ``message_<step>`` event) of each outcome the hub decides itself
+_HUB_OUTCOMES = {State.UNDELIVERABLE: "failed", State.EXPIRED: "expired", State.CANCELLED: "cancelled"}
 
 
 class Shape:
@@ -149,62 +151,77 @@ class MessageLog:
                             reason=reason, sequence=pdu.sequence_number)
         self._line("refused", account=account, source=_source(pdu), dest=dest, status=name)
 
-    def accepted(self, job: Job) -> None:
-        record, pdu = job.record, job.pdu
+    def accepted(self, out: Outgoing) -> None:
+        row, pdu = out.row, out.pdu
         shape = Shape(pdu)
-        self._log.debug("message_accepted", message_id=record.id, account=record.account, source=_source(pdu),
+        self._log.debug("message_accepted", message_id=row.id, account=row.account, source=_source(pdu),
                         dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length,
-                        route=record.route, prefix=job.prefix, registered_delivery=record.registered_delivery)
+                        route=row.route, prefix=out.prefix, registered_delivery=row.registered_delivery)
 
-    # ---- on the way upstream ---------------------------------------------------------------
+    # ---- on the way upstream: one line per lifecycle transition -------------------------------
 
-    def routed(self, job: Job, upstream: str) -> None:
-        record = job.record
-        self._log.debug("message_routed", message_id=record.id, account=record.account, upstream=upstream,
-                        prefix=job.prefix, route_index=job.route_index, attempt=record.attempts + 1)
+    def moved(self, out: Outgoing | None, row: MessageRow, transition: Transition, now: float) -> None:
+        """What ``transition`` of ``row`` (at ``now``) means to an operator, if anything.
 
-    def scheduled(self, job: Job, delay: float) -> None:
-        record = job.record
-        self._log.debug("message_scheduled", message_id=record.id, account=record.account, delay=round(delay, 3))
-
-    def parked(self, job: Job) -> None:
-        record = job.record
-        self._log.debug("message_parked", message_id=record.id, account=record.account, route=record.route,
-                        reason="no upstream of its route is up")
-
-    def retry(self, job: Job, upstream: str, status: int | None, error: str, delay: float) -> None:
-        record = job.record
-        self._log.debug("message_retry", message_id=record.id, account=record.account, upstream=upstream,
-                        status=_name(status), error=error, attempt=job.attempts_here, delay=round(delay, 3))
-
-    def failover(self, job: Job, upstream: str, delay: float | None) -> None:
-        """``job`` leaves ``upstream`` for the next of its route; ``delay`` set: the whole
-        route failed, it starts again from the first after ``delay`` seconds."""
-        record = job.record
-        nxt = None if delay is not None else record.route[job.route_index]
-        self._log.debug("message_failover", message_id=record.id, account=record.account, upstream=upstream,
-                        next_upstream=nxt, delay=None if delay is None else round(delay, 3), attempts=record.attempts)
-
-    def submitted(self, job: Job, upstream: str, upstream_id: str) -> None:
-        record, pdu = job.record, job.pdu
-        shape = Shape(pdu)
+        ``out`` is the message on its way (its PDU and route prefix); None once an
+        upstream accepted it.
+        """
+        before, after = transition.before, transition.after
+        left = transition.failed_over_from
+        prefix = out.prefix if out is not None else ""
         if self.trace:
-            self._log.debug("message_submitted", message_id=record.id, account=record.account, upstream=upstream,
-                            upstream_id=upstream_id, attempts=record.attempts)
-        self._line("sent", account=record.account, upstream=upstream, message_id=record.id, upstream_id=upstream_id,
-                   source=_source(pdu), dest=_dest(pdu), segments=shape.segments, part=shape.part,
-                   length=shape.length, status="ESME_ROK")
+            if before is State.QUEUED and after is State.IN_FLIGHT:
+                self._log.debug("message_routed", message_id=row.id, account=row.account, upstream=row.upstream,
+                                prefix=prefix, route_index=row.route_index, attempt=row.attempts + 1)
+            elif left is not None:
+                delay = round(row.due - now, 3) if after is State.SCHEDULED else None
+                self._log.debug("message_failover", message_id=row.id, account=row.account, upstream=row.route[left],
+                                next_upstream=row.target if after is State.QUEUED else None, delay=delay,
+                                attempts=row.attempts)
+            elif before is State.IN_FLIGHT and after is State.SCHEDULED:
+                self._log.debug("message_retry", message_id=row.id, account=row.account, upstream=row.upstream,
+                                status=_name(row.error), attempt=row.attempts_here, delay=round(row.due - now, 3))
+            elif after is State.SCHEDULED and before is not State.SCHEDULED:
+                self._log.debug("message_scheduled", message_id=row.id, account=row.account,
+                                delay=round(row.due - now, 3))
+            if after is State.PARKED and before is not State.PARKED:
+                self._log.debug("message_parked", message_id=row.id, account=row.account, route=row.route,
+                                reason="no upstream of its route is up")
+        if after is State.SENT and before is State.IN_FLIGHT:
+            self._submitted(out, row)
+        elif transition.became_final and before is not State.SENT:
+            self._finished(out, row)
 
-    def finished(self, job: Job, state: str, status: int) -> None:
-        """A final outcome the hub decided itself: failed (``status`` from upstream), expired, cancelled."""
-        record, pdu = job.record, job.pdu
-        upstream = record.route[job.route_index] if status else None
+    def _submitted(self, out: Outgoing | None, row: MessageRow) -> None:
         if self.trace:
-            self._log.debug(_FINAL_EVENTS.get(state, "message_" + state), message_id=record.id, account=record.account,
-                            upstream=upstream, status=_name(status), attempts=record.attempts)
-        shape = Shape(pdu)
-        self._line(state, account=record.account, upstream=upstream, message_id=record.id, source=_source(pdu),
-                   dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length, status=_name(status))
+            self._log.debug("message_submitted", message_id=row.id, account=row.account, upstream=row.upstream,
+                            upstream_id=row.upstream_id, attempts=row.attempts)
+        if out is not None:
+            pdu = out.pdu
+            shape = Shape(pdu)
+            self._line("sent", account=row.account, upstream=row.upstream, message_id=row.id,
+                       upstream_id=row.upstream_id, source=_source(pdu), dest=_dest(pdu), segments=shape.segments,
+                       part=shape.part, length=shape.length, status="ESME_ROK")
+
+    def _finished(self, out: Outgoing | None, row: MessageRow) -> None:
+        """A final outcome the hub decided itself: failed (the upstream's permanent error), expired, cancelled."""
+        step = _HUB_OUTCOMES.get(row.state, row.state.value)
+        status = row.error if row.state is State.UNDELIVERABLE else 0
+        upstream = row.upstream if status else None
+        if self.trace:
+            self._log.debug(f"message_{step}", message_id=row.id, account=row.account, upstream=upstream,
+                            status=_name(status), attempts=row.attempts)
+        pdu = out.pdu if out is not None else None
+        shape = Shape(pdu) if pdu is not None else None
+        self._line(step, account=row.account, upstream=upstream, message_id=row.id,
+                   source=_source(pdu) if pdu is not None else None, dest=_dest(pdu) if pdu is not None else None,
+                   segments=shape.segments if shape else None, part=shape.part if shape else None,
+                   length=shape.length if shape else None, status=_name(status))
+
+    def unanswered(self, row: MessageRow, upstream: str, error: BaseException) -> None:
+        """No answer from ``upstream`` (timeout, connection lost): the retry line that follows says what next."""
+        self._log.debug("message_unanswered", message_id=row.id, account=row.account, upstream=upstream,
+                        error=f"{type(error).__name__}: {error}")
 
     # ---- what comes back ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import asyncio
 import collections
 import time
 from functools import partial
-from typing import Any, Callable
+from typing import Protocol
 
 import structlog
 
@@ -28,29 +28,44 @@ from smppcore import Backoff, Pdu, SessionConfig
 from smppcore.ratelimit import TokenBucket
 
 from .config import Upstream
-from .store import MessageRecord
+from .lifecycle import MessageRow
 
-__all__ = ["Job", "OutageLog", "UpstreamLink", "UpstreamPool"]
+__all__ = ["Outgoing", "OutageLog", "UpstreamEvents", "UpstreamLink", "UpstreamPool"]
 
 log = structlog.get_logger("smpphub.upstream")
 
 
-class Job:
-    """A message on its way upstream: its record, its PDU, where it is in its route."""
+class Outgoing:
+    """A message on its way to an upstream: its row, the PDU to write, the route prefix it matched."""
 
-    __slots__ = ("record", "pdu", "route_index", "attempts_here", "timer", "prefix")
+    __slots__ = ("row", "pdu", "prefix")
 
-    def __init__(self, record: MessageRecord, pdu: Pdu, route_index: int = 0, prefix: str = "") -> None:
-        self.record = record
+    def __init__(self, row: MessageRow, pdu: Pdu, prefix: str = "") -> None:
+        self.row = row
         self.pdu = pdu
-        self.route_index = route_index
-        self.attempts_here = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.prefix = prefix  # the route prefix it matched, for the logs ("" when reloaded from the store)
+        self.prefix = prefix  # for the logs ("" when reloaded from the store)
 
-    @property
-    def upstream(self) -> str:
-        return self.record.route[self.route_index]
+
+class UpstreamEvents(Protocol):
+    """What a pool reports, and to whom (the dispatcher)."""
+
+    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
+        """Whether ``out``, next in ``pool``'s queue, is still for it (else it is skipped)."""
+
+    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
+        """``pool`` writes ``out`` now."""
+
+    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
+        """Its submit_sm_resp, or no answer (``error``: timeout, connection lost)."""
+
+    def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
+        """A deliver_sm/data_sm from the SMSC; the status to answer it with (or its Future)."""
+
+    def pool_up(self, pool: UpstreamPool) -> None:
+        """A bind of ``pool`` came up."""
+
+    def pool_down(self, pool: UpstreamPool, left: list[Outgoing]) -> None:
+        """Every bind of ``pool`` is down; ``left`` waited in its queue."""
 
 
 class OutageLog:
@@ -178,27 +193,21 @@ class UpstreamLink:
 
 
 class UpstreamPool:
-    """Every bind to one SMSC, and the queue of jobs waiting for them."""
+    """Every bind to one SMSC, and the queue of messages waiting for them.
 
-    def __init__(
-        self,
-        cfg: Upstream,
-        *,
-        on_result: Callable[[Job, UpstreamPool, Pdu | None, BaseException | None], None],
-        on_deliver: Callable[[UpstreamPool, Pdu], Any],
-        on_up: Callable[[UpstreamPool], None],
-        on_down: Callable[[UpstreamPool, list[Job]], None],
-    ) -> None:
+    The queue may hold messages that are no longer for this pool (cancelled, expired,
+    failed over while they waited): :meth:`UpstreamEvents.still_for` says so when their
+    turn comes, and they are skipped then, rather than searched for in the queue.
+    """
+
+    def __init__(self, cfg: Upstream, events: UpstreamEvents) -> None:
         self.cfg = cfg
         self.name = cfg.name
+        self.events = events
         self.links = [UpstreamLink(self, i) for i in range(cfg.binds)]
-        self.queue: collections.deque[Job] = collections.deque()
+        self.queue: collections.deque[Outgoing] = collections.deque()
         self.in_flight = 0
         self.sent = 0
-        self._on_result = on_result
-        self._on_deliver = on_deliver
-        self._on_up = on_up
-        self._on_down = on_down
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bucket: TokenBucket | None = None
         self._pump_handle: asyncio.TimerHandle | None = None
@@ -216,8 +225,8 @@ class UpstreamPool:
         for link in self.links:
             link.start()
 
-    async def stop(self, timeout: float = 5.0) -> list[Job]:
-        """Stop taking jobs, wait (up to ``timeout``) for those in flight, unbind; returns the unsent ones."""
+    async def stop(self, timeout: float = 5.0) -> list[Outgoing]:
+        """Stop taking messages, wait (up to ``timeout``) for those in flight, unbind; returns the unsent ones."""
         self.accepting = False
         if self._pump_handle is not None:
             self._pump_handle.cancel()
@@ -234,23 +243,23 @@ class UpstreamPool:
 
     def link_up(self, link: UpstreamLink) -> None:
         self.links_up += 1
-        self._on_up(self)
+        self.events.pool_up(self)
         self.pump()
 
     def link_down(self, link: UpstreamLink) -> None:
         self.links_up -= 1
         if not self.links_up and self.queue:
-            jobs = list(self.queue)
+            left = list(self.queue)
             self.queue.clear()
-            self._on_down(self, jobs)
+            self.events.pool_down(self, left)
 
-    def on_deliver_pdu(self, pdu: Pdu) -> Any:
-        return self._on_deliver(self, pdu)
+    def on_deliver_pdu(self, pdu: Pdu) -> int | asyncio.Future[int]:
+        return self.events.deliver_received(self, pdu)
 
     # ---- sending ---------------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
-        self.queue.append(job)
+    def submit(self, out: Outgoing) -> None:
+        self.queue.append(out)
         self.pump()
 
     def pump(self) -> None:
@@ -270,23 +279,28 @@ class UpstreamPool:
                     break
             if link is None:
                 return  # woken again by a response (window) or a link coming up
+            out = queue[0]
+            if not self.events.still_for(out, self):
+                queue.popleft()
+                continue
             if bucket is not None and not bucket.take():
                 if self._pump_handle is None and self._loop is not None:
                     self._pump_handle = self._loop.call_later(bucket.wait_time(), self.pump)
                 return
-            job = queue.popleft()
+            queue.popleft()
+            self.events.taken(out, self)
             try:
                 # answered by a direct call when the response is read: no Future per message
-                link.client.send_callback(job.pdu, partial(self._done, job), job.record.pdu)  # type: ignore[union-attr]
+                link.client.send_callback(out.pdu, partial(self._done, out), out.row.pdu)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - the connection went away between checks
-                self._on_result(job, self, None, exc)
+                self.events.answered(out, self, None, exc)
                 continue
             self.in_flight += 1
 
-    def _done(self, job: Job, response: Pdu | None, error: Exception | None) -> None:
+    def _done(self, out: Outgoing, response: Pdu | None, error: Exception | None) -> None:
         self.in_flight -= 1
         if error is None:
             self.sent += 1
-        self._on_result(job, self, response, error)
+        self.events.answered(out, self, response, error)
         if self.queue:
             self.pump()

@@ -10,6 +10,7 @@ from hubkit import hub_config, running_hub, simulator, wait_until
 
 import smppcore
 from smppcore import CommandStatus, MessageState, SubmitSm
+from smpphub.router.lifecycle import State
 from smppcore.receipt import receipt_info
 
 HOST = "127.0.0.1"
@@ -209,8 +210,8 @@ async def test_scheduled_delivery_waits(two_smscs):
     async with running_hub(config) as hub:
         async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as c:
             resp = await c.submit_sm(destination_addr="447700900001", schedule_delivery_time="000000000001000R")
-            job = hub.dispatcher.jobs[resp.message_id]
-            assert job.timer is not None and len(uk.sim.messages) == 0
+            row = hub.dispatcher.table.get(resp.message_id)
+            assert row is not None and row.state is State.SCHEDULED and len(uk.sim.messages) == 0
             await wait_until(lambda: len(uk.sim.messages) == 1, timeout=5, what="sent when due")
 
 
@@ -232,7 +233,7 @@ async def test_query_cancel_replace():
             q = await c.request(smppcore.QuerySm(message_id=a.message_id))
             assert q.message_state == MessageState.ENROUTE
             assert (await c.request(smppcore.ReplaceSm(message_id=b.message_id, short_message=b"new"))).command_status == 0
-            assert hub.dispatcher.jobs[b.message_id].pdu.short_message == b"new"
+            assert hub.dispatcher.outgoing[b.message_id].pdu.short_message == b"new"
             assert (await c.request(smppcore.CancelSm(message_id=a.message_id))).command_status == 0
             q = await c.request(smppcore.QuerySm(message_id=a.message_id))
             assert q.message_state == MessageState.DELETED and q.final_date
@@ -336,10 +337,7 @@ async def test_stopping_while_a_bind_completes_leaves_no_connection_behind(monke
             return real
 
         monkeypatch.setattr(upstream_module.smppcore, "connect", bind_that_ignores_cancellation)
-        pool = upstream_module.UpstreamPool(
-            Upstream(name="u", host=HOST, port=sim.port, system_id="hub"),
-            on_result=lambda *a: None, on_deliver=lambda *a: None, on_up=lambda *a: None, on_down=lambda *a: None,
-        )
+        pool = upstream_module.UpstreamPool(Upstream(name="u", host=HOST, port=sim.port, system_id="hub"), IgnoredEvents())
         pool.start()
         await asyncio.wait_for(asked.wait(), 5)
         await asyncio.wait_for(pool.stop(1.0), 5)
@@ -347,3 +345,25 @@ async def test_stopping_while_a_bind_completes_leaves_no_connection_behind(monke
         assert pool.links[0].client is None and pool.links_up == 0
     finally:
         await sim.close()
+
+
+class IgnoredEvents:
+    """An UpstreamEvents that does nothing (the pool alone is under test)."""
+
+    def still_for(self, out, pool) -> bool:
+        return True
+
+    def taken(self, out, pool) -> None:
+        pass
+
+    def answered(self, out, pool, response, error) -> None:
+        pass
+
+    def deliver_received(self, pool, pdu) -> int:
+        return 0
+
+    def pool_up(self, pool) -> None:
+        pass
+
+    def pool_down(self, pool, left) -> None:
+        pass

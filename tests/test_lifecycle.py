@@ -80,7 +80,7 @@ GRID: dict[State, dict[str, State | None]] = {
                "up": S.QUEUED, "failover": S.PARKED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
                "cancel": S.CANCELLED, "replace": S.PARKED, "receipt_delivered": None,
                "receipt_dropped": None, "restarted": None},
-    S.IN_FLIGHT: {"due": None, "taken": None, "ok": S.SENT, "temporary": S.SCHEDULED, "permanent": S.REJECTED,
+    S.IN_FLIGHT: {"due": None, "taken": None, "ok": S.SENT, "temporary": S.SCHEDULED, "permanent": S.UNDELIVERABLE,
                   "down": S.QUEUED, "up": None, "failover": None, "receipt": None, "intermediate": None,
                   "expire": None, "cancel": None, "replace": None, "receipt_delivered": None,
                   "receipt_dropped": None, "restarted": S.QUEUED},
@@ -256,7 +256,7 @@ def test_receipt_owed_by_registered_delivery(registered_delivery: int, outcome: 
 
 
 def test_hub_decided_outcomes_owe_failure_receipts() -> None:
-    for event, final in ((Cancel(), S.CANCELLED), (SubmitPermanent(CommandStatus.ESME_RINVDSTADR), S.REJECTED)):
+    for event, final in ((Cancel(), S.CANCELLED), (SubmitPermanent(CommandStatus.ESME_RINVDSTADR), S.UNDELIVERABLE)):
         for rd, owed in ((0, False), (1, True), (2, True), (3, False)):
             row = row_in(S.IN_FLIGHT if isinstance(event, SubmitPermanent) else S.QUEUED, registered_delivery=rd)
             apply(row, event, NOW, POLICY)

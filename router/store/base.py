@@ -1,60 +1,44 @@
 """The store interface: what the hub keeps durably, whatever keeps it.
 
-Two backends implement :class:`Store`: SQLite (embedded, the default) and Redis
-(scale-out). The hub only ever talks to this interface.
+One row per message (:class:`router.lifecycle.MessageRow`) carries the message's
+whole state: where it is in its lifecycle, its route and attempts, the upstream's id,
+and the receipt still owed to its ESME (``receipt``: the deliver_sm, as it will be
+sent). The lifecycle changes a row; the hub writes it back whole. MO messages,
+which belong to no row, wait in a queue of :class:`Delivery` records of their own.
 
-Durability contract: when :meth:`Store.add_messages` (or :meth:`Store.add_deliveries`)
-returns, the records survive the process being killed (SIGKILL) — the hub answers
-only after that. Other writes (:meth:`Store.update`, :meth:`Store.delete_delivery`)
-are group-committed too but nobody waits for them: losing the last milliseconds of
-them in a crash means a message or receipt is sent again (at least once), never
-that one is lost.
+The operations are the few the lifecycle needs:
+
+- :meth:`Store.add_messages` and :meth:`Store.save_durably` return only once what
+  they wrote survives the process being killed (SIGKILL): the hub answers
+  submit_sm_resp after the first and an upstream's deliver_sm_resp after the second.
+- :meth:`Store.save` and :meth:`Store.delete_delivery` are queued for the next group
+  commit and not waited for: losing the last milliseconds of them in a crash means a
+  message or receipt goes out again (at least once), never that one is lost.
+- Reads see every write queued before them.
+
+Calls made in the same event-loop turn share one transaction (group commit), so the
+state changes of one turn cost one commit. Two backends implement it: SQLite (the
+embedded default, :mod:`.sqlite`) and memory (:mod:`.memory`, no durability: for
+tests and for measuring what durability costs).
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
+from collections.abc import Iterable
+
 import msgspec
 
-__all__ = ["MessageRecord", "Delivery", "Store", "MessageState"]
+from ..lifecycle import FINAL_STATES, MessageRow, State
 
+__all__ = ["MessageRow", "State", "Delivery", "Store", "OPEN_STATES", "FINAL_STATES"]
 
-class MessageState:
-    """Lifecycle of a message in the hub (stored as these strings)."""
-
-    QUEUED = "queued"  # accepted, waiting for an upstream (or for its schedule / retry time)
-    SENT = "sent"  # an upstream accepted it; waiting for the receipt
-    DELIVERED = "delivered"  # final: receipt DELIVRD
-    FAILED = "failed"  # final: permanent error, or receipt UNDELIV/REJECTD/...
-    EXPIRED = "expired"  # final: validity period ran out before it could be sent
-    CANCELLED = "cancelled"  # final: cancel_sm
-
-    FINAL = frozenset({DELIVERED, FAILED, EXPIRED, CANCELLED})
-    OPEN = frozenset({QUEUED, SENT})
-
-
-class MessageRecord(msgspec.Struct, kw_only=True):
-    """One message the hub accepted (one segment of a long message is one record)."""
-
-    id: str  # the hub's message_id, given to the ESME in submit_sm_resp
-    account: str  # system_id of the ESME that sent it
-    pdu: bytes  # the submit_sm (or data_sm) as the hub will send it upstream, encoded
-    route: list[str]  # upstream names, in failover order
-    state: str = MessageState.QUEUED
-    upstream: str | None = None  # the upstream that accepted it
-    upstream_id: str | None = None  # that upstream's message_id
-    attempts: int = 0
-    created_at: float = 0.0  # unix time
-    not_before: float = 0.0  # unix time: scheduled delivery or next retry
-    expires_at: float | None = None  # unix time: validity period
-    registered_delivery: int = 0
-    error: int = 0  # last command_status / network error seen
-    updated_at: float = 0.0
+#: States of a message the hub still has to act on (recovered after a restart).
+OPEN_STATES = frozenset(State) - FINAL_STATES
 
 
 class Delivery(msgspec.Struct, kw_only=True):
-    """Something to deliver to an ESME account: a receipt or an MO message."""
+    """An MO message to deliver to an ESME account (receipts travel in their message's row)."""
 
     id: int = 0  # assigned by the store
     account: str
@@ -62,11 +46,11 @@ class Delivery(msgspec.Struct, kw_only=True):
     created_at: float = 0.0
     expires_at: float | None = None
     attempts: int = 0
-    kind: str = "receipt"  # "receipt" | "mo"
+    kind: str = "mo"
 
 
 class Store(abc.ABC):
-    """What the hub keeps. All methods are coroutines run on the hub's event loop."""
+    """What the hub keeps. All methods are called on the hub's event loop."""
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -76,68 +60,69 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Flush every pending write and release the storage."""
 
-    # ---- messages ---------------------------------------------------------------
+    # ---- messages -------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def add_messages(self, records: list[MessageRecord]) -> None:
-        """Store new messages durably; returns once they survive a crash.
-
-        Concurrent callers are group-committed: calls made in the same event-loop
-        turn or within the commit interval share one transaction.
-        """
+    async def add_messages(self, rows: list[MessageRow]) -> None:
+        """Store new messages; returns once they survive a crash."""
 
     @abc.abstractmethod
-    def update(self, record_id: str, **fields: object) -> None:
-        """Change fields of one message (state, upstream, upstream_id, attempts, not_before, error, pdu, ...).
+    def save(self, rows: Iterable[MessageRow]) -> None:
+        """Write these rows as they are now; queued for the next group commit, not waited for."""
 
-        Queued for the next group commit and not waited for (see :meth:`flush`);
-        raises ValueError at once for a field that does not exist.
-        """
+    @abc.abstractmethod
+    async def save_durably(self, rows: list[MessageRow]) -> None:
+        """Write these rows as they are now; returns once the write survives a crash."""
 
     @abc.abstractmethod
     async def flush(self) -> None:
         """Wait until every write queued before this call is committed."""
 
     @abc.abstractmethod
-    async def get(self, record_id: str) -> MessageRecord | None: ...
+    async def get(self, message_id: str) -> MessageRow | None:
+        """A copy of the row as stored (the hub's in-memory row, when it has one, is newer)."""
 
     @abc.abstractmethod
-    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRecord | None:
+    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
         """The message an upstream knows as ``upstream_id`` (for its receipts)."""
 
     @abc.abstractmethod
-    async def open_messages(self) -> list[MessageRecord]:
-        """Every message not in a final state (recovery after a restart)."""
-
-    # ---- deliveries to ESMEs ------------------------------------------------------------
+    async def open_messages(self) -> list[MessageRow]:
+        """Every message in an open state, oldest first (recovery after a restart)."""
 
     @abc.abstractmethod
-    async def add_delivery(self, delivery: Delivery) -> int:
-        """Store a receipt / MO for an account durably; returns its id."""
+    async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
+        """Final messages whose receipt the ESME has not acknowledged yet, oldest first."""
 
+    # ---- MO on its way to ESMEs ----------------------------------------------------------
+
+    @abc.abstractmethod
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
-        """Store several deliveries in one go; returns their ids, in order.
+        """Store MO messages for accounts durably; returns their ids, in order."""
 
-        The default queues them all at once so a group-committing backend writes
-        them in one transaction; backends may do better.
-        """
-        return list(await asyncio.gather(*(self.add_delivery(d) for d in deliveries)))
+    async def add_delivery(self, delivery: Delivery) -> int:
+        return (await self.add_deliveries([delivery]))[0]
 
     @abc.abstractmethod
     def delete_delivery(self, delivery_id: int) -> None:
-        """The ESME acknowledged it (or it expired). Queued like :meth:`update`."""
+        """The ESME acknowledged it (or it expired). Queued like :meth:`save`."""
 
     @abc.abstractmethod
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         """Deliveries not yet acknowledged, oldest first (all accounts when None)."""
 
-    # ---- housekeeping ---------------------------------------------------------------------
+    # ---- housekeeping -----------------------------------------------------------------------
 
     async def purge(self, older_than: float) -> int:
-        """Forget final messages last updated before ``older_than`` (unix time); returns how many."""
+        """Forget final messages with no receipt owed, last updated before ``older_than``; how many."""
         return 0
 
     async def counts(self) -> dict[str, int]:
-        """Messages per state (for metrics and status)."""
+        """Messages per state value (for status and metrics)."""
         return {}
+
+
+def copy_row(row: MessageRow) -> MessageRow:
+    """A row the caller may change without changing the stored one (route copied too)."""
+    return msgspec.structs.replace(row, route=list(row.route))
 

@@ -1,23 +1,26 @@
 """A store that keeps everything in memory: no durability, for tests and for
-measuring what durability costs (``[store] backend = "memory"``)."""
+measuring what durability costs (``[store] backend = "memory"``).
+
+It keeps copies: a row changes here only when the hub saves it, as with SQLite.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 import msgspec
 
-from .base import Delivery, MessageRecord, MessageState, Store
+from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State, Store, copy_row
 
 __all__ = ["MemoryStore"]
-
-_FIELDS = set(MessageRecord.__struct_fields__) - {"id"}
 
 
 class MemoryStore(Store):
     def __init__(self) -> None:
-        self.messages: dict[str, MessageRecord] = {}
-        self.by_upstream: dict[tuple[str, str], str] = {}
+        self.messages: dict[str, MessageRow] = {}
+        # (upstream, upstream_id) -> the ids of the messages that have it (an SMSC may reuse ids)
+        self.by_upstream: dict[tuple[str, str], set[str]] = {}
         self.deliveries: dict[int, Delivery] = {}
         self._ids = itertools.count(1)
 
@@ -27,42 +30,64 @@ class MemoryStore(Store):
     async def close(self) -> None:
         pass
 
-    async def add_messages(self, records: list[MessageRecord]) -> None:
-        for r in records:
-            self.messages[r.id] = r
+    async def add_messages(self, rows: list[MessageRow]) -> None:
+        for row in rows:
+            self._put(row)
+
+    def save(self, rows: Iterable[MessageRow]) -> None:
+        for row in rows:
+            if row.id in self.messages:  # like SQLite's UPDATE: an unknown id changes nothing
+                self._put(row)
+
+    def _put(self, row: MessageRow) -> None:
+        old = self.messages.get(row.id)
+        if old is not None:
+            self._unindex(old)
+        self.messages[row.id] = copy_row(row)
+        if row.upstream and row.upstream_id:
+            self.by_upstream.setdefault((row.upstream, row.upstream_id), set()).add(row.id)
+
+    def _unindex(self, row: MessageRow) -> None:
+        if row.upstream and row.upstream_id:
+            ids = self.by_upstream.get((row.upstream, row.upstream_id))
+            if ids is not None:
+                ids.discard(row.id)
+                if not ids:
+                    del self.by_upstream[(row.upstream, row.upstream_id)]
+
+    async def save_durably(self, rows: list[MessageRow]) -> None:
+        self.save(rows)
 
     async def flush(self) -> None:
         pass
 
-    def update(self, record_id: str, **fields: object) -> None:
-        unknown = set(fields) - _FIELDS
-        if unknown:
-            raise ValueError(f"unknown message fields {sorted(unknown)}")
-        record = self.messages.get(record_id)
-        if record is not None:
-            for k, v in fields.items():
-                setattr(record, k, v)
-            if record.upstream and record.upstream_id:
-                self.by_upstream[(record.upstream, record.upstream_id)] = record_id
+    async def get(self, message_id: str) -> MessageRow | None:
+        row = self.messages.get(message_id)
+        return copy_row(row) if row else None
 
-    async def get(self, record_id: str) -> MessageRecord | None:
-        r = self.messages.get(record_id)
-        return msgspec.structs.replace(r) if r else None
+    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
+        ids = self.by_upstream.get((upstream, upstream_id))
+        if not ids:
+            return None
+        # an SMSC that reuses an id: the newest message has it (as SQLite's ORDER BY created_at DESC)
+        return copy_row(max((self.messages[i] for i in ids), key=lambda r: r.created_at))
 
-    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRecord | None:
-        rid = self.by_upstream.get((upstream, upstream_id))
-        return await self.get(rid) if rid else None
+    async def open_messages(self) -> list[MessageRow]:
+        # SENT messages wait for receipts, which find them by upstream id: a restart has nothing to do for them
+        rows = [copy_row(r) for r in self.messages.values() if r.state in OPEN_STATES and r.state is not State.SENT]
+        return sorted(rows, key=lambda r: r.created_at)
 
-    async def open_messages(self) -> list[MessageRecord]:
-        return [msgspec.structs.replace(r) for r in self.messages.values() if r.state in MessageState.OPEN]
-
-    async def add_delivery(self, delivery: Delivery) -> int:
-        d = msgspec.structs.replace(delivery, id=next(self._ids))
-        self.deliveries[d.id] = d
-        return d.id
+    async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
+        rows = [copy_row(r) for r in self.messages.values() if r.receipt_owed and (account is None or r.account == account)]
+        return sorted(rows, key=lambda r: r.updated_at)
 
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
-        return [await self.add_delivery(d) for d in deliveries]
+        ids = []
+        for delivery in deliveries:
+            stored = msgspec.structs.replace(delivery, id=next(self._ids))
+            self.deliveries[stored.id] = stored
+            ids.append(stored.id)
+        return ids
 
     def delete_delivery(self, delivery_id: int) -> None:
         self.deliveries.pop(delivery_id, None)
@@ -71,13 +96,13 @@ class MemoryStore(Store):
         return [d for d in self.deliveries.values() if account is None or d.account == account]
 
     async def purge(self, older_than: float) -> int:
-        old = [k for k, r in self.messages.items() if r.state in MessageState.FINAL and r.updated_at < older_than]
+        old = [k for k, r in self.messages.items() if r.state in FINAL_STATES and not r.receipt_owed and r.updated_at < older_than]
         for k in old:
-            del self.messages[k]
+            self._unindex(self.messages.pop(k))
         return len(old)
 
     async def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for r in self.messages.values():
-            out[r.state] = out.get(r.state, 0) + 1
+        for row in self.messages.values():
+            out[row.state.value] = out.get(row.state.value, 0) + 1
         return out

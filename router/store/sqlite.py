@@ -21,7 +21,7 @@ statement runs without BEGIN/COMMIT (a lone statement is its own transaction).
 
 Reads go through the same queue and the same connection: a read sees every write
 queued before it (the hub relies on that: it records an upstream_id with
-:meth:`update`, fire-and-forget, and the receipt that looks it up may arrive a
+:meth:`save`, fire-and-forget, and the receipt that looks it up may arrive a
 millisecond later). The price is that a read waits for the commit in front of it.
 A second, read-only connection in WAL mode would answer without that wait but
 could not see writes still queued, so it is not used.
@@ -67,38 +67,55 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from itertools import chain
 from typing import Any
 
 import structlog
 
-from .base import Delivery, MessageRecord, MessageState, Store
+from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State, Store
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
 
 log = structlog.get_logger("smpphub.store")
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; bump it with a migration in _migrate()
-_SCHEMA = """
+SCHEMA_VERSION = 2  # PRAGMA user_version; bump it with a migration in _migrate()
+_OPEN_STATES = "(" + ", ".join(sorted(f"'{state.value}'" for state in OPEN_STATES)) + ")"
+_FINAL_STATES = "(" + ", ".join(sorted(f"'{state.value}'" for state in FINAL_STATES)) + ")"
+# One row per message: its whole lifecycle state, the receipt still owed to its ESME
+# included (see router/lifecycle.py). The partial indexes spell the states out, and a
+# query can use one only if it says the same: the queries below are built from the
+# same strings.
+_MESSAGES = f"""
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
     pdu BLOB NOT NULL,
     route TEXT NOT NULL,
+    grp TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
-    upstream TEXT,
-    upstream_id TEXT,
+    route_index INTEGER NOT NULL DEFAULT 0,
+    attempts_here INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    not_before REAL NOT NULL DEFAULT 0,
+    due REAL NOT NULL DEFAULT 0,
     expires_at REAL,
     registered_delivery INTEGER NOT NULL DEFAULT 0,
+    upstream TEXT,
+    upstream_id TEXT,
     error INTEGER NOT NULL DEFAULT 0,
+    receipt_owed INTEGER NOT NULL DEFAULT 0,
+    receipt BLOB NOT NULL DEFAULT x'',
+    created_at REAL NOT NULL,
     updated_at REAL NOT NULL DEFAULT 0
 );
+"""
+_INDEXES = f"""
 CREATE INDEX IF NOT EXISTS messages_upstream ON messages (upstream, upstream_id) WHERE upstream_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_open ON messages (state) WHERE state IN ('queued', 'sent');
-CREATE INDEX IF NOT EXISTS messages_final ON messages (state, updated_at) WHERE state IN ('cancelled', 'delivered', 'expired', 'failed');
+CREATE INDEX IF NOT EXISTS messages_open2 ON messages (state) WHERE state IN {_OPEN_STATES};
+CREATE INDEX IF NOT EXISTS messages_final2 ON messages (state, updated_at) WHERE state IN {_FINAL_STATES} AND receipt_owed = 0;
+CREATE INDEX IF NOT EXISTS messages_owed ON messages (account, updated_at) WHERE receipt_owed = 1;
+"""
+_DELIVERIES = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
@@ -109,15 +126,28 @@ CREATE TABLE IF NOT EXISTS deliveries (
     kind TEXT NOT NULL
 );
 """
+# Version 1 kept a message's receipt in the deliveries table and knew fewer states;
+# its pending receipts stay there and are delivered as they are.
+_FROM_VERSION_1 = """
+ALTER TABLE messages RENAME COLUMN not_before TO due;
+ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN attempts_here INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN receipt_owed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN receipt BLOB NOT NULL DEFAULT x'';
+UPDATE messages SET state = 'undeliverable' WHERE state = 'failed';
+DROP INDEX IF EXISTS messages_open;
+DROP INDEX IF EXISTS messages_final;
+"""
 _COLUMNS = (
-    "id", "account", "pdu", "route", "state", "upstream", "upstream_id", "attempts",
-    "created_at", "not_before", "expires_at", "registered_delivery", "error", "updated_at",
+    "id", "account", "pdu", "route", "grp", "state", "route_index", "attempts_here", "attempts", "due", "expires_at",
+    "registered_delivery", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "created_at", "updated_at",
 )
-_UPDATABLE = frozenset(_COLUMNS) - {"id"}
-_OPEN_STATES = "('queued', 'sent')"
-_FINAL_STATES = "('cancelled', 'delivered', 'expired', 'failed')"
-# the partial indexes spell the states out, and a query can use one only if it says the same
-assert MessageState.OPEN == {"queued", "sent"} and MessageState.FINAL == {"cancelled", "delivered", "expired", "failed"}
+#: what :meth:`SqliteStore.save` writes back: everything the lifecycle (or replace_sm) may change
+_SAVED = (
+    "pdu", "state", "route_index", "attempts_here", "attempts", "due", "expires_at", "registered_delivery",
+    "upstream", "upstream_id", "error", "receipt_owed", "receipt", "updated_at",
+)
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM messages"
 
@@ -155,14 +185,17 @@ def _open_error(path: str, exc: BaseException) -> StoreOpenError:
     return StoreOpenError(f"cannot open the store {path}: {reason}")
 _GET = f"{_SELECT} WHERE id = ?"
 _BY_UPSTREAM = f"{_SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
-_OPEN = f"{_SELECT} WHERE state IN {_OPEN_STATES} ORDER BY created_at"
+# SENT messages wait for receipts, which find them by upstream id: a restart has nothing to do for them
+_OPEN = f"{_SELECT} WHERE state IN {_OPEN_STATES} AND state != 'sent' ORDER BY created_at"
+_OWED = f"{_SELECT} WHERE receipt_owed = 1 ORDER BY updated_at"
+_OWED_BY_ACCOUNT = f"{_SELECT} WHERE receipt_owed = 1 AND account = ? ORDER BY updated_at"
 _DELIVERY_COLUMNS = ("id", "account", "pdu", "created_at", "expires_at", "attempts", "kind")
 _SELECT_DELIVERIES = f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries"
 _PURGE_CHUNK = 2000  # rows per purge transaction, so a big purge never stalls the acks for long
 # through the messages_final index: no table scan, however many messages the file holds
 _PURGE = (
     f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE state IN {_FINAL_STATES} "
-    f"AND updated_at < ? LIMIT {_PURGE_CHUNK})"
+    f"AND receipt_owed = 0 AND updated_at < ? LIMIT {_PURGE_CHUNK})"
 )
 _MAX_CHUNK = 1024  # rows per statement (fewer when SQLITE_LIMIT_VARIABLE_NUMBER is low)
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
@@ -241,7 +274,8 @@ def _update_shape(fields: tuple[str, ...]) -> _Shape:
 _INSERT_MESSAGES = _insert_shape("messages", _COLUMNS, "INSERT OR REPLACE")
 _INSERT_DELIVERIES = _insert_shape("deliveries", _DELIVERY_COLUMNS)
 _DELETE_DELIVERIES = _Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
-_UPDATES: dict[tuple[str, ...], _Shape] = {}  # fields -> shape, made at their first update (valid ones only)
+# every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
+_SAVE = _update_shape(_SAVED)
 
 # A queued request: (shape, rows, future) for a write (``shape.run(connection, rows)``),
 # or (None, fn, future) for anything else: fn(connection) -> the Future's result.
@@ -249,20 +283,30 @@ _UPDATES: dict[tuple[str, ...], _Shape] = {}  # fields -> shape, made at their f
 Request = tuple["_Shape | None", Any, "asyncio.Future | None"]
 
 
-def _row(r: MessageRecord) -> tuple:
+def _row(r: MessageRow) -> tuple:
     return (
-        r.id, r.account, r.pdu, ",".join(r.route), r.state, r.upstream, r.upstream_id, r.attempts,
-        r.created_at, r.not_before, r.expires_at, r.registered_delivery, r.error, r.updated_at,
+        r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state.value, r.route_index, r.attempts_here, r.attempts,
+        r.due, r.expires_at, r.registered_delivery, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
+        r.created_at, r.updated_at,
     )
 
 
-def _record(row: tuple | None) -> MessageRecord | None:
+def _saved(r: MessageRow) -> tuple:
+    """The values of :data:`_SAVED`, then the id (the UPDATE's key)."""
+    return (
+        r.pdu, r.state.value, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
+        r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt, r.updated_at, r.id,
+    )
+
+
+def _message(row: tuple | None) -> MessageRow | None:
     if row is None:
         return None
-    return MessageRecord(
-        id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], state=row[4],
-        upstream=row[5], upstream_id=row[6], attempts=row[7], created_at=row[8], not_before=row[9],
-        expires_at=row[10], registered_delivery=row[11], error=row[12], updated_at=row[13],
+    return MessageRow(
+        id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], group=row[4],
+        state=State(row[5]), route_index=row[6], attempts_here=row[7], attempts=row[8], due=row[9], expires_at=row[10],
+        registered_delivery=row[11], upstream=row[12], upstream_id=row[13], error=row[14], receipt_owed=bool(row[15]),
+        receipt=row[16], created_at=row[17], updated_at=row[18],
     )
 
 
@@ -356,8 +400,10 @@ class SqliteStore(Store):
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{self.path} has schema version {version}; this smpphub knows up to {SCHEMA_VERSION}")
-        db.executescript(_SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
-        # later versions: `if version < 2: ALTER TABLE ...` here, each in its own step
+        has_messages = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
+        if has_messages and version == 1:
+            db.executescript(f"BEGIN; {_FROM_VERSION_1} COMMIT;")
+        db.executescript(_MESSAGES + _INDEXES + _DELIVERIES)  # idempotent: CREATE ... IF NOT EXISTS
         if version != SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -540,38 +586,35 @@ class SqliteStore(Store):
 
     # ---- messages ----------------------------------------------------------------------------------
 
-    async def add_messages(self, records: list[MessageRecord]) -> None:
-        if records:
-            await self._submit(_INSERT_MESSAGES, [_row(r) for r in records])
+    async def add_messages(self, rows: list[MessageRow]) -> None:
+        if rows:
+            await self._submit(_INSERT_MESSAGES, [_row(r) for r in rows])
 
-    def update(self, record_id: str, **fields: object) -> None:
-        keys = tuple(fields)
-        shape = _UPDATES.get(keys)
-        if shape is None:
-            if not keys:
-                return
-            unknown = set(keys) - _UPDATABLE
-            if unknown:
-                raise ValueError(f"unknown message fields {sorted(unknown)}")
-            shape = _UPDATES[keys] = _update_shape(keys)
-        route = fields.get("route")
-        if route is not None:
-            if isinstance(route, str):
-                raise ValueError("route must be a list of upstream names")
-            fields["route"] = ",".join(route)  # type: ignore[arg-type]
-        self._submit(shape, ((*fields.values(), record_id),), wait=False)
+    def save(self, rows: Iterable[MessageRow]) -> None:
+        values = tuple(_saved(r) for r in rows)
+        if values:
+            self._submit(_SAVE, values, wait=False)
+
+    async def save_durably(self, rows: list[MessageRow]) -> None:
+        if rows:
+            await self._submit(_SAVE, tuple(_saved(r) for r in rows))
 
     async def flush(self) -> None:
         await self._submit(None, _nothing)
 
-    async def get(self, record_id: str) -> MessageRecord | None:
-        return await self._submit(None, lambda db: _record(db.execute(_GET, (record_id,)).fetchone()))
+    async def get(self, message_id: str) -> MessageRow | None:
+        return await self._submit(None, lambda db: _message(db.execute(_GET, (message_id,)).fetchone()))
 
-    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRecord | None:
-        return await self._submit(None, lambda db: _record(db.execute(_BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
+    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
+        return await self._submit(None, lambda db: _message(db.execute(_BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
 
-    async def open_messages(self) -> list[MessageRecord]:
-        return await self._submit(None, lambda db: [_record(r) for r in db.execute(_OPEN)])
+    async def open_messages(self) -> list[MessageRow]:
+        return await self._submit(None, lambda db: [_message(r) for r in db.execute(_OPEN)])
+
+    async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
+        if account is None:
+            return await self._submit(None, lambda db: [_message(r) for r in db.execute(_OWED)])
+        return await self._submit(None, lambda db: [_message(r) for r in db.execute(_OWED_BY_ACCOUNT, (account,))])
 
     # ---- deliveries -----------------------------------------------------------------------------------
 
