@@ -6,20 +6,27 @@ the disk the hub would use, not a tmpfs, or the fsyncs cost nothing) and one
 :class:`router.store.sqlite.SqliteStore` on the event loop the hub uses (uvloop when
 installed). Rows:
 
-- **add**: ``--records`` message records (200,000; a 60-octet submit_sm each) stored
-  by C concurrent callers, each awaiting ``add_messages([record])`` (one record per
-  call, the worst case for the store: the hub's acceptor hands it a whole loop turn
-  of messages per call). One caller waits for a commit per record, so that row
-  stores at most ``--serial-records`` (10,000) records; the ``records`` column says
-  how many.
-- **add, per-call 100**: one caller, 100 records per call (what the hub's acceptor does
+- **add**: ``--records`` messages (200,000; a 60-octet submit_sm each, as
+  :class:`router.lifecycle.MessageRow`) stored by C concurrent callers, each awaiting
+  ``add_messages([row])`` (one row per call, the worst case for the store: the hub's
+  acceptor hands it a whole loop turn of messages per call). One caller waits for a
+  commit per row, so that row stores at most ``--serial-records`` (10,000) messages;
+  the ``records`` column says how many.
+- **add, per-call 100**: one caller, 100 rows per call (what the hub's acceptor does
   under load).
-- **update**: the hub's "sent" update (state, upstream, upstream_id, attempts,
-  updated_at) of every record, fire-and-forget, the loop yielding every 1,000
-  updates as traffic would, then ``flush()`` (its p50 / p99 are that flush's wait:
-  how far the writer lagged behind).
-- **lookup**: ``find_by_upstream_id`` for every updated record, 100 concurrent
-  callers (the receipt path when the hub's in-memory map misses).
+- **save**: every message leaving as the dispatcher writes it: taken by an upstream
+  (IN_FLIGHT) in one loop turn, accepted by it (SENT, with its upstream_id) in the
+  next; each turn ends with ONE fire-and-forget ``save()`` of the rows it changed
+  (``--turn`` messages taken plus the previous turn's answered: two row writes per
+  message), the loop yielding between turns as traffic would, then ``flush()`` (its
+  p50 / p99 are that flush's wait: how far the writer lagged behind).
+- **lookup**: ``find_by_upstream_id`` for every sent message (up to 100,000), 100
+  concurrent callers (the receipt path when the hub's in-memory map misses).
+- **receipt**: the final receipt of those messages, 100 concurrent callers, each
+  awaiting ``save_durably([row])`` of the row made DELIVERED with the receipt owed to
+  its ESME (a 150-octet deliver_sm: the hub acks the SMSC only after that commit),
+  then, once the ESME acked it, a fire-and-forget ``save()`` of the row owing nothing.
+  p50 / p99 are the ``save_durably`` waits.
 
 Each for ``synchronous`` FULL (fsync at every commit: survives a power cut) and
 NORMAL (survives a process kill, not a power cut), and the add rows also with
@@ -43,16 +50,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 if __name__ == "__main__" and not __package__:  # python benchmarks/store.py
     _ROOT = Path(__file__).resolve().parent.parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
     sys.path.insert(0, str(_ROOT))
 
-from smpphub.router.store import MessageRecord, MessageState  # noqa: E402
+from smpphub.router.lifecycle import MessageRow, State  # noqa: E402
 from smpphub.router.store.sqlite import SqliteStore  # noqa: E402
 
 PDU = bytes(range(60))  # the size of an encoded submit_sm with a 40-octet text
+RECEIPT = bytes(range(150))  # the size of an encoded deliver_sm carrying a receipt's text
+UPSTREAMS = ["smsc-a", "smsc-b"]
 
 
 def cpu() -> float:
@@ -60,11 +70,12 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def make_records(n: int) -> list[MessageRecord]:
+def make_rows(n: int) -> list[MessageRow]:
+    """Accepted messages as the acceptor stores them: QUEUED, due now, a receipt asked for."""
     now = time.time()
     return [
-        MessageRecord(id=f"{i:016x}", account="acme", pdu=PDU, route=["smsc-a", "smsc-b"], created_at=now,
-                      updated_at=now, registered_delivery=1)
+        MessageRow(id=f"{i:016x}", account="acme", pdu=PDU, route=list(UPSTREAMS), state=State.QUEUED, due=now,
+                   created_at=now, updated_at=now, registered_delivery=1)
         for i in range(n)
     ]
 
@@ -104,13 +115,13 @@ class Bench:
 
     async def add(self, sync: str, callers: int, per_call: int, n: int, interval: float = 0.0) -> None:
         store = await self.open(sync, interval)
-        records = make_records(n)
+        rows = make_rows(n)
         share = n // callers
         lat: list[float] = []
         clock = time.perf_counter
 
         async def caller(k: int) -> None:
-            mine = records[k * share:(k + 1) * share]
+            mine = rows[k * share:(k + 1) * share]
             for j in range(0, len(mine), per_call):
                 chunk = mine[j:j + per_call]
                 t = clock()
@@ -123,40 +134,64 @@ class Bench:
         await store.close()
         self.row("add", sync, callers, per_call, interval, share * callers, elapsed, commits, lat, used)
 
-    async def update_and_lookup(self, sync: str, n: int) -> None:
+    async def lifecycle(self, sync: str, n: int, turn: int) -> None:
+        """save, lookup and receipt rows on one store, in the order a message lives them."""
         store = await self.open(sync)
-        records = make_records(n)
+        rows = make_rows(n)
         for j in range(0, n, 1000):
-            await store.add_messages(records[j:j + 1000])
+            await store.add_messages(rows[j:j + 1000])
         clock = time.perf_counter
+
+        # save: turn k takes rows[k] (IN_FLIGHT) and hears the answers for rows[k - 1] (SENT)
+        turns = [rows[j:j + turn] for j in range(0, n, turn)] + [[]]
         c0, cpu0, t0 = store.commits, cpu(), clock()
-        t = time.time()
-        for i, r in enumerate(records):
-            store.update(r.id, state=MessageState.SENT, upstream="smsc-a", upstream_id=f"U{i}", attempts=1, updated_at=t)
-            if i % 1000 == 999:
-                await asyncio.sleep(0)
+        answered: list[MessageRow] = []
+        for taken in turns:
+            t = time.time()
+            for r in taken:
+                r.state, r.upstream, r.updated_at = State.IN_FLIGHT, r.route[r.route_index], t
+            for r in answered:
+                r.state, r.upstream_id, r.attempts, r.updated_at = State.SENT, f"U{r.id}", r.attempts + 1, t
+            store.save(taken + answered)
+            answered = taken
+            await asyncio.sleep(0)
         t1 = clock()
         await store.flush()
         elapsed, used, commits = clock() - t0, cpu() - cpu0, store.commits - c0
-        self.row("update", sync, 1, 1, 0.0, n, elapsed, commits, [clock() - t1], used)
+        self.row("save", sync, 1, turn, 0.0, n, elapsed, commits, [clock() - t1], used)
 
-        lookups = min(n, 100_000)
         callers = 100
-        share = lookups // callers
-        lat: list[float] = []
+        many = min(n, 100_000)
+        share = many // callers
 
-        async def caller(k: int) -> None:
-            for i in range(k * share, (k + 1) * share):
+        async def lookup(k: int, lat: list[float]) -> None:
+            for r in rows[k * share:(k + 1) * share]:
                 t = clock()
-                found = await store.find_by_upstream_id("smsc-a", f"U{i}")
+                found = await store.find_by_upstream_id(r.upstream or "", f"U{r.id}")
                 lat.append(clock() - t)
-                assert found is not None and found.id == records[i].id
+                assert found is not None and found.id == r.id
 
-        c0, cpu0, t0 = store.commits, cpu(), clock()
-        await asyncio.gather(*(caller(k) for k in range(callers)))
-        elapsed, used, commits = clock() - t0, cpu() - cpu0, store.commits - c0
+        async def receipt(k: int, lat: list[float]) -> None:
+            for r in rows[k * share:(k + 1) * share]:
+                r.state, r.receipt_owed, r.receipt, r.updated_at = State.DELIVERED, True, RECEIPT, time.time()
+                t = clock()
+                await store.save_durably([r])
+                lat.append(clock() - t)
+                r.receipt_owed, r.receipt, r.updated_at = False, b"", time.time()  # the ESME acked it
+                store.save([r])
+
+        for op, work in (("lookup", lookup), ("receipt", receipt)):
+            lat: list[float] = []
+            c0, cpu0, t0 = store.commits, cpu(), clock()
+            await asyncio.gather(*(work(k, lat) for k in range(callers)))
+            await store.flush()
+            elapsed, used, commits = clock() - t0, cpu() - cpu0, store.commits - c0
+            self.row(op, sync, callers, 1, 0.0, share * callers, elapsed, commits, lat, used)
+        counts, owed = await store.counts(), len(await store.owed_receipts())
         await store.close()
-        self.row("lookup", sync, callers, 1, 0.0, share * callers, elapsed, commits, lat, used)
+        # what was measured must be what was meant
+        if counts.get("delivered", 0) != share * callers or owed or store.errors:
+            raise RuntimeError(f"the store ended with {counts}, {owed} receipts owed, {store.errors} errors")
 
     @property
     def rows(self) -> list[dict]:
@@ -179,16 +214,15 @@ class Bench:
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
         out = []
         for k, line in enumerate(lines):
-            out.append("| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))) + " |")
+            cells = (c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+            out.append("| " + " | ".join(cells) + " |")
             if k == 0:
                 out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         return "\n".join(out)
 
 
 async def run(args: argparse.Namespace, bench: Bench) -> None:
-    syncs = [s.strip().lower() for s in args.sync.split(",")]
-    callers = [int(c) for c in args.callers.split(",")]
-    intervals = [float(x) / 1000 for x in args.intervals.split(",")]
+    syncs, callers, intervals = args.sync, args.callers, [x / 1000 for x in args.intervals]
     for _ in range(args.repeat):
         for sync in syncs:
             for interval in intervals:
@@ -196,23 +230,72 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
                     n = min(args.records, args.serial_records) if c == 1 else args.records
                     await bench.add(sync, c, 1, n - n % c, interval)
                 await bench.add(sync, 1, 100, args.records, interval)
-            await bench.update_and_lookup(sync, args.records)
+            await bench.lifecycle(sync, args.records, args.turn)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line on one line (exit 2), like every other bad argument."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _positives(text: str) -> list[int]:
+    return [_positive(part.strip()) for part in text.split(",")]
+
+
+def _millis(text: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a number of ms") from None
+        if not value >= 0:  # NaN too
+            raise argparse.ArgumentTypeError(f"{part.strip()} is not >= 0")
+        out.append(value)
+    return out
+
+
+def _syncs(text: str) -> list[str]:
+    out = [part.strip().lower() for part in text.split(",")]
+    for sync in out:
+        if sync not in ("full", "normal"):
+            raise argparse.ArgumentTypeError(f"{sync!r} is neither full nor normal")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m smpphub.bench.store", description=__doc__.split("\n\n")[0])
-    p.add_argument("--records", type=int, default=200_000)
-    p.add_argument("--serial-records", type=int, default=10_000, help="records for the one-caller, one-per-call rows")
-    p.add_argument("--callers", default="1,100,1000")
-    p.add_argument("--sync", default="full,normal")
-    p.add_argument("--intervals", default="0,2", help="commit_interval values to try, in ms")
-    p.add_argument("--repeat", type=int, default=1, help="run everything this many times; each row is the median run")
+    p = _Parser(prog="python -m smpphub.bench.store", description=__doc__.split("\n\n")[0])
+    p.add_argument("--records", type=_positive, default=200_000)
+    p.add_argument("--serial-records", type=_positive, default=10_000,
+                   help="records for the one-caller, one-per-call rows")
+    p.add_argument("--callers", type=_positives, default="1,100,1000", help="comma-separated caller counts")
+    p.add_argument("--turn", type=_positive, default=1000, help="messages taken per loop turn in the save row")
+    p.add_argument("--sync", type=_syncs, default="full,normal", help="full, normal or both")
+    p.add_argument("--intervals", type=_millis, default="0,2", help="commit_interval values to try, in ms")
+    p.add_argument("--repeat", type=_positive, default=1,
+                   help="run everything this many times; each row is the median run")
     p.add_argument("--dir", default=None, help="where the database files go (default: a new temp directory)")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--quick", action="store_true", help="20,000 records, 1,000 serial: a smoke run")
     args = p.parse_args(argv)
     if args.quick:
         args.records, args.serial_records = 20_000, 1_000
+    if args.dir is not None and not os.path.isdir(args.dir):
+        p.error(f"--dir: {args.dir} is not a folder")
+    if max(args.callers) > args.records:
+        p.error(f"--callers: {max(args.callers)} callers for {args.records} records leaves some with none")
     loop_name = "asyncio"
     runner = asyncio.run
     if not args.no_uvloop:

@@ -1,4 +1,5 @@
-"""The SQLite store on its own: round trips, group commit, durability across SIGKILL, failures.
+"""The SQLite store on its own: round trips, saves merged into few statements, group commit,
+durability across SIGKILL, failures, and the migration of a version-1 file.
 
 (tests/test_store.py runs the interface tests against every backend.)
 """
@@ -13,19 +14,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 import structlog
 
-from smpphub.router.store import Delivery, MessageRecord, MessageState
+from smpphub.router.lifecycle import MessageRow, State
+from smpphub.router.store import Delivery
 from smpphub.router.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def record(i: int, **kw) -> MessageRecord:
+def record(i: int, **kw) -> MessageRow:
     kw.setdefault("created_at", 1000.0 + i)
     kw.setdefault("pdu", b"\x00pdu" + i.to_bytes(4, "big"))
-    return MessageRecord(id=f"m{i}", account="acme", route=["a", "b"], **kw)
+    return MessageRow(id=f"m{i}", account="acme", route=["a", "b"], **kw)
+
+
+def changed(r: MessageRow, **kw) -> MessageRow:
+    """The row after a lifecycle step, as a new object (the old one keeps what was saved before)."""
+    return msgspec.structs.replace(r, route=list(r.route), **kw)
 
 
 @pytest.fixture
@@ -42,16 +50,29 @@ async def reopen(path: str, **kw) -> SqliteStore:
     return s
 
 
+async def trace(store: SqliteStore, verb: str) -> list[str]:
+    """From now on, the statements starting with ``verb`` that the writer's connection runs."""
+    seen: list[str] = []
+
+    def callback(sql: str) -> None:
+        if sql.lstrip().upper().startswith(verb):
+            seen.append(sql)
+
+    await store._submit(None, lambda db: db.set_trace_callback(callback))
+    return seen
+
+
 # ---- round trips ---------------------------------------------------------------------------
 
 
 async def test_message_round_trip_keeps_every_field(store):
-    full = MessageRecord(
-        id="hub-1", account="acme", pdu=bytes(range(256)), route=["smsc-a", "smsc-b", "smsc-c"], state=MessageState.SENT,
-        upstream="smsc-b", upstream_id="0xABC", attempts=3, created_at=1700000000.25, not_before=1700000060.5,
-        expires_at=1700086400.0, registered_delivery=17, error=0x58, updated_at=1700000001.125,
+    full = MessageRow(
+        id="hub-1", account="acme", pdu=bytes(range(256)), route=["smsc-a", "smsc-b", "smsc-c"], group="g-7",
+        state=State.SENT, route_index=1, attempts_here=2, attempts=3, due=1700000060.5, expires_at=1700086400.0,
+        registered_delivery=17, upstream="smsc-b", upstream_id="0xABC", error=0x58, receipt_owed=True,
+        receipt=b"\x00deliver_sm" * 20, created_at=1700000000.25, updated_at=1700000001.125,
     )
-    bare = MessageRecord(id="hub-2", account="beta", pdu=b"", route=[])
+    bare = MessageRow(id="hub-2", account="beta", pdu=b"", route=[])
     await store.add_messages([full, bare])
     assert await store.get("hub-1") == full
     assert await store.get("hub-2") == bare
@@ -59,11 +80,11 @@ async def test_message_round_trip_keeps_every_field(store):
     assert await store.add_messages([]) is None
 
 
-async def test_adding_a_record_again_replaces_it(store):
+async def test_adding_a_row_again_replaces_it(store):
     await store.add_messages([record(1)])
-    await store.add_messages([record(1, state=MessageState.SENT)])
-    assert (await store.get("m1")).state == MessageState.SENT
-    assert await store.counts() == {MessageState.SENT: 1}
+    await store.add_messages([record(1, state=State.SENT)])
+    assert (await store.get("m1")).state is State.SENT
+    assert await store.counts() == {"sent": 1}
 
 
 async def test_delivery_round_trip_ids_and_order(tmp_path):
@@ -76,8 +97,8 @@ async def test_delivery_round_trip_ids_and_order(tmp_path):
     assert ids == sorted(ids) and c_id > ids[1]
     got = await s.pending_deliveries()
     assert [d.id for d in got] == [*ids, c_id]
-    assert got[0] == Delivery(id=ids[0], account="acme", pdu=b"\x01receipt", created_at=5.5, expires_at=99.0, attempts=2, kind="receipt")
-    assert got[1] == Delivery(id=ids[1], account="beta", pdu=b"\x02mo", created_at=6.0, kind="mo")
+    assert got[0] == msgspec.structs.replace(a, id=ids[0])
+    assert got[1] == msgspec.structs.replace(b, id=ids[1])
     assert [d.id for d in await s.pending_deliveries("acme")] == [ids[0], c_id]
     assert await s.pending_deliveries("nobody") == []
     s.delete_delivery(ids[0])
@@ -90,65 +111,71 @@ async def test_delivery_round_trip_ids_and_order(tmp_path):
     await s.close()
 
 
-# ---- update ---------------------------------------------------------------------------------
+# ---- save ----------------------------------------------------------------------------------------
 
 
-async def test_update_every_field(store):
+async def test_save_of_an_unknown_id_or_nothing_writes_nothing(store):
     await store.add_messages([record(1)])
-    changes = dict(
-        account="other", pdu=b"new", route=["x"], state=MessageState.FAILED, upstream="x", upstream_id="U1", attempts=4,
-        created_at=1.0, not_before=2.0, expires_at=3.0, registered_delivery=1, error=8, updated_at=4.0,
-    )
-    store.update("m1", **changes)
-    assert await store.get("m1") == MessageRecord(id="m1", **changes)
-    store.update("m1", route=[], expires_at=None)
-    got = await store.get("m1")
-    assert got.route == [] and got.expires_at is None
-    store.update("nope", state=MessageState.SENT)  # unknown id: nothing happens
-    store.update("m1")  # no fields: nothing to do
+    requests = store.requests
+    store.save([])
     await store.flush()
-    assert await store.counts() == {MessageState.FAILED: 1}
-
-
-async def test_update_rejects_unknown_fields_at_once_and_queues_nothing(store):
-    await store.add_messages([record(1)])
-    with pytest.raises(ValueError, match="colour"):
-        store.update("m1", state=MessageState.SENT, colour="red")
-    with pytest.raises(ValueError):
-        store.update("m1", id="m2")
-    with pytest.raises(ValueError):
-        store.update("m1", route="a,b")  # a list of names, not a string
-    await store.flush()
-    assert (await store.get("m1")).state == MessageState.QUEUED
+    assert store.requests == requests + 1  # the flush: an empty save is no request at all
+    await store.save_durably([])
+    store.save([record(2, state=State.SENT)])
+    await store.save_durably([record(3, state=State.SENT)])
+    assert await store.counts() == {"queued": 1}
     assert store.errors == 0
 
 
-async def test_updates_in_one_turn_apply_in_order(store):
-    """Thousands of updates of one shape become a few statements; the last update of an id wins."""
-    await store.add_messages([record(i) for i in range(3000)])
-    for i in range(3000):
-        store.update(f"m{i}", state=MessageState.SENT, upstream="a", upstream_id=f"U{i}")
-    for i in range(0, 3000, 3):
-        store.update(f"m{i}", state=MessageState.DELIVERED, upstream="a", upstream_id=f"V{i}")
-    store.update("m1", attempts=9)  # another shape, after them
-    store.update("m1", state=MessageState.FAILED, upstream="b", upstream_id="W")
+async def test_saves_of_one_turn_merge_into_few_statements_and_the_last_save_wins(store):
+    """Thousands of saves in a turn: one UPDATE per 1,024 rows of one kind; the last save of an id wins."""
+    rows = [record(i) for i in range(3000)]
+    await store.add_messages(rows)
+    updates = await trace(store, "UPDATE")
+    commits = store.commits
+    for i, r in enumerate(rows):
+        r.state, r.upstream, r.upstream_id = State.SENT, "a", f"U{i}"
+        store.save([r])  # one call per row
+    for i, r in enumerate(rows[::3]):
+        r.upstream_id = f"V{i * 3}"
+        store.save([r])  # the same rows again: the same statement, and these values win
+    for r in rows[1::3]:
+        r.state, r.receipt_owed, r.receipt = State.DELIVERED, True, b"dlr"
+    store.save(rows[1::3])  # one call for many (the dispatcher saves what a turn changed at its end)
+    rows[2].attempts = 9
+    store.save([rows[2]])
     await store.flush()
-    assert await store.counts() == {MessageState.SENT: 1999, MessageState.DELIVERED: 1000, MessageState.FAILED: 1}
+    assert len(updates) == 3 + 1 + 1  # 3000 distinct SENT rows, 1,024 per statement; the finals; rows[2] again
+    assert store.commits - commits == 1  # all of it, the flush included, in one transaction
+    assert await store.counts() == {"sent": 2000, "delivered": 1000}
     assert (await store.find_by_upstream_id("a", "V2997")).id == "m2997"
     assert await store.find_by_upstream_id("a", "U3") is None
-    m1 = await store.get("m1")
-    assert (m1.state, m1.upstream, m1.upstream_id, m1.attempts) == (MessageState.FAILED, "b", "W", 9)
+    assert (await store.find_by_upstream_id("a", "U1")).state is State.DELIVERED
+    assert (await store.get("m2")).attempts == 9
+    assert len(await store.owed_receipts("acme")) == 1000
+
+
+async def test_save_durably_waits_for_its_commit_and_groups_too(store):
+    await store.add_messages([record(i) for i in range(100)])
+    before = store.commits
+    done = await asyncio.gather(*(store.save_durably([record(i, state=State.DELIVERED, receipt_owed=True)])
+                                  for i in range(100)))
+    assert done == [None] * 100
+    assert 1 <= store.commits - before <= 5
+    assert len(await store.owed_receipts()) == 100
 
 
 async def test_reads_see_the_writes_queued_before_them(store):
-    # add (not yet committed), update and read without waiting in between
+    # add (not yet committed), save and read without waiting in between
     add = asyncio.ensure_future(store.add_messages([record(1)]))
     await asyncio.sleep(0)  # the add is queued
     assert not add.done()
-    store.update("m1", state=MessageState.SENT, upstream="a", upstream_id="X")
+    store.save([record(1, state=State.SENT, upstream="a", upstream_id="X")])
     found = await store.find_by_upstream_id("a", "X")
     await add
     assert found is not None and found.id == "m1"
+    store.save([record(1, state=State.DELIVERED, upstream="a", upstream_id="X", receipt_owed=True, receipt=b"r")])
+    assert [r.receipt for r in await store.owed_receipts()] == [b"r"]
     ids = await store.add_deliveries([Delivery(account="acme", pdu=b"r")])
     store.delete_delivery(ids[0])
     assert await store.pending_deliveries() == []
@@ -158,42 +185,69 @@ async def test_reads_see_the_writes_queued_before_them(store):
 
 
 async def test_find_by_upstream_id(store):
-    await store.add_messages([record(1), record(2), record(3, created_at=2000.0), record(4)])
-    store.update("m1", state=MessageState.SENT, upstream="a", upstream_id="42")
-    store.update("m2", state=MessageState.SENT, upstream="b", upstream_id="42")  # same id, other SMSC
-    store.update("m3", state=MessageState.SENT, upstream="a", upstream_id="7")
+    await store.add_messages([record(1), record(2), record(3), record(4, created_at=3000.0)])
+    store.save([
+        record(1, state=State.SENT, upstream="a", upstream_id="42"),
+        record(2, state=State.SENT, upstream="b", upstream_id="42"),  # the same id at another SMSC
+        record(3, state=State.SENT, upstream="a", upstream_id="7"),
+    ])
     assert (await store.find_by_upstream_id("a", "42")).id == "m1"
     assert (await store.find_by_upstream_id("b", "42")).id == "m2"
     assert await store.find_by_upstream_id("c", "42") is None
     assert await store.find_by_upstream_id("a", "43") is None
     # an SMSC that reuses an id: the newest message has it
-    store.update("m4", state=MessageState.SENT, upstream="a", upstream_id="7", created_at=3000.0)
+    store.save([record(4, state=State.SENT, upstream="a", upstream_id="7", created_at=3000.0)])
     assert (await store.find_by_upstream_id("a", "7")).id == "m4"
 
 
-async def test_open_messages_are_the_unfinished_ones_oldest_first(store):
-    states = [MessageState.QUEUED, MessageState.SENT, MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED,
-              MessageState.CANCELLED, MessageState.SENT, MessageState.QUEUED]
-    await store.add_messages([record(i, state=s, created_at=100.0 - i) for i, s in enumerate(states)])
-    assert [r.id for r in await store.open_messages()] == ["m7", "m6", "m1", "m0"]
-    store.update("m6", state=MessageState.DELIVERED)
-    assert [r.id for r in await store.open_messages()] == ["m7", "m1", "m0"]
+async def test_open_messages_are_the_ones_to_recover_oldest_first(store):
+    await store.add_messages([record(i, state=s, created_at=100.0 - i) for i, s in enumerate(State)])
+    # SCHEDULED m0, QUEUED m1, PARKED m2, IN_FLIGHT m3; SENT m4 waits for a receipt; the rest are final
+    assert [r.id for r in await store.open_messages()] == ["m3", "m2", "m1", "m0"]
+    store.save([record(2, state=State.CANCELLED, created_at=98.0)])
+    assert [r.id for r in await store.open_messages()] == ["m3", "m1", "m0"]
     assert await store.counts() == {
-        MessageState.QUEUED: 2, MessageState.SENT: 1, MessageState.DELIVERED: 2, MessageState.FAILED: 1,
-        MessageState.EXPIRED: 1, MessageState.CANCELLED: 1,
+        "scheduled": 1, "queued": 1, "in_flight": 1, "sent": 1, "delivered": 1, "undeliverable": 1, "expired": 1,
+        "rejected": 1, "cancelled": 2,
     }
 
 
-async def test_purge_forgets_old_final_messages_only(store):
-    old_final = [record(i, state=MessageState.DELIVERED, updated_at=10.0) for i in range(4500)]  # more than one chunk
+async def test_purge_forgets_old_final_messages_with_nothing_owed(store):
+    old_final = [record(i, state=State.DELIVERED, updated_at=10.0) for i in range(4500)]  # more than one chunk
     await store.add_messages(old_final + [
-        record(5000, state=MessageState.FAILED, updated_at=50.0),  # final but recent
-        record(5001, state=MessageState.QUEUED, updated_at=1.0),  # old but open
-        record(5002, state=MessageState.SENT, updated_at=1.0),
+        record(5000, state=State.UNDELIVERABLE, updated_at=50.0),  # final but recent
+        record(5001, state=State.QUEUED, updated_at=1.0),  # old but open
+        record(5002, state=State.SENT, updated_at=1.0),
+        record(5003, state=State.REJECTED, updated_at=1.0, receipt_owed=True, receipt=b"r"),  # its receipt is owed
     ])
+    deletes = await trace(store, "DELETE")
     assert await store.purge(older_than=20.0) == 4500
-    assert await store.counts() == {MessageState.FAILED: 1, MessageState.QUEUED: 1, MessageState.SENT: 1}
+    assert len(deletes) == 3  # 2,000 rows per transaction: the writer is never held long
+    assert await store.counts() == {"undeliverable": 1, "queued": 1, "sent": 1, "rejected": 1}
     assert await store.purge(older_than=20.0) == 0
+    store.save([record(5003, state=State.REJECTED, updated_at=2.0)])  # the ESME acked its receipt
+    assert await store.purge(older_than=20.0) == 1
+
+
+async def test_the_queries_use_their_indexes(store):
+    """Recovery, receipts owed, upstream ids and purge never scan the table, however many messages it holds
+    (owed receipts without an account scan the partial index of owed rows: those are what it returns)."""
+    from smpphub.router.store import sqlite as module
+
+    queries = {
+        "open": (module._OPEN, ()), "owed": (module._OWED, ()), "owed_by_account": (module._OWED_BY_ACCOUNT, ("a",)),
+        "by_upstream": (module._BY_UPSTREAM, ("a", "1")), "purge": (module._PURGE, (1.0,)),
+        "get": (module._GET, ("x",)),
+    }
+    plans = await store._submit(None, lambda db: {
+        name: " / ".join(step[3] for step in db.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+        for name, (sql, args) in queries.items()
+    })
+    for name, plan in plans.items():
+        assert not any(step.startswith("SCAN") and "USING" not in step for step in plan.split(" / ")), (name, plan)
+    assert "messages_open2" in plans["open"] and "messages_final2" in plans["purge"]
+    assert "messages_owed" in plans["owed"] and "messages_owed" in plans["owed_by_account"]
+    assert "messages_upstream" in plans["by_upstream"]
 
 
 # ---- group commit --------------------------------------------------------------------------------
@@ -247,10 +301,10 @@ async def test_commit_interval_groups_too(tmp_path):
 
 
 async def test_large_batches_are_atomic_and_complete(store):
-    records = [record(i) for i in range(5000)]  # several multi-row statements
-    await store.add_messages(records)
+    rows = [record(i) for i in range(5000)]  # several multi-row statements
+    await store.add_messages(rows)
     assert len(await store.open_messages()) == 5000
-    assert await store.get("m4999") == records[-1]
+    assert await store.get("m4999") == rows[-1]
 
 
 # ---- the file ------------------------------------------------------------------------------------------
@@ -260,9 +314,10 @@ async def test_large_batches_are_atomic_and_complete(store):
 async def test_wal_synchronous_and_schema_version(tmp_path, sync, code):
     path = str(tmp_path / "p.db")
     s = await reopen(path, synchronous=sync)
-    pragmas = await s._submit(None, lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode", "synchronous", "user_version")])
+    pragmas = await s._submit(None, lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0]
+                                                for p in ("journal_mode", "synchronous", "user_version")])
     await s.close()
-    assert pragmas == ["wal", code, SCHEMA_VERSION]
+    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 2
 
 
 async def test_a_newer_schema_is_refused(tmp_path):
@@ -285,28 +340,189 @@ def test_bad_options_are_refused():
         SqliteStore("x.db", max_batch=0)
 
 
+# ---- migration from version 1 -----------------------------------------------------------------------------
+
+#: The schema of SCHEMA_VERSION = 1, as router/store/sqlite.py created it (one record per message,
+#: receipts owed in the deliveries table, "failed" for every unsuccessful end).
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    pdu BLOB NOT NULL,
+    route TEXT NOT NULL,
+    state TEXT NOT NULL,
+    upstream TEXT,
+    upstream_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    not_before REAL NOT NULL DEFAULT 0,
+    expires_at REAL,
+    registered_delivery INTEGER NOT NULL DEFAULT 0,
+    error INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_upstream ON messages (upstream, upstream_id) WHERE upstream_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_open ON messages (state) WHERE state IN ('queued', 'sent');
+CREATE INDEX IF NOT EXISTS messages_final ON messages (state, updated_at) WHERE state IN ('cancelled', 'delivered', \
+'expired', 'failed');
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    pdu BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL
+);
+"""
+V1_COLUMNS = ("id, account, pdu, route, state, upstream, upstream_id, attempts, created_at, not_before, expires_at, "
+              "registered_delivery, error, updated_at")
+V1_MESSAGES = [
+    ("q1", "acme", b"\x00q1", "smsc-a,smsc-b", "queued", None, None, 1, 100.0, 1700000100.0, 1700086400.0, 1, 0x58,
+     101.0),
+    ("s1", "acme", b"\x00s1", "smsc-a", "sent", "smsc-a", "ABC", 1, 200.0, 0.0, None, 1, 0, 201.0),
+    ("f1", "beta", b"\x00f1", "smsc-b", "failed", "smsc-b", None, 2, 300.0, 0.0, None, 0, 0x45, 10.0),
+    ("d1", "acme", b"\x00d1", "smsc-a", "delivered", "smsc-a", "DEF", 1, 50.0, 0.0, None, 1, 0, 11.0),
+]
+
+
+def make_v1(path: str) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.execute("PRAGMA user_version=1")
+    db.executemany(f"INSERT INTO messages ({V1_COLUMNS}) VALUES ({', '.join('?' * 14)})", V1_MESSAGES)
+    deliveries = [("acme", b"\x05receipt-for-d1", 12.0, None, 1, "receipt"), ("beta", b"\x05mo", 13.0, 999.0, 0, "mo")]
+    db.executemany("INSERT INTO deliveries (account, pdu, created_at, expires_at, attempts, kind) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", deliveries)
+    db.commit()
+    db.close()
+
+
+async def check_migrated(path: str) -> None:
+    s = await reopen(path)
+    try:
+        assert await s.get("q1") == MessageRow(
+            id="q1", account="acme", pdu=b"\x00q1", route=["smsc-a", "smsc-b"], state=State.QUEUED, attempts=1,
+            due=1700000100.0, expires_at=1700086400.0, registered_delivery=1, error=0x58, created_at=100.0,
+            updated_at=101.0,
+        )
+        assert await s.get("f1") == MessageRow(
+            id="f1", account="beta", pdu=b"\x00f1", route=["smsc-b"], state=State.UNDELIVERABLE, attempts=2,
+            upstream="smsc-b", error=0x45, created_at=300.0, updated_at=10.0,
+        )
+        assert (await s.find_by_upstream_id("smsc-a", "ABC")).state is State.SENT
+        assert [r.id for r in await s.open_messages()] == ["q1"]  # s1 waits for its receipt by upstream id
+        assert await s.counts() == {"queued": 1, "sent": 1, "undeliverable": 1, "delivered": 1}
+        assert await s.owed_receipts() == []  # version 1's owed receipt stays a delivery, delivered as it is
+        pending = await s.pending_deliveries()
+        assert [(d.id, d.account, d.pdu, d.kind, d.attempts) for d in pending] == [
+            (1, "acme", b"\x05receipt-for-d1", "receipt", 1), (2, "beta", b"\x05mo", "mo", 0)]
+        pragmas = await s._submit(None, lambda db: (
+            db.execute("PRAGMA user_version").fetchone()[0],
+            {r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE tbl_name = 'messages' AND sql LIKE 'CREATE INDEX%'")},
+        ))
+        assert pragmas == (2, {"messages_upstream", "messages_open2", "messages_final2", "messages_owed"})
+    finally:
+        await s.close()
+
+
+async def test_a_version_1_file_is_migrated(tmp_path):
+    path = str(tmp_path / "v1.db")
+    make_v1(path)
+    await check_migrated(path)
+    await check_migrated(path)  # opening it again changes nothing
+
+    s = await reopen(path)
+    try:
+        # the migrated rows live on like new ones
+        await s.save_durably([MessageRow(
+            id="s1", account="acme", pdu=b"\x00s1", route=["smsc-a"], state=State.DELIVERED, attempts=1,
+            registered_delivery=1, upstream="smsc-a", upstream_id="ABC", receipt_owed=True, receipt=b"dlr",
+            created_at=200.0, updated_at=5.0,
+        )])
+        assert [r.id for r in await s.owed_receipts("acme")] == ["s1"]
+        assert await s.purge(older_than=20.0) == 2  # f1 and d1; s1's receipt is still owed
+        assert await s.add_delivery(Delivery(account="acme", pdu=b"new")) == 3
+        s.delete_delivery(1)  # the ESME acked version 1's receipt
+        await s.add_messages([record(9)])
+        assert [r.id for r in await s.open_messages()] == ["q1", "m9"]
+        assert [d.id for d in await s.pending_deliveries()] == [2, 3]
+    finally:
+        await s.close()
+
+
+# Kill the process at the first statement of the migration that starts with argv[2].
+MIGRATION_KILL_SCRIPT = """
+import asyncio, os, signal, sys
+from smpphub.router.store.sqlite import SqliteStore
+
+class Killed(SqliteStore):
+    def _migrate(self, db):
+        def trace(sql):
+            if sql.lstrip().startswith(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)
+        db.set_trace_callback(trace)
+        super()._migrate(db)
+
+async def main(path):
+    s = Killed(path)
+    await s.open()
+    print("not killed", flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("at", [
+    "ALTER TABLE messages ADD COLUMN grp", "UPDATE messages", "COMMIT", "CREATE INDEX IF NOT EXISTS messages_open2",
+    "PRAGMA user_version=",
+])
+def test_a_migration_killed_midway_leaves_a_file_that_opens(tmp_path, at):
+    path = str(tmp_path / "v1.db")
+    make_v1(path)
+    proc = subprocess.run([sys.executable, "-c", MIGRATION_KILL_SCRIPT, path, at], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    asyncio.run(check_migrated(path))
+
+
 # ---- durability ----------------------------------------------------------------------------------------------
 
 KILL_SCRIPT = """
 import asyncio, os, signal, sys
-from smpphub.router.store import Delivery, MessageRecord
+from smpphub.router.lifecycle import MessageRow, State
+from smpphub.router.store import Delivery
 from smpphub.router.store.sqlite import SqliteStore
 
 async def main(path, sync, n):
     s = SqliteStore(path, synchronous=sync)
     await s.open()
+    rows = [MessageRow(id=f"k{i}", account="a", pdu=b"x" * 100, route=["u"], created_at=i) for i in range(n)]
     # 50 concurrent callers, as the hub's connections would be
     async def caller(k):
         for i in range(k, n, 50):
-            await s.add_messages([MessageRecord(id=f"k{i}", account="a", pdu=b"x" * 100, route=["u"], created_at=i)])
+            await s.add_messages([rows[i]])
     await asyncio.gather(*(caller(k) for k in range(50)))
     ids = await s.add_deliveries([Delivery(account="a", pdu=b"r%d" % i) for i in range(10)])
-    s.update("k0", state="sent", upstream="u", upstream_id="U0")
+    rows[0].state, rows[0].upstream, rows[0].upstream_id = State.SENT, "u", "U0"
+    s.save([rows[0]])
     await s.flush()
+    # a receipt arrived for each of these: saved durably before the SMSC hears ESME_ROK
+    async def receipt(i):
+        r = rows[i]
+        r.state, r.upstream, r.upstream_id = State.DELIVERED, "u", f"U{i}"
+        r.receipt_owed, r.receipt = True, b"dlr%d" % i
+        await s.save_durably([r])
+    await asyncio.gather(*(receipt(i) for i in range(n - 500, n)))
+    # replace_sm of a scheduled message: its new text, durably
+    rows[1].pdu, rows[1].state, rows[1].due = b"y" * 100, State.SCHEDULED, 5000.0
+    await s.save_message(rows[1])
     print("acked", s.commits, flush=True)
     # more work in flight, never acknowledged: may or may not be there
-    for i in range(n, n + 1000):
-        s.update(f"k{i - n}", attempts=1)
+    for r in rows[:1000]:
+        r.attempts = 1
+        s.save([r])
     os.kill(os.getpid(), signal.SIGKILL)
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
@@ -326,11 +542,15 @@ def test_acknowledged_writes_survive_sigkill(tmp_path, sync):
     async def check() -> None:
         s = await reopen(path)
         try:
-            records = await s.open_messages()
-            assert len(records) == n
-            assert {r.id for r in records} == {f"k{i}" for i in range(n)}
-            assert all(r.pdu == b"x" * 100 and r.route == ["u"] for r in records)
+            open_rows = await s.open_messages()
+            assert {r.id for r in open_rows} == {f"k{i}" for i in range(1, n - 500)}  # k0 was sent
+            assert all(r.pdu == b"x" * 100 and r.route == ["u"] for r in open_rows if r.id != "k1")
+            k1 = await s.get("k1")
+            assert (k1.pdu, k1.state, k1.due) == (b"y" * 100, State.SCHEDULED, 5000.0)
             assert (await s.find_by_upstream_id("u", "U0")).id == "k0"
+            owed = await s.owed_receipts("a")
+            assert {r.id: r.receipt for r in owed} == {f"k{i}": b"dlr%d" % i for i in range(n - 500, n)}
+            assert all(r.state is State.DELIVERED and r.upstream_id == f"U{r.id[1:]}" for r in owed)
             assert [d.pdu for d in await s.pending_deliveries("a")] == [b"r%d" % i for i in range(10)]
         finally:
             await s.close()
@@ -345,7 +565,7 @@ async def test_a_bad_value_fails_its_caller_only(store):
     await store.add_messages([record(0)])
     bad = [record(1), record(2, pdu=object())]  # SQLite cannot store an object
     too_big = [record(3, attempts=2**70)]  # nor an int beyond 64 bits (OverflowError, not sqlite3.Error)
-    no_id = [MessageRecord(id=None, account="a", pdu=b"", route=[])]  # type: ignore[arg-type]
+    no_id = [MessageRow(id=None, account="a", pdu=b"", route=[])]  # type: ignore[arg-type]
     results = await asyncio.wait_for(asyncio.gather(
         store.add_messages([record(4)]), store.add_messages(bad), store.add_messages(too_big),
         store.add_messages(no_id), store.add_messages([record(5)]), return_exceptions=True,
@@ -354,30 +574,55 @@ async def test_a_bad_value_fails_its_caller_only(store):
     assert isinstance(results[1], sqlite3.Error)
     assert isinstance(results[2], OverflowError)
     assert isinstance(results[3], sqlite3.Error)
-    # a failed call stored nothing, not even its good record
+    # a failed call stored nothing, not even its good row
     assert {r.id for r in await store.open_messages()} == {"m0", "m4", "m5"}
     assert store.errors == 3
 
-    # a fire-and-forget write that fails is logged and counted; the ones around it happen
+    # a fire-and-forget save that fails is logged and counted; the ones around it happen
     with structlog.testing.capture_logs() as logs:
-        store.update("m0", state=MessageState.SENT)
-        store.update("m4", attempts=2**70)
-        store.update("m5", state=MessageState.SENT)
+        store.save([record(0, state=State.IN_FLIGHT)])  # the three merge into one statement, which fails:
+        store.save([record(4, attempts=2**70)])  # each save is then run alone
+        store.save([record(5, state=State.IN_FLIGHT)])
         await asyncio.wait_for(store.flush(), 10)
     assert [e["log_level"] for e in logs if e["event"] == "store_write_lost"] == ["error"]
     assert store.errors == 4
-    assert await store.counts() == {MessageState.SENT: 2, MessageState.QUEUED: 1}
+    assert await store.counts() == {"in_flight": 2, "queued": 1}
+
+    # a durable save that fails fails its caller alone
+    results = await asyncio.gather(store.save_durably([record(4, route_index=None)]),
+                                   store.save_durably([record(5, error=3)]), return_exceptions=True)
+    assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is None
+    assert (await store.get("m4")).route_index == 0 and (await store.get("m5")).error == 3
+
+
+async def test_a_durable_save_of_rows_in_several_states_fails_if_any_part_failed(store):
+    """Rows of different states are written by different statements: a failure in any fails the caller."""
+    await store.add_messages([record(1), record(2), record(3)])
+    with pytest.raises(OverflowError):
+        await asyncio.wait_for(store.save_durably([
+            record(1, state=State.SENT, upstream="a", upstream_id="U1", attempts=2**70),  # the first statement fails
+            record(2, state=State.DELIVERED, receipt_owed=True, receipt=b"dlr"),
+            record(3, state=State.SCHEDULED, due=5.0),
+        ]), 10)
+    assert (await store.get("m1")).state is State.QUEUED
+    assert (await store.get("m2")).receipt == b"dlr" and (await store.get("m3")).due == 5.0  # the others are written
+    assert await asyncio.wait_for(store.save_durably([record(1, state=State.SENT), record(2, state=State.DELIVERED)]),
+                                  10) is None
 
 
 async def test_disk_full_fails_the_batch_and_the_store_recovers(store):
     await store.add_messages([record(0)])
     # SQLITE_FULL without filling the disk: cap the file at its current size
-    await store._submit(None, lambda db: db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}").fetchone())
+    await store._submit(None, lambda db: db.execute(
+        f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}").fetchone())
     big = [record(i, pdu=os.urandom(50_000)) for i in range(1, 5)]
     results = await asyncio.wait_for(asyncio.gather(
-        store.add_messages(big[:2]), store.add_messages(big[2:]), return_exceptions=True), 10)
+        store.add_messages(big[:2]), store.add_messages(big[2:]),
+        store.save_durably([record(0, state=State.DELIVERED, receipt_owed=True, receipt=os.urandom(50_000))]),
+        return_exceptions=True), 10)
     assert all(isinstance(r, sqlite3.OperationalError) and "full" in str(r) for r in results), results
     assert await store.get("m1") is None
+    assert (await store.get("m0")).state is State.QUEUED
     # space again: the same writer thread carries on
     await store._submit(None, lambda db: db.execute("PRAGMA max_page_count=1073741823").fetchone())
     await asyncio.wait_for(store.add_messages(big), 10)
@@ -393,7 +638,9 @@ async def test_a_broken_connection_fails_callers_instead_of_hanging(tmp_path):
         await asyncio.wait_for(s.add_messages([record(1)]), 10)
     with pytest.raises(sqlite3.Error):
         await asyncio.wait_for(s.get("m0"), 10)
-    s.update("m0", state=MessageState.SENT)  # lost, logged
+    with pytest.raises(sqlite3.Error):
+        await asyncio.wait_for(s.save_durably([record(0, state=State.SENT)]), 10)
+    s.save([record(0, state=State.SENT)])  # lost, logged
     with pytest.raises(sqlite3.Error):
         await asyncio.wait_for(s.flush(), 10)
     await asyncio.wait_for(s.close(), 10)
@@ -409,14 +656,18 @@ async def test_an_exception_in_the_writer_fails_only_its_request(store):
 
 
 async def test_a_cancelled_caller_does_not_disturb_the_others(store):
+    await store.add_messages([record(3)])
     task = asyncio.ensure_future(store.add_messages([record(1)]))
+    saving = asyncio.ensure_future(store.save_durably([record(3, state=State.SENT)]))
     other = asyncio.ensure_future(store.add_messages([record(2)]))
     await asyncio.sleep(0)
     task.cancel()
+    saving.cancel()
     await other
     await store.flush()
-    assert task.cancelled()
+    assert task.cancelled() and saving.cancelled()
     assert (await store.get("m2")) is not None
+    assert (await store.get("m3")).state is State.SENT  # the write happened anyway
 
 
 # ---- close -----------------------------------------------------------------------------------------------------
@@ -425,25 +676,27 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(store):
 async def test_close_flushes_pending_writes(tmp_path):
     path = str(tmp_path / "c.db")
     s = await reopen(path)
-    await s.add_messages([record(i) for i in range(100)])
+    rows = [record(i) for i in range(100)]
+    await s.add_messages(rows)
     ids = await s.add_deliveries([Delivery(account="acme", pdu=b"r1"), Delivery(account="acme", pdu=b"r2")])
     # queued in this very turn, nobody awaits them
-    for i in range(100):
-        s.update(f"m{i}", state=MessageState.FAILED, error=i)
+    for i, r in enumerate(rows):
+        r.state, r.error = State.UNDELIVERABLE, i
+    s.save(rows)
     s.delete_delivery(ids[0])
     add = asyncio.ensure_future(s.add_messages([record(500)]))
     await asyncio.sleep(0)  # the add is queued, not handed to the writer yet
     await s.close()
     assert add.done() and add.exception() is None
     with pytest.raises(RuntimeError):
-        s.update("m1", state=MessageState.SENT)
+        s.save([record(1, state=State.SENT)])
     with pytest.raises(RuntimeError):
         await s.get("m1")
     await s.close()  # twice is fine
 
     s = await reopen(path)
     try:
-        assert await s.counts() == {MessageState.FAILED: 100, MessageState.QUEUED: 1}
+        assert await s.counts() == {"undeliverable": 100, "queued": 1}
         assert (await s.get("m42")).error == 42
         assert [d.id for d in await s.pending_deliveries()] == [ids[1]]
     finally:
@@ -452,12 +705,14 @@ async def test_close_flushes_pending_writes(tmp_path):
 
 async def test_close_under_load_completes_every_caller(tmp_path):
     s = await reopen(str(tmp_path / "l.db"), synchronous="normal", max_batch=7)
-    futures = [asyncio.ensure_future(s.add_messages([record(i)])) for i in range(200)]
+    await s.add_messages([record(i) for i in range(200)])
+    futures = [asyncio.ensure_future(s.save_durably([record(i, state=State.IN_FLIGHT)])) for i in range(100)]
+    futures += [asyncio.ensure_future(s.add_messages([record(i)])) for i in range(200, 300)]
     await asyncio.sleep(0)
     await s.close()
     assert all(f.done() and f.exception() is None for f in futures)
     s = await reopen(str(tmp_path / "l.db"))
     try:
-        assert len(await s.open_messages()) == 200
+        assert await s.counts() == {"in_flight": 100, "queued": 200}
     finally:
         await s.close()
