@@ -87,7 +87,7 @@ async def test_messages_round_trip(store):
     await store.flush()
     assert [r.id for r in await store.open_messages()] == []  # SENT waits for its receipt: nothing to recover
     assert await store.counts() == {"sent": 1, "delivered": 1}
-    assert await store.purge(older_than=10.0) == 1
+    assert await store.purge(older_than=1002.5) == 1  # m2, final and created before; m1 is still open
     assert await store.get("m2") is None
     assert await store.counts() == {"sent": 1}
 
@@ -251,8 +251,8 @@ async def test_find_by_upstream_id(store):
     assert await store.find_by_upstream_id("a", "old") is None
     assert (await store.find_by_upstream_id("b", "new")).attempts == 2
     # a purged message is not found either
-    store.save([row(1, state=State.DELIVERED, upstream="a", upstream_id="42", updated_at=1.0)])
-    assert await store.purge(older_than=2.0) == 1
+    store.save([row(1, state=State.DELIVERED, upstream="a", upstream_id="42")])
+    assert await store.purge(older_than=1001.5) == 1
     assert await store.find_by_upstream_id("a", "42") is None
 
 
@@ -278,12 +278,13 @@ async def test_owed_receipts_oldest_updated_first_and_by_account(store):
 
 
 async def test_purge_keeps_open_messages_recent_ones_and_owed_receipts(store):
+    """purge(older_than) forgets final messages created before it whose receipt is not owed."""
     await store.add_messages([
-        row(1, state=State.DELIVERED, updated_at=10.0),  # old, final, nothing owed: goes
-        row(2, state=State.UNDELIVERABLE, updated_at=10.0, receipt_owed=True, receipt=b"r"),  # its receipt is owed
-        row(3, state=State.CANCELLED, updated_at=50.0),  # final but recent
-        *[row(10 + i, state=s, updated_at=1.0) for i, s in enumerate(State) if s not in FINAL_STATES],  # old but open
-        row(20, state=State.REJECTED, updated_at=19.999),
+        row(1, state=State.DELIVERED, created_at=10.0),  # old, final, nothing owed: goes
+        row(2, state=State.UNDELIVERABLE, created_at=10.0, receipt_owed=True, receipt=b"r"),  # its receipt is owed
+        row(3, state=State.CANCELLED, created_at=50.0),  # final but recent
+        *[row(10 + i, state=s, created_at=1.0) for i, s in enumerate(State) if s not in FINAL_STATES],  # old but open
+        row(20, state=State.REJECTED, created_at=19.999),
     ])
     assert await store.purge(older_than=20.0) == 2
     assert await store.get("m1") is None and await store.get("m20") is None
@@ -377,7 +378,7 @@ async def play(s: Store, seed: int) -> list[dict]:
         if delivery_ids and rnd.random() < 0.2:
             s.delete_delivery(delivery_ids.pop(rnd.randrange(len(delivery_ids))))
         if turn % 10 == 9:
-            purged = await s.purge(older_than=now - rnd.uniform(0.0, 40.0))
+            purged = await s.purge(older_than=rnd.uniform(0.0, 613.0))  # by created_at
             snaps.append({"purged": purged, **await snapshot(s, sorted(rows), keys)})
             for i in [i for i in rows if await s.get(i) is None]:
                 del rows[i]
