@@ -154,6 +154,7 @@ class Dispatcher:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._write_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- pools ------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class Dispatcher:
         left = sum(len(r) for r in results if isinstance(r, list))
         if left:
             log.info("queued_at_shutdown", messages=left, note="in the store; they go out after a restart")
-        self._write()
+        self._write_now()
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
 
@@ -275,6 +276,13 @@ class Dispatcher:
             self.deliveries.deliver_receipt(row, receipt)
 
     def _write(self) -> None:
+        """Write what changed, once per turn of the loop (the changes of many events in one save)."""
+        if not self._write_scheduled and self.loop is not None:
+            self._write_scheduled = True
+            self.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_scheduled = False
         rows = self.table.take_changed()
         if rows:
             self.store.save(rows)
@@ -425,17 +433,17 @@ class Dispatcher:
         """The row with its receipt is durable before the upstream hears ESME_ROK."""
         assert self.loop is not None
         done: asyncio.Future[int] = self.loop.create_future()
-        saving = asyncio.ensure_future(self.store.save_durably([row]))
 
-        def saved(f: asyncio.Future[None]) -> None:
-            if f.cancelled() or f.exception() is not None:
-                log.error("receipt_not_stored", message_id=row.id, error=str(f.exception()) if not f.cancelled() else "cancelled")
+        def saved(write: asyncio.Future[None]) -> None:
+            error = write.exception() if not write.cancelled() else asyncio.CancelledError()
+            if error is not None:
+                log.error("receipt_not_stored", message_id=row.id, error=f"{type(error).__name__}: {error}")
                 done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store still has SENT
                 return
             self.deliveries.deliver_receipt(row, receipt)
             done.set_result(0)
 
-        saving.add_done_callback(saved)
+        self.store.save_durably([row]).add_done_callback(saved)
         return done
 
     def _unmatched(self, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo | None, reason: str) -> int:

@@ -419,7 +419,7 @@ class EsmeHandler(SmscHandler):
             changes["registered_delivery"] = pdu.registered_delivery
         self.dispatcher.replaced(out, msgspec.structs.replace(out.pdu, **changes), due, expires_at,
                                  pdu.registered_delivery or None)
-        await self.store.flush()
+        await self.store.save_message(out.row)
         return pdu.make_response()
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "State",
     "FINAL_STATES",
     "WAITING_STATES",
+    "UNWRITTEN_STATES",
     "RetryPolicy",
     "MessageRow",
     "Transition",
@@ -108,6 +109,9 @@ class State(Enum):
 FINAL_STATES = frozenset({State.DELIVERED, State.UNDELIVERABLE, State.EXPIRED, State.REJECTED, State.CANCELLED})
 #: Not yet handed to an upstream: these may still be cancelled, replaced, expire.
 WAITING_STATES = frozenset({State.SCHEDULED, State.QUEUED, State.PARKED})
+#: Not worth a write: after a restart an IN_FLIGHT message is sent again, exactly as
+#: the QUEUED row the store still holds would be (see :class:`Restarted`).
+UNWRITTEN_STATES = frozenset({State.IN_FLIGHT})
 
 #: A final receipt's message_state -> the final state of the message.
 _RECEIPT_FINAL: dict[SmppState, State] = {
@@ -186,7 +190,7 @@ class MessageRow(msgspec.Struct, kw_only=True):
     upstream_id: str | None = None  # that upstream's message_id
     error: int = 0  # the last command_status or network error seen
     receipt_owed: bool = False  # a final receipt the ESME asked for has not been acked yet
-    receipt: bytes = b""  # that receipt: the deliver_sm to send the ESME, encoded (the hub fills it in)
+    receipt: bytes = b""  # that receipt: the deliver_sm for the ESME, encoded (the hub fills it in; kept once sent)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -532,7 +536,6 @@ def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered | ReceiptDrop
     if not row.receipt_owed:
         raise InvalidTransition(row, event)
     row.receipt_owed = False
-    row.receipt = b""
     return _NOTHING
 
 

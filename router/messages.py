@@ -9,7 +9,14 @@ it and :meth:`MessageTable.tick` fires what is due at the time given.
 
 Every row it changed since the last :meth:`MessageTable.take_changed` is kept in one
 list, so the adapter writes all the state changes of one event-loop turn to the
-store together.
+store together. A message that only went IN_FLIGHT is not among them: a restart
+would send it again whether or not the store knew it was written (at least once),
+so that write would buy nothing.
+
+Timer entries are never removed from the heap when a row moves; they are found
+stale when they reach its top. So that a busy hub (every message has a validity
+timer while it is queued) does not pile them up, the heap is rebuilt from the live
+timers whenever stale entries outnumber them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Iterator
 
 from .lifecycle import (
     FINAL_STATES,
+    UNWRITTEN_STATES,
     WAITING_STATES,
     Due,
     Event,
@@ -126,7 +134,8 @@ class MessageTable:
         return changes
 
     def _moved(self, row: MessageRow) -> None:
-        self._changed[row.id] = row
+        if row.state not in UNWRITTEN_STATES:
+            self._changed[row.id] = row
         self._arm(row)
 
     # ---- time -------------------------------------------------------------------------
@@ -139,7 +148,12 @@ class MessageTable:
         if self._armed.get(row.id) == when:
             return
         self._armed[row.id] = when
-        heapq.heappush(self._heap, (when, next(self._seq), row.id))
+        heap = self._heap
+        heapq.heappush(heap, (when, next(self._seq), row.id))
+        if len(heap) > 2 * len(self._armed) + 1024:
+            armed = self._armed
+            self._heap = [entry for entry in heap if armed.get(entry[2]) == entry[0]]
+            heapq.heapify(self._heap)
 
     def next_timer(self) -> float | None:
         """When :meth:`tick` has something to do (None: nothing is waiting for time)."""

@@ -25,6 +25,7 @@ tests and for measuring what durability costs).
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Iterable
 
 import msgspec
@@ -68,11 +69,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def save(self, rows: Iterable[MessageRow]) -> None:
-        """Write these rows as they are now; queued for the next group commit, not waited for."""
+        """Write these rows' state as it is now; queued for the next group commit, not waited for.
+
+        Everything but the message itself (``pdu``, which only :meth:`save_message`
+        writes) and what never changes (id, account, route, group, created_at).
+        """
 
     @abc.abstractmethod
-    async def save_durably(self, rows: list[MessageRow]) -> None:
-        """Write these rows as they are now; returns once the write survives a crash."""
+    def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
+        """Like :meth:`save`; the Future completes once the write survives a crash.
+
+        A Future, not a coroutine: the hub calls this for every receipt, and a task
+        per call would cost more than the write.
+        """
+
+    @abc.abstractmethod
+    async def save_message(self, row: MessageRow) -> None:
+        """Write the row whole, ``pdu`` included (replace_sm changed the text); durable on return."""
 
     @abc.abstractmethod
     async def flush(self) -> None:
@@ -88,7 +101,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def open_messages(self) -> list[MessageRow]:
-        """Every message in an open state, oldest first (recovery after a restart)."""
+        """Every message in an open state but SENT, oldest first (recovery after a restart; SENT
+        messages wait for their receipts, which find them by upstream id)."""
 
     @abc.abstractmethod
     async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
@@ -114,7 +128,7 @@ class Store(abc.ABC):
     # ---- housekeeping -----------------------------------------------------------------------
 
     async def purge(self, older_than: float) -> int:
-        """Forget final messages with no receipt owed, last updated before ``older_than``; how many."""
+        """Forget final messages with no receipt owed, created before ``older_than``; how many."""
         return 0
 
     async def counts(self) -> dict[str, int]:

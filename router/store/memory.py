@@ -6,6 +6,7 @@ It keeps copies: a row changes here only when the hub saves it, as with SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterable
 
@@ -36,8 +37,12 @@ class MemoryStore(Store):
 
     def save(self, rows: Iterable[MessageRow]) -> None:
         for row in rows:
-            if row.id in self.messages:  # like SQLite's UPDATE: an unknown id changes nothing
-                self._put(row)
+            old = self.messages.get(row.id)
+            if old is None:  # like SQLite's UPDATE: an unknown id changes nothing
+                continue
+            # like SQLite, only the row's state: the message itself and what never changes stay as stored
+            self._put(msgspec.structs.replace(
+                row, pdu=old.pdu, account=old.account, route=old.route, group=old.group, created_at=old.created_at))
 
     def _put(self, row: MessageRow) -> None:
         old = self.messages.get(row.id)
@@ -55,8 +60,14 @@ class MemoryStore(Store):
                 if not ids:
                     del self.by_upstream[(row.upstream, row.upstream_id)]
 
-    async def save_durably(self, rows: list[MessageRow]) -> None:
+    def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
         self.save(rows)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def save_message(self, row: MessageRow) -> None:
+        self._put(row)  # the whole row, like SQLite's INSERT OR REPLACE
 
     async def flush(self) -> None:
         pass
@@ -96,7 +107,7 @@ class MemoryStore(Store):
         return [d for d in self.deliveries.values() if account is None or d.account == account]
 
     async def purge(self, older_than: float) -> int:
-        old = [k for k, r in self.messages.items() if r.state in FINAL_STATES and not r.receipt_owed and r.updated_at < older_than]
+        old = [k for k, r in self.messages.items() if r.state in FINAL_STATES and not r.receipt_owed and r.created_at < older_than]
         for k in old:
             self._unindex(self.messages.pop(k))
         return len(old)
