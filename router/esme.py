@@ -232,6 +232,10 @@ class EsmeHandler(SmscHandler):
 
     def bound(self, conn: SmscConnection) -> None:
         log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "", state=conn.session.state.value)
+        account = self.accounts.get(conn.system_id)
+        if account is not None:
+            # the listener's session starts with a default window; the account's own applies once it is known
+            conn.session.window.size = account.cfg.window
         if conn.session.state in (State.BOUND_RX, State.BOUND_TRX):
             self.binds.receiver_bound(conn)
 
