@@ -25,6 +25,17 @@ if ! command -v tshark >/dev/null 2>&1; then
     fi
 fi
 
+# systemd-analyze checks the README's systemd unit (tests/test_readme_examples.py)
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        note "installing systemd-analyze (apt: systemd)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+    else
+        note "systemd-analyze is missing and cannot be installed here: the unit-file test will fail under CI"
+    fi
+fi
+
 NODE_DIR=tests/interop/node
 if [ ! -d "$NODE_DIR/node_modules" ]; then
     if command -v npm >/dev/null 2>&1; then
