@@ -18,16 +18,29 @@ import collections
 import hashlib
 import os
 import time
-from datetime import datetime, timezone
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Literal, Protocol
 
 import msgspec
 import structlog
 
 import smppcore
-from smppcore import CommandId, CommandStatus, Pdu, State, encode
+from smppcore import CommandStatus, Pdu, State, encode
 from smppcore.concat import concat_info
-from smppcore.pdus import UnsuccessSme
+from smppcore.pdus import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    CancelSm,
+    DataSm,
+    DistributionList,
+    QuerySm,
+    ReplaceSm,
+    SubmitMulti,
+    SubmitSm,
+    UnsuccessSme,
+)
 from smppcore.ratelimit import TokenBucket
 from smppcore.server import SmscConnection, SmscHandler
 from smppcore.smpptime import InvalidTime, parse_time
@@ -46,8 +59,9 @@ __all__ = ["EsmeHandler", "Acceptor", "HubIds", "Binds"]
 
 log = structlog.get_logger("smpphub.esme")
 
-_BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
-_SUBMITS = (CommandId.SUBMIT_SM, CommandId.DATA_SM)
+_BIND_NAMES: dict[type[Pdu], Literal["tx", "rx", "trx"]] = {
+    BindTransmitter: "tx", BindReceiver: "rx", BindTransceiver: "trx",
+}
 #: why a submit was refused, for message_refused and the access log
 _REASONS: dict[int, str] = {
     CommandStatus.ESME_RINVSYSID: "account removed by a reload",
@@ -95,7 +109,7 @@ class AccountState:
 
     __slots__ = ("cfg", "bucket", "sources", "ips")
 
-    def __init__(self, cfg: Account, clock) -> None:
+    def __init__(self, cfg: Account, clock: Callable[[], float]) -> None:
         self.cfg = cfg
         self.bucket = TokenBucket(cfg.max_rate, clock)
         self.sources = SourceFilter(cfg.source_addrs)
@@ -198,7 +212,9 @@ class EsmeHandler(SmscHandler):
 
     # ---- binds ------------------------------------------------------------------------------
 
-    def authenticate(self, conn: SmscConnection, bind: Pdu) -> Any:
+    def authenticate(self, conn: SmscConnection, bind: Pdu) -> int | Awaitable[int]:
+        if not isinstance(bind, (BindTransmitter, BindReceiver, BindTransceiver)):  # the server asks only about binds
+            return CommandStatus.ESME_RINVBNDSTS
         account = self.accounts.get(bind.system_id)
         peer = conn.peername[0] if conn.peername else ""
         if account is None:
@@ -209,7 +225,7 @@ class EsmeHandler(SmscHandler):
         if not ip_allowed(peer, account.ips):
             log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="source IP not allowed")
             return CommandStatus.ESME_RBINDFAIL
-        if _BIND_NAMES[bind.command_id] not in account.cfg.bind_types:
+        if _BIND_NAMES[type(bind)] not in account.cfg.bind_types:
             log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="bind type not allowed")
             return CommandStatus.ESME_RINVBNDSTS
         if self.binds.bound_count(bind.system_id) >= account.cfg.max_binds:
@@ -221,7 +237,7 @@ class EsmeHandler(SmscHandler):
             return 0
         return self._verify(key, bind.password, credential, bind.system_id, peer)
 
-    async def _verify(self, key, password: str, credential: str, system_id: str, peer: str) -> int:
+    async def _verify(self, key: tuple[str, bytes], password: str, credential: str, system_id: str, peer: str) -> int:
         # scrypt costs milliseconds of CPU: keep it off the event loop
         ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, credential)
         if not ok:
@@ -231,7 +247,8 @@ class EsmeHandler(SmscHandler):
         return 0
 
     def bound(self, conn: SmscConnection) -> None:
-        log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "", state=conn.session.state.value)
+        log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "",
+                 state=conn.session.state.value)
         account = self.accounts.get(conn.system_id)
         if account is not None:
             # the listener's session starts with a default window; the account's own applies once it is known
@@ -246,21 +263,21 @@ class EsmeHandler(SmscHandler):
 
     # ---- requests -----------------------------------------------------------------------------
 
-    def handle(self, conn: SmscConnection, pdu: Pdu) -> Any:
-        cid = pdu.command_id
-        if cid in _SUBMITS:
+    def handle(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None | Awaitable[Pdu | None]:
+        # the decoder makes one class per command id: each handler gets the type it reads
+        if isinstance(pdu, (SubmitSm, DataSm)):
             return self._submit(conn, pdu)
-        if cid == CommandId.SUBMIT_MULTI:
+        if isinstance(pdu, SubmitMulti):
             return self._submit_multi(conn, pdu)
-        if cid == CommandId.QUERY_SM:
+        if isinstance(pdu, QuerySm):
             return self._query(conn, pdu)
-        if cid == CommandId.CANCEL_SM:
+        if isinstance(pdu, CancelSm):
             return self._cancel(conn, pdu)
-        if cid == CommandId.REPLACE_SM:
+        if isinstance(pdu, ReplaceSm):
             return self._replace(conn, pdu)
         return pdu.make_response(command_status=CommandStatus.ESME_RINVCMDID)
 
-    def _check(self, conn: SmscConnection, pdu: Pdu, account: AccountState) -> int:
+    def _check(self, conn: SmscConnection, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
         if not self.accepting:
             return CommandStatus.ESME_RSYSERR
         if not account.bucket.take():
@@ -269,23 +286,24 @@ class EsmeHandler(SmscHandler):
             return CommandStatus.ESME_RINVSRCADR
         return 0
 
-    def _times(self, pdu: Pdu, now: float) -> tuple[float, float] | int:
+    def _times(self, pdu: SubmitSm | DataSm | SubmitMulti | ReplaceSm, now: float) -> tuple[float, float] | int:
         """(due, expires_at) from the PDU (due 0: now), or the status to refuse it with."""
         not_before = 0.0
         expires_at = now + self.config.default_validity
-        sched = getattr(pdu, "schedule_delivery_time", "")
-        validity = getattr(pdu, "validity_period", "")
+        if isinstance(pdu, DataSm):  # data_sm carries neither time
+            return not_before, expires_at
+        sched, validity = pdu.schedule_delivery_time, pdu.validity_period
         if not sched and not validity:  # the usual case: nothing to parse
             return not_before, expires_at
-        nowdt = datetime.fromtimestamp(now, timezone.utc)
+        nowdt = datetime.fromtimestamp(now, UTC)
         if sched:
             try:
-                not_before = parse_time(sched, nowdt).timestamp()
+                not_before = _timestamp(sched, nowdt)
             except InvalidTime:
                 return CommandStatus.ESME_RINVSCHED
         if validity:
             try:
-                expires_at = parse_time(validity, nowdt).timestamp()
+                expires_at = _timestamp(validity, nowdt)
             except InvalidTime:
                 return CommandStatus.ESME_RINVEXPIRY
             if expires_at <= now:
@@ -294,7 +312,8 @@ class EsmeHandler(SmscHandler):
             return CommandStatus.ESME_RINVSCHED
         return not_before, expires_at
 
-    def _message(self, account: str, pdu: Pdu, route: Route, now: float, times: tuple[float, float]) -> Outgoing:
+    def _message(self, account: str, pdu: SubmitSm | DataSm, route: Route, now: float,
+                 times: tuple[float, float]) -> Outgoing:
         outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
         group = _group_key(account, pdu)
         if group:
@@ -317,7 +336,7 @@ class EsmeHandler(SmscHandler):
             self.msglog.refused(conn.system_id, pdu, status, reason or _REASONS.get(status, "refused"))
         return pdu.make_response(command_status=status)
 
-    def _submit(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
+    def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None:
         account = self.accounts.get(conn.system_id)
         if account is None:  # the account was removed by a reload while bound
             return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
@@ -325,7 +344,8 @@ class EsmeHandler(SmscHandler):
         if status:
             return self._refuse(conn, pdu, status)
         dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
-        route = self.routes.lookup(dest, account=conn.system_id, source_addr=pdu.source_addr, group=account.cfg.route_group)
+        route = self.routes.lookup(dest, account=conn.system_id, source_addr=pdu.source_addr,
+                                   group=account.cfg.route_group)
         if route is None:
             return self._refuse(conn, pdu, self.unroutable, "no route for the destination")
         now = time.time()
@@ -336,7 +356,7 @@ class EsmeHandler(SmscHandler):
         self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
         return None
 
-    def _submit_multi(self, conn: SmscConnection, pdu: Pdu) -> Pdu | None:
+    def _submit_multi(self, conn: SmscConnection, pdu: SubmitMulti) -> Pdu | None:
         """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme."""
         account = self.accounts.get(conn.system_id)
         if account is None:
@@ -352,13 +372,13 @@ class EsmeHandler(SmscHandler):
         failed: list[UnsuccessSme] = []
         base = self.ids.next()
         for i, dest in enumerate(pdu.dest_address):
-            addr = getattr(dest, "destination_addr", None)
-            if addr is None:  # distribution lists are not kept by the hub
+            if isinstance(dest, DistributionList):  # distribution lists are not kept by the hub
                 failed.append(UnsuccessSme(dest.dl_name, 0, 0, CommandStatus.ESME_RINVDLNAME))
                 if self._msglog_on:
                     self.msglog.refused(conn.system_id, pdu, CommandStatus.ESME_RINVDLNAME,
                                         "distribution lists are not kept", dest.dl_name)
                 continue
+            addr = dest.destination_addr
             route = self.routes.lookup(normalise_destination(addr, dest.dest_addr_ton), account=conn.system_id,
                                        source_addr=pdu.source_addr, group=account.cfg.route_group)
             if route is None:
@@ -369,7 +389,8 @@ class EsmeHandler(SmscHandler):
             single = smppcore.SubmitSm(
                 service_type=pdu.service_type, source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
                 source_addr=pdu.source_addr, dest_addr_ton=dest.dest_addr_ton, dest_addr_npi=dest.dest_addr_npi,
-                destination_addr=addr, esm_class=pdu.esm_class, protocol_id=pdu.protocol_id, priority_flag=pdu.priority_flag,
+                destination_addr=addr, esm_class=pdu.esm_class, protocol_id=pdu.protocol_id,
+                priority_flag=pdu.priority_flag,
                 schedule_delivery_time=pdu.schedule_delivery_time, validity_period=pdu.validity_period,
                 registered_delivery=pdu.registered_delivery, replace_if_present_flag=pdu.replace_if_present_flag,
                 data_coding=pdu.data_coding, sm_default_msg_id=pdu.sm_default_msg_id, short_message=pdu.short_message,
@@ -390,24 +411,24 @@ class EsmeHandler(SmscHandler):
             return None
         return row
 
-    async def _query(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+    async def _query(self, conn: SmscConnection, pdu: QuerySm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
         if row is None:
             return pdu.make_response(command_status=CommandStatus.ESME_RQUERYFAIL)
         from smppcore.smpptime import format_absolute
 
-        final = format_absolute(datetime.fromtimestamp(row.updated_at, timezone.utc)) if row.state in FINAL_STATES else ""
+        final = format_absolute(datetime.fromtimestamp(row.updated_at, UTC)) if row.state in FINAL_STATES else ""
         return pdu.make_response(message_id=row.id, final_date=final, message_state=int(smpp_state(row.state)),
                                  error_code=row.error & 0xFF)
 
-    async def _cancel(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+    async def _cancel(self, conn: SmscConnection, pdu: CancelSm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
         if row is None or not self.dispatcher.cancel(row.id):
             return pdu.make_response(command_status=CommandStatus.ESME_RCANCELFAIL)
         await self.store.flush()
         return pdu.make_response()
 
-    async def _replace(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+    async def _replace(self, conn: SmscConnection, pdu: ReplaceSm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
         out = self.dispatcher.waiting(pdu.message_id) if row is not None else None
         if out is None:
@@ -418,7 +439,7 @@ class EsmeHandler(SmscHandler):
             if isinstance(times, int):
                 return pdu.make_response(command_status=times)
             due, expires_at = times
-        changes: dict[str, Any] = {"short_message": pdu.short_message}
+        changes: dict[str, bytes | int] = {"short_message": pdu.short_message}
         if pdu.registered_delivery:
             changes["registered_delivery"] = pdu.registered_delivery
         self.dispatcher.replaced(out, msgspec.structs.replace(out.pdu, **changes), due, expires_at,
@@ -427,7 +448,7 @@ class EsmeHandler(SmscHandler):
         return pdu.make_response()
 
 
-def _group_key(account: str, pdu: Pdu) -> str:
+def _group_key(account: str, pdu: SubmitSm | DataSm) -> str:
     """The long message a segment belongs to ("" for a message in one piece)."""
     try:
         info = concat_info(pdu)
@@ -435,8 +456,17 @@ def _group_key(account: str, pdu: Pdu) -> str:
         return ""
     if info is None:
         return ""
-    return f"{account}\x1f{pdu.source_addr}\x1f{getattr(pdu, 'destination_addr', '')}\x1f{info.reference}\x1f{info.total}"
+    return f"{account}\x1f{pdu.source_addr}\x1f{pdu.destination_addr}\x1f{info.reference}\x1f{info.total}"
+
+
+def _timestamp(text: str, now: datetime) -> float:
+    """A given (not "") SMPP time as a POSIX timestamp; InvalidTime if it is not one."""
+    when = parse_time(text, now)
+    if when is None:  # parse_time gives None only for "", which callers never pass
+        raise InvalidTime("no time given")
+    return when.timestamp()
 
 
 def _dest(pdu: Pdu) -> str:
-    return getattr(pdu, "destination_addr", "")
+    dest: str = getattr(pdu, "destination_addr", "")  # "" for a PDU without one
+    return dest
