@@ -8,7 +8,8 @@ batch runs the flush coroutine with all of them.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Generic, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Generic, TypeVar
 
 __all__ = ["TurnBatcher"]
 
@@ -16,11 +17,11 @@ T = TypeVar("T")
 
 
 class TurnBatcher(Generic[T]):
-    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(self, flush: Callable[[list[T]], Coroutine[object, object, None]]) -> None:
         self._flush = flush
         self._batch: list[T] = []
         self._scheduled = False
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
 
@@ -38,6 +39,7 @@ class TurnBatcher(Generic[T]):
         if not batch:
             return
         self.batches += 1
+        assert self.loop is not None  # set by add(), which scheduled this call
         task = self.loop.create_task(self._flush(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

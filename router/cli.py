@@ -31,8 +31,11 @@ def setup_logging(cfg: LogConfig) -> None:
             structlog.processors.JSONRenderer(),
         ]
     else:
-        renderer = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
-    shared = [
+        renderer = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ]
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -44,7 +47,9 @@ def setup_logging(cfg: LogConfig) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=renderer, foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()]))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=renderer, foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+    ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -100,7 +105,8 @@ def serve(args: argparse.Namespace) -> int:
     for warning in config_warnings(config):
         print(f"warning: {args.config}: {warning}", file=sys.stderr)
     if args.check:
-        print(f"{args.config}: OK ({len(config.accounts)} accounts, {len(config.upstreams)} upstreams, {len(config.routes)} routes)")
+        print(f"{args.config}: OK ({len(config.accounts)} accounts, {len(config.upstreams)} upstreams, "
+              f"{len(config.routes)} routes)")
         return 0
     setup_logging(config.log)
     import smppcore

@@ -256,9 +256,9 @@ def _check(cfg: HubConfig) -> None:
             _fail(f"upstreams[{i}].reconnect_max", "must be at least reconnect_initial")
     for i, route in enumerate(cfg.routes):
         _check_targets(f"routes[{i}]", route.upstreams, route.weights, names)
-        for acc in route.accounts:
-            if acc not in seen:
-                _fail(f"routes[{i}].accounts", f"unknown account {acc!r}")
+        for system_id in route.accounts:
+            if system_id not in seen:
+                _fail(f"routes[{i}].accounts", f"unknown account {system_id!r}")
     if cfg.default_route is not None:
         _check_targets("default_route", cfg.default_route.upstreams, cfg.default_route.weights, names)
     if _status(cfg.unroutable_status) is None:
@@ -302,7 +302,8 @@ def check_environment(cfg: HubConfig) -> None:
                 ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(lst.tls_cert, lst.tls_key)
             except OSError as exc:  # ssl.SSLError is one
                 reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else (exc.strerror or str(exc))
-                raise ConfigError(f"listeners[{i}]: tls_cert and tls_key do not load as a certificate and its key ({reason})") from None
+                raise ConfigError(f"listeners[{i}]: tls_cert and tls_key do not load as a certificate and its key "
+                                  f"({reason})") from None
 
 
 def config_warnings(cfg: HubConfig) -> list[str]:
@@ -330,7 +331,8 @@ def config_warnings(cfg: HubConfig) -> list[str]:
     def users(route: Route) -> frozenset[str]:
         return frozenset(
             name for name, group in groups.items()
-            if (not route.accounts or name in route.accounts) and (route.route_group is None or route.route_group == group)
+            if (not route.accounts or name in route.accounts)
+            and (route.route_group is None or route.route_group == group)
         )
 
     def covers_source(first: Route, later: Route) -> bool:
@@ -350,8 +352,8 @@ def config_warnings(cfg: HubConfig) -> list[str]:
         for i in earlier[:-1]:
             first = cfg.routes[i]
             if mine <= users(first) and covers_source(first, route):
-                found.append(f"routes[{j}]: never matches: routes[{i}] has the same prefix {route.prefix!r}, comes first"
-                             " and accepts every account and source this one does")
+                found.append(f"routes[{j}]: never matches: routes[{i}] has the same prefix {route.prefix!r}, "
+                             "comes first and accepts every account and source this one does")
                 break
     if cfg.default_route is not None:
         everyone = frozenset(groups)
@@ -383,7 +385,7 @@ def unroutable_status(cfg: HubConfig) -> int:
     return status
 
 
-def config_from_dict(data: dict) -> HubConfig:
+def config_from_dict(data: dict[str, object]) -> HubConfig:
     return decode_config(data, HubConfig)
 
 

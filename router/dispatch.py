@@ -31,14 +31,14 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 
 import smppcore
-from smppcore import CommandStatus, Pdu, decode, encode
+from smppcore import CommandStatus, Pdu, encode
 from smppcore.constants import EsmClass
-from smppcore.pdus import DeliverSm
+from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.receipt import (
     ReceiptInfo,
     build_receipt,
@@ -60,8 +60,8 @@ from .lifecycle import (
     MessageRow,
     Receipt,
     Replace,
-    RetryPolicy,
     Restarted,
+    RetryPolicy,
     State,
     SubmitOk,
     SubmitPermanent,
@@ -77,7 +77,7 @@ from .messages import Change, MessageTable
 from .msglog import MessageLog
 from .routing import MoRouteTable, normalise_destination
 from .store import Store
-from .upstream import Outgoing, UpstreamPool
+from .upstream import Outgoing, UpstreamPool, stored_submit
 
 __all__ = ["Dispatcher", "TEMPORARY_STATUSES", "retry_policy"]
 
@@ -213,7 +213,7 @@ class Dispatcher:
         now = self.clock()
         changes: list[Change] = []
         for row in rows:
-            self.outgoing[row.id] = Outgoing(row, decode(row.pdu))
+            self.outgoing[row.id] = Outgoing(row, stored_submit(row))
             self.table.hold(row)
             if row.state is State.IN_FLIGHT:  # written before the restart, answer unknown: again
                 changes.extend(self.table.apply(row, Restarted(), now))
@@ -356,13 +356,17 @@ class Dispatcher:
 
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
         """A deliver_sm/data_sm from an upstream: a receipt or an MO; the status to answer it with."""
+        if not isinstance(pdu, (DeliverSm, DataSm)):
+            # alert_notification (the client hands it over too): nothing to route, no response to give
+            log.info("upstream_alert_ignored", upstream=pool.name, command=pdu.command_name)
+            return 0
         if is_receipt(pdu):
             return self._receipt(pool, pdu)
         return self._mo(pool, pdu)
 
     # ---- receipts ---------------------------------------------------------------------------------
 
-    def _receipt(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
+    def _receipt(self, pool: UpstreamPool, pdu: DeliverSm | DataSm) -> int | asyncio.Future[int]:
         info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None or not info.message_id:
             return self._unmatched(pool, pdu, info, "no message id in the receipt")
@@ -375,7 +379,7 @@ class Dispatcher:
         self._spawn(self._receipt_later(pool, pdu, info, key, fut))
         return fut
 
-    async def _receipt_later(self, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo, key: tuple[str, str],
+    async def _receipt_later(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo, key: tuple[str, str],
                              fut: asyncio.Future[int]) -> None:
         """The id is not in memory: its submit_sm_resp may still be on its way, or we restarted."""
         try:
@@ -395,11 +399,12 @@ class Dispatcher:
             else:
                 fut.set_result(await result)
         except Exception as exc:  # noqa: BLE001 - make the SMSC send it again
-            log.error("receipt_failed", upstream=pool.name, upstream_id=info.message_id, error=f"{type(exc).__name__}: {exc}")
+            log.error("receipt_failed", upstream=pool.name, upstream_id=info.message_id,
+                      error=f"{type(exc).__name__}: {exc}")
             if not fut.done():
                 fut.set_result(CommandStatus.ESME_RSYSERR)
 
-    def _receipt_for(self, row: MessageRow, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo,
+    def _receipt_for(self, row: MessageRow, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo,
                      key: tuple[str, str]) -> int | asyncio.Future[int]:
         self.counters["receipts_in"] += 1
         esm_type = pdu.esm_class & EsmClass.TYPE_MASK
@@ -446,33 +451,35 @@ class Dispatcher:
         self.store.save_durably([row]).add_done_callback(saved)
         return done
 
-    def _unmatched(self, pool: UpstreamPool, pdu: Pdu, info: ReceiptInfo | None, reason: str) -> int:
+    def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:
         self.counters["receipts_unmatched"] += 1
-        text = getattr(pdu, "short_message", b"")[:160].decode("latin-1")
+        text = (pdu.short_message if isinstance(pdu, DeliverSm) else b"")[:160].decode("latin-1")
         kept = UnmatchedReceipt(pool.name, info.message_id if info else "", info.state.name if info else "",
                                 self.clock(), text)
         self.unmatched.append(kept)
-        log.warning("receipt_unmatched", upstream=pool.name, upstream_id=kept.message_id, state=kept.state, reason=reason)
+        log.warning("receipt_unmatched", upstream=pool.name, upstream_id=kept.message_id, state=kept.state,
+                    reason=reason)
         return 0  # acknowledged: an SMSC answered with an error would send it again forever
 
     def _hub_receipt(self, row: MessageRow) -> DeliverSm:
         """The receipt for an outcome the hub decided itself (expired, rejected, cancelled)."""
-        pdu = decode(row.pdu)
+        pdu = stored_submit(row)
         error = row.error
         return build_receipt(
             message_id=row.id, state=smpp_state(row.state), source_addr=pdu.source_addr,
-            destination_addr=getattr(pdu, "destination_addr", ""),
+            destination_addr=pdu.destination_addr,
             source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
-            dest_addr_ton=getattr(pdu, "dest_addr_ton", 0), dest_addr_npi=getattr(pdu, "dest_addr_npi", 0),
-            submit_date=datetime.fromtimestamp(row.created_at, timezone.utc),
-            done_date=datetime.fromtimestamp(row.updated_at, timezone.utc),
-            err=f"{error & 0xFFF:03d}" if error else "000", text=getattr(pdu, "short_message", b""),
+            dest_addr_ton=pdu.dest_addr_ton, dest_addr_npi=pdu.dest_addr_npi,
+            submit_date=datetime.fromtimestamp(row.created_at, UTC),
+            done_date=datetime.fromtimestamp(row.updated_at, UTC),
+            err=f"{error & 0xFFF:03d}" if error else "000",
+            text=pdu.short_message if isinstance(pdu, SubmitSm) else b"",
         )
 
     # ---- MO ----------------------------------------------------------------------------------------
 
-    def _mo(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
-        dest = normalise_destination(pdu.destination_addr, getattr(pdu, "dest_addr_ton", 0))
+    def _mo(self, pool: UpstreamPool, pdu: DeliverSm | DataSm) -> int | asyncio.Future[int]:
+        dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
         route = self.mo_routes.lookup(dest)
         if route is None:
             self.counters["mo_unroutable"] += 1
@@ -491,7 +498,7 @@ class Dispatcher:
         assert route.account is not None
         return self.deliveries.deliver_mo(route.account, pdu, kind="mo")
 
-    async def _post_webhook(self, url: str, pdu: Pdu, fut: asyncio.Future[int]) -> None:
+    async def _post_webhook(self, url: str, pdu: DeliverSm | DataSm, fut: asyncio.Future[int]) -> None:
         import aiohttp
 
         from smppcore.text import decode_text
@@ -500,8 +507,8 @@ class Dispatcher:
             "source_addr": pdu.source_addr,
             "destination_addr": pdu.destination_addr,
             "data_coding": pdu.data_coding,
-            "text": decode_text(getattr(pdu, "short_message", b"") or pdu.tlvs.get(smppcore.Tag.MESSAGE_PAYLOAD, b""),
-                                pdu.data_coding),
+            "text": decode_text((pdu.short_message if isinstance(pdu, DeliverSm) else b"")
+                                or pdu.tlvs.get(smppcore.Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding),
             "esm_class": pdu.esm_class,
         }
         try:
@@ -536,7 +543,7 @@ class Dispatcher:
             return None
         return self.outgoing.get(message_id)
 
-    def replaced(self, out: Outgoing, pdu: Pdu, due: float, expires_at: float | None,
+    def replaced(self, out: Outgoing, pdu: SubmitSm | DataSm, due: float, expires_at: float | None,
                  registered_delivery: int | None) -> None:
         """replace_sm of a message that has not left: new text and times."""
         out.pdu = pdu

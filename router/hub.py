@@ -28,8 +28,8 @@ from .config import HubConfig
 from .delivery import Deliveries
 from .dispatch import Dispatcher
 from .esme import Acceptor, EsmeHandler
-from .msglog import MessageLog
 from .lifecycle import State as MessageState
+from .msglog import MessageLog
 from .routing import RouteTable
 from .store import Store
 
@@ -141,8 +141,10 @@ class Hub:
                                                   max_connections=lst.max_connections, start_serving=False)
                 except OSError as exc:
                     # asyncio words it "error while attempting to bind on address (...): ..."; the errno says it all
-                    reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
-                    raise ListenError(exc.errno, f"cannot listen on {lst.host}:{lst.port} (listeners[{i}]): {reason}") from exc
+                    reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0
+                              else exc.strerror or str(exc)).lower()
+                    where = f"{lst.host}:{lst.port} (listeners[{i}])"
+                    raise ListenError(exc.errno, f"cannot listen on {where}: {reason}") from exc
                 self.servers.append(server)
         except BaseException:
             await self._close_listeners()
@@ -229,7 +231,8 @@ class Hub:
         self.handler.configure(config, self.routes)
         self.deliveries.holds = {a.system_id: a.receipt_hold for a in config.accounts}
         self.dispatcher.reload(config)
-        log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts), upstreams=len(config.upstreams))
+        log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts),
+                 upstreams=len(config.upstreams))
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Graceful drain (see the module docstring)."""
@@ -263,7 +266,7 @@ class Hub:
 
     # ---- status ------------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         return {
             "uptime": time.time() - self.started_at,
             "esme_binds": sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),

@@ -46,8 +46,9 @@ not left yet follow (:class:`Failover` events that the caller hands them, see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import msgspec
 
@@ -158,12 +159,12 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def retry_delay(self, attempts_here: int, throttled: bool) -> float:
         """Back-off before retrying the same upstream after its ``attempts_here``-th failure."""
-        delay = min(self.maximum, self.initial * 2 ** (attempts_here - 1))
+        delay = min(self.maximum, self.initial * 2.0 ** (attempts_here - 1))
         return min(delay, self.throttled_maximum) if throttled else delay
 
     def route_delay(self, attempts: int) -> float:
         """Back-off before starting the route again once every upstream of it failed."""
-        return min(self.maximum, self.initial * 2 ** min(attempts, 16))
+        return min(self.maximum, self.initial * 2.0 ** min(attempts, 16))
 
 
 class MessageRow(msgspec.Struct, kw_only=True):
@@ -532,7 +533,8 @@ def _on_restarted(row: MessageRow, event: Restarted, now: float, policy: RetryPo
     return _NOTHING
 
 
-def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered | ReceiptDropped, now: float, policy: RetryPolicy) -> _Outcome:
+def _on_receipt_delivered(row: MessageRow, event: ReceiptDelivered | ReceiptDropped, now: float,
+                          policy: RetryPolicy) -> _Outcome:
     if not row.receipt_owed:
         raise InvalidTransition(row, event)
     row.receipt_owed = False

@@ -8,9 +8,9 @@ how many routes there are.
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
-from .config import HubConfig
+from .config import HubConfig, MoRoute
 
 __all__ = ["normalise_destination", "Route", "RouteTable", "MoRouteTable"]
 
@@ -103,7 +103,8 @@ class RouteTable:
     @classmethod
     def build(cls, config: HubConfig) -> RouteTable:
         routes = [
-            Route(r.prefix, r.upstreams, r.weights, accounts=r.accounts, route_group=r.route_group, source_prefix=r.source_prefix)
+            Route(r.prefix, r.upstreams, r.weights, accounts=r.accounts, route_group=r.route_group,
+                  source_prefix=r.source_prefix)
             for r in config.routes
         ]
         default = None
@@ -111,7 +112,8 @@ class RouteTable:
             default = Route("", config.default_route.upstreams, config.default_route.weights)
         return cls(routes, default)
 
-    def lookup(self, destination: str, *, account: str = "", source_addr: str = "", group: str = "default") -> Route | None:
+    def lookup(self, destination: str, *, account: str = "", source_addr: str = "",
+               group: str = "default") -> Route | None:
         n = len(destination)
         for length in self._lengths:
             if length > n:
@@ -132,12 +134,12 @@ class MoRouteTable:
     """MO destination (short code or prefix) -> account or webhook, longest prefix first."""
 
     def __init__(self, config: HubConfig) -> None:
-        self._by_length: dict[int, dict[str, object]] = {}
+        self._by_length: dict[int, dict[str, MoRoute]] = {}
         for mo in config.mo_routes:
             self._by_length.setdefault(len(mo.prefix), {}).setdefault(mo.prefix, mo)
         self._lengths = sorted(self._by_length, reverse=True)
 
-    def lookup(self, destination: str):
+    def lookup(self, destination: str) -> MoRoute | None:
         n = len(destination)
         for length in self._lengths:
             if length <= n:

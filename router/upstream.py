@@ -24,13 +24,14 @@ from typing import Protocol
 import structlog
 
 import smppcore
-from smppcore import Backoff, Pdu, SessionConfig
+from smppcore import Backoff, Pdu, SessionConfig, decode
+from smppcore.pdus import DataSm, SubmitSm
 from smppcore.ratelimit import TokenBucket
 
 from .config import Upstream
 from .lifecycle import MessageRow
 
-__all__ = ["Outgoing", "OutageLog", "UpstreamEvents", "UpstreamLink", "UpstreamPool"]
+__all__ = ["Outgoing", "OutageLog", "UpstreamEvents", "UpstreamLink", "UpstreamPool", "stored_submit"]
 
 log = structlog.get_logger("smpphub.upstream")
 
@@ -40,10 +41,18 @@ class Outgoing:
 
     __slots__ = ("row", "pdu", "prefix")
 
-    def __init__(self, row: MessageRow, pdu: Pdu, prefix: str = "") -> None:
+    def __init__(self, row: MessageRow, pdu: SubmitSm | DataSm, prefix: str = "") -> None:
         self.row = row
         self.pdu = pdu
         self.prefix = prefix  # for the logs ("" when reloaded from the store)
+
+
+def stored_submit(row: MessageRow) -> SubmitSm | DataSm:
+    """The submit_sm or data_sm a message row keeps (the ESME side stores nothing else in ``row.pdu``)."""
+    pdu = decode(row.pdu)
+    if not isinstance(pdu, (SubmitSm, DataSm)):
+        raise TypeError(f"message {row.id} holds a {pdu.command_name}, not a submit_sm or data_sm")
+    return pdu
 
 
 class UpstreamEvents(Protocol):
@@ -111,7 +120,7 @@ class UpstreamLink:
         self.pool = pool
         self.index = index
         self.client: smppcore.Client | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.connects = 0
         self.stopping = False
 
@@ -236,7 +245,8 @@ class UpstreamPool:
             await asyncio.sleep(0.01)
         left = list(self.queue)
         self.queue.clear()
-        await asyncio.gather(*(link.stop(max(0.1, deadline - loop.time())) for link in self.links), return_exceptions=True)
+        await asyncio.gather(*(link.stop(max(0.1, deadline - loop.time())) for link in self.links),
+                             return_exceptions=True)
         return left
 
     # ---- links ---------------------------------------------------------------------

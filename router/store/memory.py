@@ -89,7 +89,8 @@ class MemoryStore(Store):
         return sorted(rows, key=lambda r: r.created_at)
 
     async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
-        rows = [copy_row(r) for r in self.messages.values() if r.receipt_owed and (account is None or r.account == account)]
+        rows = [copy_row(r) for r in self.messages.values()
+                if r.receipt_owed and (account is None or r.account == account)]
         return sorted(rows, key=lambda r: r.updated_at)
 
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
@@ -107,7 +108,8 @@ class MemoryStore(Store):
         return [d for d in self.deliveries.values() if account is None or d.account == account]
 
     async def purge(self, older_than: float) -> int:
-        old = [k for k, r in self.messages.items() if r.state in FINAL_STATES and not r.receipt_owed and r.created_at < older_than]
+        old = [k for k, r in self.messages.items()
+               if r.state in FINAL_STATES and not r.receipt_owed and r.created_at < older_than]
         for k in old:
             self._unindex(self.messages.pop(k))
         return len(old)
