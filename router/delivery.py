@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 import smppcore
-from smppcore import CommandStatus, Pdu, Tag, decode, encode
+from smppcore import CommandStatus, DataCoding, Pdu, Tag, decode, encode
 from smppcore.connection import ResponseCallback
 from smppcore.outbox import Outbox
 from smppcore.session import Session
@@ -37,6 +37,7 @@ __all__ = ["Deliveries", "rewrite_receipt"]
 log = structlog.get_logger("smpphub.delivery")
 
 _ID_IN_TEXT = re.compile(rb"(?i)\bid:\s*[^\s]*")
+_ID_IN_UCS2_TEXT = re.compile(r"(?i)\bid:\s*[^\s]*")
 #: an ESME that answers a receipt with an error gets it again this many times
 MAX_ATTEMPTS = 5
 RETRY_DELAY = 5.0
@@ -65,15 +66,28 @@ def rewrite_receipt(pdu: Pdu, hub_id: str) -> Pdu:
     fields = {}
     sm = getattr(pdu, "short_message", b"")
     if sm:
-        fields["short_message"] = _ID_IN_TEXT.sub(b"id:" + hub_id.encode(), sm, count=1)
+        fields["short_message"] = _with_hub_id(sm, pdu.data_coding, hub_id)
     tlvs = dict(pdu.tlvs)
     if Tag.RECEIPTED_MESSAGE_ID in tlvs or not sm:
         tlvs[Tag.RECEIPTED_MESSAGE_ID] = hub_id
     payload = tlvs.get(Tag.MESSAGE_PAYLOAD)
     if payload:
-        tlvs[Tag.MESSAGE_PAYLOAD] = _ID_IN_TEXT.sub(b"id:" + hub_id.encode(), payload, count=1)
+        tlvs[Tag.MESSAGE_PAYLOAD] = _with_hub_id(payload, pdu.data_coding, hub_id)
     fields["tlvs"] = tlvs
     return msgspec.structs.replace(pdu, sequence_number=0, **fields)
+
+
+def _with_hub_id(text: bytes, data_coding: int, hub_id: str) -> bytes:
+    """``text`` with its first ``id:`` naming ``hub_id``, written in the text's own coding.
+
+    A receipt in UCS-2 (data_coding 8, the Appendix B text as UTF-16BE) has no "id:"
+    octets to find: it is decoded, rewritten and encoded again, or the ESME would get
+    the upstream's id in a receipt without TLVs.
+    """
+    if data_coding == DataCoding.UCS2 and len(text) % 2 == 0:
+        decoded = text.decode("utf-16-be", "surrogatepass")
+        return _ID_IN_UCS2_TEXT.sub("id:" + hub_id, decoded, count=1).encode("utf-16-be", "surrogatepass")
+    return _ID_IN_TEXT.sub(b"id:" + hub_id.encode(), text, count=1)
 
 
 class _TracedBind:
