@@ -58,7 +58,7 @@ async def trace(store: SqliteStore, verb: str) -> list[str]:
         if sql.lstrip().upper().startswith(verb):
             seen.append(sql)
 
-    await store._submit(None, lambda db: db.set_trace_callback(callback))
+    await store._read(lambda db: db.set_trace_callback(callback))
     return seen
 
 
@@ -239,7 +239,7 @@ async def test_the_queries_use_their_indexes(store):
         "by_upstream": (module._BY_UPSTREAM, ("a", "1")), "purge": (module._PURGE, (1.0,)),
         "get": (module._GET, ("x",)),
     }
-    plans = await store._submit(None, lambda db: {
+    plans = await store._read(lambda db: {
         name: " / ".join(step[3] for step in db.execute(f"EXPLAIN QUERY PLAN {sql}", args))
         for name, (sql, args) in queries.items()
     })
@@ -311,7 +311,7 @@ async def test_large_batches_are_atomic_and_complete(store):
 async def test_wal_synchronous_and_schema_version(tmp_path, sync, code):
     path = str(tmp_path / "p.db")
     s = await reopen(path, synchronous=sync)
-    pragmas = await s._submit(None, lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0]
+    pragmas = await s._read(lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0]
                                                 for p in ("journal_mode", "synchronous", "user_version")])
     await s.close()
     assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 2
@@ -397,7 +397,7 @@ def make_v1(path: str) -> None:
 
 async def schema(s: SqliteStore) -> tuple[int, set[str], list[str]]:
     """The file's user_version, its indexes' definitions and the messages table's columns."""
-    return await s._submit(None, lambda db: (
+    return await s._read(lambda db: (
         db.execute("PRAGMA user_version").fetchone()[0],
         {r[0] for r in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")},
         sorted(r[1] for r in db.execute("PRAGMA table_info(messages)")),
@@ -619,7 +619,7 @@ async def test_a_durable_save_of_rows_in_several_states_fails_if_any_part_failed
 async def test_disk_full_fails_the_batch_and_the_store_recovers(store):
     await store.add_messages([record(0)])
     # SQLITE_FULL without filling the disk: cap the file at its current size
-    await store._submit(None, lambda db: db.execute(
+    await store._read(lambda db: db.execute(
         f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}").fetchone())
     big = [record(i, pdu=os.urandom(50_000)) for i in range(1, 5)]
     results = await asyncio.wait_for(asyncio.gather(
@@ -630,7 +630,7 @@ async def test_disk_full_fails_the_batch_and_the_store_recovers(store):
     assert await store.get("m1") is None
     assert (await store.get("m0")).state is State.QUEUED
     # space again: the same writer thread carries on
-    await store._submit(None, lambda db: db.execute("PRAGMA max_page_count=1073741823").fetchone())
+    await store._read(lambda db: db.execute("PRAGMA max_page_count=1073741823").fetchone())
     await asyncio.wait_for(store.add_messages(big), 10)
     assert len(await store.open_messages()) == 5
 
@@ -639,7 +639,7 @@ async def test_a_broken_connection_fails_callers_instead_of_hanging(tmp_path):
     s = await reopen(str(tmp_path / "b.db"))
     await s.add_messages([record(0)])
     with pytest.raises(sqlite3.Error):  # the file is gone from under the writer (its own COMMIT fails)
-        await asyncio.wait_for(s._submit(None, lambda db: db.close()), 10)
+        await asyncio.wait_for(s._read(lambda db: db.close()), 10)
     with pytest.raises(sqlite3.Error):
         await asyncio.wait_for(s.add_messages([record(1)]), 10)
     with pytest.raises(sqlite3.Error):
@@ -656,7 +656,7 @@ async def test_an_exception_in_the_writer_fails_only_its_request(store):
     def boom(db):
         raise KeyError("bug")
 
-    results = await asyncio.gather(store._submit(None, boom), store.add_messages([record(1)]), return_exceptions=True)
+    results = await asyncio.gather(store._read(boom), store.add_messages([record(1)]), return_exceptions=True)
     assert isinstance(results[0], KeyError) and results[1] is None
     assert (await store.get("m1")).id == "m1"
 

@@ -68,9 +68,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import structlog
 
@@ -93,7 +93,7 @@ _PENDING = f"(state IN {_OPEN_STATES} OR receipt_owed = 1)"
 # three partial indexes this schema first had cost 4-8 us per message. So there are
 # two besides the upstream id's: the rows a restart must act on (one partial index),
 # and created_at, which never changes once written, for purging by age.
-_MESSAGES = f"""
+_MESSAGES = """
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
@@ -220,6 +220,17 @@ with sqlite3.connect(":memory:") as _probe:  # the library's compile-time limit,
 _probe.close()
 
 
+T = TypeVar("T")
+#: one row's values for a statement, in its columns' order (an update's end with the id)
+Row = tuple[object, ...]
+#: the rows of one write
+Rows = Sequence[Row]
+#: a row as SQLite returns it: each value of its column's type (the functions reading one know which)
+SqlRow = tuple[Any, ...]
+#: a read or any other work for the writer: runs on its connection, returns the request's result
+ReadFn = Callable[[sqlite3.Connection], object]
+
+
 class _Shape:
     """One kind of write, and how to run any number of them in as few statements as possible.
 
@@ -246,7 +257,7 @@ class _Shape:
         self.chunk = 1 if legacy is not None else chunk  # rows per statement
         self.pad = [None] * (width * self.chunk)
 
-    def run(self, db: sqlite3.Connection, rows: list | tuple) -> None:
+    def run(self, db: sqlite3.Connection, rows: Rows) -> None:
         if self.legacy is not None:
             db.executemany(self.legacy, rows)
             return
@@ -274,7 +285,8 @@ class _Shape:
 def _insert_shape(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> _Shape:
     cols = ", ".join(columns)
     # the padding rows are all NULL; a real row always has its id (checked by rowcount)
-    return _Shape("insert", len(columns), f"{verb} INTO {table} ({cols}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL")
+    return _Shape("insert", len(columns),
+                  f"{verb} INTO {table} ({cols}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL")
 
 
 def _update_shape(fields: tuple[str, ...]) -> _Shape:
@@ -282,7 +294,8 @@ def _update_shape(fields: tuple[str, ...]) -> _Shape:
     legacy = None if _UPDATE_FROM else f"UPDATE messages SET {', '.join(f'{f} = ?' for f in fields)} WHERE id = ?"
     return _Shape(
         "update", len(fields) + 1,
-        f"UPDATE messages SET {sets} FROM (VALUES {{values}}) AS v WHERE messages.id = v.column{len(fields) + 1}", legacy,
+        f"UPDATE messages SET {sets} FROM (VALUES {{values}}) AS v WHERE messages.id = v.column{len(fields) + 1}",
+        legacy,
     )
 
 
@@ -299,11 +312,16 @@ _SAVE_SETTLED = _update_shape(_SAVED_SETTLED)
 
 # A queued request: (shape, rows, future) for a write (``shape.run(connection, rows)``),
 # or (None, fn, future) for anything else: fn(connection) -> the Future's result.
-# future is None for fire-and-forget writes.
-Request = tuple["_Shape | None", Any, "asyncio.Future | None"]
+# future is None for fire-and-forget writes. Each read's Future has its own result
+# type (see _read); the queue holds reads of every kind, so here it is Future[Any].
+WriteRequest = tuple[_Shape, "Rows", "asyncio.Future[None] | None"]
+ReadRequest = tuple[None, "ReadFn", "asyncio.Future[Any]"]
+Request = WriteRequest | ReadRequest
+#: what the writer hands back to the loop for a request: its Future, the value, the error
+Outcome = tuple["asyncio.Future[Any] | None", object, BaseException | None]
 
 
-def _row(r: MessageRow) -> tuple:
+def _row(r: MessageRow) -> Row:
     return (
         r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state.value, r.route_index, r.attempts_here, r.attempts,
         r.due, r.expires_at, r.registered_delivery, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
@@ -311,32 +329,32 @@ def _row(r: MessageRow) -> tuple:
     )
 
 
-def _saved_waiting(r: MessageRow) -> tuple:
+def _saved_waiting(r: MessageRow) -> Row:
     return (r.state.value, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
             r.error, r.updated_at, r.id)
 
 
-def _saved_sent(r: MessageRow) -> tuple:
+def _saved_sent(r: MessageRow) -> Row:
     return (r.state.value, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id, r.error,
             r.updated_at, r.id)
 
 
-def _saved_final(r: MessageRow) -> tuple:
+def _saved_final(r: MessageRow) -> Row:
     return (r.state.value, r.attempts, r.error, int(r.receipt_owed), r.receipt, r.updated_at, r.id)
 
 
-def _saved_ended(r: MessageRow) -> tuple:
+def _saved_ended(r: MessageRow) -> Row:
     return (r.state.value, r.attempts, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
             r.updated_at, r.id)
 
 
-def _by_shape(rows: Iterable[MessageRow]) -> list[tuple[_Shape, tuple[tuple, ...]]]:
+def _by_shape(rows: Iterable[MessageRow]) -> list[tuple[_Shape, tuple[Row, ...]]]:
     """The rows' saves, grouped by the columns they set (the values end with the id)."""
-    waiting: list[tuple] = []
-    sent: list[tuple] = []
-    final: list[tuple] = []
-    ended: list[tuple] = []
-    settled: list[tuple] = []
+    waiting: list[Row] = []
+    sent: list[Row] = []
+    final: list[Row] = []
+    ended: list[Row] = []
+    settled: list[Row] = []
     for r in rows:
         state = r.state
         if state is State.SENT:
@@ -355,9 +373,7 @@ def _by_shape(rows: Iterable[MessageRow]) -> list[tuple[_Shape, tuple[tuple, ...
     return [(shape, tuple(values)) for shape, values in groups if values]
 
 
-def _message(row: tuple | None) -> MessageRow | None:
-    if row is None:
-        return None
+def _message(row: SqlRow) -> MessageRow:
     return MessageRow(
         id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], group=row[4],
         state=State(row[5]), route_index=row[6], attempts_here=row[7], attempts=row[8], due=row[9], expires_at=row[10],
@@ -366,8 +382,13 @@ def _message(row: tuple | None) -> MessageRow | None:
     )
 
 
-def _delivery(row: tuple) -> Delivery:
-    return Delivery(id=row[0], account=row[1], pdu=row[2], created_at=row[3], expires_at=row[4], attempts=row[5], kind=row[6])
+def _message_or_none(row: SqlRow | None) -> MessageRow | None:
+    return None if row is None else _message(row)
+
+
+def _delivery(row: SqlRow) -> Delivery:
+    return Delivery(id=row[0], account=row[1], pdu=row[2], created_at=row[3], expires_at=row[4], attempts=row[5],
+                    kind=row[6])
 
 
 class SqliteStore(Store):
@@ -378,7 +399,8 @@ class SqliteStore(Store):
     the event loop that ran :meth:`open`.
     """
 
-    def __init__(self, path: str, *, commit_interval: float = 0.0, synchronous: str = "full", max_batch: int = 5000) -> None:
+    def __init__(self, path: str, *, commit_interval: float = 0.0, synchronous: str = "full",
+                 max_batch: int = 5000) -> None:
         synchronous = synchronous.lower()
         if synchronous not in ("full", "normal"):
             raise ValueError("synchronous must be 'full' or 'normal'")
@@ -411,7 +433,7 @@ class SqliteStore(Store):
             raise RuntimeError("the store is already open")
         self._loop = asyncio.get_running_loop()
         self._closing = False
-        ready: asyncio.Future = self._loop.create_future()
+        ready: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="smpphub-sqlite", daemon=True)
         self._thread.start()
         try:
@@ -467,7 +489,7 @@ class SqliteStore(Store):
 
     # ---- the writer thread ---------------------------------------------------------------------
 
-    def _run(self, ready: asyncio.Future) -> None:
+    def _run(self, ready: asyncio.Future[None]) -> None:
         loop = self._loop
         assert loop is not None
         try:
@@ -503,7 +525,7 @@ class SqliteStore(Store):
                     results = self._execute(db, batch)
                 except BaseException as exc:  # noqa: BLE001 - a bug, not SQLite: fail this batch, keep serving
                     log.exception("store_batch_crashed", path=self.path, requests=len(batch))
-                    results = [(fut, None, exc) for _, _, fut in batch]
+                    results = [(req[2], None, exc) for req in batch]
                 self._complete(results)
         except BaseException:  # noqa: BLE001
             log.exception("store_writer_stopped", path=self.path)
@@ -512,26 +534,27 @@ class SqliteStore(Store):
             # whatever is left will never run: fail it rather than leave callers hanging
             with cond:
                 self._closing = True
-                left = list(queue)
+                stranded = list(queue)
                 queue.clear()
-            if left:
-                exc = RuntimeError("the store was closed")
-                self._complete([(fut, None, exc) for _, _, fut in left])
+            if stranded:
+                closed = RuntimeError("the store was closed")
+                self._complete([(req[2], None, closed) for req in stranded])
             try:
                 db.close()
             except sqlite3.Error:
                 log.exception("store_close_failed", path=self.path)
 
-    def _complete(self, results: list[tuple[asyncio.Future | None, Any, BaseException | None]]) -> None:
+    def _complete(self, results: list[Outcome]) -> None:
         """Hand the outcomes to the loop: one callback for the whole batch."""
-        waited = [r for r in results if r[0] is not None]
+        waited = [(fut, value, exc) for fut, value, exc in results if fut is not None]
         if waited:
+            assert self._loop is not None  # the writer runs only between open() and close()
             try:
                 self._loop.call_soon_threadsafe(_complete, waited)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
 
-    def _execute(self, db: sqlite3.Connection, batch: list[Request]) -> list[tuple[asyncio.Future | None, Any, BaseException | None]]:
+    def _execute(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
         """Run ``batch`` in one transaction; the outcome of every request."""
         try:
             results = self._fast(db, batch)
@@ -544,49 +567,59 @@ class SqliteStore(Store):
         self.requests += len(batch)
         return results
 
-    def _fast(self, db: sqlite3.Connection, batch: list[Request]) -> list[tuple[asyncio.Future | None, Any, None]]:
+    def _fast(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
         """Everything in one transaction, consecutive writes of one shape merged; raises on any error."""
-        # merge runs of the same shape: [(shape, rows, first, end)]
-        runs: list[tuple[_Shape | None, Any, int, int]] = []
+        # merge runs of the same shape: the request (its rows those of the whole run), first, end
+        runs: list[tuple[Request, int, int]] = []
         n = len(batch)
         i = 0
         while i < n:
-            shape, arg, _ = batch[i]
+            req = batch[i]
             j = i + 1
-            if shape is not None and j < n and batch[j][0] is shape:
-                rows = list(arg)
-                while j < n and batch[j][0] is shape:
-                    rows += batch[j][1]
+            shape = req[0]
+            if req[0] is not None and j < n and batch[j][0] is shape:
+                rows = list(req[1])
+                while j < n:
+                    nxt = batch[j]
+                    if nxt[0] is None or nxt[0] is not shape:
+                        break
+                    rows += nxt[1]
                     j += 1
-                arg = rows
-            runs.append((shape, arg, i, j))
+                req = (req[0], rows, req[2])
+            runs.append((req, i, j))
             i = j
         # one write statement needs no BEGIN/COMMIT around it (it is atomic and durable
         # on its own): two fewer trips through the GIL
-        single = len(runs) == 1 and runs[0][0] is not None and len(runs[0][1]) <= runs[0][0].chunk
+        only = runs[0][0] if len(runs) == 1 else None
+        single = only is not None and only[0] is not None and len(only[1]) <= only[0].chunk
         if not single:
             db.execute("BEGIN IMMEDIATE")
-        results: list[tuple[asyncio.Future | None, Any, None]] = []
-        for shape, arg, i, j in runs:
-            if shape is None:
-                results.append((batch[i][2], arg(db), None))
+        results: list[Outcome] = []
+        for req, i, j in runs:
+            if req[0] is None:
+                results.append((req[2], req[1](db), None))
             else:
-                shape.run(db, arg)
+                req[0].run(db, req[1])
                 results.extend([(batch[k][2], None, None) for k in range(i, j) if batch[k][2] is not None])
         if not single:
             db.execute("COMMIT")
         return results
 
-    def _isolated(self, db: sqlite3.Connection, batch: list[Request]) -> list[tuple[asyncio.Future | None, Any, BaseException | None]]:
+    def _isolated(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
         """The slow path after a failed batch: one SAVEPOINT per request, so the bad ones fail alone."""
-        results: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
+        results: list[Outcome] = []
         failed = 0
         try:
             db.execute("BEGIN IMMEDIATE")
-            for shape, arg, fut in batch:
+            for req in batch:
+                fut = req[2]
                 db.execute("SAVEPOINT req")
                 try:
-                    value = arg(db) if shape is None else shape.run(db, arg)
+                    value: object = None
+                    if req[0] is None:
+                        value = req[1](db)
+                    else:
+                        req[0].run(db, req[1])
                 except Exception as exc:  # noqa: BLE001 - this request fails, the others go on
                     if not db.in_transaction:
                         # SQLite rolled the whole transaction back (disk full, I/O error):
@@ -594,7 +627,7 @@ class SqliteStore(Store):
                         raise
                     db.execute("ROLLBACK TO req")
                     db.execute("RELEASE req")
-                    self._failed(shape, arg, fut, exc)
+                    self._failed(req, exc)
                     failed += 1
                     results.append((fut, None, exc))
                 else:
@@ -605,31 +638,52 @@ class SqliteStore(Store):
             _rollback(db)
             log.error("store_transaction_failed", requests=len(batch), error=f"{type(exc).__name__}: {exc}")
             self.errors += len(batch) - failed
-            return [(fut, None, exc) for _, _, fut in batch]
+            return [(req[2], None, exc) for req in batch]
         self.commits += 1
         self.requests += len(batch)
         return results
 
-    def _failed(self, shape: _Shape | None, arg: Any, fut: asyncio.Future | None, exc: BaseException) -> None:
+    def _failed(self, req: Request, exc: BaseException) -> None:
         self.errors += 1
-        what = shape.template.split(" (")[0] if shape is not None else getattr(arg, "__name__", "request")
-        if fut is None:
+        what: str = req[0].template.split(" (")[0] if req[0] is not None else getattr(req[1], "__name__", "request")
+        if req[2] is None:
             log.error("store_write_lost", request=what, error=f"{type(exc).__name__}: {exc}")
         else:
             log.warning("store_request_failed", request=what, error=f"{type(exc).__name__}: {exc}")
 
     # ---- the loop side ---------------------------------------------------------------------------
 
-    def _submit(self, shape: _Shape | None, arg: Any, wait: bool = True) -> asyncio.Future | None:
-        """Queue a request for this turn's hand-over; its Future (None when not ``wait``)."""
-        if self._thread is None or self._closing:
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` to run on the writer's connection; its Future gives what ``fn`` returns."""
+        loop = self._open_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue_request((None, fn, fut), loop)
+        return fut
+
+    @overload
+    def _write(self, shape: _Shape, rows: Rows) -> asyncio.Future[None]: ...
+
+    @overload
+    def _write(self, shape: _Shape, rows: Rows, wait: Literal[False]) -> None: ...
+
+    def _write(self, shape: _Shape, rows: Rows, wait: bool = True) -> asyncio.Future[None] | None:
+        """Queue a write of ``rows``; its Future (None when not ``wait``: fire and forget)."""
+        loop = self._open_loop()
+        fut: asyncio.Future[None] | None = loop.create_future() if wait else None
+        self._queue_request((shape, rows, fut), loop)
+        return fut
+
+    def _open_loop(self) -> asyncio.AbstractEventLoop:
+        if self._thread is None or self._closing or self._loop is None:
             raise RuntimeError("the store is not open")
-        fut = self._loop.create_future() if wait else None
-        self._pending.append((shape, arg, fut))
+        return self._loop
+
+    def _queue_request(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep ``request`` for this turn's hand-over."""
+        self._pending.append(request)
         if not self._handoff_scheduled:
             self._handoff_scheduled = True
-            self._loop.call_soon(self._handoff)
-        return fut
+            loop.call_soon(self._handoff)
 
     def _handoff(self) -> None:
         """Give the writer everything asked for during this turn of the loop (one lock, one wake-up)."""
@@ -646,20 +700,18 @@ class SqliteStore(Store):
 
     async def add_messages(self, rows: list[MessageRow]) -> None:
         if rows:
-            await self._submit(_INSERT_MESSAGES, [_row(r) for r in rows])
+            await self._write(_INSERT_MESSAGES, [_row(r) for r in rows])
 
     def save(self, rows: Iterable[MessageRow]) -> None:
         for shape, values in _by_shape(rows):
-            self._submit(shape, values, wait=False)
+            self._write(shape, values, wait=False)
 
     def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
         """The rows' saves (one per kind of row); a Future that fails if any of them failed."""
         assert self._loop is not None
-        futures = [self._submit(shape, values) for shape, values in _by_shape(rows)]
+        futures = [self._write(shape, values) for shape, values in _by_shape(rows)]
         if len(futures) == 1:
-            fut = futures[0]
-            assert fut is not None
-            return fut
+            return futures[0]
         done: asyncio.Future[None] = self._loop.create_future()
         left = len(futures)
 
@@ -675,31 +727,31 @@ class SqliteStore(Store):
                 done.set_result(None)
 
         for f in futures:
-            assert f is not None
             f.add_done_callback(one_done)
         if not futures:
             done.set_result(None)
         return done
 
     async def save_message(self, row: MessageRow) -> None:
-        await self._submit(_INSERT_MESSAGES, [_row(row)])
+        await self._write(_INSERT_MESSAGES, [_row(row)])
 
     async def flush(self) -> None:
-        await self._submit(None, _nothing)
+        await self._read(_nothing)
 
     async def get(self, message_id: str) -> MessageRow | None:
-        return await self._submit(None, lambda db: _message(db.execute(_GET, (message_id,)).fetchone()))
+        return await self._read(lambda db: _message_or_none(db.execute(_GET, (message_id,)).fetchone()))
 
     async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
-        return await self._submit(None, lambda db: _message(db.execute(_BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
+        return await self._read(
+            lambda db: _message_or_none(db.execute(_BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
 
     async def open_messages(self) -> list[MessageRow]:
-        return await self._submit(None, lambda db: [_message(r) for r in db.execute(_OPEN)])
+        return await self._read(lambda db: [_message(r) for r in db.execute(_OPEN)])
 
     async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
         if account is None:
-            return await self._submit(None, lambda db: [_message(r) for r in db.execute(_OWED)])
-        return await self._submit(None, lambda db: [_message(r) for r in db.execute(_OWED_BY_ACCOUNT, (account,))])
+            return await self._read(lambda db: [_message(r) for r in db.execute(_OWED)])
+        return await self._read(lambda db: [_message(r) for r in db.execute(_OWED_BY_ACCOUNT, (account,))])
 
     # ---- deliveries -----------------------------------------------------------------------------------
 
@@ -714,19 +766,19 @@ class SqliteStore(Store):
         first = self._next_delivery_id
         self._next_delivery_id = first + len(deliveries)
         ids = list(range(first, first + len(deliveries)))
-        rows = [(i, d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind) for i, d in zip(ids, deliveries)]
-        await self._submit(_INSERT_DELIVERIES, rows)
+        rows: list[Row] = [(i, d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind)
+                           for i, d in zip(ids, deliveries, strict=True)]
+        await self._write(_INSERT_DELIVERIES, rows)
         return ids
 
     def delete_delivery(self, delivery_id: int) -> None:
-        self._submit(_DELETE_DELIVERIES, ((delivery_id,),), wait=False)
+        self._write(_DELETE_DELIVERIES, ((delivery_id,),), wait=False)
 
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         if account is None:
-            return await self._submit(None, lambda db: [_delivery(r) for r in db.execute(f"{_SELECT_DELIVERIES} ORDER BY id")])
-        return await self._submit(
-            None, lambda db: [_delivery(r) for r in db.execute(f"{_SELECT_DELIVERIES} WHERE account = ? ORDER BY id", (account,))]
-        )
+            return await self._read(lambda db: [_delivery(r) for r in db.execute(f"{_SELECT_DELIVERIES} ORDER BY id")])
+        by_account = f"{_SELECT_DELIVERIES} WHERE account = ? ORDER BY id"
+        return await self._read(lambda db: [_delivery(r) for r in db.execute(by_account, (account,))])
 
     # ---- housekeeping -------------------------------------------------------------------------------
 
@@ -735,13 +787,14 @@ class SqliteStore(Store):
         args = (older_than,)
         total = 0
         while True:
-            n = await self._submit(None, lambda db: db.execute(_PURGE, args).rowcount)
+            n = await self._read(lambda db: db.execute(_PURGE, args).rowcount)
             total += n
             if n < _PURGE_CHUNK:
                 return total
 
     async def counts(self) -> dict[str, int]:
-        return await self._submit(None, lambda db: dict(db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state")))
+        by_state = "SELECT state, COUNT(*) FROM messages GROUP BY state"
+        return await self._read(lambda db: dict(db.execute(by_state)))
 
 
 def _nothing(db: sqlite3.Connection) -> None:
@@ -756,17 +809,17 @@ def _rollback(db: sqlite3.Connection) -> None:
         log.error("store_rollback_failed", error=f"{type(exc).__name__}: {exc}")
 
 
-def _succeed(fut: asyncio.Future, value: Any) -> None:
+def _succeed(fut: asyncio.Future[None], value: None) -> None:
     if not fut.done():
         fut.set_result(value)
 
 
-def _fail(fut: asyncio.Future, exc: BaseException) -> None:
+def _fail(fut: asyncio.Future[None], exc: BaseException) -> None:
     if not fut.done():
         fut.set_exception(exc)
 
 
-def _complete(results: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+def _complete(results: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
     for fut, value, exc in results:
         if fut.done():  # the caller gave up (cancelled); the write happened anyway
             continue
