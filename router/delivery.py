@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from functools import partial
 from collections.abc import Sequence
-from typing import Protocol, cast
+from functools import partial
+from typing import Protocol, TypeVar, cast
 
 import msgspec
 import structlog
@@ -25,6 +25,7 @@ import smppcore
 from smppcore import CommandStatus, DataCoding, Pdu, Tag, decode, encode
 from smppcore.connection import ResponseCallback
 from smppcore.outbox import Outbox
+from smppcore.pdus import DataSm, DeliverSm
 from smppcore.session import Session
 
 from .batching import TurnBatcher
@@ -43,6 +44,8 @@ MAX_ATTEMPTS = 5
 RETRY_DELAY = 5.0
 #: ReceiptDelivered and ReceiptDropped use no retry rule; the lifecycle's apply() wants one
 _NO_RETRIES = RetryPolicy()
+#: what an upstream delivers: rewrite_receipt gives back the type it was given
+_Incoming = TypeVar("_Incoming", bound=DeliverSm | DataSm)
 
 
 class Receivers(Protocol):
@@ -61,10 +64,10 @@ class ReceiptInFlight:
         self.attempts = 0
 
 
-def rewrite_receipt(pdu: Pdu, hub_id: str) -> Pdu:
+def rewrite_receipt(pdu: _Incoming, hub_id: str) -> _Incoming:
     """The upstream's receipt with its message id replaced by the hub's, text and TLVs alike."""
-    fields = {}
-    sm = getattr(pdu, "short_message", b"")
+    fields: dict[str, object] = {}
+    sm = pdu.short_message if isinstance(pdu, DeliverSm) else b""  # data_sm's text is in message_payload
     if sm:
         fields["short_message"] = _with_hub_id(sm, pdu.data_coding, hub_id)
     tlvs = dict(pdu.tlvs)
@@ -142,11 +145,11 @@ class Deliveries:
         self._trace = self.msglog.trace
         self.answered_on: smppcore.SmppConnection | None = None  # the bind whose answer is being handled
         self.outboxes: dict[str, Outbox] = {}
-        self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future]] = TurnBatcher(self._flush)
+        self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future[int]]] = TurnBatcher(self._flush)
         self.delivered = 0
         self.expired = 0
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.Task | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -199,12 +202,13 @@ class Deliveries:
         """
         assert self.loop is not None
         now = time.time()
-        record = Delivery(account=account, pdu=encode(pdu), created_at=now, expires_at=now + self.hold(account), kind=kind)
+        record = Delivery(account=account, pdu=encode(pdu), created_at=now, expires_at=now + self.hold(account),
+                          kind=kind)
         fut: asyncio.Future[int] = self.loop.create_future()
         self._batcher.add((record, pdu, fut))
         return fut
 
-    async def _flush(self, batch: list[tuple[Delivery, Pdu, asyncio.Future]]) -> None:
+    async def _flush(self, batch: list[tuple[Delivery, Pdu, asyncio.Future[int]]]) -> None:
         try:
             ids = await self.store.add_deliveries([r for r, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - refuse them upstream: the SMSC will retry
@@ -213,7 +217,7 @@ class Deliveries:
                 if not fut.done():
                     fut.set_result(CommandStatus.ESME_RSYSERR)
             return
-        for (record, pdu, fut), rid in zip(batch, ids):
+        for (record, pdu, fut), rid in zip(batch, ids, strict=True):  # one id per record added
             record.id = rid
             self._enqueue(record, pdu)
             if not fut.done():
@@ -279,6 +283,7 @@ class Deliveries:
             self.store.delete_delivery(record.id)
             return
         record.attempts += 1
+        assert self.loop is not None  # set by start(), before anything is delivered
         self.loop.call_later(RETRY_DELAY, self._enqueue, record, decode(record.pdu))
 
     # ---- binds and expiry ---------------------------------------------------------------------
