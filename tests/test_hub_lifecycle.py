@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import socket
 
 import pytest
 import structlog
@@ -23,6 +24,8 @@ from smppcore import CommandId, CommandStatus, DataCoding, DeliverSm, EsmClass, 
 from smppcore.concat import concat_info
 from smppcore.receipt import build_receipt, is_receipt, receipt_info, receipt_text
 from smppcore.text import split_text
+from smpphub.router.hub import open_store
+from smpphub.router.lifecycle import State
 from smpphub.simulator.app import RunningSimulator
 
 HOST = "127.0.0.1"
@@ -80,7 +83,8 @@ async def submit_pipelined(client: smppcore.Client, messages: list[LongMessage])
 
 def segments_by_message(smscs: dict[str, RunningSimulator]) -> dict[tuple[str, int, int], dict[str, list[int]]]:
     """(destination, ref bits, reference) -> SMSC name -> the segment numbers it received."""
-    seen: dict[tuple[str, int, int], dict[str, list[int]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    seen: dict[tuple[str, int, int], dict[str, list[int]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list))
     for name, smsc in smscs.items():
         for record in smsc.sim.submits:
             info = concat_info(record.pdu)
@@ -89,7 +93,8 @@ def segments_by_message(smscs: dict[str, RunningSimulator]) -> dict[tuple[str, i
     return seen
 
 
-def where_each_message_went(messages: list[LongMessage], smscs: dict[str, RunningSimulator]) -> collections.Counter[str]:
+def where_each_message_went(messages: list[LongMessage],
+                            smscs: dict[str, RunningSimulator]) -> collections.Counter[str]:
     """How many messages each SMSC got whole; fails on any message split between SMSCs or incomplete."""
     seen = segments_by_message(smscs)
     assert set(seen) == {m.key for m in messages}
@@ -284,7 +289,7 @@ async def submit_one(hub, crafted: CraftedSmsc, esme: smppcore.Client, destinati
     """Submit a message asking for a receipt; its hub id and the submit_sm the SMSC got."""
     resp = await esme.submit_sm(destination_addr=destination, source_addr="Acme", short_message=b"hello",
                                 registered_delivery=1)
-    await wait_until(lambda: len(crafted.submits) >= 1 and hub.status()["counters"].get("sent", 0) >= len(crafted.submits),
+    await wait_until(lambda: crafted.submits and hub.status()["counters"].get("sent", 0) >= len(crafted.submits),
                      what="submit accepted upstream")
     return resp.message_id, crafted.submits[-1]
 
@@ -343,8 +348,9 @@ async def test_duplicate_final_receipt_is_acked_and_forwarded_once(crafted):
             second_upstream = crafted.ids[-1]
 
             def receipt_for(submit: SubmitSm, upstream_id: str) -> DeliverSm:
-                return build_receipt(message_id=upstream_id, state=MessageState.DELIVERED, source_addr=submit.source_addr,
-                                     destination_addr=submit.destination_addr, submit_date=None, done_date=None)
+                return build_receipt(message_id=upstream_id, state=MessageState.DELIVERED,
+                                     source_addr=submit.source_addr, destination_addr=submit.destination_addr,
+                                     submit_date=None, done_date=None)
 
             assert (await crafted.deliver(receipt_for(first, first_upstream))).command_status == 0
             assert receipt_info(await esme.next_message(timeout=5)).message_id == first_id
@@ -359,3 +365,105 @@ async def test_duplicate_final_receipt_is_acked_and_forwarded_once(crafted):
             assert status["counters"]["receipts_duplicate"] == 1
             assert status["counters"]["delivered"] == 2
             assert status["receipts_unmatched"] == []
+
+
+# ---- the lifecycle through a real hub ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+async def test_a_scheduled_message_leaves_at_its_time_not_before(smscs):
+    a = smscs["a"]
+    config = hub_config({"a": a}, [{"prefix": "44", "upstreams": ["a"]}])
+    async with running_hub(config) as hub:
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as esme:
+            resp = await esme.submit_sm(destination_addr="447700900001", short_message=b"later",
+                                        schedule_delivery_time="000000000001000R")  # in one second
+            row = hub.dispatcher.table.get(resp.message_id)
+            assert row is not None and row.state is State.SCHEDULED
+            due = row.due
+            assert len(a.sim.submits) == 0
+            await wait_until(lambda: len(a.sim.submits) == 1, timeout=5, what="sent when due")
+            assert a.sim.submits[0].received_at >= due
+            assert len(a.sim.submits) == 1
+
+
+async def test_validity_running_out_while_the_upstream_is_down_gives_an_expired_receipt(smscs):
+    a = smscs["a"]
+    config = hub_config({"a": a}, [{"prefix": "44", "upstreams": ["a"]}])
+    async with running_hub(config) as hub:
+        await a.close()  # the only upstream goes away
+        await wait_until(lambda: not hub.dispatcher.pools["a"].available, what="upstream seen down")
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as esme:
+            resp = await esme.submit_sm(destination_addr="447700900001", short_message=b"short-lived",
+                                        validity_period="000000000001000R", registered_delivery=1)
+            info = receipt_info(await esme.next_message(timeout=5))
+            assert info.message_id == resp.message_id and info.state == MessageState.EXPIRED
+            query = await esme.request(smppcore.QuerySm(message_id=resp.message_id))
+            assert query.message_state == MessageState.EXPIRED
+        assert hub.status()["counters"]["expired"] == 1
+    assert len(a.sim.submits) == 0
+
+
+async def test_a_cancelled_message_is_never_sent_when_its_upstream_comes_back():
+    port = free_port()
+    config = hub_config({"later": port}, [{"prefix": "44", "upstreams": ["later"]}])
+    async with running_hub(config, wait=False) as hub:
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as esme:
+            cancelled = await esme.submit_sm(destination_addr="447700900001", short_message=b"cancelled")
+            kept = await esme.submit_sm(destination_addr="447700900002", short_message=b"kept")
+            await esme.request(smppcore.CancelSm(message_id=cancelled.message_id))
+            query = await esme.request(smppcore.QuerySm(message_id=cancelled.message_id))
+            assert query.message_state == MessageState.DELETED
+            smsc = await simulator(listen=f"{HOST}:{port}")
+            try:
+                # both waited for the same upstream: once the kept one is there, the cancelled one had its chance
+                await wait_until(lambda: len(smsc.sim.submits) >= 1, what="the kept message sent")
+                await wait_until(lambda: hub.status()["counters"].get("sent", 0) == 1, what="its answer back")
+                assert [s.pdu.short_message for s in smsc.sim.submits] == [b"kept"]
+                query = await esme.request(smppcore.QuerySm(message_id=kept.message_id))
+                assert query.message_state == MessageState.ENROUTE
+                assert (await esme.request(smppcore.QuerySm(message_id=cancelled.message_id))).message_state \
+                    == MessageState.DELETED
+            finally:
+                await smsc.close()
+
+
+async def test_a_restart_sends_what_was_queued_and_delivers_the_receipts_owed(smscs, tmp_path):
+    live = smscs["a"]
+    later_port = free_port()
+    config = hub_config({"live": live, "later": later_port},
+                        [{"prefix": "44", "upstreams": ["live"]}, {"prefix": "33", "upstreams": ["later"]}],
+                        store={"backend": "sqlite", "path": str(tmp_path / "hub.db")})
+    # first run: receipts come back for the 44 messages while no receiver is bound (owed);
+    # the 33 messages wait for an upstream that is not there
+    async with running_hub(config, store=open_store(config), wait=False) as hub:
+        await wait_until(lambda: hub.dispatcher.pools["live"].available, what="live upstream bound")
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw", bind="tx") as tx:
+            owed = [(await tx.submit_sm(destination_addr=f"4477009{i:05d}", short_message=f"owed{i}".encode(),
+                                        registered_delivery=1)).message_id for i in range(5)]
+            queued = [(await tx.submit_sm(destination_addr=f"3361234{i:04d}", short_message=f"queued{i}".encode(),
+                                          registered_delivery=1)).message_id for i in range(5)]
+        await wait_until(lambda: hub.deliveries.pending("acme") == 5, what="five receipts held for acme")
+        assert hub.status()["parked"] == 5
+    assert len(live.sim.submits) == 5
+    # second run, same SQLite file; the missing upstream is there now
+    later = await simulator(listen=f"{HOST}:{later_port}")
+    try:
+        async with running_hub(config, store=open_store(config)) as hub:
+            async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw", bind="rx") as rx:
+                got = collections.Counter()
+                for _ in range(10):
+                    info = receipt_info(await rx.next_message(timeout=5))
+                    assert info.state == MessageState.DELIVERED
+                    got[info.message_id] += 1
+                assert got == collections.Counter(owed + queued)
+                await wait_until(lambda: hub.deliveries.pending("acme") == 0, what="every receipt acknowledged")
+        assert sorted(s.pdu.short_message for s in later.sim.submits) == [f"queued{i}".encode() for i in range(5)]
+        assert len(live.sim.submits) == 5  # nothing sent twice
+    finally:
+        await later.close()
