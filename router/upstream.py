@@ -279,15 +279,14 @@ class UpstreamPool:
         n = len(links)
         bucket = self.bucket
         while queue:
-            link = None
+            ready: smppcore.Client | None = None  # a bound link's client with room in its window
             for i in range(n):
-                candidate = links[(self._rr + i) % n]
-                client = candidate.client
+                client = links[(self._rr + i) % n].client
                 if client is not None and client.session.can_send and client.is_open and client.session.state.is_bound:
-                    link = candidate
+                    ready = client
                     self._rr = (self._rr + i + 1) % n
                     break
-            if link is None:
+            if ready is None:
                 return  # woken again by a response (window) or a link coming up
             out = queue[0]
             if not self.events.still_for(out, self):
@@ -301,7 +300,7 @@ class UpstreamPool:
             self.events.taken(out, self)
             try:
                 # answered by a direct call when the response is read: no Future per message
-                link.client.send_callback(out.pdu, partial(self._done, out), out.row.pdu)  # type: ignore[union-attr]
+                ready.send_callback(out.pdu, partial(self._done, out), out.row.pdu)
             except Exception as exc:  # noqa: BLE001 - the connection went away between checks
                 self.events.answered(out, self, None, exc)
                 continue
