@@ -35,6 +35,7 @@ __all__ = [
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 Digits = Annotated[str, msgspec.Meta(pattern=r"^[0-9]*$")]
@@ -55,6 +56,9 @@ class Listener(_Strict):
     bind_timeout: Positive = 30.0
     enquire_link_interval: NonNeg = 60.0
     max_connections: PositiveInt = 1000
+    max_connections_per_ip: NonNegInt = 100  # 0: no limit
+    max_unbound: NonNegInt = 100  # connections not bound yet; the oldest idle one makes room; 0: no limit
+    max_unanswered: PositiveInt = 1000  # submits read, not answered yet, per connection: then it stops reading
 
 
 class Account(_Strict):

@@ -212,6 +212,10 @@ class EsmeHandler(SmscHandler):
 
     # ---- binds ------------------------------------------------------------------------------
 
+    def admit(self, peer_ip: str) -> bool:
+        """At accept time: False when no account's allowed_ips could match ``peer_ip`` (closed at once)."""
+        return any(ip_allowed(peer_ip, account.ips) for account in self.accounts.values())
+
     def authenticate(self, conn: SmscConnection, bind: Pdu) -> int | Awaitable[int]:
         if not isinstance(bind, (BindTransmitter, BindReceiver, BindTransceiver)):  # the server asks only about binds
             return CommandStatus.ESME_RINVBNDSTS

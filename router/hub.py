@@ -113,8 +113,7 @@ class Hub:
             self.dispatcher.start()
             self.dispatcher.recover(recovered)  # parked until their upstreams are up
             for server, lst in zip(self.servers, self.config.listeners, strict=True):
-                assert server._server is not None
-                await server._server.start_serving()
+                server.start_serving()
                 log.info("listening", host=server.host, port=server.port, tls=lst.tls_cert is not None)
         except BaseException:
             await self._undo_start(store_open)
@@ -134,11 +133,13 @@ class Hub:
                     ctx.load_cert_chain(lst.tls_cert, lst.tls_key)
                 session = SessionConfig(
                     window=100, bind_timeout=lst.bind_timeout, enquire_link_interval=lst.enquire_link_interval,
-                    max_pdu_size=lst.max_pdu_size,
+                    max_pdu_size=lst.max_pdu_size, max_unanswered=lst.max_unanswered,
                 )
                 try:
                     server = await smppcore.serve(self.handler, lst.host, lst.port, ssl=ctx, config=session,
-                                                  max_connections=lst.max_connections, start_serving=False)
+                                                  max_connections=lst.max_connections,
+                                                  max_connections_per_ip=lst.max_connections_per_ip,
+                                                  max_unbound=lst.max_unbound, start_serving=False)
                 except OSError as exc:
                     # asyncio words it "error while attempting to bind on address (...): ..."; the errno says it all
                     reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0
@@ -244,8 +245,7 @@ class Hub:
             self._summary_task = None
         self.handler.accepting = False
         for server in self.servers:
-            if server._server is not None:
-                server._server.close()
+            server.stop_accepting()
         await self.acceptor.drain()
         await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
         await self.dispatcher.stop(timeout)

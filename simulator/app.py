@@ -77,9 +77,12 @@ async def start(config: SimulatorConfig | None = None, *, host: str | None = Non
     lhost, lport = _split(config.listen)
     host = host if host is not None else lhost
     port = lport if port is None else port
-    session_config = SessionConfig(window=config.window, enquire_link_interval=0, bind_timeout=60)
+    session_config = SessionConfig(window=config.window, enquire_link_interval=0, bind_timeout=60,
+                                   max_unanswered=config.max_unanswered)
     try:
-        server = await smppcore.serve(sim, host, port, config=session_config, max_connections=config.max_connections)
+        server = await smppcore.serve(sim, host, port, config=session_config, max_connections=config.max_connections,
+                                      max_connections_per_ip=config.max_connections_per_ip,
+                                      max_unbound=config.max_unbound)
     except OSError as exc:
         sim.detach()
         raise _listen_error("SMPP", host, port, exc) from exc

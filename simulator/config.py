@@ -166,6 +166,11 @@ class SimulatorConfig(_Strict):
     accounts: list[Account] = []  # empty: accept any bind
     max_binds_per_account: PositiveInt = 100
     max_connections: PositiveInt = 1000
+    # 0: no limit (a test's clients all come from 127.0.0.1)
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # connections not bound yet (0: no limit); a newcomer pushes out the oldest idle one
+    max_unbound: Annotated[int, msgspec.Meta(ge=0)] = 100
+    max_unanswered: PositiveInt = 1000  # requests read, not answered yet, per connection: then it stops reading
     window: PositiveInt = 100
     submit_latency: Delay = msgspec.field(default_factory=Delay)
     throttle: Throttle = msgspec.field(default_factory=Throttle)

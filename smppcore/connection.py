@@ -104,12 +104,31 @@ class SmppConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         session = self.session
-        events = session.receive_data(data)
-        if events:
-            self.handle_events(events)
+        try:
+            events = session.receive_data(data)
+            if events:
+                self.handle_events(events)
+                if session.held:  # rare: PDUs that waited behind a bind decided just now
+                    self.release_held()
+        except Exception:  # noqa: BLE001 - our bug: this connection ends, the loop and the others go on
+            log.exception("failed on data from %s; closing the connection", self.peername)
+            self.abort()
+            return
         out = session.data_to_send()
         if out and self.transport is not None:
             self.transport.write(out)
+
+    def release_held(self) -> None:
+        """Handle what the session held behind a bind, now that the bind is decided.
+
+        A loop, not a recursion: a held bind decided at once releases what follows it
+        in the next round.
+        """
+        while self.transport is not None:
+            events = self.session.release_held()
+            if not events:
+                return
+            self.handle_events(events)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

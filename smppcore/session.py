@@ -13,13 +13,22 @@ a second bind), an unknown command id (generic_nack ESME_RINVCMDID) and a PDU
 that does not decode (its response, or generic_nack, with the decoder's status).
 Everything else (binds to authenticate, messages to answer, responses to the
 caller's requests) comes out as events.
+
+A bind is a barrier in the stream (SMSC side): the PDUs that came after it, in the
+same chunk or later, wait in the session until the caller decides the bind with
+:meth:`Session.accept_bind` or :meth:`Session.reject_bind`, and
+:meth:`Session.release_held` then hands them out, judged in the state the bind left.
+A client that pipelines (bind and submit_sm in one write) gets its submit handled as
+bound, two binds in one write get ESME_ROK then ESME_RALYBND, and the bind's response
+goes out before any response to what followed it.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Any
 
@@ -271,6 +280,12 @@ class SessionConfig:
       enquire_link (0: never; then nothing detects a dead peer but TCP itself).
     - ``inactivity_timeout``: how long without a PDU other than keep-alives before
       the session closes (0: never).
+
+    ``max_unanswered`` (server side): requests read from the peer and not answered
+    yet, on one connection, above which the server stops reading it until half are
+    answered. A client that keeps to its window never gets near the default (ten
+    times the default window); one that floods without reading its answers cannot
+    make the server hold more than this (plus one read's worth).
     """
 
     __slots__ = (
@@ -280,6 +295,7 @@ class SessionConfig:
         "enquire_link_interval",
         "inactivity_timeout",
         "max_pdu_size",
+        "max_unanswered",
     )
 
     def __init__(
@@ -291,9 +307,12 @@ class SessionConfig:
         enquire_link_interval: float = 30.0,
         inactivity_timeout: float = 0.0,
         max_pdu_size: int = DEFAULT_MAX_PDU_SIZE,
+        max_unanswered: int = 1000,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
+        if max_unanswered < 1:
+            raise ValueError("max_unanswered must be at least 1")
         for name, value in (
             ("response_timeout", response_timeout),
             ("bind_timeout", bind_timeout),
@@ -308,6 +327,7 @@ class SessionConfig:
         self.enquire_link_interval = enquire_link_interval
         self.inactivity_timeout = inactivity_timeout
         self.max_pdu_size = max_pdu_size
+        self.max_unanswered = max_unanswered
 
 
 # --- the session --------------------------------------------------------------------
@@ -345,6 +365,10 @@ class Session:
         self._may_send = ALLOWED_REQUESTS[role]
         self._may_receive = ALLOWED_REQUESTS[role.peer]
         self.close_reason = ""
+        #: PDUs read after a bind that is not decided yet (see :meth:`release_held`)
+        self.held: collections.deque[Pdu | PduError] = collections.deque()
+        #: a bind went to the application and awaits accept_bind / reject_bind
+        self.bind_pending = False
         #: False hands enquire_link to the application instead of answering it
         #: (a simulator uses this to play a hung peer).
         self.answer_enquire_link = True
@@ -408,12 +432,14 @@ class Session:
             raise InvalidState(f"cannot accept a bind in state {self.state.value}")
         if not isinstance(request, _BIND_REQUESTS):
             raise TypeError(f"accept_bind takes a bind request, not {request.command_name}")
+        self.bind_pending = False
         self.send_response(request.make_response(system_id=system_id))
         self.state = _BIND_STATE[request.command_id]
         self.system_id = request.system_id
 
     def reject_bind(self, request: Pdu, status: int = CommandStatus.ESME_RBINDFAIL) -> None:
         """SMSC side: answer ``request`` (a bind) with an error; the session stays OPEN."""
+        self.bind_pending = False
         self.send_response(request.make_response(command_status=status))
 
     def unbind(self, context: Any = None) -> Pdu | None:
@@ -438,24 +464,50 @@ class Session:
 
         Requests the application must answer come out as the PDU objects
         themselves (``pdu.is_response`` is False); everything else is an
-        :class:`Event`.
+        :class:`Event`. On the SMSC side a bind ends the list: what follows it
+        waits in :attr:`held` until the bind is decided (see :meth:`release_held`).
         """
         if self.state is State.CLOSED:
             return []
         items = self.framer.feed(data)
         now = self.last_received = self.clock()
+        if self.held or self.bind_pending:  # rare: the stream waits behind a bind
+            self.held.extend(items)
+            return self.release_held()
+        return self._receive(items, now, None)
+
+    def release_held(self) -> list[SessionEvent]:
+        """The events of the PDUs held behind a bind, now that it is decided.
+
+        Call it after :meth:`accept_bind` / :meth:`reject_bind` (and again while
+        :attr:`held` is not empty: a held bind holds what follows it in turn).
+        Returns [] while a bind is still pending.
+        """
+        held = self.held
+        if self.bind_pending or not held or self.state is State.CLOSED:
+            return []
+        return self._receive(_popping(held), self.clock(), held)
+
+    def _receive(
+        self, items: Iterable[Pdu | PduError], now: float, held: collections.deque[Pdu | PduError] | None
+    ) -> list[SessionEvent]:
+        """Judge ``items`` in order. ``held``: they are popped from it (what stays, waits)."""
         events: list[SessionEvent] = []
         allowed = self._may_receive[self.state]
-        for pdu in items:
+        opening = self.state is State.OPEN
+        it = iter(items)
+        for pdu in it:
             if isinstance(pdu, PduError):
                 self._protocol_error(pdu, events)
                 if pdu.fatal:
+                    self.held.clear()
                     break
                 continue
             cid = pdu.command_id
             if pdu.is_response:
                 self._on_response(pdu, events)
                 allowed = self._may_receive[self.state]
+                opening = self.state is State.OPEN
             elif cid in allowed:
                 if cid == C.ENQUIRE_LINK and self.answer_enquire_link:
                     self._out.append(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)))
@@ -466,10 +518,17 @@ class Session:
                     self.state = State.UNBOUND
                     events.append(Unbound(by_peer=True))
                     allowed = self._may_receive[self.state]
+                    opening = False
                 elif cid == C.OUTBIND:
                     events.append(Outbound(pdu))
                 else:
                     events.append(pdu)
+                    if opening and cid in _BINDS:
+                        # a barrier: what follows waits for the bind's outcome
+                        self.bind_pending = True
+                        if held is None:
+                            self.held.extend(it)
+                        break
             else:
                 self._reject(pdu, events)
         return events
@@ -621,6 +680,7 @@ class Session:
     def connection_lost(self) -> list[SessionEvent]:
         """The transport is gone: CLOSED, and a ConnectionLost for each request in flight."""
         self.state = State.CLOSED
+        self.held.clear()
         # everything in flight fails, except our own keep-alive, which nobody waits for
         return [
             ConnectionLost(e.request, e.context)
@@ -631,3 +691,9 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.role.value} {self.state.value} in_flight={len(self.window)}>"
 
+
+
+def _popping(queue: collections.deque[Pdu | PduError]) -> Iterator[Pdu | PduError]:
+    """Take items off the front of ``queue`` one at a time: what is not taken stays queued."""
+    while queue:
+        yield queue.popleft()
