@@ -272,10 +272,14 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Decoder:
             elif t is ShortMessage:
                 body.append(f"n = buf[p]; q = p + 1 + n; {name} = buf[p + 1:q]; p = q")
                 checks.append(f"n > {_MAX_SM_LENGTH}")
-            elif t is DestList:
-                body.append(f"{name}, p = decode_dests(buf, p, end, seq, cid)")
-            elif t is UnsuccessList:
-                body.append(f"{name}, p = decode_unsuccess(buf, p, end, seq, cid)")
+            elif t is DestList or t is UnsuccessList:
+                # The C-strings before the list are searched without a bound at ``end``
+                # (cheaper): one that ran past it must send the PDU to the checked
+                # decoder, not into the list, whose error would then depend on the
+                # bytes of the next PDU in the buffer.
+                body.append("if p > end: raise ValueError")
+                call = "decode_dests" if t is DestList else "decode_unsuccess"
+                body.append(f"{name}, p = {call}(buf, p, end, seq, cid)")
     body.append(f"if {' or '.join(checks)}: raise ValueError")
     src += ["        " + line for line in body]
     src.append("    except FAST_FAIL:")
