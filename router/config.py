@@ -187,6 +187,9 @@ class HubConfig(_Strict):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     retry_initial: Positive = 1.0  # seconds before the first retry of a temporary failure
     retry_max: Positive = 300.0
+    # temporary failures of a segment on the upstream that took another segment of its
+    # message, before it fails over after all (and the message is split between SMSCs)
+    pinned_attempts: PositiveInt = 10
     default_validity: Positive = 2 * 86400.0  # seconds a message may wait when it names no validity
 
     def __post_init__(self) -> None:

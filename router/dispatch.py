@@ -109,6 +109,7 @@ def retry_policy(config: HubConfig) -> RetryPolicy:
         initial=config.retry_initial,
         maximum=config.retry_max,
         attempts_per_upstream={u.name: u.max_attempts for u in config.upstreams},
+        pinned_attempts=config.pinned_attempts,
     )
 
 

@@ -38,10 +38,18 @@ sent, an answer for a message that is not in flight. The adapter decides what th
 means on the wire (ack and count the duplicate, answer ESME_RCANCELFAIL, ...);
 the machine never ignores it silently.
 
-Segments of one long message share one :class:`RoutePlan`: the weighted choice is
-made once for all of them, and when one segment fails over, its siblings that have
-not left yet follow (:class:`Failover` events that the caller hands them, see
-:meth:`Transition.failed_over_from`).
+Segments of one long message share their route: the weighted choice is made once for
+all of them (by the ESME side), and they move together. While none of them has been
+accepted, a segment that fails over takes its waiting siblings along (:class:`Failover`
+events the caller hands them, see :meth:`Transition.failed_over_from`). Once an upstream
+accepted one segment, the others are pinned to it (:class:`SiblingAccepted`): a
+temporary error is retried there ``pinned_attempts`` times (10 by default, about 13
+minutes of back-off) rather than failed over after the upstream's usual
+``max_attempts``, because the part already delivered cannot be taken back and a
+message split between carriers may never be put together again. If that upstream
+goes down altogether (no bind left), or keeps refusing past ``pinned_attempts``, the
+rest fail over after all: a split message beats holding its tail for the whole
+validity period.
 """
 
 from __future__ import annotations
@@ -74,6 +82,7 @@ __all__ = [
     "UpstreamDown",
     "UpstreamUp",
     "Failover",
+    "SiblingAccepted",
     "Receipt",
     "Intermediate",
     "Expire",
@@ -153,13 +162,15 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     #: temporary failures on one upstream before failing over, by upstream name
     attempts_per_upstream: dict[str, int] = {}
     default_attempts: int = 3
+    #: temporary failures of a pinned segment (see :class:`SiblingAccepted`) before it fails over anyway
+    pinned_attempts: int = 10
 
     def attempts_on(self, upstream: str) -> int:
         return self.attempts_per_upstream.get(upstream, self.default_attempts)
 
     def retry_delay(self, attempts_here: int, throttled: bool) -> float:
         """Back-off before retrying the same upstream after its ``attempts_here``-th failure."""
-        delay = min(self.maximum, self.initial * 2.0 ** (attempts_here - 1))
+        delay = min(self.maximum, self.initial * 2.0 ** min(attempts_here - 1, 32))
         return min(delay, self.throttled_maximum) if throttled else delay
 
     def route_delay(self, attempts: int) -> float:
@@ -191,6 +202,9 @@ class MessageRow(msgspec.Struct, kw_only=True):
     upstream_id: str | None = None  # that upstream's message_id
     error: int = 0  # the last command_status or network error seen
     receipt_owed: bool = False  # a final receipt the ESME asked for has not been acked yet
+    #: an upstream accepted another segment of its message: it stays with that upstream
+    #: (temporary errors are retried there, not failed over) unless the upstream goes down
+    pinned: bool = False
     receipt: bytes = b""  # that receipt: the deliver_sm for the ESME, encoded (the hub fills it in; kept once sent)
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -276,6 +290,15 @@ class UpstreamUp(Event):
     """An upstream of its route is up again."""
 
 
+class SiblingAccepted(Event):
+    """An upstream (``route_index`` of the shared route) accepted another segment of this message."""
+
+    __slots__ = ("route_index",)
+
+    def __init__(self, route_index: int) -> None:
+        self.route_index = route_index
+
+
 class Failover(Event):
     """A sibling segment failed over from ``from_index``: follow it if still there."""
 
@@ -339,9 +362,11 @@ TRANSITIONS: dict[tuple[State, type[Event]], frozenset[State]] = {
     (State.SCHEDULED, Cancel): frozenset({State.CANCELLED}),
     (State.SCHEDULED, Replace): frozenset({State.SCHEDULED, State.QUEUED}),
     (State.SCHEDULED, Failover): frozenset({State.SCHEDULED}),
+    (State.SCHEDULED, SiblingAccepted): frozenset({State.SCHEDULED}),
     (State.QUEUED, Taken): frozenset({State.IN_FLIGHT}),
     (State.QUEUED, UpstreamDown): frozenset({State.QUEUED, State.PARKED}),
     (State.QUEUED, Failover): frozenset({State.QUEUED}),
+    (State.QUEUED, SiblingAccepted): frozenset({State.QUEUED}),
     (State.QUEUED, Expire): frozenset({State.EXPIRED}),
     (State.QUEUED, Cancel): frozenset({State.CANCELLED}),
     (State.QUEUED, Replace): frozenset({State.SCHEDULED, State.QUEUED}),
@@ -350,6 +375,8 @@ TRANSITIONS: dict[tuple[State, type[Event]], frozenset[State]] = {
     (State.PARKED, Cancel): frozenset({State.CANCELLED}),
     (State.PARKED, Replace): frozenset({State.SCHEDULED, State.PARKED}),
     (State.PARKED, Failover): frozenset({State.PARKED}),
+    (State.PARKED, SiblingAccepted): frozenset({State.PARKED}),
+    (State.IN_FLIGHT, SiblingAccepted): frozenset({State.IN_FLIGHT}),
     (State.IN_FLIGHT, SubmitOk): frozenset({State.SENT}),
     (State.IN_FLIGHT, SubmitTemporary): frozenset({State.SCHEDULED, State.QUEUED, State.EXPIRED}),
     (State.IN_FLIGHT, SubmitPermanent): frozenset({State.UNDELIVERABLE}),
@@ -439,6 +466,7 @@ def _next_upstream(row: MessageRow, now: float, policy: RetryPolicy, *, down: bo
     """Fail over to the route's next upstream; past its end, wait (PARKED if down, else back off)."""
     left = row.route_index
     row.attempts_here = 0
+    row.pinned = False
     if row.route_index + 1 < len(row.route):
         row.route_index += 1
         row.state = State.QUEUED
@@ -459,7 +487,8 @@ def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, po
     if _expired(row, now):
         row.state = State.EXPIRED
         return _NOTHING
-    if row.attempts_here < policy.attempts_on(row.target):
+    limit = policy.pinned_attempts if row.pinned else policy.attempts_on(row.target)
+    if row.attempts_here < limit:
         row.state = State.SCHEDULED
         row.due = now + policy.retry_delay(row.attempts_here, event.throttled)
         return _NOTHING
@@ -474,6 +503,7 @@ def _on_submit_permanent(row: MessageRow, event: SubmitPermanent, now: float, po
 
 
 def _on_upstream_down(row: MessageRow, event: UpstreamDown, now: float, policy: RetryPolicy) -> _Outcome:
+    row.pinned = False  # its upstream is gone altogether: a split message beats holding its tail for days
     if row.state is State.IN_FLIGHT:
         row.attempts += 1  # written, never answered: it will be written again
     return _next_upstream(row, now, policy, down=True)
@@ -490,6 +520,13 @@ def _on_failover(row: MessageRow, event: Failover, now: float, policy: RetryPoli
     if row.route_index == event.from_index and event.from_index + 1 < len(row.route):
         row.route_index += 1
         row.attempts_here = 0
+        row.pinned = False
+    return _NOTHING
+
+
+def _on_sibling_accepted(row: MessageRow, event: SiblingAccepted, now: float, policy: RetryPolicy) -> _Outcome:
+    if row.route_index == event.route_index:
+        row.pinned = True
     return _NOTHING
 
 
@@ -550,6 +587,7 @@ _HANDLERS: dict[type[Event], Callable[..., _Outcome]] = {
     UpstreamDown: _on_upstream_down,
     UpstreamUp: _on_upstream_up,
     Failover: _on_failover,
+    SiblingAccepted: _on_sibling_accepted,
     Receipt: _on_receipt,
     Intermediate: _on_intermediate,
     Expire: _on_expire,

@@ -35,6 +35,7 @@ from .lifecycle import (
     Failover,
     MessageRow,
     RetryPolicy,
+    SiblingAccepted,
     State,
     Transition,
     accept,
@@ -63,7 +64,7 @@ class MessageTable:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
         self.rows: dict[str, MessageRow] = {}
-        self._groups: dict[str, set[str]] = {}
+        self._groups: dict[str, dict[str, None]] = {}  # group -> its ids in memory, in the order they came
         # (when, tie-breaker, id): entries are never removed, only found stale when popped
         self._heap: list[tuple[float, int, str]] = []
         self._armed: dict[str, float] = {}  # id -> the time its live heap entry is for
@@ -94,7 +95,7 @@ class MessageTable:
         """Keep ``row`` (new, or loaded back from the store) and arm its timer."""
         self.rows[row.id] = row
         if row.group:
-            self._groups.setdefault(row.group, set()).add(row.id)
+            self._groups.setdefault(row.group, {})[row.id] = None
         self._arm(row)
 
     def release(self, message_id: str) -> MessageRow | None:
@@ -105,7 +106,7 @@ class MessageTable:
             if row.group:
                 members = self._groups.get(row.group)
                 if members is not None:
-                    members.discard(message_id)
+                    members.pop(message_id, None)
                     if not members:
                         del self._groups[row.group]
         return row
@@ -121,6 +122,14 @@ class MessageTable:
         transition = apply(row, event, now, self.policy)
         changes = [Change(row, transition)]
         self._moved(row)
+        if row.group and transition.before is State.IN_FLIGHT and transition.after is State.SENT:
+            accepted = SiblingAccepted(row.route_index)
+            for sibling_id in self._groups.get(row.group, ()):
+                sibling = self.rows[sibling_id]
+                if sibling is not row and (sibling.state in WAITING_STATES or sibling.state is State.IN_FLIGHT):
+                    if not sibling.pinned and sibling.route_index == row.route_index:
+                        changes.append(Change(sibling, apply(sibling, accepted, now, self.policy)))
+                        self._moved(sibling)
         if transition.failed_over_from is not None and row.group:
             follow = Failover(transition.failed_over_from)
             for sibling_id in self._groups.get(row.group, ()):

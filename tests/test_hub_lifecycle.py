@@ -165,26 +165,31 @@ async def test_long_messages_a_primary_refuses_fail_over_whole():
 
 
 class RefuseSegment:
-    """A refusal rule for :class:`CraftedSmsc`: segment ``seq`` of messages to destinations ending in ``digit``."""
+    """A refusal rule for :class:`CraftedSmsc`: segment ``seq`` of messages to destinations ending in
+    ``digit`` is refused with ``status`` its first ``times`` times (every time when None)."""
 
-    def __init__(self, seq: int, digit: str, status: int) -> None:
+    def __init__(self, seq: int, digit: str, status: int, times: int | None = None) -> None:
         self.seq = seq
         self.digit = digit
         self.status = status
+        self.times = times
+        self.refused: collections.Counter[tuple[str, int]] = collections.Counter()
 
     def __call__(self, pdu: SubmitSm) -> int:
         info = concat_info(pdu)
-        if info is not None and info.seq == self.seq and pdu.destination_addr.endswith(self.digit):
-            return self.status
-        return 0
+        if info is None or info.seq != self.seq or not pdu.destination_addr.endswith(self.digit):
+            return 0
+        key = (pdu.destination_addr, info.reference)
+        if self.times is not None and self.refused[key] >= self.times:
+            return 0
+        self.refused[key] += 1
+        return self.status
 
 
-@pytest.mark.xfail(strict=True, reason="issue #13: a segment that fails over leaves behind its siblings that "
-                   "already left (lifecycle: 'siblings that have not left yet follow'); see the report")
-async def test_long_messages_a_primary_refuses_partway_are_not_split():
-    # a accepts segment 1 and refuses segment 2 (temporary) of every tenth message: the
-    # message can only stay whole if its segments go to one SMSC after all
-    a = await CraftedSmsc.start(refuse=RefuseSegment(2, "7", CommandStatus.ESME_RSYSERR))
+async def test_long_messages_stay_whole_when_a_segment_is_refused_for_a_while():
+    # a accepts segment 1, then refuses segment 2 twice (temporary) for every tenth message; a's own
+    # max_attempts (1) would fail that segment over at once, but its sibling is with a: it stays
+    a = await CraftedSmsc.start(refuse=RefuseSegment(2, "7", CommandStatus.ESME_RSYSERR, times=2))
     b = await CraftedSmsc.start()
     try:
         messages = long_messages(200, random.Random(7))
@@ -195,8 +200,37 @@ async def test_long_messages_a_primary_refuses_partway_are_not_split():
                 await submit_pipelined(esme, messages)
             await wait_until(lambda: hub.status()["counters"].get("sent", 0) >= total_segments(messages),
                              what="every segment accepted upstream")
-        split = [key for key, where in crafted_segments_by_message({"a": a, "b": b}).items() if len(where) > 1]
-        assert split == []
+        where = crafted_segments_by_message({"a": a, "b": b})
+        assert [key for key, smscs in where.items() if len(smscs) > 1] == []
+        assert b.submits == [] and len(a.submits) == total_segments(messages)
+        refused = a.refuse.refused if a.refuse is not None else {}
+        assert refused and set(refused.values()) == {2}  # the rule did bite, twice per message
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_long_message_splits_only_when_its_upstream_keeps_refusing_past_pinned_attempts():
+    # a refuses segment 2 of every tenth message every time: after pinned_attempts (3) that segment
+    # fails over to b, the last resort; every other message stays whole with a
+    a = await CraftedSmsc.start(refuse=RefuseSegment(2, "7", CommandStatus.ESME_RSYSERR))
+    b = await CraftedSmsc.start()
+    try:
+        messages = long_messages(200, random.Random(11))
+        config = hub_config({"a": a.port, "b": b.port}, [{"prefix": "44", "upstreams": ["a", "b"]}],
+                            pinned_attempts=3)
+        config.upstreams[0].max_attempts = 1
+        async with running_hub(config) as hub:
+            async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw", window=400) as esme:
+                await submit_pipelined(esme, messages)
+            await wait_until(lambda: hub.status()["counters"].get("sent", 0) >= total_segments(messages),
+                             what="every segment accepted upstream")
+        where = crafted_segments_by_message({"a": a, "b": b})
+        split = {key for key, smscs in where.items() if len(smscs) > 1}
+        refused = a.refuse.refused if a.refuse is not None else {}
+        assert split == {key for key in where if (key[0], key[2]) in refused}
+        assert split and set(refused.values()) == {3}  # each tried pinned_attempts times on a
+        assert len(a.submits) + len(b.submits) == total_segments(messages)  # each segment accepted once
     finally:
         await a.close()
         await b.close()

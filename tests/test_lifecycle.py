@@ -27,6 +27,7 @@ from smpphub.router.lifecycle import (
     ReceiptDropped,
     Replace,
     Restarted,
+    SiblingAccepted,
     RetryPolicy,
     State,
     SubmitOk,
@@ -62,6 +63,7 @@ EVENTS: dict[str, Event] = {
     "receipt_delivered": ReceiptDelivered(),
     "receipt_dropped": ReceiptDropped(),
     "restarted": Restarted(),
+    "sibling_accepted": SiblingAccepted(0),
 }
 
 # state -> event -> next state for the canonical message below (None: InvalidTransition).
@@ -71,22 +73,23 @@ GRID: dict[State, dict[str, State | None]] = {
     S.SCHEDULED: {"due": S.QUEUED, "taken": None, "ok": None, "temporary": None, "permanent": None, "down": None,
                   "up": None, "failover": S.SCHEDULED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
                   "cancel": S.CANCELLED, "replace": S.QUEUED, "receipt_delivered": None,
-                  "receipt_dropped": None, "restarted": None},
+                  "receipt_dropped": None, "restarted": None, "sibling_accepted": S.SCHEDULED},
     S.QUEUED: {"due": None, "taken": S.IN_FLIGHT, "ok": None, "temporary": None, "permanent": None, "down": S.QUEUED,
                "up": None, "failover": S.QUEUED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
                "cancel": S.CANCELLED, "replace": S.QUEUED, "receipt_delivered": None,
-               "receipt_dropped": None, "restarted": None},
+               "receipt_dropped": None, "restarted": None, "sibling_accepted": S.QUEUED},
     S.PARKED: {"due": None, "taken": None, "ok": None, "temporary": None, "permanent": None, "down": None,
                "up": S.QUEUED, "failover": S.PARKED, "receipt": None, "intermediate": None, "expire": S.EXPIRED,
                "cancel": S.CANCELLED, "replace": S.PARKED, "receipt_delivered": None,
-               "receipt_dropped": None, "restarted": None},
+               "receipt_dropped": None, "restarted": None, "sibling_accepted": S.PARKED},
     S.IN_FLIGHT: {"due": None, "taken": None, "ok": S.SENT, "temporary": S.SCHEDULED, "permanent": S.UNDELIVERABLE,
                   "down": S.QUEUED, "up": None, "failover": None, "receipt": None, "intermediate": None,
                   "expire": None, "cancel": None, "replace": None, "receipt_delivered": None,
-                  "receipt_dropped": None, "restarted": S.QUEUED},
+                  "receipt_dropped": None, "restarted": S.QUEUED, "sibling_accepted": S.IN_FLIGHT},
     S.SENT: {"due": None, "taken": None, "ok": None, "temporary": None, "permanent": None, "down": None, "up": None,
              "failover": None, "receipt": S.DELIVERED, "intermediate": S.SENT, "expire": None, "cancel": None,
-             "replace": None, "receipt_delivered": None, "receipt_dropped": None, "restarted": None},
+             "replace": None, "receipt_delivered": None, "receipt_dropped": None, "restarted": None,
+             "sibling_accepted": None},
     **{final: {**{name: None for name in EVENTS}, "receipt_delivered": final, "receipt_dropped": final}
        for final in FINAL_STATES},
 }
@@ -212,6 +215,42 @@ def test_a_restart_writes_an_unanswered_message_again_to_the_same_upstream() -> 
     row = row_in(S.IN_FLIGHT, upstream="b", route_index=1, attempts=2)
     apply(row, Restarted(), NOW, POLICY)
     assert (row.state, row.target, row.attempts) == (S.QUEUED, "b", 3)
+
+
+def test_a_segment_pinned_by_an_accepted_sibling_retries_there_instead_of_failing_over() -> None:
+    row = row_in(S.QUEUED)
+    apply(row, SiblingAccepted(1), NOW, POLICY)  # accepted elsewhere on the route: not its upstream
+    assert row.pinned is False
+    apply(row, SiblingAccepted(0), NOW, POLICY)
+    assert row.pinned is True
+    t = NOW
+    for attempt in range(1, 8):  # far past a's 3 attempts: still a, back-off growing to its cap
+        apply(row, Taken("a"), t, POLICY)
+        apply(row, SubmitTemporary(CommandStatus.ESME_RSYSERR), t, POLICY)
+        assert (row.state, row.target, row.due - t) == (S.SCHEDULED, "a", min(60.0, 2.0 ** (attempt - 1)))
+        t = row.due
+        apply(row, Due(), t, POLICY)
+    apply(row, UpstreamDown(), t, POLICY)  # a is gone altogether: it fails over after all
+    assert (row.state, row.target, row.pinned) == (S.QUEUED, "b", False)
+
+
+def test_a_pinned_segment_fails_over_after_pinned_attempts() -> None:
+    policy = RetryPolicy(initial=1.0, maximum=60.0, default_attempts=1, pinned_attempts=4)
+    row = row_in(S.QUEUED, pinned=True)
+    t = NOW
+    for _ in range(3):
+        apply(row, Taken("a"), t, policy)
+        apply(row, SubmitTemporary(CommandStatus.ESME_RMSGQFUL), t, policy)
+        assert (row.state, row.target) == (S.SCHEDULED, "a")
+        t = row.due
+        apply(row, Due(), t, policy)
+    apply(row, Taken("a"), t, policy)
+    result = apply(row, SubmitTemporary(CommandStatus.ESME_RMSGQFUL), t, policy)
+    assert (row.state, row.target, row.pinned, result.failed_over_from) == (S.QUEUED, "b", False, 0)
+
+
+def test_retry_delay_never_overflows() -> None:
+    assert POLICY.retry_delay(10_000, throttled=False) == 60.0
 
 
 def test_success_records_the_upstream_and_its_id() -> None:

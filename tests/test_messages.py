@@ -59,14 +59,31 @@ def test_a_failover_carries_the_waiting_segments_of_the_same_message() -> None:
     for row in (*parts, other):
         table.accept(row, NOW)
     table.take_changed()
-    table.apply(parts[0], Taken("a"), NOW)
-    table.apply(parts[0], SubmitOk("x"), NOW)  # this one left already: it stays with a
+    table.apply(parts[0], Taken("a"), NOW)  # written, not answered yet: it stays with a
     table.apply(parts[1], Taken("a"), NOW)
     changes = table.apply(parts[1], SubmitTemporary(CommandStatus.ESME_RSYSERR), NOW)
     assert [(c.row.id, c.row.target) for c in changes] == [("p1", "b"), ("p2", "b")]
-    assert (parts[0].target, other.target) == ("a", "a")
-    assert sorted(r.id for r in table.take_changed()) == ["p0", "p1", "p2"]
+    assert (parts[0].target, parts[0].state, other.target) == ("a", State.IN_FLIGHT, "a")
+    assert sorted(r.id for r in table.take_changed()) == ["p1", "p2"]  # p0 in flight: not written
     assert table.take_changed() == []
+
+
+def test_once_an_upstream_accepted_a_segment_the_others_stay_with_it() -> None:
+    table = MessageTable(POLICY)  # one attempt per upstream: an unpinned segment would fail over at once
+    parts = [new_row(f"p{i}", group="acme:447700900123:7") for i in range(3)]
+    for row in parts:
+        table.accept(row, NOW)
+    table.apply(parts[0], Taken("a"), NOW)
+    table.apply(parts[1], Taken("a"), NOW)
+    changes = table.apply(parts[0], SubmitOk("x"), NOW)
+    assert [(c.row.id, c.transition.after) for c in changes] == [
+        ("p0", State.SENT), ("p1", State.IN_FLIGHT), ("p2", State.QUEUED)]
+    assert (parts[1].pinned, parts[2].pinned) == (True, True)
+    changes = table.apply(parts[1], SubmitTemporary(CommandStatus.ESME_RSYSERR), NOW)
+    assert [(c.row.id, c.row.state, c.row.target) for c in changes] == [("p1", State.SCHEDULED, "a")]
+    assert parts[2].target == "a"
+    table.apply(parts[2], UpstreamDown(), NOW)  # a down altogether: the rest may leave it
+    assert (parts[2].target, parts[2].pinned) == ("b", False)
 
 
 def test_upstream_down_moves_siblings_too_and_release_forgets_the_row() -> None:

@@ -112,6 +112,7 @@ CREATE TABLE IF NOT EXISTS messages (
     error INTEGER NOT NULL DEFAULT 0,
     receipt_owed INTEGER NOT NULL DEFAULT 0,
     receipt BLOB NOT NULL DEFAULT x'',
+    pinned INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL DEFAULT 0
 );
@@ -141,13 +142,15 @@ ALTER TABLE messages ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN attempts_here INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN receipt_owed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN receipt BLOB NOT NULL DEFAULT x'';
+ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
 UPDATE messages SET state = 'undeliverable' WHERE state = 'failed';
 DROP INDEX IF EXISTS messages_open;
 DROP INDEX IF EXISTS messages_final;
 """
 _COLUMNS = (
     "id", "account", "pdu", "route", "grp", "state", "route_index", "attempts_here", "attempts", "due", "expires_at",
-    "registered_delivery", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "created_at", "updated_at",
+    "registered_delivery", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "pinned", "created_at",
+    "updated_at",
 )
 # What :meth:`SqliteStore.save` writes back depends on where the message is: SQLite
 # rewrites an index only when its columns are in the UPDATE's SET, so each kind of
@@ -156,7 +159,7 @@ _COLUMNS = (
 # The message's own bytes are never among them: only replace_sm changes those,
 # through save_message.
 _SAVED_WAITING = ("state", "route_index", "attempts_here", "attempts", "due", "expires_at", "registered_delivery",
-                  "error", "updated_at")  # scheduled, queued, parked (and in flight, when written at all)
+                  "error", "pinned", "updated_at")  # scheduled, queued, parked (and in flight, when written at all)
 _SAVED_SENT = ("state", "route_index", "attempts_here", "attempts", "upstream", "upstream_id", "error", "updated_at")
 # a message that ends once SENT keeps the upstream columns it has (rewriting them would
 # rewrite the upstream-id index); one that ends before (refused, expired, cancelled) sets them
@@ -325,13 +328,13 @@ def _row(r: MessageRow) -> Row:
     return (
         r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state.value, r.route_index, r.attempts_here, r.attempts,
         r.due, r.expires_at, r.registered_delivery, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
-        r.created_at, r.updated_at,
+        int(r.pinned), r.created_at, r.updated_at,
     )
 
 
 def _saved_waiting(r: MessageRow) -> Row:
     return (r.state.value, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
-            r.error, r.updated_at, r.id)
+            r.error, int(r.pinned), r.updated_at, r.id)
 
 
 def _saved_sent(r: MessageRow) -> Row:
@@ -378,7 +381,7 @@ def _message(row: SqlRow) -> MessageRow:
         id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], group=row[4],
         state=State(row[5]), route_index=row[6], attempts_here=row[7], attempts=row[8], due=row[9], expires_at=row[10],
         registered_delivery=row[11], upstream=row[12], upstream_id=row[13], error=row[14], receipt_owed=bool(row[15]),
-        receipt=row[16], created_at=row[17], updated_at=row[18],
+        receipt=row[16], pinned=bool(row[17]), created_at=row[18], updated_at=row[19],
     )
 
 
