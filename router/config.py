@@ -187,6 +187,14 @@ class HubConfig(_Strict):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     retry_initial: Positive = 1.0  # seconds before the first retry of a temporary failure
     retry_max: Positive = 300.0
+    # memory: messages held (queued, waiting, in flight); beyond it, and for messages due
+    # later than hold_horizon seconds, they wait in the store and come back as room frees
+    max_held: PositiveInt = 100_000
+    hold_horizon: Positive = 60.0
+    # messages waiting in the store only; above it submits are refused with ESME_RMSGQFUL
+    max_backlog: PositiveInt = 5_000_000
+    # SENT messages kept in memory for their receipts (the rest are looked up in the store)
+    max_awaiting_receipt: PositiveInt = 100_000
     # temporary failures of a segment on the upstream that took another segment of its
     # message, before it fails over after all (and the message is split between SMSCs)
     pinned_attempts: PositiveInt = 10

@@ -49,6 +49,7 @@ from smppcore.receipt import (
     receipts_requested,
 )
 
+from .backlog import Backlog
 from .config import HubConfig, Upstream
 from .delivery import Deliveries, rewrite_receipt
 from .lifecycle import (
@@ -70,6 +71,7 @@ from .lifecycle import (
     Transition,
     UpstreamDown,
     UpstreamUp,
+    accept,
     apply,
     smpp_state,
 )
@@ -142,11 +144,12 @@ class Dispatcher:
         self._msglog_on = self.msglog.on
         self.clock = clock
         self.table = MessageTable(retry_policy(config))
+        self.backlog = Backlog(store, self, max_held=config.max_held, horizon=config.hold_horizon, clock=clock)
         self.outgoing: dict[str, Outgoing] = {}  # rows in the table that have not been accepted upstream
         self.parked: dict[str, MessageRow] = {}
         # SENT rows waiting for a receipt, by (upstream, normalised upstream id); oldest dropped past the limit
         self.awaiting_receipt: collections.OrderedDict[tuple[str, str], MessageRow] = collections.OrderedDict()
-        self.awaiting_limit = 200_000
+        self.awaiting_limit = config.max_awaiting_receipt
         self.unmatched: collections.deque[UnmatchedReceipt] = collections.deque(maxlen=UNMATCHED_KEPT)
         self.pools: dict[str, UpstreamPool] = {}
         self.mo_routes = MoRouteTable(config)
@@ -160,10 +163,12 @@ class Dispatcher:
 
     # ---- pools ------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, spilled_at_start: int = 0) -> None:
+        """Connect the upstreams; ``spilled_at_start`` open messages wait in the store (a restart)."""
         self.loop = asyncio.get_running_loop()
         for up in self.config.upstreams:
             self.add_pool(up)
+        self.backlog.start(spilled_at_start)
 
     def add_pool(self, cfg: Upstream) -> UpstreamPool:
         pool = UpstreamPool(cfg, self)
@@ -172,6 +177,7 @@ class Dispatcher:
         return pool
 
     async def stop(self, timeout: float = 5.0) -> None:
+        await self.backlog.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -205,21 +211,42 @@ class Dispatcher:
     # ---- messages in ----------------------------------------------------------------------
 
     def accept(self, out: Outgoing) -> None:
-        """A message the store holds durably and the ESME was answered for: on its way."""
-        self.outgoing[out.row.id] = out
-        self._act([self.table.accept(out.row, self.clock())])
+        """A message the store holds durably and the ESME was answered for: on its way.
 
-    def recover(self, rows: list[MessageRow]) -> None:
-        """Open messages from the store after a restart (before any upstream is up)."""
+        When the dispatcher holds its limit already, or the message is due only later
+        than the hold horizon, it waits in the store instead (see :mod:`router.backlog`).
+        """
+        row = out.row
+        backlog = self.backlog
+        if backlog.full() or backlog.too_far(row.due):
+            if accept(row, self.clock()).after is not State.QUEUED:
+                self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
+            backlog.spill([row.id])
+            return
+        self.outgoing[row.id] = out
+        self._act([self.table.accept(row, self.clock())])
+
+    # the Holder interface (router.backlog)
+
+    def held(self) -> int:
+        return len(self.table)
+
+    def take_back(self, rows: list[MessageRow]) -> None:
+        """Spilled messages the store handed back (at a restart: every open one, in turn)."""
         now = self.clock()
         changes: list[Change] = []
         for row in rows:
+            if row.id in self.table:
+                continue  # held already (spilled and taken back twice after a store error)
             self.outgoing[row.id] = Outgoing(row, stored_submit(row))
             self.table.hold(row)
-            if row.state is State.IN_FLIGHT:  # written before the restart, answer unknown: again
+            if row.state is State.IN_FLIGHT:  # written before a restart, answer unknown: again
                 changes.extend(self.table.apply(row, Restarted(), now))
             elif row.state is State.PARKED:
-                self.parked[row.id] = row
+                if any(pool.available for name in row.route if (pool := self.pools.get(name)) is not None):
+                    changes.extend(self.table.apply(row, UpstreamUp(), now))
+                else:
+                    self.parked[row.id] = row
             elif row.state is State.QUEUED:
                 changes.append(Change(row, Transition(State.QUEUED, State.QUEUED)))
         self._act(changes)
@@ -244,8 +271,16 @@ class Dispatcher:
                 self._sent(row)
             elif after.is_final and change.transition.became_final:
                 self._finished(row)
+            elif after is State.SCHEDULED and self.backlog.too_far(row.due):
+                self._spill(row)  # a long back-off or a replace_sm that moved it far: wait in the store
         self._write()
         self._arm()
+        self.backlog.refill()
+
+    def _spill(self, row: MessageRow) -> None:
+        self.outgoing.pop(row.id, None)
+        self.table.release(row.id)
+        self.backlog.spill([row.id])
 
     def _hand_over(self, row: MessageRow) -> None:
         pool = self.pools.get(row.target)

@@ -67,6 +67,7 @@ _REASONS: dict[int, str] = {
     CommandStatus.ESME_RINVSYSID: "account removed by a reload",
     CommandStatus.ESME_RSYSERR: "hub shutting down",
     CommandStatus.ESME_RTHROTTLED: "over the account's max_rate",
+    CommandStatus.ESME_RMSGQFUL: "the hub's backlog is full (max_backlog)",
     CommandStatus.ESME_RINVSRCADR: "source address not allowed for the account",
     CommandStatus.ESME_RINVSCHED: "bad schedule_delivery_time",
     CommandStatus.ESME_RINVEXPIRY: "bad or past validity_period",
@@ -284,6 +285,8 @@ class EsmeHandler(SmscHandler):
     def _check(self, conn: SmscConnection, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
         if not self.accepting:
             return CommandStatus.ESME_RSYSERR
+        if self.dispatcher.backlog.size >= self.config.max_backlog:
+            return CommandStatus.ESME_RMSGQFUL
         if not account.bucket.take():
             return CommandStatus.ESME_RTHROTTLED
         if not account.sources.allows(pdu.source_addr):

@@ -109,9 +109,9 @@ class Hub:
             await self.store.open()
             store_open = True
             await self.deliveries.start()
-            recovered = await self.store.open_messages()
-            self.dispatcher.start()
-            self.dispatcher.recover(recovered)  # parked until their upstreams are up
+            # every open message waits in the store; the dispatcher takes them back as it has room
+            recovered = await self.store.spill_open()
+            self.dispatcher.start(recovered)
             for server, lst in zip(self.servers, self.config.listeners, strict=True):
                 server.start_serving()
                 log.info("listening", host=server.host, port=server.port, tls=lst.tls_cert is not None)
@@ -120,7 +120,7 @@ class Hub:
             raise
         self._housekeeping = asyncio.get_running_loop().create_task(self._purge_forever())
         self._start_summary()
-        log.info("hub_started", upstreams=len(self.config.upstreams), routes=len(self.routes), recovered=len(recovered),
+        log.info("hub_started", upstreams=len(self.config.upstreams), routes=len(self.routes), recovered=recovered,
                  deliveries_pending=self.deliveries.pending())
 
     async def _bind_listeners(self) -> None:
@@ -209,6 +209,7 @@ class Hub:
             "in_flight": held.get(MessageState.IN_FLIGHT.value, 0),  # submitted upstream, answer not back yet
             "parked": held.get(MessageState.PARKED.value, 0),  # no upstream of their route is up
             "waiting": held.get(MessageState.SCHEDULED.value, 0),  # for a retry or a scheduled time
+            "backlog": self.dispatcher.backlog.size,  # waiting in the store only (memory full, or due later)
             "receipts_held": self.deliveries.pending(),  # receipts and MO not yet acknowledged by an ESME
             "binds": self.binds_by_account(),
             "upstreams_up": sorted(n for n, p in self.dispatcher.pools.items() if p.available),
@@ -277,6 +278,8 @@ class Hub:
                 for name, p in self.dispatcher.pools.items()
             },
             "parked": len(self.dispatcher.parked),
+            "held": len(self.dispatcher.table),  # messages in memory (queued, waiting, in flight)
+            "backlog": self.dispatcher.backlog.size,  # messages waiting in the store only
             "messages_held": self.dispatcher.table.counts(),
             "receipts_unmatched": [r.as_dict() for r in self.dispatcher.unmatched],
             "deliveries_pending": self.deliveries.pending(),

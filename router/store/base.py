@@ -108,6 +108,26 @@ class Store(abc.ABC):
     async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
         """Final messages whose receipt the ESME has not acknowledged yet, oldest first."""
 
+    # ---- the backlog: messages that wait in the store only ---------------------------------
+    #
+    # The hub holds in memory only the messages in flight or due soon, up to a limit.
+    # The others are "spilled": the store marks them, and hands them back, earliest due
+    # first, as the hub has room. A restart spills every open message it finds, so a
+    # backlog of millions costs store space, not memory.
+
+    @abc.abstractmethod
+    def spill(self, message_ids: list[str]) -> None:
+        """These messages wait in the store only (queued with the next commit, not waited for)."""
+
+    @abc.abstractmethod
+    async def spill_open(self) -> int:
+        """After a restart: spill every open message but SENT ones; how many there are."""
+
+    @abc.abstractmethod
+    async def take_spilled(self, due_before: float, limit: int) -> list[MessageRow]:
+        """Up to ``limit`` spilled messages due before ``due_before``, earliest due first,
+        no longer spilled once returned (the caller holds them now)."""
+
     # ---- MO on its way to ESMEs ----------------------------------------------------------
 
     @abc.abstractmethod

@@ -23,6 +23,7 @@ class MemoryStore(Store):
         # (upstream, upstream_id) -> the ids of the messages that have it (an SMSC may reuse ids)
         self.by_upstream: dict[tuple[str, str], set[str]] = {}
         self.deliveries: dict[int, Delivery] = {}
+        self.spilled: set[str] = set()
         self._ids = itertools.count(1)
 
     async def open(self) -> None:
@@ -92,6 +93,19 @@ class MemoryStore(Store):
         rows = [copy_row(r) for r in self.messages.values()
                 if r.receipt_owed and (account is None or r.account == account)]
         return sorted(rows, key=lambda r: r.updated_at)
+
+    def spill(self, message_ids: list[str]) -> None:
+        self.spilled.update(i for i in message_ids if i in self.messages)
+
+    async def spill_open(self) -> int:
+        self.spilled = {i for i, r in self.messages.items() if r.state in OPEN_STATES and r.state is not State.SENT}
+        return len(self.spilled)
+
+    async def take_spilled(self, due_before: float, limit: int) -> list[MessageRow]:
+        due = sorted((r for i in self.spilled if (r := self.messages.get(i)) is not None and r.due < due_before),
+                     key=lambda r: (r.due, r.created_at))[:limit]
+        self.spilled.difference_update(r.id for r in due)
+        return [copy_row(r) for r in due]
 
     async def add_deliveries(self, deliveries: list[Delivery]) -> list[int]:
         ids = []

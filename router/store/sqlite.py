@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import sqlite3
 import threading
@@ -113,6 +114,7 @@ CREATE TABLE IF NOT EXISTS messages (
     receipt_owed INTEGER NOT NULL DEFAULT 0,
     receipt BLOB NOT NULL DEFAULT x'',
     pinned INTEGER NOT NULL DEFAULT 0,
+    spilled INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL DEFAULT 0
 );
@@ -121,6 +123,7 @@ _INDEXES = f"""
 CREATE INDEX IF NOT EXISTS messages_upstream ON messages (upstream, upstream_id) WHERE upstream_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (state) WHERE {_PENDING};
 CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);
+CREATE INDEX IF NOT EXISTS messages_spilled ON messages (due) WHERE spilled = 1;
 """
 _DELIVERIES = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -143,6 +146,7 @@ ALTER TABLE messages ADD COLUMN attempts_here INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN receipt_owed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN receipt BLOB NOT NULL DEFAULT x'';
 ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
 UPDATE messages SET state = 'undeliverable' WHERE state = 'failed';
 DROP INDEX IF EXISTS messages_open;
 DROP INDEX IF EXISTS messages_final;
@@ -306,6 +310,12 @@ def _update_shape(fields: tuple[str, ...]) -> _Shape:
 _INSERT_MESSAGES = _insert_shape("messages", _COLUMNS, "INSERT OR REPLACE")
 _INSERT_DELIVERIES = _insert_shape("deliveries", _DELIVERY_COLUMNS)
 _DELETE_DELIVERIES = _Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
+# the backlog (see Store.spill): only overload and restarts write this column, so the
+# messages_spilled index costs nothing while the hub keeps up
+_SPILL = _Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})")
+_SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {_PENDING} AND state IN {_OPEN_STATES} AND state != 'sent' "
+               "AND spilled = 0")
+_TAKE_SPILLED = f"{_SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
 # every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
 _SAVE_WAITING = _update_shape(_SAVED_WAITING)
 _SAVE_SENT = _update_shape(_SAVED_SENT)
@@ -755,6 +765,30 @@ class SqliteStore(Store):
         if account is None:
             return await self._read(lambda db: [_message(r) for r in db.execute(_OWED)])
         return await self._read(lambda db: [_message(r) for r in db.execute(_OWED_BY_ACCOUNT, (account,))])
+
+    # ---- the backlog ---------------------------------------------------------------------------------
+
+    def spill(self, message_ids: list[str]) -> None:
+        if message_ids:
+            self._write(_SPILL, tuple((i,) for i in message_ids), wait=False)
+
+    async def spill_open(self) -> int:
+        def spill_all(db: sqlite3.Connection) -> int:
+            db.execute(_SPILL_OPEN)
+            return int(db.execute("SELECT COUNT(*) FROM messages WHERE spilled = 1").fetchone()[0])
+
+        return await self._read(spill_all)
+
+    async def take_spilled(self, due_before: float, limit: int) -> list[MessageRow]:
+        def take(db: sqlite3.Connection) -> list[MessageRow]:
+            rows = [_message(r) for r in db.execute(_TAKE_SPILLED, (due_before, limit))]
+            if rows:
+                # one statement whatever the count: ids as a JSON array, not limit placeholders
+                db.execute("UPDATE messages SET spilled = 0 WHERE id IN (SELECT value FROM json_each(?))",
+                           (json.dumps([r.id for r in rows]),))
+            return rows
+
+        return await self._read(take)
 
     # ---- deliveries -----------------------------------------------------------------------------------
 
