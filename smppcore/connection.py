@@ -30,6 +30,7 @@ from .session import (
     ConnectionLost,
     Outbound,
     ProtocolError,
+    Reply,
     RequestRejected,
     RequestTimeout,
     Response,
@@ -108,8 +109,8 @@ class SmppConnection(asyncio.Protocol):
             events = session.receive_data(data)
             if events:
                 self.handle_events(events)
-                if session.held:  # rare: PDUs that waited behind a bind decided just now
-                    self.release_held()
+            if session.held:  # rare: PDUs wait behind a bind, or for answers to what came before
+                self.release_held()
         except Exception:  # noqa: BLE001 - our bug: this connection ends, the loop and the others go on
             log.exception("failed on data from %s; closing the connection", self.peername)
             self.abort()
@@ -124,11 +125,15 @@ class SmppConnection(asyncio.Protocol):
         A loop, not a recursion: a held bind decided at once releases what follows it
         in the next round.
         """
+        session = self.session
         while self.transport is not None:
-            events = self.session.release_held()
+            events = session.release_held()
             if not events:
-                return
+                break
             self.handle_events(events)
+        if session.held and not session.bind_pending and session.quota <= 0:
+            # too many requests unanswered: read no more until answers go out (see SmscConnection.respond)
+            self.pause_reading("unanswered")
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -321,7 +326,9 @@ class SmppConnection(asyncio.Protocol):
                     # let the peer start on these while we handle the rest of the chunk
                     self.transport.write(self.session.data_to_send())
                 continue
-            if isinstance(ev, RequestTimeout):
+            if isinstance(ev, Reply):
+                out.append(ev.data)
+            elif isinstance(ev, RequestTimeout):
                 what = f"no response to {ev.request.command_name} seq={ev.request.sequence_number}"
                 self._fail(ev.context, ResponseTimeout(what))
                 self._window_freed()

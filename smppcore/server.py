@@ -124,9 +124,8 @@ class SmscConnection(SmppConnection):
         self.server = server
         self.handler = server.handler
         self.system_id = ""
-        #: requests read and handed to the handler, not answered yet (see SessionConfig.max_unanswered)
-        self.unanswered = 0
         self._max_unanswered = self.config.max_unanswered
+        self._resume_scheduled = False
         self._ticket = ticket
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -150,15 +149,15 @@ class SmscConnection(SmppConnection):
         if pdu.command_id in _BIND_IDS:
             self._on_bind(pdu)
             return
-        self.unanswered += 1  # counted before the handler runs: it may call respond() itself
         try:
             result = self.handler.handle(self, pdu)
         except Exception:  # noqa: BLE001 - a handler bug answers ESME_RSYSERR, not a dead session
             log.exception("handler failed on %s", pdu.command_name)
             result = _system_error(pdu)
         if isinstance(result, Pdu):  # the fast path: answered now, in this chunk's write
-            self.unanswered -= 1
-            self.session.send_response(result)
+            session = self.session
+            session.quota += 1
+            session.send_response(result)
             return
         if result is None:
             pass  # the handler answers later with respond()
@@ -166,25 +165,41 @@ class SmscConnection(SmppConnection):
             self._spawn(self._answer_later(pdu, result))
         else:
             log.error("handler.handle returned %r for %s; answering ESME_RSYSERR", result, pdu.command_name)
-            self.unanswered -= 1
+            self.session.quota += 1
             failed = _system_error(pdu)
             if failed is not None:
                 self.session.send_response(failed)
-            return
-        if self.unanswered >= self._max_unanswered and "unanswered" not in self._read_pauses:
-            log.info("reading_paused peer=%s unanswered=%d", self.peername, self.unanswered)
-            self.pause_reading("unanswered")
+
+    @property
+    def unanswered(self) -> int:
+        """Requests handed to the handler and not answered yet (see SessionConfig.max_unanswered)."""
+        return self._max_unanswered - self.session.quota
 
     def respond(self, response: Pdu) -> None:
         """Send the answer to a request the handler did not answer at once."""
-        if self.unanswered:
-            self.unanswered -= 1
-            if self.unanswered <= self._max_unanswered // 2 and "unanswered" in self._read_pauses:
-                self.resume_reading("unanswered")
+        session = self.session
+        if session.quota < self._max_unanswered:
+            session.quota += 1
+            if (
+                not self._resume_scheduled
+                and "unanswered" in self._read_pauses
+                and session.quota >= self._max_unanswered // 2
+            ):
+                # not from here: respond() may run inside the handling of a chunk
+                self._resume_scheduled = True
+                self.loop.call_soon(self._resume_unanswered)
         if self.transport is None:
             return
-        self.session.send_response(response)
+        session.send_response(response)
         self._flush_soon()
+
+    def _resume_unanswered(self) -> None:
+        """Enough answers went out: handle what waited, then read again."""
+        self._resume_scheduled = False
+        self.release_held()
+        if not self.session.held:  # read again only once what was read is handled
+            self.resume_reading("unanswered")
+        self._flush()
 
     def _on_bind(self, pdu: Pdu) -> None:
         if self._ticket is not None:

@@ -65,6 +65,7 @@ __all__ = [
     "Outbound",
     "ConnectionLost",
     "Closing",
+    "Reply",
     "WindowFull",
     "InvalidState",
     "ALLOWED_REQUESTS",
@@ -72,6 +73,9 @@ __all__ = [
     "Event",
     "SessionEvent",
 ]
+
+#: The quota of a session that never runs out (the ESME side: deliver_sm has its own window).
+NO_QUOTA = 1 << 62
 
 #: The deadline of a request that has none (``response_timeout=0``): later than any clock.
 NO_DEADLINE = math.inf
@@ -248,6 +252,18 @@ class Closing(Event):
         self.reason = reason
 
 
+class Reply(Event):
+    """An answer the session gave by itself (enquire_link_resp, unbind_resp, an error status)
+    to a request that came after one handed to the application in the same chunk: queue
+    ``data`` for sending when this event is reached, so that the answers leave in the order
+    of the requests (the application's answer to the earlier request first)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class ConnectionLost(Event):
     """Delivered for every request still in flight when the connection went away."""
 
@@ -362,6 +378,7 @@ class Session:
         # the window (ordered by deadline) would never reach it
         self._probe_deadline = NO_DEADLINE
         self._unbinding = False
+        self._behind = False  # this chunk handed a request to the application: answers of our own wait in line
         self._may_send = ALLOWED_REQUESTS[role]
         self._may_receive = ALLOWED_REQUESTS[role.peer]
         self.close_reason = ""
@@ -369,6 +386,10 @@ class Session:
         self.held: collections.deque[Pdu | PduError] = collections.deque()
         #: a bind went to the application and awaits accept_bind / reject_bind
         self.bind_pending = False
+        #: requests the session may still hand to the application; at 0 the rest of the
+        #: stream waits in :attr:`held`. The caller gives one back per answer (the server
+        #: does: SessionConfig.max_unanswered); accept_bind / reject_bind give theirs back.
+        self.quota = self.config.max_unanswered if role is Role.SMSC else NO_QUOTA
         #: False hands enquire_link to the application instead of answering it
         #: (a simulator uses this to play a hung peer).
         self.answer_enquire_link = True
@@ -433,6 +454,7 @@ class Session:
         if not isinstance(request, _BIND_REQUESTS):
             raise TypeError(f"accept_bind takes a bind request, not {request.command_name}")
         self.bind_pending = False
+        self.quota += 1
         self.send_response(request.make_response(system_id=system_id))
         self.state = _BIND_STATE[request.command_id]
         self.system_id = request.system_id
@@ -440,6 +462,7 @@ class Session:
     def reject_bind(self, request: Pdu, status: int = CommandStatus.ESME_RBINDFAIL) -> None:
         """SMSC side: answer ``request`` (a bind) with an error; the session stays OPEN."""
         self.bind_pending = False
+        self.quota += 1
         self.send_response(request.make_response(command_status=status))
 
     def unbind(self, context: Any = None) -> Pdu | None:
@@ -471,7 +494,7 @@ class Session:
             return []
         items = self.framer.feed(data)
         now = self.last_received = self.clock()
-        if self.held or self.bind_pending:  # rare: the stream waits behind a bind
+        if self.held or self.bind_pending:  # rare: the stream waits behind a bind or for answers
             self.held.extend(items)
             return self.release_held()
         return self._receive(items, now, None)
@@ -484,7 +507,7 @@ class Session:
         Returns [] while a bind is still pending.
         """
         held = self.held
-        if self.bind_pending or not held or self.state is State.CLOSED:
+        if self.bind_pending or not held or self.state is State.CLOSED or self.quota <= 0:
             return []
         return self._receive(_popping(held), self.clock(), held)
 
@@ -495,6 +518,8 @@ class Session:
         events: list[SessionEvent] = []
         allowed = self._may_receive[self.state]
         opening = self.state is State.OPEN
+        behind = self._behind = False
+        quota = self.quota
         it = iter(items)
         for pdu in it:
             if isinstance(pdu, PduError):
@@ -510,11 +535,11 @@ class Session:
                 opening = self.state is State.OPEN
             elif cid in allowed:
                 if cid == C.ENQUIRE_LINK and self.answer_enquire_link:
-                    self._out.append(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)))
+                    self._answer(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)), events)
                     continue
                 self.last_activity = now
                 if cid == C.UNBIND:
-                    self._out.append(encode(UnbindResp(sequence_number=pdu.sequence_number)))
+                    self._answer(encode(UnbindResp(sequence_number=pdu.sequence_number)), events)
                     self.state = State.UNBOUND
                     events.append(Unbound(by_peer=True))
                     allowed = self._may_receive[self.state]
@@ -523,15 +548,30 @@ class Session:
                     events.append(Outbound(pdu))
                 else:
                     events.append(pdu)
+                    quota -= 1
+                    if not behind:
+                        behind = self._behind = True
                     if opening and cid in _BINDS:
                         # a barrier: what follows waits for the bind's outcome
                         self.bind_pending = True
                         if held is None:
                             self.held.extend(it)
                         break
+                    if quota <= 0:  # unanswered requests at the limit: the rest waits
+                        if held is None:
+                            self.held.extend(it)
+                        break
             else:
                 self._reject(pdu, events)
+        self.quota = quota
         return events
+
+    def _answer(self, data: bytes, events: list[SessionEvent]) -> None:
+        """Queue an answer of our own, behind the application's to earlier requests of the chunk."""
+        if self._behind:
+            events.append(Reply(data))
+        else:
+            self._out.append(data)
 
     def _on_response(self, pdu: Pdu, events: list[SessionEvent]) -> None:
         entry = self.window.pop(pdu.sequence_number)
@@ -580,7 +620,7 @@ class Session:
             resp = GenericNack(pdu.sequence_number, status)
         else:
             resp = resp_type(pdu.sequence_number, status)
-        self._out.append(encode(resp))
+        self._answer(encode(resp), events)
         events.append(RequestRejected(pdu, status))
 
     def _protocol_error(self, err: PduError, events: list[SessionEvent]) -> None:
@@ -591,7 +631,7 @@ class Session:
             resp: Pdu = GenericNack(err.sequence_number, err.command_status)
         else:
             resp = cls.response_type(err.sequence_number, err.command_status)
-        self._out.append(encode(resp))
+        self._answer(encode(resp), events)
         events.append(ProtocolError(err))
         if err.fatal:
             self._close(f"framing error: {err}", events)
