@@ -32,6 +32,7 @@ import collections
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
@@ -56,6 +57,7 @@ from .lifecycle import (
     WAITING_STATES,
     Cancel,
     Event,
+    Expire,
     Intermediate,
     InvalidTransition,
     MessageRow,
@@ -131,6 +133,17 @@ class UnmatchedReceipt:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+class OwedReceipt:
+    """A receipt for the ESME waiting for its row's durable write; ``done`` answers the upstream."""
+
+    __slots__ = ("row", "receipt", "done")
+
+    def __init__(self, row: MessageRow, receipt: Pdu, done: asyncio.Future[int]) -> None:
+        self.row = row
+        self.receipt = receipt
+        self.done = done
+
+
 class Dispatcher:
     """The adapter between :class:`MessageTable` and pools, store and deliveries."""
 
@@ -159,6 +172,7 @@ class Dispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._write_scheduled = False
+        self._receipts_to_save: list[OwedReceipt] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- pools ------------------------------------------------------------------------
@@ -344,9 +358,19 @@ class Dispatcher:
     # ---- what pools report (the UpstreamEvents interface) -----------------------------------------
 
     def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
-        """False when ``out`` was cancelled, expired or failed over while it waited in ``pool``'s queue."""
+        """False when ``out`` was cancelled, expired or failed over while it waited in ``pool``'s queue.
+
+        A queued message's validity is checked here, when its turn comes (it has no timer
+        of its own: see :meth:`MessageRow.next_timer`); one past it expires now.
+        """
         row = out.row
-        return row.state is State.QUEUED and row.target == pool.name and self.outgoing.get(row.id) is out
+        if row.state is not State.QUEUED or row.target != pool.name or self.outgoing.get(row.id) is not out:
+            return False
+        now = self.clock()
+        if row.expired(now):
+            self._act(self.table.apply(row, Expire(), now))
+            return False
+        return True
 
     def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
         self._act(self.table.apply(out.row, Taken(pool.name), self.clock()))
@@ -471,21 +495,31 @@ class Dispatcher:
         return self._deliver_after_saving(row, receipt)
 
     def _deliver_after_saving(self, row: MessageRow, receipt: Pdu) -> asyncio.Future[int]:
-        """The row with its receipt is durable before the upstream hears ESME_ROK."""
+        """The row with its receipt is durable before the upstream hears ESME_ROK.
+
+        The receipts of one loop turn are written with one durable save (one Future,
+        one callback for all of them), not one each.
+        """
         assert self.loop is not None
         done: asyncio.Future[int] = self.loop.create_future()
-
-        def saved(write: asyncio.Future[None]) -> None:
-            error = write.exception() if not write.cancelled() else asyncio.CancelledError()
-            if error is not None:
-                log.error("receipt_not_stored", message_id=row.id, error=f"{type(error).__name__}: {error}")
-                done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store still has SENT
-                return
-            self.deliveries.deliver_receipt(row, receipt)
-            done.set_result(0)
-
-        self.store.save_durably([row]).add_done_callback(saved)
+        if not self._receipts_to_save:
+            self.loop.call_soon(self._save_receipts)
+        self._receipts_to_save.append(OwedReceipt(row, receipt, done))
         return done
+
+    def _save_receipts(self) -> None:
+        batch, self._receipts_to_save = self._receipts_to_save, []
+        self.store.save_durably([owed.row for owed in batch]).add_done_callback(partial(self._receipts_saved, batch))
+
+    def _receipts_saved(self, batch: list[OwedReceipt], write: asyncio.Future[None]) -> None:
+        error = write.exception() if not write.cancelled() else asyncio.CancelledError()
+        for owed in batch:
+            if error is not None:
+                log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
+                owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
+            else:
+                self.deliveries.deliver_receipt(owed.row, owed.receipt)
+                owed.done.set_result(0)
 
     def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:
         self.counters["receipts_unmatched"] += 1

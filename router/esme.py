@@ -26,7 +26,7 @@ import msgspec
 import structlog
 
 import smppcore
-from smppcore import CommandStatus, Pdu, State, encode
+from smppcore import CommandStatus, EsmClass, Pdu, State, Tag, encode
 from smppcore.concat import concat_info
 from smppcore.pdus import (
     BindReceiver,
@@ -455,8 +455,14 @@ class EsmeHandler(SmscHandler):
         return pdu.make_response()
 
 
+_UDHI = int(EsmClass.UDHI)
+_SAR_REF = int(Tag.SAR_MSG_REF_NUM)
+
+
 def _group_key(account: str, pdu: SubmitSm | DataSm) -> str:
     """The long message a segment belongs to ("" for a message in one piece)."""
+    if not pdu.esm_class & _UDHI and _SAR_REF not in pdu.tlvs:
+        return ""  # the usual case, told without parsing anything
     try:
         info = concat_info(pdu)
     except ValueError:  # a malformed UDH goes on as it came, alone

@@ -100,6 +100,11 @@ __all__ = [
 class State(Enum):
     """Where a message is. The values are what the store keeps."""
 
+    # Members are singletons compared by identity: hash them by identity too, in C,
+    # instead of Enum's Python-level hash of the name (a state is hashed on every event,
+    # by the transition table and the state sets).
+    __hash__ = object.__hash__
+
     SCHEDULED = "scheduled"  # waiting for its time: a scheduled delivery or a retry's back-off
     QUEUED = "queued"  # due: waiting for ``route[route_index]`` to take it
     PARKED = "parked"  # due, but no upstream of its route is up
@@ -215,12 +220,22 @@ class MessageRow(msgspec.Struct, kw_only=True):
         return self.route[self.route_index]
 
     def next_timer(self) -> float | None:
-        """When it needs :func:`apply` with :class:`Due` or :class:`Expire`; None if never."""
-        if self.state is State.SCHEDULED:
+        """When it needs :func:`apply` with :class:`Due` or :class:`Expire`; None if never.
+
+        A QUEUED message has none: it is waiting for its upstream to take it, usually for
+        milliseconds, and a timer per message (each has a validity) would cost more than
+        the check its upstream makes when it comes to it (:func:`expired`).
+        """
+        state = self.state
+        if state is State.SCHEDULED:
             return self.due if self.expires_at is None else min(self.due, self.expires_at)
-        if self.state in (State.QUEUED, State.PARKED):
+        if state is State.PARKED:
             return self.expires_at
         return None
+
+    def expired(self, now: float) -> bool:
+        """Whether its validity period is over at ``now``."""
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class InvalidTransition(Exception):

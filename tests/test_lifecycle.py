@@ -131,7 +131,8 @@ def test_accept_schedules_or_queues() -> None:
     assert later.next_timer() == NOW + 60
     now = row_in(S.QUEUED, due=0.0)
     assert accept(now, NOW).after is S.QUEUED
-    assert now.next_timer() == NOW + 3600  # only its expiry
+    assert now.next_timer() is None  # queued: its upstream checks its validity when it takes it
+    assert now.expired(NOW + 3600) and not now.expired(NOW + 3599)
     assert (now.created_at, now.updated_at) == (NOW, NOW)
 
 

@@ -27,7 +27,7 @@ def test_timers_fire_in_time_order_and_only_when_due() -> None:
     table = MessageTable(POLICY)
     table.accept(new_row("late", due=NOW + 20), NOW)
     table.accept(new_row("soon", due=NOW + 5), NOW)
-    table.accept(new_row("expiring", expires_at=NOW + 10), NOW)  # queued now: its only timer is its expiry
+    table.accept(new_row("expiring", due=NOW + 30, expires_at=NOW + 10), NOW)  # its validity ends first
     table.accept(new_row("now"), NOW)
     assert table.next_timer() == NOW + 5
     assert table.tick(NOW + 4.9) == []
@@ -46,7 +46,7 @@ def test_a_row_that_moves_leaves_its_old_timer_behind() -> None:
     assert table.next_timer() is None
     table.apply(row, SubmitTemporary(CommandStatus.ESME_RSYSERR), NOW + 1)  # a's 1 attempt used: to b at once
     assert (row.state, row.target) == (State.QUEUED, "b")
-    assert table.next_timer() == NOW + 30
+    assert table.next_timer() is None  # queued: b checks its validity when it takes it
     table.apply(row, Taken("b"), NOW + 2)
     table.apply(row, SubmitOk("x"), NOW + 3)
     assert table.next_timer() is None and table.tick(NOW + 1000) == []

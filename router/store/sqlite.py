@@ -336,28 +336,28 @@ Outcome = tuple["asyncio.Future[Any] | None", object, BaseException | None]
 
 def _row(r: MessageRow) -> Row:
     return (
-        r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state.value, r.route_index, r.attempts_here, r.attempts,
+        r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state._value_, r.route_index, r.attempts_here, r.attempts,
         r.due, r.expires_at, r.registered_delivery, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
         int(r.pinned), r.created_at, r.updated_at,
     )
 
 
 def _saved_waiting(r: MessageRow) -> Row:
-    return (r.state.value, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
+    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
             r.error, int(r.pinned), r.updated_at, r.id)
 
 
 def _saved_sent(r: MessageRow) -> Row:
-    return (r.state.value, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id, r.error,
+    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id, r.error,
             r.updated_at, r.id)
 
 
 def _saved_final(r: MessageRow) -> Row:
-    return (r.state.value, r.attempts, r.error, int(r.receipt_owed), r.receipt, r.updated_at, r.id)
+    return (r.state._value_, r.attempts, r.error, int(r.receipt_owed), r.receipt, r.updated_at, r.id)
 
 
 def _saved_ended(r: MessageRow) -> Row:
-    return (r.state.value, r.attempts, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
+    return (r.state._value_, r.attempts, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
             r.updated_at, r.id)
 
 
