@@ -21,6 +21,9 @@ same chunk or later, wait in the session until the caller decides the bind with
 A client that pipelines (bind and submit_sm in one write) gets its submit handled as
 bound, two binds in one write get ESME_ROK then ESME_RALYBND, and the bind's response
 goes out before any response to what followed it.
+
+The roles, states and table of allowed requests live in :mod:`smppcore.session_states`,
+the events in :mod:`smppcore.session_events`; this module re-exports both.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import collections
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from enum import Enum
 from typing import Any
 
 from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode
@@ -38,9 +40,6 @@ from .constants import CommandStatus
 from .errors import PduError
 from .pdus import (
     PDU_TYPES,
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -48,6 +47,32 @@ from .pdus import (
     Unbind,
     UnbindResp,
 )
+from .session_events import (
+    Bound,
+    Closing,
+    ConnectionLost,
+    Event,
+    Outbound,
+    ProtocolError,
+    Reply,
+    RequestRejected,
+    RequestTimeout,
+    Response,
+    SessionEvent,
+    Unbound,
+    UnexpectedResponse,
+)
+from .session_states import (
+    ALLOWED_REQUESTS,
+    BIND_COMMANDS,
+    BIND_REQUESTS,
+    BIND_STATE,
+    InvalidState,
+    Role,
+    State,
+)
+from .session_states import BIND_TYPES as BIND_TYPES  # re-exported: the client's bind types
+from .session_states import BindRequest as BindRequest  # re-exported for the client
 from .window import SequenceNumbers, Window, WindowFull
 
 __all__ = [
@@ -79,203 +104,6 @@ NO_QUOTA = 1 << 62
 
 #: The deadline of a request that has none (``response_timeout=0``): later than any clock.
 NO_DEADLINE = math.inf
-
-
-class Role(Enum):
-    ESME = "esme"
-    SMSC = "smsc"
-
-    @property
-    def peer(self) -> Role:
-        return Role.SMSC if self is Role.ESME else Role.ESME
-
-
-class State(Enum):
-    OPEN = "open"
-    BOUND_TX = "bound_tx"
-    BOUND_RX = "bound_rx"
-    BOUND_TRX = "bound_trx"
-    UNBOUND = "unbound"
-    CLOSED = "closed"
-
-    @property
-    def is_bound(self) -> bool:
-        return self in (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
-
-
-_BINDS = {C.BIND_TRANSMITTER, C.BIND_RECEIVER, C.BIND_TRANSCEIVER}
-_LINK = {C.ENQUIRE_LINK, C.UNBIND}
-_ESME_SUBMITS = {C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM}
-_SMSC_DELIVERS = {C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION}
-
-#: Which requests a side may send in each state (SMPP 3.4 section 2.3 and 4).
-#: ``ALLOWED_REQUESTS[role][state]`` is the set of command ids ``role`` may send.
-#: Responses are always allowed when they answer an outstanding request.
-#: enquire_link is accepted in OPEN as well: many ESMEs send it before binding,
-#: and answering it costs nothing.
-ALLOWED_REQUESTS: dict[Role, dict[State, frozenset[int]]] = {
-    Role.ESME: {
-        State.OPEN: frozenset(_BINDS | {C.ENQUIRE_LINK}),
-        State.BOUND_TX: frozenset(_ESME_SUBMITS | _LINK),
-        State.BOUND_RX: frozenset(_LINK),
-        State.BOUND_TRX: frozenset(_ESME_SUBMITS | _LINK),
-        State.UNBOUND: frozenset(),
-        State.CLOSED: frozenset(),
-    },
-    Role.SMSC: {
-        State.OPEN: frozenset({C.OUTBIND, C.ENQUIRE_LINK}),
-        State.BOUND_TX: frozenset(_LINK),
-        State.BOUND_RX: frozenset(_SMSC_DELIVERS | _LINK),
-        State.BOUND_TRX: frozenset(_SMSC_DELIVERS | _LINK),
-        State.UNBOUND: frozenset(),
-        State.CLOSED: frozenset(),
-    },
-}
-
-_BIND_STATE: dict[int, State] = {
-    C.BIND_TRANSMITTER: State.BOUND_TX,
-    C.BIND_RECEIVER: State.BOUND_RX,
-    C.BIND_TRANSCEIVER: State.BOUND_TRX,
-    C.BIND_TRANSMITTER_RESP: State.BOUND_TX,
-    C.BIND_RECEIVER_RESP: State.BOUND_RX,
-    C.BIND_TRANSCEIVER_RESP: State.BOUND_TRX,
-}
-#: A bind request of any of the three kinds (their fields are the same).
-BindRequest = BindTransmitter | BindReceiver | BindTransceiver
-BIND_TYPES: dict[str, type[BindTransmitter] | type[BindReceiver] | type[BindTransceiver]] = {
-    "tx": BindTransmitter, "rx": BindReceiver, "trx": BindTransceiver,
-}
-_BIND_REQUESTS = (BindTransmitter, BindReceiver, BindTransceiver)
-
-
-class InvalidState(Exception):
-    """Raised when the caller asks to send a request its role may not send in this state."""
-
-
-# --- events -------------------------------------------------------------------------
-
-
-class Event:
-    """Base of what :meth:`Session.receive_data` and :meth:`Session.tick` report
-    besides the peer's requests (which come out as the PDUs themselves)."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-class Response(Event):
-    """A response (or generic_nack) that answers one of our requests."""
-
-    __slots__ = ("pdu", "request", "context")
-
-    def __init__(self, pdu: Pdu, request: Pdu, context: Any) -> None:
-        self.pdu = pdu
-        self.request = request
-        self.context = context
-
-
-class UnexpectedResponse(Event):
-    """A response whose sequence number matches nothing we have in flight."""
-
-    __slots__ = ("pdu",)
-
-    def __init__(self, pdu: Pdu) -> None:
-        self.pdu = pdu
-
-
-class RequestRejected(Event):
-    """A request the session answered with an error by itself (wrong state, ...)."""
-
-    __slots__ = ("pdu", "command_status")
-
-    def __init__(self, pdu: Pdu, command_status: int) -> None:
-        self.pdu = pdu
-        self.command_status = command_status
-
-
-class ProtocolError(Event):
-    """Bytes that did not decode; answered already. ``error.fatal``: the session closes."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: PduError) -> None:
-        self.error = error
-
-
-class RequestTimeout(Event):
-    """One of our requests got no response within the response timeout."""
-
-    __slots__ = ("request", "context")
-
-    def __init__(self, request: Pdu, context: Any) -> None:
-        self.request = request
-        self.context = context
-
-
-class Bound(Event):
-    """The session entered a bound state (ESME: bind_resp OK; SMSC: bind accepted)."""
-
-    __slots__ = ("state", "system_id")
-
-    def __init__(self, state: State, system_id: str) -> None:
-        self.state = state
-        self.system_id = system_id
-
-
-class Unbound(Event):
-    """The unbind handshake is done (either side started it); close the connection."""
-
-    __slots__ = ("by_peer",)
-
-    def __init__(self, by_peer: bool) -> None:
-        self.by_peer = by_peer
-
-
-class Outbound(Event):
-    """The SMSC asked us (ESME) to bind, with an outbind."""
-
-    __slots__ = ("pdu",)
-
-    def __init__(self, pdu: Pdu) -> None:
-        self.pdu = pdu
-
-
-class Closing(Event):
-    """The session gave up on the connection: close it after flushing what is queued."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-class Reply(Event):
-    """An answer the session gave by itself (enquire_link_resp, unbind_resp, an error status)
-    to a request that came after one handed to the application in the same chunk: queue
-    ``data`` for sending when this event is reached, so that the answers leave in the order
-    of the requests (the application's answer to the earlier request first)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-class ConnectionLost(Event):
-    """Delivered for every request still in flight when the connection went away."""
-
-    __slots__ = ("request", "context")
-
-    def __init__(self, request: Pdu, context: Any) -> None:
-        self.request = request
-        self.context = context
-
-
-#: What the session hands the caller: an event, or a request from the peer to act on.
-SessionEvent = Event | Pdu
 
 
 # --- configuration -----------------------------------------------------------------
@@ -451,12 +279,12 @@ class Session:
         """SMSC side: answer ``request`` (a bind) with success and enter its bound state."""
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot accept a bind in state {self.state.value}")
-        if not isinstance(request, _BIND_REQUESTS):
+        if not isinstance(request, BIND_REQUESTS):
             raise TypeError(f"accept_bind takes a bind request, not {request.command_name}")
         self.bind_pending = False
         self.quota += 1
         self.send_response(request.make_response(system_id=system_id))
-        self.state = _BIND_STATE[request.command_id]
+        self.state = BIND_STATE[request.command_id]
         self.system_id = request.system_id
 
     def reject_bind(self, request: Pdu, status: int = CommandStatus.ESME_RBINDFAIL) -> None:
@@ -551,7 +379,7 @@ class Session:
                     quota -= 1
                     if not behind:
                         behind = self._behind = True
-                    if opening and cid in _BINDS:
+                    if opening and cid in BIND_COMMANDS:
                         # a barrier: what follows waits for the bind's outcome
                         self.bind_pending = True
                         if held is None:
@@ -597,8 +425,8 @@ class Session:
                 return  # our own keep-alive
         else:
             self.last_activity = self.last_received
-            if rcid in _BINDS and pdu.command_status == 0 and pdu.command_id != GenericNack.command_id:
-                self.state = _BIND_STATE[rcid]
+            if rcid in BIND_COMMANDS and pdu.command_status == 0 and pdu.command_id != GenericNack.command_id:
+                self.state = BIND_STATE[rcid]
                 self.system_id = getattr(pdu, "system_id", "")
                 events.append(Bound(self.state, self.system_id))
             elif rcid == C.UNBIND:
@@ -610,7 +438,7 @@ class Session:
 
     def _reject(self, pdu: Pdu, events: list[SessionEvent]) -> None:
         cid = pdu.command_id
-        if cid in _BINDS and self.state.is_bound and self.role is Role.SMSC:
+        if cid in BIND_COMMANDS and self.state.is_bound and self.role is Role.SMSC:
             status = CommandStatus.ESME_RALYBND
         else:
             status = CommandStatus.ESME_RINVBNDSTS
