@@ -16,8 +16,9 @@ new deliveries, deleted deliveries) are merged and written with one multi-row
 statement per 1,024 rows rather than ``executemany``: every statement releases the
 GIL and has to win it back from a busy event loop, which can take up to
 ``sys.getswitchinterval()`` each time, so the writer keeps the number of statements
-per batch to a handful (see :class:`_Shape`). A batch that is a single such
-statement runs without BEGIN/COMMIT (a lone statement is its own transaction).
+per batch to a handful (see :class:`~smpphub.router.store.sqlite_writer.Shape`). A batch
+that is a single such statement runs without BEGIN/COMMIT (a lone statement is its own
+transaction).
 
 Reads go through the same queue and the same connection: a read sees every write
 queued before it (the hub relies on that: it records an upstream_id with
@@ -63,23 +64,18 @@ caller that much latency, so the default is 0 (no timer at all).
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from itertools import chain
-from typing import Any, Literal, TypeVar, overload
-
-import structlog
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State, Store
+from .sqlite_writer import Row, Shape, SqliteWriter, SqlRow, insert_shape, update_shape
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
 
-log = structlog.get_logger("smpphub.store")
+T = TypeVar("T")
 
 SCHEMA_VERSION = 2  # PRAGMA user_version; bump it with a migration in _migrate()
 _OPEN_STATES = "(" + ", ".join(sorted(f"'{state.value}'" for state in OPEN_STATES)) + ")"
@@ -206,6 +202,8 @@ def _open_error(path: str, exc: BaseException) -> StoreOpenError:
     if reason is None:  # e.g. a schema newer than this smpphub: its message names the path already
         return StoreOpenError(str(exc))
     return StoreOpenError(f"cannot open the store {path}: {reason}")
+
+
 _GET = f"{_SELECT} WHERE id = ?"
 _BY_UPSTREAM = f"{_SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
 # SENT messages wait for receipts, which find them by upstream id: a restart has nothing to do for them
@@ -220,118 +218,23 @@ _PURGE = (
     f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE created_at < ? "
     f"AND state IN {_FINAL_STATES} AND receipt_owed = 0 ORDER BY created_at LIMIT {_PURGE_CHUNK})"
 )
-_MAX_CHUNK = 1024  # rows per statement (fewer when SQLITE_LIMIT_VARIABLE_NUMBER is low)
-_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
-with sqlite3.connect(":memory:") as _probe:  # the library's compile-time limit, the same for every connection
-    _VARIABLE_LIMIT = _probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-_probe.close()
-
-
-T = TypeVar("T")
-#: one row's values for a statement, in its columns' order (an update's end with the id)
-Row = tuple[object, ...]
-#: the rows of one write
-Rows = Sequence[Row]
-#: a row as SQLite returns it: each value of its column's type (the functions reading one know which)
-SqlRow = tuple[Any, ...]
-#: a read or any other work for the writer: runs on its connection, returns the request's result
-ReadFn = Callable[[sqlite3.Connection], object]
-
-
-class _Shape:
-    """One kind of write, and how to run any number of them in as few statements as possible.
-
-    Every statement the writer runs releases the GIL and must take it back, which
-    costs up to ``sys.getswitchinterval()`` (5 ms) while the event loop is busy; so
-    rows go in as one multi-row statement per ``chunk`` rows (``INSERT ... SELECT *
-    FROM (VALUES (...), (...))``, ``UPDATE ... FROM (VALUES ...)``, ``DELETE ... IN
-    (...)``), not one ``executemany`` step per row. Statements are made for powers
-    of two rows only (so the connection's statement cache keeps them all) and the
-    rest is padded with NULL rows that match or insert nothing.
-    """
-
-    __slots__ = ("kind", "width", "template", "legacy", "sqls", "chunk", "pad")
-
-    def __init__(self, kind: str, width: int, template: str, legacy: str | None = None) -> None:
-        self.kind = kind  # "insert" | "update" | "delete"
-        self.width = width  # parameters per row
-        self.template = template  # {values}: the rows' placeholders
-        self.legacy = legacy  # per-row SQL for executemany when UPDATE FROM is missing
-        self.sqls: dict[int, str] = {}
-        chunk = _MAX_CHUNK
-        while chunk > 1 and chunk * width > _VARIABLE_LIMIT:
-            chunk //= 2
-        self.chunk = 1 if legacy is not None else chunk  # rows per statement
-        self.pad = [None] * (width * self.chunk)
-
-    def run(self, db: sqlite3.Connection, rows: Rows) -> None:
-        if self.legacy is not None:
-            db.executemany(self.legacy, rows)
-            return
-        if self.kind == "update" and len(rows) > 1:
-            # UPDATE FROM applies one arbitrary source row per target: keep the last
-            # update of each id (the same fields, so that is what running them in order does)
-            rows = list({row[-1]: row for row in rows}.values())
-        chunk, width = self.chunk, self.width
-        for i in range(0, len(rows), chunk):
-            part = rows[i:i + chunk]
-            n = len(part)
-            k = 1 << (n - 1).bit_length()
-            sql = self.sqls.get(k)
-            if sql is None:
-                placeholders = "(" + ", ".join("?" * width) + ")"
-                sql = self.sqls[k] = self.template.format(values=", ".join([placeholders] * k))
-            params = list(chain.from_iterable(part))
-            if k > n:
-                params += self.pad[:width * (k - n)]
-            cursor = db.execute(sql, params)
-            if self.kind == "insert" and cursor.rowcount != n:
-                raise sqlite3.IntegrityError(f"{cursor.rowcount} of {n} rows inserted (a row without an id?)")
-
-
-def _insert_shape(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> _Shape:
-    cols = ", ".join(columns)
-    # the padding rows are all NULL; a real row always has its id (checked by rowcount)
-    return _Shape("insert", len(columns),
-                  f"{verb} INTO {table} ({cols}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL")
-
-
-def _update_shape(fields: tuple[str, ...]) -> _Shape:
-    sets = ", ".join(f"{f} = v.column{i}" for i, f in enumerate(fields, 1))
-    legacy = None if _UPDATE_FROM else f"UPDATE messages SET {', '.join(f'{f} = ?' for f in fields)} WHERE id = ?"
-    return _Shape(
-        "update", len(fields) + 1,
-        f"UPDATE messages SET {sets} FROM (VALUES {{values}}) AS v WHERE messages.id = v.column{len(fields) + 1}",
-        legacy,
-    )
-
 
 # INSERT OR REPLACE: a record added again (same hub id) replaces the old one
-_INSERT_MESSAGES = _insert_shape("messages", _COLUMNS, "INSERT OR REPLACE")
-_INSERT_DELIVERIES = _insert_shape("deliveries", _DELIVERY_COLUMNS)
-_DELETE_DELIVERIES = _Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
+_INSERT_MESSAGES = insert_shape("messages", _COLUMNS, "INSERT OR REPLACE")
+_INSERT_DELIVERIES = insert_shape("deliveries", _DELIVERY_COLUMNS)
+_DELETE_DELIVERIES = Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
 # the backlog (see Store.spill): only overload and restarts write this column, so the
 # messages_spilled index costs nothing while the hub keeps up
-_SPILL = _Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})")
+_SPILL = Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})")
 _SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {_PENDING} AND state IN {_OPEN_STATES} AND state != 'sent' "
                "AND spilled = 0")
 _TAKE_SPILLED = f"{_SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
 # every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
-_SAVE_WAITING = _update_shape(_SAVED_WAITING)
-_SAVE_SENT = _update_shape(_SAVED_SENT)
-_SAVE_FINAL = _update_shape(_SAVED_FINAL)
-_SAVE_ENDED = _update_shape(_SAVED_ENDED)
-_SAVE_SETTLED = _update_shape(_SAVED_SETTLED)
-
-# A queued request: (shape, rows, future) for a write (``shape.run(connection, rows)``),
-# or (None, fn, future) for anything else: fn(connection) -> the Future's result.
-# future is None for fire-and-forget writes. Each read's Future has its own result
-# type (see _read); the queue holds reads of every kind, so here it is Future[Any].
-WriteRequest = tuple[_Shape, "Rows", "asyncio.Future[None] | None"]
-ReadRequest = tuple[None, "ReadFn", "asyncio.Future[Any]"]
-Request = WriteRequest | ReadRequest
-#: what the writer hands back to the loop for a request: its Future, the value, the error
-Outcome = tuple["asyncio.Future[Any] | None", object, BaseException | None]
+_SAVE_WAITING = update_shape("messages", _SAVED_WAITING)
+_SAVE_SENT = update_shape("messages", _SAVED_SENT)
+_SAVE_FINAL = update_shape("messages", _SAVED_FINAL)
+_SAVE_ENDED = update_shape("messages", _SAVED_ENDED)
+_SAVE_SETTLED = update_shape("messages", _SAVED_SETTLED)
 
 
 def _row(r: MessageRow) -> Row:
@@ -361,7 +264,7 @@ def _saved_ended(r: MessageRow) -> Row:
             r.updated_at, r.id)
 
 
-def _by_shape(rows: Iterable[MessageRow]) -> list[tuple[_Shape, tuple[Row, ...]]]:
+def _by_shape(rows: Iterable[MessageRow]) -> list[tuple[Shape, tuple[Row, ...]]]:
     """The rows' saves, grouped by the columns they set (the values end with the id)."""
     waiting: list[Row] = []
     sent: list[Row] = []
@@ -409,83 +312,63 @@ class SqliteStore(Store):
 
     ``commits`` counts committed transactions, ``requests`` the requests they
     carried, ``errors`` the requests that failed. All methods must be called from
-    the event loop that ran :meth:`open`.
+    the event loop that ran :meth:`open`. The thread, the queue and the group
+    commit are a :class:`~smpphub.router.store.sqlite_writer.SqliteWriter`'s; this
+    class holds the schema and the queries.
     """
 
     def __init__(self, path: str, *, commit_interval: float = 0.0, synchronous: str = "full",
                  max_batch: int = 5000) -> None:
-        synchronous = synchronous.lower()
-        if synchronous not in ("full", "normal"):
-            raise ValueError("synchronous must be 'full' or 'normal'")
-        if commit_interval < 0:
-            raise ValueError("commit_interval must be >= 0")
-        if max_batch < 1:
-            raise ValueError("max_batch must be >= 1")
-        self.path = path
-        self.commit_interval = commit_interval
-        self.synchronous = synchronous
-        self.max_batch = max_batch
-        self.commits = 0
-        self.requests = 0
-        self.errors = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._closing = False  # no new requests; the writer drains the queue and stops
-        # loop side: requests of the current turn, handed over once per turn
-        self._pending: list[Request] = []
-        self._handoff_scheduled = False
-        # shared with the writer, under _cond
-        self._queue: collections.deque[Request] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._writer = SqliteWriter(path, self._prepare, commit_interval=commit_interval, synchronous=synchronous,
+                                    max_batch=max_batch)
         self._next_delivery_id = 1
+
+    @property
+    def path(self) -> str:
+        return self._writer.path
+
+    @property
+    def commit_interval(self) -> float:
+        return self._writer.commit_interval
+
+    @property
+    def synchronous(self) -> str:
+        return self._writer.synchronous
+
+    @property
+    def max_batch(self) -> int:
+        return self._writer.max_batch
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits
+
+    @property
+    def requests(self) -> int:
+        return self._writer.requests
+
+    @property
+    def errors(self) -> int:
+        return self._writer.errors
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._writer.running:
             raise RuntimeError("the store is already open")
-        self._loop = asyncio.get_running_loop()
-        self._closing = False
-        ready: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="smpphub-sqlite", daemon=True)
-        self._thread.start()
         try:
-            await ready
-        except BaseException as exc:
-            await self._loop.run_in_executor(None, self._thread.join)
-            self._thread = None
-            if isinstance(exc, (sqlite3.Error, OSError, RuntimeError)):
-                raise _open_error(self.path, exc) from exc
-            raise
+            await self._writer.open()
+        except (sqlite3.Error, OSError, RuntimeError) as exc:
+            raise _open_error(self.path, exc) from exc
 
     async def close(self) -> None:
         """Commit everything queued (the writer drains the queue), stop the thread, close the file."""
-        thread = self._thread
-        if thread is None:
-            return
-        self._handoff()
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
-        self._thread = None
+        await self._writer.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True, cached_statements=512)
-        try:
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                log.warning("store_not_wal", path=self.path, journal_mode=mode)
-            db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            db.execute("PRAGMA busy_timeout=5000")
-            db.execute("PRAGMA cache_size=-32768")  # 32 MiB of page cache keeps the indexes hot
-            db.execute("PRAGMA temp_store=MEMORY")
-            self._migrate(db)
-            self._next_delivery_id = (db.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0) + 1
-        except BaseException:
-            db.close()
-            raise
-        return db
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """On the writer's thread, before any request: the schema, and where delivery ids go on."""
+        self._migrate(db)
+        self._next_delivery_id = (db.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0) + 1
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -500,253 +383,26 @@ class SqliteStore(Store):
         # full) leaves the file as it was, and the next open migrates it again from the start
         db.executescript(f"BEGIN IMMEDIATE; {steps} COMMIT;")
 
-    # ---- the writer thread ---------------------------------------------------------------------
-
-    def _run(self, ready: asyncio.Future[None]) -> None:
-        loop = self._loop
-        assert loop is not None
-        try:
-            db = self._connect()
-        except BaseException as exc:  # noqa: BLE001 - reported to open()
-            loop.call_soon_threadsafe(_fail, ready, exc)
-            return
-        loop.call_soon_threadsafe(_succeed, ready, None)
-        queue, cond, interval, max_batch = self._queue, self._cond, self.commit_interval, self.max_batch
-        try:
-            while True:
-                with cond:
-                    if not queue:
-                        if self._closing:
-                            break
-                        while not queue and not self._closing:
-                            cond.wait()
-                        if not queue:
-                            break
-                        if interval:  # we were idle: give the rest of the burst a moment to arrive
-                            deadline = time.monotonic() + interval
-                            while len(queue) < max_batch and not self._closing:
-                                left = deadline - time.monotonic()
-                                if left <= 0:
-                                    break
-                                cond.wait(left)
-                    if len(queue) <= max_batch:
-                        batch = list(queue)
-                        queue.clear()
-                    else:
-                        batch = [queue.popleft() for _ in range(max_batch)]
-                try:
-                    results = self._execute(db, batch)
-                except BaseException as exc:  # noqa: BLE001 - a bug, not SQLite: fail this batch, keep serving
-                    log.exception("store_batch_crashed", path=self.path, requests=len(batch))
-                    results = [(req[2], None, exc) for req in batch]
-                self._complete(results)
-        except BaseException:  # noqa: BLE001
-            log.exception("store_writer_stopped", path=self.path)
-            raise
-        finally:
-            # whatever is left will never run: fail it rather than leave callers hanging
-            with cond:
-                self._closing = True
-                stranded = list(queue)
-                queue.clear()
-            if stranded:
-                closed = RuntimeError("the store was closed")
-                self._complete([(req[2], None, closed) for req in stranded])
-            try:
-                db.close()
-            except sqlite3.Error:
-                log.exception("store_close_failed", path=self.path)
-
-    def _complete(self, results: list[Outcome]) -> None:
-        """Hand the outcomes to the loop: one callback for the whole batch."""
-        waited = [(fut, value, exc) for fut, value, exc in results if fut is not None]
-        if waited:
-            assert self._loop is not None  # the writer runs only between open() and close()
-            try:
-                self._loop.call_soon_threadsafe(_complete, waited)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
-
-    def _execute(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
-        """Run ``batch`` in one transaction; the outcome of every request."""
-        try:
-            results = self._fast(db, batch)
-        except Exception as exc:  # noqa: BLE001
-            _rollback(db)
-            log.warning("store_batch_failed", requests=len(batch), error=f"{type(exc).__name__}: {exc}",
-                        action="isolating the failing requests")
-            return self._isolated(db, batch)
-        self.commits += 1
-        self.requests += len(batch)
-        return results
-
-    def _fast(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
-        """Everything in one transaction, consecutive writes of one shape merged; raises on any error."""
-        # merge runs of the same shape: the request (its rows those of the whole run), first, end
-        runs: list[tuple[Request, int, int]] = []
-        n = len(batch)
-        i = 0
-        while i < n:
-            req = batch[i]
-            j = i + 1
-            shape = req[0]
-            if req[0] is not None and j < n and batch[j][0] is shape:
-                rows = list(req[1])
-                while j < n:
-                    nxt = batch[j]
-                    if nxt[0] is None or nxt[0] is not shape:
-                        break
-                    rows += nxt[1]
-                    j += 1
-                req = (req[0], rows, req[2])
-            runs.append((req, i, j))
-            i = j
-        # one write statement needs no BEGIN/COMMIT around it (it is atomic and durable
-        # on its own): two fewer trips through the GIL
-        only = runs[0][0] if len(runs) == 1 else None
-        single = only is not None and only[0] is not None and len(only[1]) <= only[0].chunk
-        if not single:
-            db.execute("BEGIN IMMEDIATE")
-        results: list[Outcome] = []
-        for req, i, j in runs:
-            if req[0] is None:
-                results.append((req[2], req[1](db), None))
-            else:
-                req[0].run(db, req[1])
-                results.extend([(batch[k][2], None, None) for k in range(i, j) if batch[k][2] is not None])
-        if not single:
-            db.execute("COMMIT")
-        return results
-
-    def _isolated(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
-        """The slow path after a failed batch: one SAVEPOINT per request, so the bad ones fail alone."""
-        results: list[Outcome] = []
-        failed = 0
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for req in batch:
-                fut = req[2]
-                db.execute("SAVEPOINT req")
-                try:
-                    value: object = None
-                    if req[0] is None:
-                        value = req[1](db)
-                    else:
-                        req[0].run(db, req[1])
-                except Exception as exc:  # noqa: BLE001 - this request fails, the others go on
-                    if not db.in_transaction:
-                        # SQLite rolled the whole transaction back (disk full, I/O error):
-                        # nothing done so far in it survives
-                        raise
-                    db.execute("ROLLBACK TO req")
-                    db.execute("RELEASE req")
-                    self._failed(req, exc)
-                    failed += 1
-                    results.append((fut, None, exc))
-                else:
-                    db.execute("RELEASE req")
-                    results.append((fut, value, None))
-            db.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - the transaction is lost: every request of it fails
-            _rollback(db)
-            log.error("store_transaction_failed", requests=len(batch), error=f"{type(exc).__name__}: {exc}")
-            self.errors += len(batch) - failed
-            return [(req[2], None, exc) for req in batch]
-        self.commits += 1
-        self.requests += len(batch)
-        return results
-
-    def _failed(self, req: Request, exc: BaseException) -> None:
-        self.errors += 1
-        what: str = req[0].template.split(" (")[0] if req[0] is not None else getattr(req[1], "__name__", "request")
-        if req[2] is None:
-            log.error("store_write_lost", request=what, error=f"{type(exc).__name__}: {exc}")
-        else:
-            log.warning("store_request_failed", request=what, error=f"{type(exc).__name__}: {exc}")
-
-    # ---- the loop side ---------------------------------------------------------------------------
-
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue ``fn`` to run on the writer's connection; its Future gives what ``fn`` returns."""
-        loop = self._open_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._queue_request((None, fn, fut), loop)
-        return fut
-
-    @overload
-    def _write(self, shape: _Shape, rows: Rows) -> asyncio.Future[None]: ...
-
-    @overload
-    def _write(self, shape: _Shape, rows: Rows, wait: Literal[False]) -> None: ...
-
-    def _write(self, shape: _Shape, rows: Rows, wait: bool = True) -> asyncio.Future[None] | None:
-        """Queue a write of ``rows``; its Future (None when not ``wait``: fire and forget)."""
-        loop = self._open_loop()
-        fut: asyncio.Future[None] | None = loop.create_future() if wait else None
-        self._queue_request((shape, rows, fut), loop)
-        return fut
-
-    def _open_loop(self) -> asyncio.AbstractEventLoop:
-        if self._thread is None or self._closing or self._loop is None:
-            raise RuntimeError("the store is not open")
-        return self._loop
-
-    def _queue_request(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
-        """Keep ``request`` for this turn's hand-over."""
-        self._pending.append(request)
-        if not self._handoff_scheduled:
-            self._handoff_scheduled = True
-            loop.call_soon(self._handoff)
-
-    def _handoff(self) -> None:
-        """Give the writer everything asked for during this turn of the loop (one lock, one wake-up)."""
-        self._handoff_scheduled = False
-        pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        with self._cond:
-            self._queue.extend(pending)
-            self._cond.notify()
+        """Run ``fn`` on the writer's connection, behind every request queued before it."""
+        return self._writer.read(fn)
 
     # ---- messages ----------------------------------------------------------------------------------
 
     async def add_messages(self, rows: list[MessageRow]) -> None:
         if rows:
-            await self._write(_INSERT_MESSAGES, [_row(r) for r in rows])
+            await self._writer.write(_INSERT_MESSAGES, [_row(r) for r in rows])
 
     def save(self, rows: Iterable[MessageRow]) -> None:
         for shape, values in _by_shape(rows):
-            self._write(shape, values, wait=False)
+            self._writer.write(shape, values, wait=False)
 
     def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
         """The rows' saves (one per kind of row); a Future that fails if any of them failed."""
-        assert self._loop is not None
-        futures = [self._write(shape, values) for shape, values in _by_shape(rows)]
-        if len(futures) == 1:
-            return futures[0]
-        done: asyncio.Future[None] = self._loop.create_future()
-        left = len(futures)
-
-        def one_done(f: asyncio.Future[None]) -> None:
-            nonlocal left
-            left -= 1
-            exc = None if f.cancelled() else f.exception()  # retrieved: no "never retrieved" warning
-            if done.done():
-                return
-            if exc is not None:
-                done.set_exception(exc)
-            elif left == 0:
-                done.set_result(None)
-
-        for f in futures:
-            f.add_done_callback(one_done)
-        if not futures:
-            done.set_result(None)
-        return done
+        return self._writer.all_of([self._writer.write(shape, values) for shape, values in _by_shape(rows)])
 
     async def save_message(self, row: MessageRow) -> None:
-        await self._write(_INSERT_MESSAGES, [_row(row)])
+        await self._writer.write(_INSERT_MESSAGES, [_row(row)])
 
     async def flush(self) -> None:
         await self._read(_nothing)
@@ -770,7 +426,7 @@ class SqliteStore(Store):
 
     def spill(self, message_ids: list[str]) -> None:
         if message_ids:
-            self._write(_SPILL, tuple((i,) for i in message_ids), wait=False)
+            self._writer.write(_SPILL, tuple((i,) for i in message_ids), wait=False)
 
     async def spill_open(self) -> int:
         def spill_all(db: sqlite3.Connection) -> int:
@@ -805,11 +461,11 @@ class SqliteStore(Store):
         ids = list(range(first, first + len(deliveries)))
         rows: list[Row] = [(i, d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind)
                            for i, d in zip(ids, deliveries, strict=True)]
-        await self._write(_INSERT_DELIVERIES, rows)
+        await self._writer.write(_INSERT_DELIVERIES, rows)
         return ids
 
     def delete_delivery(self, delivery_id: int) -> None:
-        self._write(_DELETE_DELIVERIES, ((delivery_id,),), wait=False)
+        self._writer.write(_DELETE_DELIVERIES, ((delivery_id,),), wait=False)
 
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         if account is None:
@@ -836,31 +492,3 @@ class SqliteStore(Store):
 
 def _nothing(db: sqlite3.Connection) -> None:
     return None
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    try:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-    except sqlite3.Error as exc:
-        log.error("store_rollback_failed", error=f"{type(exc).__name__}: {exc}")
-
-
-def _succeed(fut: asyncio.Future[None], value: None) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _fail(fut: asyncio.Future[None], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-def _complete(results: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
-    for fut, value, exc in results:
-        if fut.done():  # the caller gave up (cancelled); the write happened anyway
-            continue
-        if exc is None:
-            fut.set_result(value)
-        else:
-            fut.set_exception(exc)
