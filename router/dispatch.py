@@ -19,7 +19,8 @@ final           writes it; a receipt owed goes to the ESME's outbox
 Upstream receipts are matched to their message (memory first, then the store),
 turned into the lifecycle's Receipt / Intermediate events, and the receipt owed to
 the ESME is written into the message's row durably before the upstream gets its
-deliver_sm_resp. MO messages are routed by destination to an account or a webhook.
+deliver_sm_resp: :class:`~smpphub.router.receipts.Receipts` does that, for the
+dispatcher that owns it. MO messages are routed by destination to an account or a webhook.
 
 Delivery upstream is at least once: a message whose submit_sm was written but whose
 answer never came (connection lost, timeout, hub restart) is written again.
@@ -31,37 +32,24 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
-from functools import partial
 
 import structlog
 
 import smppcore
 from smppcore import CommandStatus, Pdu, encode
-from smppcore.constants import EsmClass
 from smppcore.pdus import DataSm, DeliverSm, SubmitSm
-from smppcore.receipt import (
-    ReceiptInfo,
-    build_receipt,
-    is_receipt,
-    normalise_message_id,
-    receipt_info,
-    receipt_info_from_tlvs,
-    receipts_requested,
-)
+from smppcore.receipt import is_receipt
 
 from .backlog import Backlog
 from .config import HubConfig, Upstream
-from .delivery import Deliveries, rewrite_receipt
+from .delivery import Deliveries
 from .lifecycle import (
     WAITING_STATES,
     Cancel,
     Event,
     Expire,
-    Intermediate,
     InvalidTransition,
     MessageRow,
-    Receipt,
     Replace,
     Restarted,
     RetryPolicy,
@@ -74,11 +62,10 @@ from .lifecycle import (
     UpstreamDown,
     UpstreamUp,
     accept,
-    apply,
-    smpp_state,
 )
 from .messages import Change, MessageTable
 from .msglog import MessageLog
+from .receipts import Receipts, UnmatchedReceipt, hub_receipt
 from .routing import MoRouteTable, normalise_destination
 from .store import Store
 from .upstream import Outgoing, UpstreamPool, stored_submit
@@ -100,13 +87,6 @@ TEMPORARY_STATUSES = frozenset(
     }
 )
 
-#: How long a receipt whose message is not known yet is looked for again: the
-#: submit_sm_resp that names the upstream's id may still be on its way.
-RECEIPT_LOOKUP_DELAYS = (0.0, 0.05, 0.2, 0.5, 1.0)
-#: Receipts nobody could be found for, kept for an operator (hub status), newest last.
-UNMATCHED_KEPT = 1000
-
-
 def retry_policy(config: HubConfig) -> RetryPolicy:
     """The lifecycle's retry rules from hub.toml."""
     return RetryPolicy(
@@ -115,33 +95,6 @@ def retry_policy(config: HubConfig) -> RetryPolicy:
         attempts_per_upstream={u.name: u.max_attempts for u in config.upstreams},
         pinned_attempts=config.pinned_attempts,
     )
-
-
-class UnmatchedReceipt:
-    """A receipt the hub acknowledged but could match to no message (kept for the operator)."""
-
-    __slots__ = ("upstream", "message_id", "state", "received_at", "text")
-
-    def __init__(self, upstream: str, message_id: str, state: str, received_at: float, text: str) -> None:
-        self.upstream = upstream
-        self.message_id = message_id
-        self.state = state
-        self.received_at = received_at
-        self.text = text
-
-    def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-
-class OwedReceipt:
-    """A receipt for the ESME waiting for its row's durable write; ``done`` answers the upstream."""
-
-    __slots__ = ("row", "receipt", "done")
-
-    def __init__(self, row: MessageRow, receipt: Pdu, done: asyncio.Future[int]) -> None:
-        self.row = row
-        self.receipt = receipt
-        self.done = done
 
 
 class Dispatcher:
@@ -160,19 +113,16 @@ class Dispatcher:
         self.backlog = Backlog(store, self, max_held=config.max_held, horizon=config.hold_horizon, clock=clock)
         self.outgoing: dict[str, Outgoing] = {}  # rows in the table that have not been accepted upstream
         self.parked: dict[str, MessageRow] = {}
-        # SENT rows waiting for a receipt, by (upstream, normalised upstream id); oldest dropped past the limit
-        self.awaiting_receipt: collections.OrderedDict[tuple[str, str], MessageRow] = collections.OrderedDict()
-        self.awaiting_limit = config.max_awaiting_receipt
-        self.unmatched: collections.deque[UnmatchedReceipt] = collections.deque(maxlen=UNMATCHED_KEPT)
         self.pools: dict[str, UpstreamPool] = {}
         self.mo_routes = MoRouteTable(config)
         self.accounts = {a.system_id: a for a in config.accounts}
         self.counters: collections.Counter[str] = collections.Counter()
+        self.receipts = Receipts(self, store, deliveries, self.msglog, self.table, self.counters, clock,
+                                 limit=config.max_awaiting_receipt)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._write_scheduled = False
-        self._receipts_to_save: list[OwedReceipt] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- pools ------------------------------------------------------------------------
@@ -215,7 +165,7 @@ class Dispatcher:
                 self.add_pool(cfg)
                 log.info("upstream_added", upstream=name)
         for name in [n for n in self.pools if n not in wanted]:
-            self._spawn(self._retire(self.pools.pop(name)))
+            self.spawn(self._retire(self.pools.pop(name)))
 
     async def _retire(self, pool: UpstreamPool) -> None:
         left = await pool.stop()
@@ -308,12 +258,8 @@ class Dispatcher:
         self.outgoing.pop(row.id, None)
         self.table.release(row.id)
         pool = self.pools.get(row.upstream or "")
-        if row.upstream_id and pool is not None and receipts_requested(row.registered_delivery):
-            key = (pool.name, normalise_message_id(row.upstream_id, base=pool.cfg.submit_id_base or None))
-            waiting = self.awaiting_receipt
-            waiting[key] = row
-            if len(waiting) > self.awaiting_limit:
-                waiting.popitem(last=False)  # its receipt will find it in the store
+        if pool is not None:
+            self.receipts.expect(row, pool)
 
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""
@@ -321,7 +267,7 @@ class Dispatcher:
         self.outgoing.pop(row.id, None)
         self.table.release(row.id)
         if row.receipt_owed:
-            receipt = self._hub_receipt(row)
+            receipt = hub_receipt(row)
             row.receipt = encode(receipt)
             self.deliveries.deliver_receipt(row, receipt)
 
@@ -421,130 +367,8 @@ class Dispatcher:
             log.info("upstream_alert_ignored", upstream=pool.name, command=pdu.command_name)
             return 0
         if is_receipt(pdu):
-            return self._receipt(pool, pdu)
+            return self.receipts.received(pool, pdu)
         return self._mo(pool, pdu)
-
-    # ---- receipts ---------------------------------------------------------------------------------
-
-    def _receipt(self, pool: UpstreamPool, pdu: DeliverSm | DataSm) -> int | asyncio.Future[int]:
-        info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
-        if info is None or not info.message_id:
-            return self._unmatched(pool, pdu, info, "no message id in the receipt")
-        key = (pool.name, normalise_message_id(info.message_id, base=pool.cfg.receipt_id_base or None))
-        row = self.awaiting_receipt.get(key)
-        if row is not None:
-            return self._receipt_for(row, pool, pdu, info, key)
-        assert self.loop is not None
-        fut: asyncio.Future[int] = self.loop.create_future()
-        self._spawn(self._receipt_later(pool, pdu, info, key, fut))
-        return fut
-
-    async def _receipt_later(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo, key: tuple[str, str],
-                             fut: asyncio.Future[int]) -> None:
-        """The id is not in memory: its submit_sm_resp may still be on its way, or we restarted."""
-        try:
-            row = None
-            for delay in RECEIPT_LOOKUP_DELAYS:
-                if delay:
-                    await asyncio.sleep(delay)
-                row = self.awaiting_receipt.get(key) or await self.store.find_by_upstream_id(pool.name, info.message_id)
-                if row is not None:
-                    break
-            if row is None:
-                fut.set_result(self._unmatched(pool, pdu, info, "unknown message id"))
-                return
-            result = self._receipt_for(row, pool, pdu, info, key)
-            if isinstance(result, int):
-                fut.set_result(result)
-            else:
-                fut.set_result(await result)
-        except Exception as exc:  # noqa: BLE001 - make the SMSC send it again
-            log.error("receipt_failed", upstream=pool.name, upstream_id=info.message_id,
-                      error=f"{type(exc).__name__}: {exc}")
-            if not fut.done():
-                fut.set_result(CommandStatus.ESME_RSYSERR)
-
-    def _receipt_for(self, row: MessageRow, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo,
-                     key: tuple[str, str]) -> int | asyncio.Future[int]:
-        self.counters["receipts_in"] += 1
-        esm_type = pdu.esm_class & EsmClass.TYPE_MASK
-        intermediate = esm_type == EsmClass.TYPE_INTERMEDIATE_NOTIFICATION or not info.state.is_final
-        event: Event = Intermediate() if intermediate else Receipt(info.state, _err(info))
-        try:
-            transition = apply(row, event, self.clock(), self.table.policy)
-        except InvalidTransition:
-            self.counters["receipts_duplicate"] += 1
-            log.info("receipt_duplicate", message_id=row.id, upstream=pool.name, upstream_id=info.message_id,
-                     state=row.state.value)
-            return 0
-        if self._msglog_on:
-            forwarded = transition.forward_intermediate if intermediate else row.receipt_owed
-            self.msglog.receipt(row.id, row.account, pool.name, info.message_id, pdu, info.state.name,
-                                not intermediate, forwarded)
-        if intermediate:
-            if transition.forward_intermediate:
-                return self.deliveries.deliver_mo(row.account, rewrite_receipt(pdu, row.id), kind="receipt")
-            return 0
-        self.awaiting_receipt.pop(key, None)
-        self.counters[row.state.value] += 1
-        if not row.receipt_owed:
-            self.store.save([row])
-            return 0
-        receipt = rewrite_receipt(pdu, row.id)
-        row.receipt = encode(receipt)
-        return self._deliver_after_saving(row, receipt)
-
-    def _deliver_after_saving(self, row: MessageRow, receipt: Pdu) -> asyncio.Future[int]:
-        """The row with its receipt is durable before the upstream hears ESME_ROK.
-
-        The receipts of one loop turn are written with one durable save (one Future,
-        one callback for all of them), not one each.
-        """
-        assert self.loop is not None
-        done: asyncio.Future[int] = self.loop.create_future()
-        if not self._receipts_to_save:
-            self.loop.call_soon(self._save_receipts)
-        self._receipts_to_save.append(OwedReceipt(row, receipt, done))
-        return done
-
-    def _save_receipts(self) -> None:
-        batch, self._receipts_to_save = self._receipts_to_save, []
-        self.store.save_durably([owed.row for owed in batch]).add_done_callback(partial(self._receipts_saved, batch))
-
-    def _receipts_saved(self, batch: list[OwedReceipt], write: asyncio.Future[None]) -> None:
-        error = write.exception() if not write.cancelled() else asyncio.CancelledError()
-        for owed in batch:
-            if error is not None:
-                log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
-                owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
-            else:
-                self.deliveries.deliver_receipt(owed.row, owed.receipt)
-                owed.done.set_result(0)
-
-    def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:
-        self.counters["receipts_unmatched"] += 1
-        text = (pdu.short_message if isinstance(pdu, DeliverSm) else b"")[:160].decode("latin-1")
-        kept = UnmatchedReceipt(pool.name, info.message_id if info else "", info.state.name if info else "",
-                                self.clock(), text)
-        self.unmatched.append(kept)
-        log.warning("receipt_unmatched", upstream=pool.name, upstream_id=kept.message_id, state=kept.state,
-                    reason=reason)
-        return 0  # acknowledged: an SMSC answered with an error would send it again forever
-
-    def _hub_receipt(self, row: MessageRow) -> DeliverSm:
-        """The receipt for an outcome the hub decided itself (expired, rejected, cancelled)."""
-        pdu = stored_submit(row)
-        error = row.error
-        return build_receipt(
-            message_id=row.id, state=smpp_state(row.state), source_addr=pdu.source_addr,
-            destination_addr=pdu.destination_addr,
-            source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
-            dest_addr_ton=pdu.dest_addr_ton, dest_addr_npi=pdu.dest_addr_npi,
-            submit_date=datetime.fromtimestamp(row.created_at, UTC),
-            done_date=datetime.fromtimestamp(row.updated_at, UTC),
-            err=f"{error & 0xFFF:03d}" if error else "000",
-            text=pdu.short_message if isinstance(pdu, SubmitSm) else b"",
-        )
 
     # ---- MO ----------------------------------------------------------------------------------------
 
@@ -561,9 +385,8 @@ class Dispatcher:
         if self._msglog_on:
             self.msglog.mo(pool.name, pdu, route.account, route.webhook, 0)
         if route.webhook:
-            assert self.loop is not None
-            fut: asyncio.Future[int] = self.loop.create_future()
-            self._spawn(self._post_webhook(route.webhook, pdu, fut))
+            fut = self.future()
+            self.spawn(self._post_webhook(route.webhook, pdu, fut))
             return fut
         assert route.account is not None
         return self.deliveries.deliver_mo(route.account, pdu, kind="mo")
@@ -620,16 +443,30 @@ class Dispatcher:
         out.row.pdu = encode(pdu)
         self._event(out.row, Replace(due, expires_at, registered_delivery))
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+    # ---- the loop's services (the ReceiptHost interface) ---------------------------------------------
+
+    @property
+    def awaiting_receipt(self) -> collections.OrderedDict[tuple[str, str], MessageRow]:
+        """SENT messages waiting for their receipt (see :class:`Receipts`)."""
+        return self.receipts.awaiting
+
+    @property
+    def unmatched(self) -> collections.deque[UnmatchedReceipt]:
+        """Receipts that matched no message, kept for the operator."""
+        return self.receipts.unmatched
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> None:
+        """Run ``coro`` as a task that :meth:`stop` waits for."""
         assert self.loop is not None
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def future(self) -> asyncio.Future[int]:
+        assert self.loop is not None
+        return self.loop.create_future()
 
-def _err(info: ReceiptInfo) -> int:
-    err = info.err
-    try:
-        return int(err, 0) if isinstance(err, str) else int(err)
-    except ValueError:
-        return 0
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        assert self.loop is not None
+        self.loop.call_soon(callback)
+

@@ -1,0 +1,258 @@
+"""Upstream receipts matched to their messages, and the receipt owed to the ESME made durable.
+
+The dispatcher hands every receipt an upstream delivers to :meth:`Receipts.received`.
+A receipt names the upstream's message id; the message is found in memory (the SENT
+rows waiting for one, :attr:`Receipts.awaiting`, bounded by ``max_awaiting_receipt``)
+or else in the store, looked for again a few times while the submit_sm_resp that
+names that id may still be on its way. It becomes the lifecycle's Receipt or
+Intermediate event, and the receipt owed to the ESME is written into the message's
+row durably before the upstream hears ESME_ROK (the receipts of one loop turn in one
+save). A receipt that matches nothing is acknowledged anyway and kept for the operator.
+
+A module of its own because matching is one purpose with its own state (the waiting
+rows, the unmatched ones, the saves in progress); the dispatcher owns one
+:class:`Receipts` and gives it the loop's services through :class:`ReceiptHost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from functools import partial
+from typing import Protocol
+
+import structlog
+
+from smppcore import CommandStatus, Pdu, encode
+from smppcore.constants import EsmClass
+from smppcore.pdus import DataSm, DeliverSm, SubmitSm
+from smppcore.receipt import (
+    ReceiptInfo,
+    build_receipt,
+    normalise_message_id,
+    receipt_info,
+    receipt_info_from_tlvs,
+    receipts_requested,
+)
+
+from .delivery import Deliveries, rewrite_receipt
+from .lifecycle import Event, Intermediate, InvalidTransition, MessageRow, Receipt, apply, smpp_state
+from .messages import MessageTable
+from .msglog import MessageLog
+from .store import Store
+from .upstream import UpstreamPool, stored_submit
+
+__all__ = ["Receipts", "ReceiptHost", "UnmatchedReceipt", "OwedReceipt", "hub_receipt", "RECEIPT_LOOKUP_DELAYS",
+           "UNMATCHED_KEPT"]
+
+log = structlog.get_logger("smpphub.dispatch")
+
+#: How long a receipt whose message is not known yet is looked for again: the
+#: submit_sm_resp that names the upstream's id may still be on its way.
+RECEIPT_LOOKUP_DELAYS = (0.0, 0.05, 0.2, 0.5, 1.0)
+#: Receipts nobody could be found for, kept for an operator (hub status), newest last.
+UNMATCHED_KEPT = 1000
+
+
+class ReceiptHost(Protocol):
+    """What :class:`Receipts` asks of the dispatcher that owns it: the event loop's services, once started."""
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> None:
+        """Run ``coro`` as a task the owner waits for when it stops."""
+
+    def future(self) -> asyncio.Future[int]:
+        """A new Future on the owner's loop: the status a delivery is answered with, later."""
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at the next turn of the owner's loop."""
+
+
+class UnmatchedReceipt:
+    """A receipt the hub acknowledged but could match to no message (kept for the operator)."""
+
+    __slots__ = ("upstream", "message_id", "state", "received_at", "text")
+
+    def __init__(self, upstream: str, message_id: str, state: str, received_at: float, text: str) -> None:
+        self.upstream = upstream
+        self.message_id = message_id
+        self.state = state
+        self.received_at = received_at
+        self.text = text
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class OwedReceipt:
+    """A receipt for the ESME waiting for its row's durable write; ``done`` answers the upstream."""
+
+    __slots__ = ("row", "receipt", "done")
+
+    def __init__(self, row: MessageRow, receipt: Pdu, done: asyncio.Future[int]) -> None:
+        self.row = row
+        self.receipt = receipt
+        self.done = done
+
+
+class Receipts:
+    """Matches an upstream's receipts to their messages; one per dispatcher.
+
+    ``counters`` are the dispatcher's (receipts_in, receipts_duplicate, receipts_unmatched
+    and the final states); ``table`` is read for its retry policy, which a reload replaces.
+    """
+
+    def __init__(self, host: ReceiptHost, store: Store, deliveries: Deliveries, msglog: MessageLog,
+                 table: MessageTable, counters: collections.Counter[str], clock: Callable[[], float],
+                 limit: int) -> None:
+        self.host = host
+        self.store = store
+        self.deliveries = deliveries
+        self.msglog = msglog
+        self._msglog_on = msglog.on
+        self.table = table
+        self.counters = counters
+        self.clock = clock
+        # SENT rows waiting for a receipt, by (upstream, normalised upstream id); oldest dropped past the limit
+        self.awaiting: collections.OrderedDict[tuple[str, str], MessageRow] = collections.OrderedDict()
+        self.limit = limit
+        self.unmatched: collections.deque[UnmatchedReceipt] = collections.deque(maxlen=UNMATCHED_KEPT)
+        self._receipts_to_save: list[OwedReceipt] = []
+
+    def expect(self, row: MessageRow, pool: UpstreamPool) -> None:
+        """``row`` was accepted by ``pool``: keep it to match its receipt, if it asked for one."""
+        if row.upstream_id and receipts_requested(row.registered_delivery):
+            key = (pool.name, normalise_message_id(row.upstream_id, base=pool.cfg.submit_id_base or None))
+            waiting = self.awaiting
+            waiting[key] = row
+            if len(waiting) > self.limit:
+                waiting.popitem(last=False)  # its receipt will find it in the store
+
+    def received(self, pool: UpstreamPool, pdu: DeliverSm | DataSm) -> int | asyncio.Future[int]:
+        """A receipt from ``pool``: the status to answer it with (a Future while its message is looked for)."""
+        info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
+        if info is None or not info.message_id:
+            return self._unmatched(pool, pdu, info, "no message id in the receipt")
+        key = (pool.name, normalise_message_id(info.message_id, base=pool.cfg.receipt_id_base or None))
+        row = self.awaiting.get(key)
+        if row is not None:
+            return self._receipt_for(row, pool, pdu, info, key)
+        fut: asyncio.Future[int] = self.host.future()
+        self.host.spawn(self._receipt_later(pool, pdu, info, key, fut))
+        return fut
+
+    async def _receipt_later(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo, key: tuple[str, str],
+                             fut: asyncio.Future[int]) -> None:
+        """The id is not in memory: its submit_sm_resp may still be on its way, or we restarted."""
+        try:
+            row = None
+            for delay in RECEIPT_LOOKUP_DELAYS:
+                if delay:
+                    await asyncio.sleep(delay)
+                row = self.awaiting.get(key) or await self.store.find_by_upstream_id(pool.name, info.message_id)
+                if row is not None:
+                    break
+            if row is None:
+                fut.set_result(self._unmatched(pool, pdu, info, "unknown message id"))
+                return
+            result = self._receipt_for(row, pool, pdu, info, key)
+            if isinstance(result, int):
+                fut.set_result(result)
+            else:
+                fut.set_result(await result)
+        except Exception as exc:  # noqa: BLE001 - make the SMSC send it again
+            log.error("receipt_failed", upstream=pool.name, upstream_id=info.message_id,
+                      error=f"{type(exc).__name__}: {exc}")
+            if not fut.done():
+                fut.set_result(CommandStatus.ESME_RSYSERR)
+
+    def _receipt_for(self, row: MessageRow, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo,
+                     key: tuple[str, str]) -> int | asyncio.Future[int]:
+        self.counters["receipts_in"] += 1
+        esm_type = pdu.esm_class & EsmClass.TYPE_MASK
+        intermediate = esm_type == EsmClass.TYPE_INTERMEDIATE_NOTIFICATION or not info.state.is_final
+        event: Event = Intermediate() if intermediate else Receipt(info.state, _err(info))
+        try:
+            transition = apply(row, event, self.clock(), self.table.policy)
+        except InvalidTransition:
+            self.counters["receipts_duplicate"] += 1
+            log.info("receipt_duplicate", message_id=row.id, upstream=pool.name, upstream_id=info.message_id,
+                     state=row.state.value)
+            return 0
+        if self._msglog_on:
+            forwarded = transition.forward_intermediate if intermediate else row.receipt_owed
+            self.msglog.receipt(row.id, row.account, pool.name, info.message_id, pdu, info.state.name,
+                                not intermediate, forwarded)
+        if intermediate:
+            if transition.forward_intermediate:
+                return self.deliveries.deliver_mo(row.account, rewrite_receipt(pdu, row.id), kind="receipt")
+            return 0
+        self.awaiting.pop(key, None)
+        self.counters[row.state.value] += 1
+        if not row.receipt_owed:
+            self.store.save([row])
+            return 0
+        receipt = rewrite_receipt(pdu, row.id)
+        row.receipt = encode(receipt)
+        return self._deliver_after_saving(row, receipt)
+
+    def _deliver_after_saving(self, row: MessageRow, receipt: Pdu) -> asyncio.Future[int]:
+        """The row with its receipt is durable before the upstream hears ESME_ROK.
+
+        The receipts of one loop turn are written with one durable save (one Future,
+        one callback for all of them), not one each.
+        """
+        done: asyncio.Future[int] = self.host.future()
+        if not self._receipts_to_save:
+            self.host.call_soon(self._save_receipts)
+        self._receipts_to_save.append(OwedReceipt(row, receipt, done))
+        return done
+
+    def _save_receipts(self) -> None:
+        batch, self._receipts_to_save = self._receipts_to_save, []
+        self.store.save_durably([owed.row for owed in batch]).add_done_callback(partial(self._receipts_saved, batch))
+
+    def _receipts_saved(self, batch: list[OwedReceipt], write: asyncio.Future[None]) -> None:
+        error = write.exception() if not write.cancelled() else asyncio.CancelledError()
+        for owed in batch:
+            if error is not None:
+                log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
+                owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
+            else:
+                self.deliveries.deliver_receipt(owed.row, owed.receipt)
+                owed.done.set_result(0)
+
+    def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:
+        self.counters["receipts_unmatched"] += 1
+        text = (pdu.short_message if isinstance(pdu, DeliverSm) else b"")[:160].decode("latin-1")
+        kept = UnmatchedReceipt(pool.name, info.message_id if info else "", info.state.name if info else "",
+                                self.clock(), text)
+        self.unmatched.append(kept)
+        log.warning("receipt_unmatched", upstream=pool.name, upstream_id=kept.message_id, state=kept.state,
+                    reason=reason)
+        return 0  # acknowledged: an SMSC answered with an error would send it again forever
+
+
+def hub_receipt(row: MessageRow) -> DeliverSm:
+    """The receipt for an outcome the hub decided itself (expired, rejected, cancelled)."""
+    pdu = stored_submit(row)
+    error = row.error
+    return build_receipt(
+        message_id=row.id, state=smpp_state(row.state), source_addr=pdu.source_addr,
+        destination_addr=pdu.destination_addr,
+        source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
+        dest_addr_ton=pdu.dest_addr_ton, dest_addr_npi=pdu.dest_addr_npi,
+        submit_date=datetime.fromtimestamp(row.created_at, UTC),
+        done_date=datetime.fromtimestamp(row.updated_at, UTC),
+        err=f"{error & 0xFFF:03d}" if error else "000",
+        text=pdu.short_message if isinstance(pdu, SubmitSm) else b"",
+    )
+
+
+def _err(info: ReceiptInfo) -> int:
+    err = info.err
+    try:
+        return int(err, 0) if isinstance(err, str) else int(err)
+    except ValueError:
+        return 0
