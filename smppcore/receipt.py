@@ -12,9 +12,11 @@ alone. This module writes the canonical form and reads all the variants we know 
 :func:`is_receipt` says whether a PDU is a receipt and :func:`receipt_info` merges
 text and TLVs into the few facts a hub routes on.
 
-Whether a submit asks for a receipt at all is decided here too, once, for the hub and
-the simulator alike: :func:`receipt_wanted`, :func:`intermediate_wanted` and
-:func:`receipts_requested` read registered_delivery (SMPP 3.4 section 5.2.17).
+Whether a submit asks for a receipt at all is decided once, for the hub and the
+simulator alike: :func:`receipt_wanted`, :func:`intermediate_wanted` and
+:func:`receipts_requested` read registered_delivery (SMPP 3.4 section 5.2.17); they
+live in :mod:`smppcore.receipt_request`, the message id rules (:func:`normalise_message_id`,
+:func:`ids_match`) in :mod:`smppcore.message_ids`, and this module re-exports both.
 
 Receipt text comes from the network, so :func:`parse_receipt` never raises: what it
 cannot read it leaves at a default, and without an id and a stat it returns None.
@@ -28,8 +30,10 @@ from typing import Any
 
 import msgspec
 
-from .constants import RECEIPT_STAT, DataCoding, EsmClass, MessageState, RegisteredDelivery, Tag
+from .constants import RECEIPT_STAT, DataCoding, EsmClass, MessageState, Tag
+from .message_ids import ids_match, normalise_message_id
 from .pdus import DataSm, DeliverSm, Pdu
+from .receipt_request import intermediate_wanted, receipt_wanted, receipts_requested
 from .smpptime import InvalidTime, format_receipt_date, parse_receipt_date
 from .text import decode_text
 
@@ -505,53 +509,6 @@ def receipt_info(pdu: Pdu) -> ReceiptInfo | None:
     return ReceiptInfo(message_id=mid, state=state, err=err, network_error=network_error, receipt=receipt)
 
 
-# --- what a submit asks for -----------------------------------------------------
-
-_RECEIPT_MASK = int(RegisteredDelivery.RECEIPT_MASK)
-_ALWAYS = int(RegisteredDelivery.RECEIPT_ALWAYS)
-_ON_FAILURE = int(RegisteredDelivery.RECEIPT_ON_FAILURE)
-_ON_SUCCESS = int(RegisteredDelivery.RECEIPT_ON_SUCCESS)
-_INTERMEDIATE = int(RegisteredDelivery.INTERMEDIATE_NOTIFICATION)
-_ANY_RECEIPT = _RECEIPT_MASK | _INTERMEDIATE
-
-
-def receipt_wanted(registered_delivery: int, final_state: MessageState) -> bool:
-    """Whether a submit with ``registered_delivery`` asks for the final receipt that
-    reports ``final_state``.
-
-    SMPP 3.4 section 5.2.17, bits 0-1: 0 no receipt; 1 a receipt on the final outcome,
-    success or failure; 2 a receipt on failure only. Value 3 is reserved in 3.4; SMPP
-    5.0 defines it as "a receipt on success only", and SMSCs that accept it do that,
-    so it means that here. Success is DELIVERED; every other outcome (EXPIRED,
-    UNDELIVERABLE, REJECTED, DELETED, UNKNOWN, ...) counts as failure. The other bits
-    (SME acknowledgements, intermediate notifications) do not matter here.
-    """
-    asked = registered_delivery & _RECEIPT_MASK
-    if asked == _ALWAYS:
-        return True
-    if asked == _ON_FAILURE:
-        return final_state != MessageState.DELIVERED
-    if asked == _ON_SUCCESS:
-        return final_state == MessageState.DELIVERED
-    return False
-
-
-def intermediate_wanted(registered_delivery: int) -> bool:
-    """Whether intermediate notifications (ENROUTE, ACCEPTD, ... before the final
-    state; esm_class 0x20) are asked for: bit 4 of registered_delivery."""
-    return bool(registered_delivery & _INTERMEDIATE)
-
-
-def receipts_requested(registered_delivery: int) -> bool:
-    """Whether any SMSC receipt may be due for this submit, final or intermediate.
-
-    True when :func:`receipt_wanted` can be true for some outcome or
-    :func:`intermediate_wanted` is: the cheap test for "keep what is needed to match
-    a receipt later". SME acknowledgements (bits 2-3) are not SMSC receipts.
-    """
-    return bool(registered_delivery & _ANY_RECEIPT)
-
-
 # --- network_error_code --------------------------------------------------------
 
 
@@ -570,64 +527,3 @@ def encode_network_error_code(network_type: int, code: int) -> bytes:
     if not 0 <= network_type <= 0xFF or not 0 <= code <= 0xFFFF:
         raise ValueError(f"network_error_code out of range: ({network_type}, {code})")
     return bytes((network_type, code >> 8, code & 0xFF))
-
-
-# --- message ids ---------------------------------------------------------------
-
-_HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
-_DEC_RE = re.compile(r"[0-9]+", re.ASCII)
-# Hex that cannot be mistaken for decimal: it has at least one letter.
-_HEX_LETTER_RE = re.compile(r"[0-9a-f]*[a-f][0-9a-f]*", re.ASCII)
-_NUMBER_RE = {10: _DEC_RE, 16: _HEX_RE}
-# Longer "numbers" are not SMSC counters; leave them alone (and int() cheap).
-_MAX_NUMBER_DIGITS = 64
-
-
-def normalise_message_id(s: str, *, base: int | None = None) -> str:
-    """A canonical form of a message id, for use as a lookup key.
-
-    SMSCs are not consistent between submit_sm_resp and the receipt: case differs,
-    leading zeros come and go, and some give the same number in hex in one place
-    and in decimal in the other. The rule:
-
-    * surrounding whitespace and NULs are removed and letters lower-cased;
-    * with ``base`` (10 or 16) given -- the base this SMSC uses in this place --
-      an id that is a number in that base becomes its value in decimal, so
-      ``normalise_message_id("1A", base=16) == normalise_message_id("26", base=10)``;
-    * otherwise, an id of hex digits only loses its leading zeros (``"0042"`` ->
-      ``"42"``); anything else (UUIDs, ids with other characters) is kept as is.
-    """
-    t = s.strip(" \t\r\n\x00").lower()
-    if base is not None:
-        number = _NUMBER_RE.get(base)
-        if number is None:
-            raise ValueError(f"base must be 10 or 16, not {base}")
-        if len(t) <= _MAX_NUMBER_DIGITS and number.fullmatch(t):
-            return str(int(t, base))
-    if _HEX_RE.fullmatch(t):
-        t = t.lstrip("0") or "0"
-    return t
-
-
-def ids_match(a: str, b: str) -> bool:
-    """True when ``a`` and ``b`` name the same message, as far as can be told.
-
-    Equal after :func:`normalise_message_id` (case, leading zeros), or one is decimal
-    and the other is hex with at least one letter a-f and they have the same value
-    (``"255"`` matches ``"ff"``). A hex id made of digits only cannot be told from a
-    decimal one, so it is never reinterpreted: ``"10"`` does not match ``"16"``. When
-    an SMSC is known to mix bases, compare ``normalise_message_id(x, base=...)`` keys
-    instead. Empty ids match nothing.
-    """
-    na, nb = normalise_message_id(a), normalise_message_id(b)
-    if not na or not nb:
-        return False
-    if na == nb:
-        return True
-    if len(na) > _MAX_NUMBER_DIGITS or len(nb) > _MAX_NUMBER_DIGITS:
-        return False
-    if _DEC_RE.fullmatch(na) and _HEX_LETTER_RE.fullmatch(nb):
-        return int(na) == int(nb, 16)
-    if _DEC_RE.fullmatch(nb) and _HEX_LETTER_RE.fullmatch(na):
-        return int(nb) == int(na, 16)
-    return False
