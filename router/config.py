@@ -26,6 +26,7 @@ __all__ = [
     "MoRoute",
     "StoreConfig",
     "LogConfig",
+    "SecurityConfig",
     "HubConfig",
     "load_config",
     "config_from_dict",
@@ -175,6 +176,41 @@ class LogConfig(_Strict):
         raise msgspec.ValidationError(f"{problem} - at `$.log.access_log`")
 
 
+class SecurityConfig(_Strict):
+    """``[security]``: how binds that fail are answered, so passwords cannot be guessed cheaply.
+
+    A failed bind (wrong password or unknown system_id) is answered after a delay that
+    starts at ``failed_bind_delay`` and doubles with each further failure of the same
+    source IP or system_id, up to ``failed_bind_delay_max``. ``lockout_failures``
+    failures within ``lockout_window`` seconds lock that IP (or system_id) out for
+    ``lockout_duration`` seconds: its binds get ESME_RBINDFAIL without a password check
+    (an IP that bound as the system_id before is not locked out by the system_id's
+    lockout). ``tracked_failures`` bounds how many IPs, and system_ids, are remembered.
+
+    An unknown system_id gets the same answer as a wrong password, ESME_RINVPASWD (what
+    Jasmin answers for both), after the same scrypt work, unless
+    ``reveal_unknown_system_id`` (then ESME_RINVSYSID, without the scrypt work).
+
+    Password checks (scrypt, ~50 ms of a core each) run ``password_checks`` at a time
+    beside the event loop; at most ``password_check_queue`` more wait, and beyond that a
+    bind is answered ESME_RBINDFAIL at once, so guessing cannot take the CPU from bound clients.
+    """
+
+    reveal_unknown_system_id: bool = False
+    failed_bind_delay: NonNeg = 0.1
+    failed_bind_delay_max: NonNeg = 3.0
+    lockout_failures: PositiveInt = 10
+    lockout_window: Positive = 300.0
+    lockout_duration: Positive = 300.0
+    tracked_failures: PositiveInt = 10_000
+    password_checks: PositiveInt = 1
+    password_check_queue: NonNegInt = 32
+
+    def __post_init__(self) -> None:
+        if self.failed_bind_delay_max < self.failed_bind_delay:
+            raise msgspec.ValidationError("must be at least failed_bind_delay - at `$.security.failed_bind_delay_max`")
+
+
 class HubConfig(_Strict):
     listeners: list[Listener] = msgspec.field(default_factory=lambda: [Listener()])
     accounts: list[Account] = []
@@ -185,6 +221,7 @@ class HubConfig(_Strict):
     mo_routes: list[MoRoute] = []
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     retry_initial: Positive = 1.0  # seconds before the first retry of a temporary failure
     retry_max: Positive = 300.0
     # memory: messages held (queued, waiting, in flight); beyond it, and for messages due

@@ -9,12 +9,20 @@ answers ESME_RSYSERR: the message was not accepted, so the ESME keeps it.
 Segments of one long message (UDH 8/16-bit reference or SAR TLVs) form a group: the
 route's weighted choice is made once for the group, so every segment leaves through
 the same upstream, and the lifecycle moves them together on a failover.
+
+Binds are where a hostile peer is cheapest: a bind's password check costs a scrypt.
+So an account's bind slot is reserved before the check (``max_binds`` holds however
+many binds arrive at once, and across reloads), checks run a few at a time with a
+bounded queue, failures are slowed and locked out per IP and per system_id
+(:class:`~.auth.BindGuard`), and an unknown system_id costs and answers the same as
+a wrong password.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import os
 import time
@@ -45,9 +53,18 @@ from smppcore.ratelimit import TokenBucket
 from smppcore.server import SmscConnection, SmscHandler
 from smppcore.smpptime import InvalidTime, parse_time
 
-from .auth import SourceFilter, compile_ip_allowlist, ip_allowed, verify_password
+from .auth import (
+    BindGuard,
+    GuardPolicy,
+    Lockout,
+    SourceFilter,
+    compile_ip_allowlist,
+    dummy_credential,
+    ip_allowed,
+    verify_password,
+)
 from .batching import TurnBatcher
-from .config import Account, HubConfig, unroutable_status
+from .config import Account, HubConfig, SecurityConfig, unroutable_status
 from .dispatch import Dispatcher
 from .lifecycle import FINAL_STATES, MessageRow, smpp_state
 from .msglog import MessageLog
@@ -191,6 +208,16 @@ class EsmeHandler(SmscHandler):
         # long message -> the route chosen for its first segment (oldest forgotten first)
         self._group_routes: collections.OrderedDict[str, list[str]] = collections.OrderedDict()
         self._verified: dict[tuple[str, bytes], str] = {}
+        # bind slots: connections holding one per account (binding now, or bound), and the reverse
+        self._slots: dict[str, set[SmscConnection]] = {}
+        self._slot_of: dict[SmscConnection, str] = {}
+        self._dummy = dummy_credential()
+        self._checks: asyncio.Semaphore | None = None  # made at the first check, sized by [security]
+        self._checks_size = 0
+        self._checks_waiting = 0
+        self._overload_refused = 0  # binds refused at once because the check queue was full, this episode
+        self.overload_refusals = 0  # the same, since start
+        self._expiry: asyncio.TimerHandle | None = None
         self.accepting = True
         self.msglog = acceptor.msglog
         self._msglog_on = self.msglog.on
@@ -210,6 +237,11 @@ class EsmeHandler(SmscHandler):
                 state.bucket = old[acc.system_id].bucket
             self.accounts[acc.system_id] = state
         self._verified.clear()
+        policy = _guard_policy(config.security)
+        if getattr(self, "guard", None) is None:
+            self.guard = BindGuard(policy)
+        else:  # failures and lockouts so far carry over to the new numbers
+            self.guard.policy = policy
 
     # ---- binds ------------------------------------------------------------------------------
 
@@ -220,36 +252,145 @@ class EsmeHandler(SmscHandler):
     def authenticate(self, conn: SmscConnection, bind: Pdu) -> int | Awaitable[int]:
         if not isinstance(bind, (BindTransmitter, BindReceiver, BindTransceiver)):  # the server asks only about binds
             return CommandStatus.ESME_RINVBNDSTS
-        account = self.accounts.get(bind.system_id)
-        peer = conn.peername[0] if conn.peername else ""
-        if account is None:
-            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="unknown system_id")
-            return CommandStatus.ESME_RINVSYSID
         if not self.accepting:
             return CommandStatus.ESME_RBINDFAIL
+        security = self.config.security
+        system_id = bind.system_id
+        peer = conn.peername[0] if conn.peername else ""
+        if self.guard.locked(peer, system_id, time.monotonic()):  # counted on the lockout, logged at its end
+            return self._answer_later(CommandStatus.ESME_RBINDFAIL, self.guard.policy.max_delay)
+        account = self.accounts.get(system_id)
+        if account is None:
+            if security.reveal_unknown_system_id:
+                log.info("bind_refused", system_id=system_id, peer=peer, reason="unknown system_id")
+                return self._failed(peer, system_id, CommandStatus.ESME_RINVSYSID)
+            # the same work and the same answer as a wrong password: nothing tells the names that exist
+            return self._verify(conn, None, bind.password, self._dummy, system_id, peer)
         if not ip_allowed(peer, account.ips):
-            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="source IP not allowed")
+            log.info("bind_refused", system_id=system_id, peer=peer, reason="source IP not allowed")
             return CommandStatus.ESME_RBINDFAIL
         if _BIND_NAMES[type(bind)] not in account.cfg.bind_types:
-            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="bind type not allowed")
+            log.info("bind_refused", system_id=system_id, peer=peer, reason="bind type not allowed")
             return CommandStatus.ESME_RINVBNDSTS
-        if self.binds.bound_count(bind.system_id) >= account.cfg.max_binds:
-            log.info("bind_refused", system_id=bind.system_id, peer=peer, reason="max_binds reached")
+        if not self._reserve(conn, system_id, account.cfg.max_binds):
+            log.info("bind_refused", system_id=system_id, peer=peer, reason="max_binds reached")
             return CommandStatus.ESME_RBINDFAIL
         credential = account.cfg.credential
-        key = (bind.system_id, hashlib.sha256(bind.password.encode()).digest())
+        key = (system_id, hashlib.sha256(bind.password.encode()).digest())
         if self._verified.get(key) == credential:
+            self.guard.succeeded(peer, system_id)
             return 0
-        return self._verify(key, bind.password, credential, bind.system_id, peer)
+        return self._verify(conn, key, bind.password, credential, system_id, peer)
 
-    async def _verify(self, key: tuple[str, bytes], password: str, credential: str, system_id: str, peer: str) -> int:
-        # scrypt costs milliseconds of CPU: keep it off the event loop
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, credential)
-        if not ok:
-            log.info("bind_refused", system_id=system_id, peer=peer, reason="wrong password")
-            return CommandStatus.ESME_RINVPASWD
-        self._verified[key] = credential
-        return 0
+    async def _verify(self, conn: SmscConnection, key: tuple[str, bytes] | None, password: str, credential: str,
+                      system_id: str, peer: str) -> int:
+        """The password check of a bind whose slot is reserved (``key`` None: an unknown system_id).
+
+        The slot is given back unless the bind succeeds, also when the connection
+        closes meanwhile (this task is cancelled then).
+        """
+        accepted = False
+        try:
+            ok = await self._check_password(password, credential)
+            if ok is None:  # too many checks waiting: answered at once, no delay to hold the connection
+                return CommandStatus.ESME_RBINDFAIL
+            if ok and key is not None:
+                self._verified[key] = credential
+                self.guard.succeeded(peer, system_id)
+                accepted = True
+                return 0
+            reason = "wrong password" if key is not None else "unknown system_id"
+            log.info("bind_refused", system_id=system_id, peer=peer, reason=reason)
+            return await self._failed(peer, system_id, CommandStatus.ESME_RINVPASWD)
+        finally:
+            if not accepted:
+                self._release(conn)
+
+    async def _failed(self, peer: str, system_id: str, status: int) -> int:
+        """Count a failed bind, then answer ``status`` after the guard's delay."""
+        failure = self.guard.failed(peer, system_id, time.monotonic())
+        for lockout in failure.started:
+            log.warning("bind_lockout_started", kind=lockout.kind, key=lockout.key, failures=lockout.failures,
+                        seconds=self.guard.policy.lockout_duration)
+        if failure.started:
+            self._schedule_expiry()
+        return await self._answer_later(status, failure.delay)
+
+    @staticmethod
+    async def _answer_later(status: int, delay: float) -> int:
+        if delay > 0:
+            await asyncio.sleep(delay)  # a timer, not a wait for something: the answer is slowed on purpose
+        return status
+
+    async def _check_password(self, password: str, credential: str) -> bool | None:
+        """``verify_password`` in a thread, at most ``password_checks`` at once; None when the queue is full.
+
+        The semaphore is held until the thread's scrypt is over, even when the bind is
+        given up meanwhile (its connection closed): the limit counts CPU work, not waiters.
+        """
+        security = self.config.security
+        if self._checks is None or self._checks_size != security.password_checks:
+            self._checks = asyncio.Semaphore(security.password_checks)  # a reload's new size: checks running finish
+            self._checks_size = security.password_checks
+        checks = self._checks
+        if checks.locked() and self._checks_waiting >= security.password_check_queue:
+            self.overload_refusals += 1
+            self._overload_refused += 1
+            if self._overload_refused == 1:
+                log.warning("bind_overload_started", waiting=self._checks_waiting, running=self._checks_size)
+            return None
+        self._checks_waiting += 1
+        try:
+            await checks.acquire()
+        finally:
+            self._checks_waiting -= 1
+        if self._overload_refused:
+            log.warning("bind_overload_ended", refused=self._overload_refused)
+            self._overload_refused = 0
+        work = asyncio.get_running_loop().run_in_executor(None, verify_password, password, credential)
+        work.add_done_callback(functools.partial(_release_check, checks))
+        return await asyncio.shield(work)
+
+    def _schedule_expiry(self) -> None:
+        """A timer for the next lockout's end (its end is logged then, with the binds it refused)."""
+        when = self.guard.next_expiry()
+        if when is None:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(max(0.0, when - time.monotonic()), self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        for lockout in self.guard.expire(time.monotonic()):
+            _log_lockout_end(lockout)
+        self._schedule_expiry()
+
+    def _reserve(self, conn: SmscConnection, system_id: str, max_binds: int) -> bool:
+        """Take one of ``system_id``'s bind slots for ``conn`` (False: all taken, by binds or binds in progress)."""
+        slots = self._slots.setdefault(system_id, set())
+        if conn in slots:
+            return True
+        if len(slots) >= max_binds:
+            return False
+        slots.add(conn)
+        self._slot_of[conn] = system_id
+        return True
+
+    def _release(self, conn: SmscConnection) -> None:
+        system_id = self._slot_of.pop(conn, None)
+        if system_id is None:
+            return
+        slots = self._slots.get(system_id)
+        if slots is not None:
+            slots.discard(conn)
+            if not slots:
+                del self._slots[system_id]
+
+    def binds_held(self, system_id: str) -> int:
+        """Bind slots of ``system_id`` taken: bound connections and binds being checked."""
+        return len(self._slots.get(system_id, ()))
 
     def bound(self, conn: SmscConnection) -> None:
         log.info("bind", system_id=conn.system_id, peer=conn.peername[0] if conn.peername else "",
@@ -262,6 +403,7 @@ class EsmeHandler(SmscHandler):
             self.binds.receiver_bound(conn)
 
     def closed(self, conn: SmscConnection) -> None:
+        self._release(conn)
         self.binds.receiver_gone(conn)
         if conn.system_id:
             log.info("unbind", system_id=conn.system_id, reason=conn.session.close_reason or "closed")
@@ -478,6 +620,24 @@ def _timestamp(text: str, now: datetime) -> float:
     if when is None:  # parse_time gives None only for "", which callers never pass
         raise InvalidTime("no time given")
     return when.timestamp()
+
+
+def _guard_policy(security: SecurityConfig) -> GuardPolicy:
+    return GuardPolicy(
+        first_delay=security.failed_bind_delay, max_delay=security.failed_bind_delay_max,
+        lockout_failures=security.lockout_failures, lockout_window=security.lockout_window,
+        lockout_duration=security.lockout_duration, tracked=security.tracked_failures,
+    )
+
+
+def _release_check(checks: asyncio.Semaphore, work: asyncio.Future[bool]) -> None:
+    """A password check's thread is done: its place goes to the next."""
+    checks.release()
+
+
+def _log_lockout_end(lockout: Lockout) -> None:
+    log.warning("bind_lockout_ended", kind=lockout.kind, key=lockout.key, failures=lockout.failures,
+                refused=lockout.refused)
 
 
 def _dest(pdu: Pdu) -> str:

@@ -426,6 +426,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "mo_routes": hub_config.MoRoute,
     "store": hub_config.StoreConfig,
     "log": hub_config.LogConfig,
+    "security": hub_config.SecurityConfig,
 }
 
 
