@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import structlog
+from hubkit import hub_config, running_hub, simulator, wait_until
 
 import smppcore
 from smppcore import CommandStatus, encode
@@ -19,16 +20,13 @@ from smppcore.pdus import BindTransceiver, SubmitSm
 from smpphub.router.auth import BindGuard, GuardPolicy, hash_password, verify_password
 from smpphub.router.config import ConfigError, config_from_dict
 
-from hubkit import hub_config, running_hub, simulator, wait_until
-
 HOST = "127.0.0.1"
 HASH = hash_password("pw")  # a real scrypt entry: its check costs what a hub's does
 
 
 def config(max_binds: int = 10, **security: Any):
-    cfg = hub_config({}, [], accounts=[{"system_id": "acme", "password_hash": HASH, "max_binds": max_binds}],
-                     security=security)
-    return cfg
+    return hub_config({}, [], accounts=[{"system_id": "acme", "password_hash": HASH, "max_binds": max_binds}],
+                      security=security)
 
 
 async def bind_status(port: int, system_id: str = "acme", password: str = "pw") -> int:
@@ -88,7 +86,7 @@ def test_failures_outside_the_window_start_over_and_success_forgets_the_name() -
     assert guard.failed("10.0.0.1", "acme", now=20.0).started == []  # a new window: 1 failure
     guard.succeeded("10.0.0.9", "beta")
     for now in (21.0, 22.0, 23.0):
-        assert guard.failed("10.0.0.%d" % now, "beta", now).delay <= 0.4
+        assert guard.failed(f"10.0.0.{now:.0f}", "beta", now).delay <= 0.4
 
 
 def test_a_trusted_ip_is_not_locked_out_by_its_system_ids_lockout() -> None:
