@@ -12,10 +12,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hubkit import wait_until
 from tlskit import self_signed
 
 import smppcore
@@ -23,16 +23,6 @@ from smppcore import SessionConfig, SmscConnection, SmscHandler
 from smppcore.admission import Admission
 
 HOST = "127.0.0.1"
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` with a bound; no fixed sleeps."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 async def closed_by_server(reader: asyncio.StreamReader, timeout: float = 5.0) -> bool:

@@ -18,9 +18,10 @@ import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import pytest
+from hubkit import wait_until
 
 import smppcore
 from smppcore import (
@@ -41,16 +42,6 @@ from smppcore.constants import CommandId
 
 HOST = "127.0.0.1"
 OK = CommandStatus.ESME_ROK
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` with a bound; no fixed sleeps."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 class Auth(SmscHandler):
