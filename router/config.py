@@ -133,10 +133,27 @@ class MoRoute(_Strict):
 
 
 class StoreConfig(_Strict):
+    """``[store]``: where messages are kept, and for how long, in time and in bytes.
+
+    Finished messages (no receipt still owed) stay ``keep_final`` seconds, for
+    query_sm. ``max_size_mb`` also bounds the disk: when the store's pages in use
+    plus its WAL pass it, housekeeping (every minute) forgets the oldest finished
+    messages with no receipt owed, whatever their age, until it is under again;
+    open messages and receipts owed are never given up, so a store full of those
+    can stay over it. The default 0 is no cap: a cap silently shortens what query_sm
+    can see, which an operator should choose, not find out. Measured (a 215-byte
+    submit_sm and a 230-byte receipt per row, 20,000 and 100,000 rows): a finished
+    message takes ~680 bytes of file, so 1,000 MB holds ~1.5 million of them.
+
+    New store files return the pages purges free to the file system (SQLite's
+    incremental auto_vacuum); a file made before that keeps its size and reuses them.
+    """
+
     backend: Literal["sqlite", "memory"] = "sqlite"
     path: str = "smpphub.db"
     synchronous: Literal["full", "normal"] = "full"
     keep_final: NonNeg = 7 * 86400.0  # seconds to keep finished messages (for query_sm)
+    max_size_mb: NonNeg = 0.0  # MB (10**6 bytes) of disk past which the oldest finished messages go; 0: no cap
 
 
 class LogConfig(_Strict):

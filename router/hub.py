@@ -164,17 +164,57 @@ class Hub:
         if store_open:
             await self.store.close()
 
-    async def _purge_forever(self, interval: float = 60.0) -> None:
-        """Forget finished messages older than ``store.keep_final`` (query_sm can no longer see them)."""
+    #: seconds between housekeeping rounds (a class attribute so a test can make it short)
+    housekeeping_interval = 60.0
+    #: messages per purge transaction of the size cap, and free pages returned per request:
+    #: each is its own request to the store's writer, so other work runs in between
+    purge_chunk = 2000
+    vacuum_pages = 1024
+
+    async def _purge_forever(self) -> None:
+        """Forget finished messages older than ``store.keep_final``, then as many more as ``store.max_size_mb`` asks.
+
+        Then give the pages freed back to the file system, ``vacuum_pages`` per store
+        request so the writer is never held long. Past the size cap only finished
+        messages with no receipt owed go, oldest first; crossing the cap and getting
+        back under it are logged once each (``store_over_size_cap``,
+        ``store_under_size_cap``), not every round.
+        """
+        over_cap = False
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.housekeeping_interval)
+            store, cap = self.store, int(self.config.store.max_size_mb * 1_000_000)
             try:
-                purged = await self.store.purge(time.time() - self.config.store.keep_final)
+                purged = await store.purge(time.time() - self.config.store.keep_final)
+                if purged:
+                    log.info("purged", messages=purged)
+                if cap:
+                    size = await store.disk_usage()
+                    if size > cap and not over_cap:
+                        over_cap = True
+                        log.warning("store_over_size_cap", size_mb=round(size / 1e6, 1),
+                                    max_size_mb=self.config.store.max_size_mb)
+                    by_size = 0
+                    while size > cap:
+                        n = await store.purge_oldest(self.purge_chunk)
+                        if not n:  # nothing left to give up: open messages and receipts owed stay
+                            break
+                        by_size += n
+                        while await store.vacuum(self.vacuum_pages):
+                            pass
+                        size = await store.disk_usage()
+                    purged += by_size
+                    if by_size:
+                        log.info("purged_for_size", messages=by_size, size_mb=round(size / 1e6, 1))
+                    if over_cap and size <= cap:
+                        over_cap = False
+                        log.info("store_under_size_cap", size_mb=round(size / 1e6, 1),
+                                 max_size_mb=self.config.store.max_size_mb)
+                if purged:
+                    while await store.vacuum(self.vacuum_pages):
+                        pass
             except Exception as exc:  # noqa: BLE001 - housekeeping must not take the hub down
                 log.warning("purge_failed", error=str(exc))
-                continue
-            if purged:
-                log.info("purged", messages=purged)
 
     # ---- the periodic summary -------------------------------------------------------------------
 

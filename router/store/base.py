@@ -151,6 +151,21 @@ class Store(abc.ABC):
         """Forget final messages with no receipt owed, created before ``older_than``; how many."""
         return 0
 
+    async def purge_oldest(self, limit: int) -> int:
+        """Forget up to ``limit`` final messages with no receipt owed, oldest first whatever their age; how many.
+
+        The size cap's purge (``store.max_size_mb``): only a store on disk has one.
+        """
+        return 0
+
+    async def disk_usage(self) -> int:
+        """Bytes the store holds on disk (0: not on disk, never over a size cap)."""
+        return 0
+
+    async def vacuum(self, pages: int) -> int:
+        """Give up to ``pages`` freed pages back to the file system; how many (0: nothing to give back)."""
+        return 0
+
     async def counts(self) -> dict[str, int]:
         """Messages per state value (for status and metrics)."""
         return {}
