@@ -23,7 +23,11 @@ def test_hub_scenario_runs_every_variant_through_smpphub_bench(tmp_path):
     for name, r in results.items():
         assert r["errors"] == 0 and r["accept_rate"] > 0, (name, r)
         assert r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"], (name, r)
-        assert r["hub_cpu_us"] > 0 and r["load_cpu_us"] > 0, (name, r)
+        # CPU comes from /proc in clock ticks (10 ms): the bare server's 1,500 messages take less
+        # than one tick, so only the variants that go through the hub must show some
+        assert r["hub_cpu_us"] >= 0 and r["load_cpu_us"] > 0, (name, r)
+        if name != "ceiling":
+            assert r["hub_cpu_us"] > 0, (name, r)
     # receipts on: every accepted message's receipt came back through the hub
     for name in ("sqlite", "memory", "half-rate"):
         assert results[name]["receipts"] == results[name]["count"], (name, results[name])
