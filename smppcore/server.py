@@ -65,12 +65,12 @@ from .connection import SmppConnection
 from .constants import CommandId, CommandStatus
 from .pdus import Pdu
 from .session import Bound, Role, SessionConfig, State
+from .session_states import BIND_COMMANDS
 
 __all__ = ["SmscHandler", "SmscConnection", "Server", "serve"]
 
 log = logging.getLogger("smppcore.server")
 
-_BIND_IDS = {CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER}
 _MESSAGE_IDS = {CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI}
 #: accept() errors that mean "out of a resource": pause accepting, do not spin
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -146,7 +146,7 @@ class SmscConnection(SmppConnection):
         self.handler.connected(self)
 
     def on_request(self, pdu: Pdu) -> None:
-        if pdu.command_id in _BIND_IDS:
+        if pdu.command_id in BIND_COMMANDS:
             self._on_bind(pdu)
             return
         try:
