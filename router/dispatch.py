@@ -58,7 +58,6 @@ from .lifecycle import (
     SubmitPermanent,
     SubmitTemporary,
     Taken,
-    Transition,
     UpstreamDown,
     UpstreamUp,
     accept,
@@ -122,7 +121,7 @@ class Dispatcher:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._write_scheduled = False
+        self._settle_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- pools ------------------------------------------------------------------------
@@ -199,6 +198,7 @@ class Dispatcher:
         """Spilled messages the store handed back (at a restart: every open one, in turn)."""
         now = self.clock()
         changes: list[Change] = []
+        queued: list[MessageRow] = []
         for row in rows:
             if row.id in self.table:
                 continue  # held already (spilled and taken back twice after a store error)
@@ -212,8 +212,10 @@ class Dispatcher:
                 else:
                     self.parked[row.id] = row
             elif row.state is State.QUEUED:
-                changes.append(Change(row, Transition(State.QUEUED, State.QUEUED)))
+                queued.append(row)
         self._act(changes)
+        for row in queued:
+            self._hand_over(row)
 
     # ---- acting on what the lifecycle decided --------------------------------------------------
 
@@ -222,29 +224,32 @@ class Dispatcher:
 
     def _act(self, changes: list[Change]) -> None:
         for change in changes:
-            row, after = change.row, change.transition.after
-            if change.transition.before is State.PARKED and after is not State.PARKED:
+            row, transition = change.row, change.transition
+            before, after = transition.before, transition.after
+            if before is State.PARKED and after is not State.PARKED:
                 self.parked.pop(row.id, None)
             if self._msglog_on:
-                self.msglog.moved(self.outgoing.get(row.id), row, change.transition, self.clock())
+                self.msglog.moved(self.outgoing.get(row.id), row, transition, self.clock())
             if after is State.QUEUED:
-                self._hand_over(row)
+                # a pool already holds it unless it just became due or now waits for another upstream
+                # (a replace_sm, or a pin by a sibling, leaves it where it is)
+                if before is not State.QUEUED or transition.failed_over_from is not None or change.new_target:
+                    self._hand_over(row)
             elif after is State.PARKED:
                 self.parked[row.id] = row
             elif after is State.SENT:
                 self._sent(row)
-            elif after.is_final and change.transition.became_final:
+            elif transition.became_final:
                 self._finished(row)
             elif after is State.SCHEDULED and self.backlog.too_far(row.due):
-                self._spill(row)  # a long back-off or a replace_sm that moved it far: wait in the store
-        self._write()
-        self._arm()
-        self.backlog.refill()
+                self._let_go(row)  # a long back-off or a replace_sm that moved it far: wait in the store
+                self.backlog.spill([row.id])
+        self._settle_soon()
 
-    def _spill(self, row: MessageRow) -> None:
+    def _let_go(self, row: MessageRow) -> None:
+        """``row`` is no longer held in memory: sent, final, or left to wait in the store."""
         self.outgoing.pop(row.id, None)
         self.table.release(row.id)
-        self.backlog.spill([row.id])
 
     def _hand_over(self, row: MessageRow) -> None:
         pool = self.pools.get(row.target)
@@ -255,8 +260,7 @@ class Dispatcher:
 
     def _sent(self, row: MessageRow) -> None:
         self.counters["sent"] += 1
-        self.outgoing.pop(row.id, None)
-        self.table.release(row.id)
+        self._let_go(row)
         pool = self.pools.get(row.upstream or "")
         if pool is not None:
             self.receipts.expect(row, pool)
@@ -264,21 +268,26 @@ class Dispatcher:
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""
         self.counters[row.state.value] += 1
-        self.outgoing.pop(row.id, None)
-        self.table.release(row.id)
+        self._let_go(row)
         if row.receipt_owed:
             receipt = hub_receipt(row)
             row.receipt = encode(receipt)
             self.deliveries.deliver_receipt(row, receipt)
 
-    def _write(self) -> None:
-        """Write what changed, once per turn of the loop (the changes of many events in one save)."""
-        if not self._write_scheduled and self.loop is not None:
-            self._write_scheduled = True
-            self.loop.call_soon(self._write_now)
+    def _settle_soon(self) -> None:
+        """Once per turn of the loop, after all its events: write what changed (one save for
+        them all), set the timer, and take back spilled messages if there is room."""
+        if not self._settle_scheduled and self.loop is not None:
+            self._settle_scheduled = True
+            self.loop.call_soon(self._settle)
+
+    def _settle(self) -> None:
+        self._settle_scheduled = False
+        self._write_now()
+        self._arm()
+        self.backlog.refill()
 
     def _write_now(self) -> None:
-        self._write_scheduled = False
         rows = self.table.take_changed()
         if rows:
             self.store.save(rows)

@@ -444,9 +444,10 @@ def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Tra
     if row.state not in allowed:  # a bug in a handler, not in the caller: say so loudly
         raise AssertionError(f"{type(event).__name__} took {before.value} to {row.state.value}")
     row.updated_at = now
-    if row.state.is_final and not before.is_final:
-        row.receipt_owed = receipt_wanted(row.registered_delivery, smpp_state(row.state))
-    return Transition(before, row.state, failed_over, forward)
+    after = row.state
+    if after in FINAL_STATES and before not in FINAL_STATES:
+        row.receipt_owed = receipt_wanted(row.registered_delivery, _SMPP_STATE[after])
+    return Transition(before, after, failed_over, forward)
 
 
 # Each handler changes the row and returns (failed_over_from, forward_intermediate).

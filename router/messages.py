@@ -44,15 +44,24 @@ from .lifecycle import (
 
 __all__ = ["MessageTable", "Change"]
 
+#: the states a segment can be pinned in (see lifecycle.SiblingAccepted)
+_PINNABLE = WAITING_STATES | {State.IN_FLIGHT}
+
 
 class Change:
-    """One row moved by one event (a sibling that followed a failover is a change of its own)."""
+    """One row moved by one event (a sibling that followed a failover is a change of its own).
 
-    __slots__ = ("row", "transition")
+    ``new_target``: it waits for an upstream whose pool does not hold it yet, though its
+    state may not say so (a message just accepted, due now, is QUEUED before and after;
+    so is a sibling that followed a failover).
+    """
 
-    def __init__(self, row: MessageRow, transition: Transition) -> None:
+    __slots__ = ("row", "transition", "new_target")
+
+    def __init__(self, row: MessageRow, transition: Transition, new_target: bool = False) -> None:
         self.row = row
         self.transition = transition
+        self.new_target = new_target
 
     def __repr__(self) -> str:
         return f"Change({self.row.id}: {self.transition.before.value} -> {self.transition.after.value})"
@@ -89,7 +98,7 @@ class MessageTable:
         """A new message: SCHEDULED or QUEUED (:func:`lifecycle.accept`), held from now on."""
         transition = accept(row, now)
         self.hold(row)
-        return Change(row, transition)
+        return Change(row, transition, new_target=True)
 
     def hold(self, row: MessageRow) -> None:
         """Keep ``row`` (new, or loaded back from the store) and arm its timer."""
@@ -122,25 +131,28 @@ class MessageTable:
         transition = apply(row, event, now, self.policy)
         changes = [Change(row, transition)]
         self._moved(row)
-        if row.group and transition.before is State.IN_FLIGHT and transition.after is State.SENT:
+        if not row.group:
+            return changes
+        if transition.before is State.IN_FLIGHT and transition.after is State.SENT:
             accepted = SiblingAccepted(row.route_index)
-            for sibling_id in self._groups.get(row.group, ()):
-                sibling = self.rows[sibling_id]
-                if sibling is not row and (sibling.state in WAITING_STATES or sibling.state is State.IN_FLIGHT):
-                    if not sibling.pinned and sibling.route_index == row.route_index:
-                        changes.append(Change(sibling, apply(sibling, accepted, now, self.policy)))
-                        self._moved(sibling)
-        if transition.failed_over_from is not None and row.group:
-            follow = Failover(transition.failed_over_from)
-            for sibling_id in self._groups.get(row.group, ()):
-                sibling = self.rows[sibling_id]
-                if sibling is row or sibling.state not in WAITING_STATES:
-                    continue
-                before = sibling.route_index
-                changes.append(Change(sibling, apply(sibling, follow, now, self.policy)))
-                if sibling.route_index != before:
+            for sibling in self._siblings(row):
+                if sibling.state in _PINNABLE and not sibling.pinned and sibling.route_index == row.route_index:
+                    changes.append(Change(sibling, apply(sibling, accepted, now, self.policy)))
                     self._moved(sibling)
+        elif transition.failed_over_from is not None:
+            follow = Failover(transition.failed_over_from)
+            for sibling in self._siblings(row):
+                if sibling.state in WAITING_STATES:
+                    before = sibling.route_index
+                    followed = Change(sibling, apply(sibling, follow, now, self.policy), sibling.route_index != before)
+                    changes.append(followed)
+                    if followed.new_target:
+                        self._moved(sibling)
         return changes
+
+    def _siblings(self, row: MessageRow) -> list[MessageRow]:
+        """The other segments of ``row``'s message held in memory, in the order they came."""
+        return [self.rows[i] for i in self._groups.get(row.group, ()) if i != row.id]
 
     def _moved(self, row: MessageRow) -> None:
         if row.state not in UNWRITTEN_STATES:
