@@ -18,10 +18,12 @@ What reaches the user on failure is always one line on stderr:
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from smppcore.config import ConfigError
 
@@ -35,84 +37,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-# --- subcommands, each in a module of its own ---------------------------------------
-
-
-def _add_send_arguments(p: argparse.ArgumentParser) -> None:
-    from smpphub.send import add_send_arguments
-
-    add_send_arguments(p)
-
-
-def cmd_send(args: argparse.Namespace) -> int:
-    from smpphub.send import cmd_send as run
-
-    return run(args)
-
-
-def _add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    from smpphub.demo import add_demo_arguments
-
-    add_demo_arguments(p)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from smpphub.demo import cmd_demo as run
-
-    return run(args)
-
-
-# --- subcommands that live in the packages -----------------------------------------------
-
-
-def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
-    from smpphub.simulator.cli import add_arguments
-
-    add_arguments(p)
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from smpphub.simulator.cli import run
-
-    return run(args)
-
-
-def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    from smpphub.router.cli import add_serve_arguments
-
-    add_serve_arguments(p)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from smpphub.router.cli import serve
-
-    return serve(args)
-
-
-def _add_hash_arguments(p: argparse.ArgumentParser) -> None:
-    from smpphub.router.cli import add_hash_arguments
-
-    add_hash_arguments(p)
-
-
-def cmd_hash_password(args: argparse.Namespace) -> int:
-    from smpphub.router.cli import hash_password_cmd
-
-    return hash_password_cmd(args)
-
-
-def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    from smpphub.bench.cli import add_arguments
-
-    add_arguments(p)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from smpphub.bench.cli import run
-
-    return run(args)
-
-
 # --- dispatcher ----------------------------------------------------------------------
 
 
@@ -123,17 +47,35 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
+def _lazy(summary: str, module: str, add_arguments: str, run: str) -> Command:
+    """A subcommand whose module is imported when its functions are called, never when
+    this module is: the packages below import nothing from here, and none of them at
+    the import of another."""
+
+    def add(p: argparse.ArgumentParser) -> None:
+        adder: Callable[[argparse.ArgumentParser], None] = getattr(importlib.import_module(module), add_arguments)
+        adder(p)
+
+    def call(args: argparse.Namespace) -> int:
+        runner: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), run)
+        return runner(args)
+
+    return Command(summary, add, call)
+
+
 COMMANDS: dict[str, Command] = {
-    "send": Command(
+    "send": _lazy(
         "bind to an SMSC, send one (possibly long) message, optionally wait for its receipt",
-        _add_send_arguments,
-        cmd_send,
+        "smpphub.send", "add_send_arguments", "cmd_send",
     ),
-    "serve": Command("run the routing hub", _add_serve_arguments, cmd_serve),
-    "bench": Command("load generator: drive any SMPP server and measure it", _add_bench_arguments, cmd_bench),
-    "hash-password": Command("print the password_hash of a password, for hub.toml accounts", _add_hash_arguments, cmd_hash_password),
-    "simulate": Command("run the SMSC simulator (scriptable carrier for ESME tests and load tests)", _add_simulate_arguments, cmd_simulate),
-    "demo": Command("run a self-contained demo: two simulated carriers, the hub, and an ESME using it", _add_demo_arguments, cmd_demo),
+    "serve": _lazy("run the routing hub", "smpphub.router.cli", "add_serve_arguments", "serve"),
+    "bench": _lazy("load generator: drive any SMPP server and measure it", "smpphub.bench.cli", "add_arguments", "run"),
+    "hash-password": _lazy("print the password_hash of a password, for hub.toml accounts",
+                           "smpphub.router.cli", "add_hash_arguments", "hash_password_cmd"),
+    "simulate": _lazy("run the SMSC simulator (scriptable carrier for ESME tests and load tests)",
+                      "smpphub.simulator.cli", "add_arguments", "run"),
+    "demo": _lazy("run a self-contained demo: two simulated carriers, the hub, and an ESME using it",
+                  "smpphub.demo", "add_demo_arguments", "cmd_demo"),
 }
 
 
