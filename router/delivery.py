@@ -147,6 +147,7 @@ class Deliveries:
         self.outboxes: dict[str, Outbox] = {}
         self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future[int]]] = TurnBatcher(self._flush)
         self.delivered = 0
+        self._settled: list[MessageRow] = []  # receipts acknowledged this turn, saved together
         self.expired = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -170,6 +171,7 @@ class Deliveries:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self._batcher.drain()
+        self._save_settled()  # before the store closes
 
     def outbox(self, account: str) -> Outbox:
         box = self.outboxes.get(account)
@@ -267,7 +269,15 @@ class Deliveries:
             apply(row, event, time.time(), _NO_RETRIES)
         except InvalidTransition:  # settled already (a copy of it was in two outboxes after a restart)
             return
-        self.store.save([row])
+        # the acknowledgements of one loop turn go to the store in one save
+        if not self._settled and self.loop is not None:
+            self.loop.call_soon(self._save_settled)
+        self._settled.append(row)
+
+    def _save_settled(self) -> None:
+        rows, self._settled = self._settled, []
+        if rows:
+            self.store.save(rows)
 
     def _acked(self, resp: Pdu, record: Delivery) -> None:
         if resp.command_status == CommandStatus.ESME_ROK or record.attempts + 1 >= MAX_ATTEMPTS:
