@@ -123,7 +123,6 @@ class SmscConnection(SmppConnection):
         super().__init__(server.config, loop=loop)
         self.server = server
         self.handler = server.handler
-        self.system_id = ""
         self._max_unanswered = self.config.max_unanswered
         self._resume_scheduled = False
         self._ticket = ticket
@@ -169,6 +168,11 @@ class SmscConnection(SmppConnection):
             failed = _system_error(pdu)
             if failed is not None:
                 self.session.send_response(failed)
+
+    @property
+    def system_id(self) -> str:
+        """The system_id the peer bound with ("" before the bind): the session's, taken by accept_bind."""
+        return self.session.system_id
 
     @property
     def unanswered(self) -> int:
@@ -237,7 +241,6 @@ class SmscConnection(SmppConnection):
             self.session.reject_bind(pdu, status)
             return
         self.session.accept_bind(pdu, self.handler.system_id)
-        self.system_id = self.session.system_id  # the bind's system_id, taken by accept_bind
         if ticket is not None:
             self.server.admission.bound(ticket)
         self._reschedule()
