@@ -382,13 +382,12 @@ class Session:
                     if opening and cid in BIND_COMMANDS:
                         # a barrier: what follows waits for the bind's outcome
                         self.bind_pending = True
-                        if held is None:
-                            self.held.extend(it)
-                        break
-                    if quota <= 0:  # unanswered requests at the limit: the rest waits
-                        if held is None:
-                            self.held.extend(it)
-                        break
+                    elif quota > 0:
+                        continue
+                    # a bind, or unanswered requests at the limit: the rest waits
+                    if held is None:
+                        self.held.extend(it)
+                    break
             else:
                 self._reject(pdu, events)
         self.quota = quota
