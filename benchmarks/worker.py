@@ -53,6 +53,10 @@ TIMER_RESOLUTION = 0.001
 TRACKED_RECEIPTS = 1_000_000
 
 
+class OtherWorkerFailed(BenchError):
+    """This worker stopped only because another one failed: the parent reports that one's cause."""
+
+
 class Tick(msgspec.Struct, array_like=True):
     """A worker's progress after one second, for the live line."""
 
@@ -561,7 +565,7 @@ def worker_process(index: int, opts_raw: dict, count: int | None, share: float, 
                 barrier.wait(120)
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
             except BaseException as exc:  # noqa: BLE001 - another worker failed
-                err = BenchError(f"another worker failed ({type(exc).__name__})")
+                err = OtherWorkerFailed(f"another worker failed ({type(exc).__name__})")
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))
 
         threading.Thread(target=wait, daemon=True).start()
@@ -573,7 +577,7 @@ def worker_process(index: int, opts_raw: dict, count: int | None, share: float, 
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, on one line
         barrier.abort()
         if isinstance(exc, BenchError):
-            kind = "broken" if "another worker" in str(exc) else "bench"
+            kind = "broken" if isinstance(exc, OtherWorkerFailed) else "bench"
             text = str(exc)
         else:
             kind, text = "other", f"{type(exc).__name__}: {exc}"
