@@ -96,9 +96,6 @@ GROUPS_REMEMBERED = 100_000
 class Binds(Protocol):
     """Who is bound: the hub's registry of ESME connections, as the ESME side needs it."""
 
-    def bound_count(self, system_id: str) -> int:
-        """Bound connections of ``system_id`` now."""
-
     def receiver_bound(self, conn: SmscConnection) -> None:
         """``conn`` bound as receiver or transceiver: deliveries may go to it."""
 

@@ -69,9 +69,6 @@ class Hub:
 
     # the Binds and Receivers interfaces (router.esme, router.delivery)
 
-    def bound_count(self, system_id: str) -> int:
-        return sum(1 for c in self.esme_connections() if c.system_id == system_id and c.session.state.is_bound)
-
     def receiver_bound(self, conn: SmscConnection) -> None:
         self._receivers.setdefault(conn.system_id, []).append(conn)
         self.deliveries.bound(conn.system_id)
