@@ -180,38 +180,50 @@ class Hub:
         over_cap = False
         while True:
             await asyncio.sleep(self.housekeeping_interval)
-            store, cap = self.store, int(self.config.store.max_size_mb * 1_000_000)
             try:
-                purged = await store.purge(time.time() - self.config.store.keep_final)
-                if purged:
-                    log.info("purged", messages=purged)
-                if cap:
-                    size = await store.disk_usage()
-                    if size > cap and not over_cap:
-                        over_cap = True
-                        log.warning("store_over_size_cap", size_mb=round(size / 1e6, 1),
-                                    max_size_mb=self.config.store.max_size_mb)
-                    by_size = 0
-                    while size > cap:
-                        n = await store.purge_oldest(self.purge_chunk)
-                        if not n:  # nothing left to give up: open messages and receipts owed stay
-                            break
-                        by_size += n
-                        while await store.vacuum(self.vacuum_pages):
-                            pass
-                        size = await store.disk_usage()
-                    purged += by_size
-                    if by_size:
-                        log.info("purged_for_size", messages=by_size, size_mb=round(size / 1e6, 1))
-                    if over_cap and size <= cap:
-                        over_cap = False
-                        log.info("store_under_size_cap", size_mb=round(size / 1e6, 1),
-                                 max_size_mb=self.config.store.max_size_mb)
-                if purged:
-                    while await store.vacuum(self.vacuum_pages):
-                        pass
+                over_cap = await self._housekeep(over_cap)
             except Exception as exc:  # noqa: BLE001 - housekeeping must not take the hub down
                 log.warning("purge_failed", error=str(exc))
+
+    async def _housekeep(self, over_cap: bool) -> bool:
+        """One round of :meth:`_purge_forever`; whether the store is over its cap after it."""
+        purged = await self.store.purge(time.time() - self.config.store.keep_final)
+        if purged:
+            log.info("purged", messages=purged)
+        cap = int(self.config.store.max_size_mb * 1_000_000)
+        if cap:
+            by_size, over_cap = await self._keep_under_cap(cap, over_cap)
+            purged += by_size
+        if purged:
+            await self._give_back_pages()
+        return over_cap
+
+    async def _keep_under_cap(self, cap: int, over_cap: bool) -> tuple[int, bool]:
+        """Purge the oldest finished messages while the store is over ``cap`` bytes; (how many, still over)."""
+        store = self.store
+        size = await store.disk_usage()
+        if size > cap and not over_cap:
+            over_cap = True
+            log.warning("store_over_size_cap", size_mb=round(size / 1e6, 1), max_size_mb=self.config.store.max_size_mb)
+        by_size = 0
+        while size > cap:
+            n = await store.purge_oldest(self.purge_chunk)
+            if not n:  # nothing left to give up: open messages and receipts owed stay
+                break
+            by_size += n
+            await self._give_back_pages()
+            size = await store.disk_usage()
+        if by_size:
+            log.info("purged_for_size", messages=by_size, size_mb=round(size / 1e6, 1))
+        if over_cap and size <= cap:
+            over_cap = False
+            log.info("store_under_size_cap", size_mb=round(size / 1e6, 1), max_size_mb=self.config.store.max_size_mb)
+        return by_size, over_cap
+
+    async def _give_back_pages(self) -> None:
+        """Freed pages back to the file system, ``vacuum_pages`` per store request."""
+        while await self.store.vacuum(self.vacuum_pages):
+            pass
 
     # ---- the periodic summary -------------------------------------------------------------------
 
