@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,12 +19,17 @@ from smppcore.receipt import (
     encode_network_error_code,
     format_receipt,
     ids_match,
+    intermediate_wanted,
     is_receipt,
     network_error_code,
     normalise_message_id,
     parse_receipt,
     receipt_info,
+    receipt_text,
+    receipt_wanted,
+    receipts_requested,
 )
+from smppcore.text import encode_text, is_gsm7
 
 UTC = timezone.utc
 T1 = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)
@@ -508,16 +514,6 @@ def test_ids_match_hex_and_decimal(n: int) -> None:
 
 
 # --- text in the PDU's data_coding, and receipts without the esm_class flag ----------
-
-import msgspec  # noqa: E402 - used by the tests of this section only
-
-from smppcore.receipt import (  # noqa: E402
-    intermediate_wanted,
-    receipt_text,
-    receipt_wanted,
-    receipts_requested,
-)
-from smppcore.text import encode_text, is_gsm7  # noqa: E402
 
 UCS2_TEXT = (
     "id:7F3A sub:001 dlvrd:001 submit date:2403151430 done date:2403151431 "
