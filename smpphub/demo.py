@@ -372,7 +372,8 @@ class Demo:
             Row("store", store),
             *(Row(c.name, f"{HOST}:{running.port}  +{c.prefix}: {c.behaviour}") for c, running in zip(CARRIERS, self.carriers)),
             Row("routes", routes),
-            *http_rows(),
+            # the HTTP API's and dashboard's rows go here once the hub has them (issue #10), with a
+            # ready-to-paste curl line beside the smpphub send line below
         ]
         if note:
             rows.append(Row("note", note))
@@ -402,17 +403,6 @@ class Demo:
         received = ", ".join(f"{c.name} received {running.sim.stats.messages}" for c, running in zip(CARRIERS, self.carriers))
         removed = f"; removed {self.folder}" if self.folder else ""
         return f"demo stopped: {received} message(s){removed}"
-
-
-def http_rows() -> list[Row]:
-    """Banner rows for the hub's HTTP API and dashboard: none, the hub has no HTTP API yet.
-
-    THE PLACE for them: when the hub gets its HTTP API (issue #12), start it in
-    :meth:`Demo.start` and return its rows here (e.g. ``Row("http api", "http://127.0.0.1:8080/")``,
-    ``Row("dashboard", ...)``); the banner prints them after the routes, and a ready-to-paste
-    ``curl`` belongs beside the ``smpphub send`` line in :meth:`Demo.banner`.
-    """
-    return []
 
 
 async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
