@@ -15,7 +15,7 @@ import msgspec
 
 import smppcore
 from smppcore import SessionConfig
-from smppcore.config import parse_host_port
+from smppcore.config import format_host_port, parse_host_port
 
 from .config import SimulatorConfig
 from .engine import Message, Simulator
@@ -32,7 +32,7 @@ def _listen_error(what: str, host: str, port: int, exc: OSError) -> ListenError:
 
     # a resolver error (socket.gaierror) has a negative errno that os.strerror does not know
     reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
-    return ListenError(exc.errno, f"cannot listen on {_join(host, port)} ({what}): {reason}")
+    return ListenError(exc.errno, f"cannot listen on {format_host_port(host, port)} ({what}): {reason}")
 
 
 class RunningSimulator:
@@ -62,11 +62,6 @@ class RunningSimulator:
 def _split(listen: str) -> tuple[str, int]:
     """HOST:PORT of a listener, read by the one parser (the config checked it already)."""
     return parse_host_port(listen, allow_port_zero=True)
-
-
-def _join(host: str, port: int) -> str:
-    """HOST:PORT as a user writes it back (``[::1]:2775`` for IPv6)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def start(config: SimulatorConfig | None = None, *, host: str | None = None, port: int | None = None) -> RunningSimulator:
@@ -178,9 +173,9 @@ async def serve_forever(config: SimulatorConfig, *, quiet: bool = False) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before it says it listens: a SIGTERM right after stops it cleanly
         loop.add_signal_handler(sig, stop.set)
-    print(f"smpphub simulator listening on {_join(running.host, running.port)}", flush=True)
+    print(f"smpphub simulator listening on {format_host_port(running.host, running.port)}", flush=True)
     if running.http_port:
-        print(f"records at http://{_join(_split(config.http_listen)[0], running.http_port)}/messages and /stats", flush=True)
+        print(f"records at http://{format_host_port(_split(config.http_listen)[0], running.http_port)}/messages and /stats", flush=True)
     status = None if quiet else asyncio.ensure_future(StatusLine(running.sim).run())
     try:
         await stop.wait()

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["ConfigError", "explain", "decode_config", "load_toml_config", "parse_host_port"]
+__all__ = ["ConfigError", "explain", "decode_config", "load_toml_config", "parse_host_port", "format_host_port"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,11 @@ def parse_host_port(value: str, *, allow_port_zero: bool = False) -> tuple[str, 
     if ":" in host and not value.strip().startswith("["):
         raise ConfigError(f"write an IPv6 address as [ADDRESS]:PORT, got {value!r}")
     return host, number
+
+
+def format_host_port(host: str, port: int) -> str:
+    """``HOST:PORT`` as a user writes it (``[::1]:2775`` for IPv6): what :func:`parse_host_port` reads."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def explain(exc: msgspec.ValidationError) -> str:

@@ -16,7 +16,7 @@ import sys
 
 import smppcore
 from smppcore.client import BindError
-from smppcore.config import ConfigError, parse_host_port
+from smppcore.config import ConfigError, format_host_port, parse_host_port
 from smppcore.connection import ConnectionClosed, ResponseTimeout, SmppStatusError
 from smppcore.constants import status_name
 from smppcore.receipt import ids_match, is_receipt, receipt_info
@@ -216,7 +216,7 @@ async def _wait_receipts(client: smppcore.Client, ids: list[str], args: argparse
 
 async def _send(args: argparse.Namespace) -> int:
     host, port = args.target
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = format_host_port(host, port)
     client = await _open(args, where)
     async with client:  # unbinds (or closes when the SMSC is gone) whatever happened inside
         ids = await _submit(client, args, where)
