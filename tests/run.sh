@@ -36,6 +36,18 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     fi
 fi
 
+# Debian's Chromium for the browser tests (Playwright drives it: tests/browserkit.py);
+# Playwright's own browser download cannot work without the network.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        note "installing chromium (apt)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        note "chromium is missing and cannot be installed here: browser tests will skip (fail under CI)"
+    fi
+fi
+
 NODE_DIR=tests/interop/node
 if [ ! -d "$NODE_DIR/node_modules" ]; then
     if command -v npm >/dev/null 2>&1; then
