@@ -16,6 +16,7 @@ from smppcore.config import ConfigError, decode_config, load_toml_config, parse_
 from smppcore.constants import CommandStatus
 
 from .auth import compile_ip_allowlist, is_valid_hash
+from .http.tokens import is_valid_token_hash
 
 __all__ = [
     "ConfigError",
@@ -27,6 +28,7 @@ __all__ = [
     "StoreConfig",
     "LogConfig",
     "SecurityConfig",
+    "HttpConfig",
     "HubConfig",
     "load_config",
     "config_from_dict",
@@ -76,6 +78,11 @@ class Account(_Strict):
     route_group: str = "default"
     receipt_hold: Positive = 3 * 86400.0  # seconds a receipt/MO waits for a receiver bind
     window: PositiveInt = 100  # deliver_sm in flight towards this ESME
+    # the HTTP API ([http]): tokens as `sha256$...` from `smpphub api-token`; receipts and MO of
+    # this account are POSTed to webhook_url (when set), signed with webhook_secret
+    api_tokens: list[str] = []
+    webhook_url: str | None = None
+    webhook_secret: str = ""
 
     @property
     def credential(self) -> str:
@@ -168,13 +175,16 @@ class LogConfig(_Strict):
     (off), ``"-"`` (as ``access`` events with the other logs, on stderr), or a file
     path (its own file, appended to; the directory must exist). Set once at start.
     ``summary_interval``: seconds between ``hub_summary`` lines (rates, queues,
-    binds, upstreams); 0 turns them off.
+    binds, upstreams); 0 turns them off. ``trace_messages``: how many recent messages
+    keep every step they took in memory, for ``smpphub admin trace`` (0: none).
     """
 
     format: Literal["json", "console"] = "console"
     level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: str = ""
     summary_interval: NonNeg = 60.0
+    # recent messages whose every step is kept in memory for the admin API's trace (router/trace.py); 0: off
+    trace_messages: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 10_000
 
     def __post_init__(self) -> None:
         path = self.access_log
@@ -228,6 +238,40 @@ class SecurityConfig(_Strict):
             raise msgspec.ValidationError("must be at least failed_bind_delay - at `$.security.failed_bind_delay_max`")
 
 
+class HttpConfig(_Strict):
+    """``[http]``: the HTTP API's listener and its bounds (no ``[http]``: no HTTP listener).
+
+    ``max_body_bytes`` bounds what one request may carry (a batch of 10,000 messages of
+    160 characters is ~2.5 MB of JSON); ``max_connections`` the connections open at
+    once (more are closed as they come); ``keepalive_timeout`` how long an idle
+    keep-alive connection stays; ``request_timeout`` how long one request may take
+    (answered 503 past it). ``max_batch`` bounds the messages of one POST (10,000 at
+    most). Idempotency keys are kept ``idempotency_ttl`` seconds, at most
+    ``idempotency_keys`` of them (the oldest go first). Webhooks: ``webhook_concurrency``
+    POSTs at once, ``webhook_queue`` waiting in memory (the rest wait in the store),
+    each given ``webhook_timeout`` seconds, retried with a back-off doubling from
+    ``webhook_retry_initial`` to ``webhook_retry_max`` until a 2xx.
+    ``admin_token`` (``sha256$...`` from ``smpphub api-token``) opens the admin sections.
+    """
+
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
+    max_connections: PositiveInt = 1000
+    keepalive_timeout: Positive = 75.0
+    request_timeout: Positive = 60.0
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10_000
+    idempotency_keys: PositiveInt = 100_000
+    idempotency_ttl: Positive = 86400.0
+    admin_token: str = ""
+    webhook_concurrency: PositiveInt = 32
+    webhook_queue: PositiveInt = 100_000
+    webhook_timeout: Positive = 10.0
+    webhook_retry_initial: Positive = 1.0
+    webhook_retry_max: Positive = 600.0
+
+
 class HubConfig(_Strict):
     listeners: list[Listener] = msgspec.field(default_factory=lambda: [Listener()])
     accounts: list[Account] = []
@@ -239,6 +283,7 @@ class HubConfig(_Strict):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
+    http: HttpConfig | None = None
     retry_initial: Positive = 1.0  # seconds before the first retry of a temporary failure
     retry_max: Positive = 300.0
     # memory: messages held (queued, waiting, in flight); beyond it, and for messages due
@@ -311,6 +356,16 @@ def _check(cfg: HubConfig) -> None:
                     re.compile(pattern[3:])
                 except re.error as exc:
                     _fail(f"accounts[{i}].source_addrs[{j}]", f"bad regex: {exc}")
+        for j, token in enumerate(acc.api_tokens):
+            if not is_valid_token_hash(token):
+                _fail(f"accounts[{i}].api_tokens[{j}]", "not a sha256$... token hash (see `smpphub api-token`)")
+        if acc.webhook_url is not None:
+            if not re.match(r"^https?://[^/\s]+", acc.webhook_url):
+                _fail(f"accounts[{i}].webhook_url", "must be an http:// or https:// URL")
+            if not acc.webhook_secret:
+                _fail(f"accounts[{i}].webhook_secret", "required with webhook_url (webhooks are signed with it)")
+    if cfg.http is not None:
+        _check_http(cfg.http, addresses)
     names: set[str] = set()
     for i, up in enumerate(cfg.upstreams):
         if up.name in names:
@@ -341,6 +396,24 @@ def _check(cfg: HubConfig) -> None:
             _fail(f"mo_routes[{i}].webhook", "must be an http:// or https:// URL")
 
 
+def _check_http(http: HttpConfig, smpp: dict[tuple[str, int], int]) -> None:
+    try:
+        host, port = parse_host_port(http.listen, allow_port_zero=True)
+    except ConfigError as exc:
+        _fail("http.listen", str(exc))
+        return
+    if port and (host, port) in smpp:
+        _fail("http.listen", f"{http.listen} is already listeners[{smpp[(host, port)]}]")
+    if (http.tls_cert is None) != (http.tls_key is None):
+        _fail("http", "tls_cert and tls_key go together")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(http, key)
+        if path is not None and not os.path.isfile(path):
+            _fail(f"http.{key}", f"no such file {path!r}")
+    if http.admin_token and not is_valid_token_hash(http.admin_token):
+        _fail("http.admin_token", "not a sha256$... token hash (see `smpphub api-token`)")
+
+
 def _check_targets(key: str, upstreams: list[str], weights: dict[str, float], names: set[str]) -> None:
     if bool(upstreams) == bool(weights):
         _fail(key, "give exactly one of upstreams (failover order) and weights (load balancing)")
@@ -363,15 +436,18 @@ def check_environment(cfg: HubConfig) -> None:
         problem = path_problem(cfg.store.path)
         if problem is not None:
             raise ConfigError(f"store.path: cannot open the store {cfg.store.path}: {problem}")
-    for i, lst in enumerate(cfg.listeners):
-        if lst.tls_cert is not None and lst.tls_key is not None:
+    tls = [(f"listeners[{i}]", lst.tls_cert, lst.tls_key) for i, lst in enumerate(cfg.listeners)]
+    if cfg.http is not None:
+        tls.append(("http", cfg.http.tls_cert, cfg.http.tls_key))
+    for key, cert, private in tls:
+        if cert is not None and private is not None:
             import ssl
 
             try:
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(lst.tls_cert, lst.tls_key)
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, private)
             except OSError as exc:  # ssl.SSLError is one
                 reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else (exc.strerror or str(exc))
-                raise ConfigError(f"listeners[{i}]: tls_cert and tls_key do not load as a certificate and its key "
+                raise ConfigError(f"{key}: tls_cert and tls_key do not load as a certificate and its key "
                                   f"({reason})") from None
 
 

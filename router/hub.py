@@ -16,6 +16,7 @@ import logging
 import os
 import ssl
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -31,7 +32,11 @@ from .esme import Acceptor, EsmeHandler
 from .lifecycle import State as MessageState
 from .msglog import MessageLog
 from .routing import RouteTable
+from .stats import HubStats
 from .store import Store
+
+if TYPE_CHECKING:  # aiohttp is imported only by a hub that has an [http] section
+    from .http.server import HttpServer
 
 __all__ = ["Hub", "ListenError", "open_store"]
 
@@ -60,7 +65,9 @@ class Hub:
         self.started_at = 0.0
         # [log] level and access_log, fixed for this hub's life; the access file opens at its first line
         self.msglog = MessageLog(config.log)
+        self.stats = HubStats()  # counts for metrics and the dashboard (router/stats.py)
         self._summary_task: asyncio.Task[None] | None = None
+        self.http: HttpServer | None = None  # the [http] listener, once started
 
     # ---- wiring -----------------------------------------------------------------------------
 
@@ -96,11 +103,12 @@ class Hub:
         self._receivers: dict[str, list[SmscConnection]] = {}  # bound rx/trx connections by account
         self.deliveries = Deliveries(self.store, self, msglog=self.msglog)
         self.deliveries.holds = {a.system_id: a.receipt_hold for a in self.config.accounts}
-        self.dispatcher = Dispatcher(self.config, self.store, self.deliveries, self.msglog)
+        self.dispatcher = Dispatcher(self.config, self.store, self.deliveries, self.msglog, stats=self.stats)
         self.acceptor = Acceptor(self.store, self.dispatcher, self.msglog)
         self.routes = RouteTable.build(self.config)
         self.handler = EsmeHandler(self.config, self.store, self.acceptor, self.routes, self)
         await self._bind_listeners()
+        await self._bind_http()
         store_open = False
         try:
             await self.store.open()
@@ -112,6 +120,8 @@ class Hub:
             for server, lst in zip(self.servers, self.config.listeners, strict=True):
                 server.start_serving()
                 log.info("listening", host=server.host, port=server.port, tls=lst.tls_cert is not None)
+            if self.http is not None:
+                await self.http.start_serving()
         except BaseException:
             await self._undo_start(store_open)
             raise
@@ -148,9 +158,27 @@ class Hub:
             await self._close_listeners()
             raise
 
+    async def _bind_http(self) -> None:
+        """The ``[http]`` listener's socket bound, not serving yet (see :meth:`start`)."""
+        if self.config.http is None:
+            return
+        from .http.server import HttpServer
+
+        self.http = HttpServer(self.config.http, self)
+        try:
+            await self.http.bind()
+        except OSError as exc:
+            self.http = None
+            await self._close_listeners()
+            reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
+            raise ListenError(exc.errno, f"cannot listen on {self.config.http.listen} (http.listen): {reason}") from exc
+
     async def _close_listeners(self) -> None:
         servers, self.servers = self.servers, []
         await asyncio.gather(*(s.close(timeout=1.0) for s in servers), return_exceptions=True)
+        http, self.http = self.http, None
+        if http is not None:
+            await http.close(1.0)
 
     async def _undo_start(self, store_open: bool) -> None:
         """A start that failed half-way: nothing it started keeps running."""
@@ -294,9 +322,13 @@ class Hub:
             await asyncio.gather(self._summary_task, return_exceptions=True)
             self._summary_task = None
         self.handler.accepting = False
+        if self.http is not None:
+            self.http.stop_accepting()
         for server in self.servers:
             server.stop_accepting()
         await self.acceptor.drain()
+        if self.http is not None:  # requests in progress were answered by the drain above
+            await self.http.close(min(timeout, 5.0))
         await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
         await self.dispatcher.stop(timeout)
         await self.deliveries.stop()

@@ -1,0 +1,144 @@
+"""The hub's HTTP server: one aiohttp application on the hub's event loop.
+
+Sections add their routes through :data:`SECTIONS`, a tuple of functions
+``register(app, hub)`` each given the :class:`~.view.HubView` (the hub as a
+Protocol), called once when the server is made. A new section is one line there.
+
+Like the SMPP listeners, the socket is bound first (:meth:`HttpServer.bind`, before
+the store exists, so a port taken fails the start with nothing on disk) and serves
+only once the hub is ready (:meth:`HttpServer.start_serving`). Bounds: the request
+body (``max_body_bytes``, 413 past it), connections open at once (``max_connections``:
+one more is closed as it comes, without reading it), keep-alive idle time, and the
+time one request may take (``request_timeout``, 503 past it). Errors of every
+section have one JSON shape (:mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from smppcore.config import parse_host_port
+
+from ..config import HttpConfig
+from . import api, kannel, openapi
+from .auth import TOKENS, TokenTable
+from .errors import ApiError, Handler, error_middleware
+from .view import HUB, HubView
+
+__all__ = ["HttpServer", "SECTIONS", "Registrar", "build_app"]
+
+log = structlog.get_logger("smpphub.http")
+
+Registrar = Callable[[web.Application, HubView], None]
+
+#: every section of the HTTP server, registered in this order
+SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register)
+
+#: the application key of the server's own settings
+CONFIG: web.AppKey[HttpConfig] = web.AppKey("smpphub.http_config", HttpConfig)
+
+
+def _timeout_middleware(seconds: float) -> Middleware:
+    @web.middleware
+    async def within(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(seconds):
+                return await handler(request)
+        except TimeoutError:
+            raise ApiError(503, f"the request took longer than request_timeout ({seconds:g} s)",
+                           code="timeout") from None
+
+    return within
+
+
+def build_app(config: HttpConfig, hub: HubView, sections: tuple[Registrar, ...] = SECTIONS) -> web.Application:
+    """The application with every section's routes (also what a test serves on its own)."""
+    app = web.Application(client_max_size=config.max_body_bytes,
+                          middlewares=[error_middleware, _timeout_middleware(config.request_timeout)])
+    app[HUB] = hub
+    app[CONFIG] = config
+    app[TOKENS] = TokenTable()
+    for register in sections:
+        register(app, hub)
+    return app
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over ``max_connections``: closed at once, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class HttpServer:
+    """The HTTP listener of ``[http]``: bind, serve, stop (bounded)."""
+
+    def __init__(self, config: HttpConfig, hub: HubView, sections: tuple[Registrar, ...] = SECTIONS) -> None:
+        self.config = config
+        self.app = build_app(config, hub, sections)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
+                                     keepalive_timeout=config.keepalive_timeout)
+        self._server: asyncio.Server | None = None
+        self._web: web.Server | None = None
+        self.refused = 0  # connections closed for being over max_connections
+        self.host, self.port = parse_host_port(config.listen, allow_port_zero=True)
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if self.config.tls_cert is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return ctx
+
+    async def bind(self) -> None:
+        """Bind the socket (OSError if it cannot be), serving nothing yet."""
+        await self._runner.setup()
+        self._web = self._runner.server
+        try:
+            self._server = await asyncio.get_running_loop().create_server(
+                self._protocol, self.host, self.port, ssl=self._ssl(), start_serving=False, reuse_address=True)
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+
+    def _protocol(self) -> asyncio.BaseProtocol:
+        assert self._web is not None
+        if len(self._web.connections) >= self.config.max_connections:
+            self.refused += 1
+            return _Refused()
+        return self._web()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.config.tls_cert else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    async def start_serving(self) -> None:
+        assert self._server is not None
+        await self._server.start_serving()
+        log.info("http_listening", url=self.url, tls=self.config.tls_cert is not None)
+
+    def stop_accepting(self) -> None:
+        """No new connection from now on; requests in progress go on."""
+        if self._server is not None:
+            self._server.close()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let requests in progress finish for up to ``timeout`` seconds, close."""
+        self.stop_accepting()
+        if self._web is not None:
+            try:
+                await asyncio.wait_for(self._web.shutdown(timeout), timeout + 1.0)
+            except TimeoutError:
+                log.warning("http_shutdown_timeout", seconds=timeout)
+        await self._runner.cleanup()
+        self._server = None
