@@ -14,25 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hmac
 import logging
 import random
 import re
 import time
-from typing import Any, Callable
-
-import msgspec
+from collections.abc import Callable
+from typing import Any
 
 import smppcore
-from smppcore import CommandId, CommandStatus, EsmClass, MessageState, Pdu, State, Tag
+from smppcore import CommandId, CommandStatus, EsmClass, MessageState, Pdu, State
+from smppcore.outbox import Outbox
 from smppcore.receipt import intermediate_wanted, receipt_wanted, receipts_requested
 from smppcore.server import SmscConnection, SmscHandler
 
 from .behaviour import DelaySampler, MessageIds, TokenBucket, WeightedChoice
+from .binds import bind_status
 from .config import SimulatorConfig, parse_state, parse_status
-from smppcore.outbox import Outbox
-from .receipts import naive_utc, receipt_for
+from .manage import query_response, replace_response
+from .mo import echo_of, mo_pdus
+from .receipts import receipt_for
 from .records import Message, MessageLog, RecordIndex, Stats, Submit, destinations
+from .segments import Segments
+from .timers import Later
 
 __all__ = ["Simulator", "Submit", "Message", "MessageLog", "RecordIndex", "Stats", "Outbox"]
 
@@ -44,7 +47,6 @@ _SUBMIT_SM = CommandId.SUBMIT_SM
 _SUBMIT_MULTI = CommandId.SUBMIT_MULTI
 _UDHI = int(EsmClass.UDHI)  # a plain int: IntFlag arithmetic goes through the enum machinery
 _time = time.time
-_BIND_NAMES = {CommandId.BIND_TRANSMITTER: "tx", CommandId.BIND_RECEIVER: "rx", CommandId.BIND_TRANSCEIVER: "trx"}
 
 
 class Simulator(SmscHandler):
@@ -87,11 +89,8 @@ class Simulator(SmscHandler):
         self._fail_next: collections.deque[int] = collections.deque()
         self._total_bucket: TokenBucket | None = None
         self._throttle_status = parse_status(config.throttle.status)
-        self._reassembler: Any = None
-        self._segment_ids: dict[tuple, list[str]] = {}
-        self._duplicates = 0
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._soon: list[tuple[Callable, tuple]] = []
+        self._segments = Segments(config.record_limit)
+        self._later: Later = None  # type: ignore[assignment]  # set by attach()
         self._receivers: dict[str, set[SmscConnection]] = {}  # system_id -> its bound rx/trx connections
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._mo_handle: asyncio.TimerHandle | None = None
@@ -123,6 +122,7 @@ class Simulator(SmscHandler):
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind the simulator to the loop its server runs on (done by :func:`start`)."""
         self.loop = loop
+        self._later = Later(loop)
         self._total_bucket = TokenBucket(self.config.throttle.total, loop.time)
         if self.config.mo.rate > 0:
             self._mo_handle = loop.call_later(1 / self.config.mo.rate, self._generate_mo)
@@ -130,33 +130,8 @@ class Simulator(SmscHandler):
     def detach(self) -> None:
         if self._mo_handle is not None:
             self._mo_handle.cancel()
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-        self._soon.clear()
-
-    def _later(self, delay: float, fn: Callable, *args: Any) -> None:
-        if delay <= 0:  # batched: one loop callback runs everything due now, in order
-            self._soon.append((fn, args))
-            if len(self._soon) == 1:
-                self.loop.call_soon(self._run_soon)
-            return
-        handle: asyncio.TimerHandle
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            fn(*args)
-
-        handle = self.loop.call_later(delay, fire)
-        self._timers.add(handle)
-
-    def _run_soon(self) -> None:
-        batch, self._soon = self._soon, []
-        for fn, args in batch:
-            try:
-                fn(*args)
-            except Exception:  # noqa: BLE001 - one failure must not lose the rest of the batch
-                log.exception("simulator: %s failed", getattr(fn, "__name__", fn))
+        if self._later is not None:
+            self._later.cancel_all()
 
     # ---- connections and binds -----------------------------------------------------------
 
@@ -195,21 +170,8 @@ class Simulator(SmscHandler):
         return self._bind_status(bind)
 
     def _check_bind(self, bind: Pdu) -> int:
-        accounts = self._accounts
-        if accounts:
-            account = accounts.get(bind.system_id)
-            if account is None:
-                return CommandStatus.ESME_RINVSYSID
-            if not hmac.compare_digest(account.password.encode(), bind.password.encode()):
-                return CommandStatus.ESME_RINVPASWD
-            if _BIND_NAMES[bind.command_id] not in account.bind_types:
-                return CommandStatus.ESME_RBINDFAIL
-            limit = account.max_binds or self.config.max_binds_per_account
-        else:
-            limit = self.config.max_binds_per_account
-        if sum(1 for c in self.connections if c.system_id == bind.system_id and c.session.state.is_bound) >= limit:
-            return CommandStatus.ESME_RBINDFAIL
-        return 0
+        bound_now = sum(1 for c in self.connections if c.system_id == bind.system_id and c.session.state.is_bound)
+        return bind_status(self._accounts, bind, bound_now, self.config.max_binds_per_account)
 
     def bound(self, conn: SmscConnection) -> None:
         self.stats.bound = sum(1 for c in self.connections if c.session.state.is_bound)
@@ -222,7 +184,8 @@ class Simulator(SmscHandler):
         conns = self._receivers.get(system_id)
         if not conns:
             return []
-        return [c for c in conns if c.session.state in _RECEIVING and c.transport is not None and not c.transport.is_closing()]
+        return [c for c in conns
+                if c.session.state in _RECEIVING and c.transport is not None and not c.transport.is_closing()]
 
     def bound_systems(self) -> list[str]:
         """The accounts with a receiver or transceiver bound now, sorted."""
@@ -394,49 +357,16 @@ class Simulator(SmscHandler):
         return out
 
     def _record_message(self, conn: SmscConnection, pdu: Pdu, message_id: str, now: float) -> None:
-        payload = pdu.short_message if pdu.command_id != CommandId.DATA_SM else b""
-        tlvs = pdu.tlvs
-        if tlvs and Tag.MESSAGE_PAYLOAD in tlvs:
-            payload = tlvs[Tag.MESSAGE_PAYLOAD]
-        if pdu.esm_class & _UDHI or (tlvs and Tag.SAR_MSG_REF_NUM in tlvs):
-            from smppcore.text import Reassembler, concat_info, parse_udh
-
-            try:
-                info = concat_info(pdu)
-            except ValueError:
-                info = None  # a malformed UDH: recorded as it came
-            else:
-                if info is None and pdu.esm_class & _UDHI:
-                    # a UDH without concatenation (port numbers, ...): the text is what follows it
-                    payload = parse_udh(getattr(pdu, "short_message", b"") or tlvs.get(Tag.MESSAGE_PAYLOAD, b""))[1]
-            if info is not None and info.total > 1:
-                reassembler = self._reassembler
-                if reassembler is None:
-                    reassembler = self._reassembler = Reassembler(max_pending=max(1, self.config.record_limit))
-                dests = destinations(pdu)
-                key = (conn.system_id, pdu.source_addr, dests[0] if dests else "")
-                parts = (key, info.ref_bits, info.reference, info.total)  # the Reassembler's own grouping
-                now_mono = self.loop.time()
-                whole = reassembler.add(key, info, now_mono)
-                if whole is None:
-                    if reassembler.duplicates == self._duplicates:
-                        self._segment_ids.setdefault(parts, []).append(message_id)
-                    self._duplicates = reassembler.duplicates
-                    for gone in reassembler.expire(now_mono):  # evicted or timed out: forget their ids
-                        self._segment_ids.pop((gone.key, gone.ref_bits, gone.reference, gone.total), None)
-                    return
-                ids = self._segment_ids.pop(parts, [])
-                ids.append(message_id)
-                self._store_message(conn, pdu, whole, tuple(ids), now)
-                return
-            if info is not None:
-                payload = info.payload
-        self._store_message(conn, pdu, payload, (message_id,), now)
+        whole = self._segments.collect(conn.system_id, pdu, message_id, self.loop.time())
+        if whole is not None:  # else a segment waiting for its siblings
+            payload, ids = whole
+            self._store_message(conn, pdu, payload, ids, now)
 
     def _store_message(self, conn: SmscConnection, pdu: Pdu, payload: bytes, ids: tuple[str, ...], now: float) -> None:
         dests = destinations(pdu)
         self.messages.append(
-            Message(conn.system_id, pdu.source_addr, dests[0] if len(dests) == 1 else ",".join(dests), pdu.data_coding, payload, ids, now)
+            Message(conn.system_id, pdu.source_addr, dests[0] if len(dests) == 1 else ",".join(dests), pdu.data_coding,
+                    payload, ids, now)
         )
         self.stats.messages += 1
         if self._waiters:
@@ -500,15 +430,7 @@ class Simulator(SmscHandler):
     # ---- MO ------------------------------------------------------------------------------------
 
     def _echo(self, conn: SmscConnection, pdu: Pdu) -> None:
-        mo = smppcore.DeliverSm(
-            source_addr=destinations(pdu)[0] if destinations(pdu) else "",
-            destination_addr=pdu.source_addr,
-            data_coding=pdu.data_coding,
-            esm_class=pdu.esm_class & _UDHI,
-            short_message=getattr(pdu, "short_message", b""),
-            tlvs={k: v for k, v in pdu.tlvs.items() if k in _ECHO_TLVS},
-        )
-        self._queue_mo(conn.system_id, mo)
+        self._queue_mo(conn.system_id, echo_of(pdu))
 
     def _generate_mo(self) -> None:
         templates = self.config.mo.templates
@@ -518,19 +440,10 @@ class Simulator(SmscHandler):
             self.send_mo(t.source_addr, t.destination_addr, t.text, system_id=targets[self.rng.randrange(len(targets))])
         self._mo_handle = self.loop.call_later(1 / self.config.mo.rate, self._generate_mo)
 
-    def send_mo(self, source_addr: str, destination_addr: str, text: str | bytes, *, system_id: str | None = None, data_coding: int | None = None) -> list[Pdu]:
+    def send_mo(self, source_addr: str, destination_addr: str, text: str | bytes, *, system_id: str | None = None,
+                data_coding: int | None = None) -> list[Pdu]:
         """Send a mobile-originated message to ``system_id`` (or every account bound now)."""
-        from smppcore.text import split_text
-
-        if isinstance(text, bytes):
-            segments = [(text, data_coding or 0, 0, {})]
-        else:
-            segments = [(s.short_message, s.data_coding, s.esm_class, s.tlvs) for s in split_text(text, data_coding=data_coding, reference=self.rng.randrange(256))]
-        pdus = [
-            smppcore.DeliverSm(source_addr=source_addr, destination_addr=destination_addr, source_addr_ton=1, source_addr_npi=1,
-                               data_coding=dc, esm_class=esm, short_message=sm, tlvs=dict(tlvs))
-            for sm, dc, esm, tlvs in segments
-        ]
+        pdus = mo_pdus(source_addr, destination_addr, text, data_coding=data_coding, reference=self.rng.randrange(256))
         targets = [system_id] if system_id else self.bound_systems()
         for target in targets:
             for pdu in pdus:
@@ -548,17 +461,7 @@ class Simulator(SmscHandler):
     # ---- message management ----------------------------------------------------------------------
 
     def _query(self, pdu: Pdu) -> Pdu:
-        record = self.by_id.get(pdu.message_id)
-        if record is None:
-            return pdu.make_response(command_status=CommandStatus.ESME_RQUERYFAIL)
-        state = parse_state(record.state) or MessageState.ENROUTE
-        final_date = ""
-        if record.final_date is not None:
-            from smppcore.smpptime import format_absolute
-
-            final_date = format_absolute(naive_utc(record.final_date))
-        return pdu.make_response(message_id=record.message_id, final_date=final_date, message_state=int(state),
-                                 error_code=0 if state in (MessageState.DELIVERED, MessageState.ENROUTE) else 1)
+        return query_response(pdu, self.by_id.get(pdu.message_id))
 
     def _cancel(self, pdu: Pdu) -> Pdu:
         record = self.by_id.get(pdu.message_id)
@@ -567,23 +470,7 @@ class Simulator(SmscHandler):
         return pdu.make_response()
 
     def _replace(self, pdu: Pdu) -> Pdu:
-        record = self.by_id.get(pdu.message_id)
-        if record is None or record.is_final:
-            return pdu.make_response(command_status=CommandStatus.ESME_RREPLACEFAIL)
-        old = record.pdu
-        if hasattr(old, "short_message"):
-            tlvs = {k: v for k, v in old.tlvs.items() if k != Tag.MESSAGE_PAYLOAD} if old.tlvs else old.tlvs
-            record.pdu = msgspec.structs.replace(old, short_message=pdu.short_message, tlvs=tlvs)
-        else:  # data_sm: the text is in message_payload
-            record.pdu = msgspec.structs.replace(old, tlvs={**old.tlvs, Tag.MESSAGE_PAYLOAD: pdu.short_message})
-        for item in reversed(self.messages._items):  # the recorded text follows, for a one-part message
-            if item is record:
-                break  # read from the record itself
-            if item.__class__ is Message and record.message_id in item.message_ids:  # type: ignore[union-attr]
-                if item.parts == 1:  # type: ignore[union-attr]
-                    item.payload = pdu.short_message  # type: ignore[union-attr]
-                break
-        return pdu.make_response()
+        return replace_response(pdu, self.by_id.get(pdu.message_id), self.messages)
 
     # ---- test helpers -------------------------------------------------------------------------------
 
@@ -613,5 +500,3 @@ class Simulator(SmscHandler):
         self.mo_sent.clear()
         self.stats.messages = 0
 
-
-_ECHO_TLVS = {Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM, Tag.MESSAGE_PAYLOAD}
