@@ -143,6 +143,7 @@ class Deliveries:
         self.hold_limit = hold_limit
         self.msglog = msglog or MessageLog.off()
         self._trace = self.msglog.trace
+        self._ring = self.msglog.ring
         self.answered_on: smppcore.SmppConnection | None = None  # the bind whose answer is being handled
         self.outboxes: dict[str, Outbox] = {}
         self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future[int]]] = TurnBatcher(self._flush)
@@ -260,6 +261,8 @@ class Deliveries:
         if not ok:
             log.warning("delivery_dropped", account=row.account, kind="receipt", message_id=row.id,
                         attempts=MAX_ATTEMPTS, status=smppcore.status_name(resp.command_status))
+        if self._ring is not None:
+            self._ring.note(row.id, "receipt_delivered" if ok else "receipt_dropped", time.time(), resp.command_status)
         self.delivered += 1
         self._settle(row, ReceiptDelivered() if ok else ReceiptDropped())
 

@@ -66,6 +66,7 @@ from .messages import Change, MessageTable
 from .msglog import MessageLog
 from .receipts import Receipts, UnmatchedReceipt, hub_receipt
 from .routing import MoRouteTable, normalise_destination
+from .stats import HubStats
 from .store import Store
 from .upstream import Outgoing, UpstreamPool, stored_submit
 
@@ -100,13 +101,15 @@ class Dispatcher:
     """The adapter between :class:`MessageTable` and pools, store and deliveries."""
 
     def __init__(self, config: HubConfig, store: Store, deliveries: Deliveries, msglog: MessageLog | None = None,
-                 *, clock: Callable[[], float] = time.time) -> None:
+                 *, clock: Callable[[], float] = time.time, stats: HubStats | None = None) -> None:
         self.config = config
         self.store = store
         self.deliveries = deliveries
         self.msglog = msglog or MessageLog.off()
         self._trace = self.msglog.trace
         self._msglog_on = self.msglog.on
+        self._ring = self.msglog.ring
+        self.stats = stats or HubStats()
         self.clock = clock
         self.table = MessageTable(retry_policy(config))
         self.backlog = Backlog(store, self, max_held=config.max_held, horizon=config.hold_horizon, clock=clock)
@@ -117,7 +120,7 @@ class Dispatcher:
         self.accounts = {a.system_id: a for a in config.accounts}
         self.counters: collections.Counter[str] = collections.Counter()
         self.receipts = Receipts(self, store, deliveries, self.msglog, self.table, self.counters, clock,
-                                 limit=config.max_awaiting_receipt)
+                                 limit=config.max_awaiting_receipt, stats=self.stats)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -165,6 +168,48 @@ class Dispatcher:
                 log.info("upstream_added", upstream=name)
         for name in [n for n in self.pools if n not in wanted]:
             self.spawn(self._retire(self.pools.pop(name)))
+
+    # ---- what an operator asks of an upstream (the admin API) --------------------------------
+
+    def pause(self, name: str) -> UpstreamPool:
+        """``name`` writes nothing more until :meth:`resume`; its binds stay up and its queue waits.
+
+        Messages keep being routed to it and wait in its queue (expiring there if their
+        validity ends): a pause is for a short intervention, a drain for a long one.
+        """
+        pool = self.pools[name]
+        pool.paused = True
+        log.warning("upstream_paused", upstream=name, queued=len(pool.queue))
+        return pool
+
+    def drain(self, name: str) -> UpstreamPool:
+        """``name`` takes no new messages: those waiting for it fail over to the next upstream of
+        their route now (or park), those in flight finish, and its binds stay up for receipts."""
+        pool = self.pools[name]
+        pool.draining = True
+        pool.paused = False
+        left = list(pool.queue)
+        pool.queue.clear()
+        log.warning("upstream_draining", upstream=name, moved=len(left))
+        now = self.clock()
+        changes: list[Change] = []
+        for out in left:
+            row = out.row
+            if row.state is State.QUEUED and row.target == name and self.outgoing.get(row.id) is out:
+                changes.extend(self.table.apply(row, UpstreamDown(), now))
+        self._act(changes)
+        return pool
+
+    def resume(self, name: str) -> UpstreamPool:
+        """Undo :meth:`pause` or :meth:`drain`: it writes again, and parked messages of its routes come back."""
+        pool = self.pools[name]
+        was = pool.mode
+        pool.paused = pool.draining = False
+        log.warning("upstream_resumed", upstream=name, was=was)
+        if pool.available:
+            self.pool_up(pool)
+        pool.pump()
+        return pool
 
     async def _retire(self, pool: UpstreamPool) -> None:
         left = await pool.stop()
@@ -223,11 +268,14 @@ class Dispatcher:
         self._act(self.table.apply(row, event, self.clock()))
 
     def _act(self, changes: list[Change]) -> None:
+        ring = self._ring
         for change in changes:
             row, transition = change.row, change.transition
             before, after = transition.before, transition.after
             if before is State.PARKED and after is not State.PARKED:
                 self.parked.pop(row.id, None)
+            if ring is not None:
+                ring.moved(row, transition)
             if self._msglog_on:
                 self.msglog.moved(self.outgoing.get(row.id), row, transition, self.clock())
             if after is State.QUEUED:
@@ -260,6 +308,9 @@ class Dispatcher:
 
     def _sent(self, row: MessageRow) -> None:
         self.counters["sent"] += 1
+        stats = self.stats
+        stats.sent[row.account] += 1
+        stats.submit_latency.observe(row.updated_at - row.created_at)
         self._let_go(row)
         pool = self.pools.get(row.upstream or "")
         if pool is not None:
@@ -268,6 +319,7 @@ class Dispatcher:
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""
         self.counters[row.state.value] += 1
+        self.stats.final(row.account, row.state.value)
         self._let_go(row)
         if row.receipt_owed:
             receipt = hub_receipt(row)

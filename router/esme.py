@@ -69,6 +69,7 @@ from .dispatch import Dispatcher
 from .lifecycle import FINAL_STATES, MessageRow, smpp_state
 from .msglog import MessageLog
 from .routing import Route, RouteTable, normalise_destination
+from .stats import HubStats
 from .store import Store
 from .upstream import Outgoing
 
@@ -163,6 +164,7 @@ class Acceptor:
 
     async def _commit(self, batch: list[Submission]) -> None:
         rows = [out.row for sub in batch for out in sub.messages]
+        started = time.perf_counter()
         try:
             await self.store.add_messages(rows)
         except Exception as exc:  # noqa: BLE001 - not accepted: the ESMEs keep their messages
@@ -176,6 +178,10 @@ class Acceptor:
                                             f"store failed: {exc}", _dest(out.pdu))
             return
         self.accepted += len(rows)
+        stats: HubStats = self.dispatcher.stats
+        stats.store_commit.observe(time.perf_counter() - started)
+        stats.store_batch.observe(len(rows))
+        stats.accepted.update([row.account for row in rows])
         trace = self.msglog.trace
         dispatcher = self.dispatcher
         for sub in batch:
@@ -478,6 +484,7 @@ class EsmeHandler(SmscHandler):
 
     def _refuse(self, conn: SmscConnection, pdu: Pdu, status: int, reason: str = "") -> Pdu:
         """The error response to a submit, logged when message logs are on."""
+        self.dispatcher.stats.refuse(conn.system_id, status)
         if self._msglog_on:
             self.msglog.refused(conn.system_id, pdu, status, reason or _REASONS.get(status, "refused"))
         return pdu.make_response(command_status=status)

@@ -43,6 +43,7 @@ from smppcore.receipt import receipt_info, receipt_info_from_tlvs
 
 from .config import LogConfig
 from .lifecycle import MessageRow, State, Transition
+from .trace import TraceRing
 from .upstream import Outgoing
 
 __all__ = ["ACCESS_FIELDS", "ACCESS_STEPS", "MessageLog", "bind_name"]
@@ -104,11 +105,14 @@ class MessageLog:
         elif cfg.access_log:
             self._access = self._file_logger(cfg)
         self.on = self.trace or self._access is not None
+        #: the steps of recent messages (``[log] trace_messages``), for the admin API; None: off.
+        #: The parts that move messages record into it themselves (router/trace.py says why it is cheap).
+        self.ring = TraceRing(cfg.trace_messages) if cfg.trace_messages else None
 
     @classmethod
     def off(cls) -> MessageLog:
-        """No trace, no access log: for parts built without a hub (tests, tools)."""
-        return cls(LogConfig())
+        """No trace, no access log, no ring: for parts built without a hub (tests, tools)."""
+        return cls(LogConfig(trace_messages=0))
 
     def _file_logger(self, cfg: LogConfig) -> FilteringBoundLogger:
         """A logger of its own (not in logging's registry: two hubs in one process keep

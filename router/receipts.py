@@ -41,6 +41,7 @@ from .delivery import Deliveries, rewrite_receipt
 from .lifecycle import Event, Intermediate, InvalidTransition, MessageRow, Receipt, apply, smpp_state
 from .messages import MessageTable
 from .msglog import MessageLog
+from .stats import HubStats
 from .store import Store
 from .upstream import UpstreamPool, stored_submit
 
@@ -105,12 +106,14 @@ class Receipts:
 
     def __init__(self, host: ReceiptHost, store: Store, deliveries: Deliveries, msglog: MessageLog,
                  table: MessageTable, counters: collections.Counter[str], clock: Callable[[], float],
-                 limit: int) -> None:
+                 limit: int, stats: HubStats | None = None) -> None:
         self.host = host
         self.store = store
         self.deliveries = deliveries
         self.msglog = msglog
         self._msglog_on = msglog.on
+        self._ring = msglog.ring
+        self.stats = stats or HubStats()
         self.table = table
         self.counters = counters
         self.clock = clock
@@ -180,6 +183,8 @@ class Receipts:
             log.info("receipt_duplicate", message_id=row.id, upstream=pool.name, upstream_id=info.message_id,
                      state=row.state.value)
             return 0
+        if self._ring is not None:
+            self._ring.moved(row, transition)
         if self._msglog_on:
             forwarded = transition.forward_intermediate if intermediate else row.receipt_owed
             self.msglog.receipt(row.id, row.account, pool.name, info.message_id, pdu, info.state.name,
@@ -190,6 +195,8 @@ class Receipts:
             return 0
         self.awaiting.pop(key, None)
         self.counters[row.state.value] += 1
+        self.stats.final(row.account, row.state.value)
+        self.stats.receipt_latency.observe(row.updated_at - row.created_at)
         if not row.receipt_owed:
             self.store.save([row])
             return 0

@@ -10,9 +10,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+import msgspec
+
 from .config import HubConfig, MoRoute
 
-__all__ = ["normalise_destination", "Route", "RouteTable", "MoRouteTable"]
+__all__ = ["normalise_destination", "Candidate", "Route", "RouteTable", "MoRouteTable"]
 
 _STRIP = str.maketrans("", "", " -().")
 
@@ -74,6 +76,16 @@ class Route:
             return False
         return True
 
+    def why_not(self, account: str, group: str, source_addr: str) -> str | None:
+        """Which condition keeps this route from a message (None: none does); :meth:`matches` in words."""
+        if self.accounts and account not in self.accounts:
+            return f"only for accounts {', '.join(sorted(self.accounts))}"
+        if self.route_group is not None and self.route_group != group:
+            return f"only for route_group {self.route_group!r} (the account's is {group!r})"
+        if self.source_prefix is not None and not source_addr.startswith(self.source_prefix):
+            return f"only for sources starting {self.source_prefix!r}"
+        return None
+
     def pick(self, rng: random.Random | None = None) -> list[str]:
         """Upstreams to try, in order: for a weighted route the first is drawn by weight."""
         if not self.weights:
@@ -126,8 +138,33 @@ class RouteTable:
                         return route
         return self.default
 
+    def explain(self, destination: str, *, account: str = "", source_addr: str = "",
+                group: str = "default") -> list[Candidate]:
+        """Every route whose prefix ``destination`` starts with, in the order :meth:`lookup` tries
+        them (longest prefix first, then file order), each saying whether it matches and why
+        not; the first that matches is the one taken (none: the default route, if any)."""
+        found: list[Candidate] = []
+        for length in self._lengths:
+            if length > len(destination):
+                continue
+            for route in self._by_length[length].get(destination[:length], ()):
+                reason = route.why_not(account, group, source_addr)
+                found.append(Candidate(prefix=route.prefix, upstreams=route.upstreams, weights=route.weights,
+                                       matches=reason is None, reason=reason or "matches"))
+        return found
+
     def __len__(self) -> int:
         return sum(len(v) for by_prefix in self._by_length.values() for v in by_prefix.values())
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """A route a destination's prefix selects, as :meth:`RouteTable.explain` reports it."""
+
+    prefix: str
+    upstreams: list[str]  # in failover order (a weighted route: its names; the first is drawn by weight)
+    weights: dict[str, float]
+    matches: bool  # its conditions (accounts, route_group, source_prefix) hold for the message
+    reason: str  # "matches", or the condition that does not hold
 
 
 class MoRouteTable:

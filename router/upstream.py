@@ -31,9 +31,12 @@ from smppcore.ratelimit import TokenBucket
 from .config import Upstream
 from .lifecycle import MessageRow
 
-__all__ = ["Outgoing", "OutageLog", "UpstreamEvents", "UpstreamLink", "UpstreamPool", "stored_submit"]
+__all__ = ["NO_ANSWER", "Outgoing", "OutageLog", "UpstreamEvents", "UpstreamLink", "UpstreamPool", "stored_submit"]
 
 log = structlog.get_logger("smpphub.upstream")
+
+#: the key of :attr:`UpstreamPool.answers` for a submit that got no answer (timeout, connection lost)
+NO_ANSWER = -1
 
 
 class Outgoing:
@@ -223,10 +226,21 @@ class UpstreamPool:
         self._rr = 0
         self.accepting = True
         self.links_up = 0
+        # set by an operator (the admin API): paused, its binds stay up and its queue waits;
+        # draining, it takes no new messages (they go to the next upstream of their route)
+        self.paused = False
+        self.draining = False
+        #: its answers to submits by command_status (NO_ANSWER: a timeout or a lost connection), for metrics
+        self.answers: collections.Counter[int] = collections.Counter()
 
     @property
     def available(self) -> bool:
-        return self.accepting and self.links_up > 0
+        return self.accepting and self.links_up > 0 and not self.draining
+
+    @property
+    def mode(self) -> str:
+        """What an operator set: "draining", "paused" or "running"."""
+        return "draining" if self.draining else "paused" if self.paused else "running"
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -274,6 +288,8 @@ class UpstreamPool:
 
     def pump(self) -> None:
         self._pump_handle = None
+        if self.paused:
+            return  # resume() pumps again
         queue = self.queue
         links = self.links
         n = len(links)
@@ -310,6 +326,7 @@ class UpstreamPool:
         self.in_flight -= 1
         if error is None:
             self.sent += 1
+        self.answers[response.command_status if response is not None else NO_ANSWER] += 1
         self.events.answered(out, self, response, error)
         if self.queue:
             self.pump()

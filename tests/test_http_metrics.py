@@ -1,0 +1,86 @@
+"""GET /metrics: Prometheus text that prometheus_client's own parser reads, counters that
+move by exactly the messages sent, and a registry per hub (two hubs keep their numbers)."""
+
+from __future__ import annotations
+
+import pytest
+from hubkit import simulator, wait_until
+from httpkit import http_client, http_hub_config, running_hub
+from prometheus_client.parser import text_string_to_metric_families
+
+import smppcore
+
+HOST = "127.0.0.1"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition, by (name, sorted labels), parsed by prometheus_client."""
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(parsed: dict, name: str, **labels: str) -> float:
+    return parsed.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def scrape(hub) -> dict:
+    async with http_client(hub, token=None) as http:
+        async with http.get("/metrics") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            return samples(await resp.text())
+
+
+@pytest.fixture
+async def smsc():
+    sim = await simulator()
+    yield sim
+    await sim.close()
+
+
+async def test_counters_move_by_exactly_the_messages_sent(smsc):
+    config = http_hub_config({"uk": smsc}, [{"prefix": "44", "upstreams": ["uk"]}])
+    async with running_hub(config) as hub:
+        before = await scrape(hub)
+        assert value(before, "smpphub_upstream_binds_up", upstream="uk") == 1
+        assert value(before, "smpphub_upstream_mode", upstream="uk", mode="running") == 1
+        n = 7
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as acme:
+            for i in range(n):
+                await acme.submit_sm(destination_addr=f"4477009000{i:02d}", short_message=b"hi", registered_delivery=1)
+            with pytest.raises(smppcore.SmppStatusError):
+                await acme.submit_sm(destination_addr="4912345", short_message=b"no route")
+            for _ in range(n):
+                await acme.next_message(timeout=10)  # the receipts
+            await wait_until(lambda: hub.deliveries.delivered >= n, what="receipts acknowledged")
+            after = await scrape(hub)
+            assert value(after, "smpphub_binds", account="acme") == 1
+        diff = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+
+        def moved(name: str, **labels: str) -> float:
+            return diff.get((name, tuple(sorted(labels.items()))), 0.0)
+
+        assert moved("smpphub_messages_accepted_total", account="acme") == n
+        assert moved("smpphub_messages_sent_total", account="acme") == n
+        assert moved("smpphub_messages_rejected_total", account="acme", status="ESME_RINVDSTADR") == 1
+        assert moved("smpphub_messages_final_total", account="acme", state="delivered") == n
+        assert moved("smpphub_upstream_answers_total", upstream="uk", status="ESME_ROK") == n
+        assert moved("smpphub_receipts_in_total") == n
+        assert moved("smpphub_delivered_to_esme_total") == n
+        assert moved("smpphub_submit_latency_seconds_count") == n
+        assert moved("smpphub_receipt_latency_seconds_count") == n
+        assert moved("smpphub_store_commit_messages_sum") == n
+        assert moved("smpphub_messages_accepted_total", account="beta") == 0
+        assert value(after, "smpphub_account_queue_depth", account="acme") == 0
+
+
+async def test_two_hubs_keep_their_own_numbers(smsc):
+    config = http_hub_config({"uk": smsc}, [{"prefix": "44", "upstreams": ["uk"]}])
+    async with running_hub(config) as one, running_hub(config) as two:
+        async with smppcore.connect(HOST, one.servers[0].port, system_id="beta", password="pw") as beta:
+            await beta.submit_sm(destination_addr="447700900111", short_message=b"x")
+        assert value(await scrape(one), "smpphub_messages_accepted_total", account="beta") == 1
+        assert value(await scrape(two), "smpphub_messages_accepted_total", account="beta") == 0
