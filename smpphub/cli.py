@@ -76,6 +76,8 @@ COMMANDS: dict[str, Command] = {
                       "smpphub.simulator.cli", "add_arguments", "run"),
     "demo": _lazy("run a self-contained demo: two simulated carriers, the hub, and an ESME using it",
                   "smpphub.demo", "add_demo_arguments", "cmd_demo"),
+    "admin": _lazy("steer a running hub through its admin API: binds, upstreams, routes, traces",
+                   "smpphub.admin", "add_admin_arguments", "cmd_admin"),
 }
 
 

@@ -4,8 +4,8 @@ move by exactly the messages sent, and a registry per hub (two hubs keep their n
 from __future__ import annotations
 
 import pytest
-from hubkit import simulator, wait_until
 from httpkit import http_client, http_hub_config, running_hub
+from hubkit import simulator, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 import smppcore

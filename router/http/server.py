@@ -26,7 +26,7 @@ from aiohttp.typedefs import Middleware
 from smppcore.config import parse_host_port
 
 from ..config import HttpConfig
-from . import api, kannel, metrics, openapi
+from . import admin, api, kannel, metrics, openapi
 from .auth import TOKENS, TokenTable
 from .errors import ApiError, Handler, error_middleware
 from .view import HUB, HubView
@@ -38,7 +38,8 @@ log = structlog.get_logger("smpphub.http")
 Registrar = Callable[[web.Application, HubView], None]
 
 #: every section of the HTTP server, registered in this order
-SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register, metrics.register)
+SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register, metrics.register,
+                                   admin.register)
 
 #: the application key of the server's own settings
 CONFIG: web.AppKey[HttpConfig] = web.AppKey("smpphub.http_config", HttpConfig)
