@@ -73,7 +73,7 @@ from .stats import HubStats
 from .store import Store
 from .upstream import Outgoing
 
-__all__ = ["EsmeHandler", "Acceptor", "HubIds", "Binds"]
+__all__ = ["EsmeHandler", "Acceptor", "HubIds", "Binds", "Responder"]
 
 log = structlog.get_logger("smpphub.esme")
 
@@ -132,12 +132,19 @@ class AccountState:
         self.ips = compile_ip_allowlist(cfg.allowed_ips)
 
 
+class Responder(Protocol):
+    """Where a submit's answer goes once its messages are stored (or not): an ESME's connection,
+    or an HTTP request waiting for it."""
+
+    def respond(self, pdu: Pdu) -> None: ...
+
+
 class Submission:
     """One submit waiting for its group commit: where to answer, what, and the messages it made."""
 
     __slots__ = ("conn", "request", "response", "messages")
 
-    def __init__(self, conn: SmscConnection | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
+    def __init__(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
         self.conn = conn
         self.request = request
         self.response = response
@@ -158,7 +165,7 @@ class Acceptor:
     def commits(self) -> int:
         return self._batcher.batches
 
-    def accept(self, conn: SmscConnection | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
+    def accept(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
         """Store ``messages``; then send ``response`` on ``conn`` and dispatch them."""
         self._batcher.add(Submission(conn, request, response, messages))
 
@@ -427,7 +434,7 @@ class EsmeHandler(SmscHandler):
             return self._replace(conn, pdu)
         return pdu.make_response(command_status=CommandStatus.ESME_RINVCMDID)
 
-    def _check(self, conn: SmscConnection, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
+    def _check(self, conn: SmscConnection | None, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
         if not self.accepting:
             return CommandStatus.ESME_RSYSERR
         if self.dispatcher.backlog.size >= self.config.max_backlog:
@@ -490,24 +497,34 @@ class EsmeHandler(SmscHandler):
         return pdu.make_response(command_status=status)
 
     def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None:
-        account = self.accounts.get(conn.system_id)
+        out = self.admit_submit(conn.system_id, pdu)
+        if isinstance(out, int):
+            return self._refuse(conn, pdu, out, "no route for the destination" if out == self.unroutable else "")
+        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
+        return None
+
+    def admit_submit(self, system_id: str, pdu: SubmitSm | DataSm) -> Outgoing | int:
+        """A submit of ``system_id`` checked (rate, source, route, times) and made a message with its
+        hub id, not stored yet (:meth:`Acceptor.accept` does that); or the status it is refused with.
+
+        The one admission path: SMPP submits and the HTTP API's messages both come through here.
+        """
+        account = self.accounts.get(system_id)
         if account is None:  # the account was removed by a reload while bound
-            return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
-        status = self._check(conn, pdu, account)
+            return CommandStatus.ESME_RINVSYSID
+        status = self._check(None, pdu, account)
         if status:
-            return self._refuse(conn, pdu, status)
+            return status
         dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
-        route = self.routes.lookup(dest, account=conn.system_id, source_addr=pdu.source_addr,
+        route = self.routes.lookup(dest, account=system_id, source_addr=pdu.source_addr,
                                    group=account.cfg.route_group)
         if route is None:
-            return self._refuse(conn, pdu, self.unroutable, "no route for the destination")
+            return self.unroutable
         now = time.time()
         times = self._times(pdu, now)
         if isinstance(times, int):
-            return self._refuse(conn, pdu, times)
-        out = self._message(conn.system_id, pdu, route, now, times)
-        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
-        return None
+            return times
+        return self._message(system_id, pdu, route, now, times)
 
     def _submit_multi(self, conn: SmscConnection, pdu: SubmitMulti) -> Pdu | None:
         """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme."""

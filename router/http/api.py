@@ -1,17 +1,348 @@
-"""(being written)"""
+"""The application API: ``/v1/messages`` (send one or many, status, cancel, list).
+
+A message goes through exactly what an ESME's submit_sm goes through: it is made
+into submit_sm PDUs (:mod:`.compose`), each admitted by the account's own path
+(:meth:`router.esme.EsmeHandler.admit_submit`: throttle, source check, route, times,
+hub id), and stored by the same group commit (:meth:`router.esme.Acceptor.accept`)
+before the answer says "accepted". A long text's parts are admitted together: one
+part refused refuses the message. In a batch each message (and each destination of
+one) is accepted or rejected on its own, with its reason; a store failure refuses
+the whole request (503), since nothing of it was stored.
+
+Reads see the account's own messages only: another account's id is 404, as an
+unknown one. Cancel takes the same path as cancel_sm (the dispatcher's Cancel
+event); a message that has left can no longer be cancelled (409).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+import structlog
 from aiohttp import web
 
-from .errors import ApiError
-from .view import HubView
+from smppcore import Pdu, decode
+from smppcore.pdus import SubmitSm
+from smppcore.receipt import receipt_info
+
+from ..config import Account
+from ..lifecycle import FINAL_STATES, MessageRow, State
+from ..store.base import HttpMeta, MessageQuery
+from ..upstream import Outgoing
+from .auth import require_account
+from .compose import CODINGS, Draft, refusal, submits, utc
+from .errors import ApiError, ErrorDetail, decode_json, field_of
+from .idempotency import IdempotencyKeys, check_key
+from .schema import (
+    CancelResult,
+    ItemResult,
+    MessageIn,
+    MessageOut,
+    MessagePage,
+    ReceiptOut,
+    SendResult,
+)
+from .view import HTTP_CONFIG, HUB, HubView
+
+__all__ = ["register", "Accepted", "admit_drafts", "store_accepted", "message_out"]
+
+log = structlog.get_logger("smpphub.http")
+_ENCODER = msgspec.json.Encoder()
+KEYS: web.AppKey[IdempotencyKeys] = web.AppKey("smpphub.idempotency", IdempotencyKeys)
+_STATES = {s.value: s for s in State}
+PAGE_MAX = 1000
 
 
-async def _post(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    raise ApiError(501, "not yet")
+def json_response(value: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_ENCODER.encode(value), content_type="application/json")
+
+
+class _Answer:
+    """The group commit's answer for one HTTP request (a :class:`router.esme.Responder`)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def respond(self, pdu: Pdu) -> None:
+        if not self.future.done():
+            self.future.set_result(pdu.command_status)
+
+
+class Accepted:
+    """A message admitted (not stored yet): its parts as the hub will keep them, and its HTTP meta."""
+
+    __slots__ = ("parts", "meta")
+
+    def __init__(self, parts: list[Outgoing], meta: list[HttpMeta]) -> None:
+        self.parts = parts
+        self.meta = meta
+
+    @property
+    def id(self) -> str:
+        return self.parts[0].row.id
+
+
+def admit_drafts(hub: HubView, account: Account, draft: Draft, *, field: str = "", callback_url: str = "",
+                 reference: str = "", kannel: str = "") -> Accepted:
+    """``draft`` through the account's admission path, all parts or none (ApiError says why)."""
+    handler = hub.handler
+    parts: list[Outgoing] = []
+    for pdu in submits(draft, field=field):
+        out = handler.admit_submit(account.system_id, pdu)
+        if isinstance(out, int):
+            raise refusal(out, handler.unroutable, field=field)
+        parts.append(out)
+    meta: list[HttpMeta] = []
+    if len(parts) > 1 or callback_url or reference or kannel:
+        ids = [p.row.id for p in parts]
+        meta = [HttpMeta(id=i, message=ids[0], account=account.system_id, parts=ids, callback_url=callback_url,
+                         reference=reference, kannel=kannel, created_at=parts[0].row.created_at) for i in ids]
+    return Accepted(parts, meta)
+
+
+async def store_accepted(hub: HubView, accepted: list[Accepted]) -> None:
+    """Store every message of ``accepted`` (one group commit with whatever else is arriving);
+    503 if the store failed, in which case none of them was stored."""
+    if not accepted:
+        return
+    meta = [m for a in accepted for m in a.meta]
+    if meta:
+        hub.store.add_http_meta(meta)  # queued ahead of the messages: durable with them
+    parts = [p for a in accepted for p in a.parts]
+    first = parts[0].pdu
+    answer = _Answer()
+    hub.acceptor.accept(answer, first, first.make_response(message_id=parts[0].row.id), parts)
+    status = await answer.future
+    if status:
+        raise refusal(status, hub.handler.unroutable)
+
+
+# ---- POST /v1/messages ----------------------------------------------------------------------------
+
+
+async def send(request: web.Request) -> web.Response:
+    account = require_account(request)
+    body = await request.read()
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return await _send(request, account, body)
+    keys = request.app[KEYS]
+    return await keys.run(account.system_id, check_key(key), body, functools.partial(_send, request, account, body))
+
+
+def _drafts(account: Account, message: MessageIn, field: str) -> tuple[list[Draft], str]:
+    """The message's drafts (one per destination) and its callback URL; 422 for what is wrong with it."""
+    callback = message.callback_url or ""
+    if callback and not account.webhook_secret:
+        raise ApiError(422, f"{field}callback_url: the account has no webhook_secret to sign webhooks with",
+                       field=f"{field}callback_url")
+    receipt = message.receipt if message.receipt is not None else bool(callback or account.webhook_url)
+    coding = None if message.coding == "auto" else CODINGS[message.coding]
+    targets = [message.to] if isinstance(message.to, str) else message.to
+    drafts = [Draft(to, message.text, sender=message.sender, data_coding=coding, send_at=message.send_at,
+                    valid_until=message.valid_until, receipt=receipt) for to in targets]
+    return drafts, callback
+
+
+async def _send(request: web.Request, account: Account, body: bytes) -> web.Response:
+    hub = request.app[HUB]
+    config = request.app[HTTP_CONFIG]
+    top = decode_json(body, dict[str, msgspec.Raw])
+    messages: list[MessageIn | ApiError]
+    if "messages" in top:
+        batch = True
+        raws = decode_json(body, _RawBatch).messages
+        if len(raws) > config.max_batch:
+            raise ApiError(422, f"messages: at most {config.max_batch} in one request", field="messages")
+        messages = [_decode_item(raw, i) for i, raw in enumerate(raws)]
+    else:
+        batch = False
+        messages = [decode_json(body, MessageIn)]
+    results: list[ItemResult] = []
+    accepted: list[Accepted] = []
+    owners: list[ItemResult] = []
+    for index, message in enumerate(messages):
+        field = f"messages[{index}]." if batch else ""
+        if isinstance(message, ApiError):
+            results.append(_rejected(index, "", message))
+            continue
+        try:
+            drafts, callback = _drafts(account, message, field)
+        except ApiError as exc:
+            if not batch:
+                raise
+            results.append(_rejected(index, "", exc))
+            continue
+        for draft in drafts:
+            try:
+                one = admit_drafts(hub, account, draft, field=field.rstrip("."), callback_url=callback,
+                                   reference=message.reference or "")
+            except ApiError as exc:
+                if not batch and isinstance(message.to, str):
+                    raise
+                results.append(_rejected(index, draft.to, exc, message.reference))
+                continue
+            item = ItemResult(index=index, to=draft.to, status="accepted", id=one.id, parts=len(one.parts),
+                              reference=message.reference)
+            results.append(item)
+            accepted.append(one)
+            owners.append(item)
+    await store_accepted(hub, accepted)
+    n = len(owners)
+    return json_response(SendResult(messages=results, accepted=n, rejected=len(results) - n), 202)
+
+
+class _RawBatch(msgspec.Struct):
+    """A batch with its items left undecoded: each is decoded on its own, so one bad item is that item's error."""
+
+    messages: Annotated[list[msgspec.Raw], msgspec.Meta(min_length=1)]
+
+
+def _decode_item(raw: msgspec.Raw, index: int) -> MessageIn | ApiError:
+    try:
+        return msgspec.json.decode(raw, type=MessageIn)
+    except msgspec.ValidationError as exc:
+        field, message = field_of(exc, f"messages[{index}]")
+        return ApiError(422, f"{field}: {message}", field=field)
+
+
+def _rejected(index: int, to: str, exc: ApiError, reference: str | None = None) -> ItemResult:
+    return ItemResult(index=index, to=to, status="rejected", reference=reference,
+                      error=ErrorDetail(code=exc.code, message=exc.message, field=exc.field))
+
+
+# ---- GET / DELETE /v1/messages/{id}, GET /v1/messages ---------------------------------------------
+
+
+async def _row(hub: HubView, message_id: str) -> MessageRow | None:
+    """The row as it is now: the dispatcher's, when it holds it, is newer than the store's."""
+    return hub.dispatcher.table.get(message_id) or await hub.store.get(message_id)
+
+
+async def _own(hub: HubView, account: Account, message_id: str) -> tuple[MessageRow, HttpMeta | None]:
+    row = await _row(hub, message_id)
+    if row is None or row.account != account.system_id:
+        raise ApiError(404, f"no message {message_id!r} of this account")
+    return row, await hub.store.http_meta(message_id)
+
+
+async def message_out(hub: HubView, row: MessageRow, meta: HttpMeta | None) -> MessageOut:
+    """What ``GET /v1/messages/{id}`` says of a message (all its parts when it has several)."""
+    rows = [row]
+    if meta is not None and len(meta.parts) > 1:
+        rows = [r for r in [await _row(hub, i) for i in meta.parts] if r is not None]
+    pdu = decode(row.pdu)
+    assert isinstance(pdu, SubmitSm)
+    receipts = [_receipt(r) for r in rows if r.receipt]
+    return MessageOut(
+        id=meta.message if meta is not None else row.id, state=_state(rows).value, to=pdu.destination_addr,
+        sender=pdu.source_addr, parts=[r.id for r in rows], route=list(row.route), upstream=row.upstream,
+        upstream_id=row.upstream_id, attempts=max(r.attempts for r in rows), error=row.error,
+        created_at=utc(row.created_at), updated_at=utc(max(r.updated_at for r in rows)),
+        send_at=utc(row.due) if row.due else None,
+        valid_until=utc(row.expires_at) if row.expires_at is not None else None,
+        reference=(meta.reference or None) if meta is not None else None,
+        callback_url=(meta.callback_url or None) if meta is not None else None,
+        receipts=receipts,
+    )
+
+
+def _state(rows: list[MessageRow]) -> State:
+    """A long message's state: the first part's, unless a part ended otherwise than delivered."""
+    for r in rows:
+        if r.state in FINAL_STATES and r.state is not State.DELIVERED:
+            return r.state
+    return rows[0].state
+
+
+def _receipt(row: MessageRow) -> ReceiptOut:
+    info = receipt_info(decode(row.receipt))
+    if info is None:  # the hub wrote this receipt itself: it always parses; say what the row says
+        return ReceiptOut(part_id=row.id, state=row.state.value, error=row.error, at=utc(row.updated_at))
+    try:
+        code = int(info.err, 0)
+    except ValueError:
+        code = 0
+    done = info.receipt.done_date if info.receipt is not None else None
+    return ReceiptOut(part_id=row.id, state=info.state.name.lower(), error=code, at=done)
+
+
+async def get_message(request: web.Request) -> web.Response:
+    account = require_account(request)
+    hub = request.app[HUB]
+    row, meta = await _own(hub, account, request.match_info["id"])
+    return json_response(await message_out(hub, row, meta))
+
+
+async def cancel_message(request: web.Request) -> web.Response:
+    account = require_account(request)
+    hub = request.app[HUB]
+    row, meta = await _own(hub, account, request.match_info["id"])
+    parts = meta.parts if meta is not None else [row.id]
+    cancelled = [i for i in parts if hub.dispatcher.cancel(i)]
+    if not cancelled:
+        raise ApiError(409, f"message {row.id} is {row.state.value}: it can no longer be cancelled",
+                       code="not_cancellable")
+    await hub.store.flush()
+    return json_response(CancelResult(id=meta.message if meta else row.id, cancelled=cancelled,
+                                      state=State.CANCELLED.value))
+
+
+def _query(request: web.Request, account: Account) -> MessageQuery:
+    q = request.query
+    unknown = set(q) - {"state", "to", "since", "until", "limit"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ApiError(422, f"{name}: unknown query parameter", field=name)
+    state = None
+    if "state" in q:
+        state = _STATES.get(q["state"])
+        if state is None:
+            raise ApiError(422, f"state: one of {', '.join(_STATES)}", field="state")
+    to = q.get("to")
+    if to is not None and not to.lstrip("+").isdigit():
+        raise ApiError(422, "to: digits, + for international", field="to")
+    limit = 100
+    if "limit" in q:
+        if not q["limit"].isdigit() or not 1 <= int(q["limit"]) <= PAGE_MAX:
+            raise ApiError(422, f"limit: 1 to {PAGE_MAX}", field="limit")
+        limit = int(q["limit"])
+    return MessageQuery(account=account.system_id, state=state, destination=to.lstrip("+") if to else None,
+                        since=_time(q, "since"), until=_time(q, "until"), limit=limit)
+
+
+def _time(q: Mapping[str, str], name: str) -> float | None:
+    value = q.get(name)
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(422, f"{name}: an RFC 3339 time, like 2026-01-31T12:00:00Z", field=name) from None
+    if when.tzinfo is None:
+        raise ApiError(422, f"{name}: give the time with its offset (Z or +hh:mm)", field=name)
+    return when.timestamp()
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    account = require_account(request)
+    hub = request.app[HUB]
+    rows = await hub.store.find_messages(_query(request, account))
+    out = [await message_out(hub, hub.dispatcher.table.get(r.id) or r, None) for r in rows]
+    return json_response(MessagePage(messages=out, count=len(out)))
 
 
 def register(app: web.Application, hub: HubView) -> None:
-    app.router.add_post("/v1/messages", _post)
+    config = app[HTTP_CONFIG]
+    app[KEYS] = IdempotencyKeys(config.idempotency_keys, config.idempotency_ttl)
+    app.router.add_post("/v1/messages", send)
+    app.router.add_get("/v1/messages", list_messages)
+    app.router.add_get("/v1/messages/{id}", get_message)
+    app.router.add_delete("/v1/messages/{id}", cancel_message)

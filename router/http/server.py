@@ -29,7 +29,7 @@ from ..config import HttpConfig
 from . import admin, api, kannel, metrics, openapi
 from .auth import TOKENS, TokenTable
 from .errors import ApiError, Handler, error_middleware
-from .view import HUB, HubView
+from .view import HTTP_CONFIG, HUB, HubView
 
 __all__ = ["HttpServer", "SECTIONS", "Registrar", "build_app"]
 
@@ -40,10 +40,6 @@ Registrar = Callable[[web.Application, HubView], None]
 #: every section of the HTTP server, registered in this order
 SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register, metrics.register,
                                    admin.register)
-
-#: the application key of the server's own settings
-CONFIG: web.AppKey[HttpConfig] = web.AppKey("smpphub.http_config", HttpConfig)
-
 
 def _timeout_middleware(seconds: float) -> Middleware:
     @web.middleware
@@ -63,7 +59,7 @@ def build_app(config: HttpConfig, hub: HubView, sections: tuple[Registrar, ...] 
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[error_middleware, _timeout_middleware(config.request_timeout)])
     app[HUB] = hub
-    app[CONFIG] = config
+    app[HTTP_CONFIG] = config
     app[TOKENS] = TokenTable()
     for register in sections:
         register(app, hub)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
+from ..config import HttpConfig
+
 if TYPE_CHECKING:
     from smppcore.server import SmscConnection
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from ..routing import RouteTable
     from ..store import Store
 
-__all__ = ["HubView", "HUB"]
+__all__ = ["HubView", "HUB", "HTTP_CONFIG"]
 
 
 class HubView(Protocol):
@@ -62,3 +64,5 @@ class HubView(Protocol):
 
 #: the application key under which every section finds the hub
 HUB: web.AppKey[HubView] = web.AppKey("smpphub.hub", HubView)
+#: the application key of the server's own settings ([http])
+HTTP_CONFIG: web.AppKey[HttpConfig] = web.AppKey("smpphub.http_config", HttpConfig)

@@ -32,7 +32,8 @@ import msgspec
 
 from ..lifecycle import FINAL_STATES, MessageRow, State
 
-__all__ = ["MessageRow", "State", "Delivery", "Store", "OPEN_STATES", "FINAL_STATES"]
+__all__ = ["MessageRow", "State", "Delivery", "HttpMeta", "MessageQuery", "Store", "OPEN_STATES", "FINAL_STATES",
+           "row_destination"]
 
 #: States of a message the hub still has to act on (recovered after a restart).
 OPEN_STATES = frozenset(State) - FINAL_STATES
@@ -48,6 +49,62 @@ class Delivery(msgspec.Struct, kw_only=True):
     expires_at: float | None = None
     attempts: int = 0
     kind: str = "mo"
+
+
+class HttpMeta(msgspec.Struct, kw_only=True):
+    """What the HTTP API keeps beside a message it accepted, one per part (keyed by the part's id).
+
+    ``message`` is the id the client was given (the first part's); ``parts`` all the
+    parts' ids; ``callback_url`` where its receipts go (else the account's webhook_url);
+    ``kannel`` the dlr-url and dlr-mask of a Kannel sendsms, as JSON ("" for others).
+    """
+
+    id: str
+    message: str
+    account: str
+    parts: list[str] = []
+    callback_url: str = ""
+    reference: str = ""
+    kannel: str = ""
+    created_at: float = 0.0
+
+
+class MessageQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of one account's messages, newest first (``GET /v1/messages``).
+
+    Rows are read newest first by ``created_at`` and at most ``scan`` of them are
+    looked at, so a filter that matches little costs a bounded read, not the table.
+    """
+
+    account: str
+    state: State | None = None
+    destination: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    scan: int = 50_000
+
+    def matches(self, row: MessageRow) -> bool:
+        """Whether ``row`` is one the query asks for (the store may have checked some already)."""
+        if row.account != self.account or (self.state is not None and row.state is not self.state):
+            return False
+        if self.since is not None and row.created_at < self.since:
+            return False
+        if self.until is not None and row.created_at >= self.until:
+            return False
+        return self.destination is None or row_destination(row) == self.destination
+
+
+def row_destination(row: MessageRow) -> str:
+    """The destination_addr of the message a row carries ("" when it has none)."""
+    from smppcore import decode
+
+    try:
+        pdu = decode(row.pdu)
+    except Exception:  # noqa: BLE001 - a row the hub wrote always decodes; a bad one matches nothing
+        return ""
+    destination: str = getattr(pdu, "destination_addr", "")
+    return destination
 
 
 class Store(abc.ABC):
@@ -144,6 +201,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         """Deliveries not yet acknowledged, oldest first (all accounts when None)."""
+
+    # ---- what the HTTP API keeps -------------------------------------------------------------
+
+    def add_http_meta(self, metas: list[HttpMeta]) -> None:
+        """Keep these beside their messages; queued, not waited for: written no later than the
+        :meth:`add_messages` that follows (the HTTP API calls it just before), so a message the
+        client was told about has its callback after a crash too."""
+        raise NotImplementedError(f"{type(self).__name__} keeps nothing for the HTTP API")
+
+    async def http_meta(self, message_id: str) -> HttpMeta | None:
+        """What the HTTP API kept for the message (or part) ``message_id``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps nothing for the HTTP API")
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageRow]:
+        """The rows :meth:`MessageQuery.matches`, newest first, at most ``query.limit``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list messages")
 
     # ---- housekeeping -----------------------------------------------------------------------
 

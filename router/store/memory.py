@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State, Store, copy_row
+from .base import FINAL_STATES, OPEN_STATES, Delivery, HttpMeta, MessageQuery, MessageRow, State, Store, copy_row
 
 __all__ = ["MemoryStore"]
 
@@ -24,6 +24,7 @@ class MemoryStore(Store):
         self.by_upstream: dict[tuple[str, str], set[str]] = {}
         self.deliveries: dict[int, Delivery] = {}
         self.spilled: set[str] = set()
+        self.http: dict[str, HttpMeta] = {}
         self._ids = itertools.count(1)
 
     async def open(self) -> None:
@@ -126,10 +127,26 @@ class MemoryStore(Store):
                if r.state in FINAL_STATES and not r.receipt_owed and r.created_at < older_than]
         for k in old:
             self._unindex(self.messages.pop(k))
+            self.http.pop(k, None)
         return len(old)
+
+    def add_http_meta(self, metas: list[HttpMeta]) -> None:
+        for meta in metas:
+            self.http[meta.id] = meta
+
+    async def http_meta(self, message_id: str) -> HttpMeta | None:
+        return self.http.get(message_id)
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageRow]:
+        rows = sorted(self.messages.values(), key=_newest_first)[:query.scan]
+        return [copy_row(r) for r in rows if query.matches(r)][:query.limit]
 
     async def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for row in self.messages.values():
             out[row.state.value] = out.get(row.state.value, 0) + 1
         return out
+
+
+def _newest_first(row: MessageRow) -> tuple[float, str]:
+    return (-row.created_at, row.id)

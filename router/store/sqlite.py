@@ -75,7 +75,7 @@ from typing import TypeVar
 
 import structlog
 
-from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State, Store
+from .base import FINAL_STATES, OPEN_STATES, Delivery, HttpMeta, MessageQuery, MessageRow, State, Store
 from .sqlite_writer import Row, Shape, SqliteWriter, SqlRow, insert_shape, update_shape
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
@@ -127,6 +127,25 @@ CREATE INDEX IF NOT EXISTS messages_pending ON messages (state) WHERE {_PENDING}
 CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);
 CREATE INDEX IF NOT EXISTS messages_spilled ON messages (due) WHERE spilled = 1;
 """
+# What the HTTP API keeps beside a message (router.store.base.HttpMeta), one row per
+# part; a table of its own so SMPP traffic's rows and writes do not pay for it.
+_HTTP = """
+CREATE TABLE IF NOT EXISTS http_messages (
+    id TEXT PRIMARY KEY,
+    message TEXT NOT NULL,
+    account TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    callback_url TEXT NOT NULL DEFAULT '',
+    reference TEXT NOT NULL DEFAULT '',
+    kannel TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+"""
+_HTTP_COLUMNS = ("id", "message", "account", "parts", "callback_url", "reference", "kannel", "created_at")
+_INSERT_HTTP = insert_shape("http_messages", _HTTP_COLUMNS, "INSERT OR REPLACE")
+_GET_HTTP = f"SELECT {', '.join(_HTTP_COLUMNS)} FROM http_messages WHERE id = ?"
+# their messages purged: the HTTP rows go too (one anti-join per housekeeping round)
+_PURGE_HTTP = "DELETE FROM http_messages WHERE id NOT IN (SELECT id FROM messages)"
 _DELIVERIES = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -389,7 +408,7 @@ class SqliteStore(Store):
         self._auto_vacuum(db)
         has_messages = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
         steps = _FROM_VERSION_1 if has_messages and version == 1 else ""
-        steps += _MESSAGES + _INDEXES + _DELIVERIES  # idempotent: CREATE ... IF NOT EXISTS
+        steps += _MESSAGES + _INDEXES + _DELIVERIES + _HTTP  # idempotent: CREATE ... IF NOT EXISTS
         if version != SCHEMA_VERSION:
             steps += f"PRAGMA user_version={SCHEMA_VERSION};"
         # one transaction, the new user_version included: a migration cut short (killed, disk
@@ -508,6 +527,53 @@ class SqliteStore(Store):
         by_account = f"{_SELECT_DELIVERIES} WHERE account = ? ORDER BY id"
         return await self._read(lambda db: [_delivery(r) for r in db.execute(by_account, (account,))])
 
+    # ---- what the HTTP API keeps ----------------------------------------------------------------------
+
+    def add_http_meta(self, metas: list[HttpMeta]) -> None:
+        if metas:
+            rows: list[Row] = [(m.id, m.message, m.account, json.dumps(m.parts), m.callback_url, m.reference,
+                                m.kannel, m.created_at) for m in metas]
+            self._writer.write(_INSERT_HTTP, rows, wait=False)
+
+    async def http_meta(self, message_id: str) -> HttpMeta | None:
+        def get(db: sqlite3.Connection) -> HttpMeta | None:
+            r = db.execute(_GET_HTTP, (message_id,)).fetchone()
+            if r is None:
+                return None
+            return HttpMeta(id=r[0], message=r[1], account=r[2], parts=json.loads(r[3]), callback_url=r[4],
+                            reference=r[5], kannel=r[6], created_at=r[7])
+
+        return await self._read(get)
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageRow]:
+        """Newest first through the created_at index, the account and state checked in SQL, the
+        destination (inside the stored PDU) in Python; ``query.scan`` rows at most."""
+        where = ["account = ?"]
+        args: list[object] = [query.account]
+        if query.state is not None:
+            where.append("state = ?")
+            args.append(query.state.value)
+        if query.since is not None:
+            where.append("created_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("created_at < ?")
+            args.append(query.until)
+        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
+        args.append(query.scan)
+
+        def find(db: sqlite3.Connection) -> list[MessageRow]:
+            found: list[MessageRow] = []
+            for r in db.execute(sql, args):
+                row = _message(r)
+                if query.matches(row):
+                    found.append(row)
+                    if len(found) >= query.limit:
+                        break
+            return found
+
+        return await self._read(find)
+
     # ---- housekeeping -------------------------------------------------------------------------------
 
     async def purge(self, older_than: float) -> int:
@@ -518,11 +584,19 @@ class SqliteStore(Store):
             n = await self._read(lambda db: db.execute(_PURGE, args).rowcount)
             total += n
             if n < _PURGE_CHUNK:
+                if total:
+                    await self._read(lambda db: db.execute(_PURGE_HTTP))
                 return total
 
     async def purge_oldest(self, limit: int) -> int:
         """Delete up to ``limit`` final messages (no receipt owed), oldest first whatever their age."""
-        return await self._read(lambda db: db.execute(_PURGE_OLDEST, (limit,)).rowcount)
+        def purge(db: sqlite3.Connection) -> int:
+            n = int(db.execute(_PURGE_OLDEST, (limit,)).rowcount)
+            if n:
+                db.execute(_PURGE_HTTP)
+            return n
+
+        return await self._read(purge)
 
     async def disk_usage(self) -> int:
         """Bytes of the file's pages in use, plus the WAL.

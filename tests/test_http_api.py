@@ -1,0 +1,282 @@
+"""The application API end to end: a hub with [http], a simulator upstream, an aiohttp client."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from httpkit import ADMIN_TOKEN, BETA_TOKEN, http_client, http_hub_config, running_hub
+from hubkit import simulator, wait_until
+
+from smppcore.concat import concat_info
+
+ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
+
+
+@pytest.fixture
+async def smsc():
+    sim = await simulator()
+    yield sim
+    await sim.close()
+
+
+@pytest.fixture
+async def hub(smsc):
+    async with running_hub(http_hub_config({"uk": smsc}, ROUTES)) as hub:
+        yield hub
+
+
+async def test_send_one_message_then_its_status(hub, smsc):
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "+447700900001", "text": "hello", "from": "ACME"}) as resp:
+            assert resp.status == 202, await resp.text()
+            body = await resp.json()
+        assert body["accepted"] == 1 and body["rejected"] == 0
+        item = body["messages"][0]
+        assert item["status"] == "accepted" and item["parts"] == 1 and item["to"] == "+447700900001"
+        await wait_until(lambda: len(smsc.sim.messages) == 1, what="the message upstream")
+        got = smsc.sim.messages[0]
+        assert got.destination_addr == "447700900001" and got.source_addr == "ACME"
+        async with http.get(f"/v1/messages/{item['id']}") as resp:
+            assert resp.status == 200
+            status = await resp.json()
+        assert status["id"] == item["id"] and status["to"] == "447700900001" and status["from"] == "ACME"
+        assert status["route"] == ["uk"]
+        assert status["state"] in ("queued", "in_flight", "sent", "delivered")
+
+
+async def test_a_receipt_shows_in_the_status(hub, smsc):
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900002", "text": "hi", "receipt": True}) as resp:
+            mid = (await resp.json())["messages"][0]["id"]
+
+        async def state() -> dict:
+            async with http.get(f"/v1/messages/{mid}") as resp:
+                return await resp.json()
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (status := await state())["state"] != "delivered" and loop.time() < deadline:
+            await asyncio.sleep(0.02)  # polling, bounded by the deadline
+        assert status["state"] == "delivered", status
+        assert status["upstream"] == "uk" and status["upstream_id"]
+        assert [r["state"] for r in status["receipts"]] == ["delivered"]
+
+
+async def test_long_unicode_text_is_split_and_coded(hub, smsc):
+    text = "Привет, мир! " * 12  # 156 characters, not GSM: UCS-2 in 3 parts
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900003", "text": text}) as resp:
+            item = (await resp.json())["messages"][0]
+        assert item["parts"] == 3
+        await wait_until(lambda: len(smsc.sim.messages) == 1, what="the message reassembled upstream")
+        assert smsc.sim.messages[0].text == text
+        async with http.get(f"/v1/messages/{item['id']}") as resp:
+            assert len((await resp.json())["parts"]) == 3
+
+
+async def test_batch_with_one_bad_item(hub, smsc):
+    batch = {"messages": [
+        {"to": "447700900010", "text": "one"},
+        {"to": "not a number", "text": "two"},
+        {"to": ["447700900011", "33123456789"], "text": "three"},  # the second has no route
+        {"to": "447700900012", "text": "four", "reference": "r-4"},
+    ]}
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json=batch) as resp:
+            assert resp.status == 202
+            body = await resp.json()
+    assert body["accepted"] == 3 and body["rejected"] == 2
+    by = [(m["index"], m["status"]) for m in body["messages"]]
+    assert by == [(0, "accepted"), (1, "rejected"), (2, "accepted"), (2, "rejected"), (3, "accepted")]
+    assert body["messages"][1]["error"]["field"] == "messages[1].to"
+    assert body["messages"][3]["error"] == {"code": "no_route", "field": "messages[2].to",
+                                            "message": "messages[2].to: no route for this destination"}
+    assert body["messages"][4]["reference"] == "r-4"
+    await wait_until(lambda: len(smsc.sim.messages) == 3, what="the three accepted messages upstream")
+
+
+async def test_scheduled_send_waits_and_can_be_cancelled(hub, smsc):
+    # within the hub's hold_horizon (60 s): held in memory, where cancel_sm's path can reach it
+    later = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900020", "text": "later", "send_at": later}) as resp:
+            mid = (await resp.json())["messages"][0]["id"]
+        async with http.get(f"/v1/messages/{mid}") as resp:
+            status = await resp.json()
+        assert status["state"] == "scheduled" and status["send_at"]
+        async with http.delete(f"/v1/messages/{mid}") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["cancelled"] == [mid]
+        async with http.get(f"/v1/messages/{mid}") as resp:
+            assert (await resp.json())["state"] == "cancelled"
+        async with http.delete(f"/v1/messages/{mid}") as resp:
+            assert resp.status == 409
+            assert (await resp.json())["error"]["code"] == "not_cancellable"
+    assert not smsc.sim.messages
+
+
+async def test_list_filters_by_state_destination_and_time(hub, smsc):
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with http_client(hub) as http:
+        for i in range(3):
+            async with http.post("/v1/messages", json={"to": f"44770090003{i}", "text": "x", "send_at": later}):
+                pass
+        async with http.post("/v1/messages", json={"to": "447700900040", "text": "now"}):
+            pass
+        async with http.get("/v1/messages", params={"state": "scheduled"}) as resp:
+            page = await resp.json()
+        assert page["count"] == 3 and {m["state"] for m in page["messages"]} == {"scheduled"}
+        async with http.get("/v1/messages", params={"to": "+447700900031"}) as resp:
+            page = await resp.json()
+        assert [m["to"] for m in page["messages"]] == ["447700900031"]
+        async with http.get("/v1/messages", params={"limit": "2"}) as resp:
+            assert (await resp.json())["count"] == 2
+        future = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+        async with http.get("/v1/messages", params={"since": future}) as resp:
+            assert (await resp.json())["count"] == 0
+    async with http_client(hub, BETA_TOKEN) as http:  # another account sees none of them
+        async with http.get("/v1/messages") as resp:
+            assert (await resp.json())["count"] == 0
+
+
+async def test_idempotent_retry_sends_once(hub, smsc):
+    headers = {"Idempotency-Key": "order-7"}
+    body = {"to": "447700900050", "text": "once"}
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json=body, headers=headers) as resp:
+            first = await resp.json()
+        async with http.post("/v1/messages", json=body, headers=headers) as resp:
+            assert resp.status == 202 and resp.headers["Idempotent-Replayed"] == "true"
+            assert await resp.json() == first
+        async with http.post("/v1/messages", json={**body, "text": "other"}, headers=headers) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["field"] == "Idempotency-Key"
+    async with http_client(hub, BETA_TOKEN) as http:  # keys are per account
+        async with http.post("/v1/messages", json=body, headers=headers) as resp:
+            assert (await resp.json())["messages"][0]["id"] != first["messages"][0]["id"]
+    await wait_until(lambda: len(smsc.sim.messages) == 2, what="one message per account")
+    await hub.store.flush()
+    assert len([r for r in (await hub.store.find_messages(_all("acme")))]) == 1
+
+
+def _all(account: str):
+    from smpphub.router.store.base import MessageQuery
+
+    return MessageQuery(account=account)
+
+
+async def test_status_of_another_accounts_message_is_404(hub):
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900060", "text": "mine"}) as resp:
+            mid = (await resp.json())["messages"][0]["id"]
+    async with http_client(hub, BETA_TOKEN) as http:
+        for method in ("GET", "DELETE"):
+            async with http.request(method, f"/v1/messages/{mid}") as resp:
+                assert resp.status == 404
+
+
+@pytest.mark.parametrize(("token", "status", "code"), [
+    (None, 401, "unauthorized"),
+    ("shk_not-a-token", 401, "unauthorized"),
+    (ADMIN_TOKEN, 403, "forbidden"),
+])
+async def test_tokens(hub, token, status, code):
+    async with http_client(hub, token) as http:
+        for method, path in (("POST", "/v1/messages"), ("GET", "/v1/messages"), ("GET", "/v1/messages/x"),
+                             ("DELETE", "/v1/messages/x")):
+            async with http.request(method, path, json={"to": "447700900070", "text": "x"}) as resp:
+                assert resp.status == status, (method, path)
+                body = await resp.json()
+                assert body["error"]["code"] == code and body["error"]["field"] == "Authorization"
+
+
+SOON = "2030-01-01T00:00:00Z"
+BAD_REQUESTS = [
+    # (body bytes, status, field)
+    (b"{not json", 400, None),
+    (b"[1, 2]", 400, None),
+    (b'"text"', 400, None),
+    (b"", 400, None),
+    (b'{"text": "x"}', 422, "to"),
+    (b'{"to": "447700900080"}', 422, "text"),
+    (b'{"to": "447700900080", "text": ""}', 422, "text"),
+    (b'{"to": "44-77", "text": "x"}', 422, "to"),
+    (b'{"to": 447700900080, "text": "x"}', 422, "to"),
+    (b'{"to": [], "text": "x"}', 422, "to"),
+    (b'{"to": "447700900080", "text": "x", "from": "much too long sender"}', 422, "from"),
+    (b'{"to": "447700900080", "text": "x", "coding": "ebcdic"}', 422, "coding"),
+    (b'{"to": "447700900080", "text": "\xd0\x9f", "coding": "gsm7"}', 422, "text"),
+    (b'{"to": "447700900080", "text": "x", "send_at": "tomorrow"}', 422, "send_at"),
+    (b'{"to": "447700900080", "text": "x", "send_at": "2030-01-01T00:00:00"}', 422, "send_at"),
+    (b'{"to": "447700900080", "text": "x", "valid_until": "2001-01-01T00:00:00Z"}', 422, "valid_until"),
+    (b'{"to": "447700900080", "text": "x", "callback_url": "ftp://x"}', 422, "callback_url"),
+    (b'{"to": "447700900080", "text": "x", "callback_url": "http://x/hook"}', 422, "callback_url"),  # no secret
+    (b'{"to": "447700900080", "text": "x", "colour": "red"}', 422, "colour"),
+    (b'{"to": "33123456789", "text": "x"}', 422, "to"),  # no route
+    (b'{"messages": []}', 422, "messages"),
+    (b'{"messages": "x"}', 422, "messages"),
+    (b'{"to": "447700900080", "text": "x", "reference": "' + b"r" * 65 + b'"}', 422, "reference"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "field"), BAD_REQUESTS, ids=[r[0][:40].decode("latin-1")
+                                                                          for r in BAD_REQUESTS])
+async def test_bad_requests_name_the_field(hub, smsc, body, status, field):
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", data=body, headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == status, await resp.text()
+            error = (await resp.json())["error"]
+    assert error["field"] == field, error
+    assert error["message"]
+    assert not smsc.sim.messages
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("state=lost", "state"), ("to=abc", "to"), ("since=yesterday", "since"), ("until=2030-01-01T00:00:00", "until"),
+    ("limit=0", "limit"), ("limit=5000", "limit"), ("limit=x", "limit"), ("colour=red", "colour"),
+])
+async def test_bad_list_queries_name_the_parameter(hub, query, field):
+    async with http_client(hub) as http:
+        async with http.get(f"/v1/messages?{query}") as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["field"] == field
+
+
+async def test_wrong_method_is_a_json_405(hub):
+    async with http_client(hub) as http:
+        async with http.put("/v1/messages") as resp:
+            assert resp.status == 405
+            assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_throttled_account_gets_429_and_batch_items_say_so(smsc):
+    config = http_hub_config({"uk": smsc}, ROUTES, acme={"max_rate": 1})
+    async with running_hub(config) as hub, http_client(hub) as http:
+        batch = {"messages": [{"to": "447700900090", "text": f"m{i}"} for i in range(5)]}
+        async with http.post("/v1/messages", json=batch) as resp:
+            body = await resp.json()
+        assert body["accepted"] >= 1 and body["rejected"] >= 1
+        assert {m["error"]["code"] for m in body["messages"] if m["status"] == "rejected"} == {"throttled"}
+        async with http.post("/v1/messages", json={"to": "447700900091", "text": "again"}) as resp:
+            assert resp.status == 429
+
+
+async def test_sender_not_allowed_for_the_account_is_422_on_from(smsc):
+    config = http_hub_config({"uk": smsc}, ROUTES, acme={"source_addrs": ["ACME"]})
+    async with running_hub(config) as hub, http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900092", "text": "x", "from": "EVIL"}) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["field"] == "from"
+        async with http.post("/v1/messages", json={"to": "447700900092", "text": "x", "from": "ACME"}) as resp:
+            assert resp.status == 202
+
+
+def test_long_text_parts_carry_one_reference():
+    from smpphub.router.http.compose import Draft, submits
+
+    pdus = submits(Draft("447700900001", "x" * 400))
+    assert len(pdus) == 3
+    refs = {concat_info(p).reference for p in pdus}
+    assert len(refs) == 1
