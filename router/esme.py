@@ -4,7 +4,8 @@ A submit is checked (account rate, source address, route, validity), given a hub
 message_id and handed to :meth:`Acceptor.accept`, which stores it durably with
 everything else that arrived in the same event-loop turn (one group commit) and
 only then answers submit_sm_resp and hands it to the dispatcher. A store failure
-answers ESME_RSYSERR: the message was not accepted, so the ESME keeps it.
+(disk full, read-only) answers ESME_RMSGQFUL: the message was not accepted, so the
+ESME keeps it and comes back later.
 
 Segments of one long message (UDH 8/16-bit reference or SAR TLVs) form a group: the
 route's weighted choice is made once for the group, so every segment leaves through
@@ -85,7 +86,7 @@ _REASONS: dict[int, str] = {
     CommandStatus.ESME_RINVSYSID: "account removed by a reload",
     CommandStatus.ESME_RSYSERR: "hub shutting down",
     CommandStatus.ESME_RTHROTTLED: "over the account's max_rate",
-    CommandStatus.ESME_RMSGQFUL: "the hub's backlog is full (max_backlog)",
+    CommandStatus.ESME_RMSGQFUL: "the hub's backlog is full (max_backlog) or its store failed",
     CommandStatus.ESME_RINVSRCADR: "source address not allowed for the account",
     CommandStatus.ESME_RINVSCHED: "bad schedule_delivery_time",
     CommandStatus.ESME_RINVEXPIRY: "bad or past validity_period",
@@ -118,6 +119,13 @@ class HubIds:
     def next(self) -> str:
         self.n += 1
         return f"{self.prefix}{self.n:08x}"
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """Why a known account may not bind this way: the status its owner gets, and the logged reason."""
+
+    status: int
+    reason: str
 
 
 class AccountState:
@@ -160,6 +168,7 @@ class Acceptor:
         self.msglog = msglog or MessageLog.off()
         self._batcher: TurnBatcher[Submission] = TurnBatcher(self._commit)
         self.accepted = 0
+        self.store_failures = 0  # messages refused since the store last failed (0: it works)
 
     @property
     def commits(self) -> int:
@@ -175,15 +184,22 @@ class Acceptor:
         try:
             await self.store.add_messages(rows)
         except Exception as exc:  # noqa: BLE001 - not accepted: the ESMEs keep their messages
-            log.error("store_failed", messages=len(rows), error=str(exc))
+            # ESME_RMSGQFUL, not ESME_RSYSERR: a full or read-only disk passes, and this is
+            # the status that tells a client to keep the message and come back later
+            if not self.store_failures:
+                log.error("store_failed", messages=len(rows), error=str(exc))  # once per episode
+            self.store_failures += len(rows)
             for sub in batch:
                 if sub.conn is not None:
-                    sub.conn.respond(sub.request.make_response(command_status=CommandStatus.ESME_RSYSERR))
+                    sub.conn.respond(sub.request.make_response(command_status=CommandStatus.ESME_RMSGQFUL))
                 if self.msglog.on:
                     for out in sub.messages:
-                        self.msglog.refused(out.row.account, sub.request, CommandStatus.ESME_RSYSERR,
+                        self.msglog.refused(out.row.account, sub.request, CommandStatus.ESME_RMSGQFUL,
                                             f"store failed: {exc}", _dest(out.pdu))
             return
+        if self.store_failures:
+            log.warning("store_recovered", refused=self.store_failures)
+            self.store_failures = 0
         self.accepted += len(rows)
         stats: HubStats = self.dispatcher.stats
         stats.store_commit.observe(time.perf_counter() - started)
@@ -276,25 +292,35 @@ class EsmeHandler(SmscHandler):
                 return self._failed(peer, system_id, CommandStatus.ESME_RINVSYSID)
             # the same work and the same answer as a wrong password: nothing tells the names that exist
             return self._verify(conn, None, bind.password, self._dummy, system_id, peer)
-        if not ip_allowed(peer, account.ips):
-            log.info("bind_refused", system_id=system_id, peer=peer, reason="source IP not allowed")
-            return CommandStatus.ESME_RBINDFAIL
-        if _BIND_NAMES[type(bind)] not in account.cfg.bind_types:
-            log.info("bind_refused", system_id=system_id, peer=peer, reason="bind type not allowed")
-            return CommandStatus.ESME_RINVBNDSTS
-        if not self._reserve(conn, system_id, account.cfg.max_binds):
-            log.info("bind_refused", system_id=system_id, peer=peer, reason="max_binds reached")
-            return CommandStatus.ESME_RBINDFAIL
+        refusal = self._refusal(conn, bind, account, peer)
         credential = account.cfg.credential
         key = (system_id, hashlib.sha256(bind.password.encode()).digest())
+        if refusal is not None:
+            if security.reveal_unknown_system_id:
+                log.info("bind_refused", system_id=system_id, peer=peer, reason=refusal.reason)
+                return refusal.status
+            # only a caller who knows the password learns why: to anyone else this account
+            # looks like an unknown system_id (the same scrypt work, ESME_RINVPASWD, the same delay)
+            return self._verify(conn, key, bind.password, credential, system_id, peer, refusal)
         if self._verified.get(key) == credential:
             self.guard.succeeded(peer, system_id)
             return 0
         return self._verify(conn, key, bind.password, credential, system_id, peer)
 
+    def _refusal(self, conn: SmscConnection, bind: Pdu, account: AccountState, peer: str) -> Refusal | None:
+        """Why the account may not bind this way, whatever the password (None: it may, its slot reserved)."""
+        if not ip_allowed(peer, account.ips):
+            return Refusal(CommandStatus.ESME_RBINDFAIL, "source IP not allowed")
+        if _BIND_NAMES[type(bind)] not in account.cfg.bind_types:
+            return Refusal(CommandStatus.ESME_RINVBNDSTS, "bind type not allowed")
+        if not self._reserve(conn, account.cfg.system_id, account.cfg.max_binds):
+            return Refusal(CommandStatus.ESME_RBINDFAIL, "max_binds reached")
+        return None
+
     async def _verify(self, conn: SmscConnection, key: tuple[str, bytes] | None, password: str, credential: str,
-                      system_id: str, peer: str) -> int:
-        """The password check of a bind whose slot is reserved (``key`` None: an unknown system_id).
+                      system_id: str, peer: str, refusal: Refusal | None = None) -> int:
+        """The password check of a bind whose slot is reserved (``key`` None: an unknown system_id;
+        ``refusal``: the account may not bind this way, and no slot is reserved).
 
         The slot is given back unless the bind succeeds, also when the connection
         closes meanwhile (this task is cancelled then).
@@ -304,6 +330,9 @@ class EsmeHandler(SmscHandler):
             ok = await self._check_password(password, credential)
             if ok is None:  # too many checks waiting: answered at once, no delay to hold the connection
                 return CommandStatus.ESME_RBINDFAIL
+            if ok and refusal is not None:
+                log.info("bind_refused", system_id=system_id, peer=peer, reason=refusal.reason)
+                return refusal.status
             if ok and key is not None:
                 self._verified[key] = credential
                 self.guard.succeeded(peer, system_id)

@@ -200,7 +200,8 @@ class SmppConnection(asyncio.Protocol):
         return self.transport is not None and self.session.state is not State.CLOSED
 
     def send_nowait(self, pdu: Pdu, encoded: bytes | None = None) -> asyncio.Future[Pdu]:
-        """Send a request now; the Future resolves with its response, whatever its status.
+        """Send a request now; the Future resolves with its response, whatever its status
+        (a request that takes no response, outbind or alert_notification: with itself, once queued).
 
         ``encoded``: ``pdu`` already encoded, if the caller has it (see Session.send_request).
 
@@ -230,6 +231,11 @@ class SmppConnection(asyncio.Protocol):
             raise ConnectionClosed("connection is closed")
         session = self.session
         session.send_request(pdu, context, encoded)
+        if pdu.response_type is None:  # outbind, alert_notification: nothing will answer, done once sent
+            if callable(context):
+                self._call(context, pdu, None)
+            elif isinstance(context, asyncio.Future) and not context.done():
+                context.set_result(pdu)
         if len(session._out) >= EARLY_FLUSH:
             self._flush()
         else:
@@ -240,7 +246,7 @@ class SmppConnection(asyncio.Protocol):
 
     async def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:
         """Wait for room in the window, send ``pdu``, return the Future of its response."""
-        while not self.session.can_send:
+        while pdu.response_type is not None and not self.session.can_send:
             await self.wait_for_window()
         return self.send_nowait(pdu)
 
@@ -339,7 +345,7 @@ class SmppConnection(asyncio.Protocol):
                     self.bound.set_result(ev.state)
                 self.on_bound(ev)
             elif isinstance(ev, Unbound):
-                self._close_after_flush()
+                self.on_unbound(ev)
             elif isinstance(ev, Closing):
                 log.info("closing %s: %s", self.peername, ev.reason)
                 self._close_after_flush()
@@ -416,6 +422,11 @@ class SmppConnection(asyncio.Protocol):
 
     def on_outbind(self, pdu: Pdu) -> None:
         pass
+
+    def on_unbound(self, event: Unbound) -> None:
+        """The unbind handshake is over: close once what is queued is written."""
+        self.session.answer_unbind()
+        self._close_after_flush()
 
     def on_closed(self, exc: Exception | None) -> None:
         pass

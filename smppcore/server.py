@@ -64,7 +64,7 @@ from .admission import Admission, RefusalLog, Ticket
 from .connection import SmppConnection
 from .constants import CommandId, CommandStatus
 from .pdus import Pdu
-from .session import Bound, Role, SessionConfig, State
+from .session import Bound, Role, SessionConfig, State, Unbound
 from .session_states import BIND_COMMANDS
 
 __all__ = ["SmscHandler", "SmscConnection", "Server", "serve"]
@@ -127,6 +127,7 @@ class SmscConnection(SmppConnection):
         self._resume_scheduled = False
         self._ticket = ticket
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unbind_grace: asyncio.TimerHandle | None = None  # the peer unbound; answers still owed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -195,7 +196,27 @@ class SmscConnection(SmppConnection):
         if self.transport is None:
             return
         session.send_response(response)
+        if self._unbind_grace is not None and session.quota >= self._max_unanswered:
+            self._finish_unbind()  # that was the last answer owed
+            return
         self._flush_soon()
+
+    def on_unbound(self, event: Unbound) -> None:
+        """The peer unbound: its unbind_resp waits for the answers still owed to it
+        (a submit waiting for the store), at most ``response_timeout`` seconds, then
+        the connection closes. Requests after the unbind are refused by the session."""
+        if self.session.unbind_response is not None and self.unanswered > 0:
+            grace = self.config.response_timeout or 5.0
+            self._unbind_grace = self.loop.call_later(grace, self._finish_unbind)
+            return
+        self._finish_unbind()
+
+    def _finish_unbind(self) -> None:
+        if self._unbind_grace is not None:
+            self._unbind_grace.cancel()
+            self._unbind_grace = None
+        self.session.answer_unbind()
+        self._close_after_flush()
 
     def _resume_unanswered(self) -> None:
         """Enough answers went out: handle what waited, then read again."""
@@ -266,6 +287,9 @@ class SmscConnection(SmppConnection):
         pass
 
     def on_closed(self, exc: Exception | None) -> None:
+        if self._unbind_grace is not None:
+            self._unbind_grace.cancel()
+            self._unbind_grace = None
         for task in list(self._tasks):
             task.cancel()
         if self._ticket is not None:

@@ -214,6 +214,10 @@ class Session:
         self.held: collections.deque[Pdu | PduError] = collections.deque()
         #: a bind went to the application and awaits accept_bind / reject_bind
         self.bind_pending = False
+        #: SMSC side: the peer unbound while the application still owed answers; this
+        #: unbind_resp goes out after them (see :meth:`answer_unbind`), or the peer, which
+        #: closes on it, would never read them
+        self.unbind_response: bytes | None = None
         #: requests the session may still hand to the application; at 0 the rest of the
         #: stream waits in :attr:`held`. The caller gives one back per answer (the server
         #: does: SessionConfig.max_unanswered); accept_bind / reject_bind give theirs back.
@@ -246,15 +250,23 @@ class Session:
         bytes a second encoding. Raises :class:`InvalidState` if our role may not
         send it in this state and :class:`WindowFull` if the window is full.
         Returns the PDU as sent.
+
+        outbind and alert_notification take no response (SMPP 3.4, 4.1.7 and 4.12):
+        they get a sequence number and go out, but never enter the window, where they
+        would hold a slot until the response timeout and then fail as unanswered.
         """
         cid = pdu.command_id
         if cid not in self._may_send[self.state]:
             raise InvalidState(f"{self.role.value} may not send {pdu.command_name} in state {self.state.value}")
         window = self.window
-        if len(window._pending) >= window.size:
+        untracked = pdu.response_type is None
+        if not untracked and len(window._pending) >= window.size:
             raise WindowFull(f"{window.size} requests already in flight")
         pdu.sequence_number = seq = self._seq.next()
         data = encode(pdu) if encoded is None else b"%b%b%b" % (encoded[:12], seq.to_bytes(4, "big"), encoded[16:])
+        if untracked:
+            self._out.append(data)
+            return pdu
         now = self.clock()
         timeout = self.config.response_timeout
         window.add(pdu, context, now + timeout if timeout else NO_DEADLINE)
@@ -292,6 +304,12 @@ class Session:
         self.bind_pending = False
         self.quota += 1
         self.send_response(request.make_response(command_status=status))
+
+    def answer_unbind(self) -> None:
+        """Queue the unbind_resp held back by :attr:`unbind_response` (no-op if none)."""
+        if self.unbind_response is not None:
+            self._out.append(self.unbind_response)
+            self.unbind_response = None
 
     def unbind(self, context: Any = None) -> Pdu | None:
         """Start the unbind handshake (if bound); None if there is nothing to unbind."""
@@ -367,7 +385,11 @@ class Session:
                     continue
                 self.last_activity = now
                 if cid == C.UNBIND:
-                    self._answer(encode(UnbindResp(sequence_number=pdu.sequence_number)), events)
+                    answer = encode(UnbindResp(sequence_number=pdu.sequence_number))
+                    if self.role is Role.SMSC and quota < self.config.max_unanswered:
+                        self.unbind_response = answer  # answers owed: the caller sends it after them
+                    else:
+                        self._answer(answer, events)
                     self.state = State.UNBOUND
                     events.append(Unbound(by_peer=True))
                     allowed = self._may_receive[self.state]

@@ -180,7 +180,8 @@ class TwoSessions(RuleBasedStateMachine):
         session = me.session
         pdu = cls(system_id="esme", password="pw") if cls.command_id in BINDS else cls()
         allowed = cls.command_id in ALLOWED_REQUESTS[session.role][session.state]
-        full = len(session.window) >= session.window.size
+        # outbind and alert_notification take no response: they never enter the window
+        full = len(session.window) >= session.window.size and cls.response_type is not None
         token = Token(0, cls.command_id)
         try:
             session.send_request(pdu, token)
@@ -249,6 +250,9 @@ class TwoSessions(RuleBasedStateMachine):
             event("sequence numbers wrapped")
         me.last_seq = seq
         token.seq = seq
+        if pdu.response_type is None:  # nothing will answer it: not outstanding
+            self._flush(me)
+            return
         me.sent[seq] = token
         me.n_sent += 1
         self._flush(me)
@@ -314,6 +318,8 @@ class TwoSessions(RuleBasedStateMachine):
             if receiver.session.held:
                 event("PDUs held behind a bind")
             replies = b"".join(ev.data for ev in events if isinstance(ev, Reply))
+            # an unbind_resp held back behind answers the application owes counts as answered
+            replies += receiver.session.unbind_response or b""
             answered = {pdu.sequence_number for pdu in Framer().feed(out + replies) if pdu.is_response}
             self._check_arrivals(receiver, arrived, events, answered)
             self._handle(receiver, events)
@@ -381,6 +387,7 @@ class TwoSessions(RuleBasedStateMachine):
                 event(f"bound {ev.state.value}")
             elif isinstance(ev, Unbound | Closing):
                 event(f"{me.name}: {type(ev).__name__}")
+                me.session.answer_unbind()  # the I/O layer sends a held unbind_resp before it closes
                 if not me.closed:
                     self._close(me)
         self._flush(me)
