@@ -7,9 +7,11 @@ its own beside the session:
 
 - the window is filled from prepared bytes (:class:`benchmarks.messages.MessagePool`):
   per submit_sm only the sequence number is put in, all of a pump in one write;
-- a chunk read from the socket is framed here; submit_sm_resp (and generic_nack) for
-  our submit_sm are read in place, their 16-octet header and, when receipts are
-  asked for, the message_id, and timed when the chunk was read;
+- a chunk read from the socket is framed here; submit_sm_resp, data_sm_resp,
+  submit_multi_resp (and generic_nack) for our requests are read in place, their
+  16-octet header and, when receipts are asked for, the message_id (and a
+  submit_multi_resp's count of unsuccessful destinations), and timed when the chunk
+  was read;
 - deliver_sm (receipts) while bound: decoded by smppcore, handed to the worker and
   answered ESME_ROK from prepared bytes, all the answers of a chunk in one write;
 - every other PDU (bind and unbind responses, enquire_link either way, a PDU that
@@ -34,8 +36,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["BulkEsme"]
 
-_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
-_GENERIC_NACK = int(CommandId.GENERIC_NACK)
+_SUBMIT_MULTI_RESP = int(CommandId.SUBMIT_MULTI_RESP)
+#: the answers to what the lane sends (submit_sm, data_sm, submit_multi), and generic_nack
+_ANSWERS = frozenset({int(CommandId.SUBMIT_SM_RESP), int(CommandId.DATA_SM_RESP), _SUBMIT_MULTI_RESP,
+                      int(CommandId.GENERIC_NACK)})
 _DELIVER_SM = int(CommandId.DELIVER_SM)
 #: deliver_sm_resp (ESME_ROK, empty message_id) as smppcore encodes it, split around
 #: the sequence number that each answer puts in
@@ -45,9 +49,20 @@ _SENDING_STATES = (State.BOUND_TX, State.BOUND_TRX)
 _RECEIVING_STATES = (State.BOUND_RX, State.BOUND_TRX)
 
 
+def _receipts_owed(cid: int, dests: int, body: bytes) -> int:
+    """How many receipts an accepted request owes: one, or for a submit_multi one per
+    destination less those its response lists as unsuccessful (``body`` its body)."""
+    if cid != _SUBMIT_MULTI_RESP:
+        return 1
+    nul = body.find(b"\0")
+    refused = body[nul + 1] if 0 <= nul < len(body) - 1 else 0
+    return max(0, (dests or 1) - refused)
+
+
 class BulkEsme(smppcore.Client):
     """One bind of a load run. ``inflight``: sequence number -> the time the message was due
-    (open loop) or written (closed loop); ``sent_at``: the write time too, in open loop."""
+    (open loop) or written (closed loop); ``sent_at``: the write time too, in open loop;
+    ``multi``: the number of destinations of each submit_multi in flight (only those)."""
 
     def __init__(self, worker: Worker, slot: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -57,6 +72,7 @@ class BulkEsme(smppcore.Client):
         self.max_pdu_size = self.config.max_pdu_size
         self.inflight: dict[int, float] = {}
         self.sent_at: dict[int, float] = {}
+        self.multi: dict[int, int] = {}
         self.open_loop = worker.open_loop
         self.dlr = worker.opts.dlr
         self.held: Any = None  # a message taken from the feed that did not fit in the window yet
@@ -86,7 +102,7 @@ class BulkEsme(smppcore.Client):
                 msg = take(now)
                 if msg is None:
                     break
-            parts, due = msg
+            (parts, dests, _), due = msg
             n = len(parts)
             if n > free and inflight:
                 break  # a long message waits until all its segments fit
@@ -96,6 +112,8 @@ class BulkEsme(smppcore.Client):
                 inflight[seq] = due
                 if open_loop:
                     sent_at[seq] = now
+                if dests:
+                    self.multi[seq] = dests
             if lags is not None:
                 lags.append(int((now - due) * 1e6))
             free -= n
@@ -117,6 +135,7 @@ class BulkEsme(smppcore.Client):
         end = len(buf)
         pos = 0
         inflight = self.inflight
+        multi = self.multi
         unpack = HEADER.unpack_from
         now = perf_counter()
         latencies: list[int] = []
@@ -137,9 +156,10 @@ class BulkEsme(smppcore.Client):
                 break
             if end - pos < length:
                 break
-            if cid == _SUBMIT_SM_RESP or cid == _GENERIC_NACK:
+            if cid in _ANSWERS:
                 due = inflight.pop(seq, None)
                 if due is not None:
+                    dests = multi.pop(seq, 0) if multi else 0
                     record(int((now - due) * 1e6))
                     if service is not None:
                         service.append(int((now - sent_at.pop(seq, now)) * 1e6))
@@ -148,7 +168,8 @@ class BulkEsme(smppcore.Client):
                             failed = []
                         failed.append(status)
                     elif ids is not None:
-                        ids.append((buf[pos + 16:pos + length], due))
+                        body = buf[pos + 16:pos + length]
+                        ids.append((body, due, _receipts_owed(cid, dests, body)))
                     pos += length
                     continue
             elif cid == _DELIVER_SM and receipts:
@@ -187,6 +208,7 @@ class BulkEsme(smppcore.Client):
         lost = len(self.inflight)
         self.inflight.clear()
         self.sent_at.clear()
+        self.multi.clear()
         held, self.held = self.held, None
         self.worker.bind_lost(self, lost, held)
 
@@ -203,4 +225,5 @@ class BulkEsme(smppcore.Client):
         for seq in old:
             del inflight[seq]
             sent_at.pop(seq, None)
+            self.multi.pop(seq, None)
         return len(old)

@@ -3,6 +3,9 @@
 Every way a run can go wrong ends in one line on stderr naming the problem: exit 2
 for a bad argument (found before anything is sent), 1 for a failure at run time
 (the target cannot be reached, refuses the bind, a file cannot be written).
+``--assert`` adds exit 3 (:data:`EXIT_ASSERTION`): the run went through and measured
+something its checks do not accept, one line on stderr per failed check, so CI can
+tell "the system got slower" from "the benchmark could not run".
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import msgspec
 from smppcore.config import ConfigError, parse_host_port
 
 from .loadgen import BenchError, BenchResult, LoadOptions, Second, parse_mix, parse_ramp, run_bench
+from .messages import MAX_MULTI_DESTS, parse_op_mix
+from .slo import ASSERT_METRICS, SLO_METRICS, Objective, Verdict, check, parse_objectives
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -26,7 +31,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "add_arguments", "run", "main", "summary", "plot", "figure", "rate_series", "RateSeries", "PLOT_SIZE", "PLOT_DPI",
+    "Plan", "plan_from", "EXIT_ASSERTION",
 ]
+
+#: Exit status when the run went through but an --assert check failed.
+EXIT_ASSERTION = 3
+#: --find-max defaults: the first step's rate, a step's length, the most steps, the highest rate asked.
+FIND_MAX_START = 1000.0
+FIND_MAX_STEP = 5.0
+FIND_MAX_STEPS = 12
+FIND_MAX_RATE = 1_000_000.0
 
 
 class UsageError(Exception):
@@ -52,7 +66,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", default="1", metavar="K", help="processes sharing the binds, count and rate (default 1)")
     p.add_argument("--to", default="4477009{00000-99999}", help="destinations: PREFIX{FROM-TO} or a literal")
     p.add_argument("--to-file", metavar="FILE", help="destinations, one per line")
-    p.add_argument("--from", dest="source", default="smpphub", help="source address (default smpphub)")
+    p.add_argument("--from", dest="source", help="source addresses: a literal (default smpphub) or PREFIX{FROM-TO}")
+    p.add_argument("--from-file", metavar="FILE", help="source addresses, one per line")
+    p.add_argument("--op-mix", default="submit_sm:1", metavar="OP:WEIGHT,...",
+                   help="operations and weights: submit_sm, submit_multi, data_sm "
+                        "(e.g. submit_sm:8,submit_multi:1,data_sm:1)")
+    p.add_argument("--multi-dests", default="2", metavar="N",
+                   help=f"destinations of each submit_multi (default 2, at most {MAX_MULTI_DESTS})")
     p.add_argument("--text-mix", default="gsm:1", metavar="KIND:WEIGHT,...",
                    help="kinds and weights: gsm, ucs2, long (e.g. gsm:70,ucs2:20,long:10)")
     p.add_argument("--dlr", action="store_true", help="ask for receipts and measure their latency")
@@ -66,6 +86,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: smpphub.bench.loadgen.BenchResult)")
     p.add_argument("--plot", metavar="PATH.png", help="plot rate and latency over time (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no live progress (there is none when stderr is not a terminal)")
+    p.add_argument("--slo", action="append", metavar="OBJECTIVES",
+                   help="objectives each --find-max step must hold, e.g. 'p99<50ms,errors<0.1%%' "
+                        f"(metrics: {', '.join(SLO_METRICS)})")
+    p.add_argument("--find-max", action="store_true",
+                   help=f"search for the highest open-loop rate holding --slo: steps of --duration (default "
+                        f"{FIND_MAX_STEP:g}s) from --rate (default {FIND_MAX_START:g}/s), bracketing then bisecting")
+    p.add_argument("--tolerance", default="5%", metavar="PERCENT",
+                   help="--find-max stops when the highest rate that held and the lowest that did not are this close "
+                        "(default 5%%)")
+    p.add_argument("--max-steps", default=str(FIND_MAX_STEPS), metavar="N",
+                   help=f"--find-max runs at most this many steps (default {FIND_MAX_STEPS})")
+    p.add_argument("--max-rate", metavar="R",
+                   help=f"--find-max asks at most this rate (default {FIND_MAX_RATE:,.0f}/s)")
+    p.add_argument("--assert", dest="asserts", action="append", metavar="CHECKS",
+                   help="checks that set the exit status, e.g. 'errors<0.1%%,p99<50ms,receipts>=100%%,rate>=900': "
+                        f"exit {EXIT_ASSERTION} and one line per failed check (metrics: {', '.join(ASSERT_METRICS)}; "
+                        "with --find-max only rate, the rate found)")
 
 
 def _int(name: str, value: str | None, minimum: int = 1) -> int | None:
@@ -142,30 +179,119 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         raise UsageError("give --tls-ca or --tls-insecure, not both")
     if args.tls_ca and not os.path.isfile(args.tls_ca):
         raise UsageError(f"--tls-ca: no such file: {args.tls_ca}")
-    if args.to_file:
-        from .loadgen import DestinationPattern
-
-        try:
-            DestinationPattern("", args.to_file)
-        except OSError as exc:
-            raise UsageError(f"--to-file: {exc.strerror}: {args.to_file}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--to-file: {exc}") from None
-    else:
-        from .loadgen import DestinationPattern
-
-        try:
-            DestinationPattern(args.to)
-        except ValueError as exc:
-            raise UsageError(f"--to: {exc}") from None
+    _check_addresses("to", args.to, args.to_file)
+    if args.source is not None and args.from_file:
+        raise UsageError("give --from or --from-file, not both")
+    source = args.source if args.source is not None else "smpphub"
+    _check_addresses("from", source, args.from_file)
+    try:
+        ops = parse_op_mix(args.op_mix)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    multi_dests = _int("multi-dests", args.multi_dests)
+    if multi_dests > MAX_MULTI_DESTS:  # type: ignore[operator]
+        raise UsageError(f"--multi-dests: at most {MAX_MULTI_DESTS} (SMPP 3.4 submit_multi), got {multi_dests}")
     return LoadOptions(
         host=host, port=port, system_id=args.system_id, password=args.password, bind=args.bind,
         system_type=args.system_type,
         binds=binds, window=window, count=count, duration=duration, rate=rate, ramp=ramp,  # type: ignore[arg-type]
-        workers=workers, to=args.to, to_file=args.to_file, source=args.source, mix=mix, dlr=args.dlr,  # type: ignore[arg-type]
+        workers=workers, to=args.to, to_file=args.to_file, source=source, source_file=args.from_file,  # type: ignore[arg-type]
+        mix=mix, ops=ops, multi_dests=multi_dests, dlr=args.dlr,  # type: ignore[arg-type]
         receipt_wait=receipt_wait, response_timeout=timeout, tls=args.tls or bool(args.tls_ca) or args.tls_insecure,
         tls_ca=args.tls_ca, tls_insecure=args.tls_insecure, progress=not args.quiet and sys.stderr.isatty(),  # type: ignore[arg-type]
     )
+
+
+def _check_addresses(flag: str, pattern: str, file: str | None) -> None:
+    """An address pattern or file that cannot be used is refused before the run."""
+    from .messages import AddressPattern
+
+    try:
+        AddressPattern(pattern, file)
+    except OSError as exc:
+        raise UsageError(f"--{flag}-file: {exc.strerror}: {file}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--{flag}{'-file' if file else ''}: {exc}") from None
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    """What the command line asks for: one run (``options``), or a ``--find-max`` search
+    over runs like it, and the ``--slo`` objectives and ``--assert`` checks."""
+
+    options: LoadOptions
+    slo: list[Objective] = []
+    checks: list[Objective] = []
+    find_max: bool = False
+    tolerance: float = 0.05
+    max_steps: int = FIND_MAX_STEPS
+    max_rate: float = FIND_MAX_RATE
+
+
+def _objectives(values: list[str] | None, allowed: tuple[str, ...], flag: str) -> list[Objective]:
+    out: list[Objective] = []
+    for value in values or []:
+        try:
+            out += parse_objectives(value, allowed, flag)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return out
+
+
+def _fraction(name: str, value: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*", value)
+    if not m:
+        raise UsageError(f"--{name}: expected a percentage like 5%, got {value!r}")
+    fraction = float(m.group(1)) / (100 if m.group(2) else 1)
+    if not 0 < fraction <= 0.5:
+        raise UsageError(f"--{name} must be above 0% and at most 50%, got {value!r}")
+    return fraction
+
+
+def _rate(name: str, value: str) -> float:
+    try:
+        rate = float(value.replace("_", ""))
+    except ValueError:
+        raise UsageError(f"--{name}: expected messages per second, got {value!r}") from None
+    if not rate > 0 or not math.isfinite(rate):
+        raise UsageError(f"--{name} must be positive, got {value!r}")
+    return rate
+
+
+def plan_from(args: argparse.Namespace) -> Plan:
+    """The whole command line, checked: every problem a :class:`UsageError` of one line."""
+    slo = _objectives(args.slo, SLO_METRICS, "--slo")
+    checks = _objectives(args.asserts, ASSERT_METRICS, "--assert")
+    if not args.find_max:
+        for flag, given in (("--tolerance", args.tolerance != "5%"), ("--max-rate", args.max_rate is not None),
+                            ("--max-steps", args.max_steps != str(FIND_MAX_STEPS))):
+            if given:
+                raise UsageError(f"{flag} is for --find-max")
+        opts = options_from(args)
+        if any(c.metric == "receipts" for c in checks) and not opts.dlr:
+            raise UsageError("--assert receipts needs --dlr (without it no receipt is asked for)")
+        return Plan(options=opts, slo=slo, checks=checks)
+    if not slo:
+        raise UsageError("--find-max needs --slo: the objectives each rate must hold, "
+                         "e.g. --slo 'p99<50ms,errors<0.1%'")
+    for flag, given in (("--count", args.count), ("--ramp", args.ramp)):
+        if given is not None:
+            raise UsageError(f"--find-max runs steps of --duration, each at its own rate: {flag} does not apply")
+    wrong = [c.text for c in checks if c.metric != "rate"]
+    if wrong:
+        raise UsageError(f"--assert {wrong[0]}: with --find-max only rate can be checked (the highest rate found)")
+    if args.plot:
+        raise UsageError("--plot draws one run; with --find-max each step is a run of its own (use --json)")
+    max_steps = _int("max-steps", args.max_steps, minimum=2)
+    if max_steps > 100:  # type: ignore[operator]
+        raise UsageError(f"--max-steps: at most 100, got {max_steps}")
+    max_rate = _rate("max-rate", args.max_rate) if args.max_rate is not None else FIND_MAX_RATE
+    start = _rate("rate", args.rate) if args.rate is not None else min(FIND_MAX_START, max_rate)
+    if start > max_rate:
+        raise UsageError(f"--rate ({start:g}, where the search starts) is above --max-rate ({max_rate:g})")
+    step = args.duration if args.duration is not None else f"{FIND_MAX_STEP:g}"
+    opts = options_from(argparse.Namespace(**{**vars(args), "duration": step, "rate": str(start)}))
+    return Plan(options=opts, slo=slo, checks=checks, find_max=True, tolerance=_fraction("tolerance", args.tolerance),
+                max_steps=max_steps, max_rate=max_rate)  # type: ignore[arg-type]
 
 
 def _check_plot_format(path: str) -> None:
@@ -206,8 +332,15 @@ def summary(result: BenchResult) -> str:
     head = (f"smpphub bench -> {o.host}:{o.port}: {how}, {o.binds} bind(s) x window {o.window}"
             f"{f', {o.workers} workers' if o.workers > 1 else ''}")
     rows = [
-        ("messages", f"{result.messages:,}" + (f" ({result.sent:,} submit_sm)" if result.sent != result.messages else "")),
-        ("sent", f"{result.sent:,} submit_sm in {result.duration:.2f} s"),
+        ("messages", f"{result.messages:,}" + (f" ({result.sent:,} PDUs)" if result.sent != result.messages else "")
+                     + (f" to {result.recipients:,} recipients" if result.recipients > result.messages else "")),
+    ]
+    if set(result.ops) - {"submit_sm"}:
+        multi = f" of {o.multi_dests} destinations" if "submit_multi" in result.ops else ""
+        rows.append(("operations", ", ".join(f"{op} {n:,}" + (multi if op == "submit_multi" else "")
+                                             for op, n in result.ops.items())))
+    rows += [
+        ("sent", f"{result.sent:,} PDUs in {result.duration:.2f} s"),
         ("submits/s", f"{result.submit_rate:,.0f}" + (f" (sent at {result.send_rate:,.0f}/s)" if result.mode == "open" else "")),
         ("acked", f"{result.acked:,}"),
         ("errors", f"{sum(result.errors.values()):,}"
@@ -217,7 +350,7 @@ def summary(result: BenchResult) -> str:
     ]
     if o.dlr:
         rows += [
-            ("receipts", f"{result.receipts:,} of {result.acked:,}"
+            ("receipts", f"{result.receipts:,} of {result.receipts_expected:,}"
                          + (f", {result.duplicate_receipts:,} duplicate" if result.duplicate_receipts else "")
                          + (f", {result.unmatched_receipts:,} for other messages" if result.unmatched_receipts else "")),
             ("receipts/s", f"{result.receipt_rate:,.0f}"),
@@ -346,39 +479,85 @@ def figure(result: BenchResult) -> Figure:
     return fig
 
 
+def _say(line: str) -> None:
+    print(f"smpphub bench: {line}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        opts = options_from(args)
+        plan = plan_from(args)
     except UsageError as exc:
-        print(f"smpphub bench: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 2
     try:
-        result = run_bench(opts)
+        return _search(plan, args) if plan.find_max else _once(plan, args)
     except BenchError as exc:  # the target cannot be reached, refuses the bind, goes away for good
-        print(f"smpphub bench: {exc}", file=sys.stderr)
-        return 1
+        _say(str(exc))
     except (OSError, TimeoutError) as exc:
-        print(f"smpphub bench: cannot drive {args.target}: {exc or type(exc).__name__}", file=sys.stderr)
-        return 1
+        _say(f"cannot drive {args.target}: {exc or type(exc).__name__}")
     except Exception as exc:  # noqa: BLE001 - a failure nobody foresaw: still one line
-        print(f"smpphub bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        _say(f"{type(exc).__name__}: {exc}")
+    return 1
+
+
+def _once(plan: Plan, args: argparse.Namespace) -> int:
+    """One run: its summary, the --slo verdicts, the files, then the --assert checks."""
+    result = run_bench(plan.options)
     print(summary(result))
-    if args.json:
-        try:
-            with open(args.json, "wb") as f:
-                f.write(msgspec.json.format(msgspec.json.encode(result)))
-        except OSError as exc:
-            print(f"smpphub bench: --json: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+    if plan.slo:
+        print("\n  objectives (--slo)")
+        for v in check(plan.slo, result):
+            print(f"    {'holds' if v.passed else 'FAILS'}  {v.line()}")
+    if not _write_json(args.json, result):
+        return 1
     if args.plot:
         try:
             plot(result, args.plot)
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"smpphub bench: --plot: cannot write {args.plot}: {why}", file=sys.stderr)
+            _say(f"--plot: cannot write {args.plot}: {why}")
             return 1
-    return 0
+    return _asserted(check(plan.checks, result))
+
+
+def _search(plan: Plan, args: argparse.Namespace) -> int:
+    """A --find-max search: the table of its steps as they go, what it found, the --assert checks on that."""
+    from .findmax import Search, conclusion, find_max
+    from .slo import Verdict
+
+    o = plan.options
+    print(f"smpphub bench --find-max -> {o.host}:{o.port}: {','.join(x.text for x in plan.slo)}, "
+          f"steps of {o.duration:g}s from {o.rate:,.0f}/s, {o.binds} bind(s) x window {o.window}\n", flush=True)
+    search = Search(o.rate or FIND_MAX_START, tolerance=plan.tolerance, max_steps=plan.max_steps,
+                    max_rate=plan.max_rate)
+    result = find_max(o, plan.slo, search)
+    print(f"\n{conclusion(result)}")
+    if not _write_json(args.json, result):
+        return 1
+    found = result.found
+    return _asserted([Verdict(c, found, found is not None and c.holds(found)) for c in plan.checks])
+
+
+def _write_json(path: str | None, result: msgspec.Struct) -> bool:
+    if not path:
+        return True
+    try:
+        with open(path, "wb") as f:
+            f.write(msgspec.json.format(msgspec.json.encode(result)))
+    except OSError as exc:
+        _say(f"--json: cannot write {path}: {exc.strerror or exc}")
+        return False
+    return True
+
+
+def _asserted(verdicts: list[Verdict]) -> int:
+    """One line on stderr per failed --assert check; the exit status."""
+    failed = [v for v in verdicts if not v.passed]
+    for v in failed:
+        _say(f"assertion failed: {v.line()}")
+    if verdicts and not failed:
+        print(f"\n--assert: all {len(verdicts)} checks hold")
+    return EXIT_ASSERTION if failed else 0
 
 
 class _Parser(argparse.ArgumentParser):

@@ -56,8 +56,11 @@ class LoadOptions(msgspec.Struct, kw_only=True):
     workers: int = 1
     to: str = "4477009{00000-99999}"
     to_file: str | None = None
-    source: str = "smpphub"
+    source: str = "smpphub"  # a literal or a pattern like destinations: 4477{0000-9999}
+    source_file: str | None = None  # source addresses, one per line
     mix: dict[str, float] = msgspec.field(default_factory=lambda: {"gsm": 1.0})
+    ops: dict[str, float] = msgspec.field(default_factory=lambda: {"submit_sm": 1.0})  # operation -> weight
+    multi_dests: int = 2  # destinations of each submit_multi
     dlr: bool = False
     receipt_wait: float = 10.0  # seconds to wait for outstanding receipts at the end
     response_timeout: float = 30.0  # a submit_sm unanswered this long counts as ResponseTimeout
@@ -104,7 +107,12 @@ class BenchResult(msgspec.Struct):
     ``service_us`` always from the write. ``errors`` counts responses by
     command_status name plus requests that got none (``ResponseTimeout``,
     ``ConnectionClosed``), so ``sent == acked + sum(errors.values())``.
-    ``receipts`` counts final receipts (first one per message id);
+    ``messages`` counts messages (a long one once, a submit_multi once), ``recipients``
+    the handsets they went to (a submit_multi's destinations each), ``ops`` the
+    messages by operation (submit_sm, submit_multi, data_sm).
+    ``receipts`` counts final receipts (the first one per message id and handset);
+    ``receipts_expected`` how many the acked requests owe (one each, a submit_multi one
+    per destination its response did not list as unsuccessful);
     ``receipt_latency_us`` those matched to a submit of this run by message_id, from
     the same start as ``latency_us`` to the receipt's arrival (per second in the
     timeline's ``receipt_p*_us``); at most ``worker.TRACKED_RECEIPTS`` ids are held
@@ -146,6 +154,9 @@ class BenchResult(msgspec.Struct):
     receipt_wait: float = 0.0
     send_lag_us: dict[str, float] = {}
     generator_cpu: float = 0.0
+    recipients: int = 0
+    ops: dict[str, int] = {}
+    receipts_expected: int = 0
 
 
 # --- the schedule ----------------------------------------------------------------------
@@ -397,6 +408,7 @@ class _MergedSecond:
 def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
     latency, service, receipt_latency, lag = Histogram(), Histogram(), Histogram(), Histogram()
     errors: dict[str, int] = {}
+    ops: dict[str, int] = {}
     seconds: dict[int, _MergedSecond] = {}
     pending: dict[str, float] = {}
     early: dict[str, float] = {}
@@ -410,6 +422,8 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
         early.update(p["early_receipts"])
         for k, v in p["errors"].items():
             errors[k] = errors.get(k, 0) + v
+        for k, v in p["ops"].items():
+            ops[k] = ops.get(k, 0) + v
         for s, part in p["seconds"].items():
             seconds.setdefault(int(s), _MergedSecond()).add(part)
     # receipts that reached another worker's bind than the one that sent the message
@@ -457,4 +471,6 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
         receipt_wait=max(0.0, receipts_end - end),
         send_lag_us=lag.summary() if schedule is not None else {},
         generator_cpu=sum(p.get("cpu", 0.0) for p in parts),
+        recipients=sum(p["recipients"] for p in parts), ops=ops,
+        receipts_expected=sum(p["receipts_expected"] for p in parts),
     )

@@ -26,7 +26,7 @@ from smppcore.receipt import is_receipt, normalise_message_id, receipt_info, rec
 from .bulk import BulkEsme
 from .failures import BenchError, connect_failure
 from .histogram import Histogram, HistogramData
-from .messages import MessagePool
+from .messages import OPS, MessagePool
 
 __all__ = [
     "Worker", "Tick", "BenchError", "ReceiptTally", "SecondPart", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR",
@@ -149,7 +149,8 @@ class Worker:
         self.quota = count if count is not None else math.inf
         self.open_loop = bool(opts.rate or opts.ramp)
         self.share = share  # this worker's part of the run's binds, so of its rate
-        pool = MessagePool(to=opts.to, to_file=opts.to_file, mix=opts.mix, source=opts.source, dlr=opts.dlr, seed=seed)
+        pool = MessagePool(to=opts.to, to_file=opts.to_file, mix=opts.mix, source=opts.source, dlr=opts.dlr, seed=seed,
+                           source_file=opts.source_file, ops=opts.ops, multi_dests=opts.multi_dests)
         self.pool = pool.messages
         self.pool_size = len(pool.messages)
         self.schedule: Any = None
@@ -157,8 +158,13 @@ class Worker:
         self.requeued: list = []
         self.errors: dict[str, int] = {}
         self.sent = self.acked = self.throttled = self.reconnects = self.receipts = 0
+        self.op_counts = [0] * len(OPS)  # messages taken, by operation
+        self.recipients = 0  # handsets of the messages taken (a submit_multi's destinations each)
+        self.receipts_expected = 0  # acked requests, a submit_multi counting its accepted destinations
         self.pending_receipts: dict[str, float] = {}
+        self.multi_left: dict[str, int] = {}  # a submit_multi's id -> receipts still owed, when more than one
         self.early_receipts: dict[str, float] = {}
+        self.early_more: dict[str, int] = {}  # further receipts for an id in early_receipts (submit_multi)
         self.last_receipt = 0.0
         self.seen_receipts: dict[str, None] = {}  # an ordered set: the oldest goes first
         self.duplicate_receipts = 0
@@ -205,7 +211,10 @@ class Worker:
             due = now  # a little early: its latency runs from the write
         i = self.next_index
         self.next_index = i + 1
-        return self.pool[i % self.pool_size], due
+        message = self.pool[i % self.pool_size]
+        self.op_counts[message[2]] += 1
+        self.recipients += message[1] or 1
+        return message, due
 
     def exhausted(self, now: float) -> bool:
         """Nothing more to send (everything sent, or the deadline passed)."""
@@ -277,16 +286,26 @@ class Worker:
             self._expect_receipts(ids)
 
     def _expect_receipts(self, ids: list) -> None:
+        """Accepted requests (body of the response, due time, receipts owed) now await their receipts."""
         early_receipts, pending = self.early_receipts, self.pending_receipts
-        for body, due in ids:
+        for body, due, owed in ids:
+            self.receipts_expected += owed
+            if not owed:
+                continue
             key = normalise_message_id(body[:body.find(b"\0")].decode("latin-1"))
             early = early_receipts.pop(key, None)
-            if early is None:
-                if len(pending) >= TRACKED_RECEIPTS:
-                    del pending[next(iter(pending))]
-                pending[key] = due
-            else:
+            if early is not None:
                 self._receipt_latency(early, due)
+                owed -= 1 + self.early_more.pop(key, 0)
+                if owed <= 0:
+                    continue
+            if len(pending) >= TRACKED_RECEIPTS:
+                gone = next(iter(pending))
+                del pending[gone]
+                self.multi_left.pop(gone, None)
+            pending[key] = due
+            if owed > 1:
+                self.multi_left[key] = owed
 
     def _receipt_latency(self, at: float, due: float) -> None:
         """A receipt matched to its submit_sm: its latency goes to the second it came in."""
@@ -301,12 +320,14 @@ class Worker:
             return
         key = normalise_message_id(info.message_id)
         seen = self.seen_receipts
-        if key in seen:
+        # one receipt per message and handset: a submit_multi's receipts share its id
+        seen_key = f"{key} {pdu.source_addr}"
+        if seen_key in seen:
             self.duplicate_receipts += 1  # at least once: an SMSC may send one again
             return
         if len(seen) >= TRACKED_RECEIPTS:
             del seen[next(iter(seen))]
-        seen[key] = None
+        seen[seen_key] = None
         now = time.perf_counter()
         # Every final receipt counts; its latency needs the send time, which only the
         # worker that sent it knows (an SMSC gives receipts to any bind of the account):
@@ -314,12 +335,26 @@ class Worker:
         self.receipts += 1
         self.last_receipt = now
         self.bucket(now).receipts += 1
-        due = self.pending_receipts.pop(key, None)
+        pending = self.pending_receipts
+        due = pending.get(key)
+        if due is None and "." in key:
+            # a hub that splits a submit_multi numbers each destination's message id.N (smpphub does)
+            stem = key.rpartition(".")[0]
+            if stem in self.multi_left:
+                key, due = stem, pending.get(stem)
         if due is None:
-            # it overtook its own submit_sm_resp, or another worker sent it
-            if len(self.early_receipts) < TRACKED_RECEIPTS:
+            # it overtook its own response, or another worker sent it
+            if key in self.early_receipts:
+                self.early_more[key] = self.early_more.get(key, 0) + 1
+            elif len(self.early_receipts) < TRACKED_RECEIPTS:
                 self.early_receipts[key] = now
             return
+        left = self.multi_left.get(key, 1)
+        if left > 1:
+            self.multi_left[key] = left - 1
+        else:
+            del pending[key]
+            self.multi_left.pop(key, None)
         self._receipt_latency(now, due)
 
     def _failures(self, name: str, n: int, now: float) -> None:
@@ -487,10 +522,10 @@ class Worker:
         wait_until = time.perf_counter() + self.opts.receipt_wait
         tally = self.tally
         if tally is None:
-            while self.receipts < self.acked and time.perf_counter() < wait_until:
+            while self.receipts < self.receipts_expected and time.perf_counter() < wait_until:
                 await asyncio.sleep(0.01)
             return
-        tally.add(acked=self.acked, finished=1)
+        tally.add(acked=self.receipts_expected, finished=1)
         reported = 0
         while time.perf_counter() < wait_until:
             if self.receipts > reported:
@@ -523,6 +558,13 @@ class Worker:
                 ))
             second += 1
 
+    def _ops_sent(self) -> dict[str, int]:
+        """Messages sent by operation (taken, less those a lost bind handed back unsent)."""
+        counts = list(self.op_counts)
+        for message, _ in self.requeued:
+            counts[message[2]] -= 1
+        return {op: n for op, n in zip(OPS, counts, strict=True) if n}
+
     def _result(self, end: float, receipts_end: float, cpu: float) -> dict:
         latency, service, lag, receipt_latency = Histogram(), Histogram(), Histogram(), Histogram()
         for b in self.seconds.values():
@@ -533,7 +575,9 @@ class Worker:
             receipt_latency.merge(b.receipt_hist)
         return {
             "t0": self.t0, "end": end, "receipts_end": receipts_end, "cpu": cpu, "sent": self.sent, "acked": self.acked,
-            "messages": self.next_index - len(self.requeued), "first_send": self.first_send, "last_send": self.last_send,
+            "messages": self.next_index - len(self.requeued), "ops": self._ops_sent(),
+            "recipients": self.recipients - sum((m[1] or 1) for m, _ in self.requeued),
+            "receipts_expected": self.receipts_expected, "first_send": self.first_send, "last_send": self.last_send,
             "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects, "receipts": self.receipts,
             "duplicate_receipts": self.duplicate_receipts, "latency": latency.data(), "service": service.data(),
             "lag": lag.data(), "receipt_latency": receipt_latency.data(),
