@@ -16,6 +16,8 @@ import msgspec
 from smppcore.config import ConfigError, decode_config, load_toml_config, parse_host_port
 from smppcore.constants import CommandStatus, MessageState
 
+from .profiles import BIND_HABITS, PRESETS, STANDARD, Profile
+
 __all__ = [
     "ConfigError",
     "Account",
@@ -27,8 +29,12 @@ __all__ = [
     "MoTemplate",
     "Mo",
     "Chaos",
+    "Tls",
+    "OutbindTarget",
+    "NetworkRule",
     "SimulatorConfig",
     "load_config",
+    "parse_delay",
     "config_from_dict",
     "parse_status",
     "parse_state",
@@ -55,6 +61,7 @@ class Account(_Strict):
     password: Password
     bind_types: list[Literal["tx", "rx", "trx"]] = msgspec.field(default_factory=lambda: ["tx", "rx", "trx"])
     max_binds: PositiveInt | None = None
+    profile: str | None = None  # a carrier profile (simulator/profiles.py) for this account's messages and binds
 
 
 class Delay(_Strict):
@@ -159,9 +166,79 @@ class Chaos(_Strict):
     bind_delay_ms: NonNeg = 0.0
 
 
+class Tls(_Strict):
+    """A second SMPP listener speaking TLS (the plain one stays), with its certificate and key (PEM files)."""
+
+    cert: Annotated[str, msgspec.Meta(min_length=1)]
+    key: Annotated[str, msgspec.Meta(min_length=1)]
+    listen: str = "127.0.0.1:3550"
+
+
+class OutbindTarget(_Strict):
+    """An ESME that waits for the SMSC to call (SMPP 3.4, 2.2.1): the simulator connects to
+    ``address``, sends outbind with ``system_id`` / ``password``, and the ESME binds on that
+    connection. When the connection ends it calls again after ``retry_s``."""
+
+    address: str
+    system_id: SystemId
+    password: Password = ""
+    retry_s: Annotated[float, msgspec.Meta(ge=0.05, le=3600)] = 5.0
+
+
+#: A delay written "30s", "150ms", "0-2s" (uniform between the two), or a [Delay] table.
+DelaySpec = Delay | str
+#: the final-state shares a [[network]] rule may name, and the stat word of each
+STATE_SHARES = {"delivered": "DELIVRD", "undeliverable": "UNDELIV", "expired": "EXPIRED", "rejected": "REJECTD",
+                "deleted": "DELETED", "unknown": "UNKNOWN", "accepted": "ACCEPTD"}
+
+
+class NetworkRule(_Strict):
+    """How the network behind one destination prefix behaves (the longest matching prefix wins).
+
+    A key left out keeps the simulator's own setting. The final-state shares
+    (``delivered``, ``undeliverable``, ...) are probabilities; what they leave over is
+    DELIVRD, or UNDELIV when ``delivered`` is one of them. ``receipt_delays`` gives some
+    states a delay of their own (``{UNDELIV = "30s"}``); ``throttle`` caps the
+    messages per second to the prefix (0: no cap), answered with ``throttle.status``.
+    """
+
+    prefix: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{1,20}$")]
+    profile: str | None = None
+    submit_latency: DelaySpec | None = None
+    errors: dict[str, float] = {}  # command_status name -> probability (sum <= 1)
+    delivered: Probability | None = None
+    undeliverable: Probability | None = None
+    expired: Probability | None = None
+    rejected: Probability | None = None
+    deleted: Probability | None = None
+    unknown: Probability | None = None
+    accepted: Probability | None = None
+    receipt_delay: DelaySpec | None = None
+    receipt_delays: dict[str, DelaySpec] = {}
+    throttle: NonNeg = 0.0
+
+    @property
+    def digits(self) -> str:
+        return self.prefix.lstrip("+")
+
+    def final_weights(self) -> dict[str, float] | None:
+        """The final-state mix this rule names (stat word -> probability), None if it names none."""
+        shares = {word: getattr(self, key) for key, word in STATE_SHARES.items() if getattr(self, key) is not None}
+        if not shares:
+            return None
+        rest = max(0.0, 1.0 - sum(shares.values()))
+        other = "UNDELIV" if "DELIVRD" in shares else "DELIVRD"
+        shares[other] = shares.get(other, 0.0) + rest
+        return shares
+
+
 class SimulatorConfig(_Strict):
     listen: str = "127.0.0.1:2775"
     http_listen: str | None = None
+    tls: Tls | None = None
+    outbind: list[OutbindTarget] = []
+    pcap: str | None = None  # write every PDU read or sent to this pcap file
+    pcap_max_mb: PositiveInt = 100  # the file stops growing here
     system_id: SystemId = "smpphub-sim"
     accounts: list[Account] = []  # empty: accept any bind
     max_binds_per_account: PositiveInt = 100
@@ -180,11 +257,22 @@ class SimulatorConfig(_Strict):
     chaos: Chaos = msgspec.field(default_factory=Chaos)
     record_limit: Annotated[int, msgspec.Meta(ge=0)] = 100_000  # 0: keep no record, count only
     seed: int | None = None
+    profile: str = "standard"  # the carrier profile of every account and prefix that names none
+    profiles: dict[str, Profile] = {}  # profiles of your own, by name, beside the presets
+    network: list[NetworkRule] = []  # per destination prefix, longest first (simulator/network.py)
 
     def __post_init__(self) -> None:
+        _check_carriers(self)
         _check_listen("listen", self.listen)
         if self.http_listen is not None:
             _check_listen("http_listen", self.http_listen)
+        if self.tls is not None:
+            _check_listen("tls.listen", self.tls.listen)
+        for i, target in enumerate(self.outbind):
+            try:
+                parse_host_port(target.address)
+            except ConfigError as exc:
+                raise msgspec.ValidationError(f"{exc} - at `$.outbind[{i}].address`") from None
         names = [a.system_id for a in self.accounts]
         for i, name in enumerate(names):
             if name in names[:i]:
@@ -277,3 +365,96 @@ def config_from_dict(data: dict[str, Any]) -> SimulatorConfig:
 
 def load_config(path: str) -> SimulatorConfig:
     return load_toml_config(path, SimulatorConfig)
+
+
+_DELAY_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?)\s*)?(ms|s)\s*")
+
+
+def parse_delay(spec: Delay | str) -> Delay:
+    """``"30s"``, ``"150ms"``, ``"0-2s"`` (uniform) as a :class:`Delay`; a Delay as it is.
+
+    Raises ValueError with a line saying what is accepted.
+    """
+    if isinstance(spec, Delay):
+        return spec
+    m = _DELAY_RE.fullmatch(spec)
+    if m is None:
+        raise ValueError(f"expected a delay such as \"30s\", \"150ms\" or \"0-2s\", got {spec!r}")
+    scale = 1000.0 if m.group(3) == "s" else 1.0
+    low = float(m.group(1)) * scale
+    if m.group(2) is None:
+        return Delay(kind="fixed", ms=low)
+    high = float(m.group(2)) * scale
+    if low > high:
+        raise ValueError(f"the range {spec!r} runs backwards")
+    return Delay(kind="uniform", min_ms=low, max_ms=high)
+
+
+def _invalid(key: str, message: str) -> msgspec.ValidationError:
+    return msgspec.ValidationError(f"{message} - at `$.{key}`")
+
+
+def _known_profiles(config: SimulatorConfig) -> list[str]:
+    return sorted({*PRESETS, *config.profiles})
+
+
+def _profile(config: SimulatorConfig, key: str, name: str) -> Profile:
+    """The profile ``name`` (one of the presets or of ``profiles``), or one line naming the known ones."""
+    profile = config.profiles.get(name) or PRESETS.get(name)
+    if profile is None:
+        raise _invalid(key, f"unknown profile {name!r} (known: {', '.join(_known_profiles(config))})")
+    if profile.receipt_id_base == "other" and config.receipts.message_id_format == "uuid":
+        raise _invalid(key, f"profile {name!r} writes receipt ids in the other base: "
+                            "receipts.message_id_format must be decimal or hex")
+    return profile
+
+
+def _check_carriers(config: SimulatorConfig) -> None:
+    """The carrier profiles and the network rules, checked once with the key of what is wrong."""
+    for name, own in config.profiles.items():
+        if name in PRESETS:
+            raise _invalid(f"profiles.{name}", f"{name!r} is a preset; give your profile another name")
+        problem = own.problem()
+        if problem is not None:
+            raise _invalid(f"profiles.{name}", problem)
+    _profile(config, "profile", config.profile)
+    for i, account in enumerate(config.accounts):
+        if account.profile is not None:
+            _profile(config, f"accounts[{i}].profile", account.profile)
+    seen: set[str] = set()
+    for i, rule in enumerate(config.network):
+        where = f"network[{i}]"
+        if rule.digits in seen:
+            raise _invalid(f"{where}.prefix", f"prefix {rule.prefix!r} appears twice")
+        seen.add(rule.digits)
+        if rule.profile is not None:
+            profile = _profile(config, f"{where}.profile", rule.profile)
+            for habit in BIND_HABITS:
+                if getattr(profile, habit) != getattr(STANDARD, habit):
+                    raise _invalid(f"{where}.profile", f"profile {rule.profile!r} acts on binds ({habit}), not on "
+                                                       "messages: choose it per account or for the whole simulator")
+        for name, p in rule.errors.items():
+            _status(f"{where}.errors.{name}", name)
+            if not 0 <= p <= 1:
+                raise _invalid(f"{where}.errors.{name}", f"expected a probability between 0 and 1, got {p:g}")
+        if sum(rule.errors.values()) > 1:
+            raise _invalid(f"{where}.errors", "the probabilities add up to more than 1")
+        weights = rule.final_weights()
+        if weights is not None and sum(w for word, w in weights.items()) > 1 + 1e-9:
+            raise _invalid(where, "the final-state shares add up to more than 1")
+        for key in ("submit_latency", "receipt_delay"):
+            spec = getattr(rule, key)
+            if spec is not None:
+                _delay(f"{where}.{key}", spec)
+        for word, spec in rule.receipt_delays.items():
+            if word.upper() not in FINAL_WORDS:
+                raise _invalid(f"{where}.receipt_delays",
+                               f"{word!r} is not a final state (one of {', '.join(sorted(FINAL_WORDS))})")
+            _delay(f"{where}.receipt_delays.{word}", spec)
+
+
+def _delay(key: str, spec: Delay | str) -> Delay:
+    try:
+        return parse_delay(spec)
+    except ValueError as exc:
+        raise _invalid(key, str(exc)) from None

@@ -22,17 +22,20 @@ from collections.abc import Callable
 from typing import Any
 
 import smppcore
-from smppcore import CommandId, CommandStatus, EsmClass, MessageState, Pdu, State
+from smppcore import CommandId, CommandStatus, EsmClass, Pdu, State
 from smppcore.outbox import Outbox
-from smppcore.receipt import intermediate_wanted, receipt_wanted, receipts_requested
+from smppcore.receipt import receipts_requested
 from smppcore.server import SmscConnection, SmscHandler
 
-from .behaviour import DelaySampler, MessageIds, TokenBucket, WeightedChoice
+from .behaviour import MessageIds, TokenBucket
 from .binds import bind_status
-from .config import SimulatorConfig, parse_state, parse_status
+from .config import SimulatorConfig, parse_status
+from .failures import FailureQueue
 from .manage import query_response, replace_response
 from .mo import echo_of, mo_pdus
-from .receipts import receipt_for
+from .network import NetworkModel, Route
+from .profiles import PRESETS, STANDARD, Profile
+from .receipts import RECEIPT_LEAD, ReceiptStep, plan_receipts, receipt_for
 from .records import Message, MessageLog, RecordIndex, Stats, Submit, destinations
 from .segments import Segments
 from .timers import Later
@@ -72,37 +75,53 @@ class Simulator(SmscHandler):
         self._ids = MessageIds(config.receipts.message_id_format, self.rng)
         self._next_id = self._ids.next
         self.by_id = RecordIndex(self.submits, self._ids)
-        self._receipts_on = config.receipts.enabled
         self._echo_on = config.mo.echo
         self._plain = not config.mo.echo  # nothing to do for a message besides recording it
-        self._latency = DelaySampler(config.submit_latency, self.rng)
-        self._receipt_delay = DelaySampler(config.receipts.delay, self.rng)
-        weights: dict[str, float] = {}
-        for word, weight in config.receipts.final_states.items():
-            weights[word.upper()] = weights.get(word.upper(), 0.0) + weight
-        self._final_state = WeightedChoice(weights, self.rng)
-        # the config checked every word; a word it let through that names no state counts as a failure
-        self._final_states = {word: parse_state(word) or MessageState.UNKNOWN for word in weights}
-        self._intermediate = [w.upper() for w in config.receipts.intermediate]
-        self._rules = [(re.compile(r.destination), parse_status(r.status), r.probability) for r in config.errors.rules]
-        self._probabilities = [(parse_status(k), v) for k, v in config.errors.probabilities.items() if v > 0]
-        self._fail_next: collections.deque[int] = collections.deque()
+        self._fail_next = FailureQueue()
         self._total_bucket: TokenBucket | None = None
-        self._throttle_status = parse_status(config.throttle.status)
         self._segments = Segments(config.record_limit)
         self._later: Later = None  # type: ignore[assignment]  # set by attach()
         self._receivers: dict[str, set[SmscConnection]] = {}  # system_id -> its bound rx/trx connections
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._mo_handle: asyncio.TimerHandle | None = None
+        self._take_settings(config)
+
+    def _take_settings(self, config: SimulatorConfig) -> None:
+        """What latency, throttle, errors and receipts decide, from ``config`` (at start,
+        and again when :meth:`reconfigure` changes them while running)."""
+        self.config = config
+        self._receipts_on = config.receipts.enabled
+        # latency, error mix, final states and receipt delays, per destination prefix (network.py)
+        self.network = NetworkModel(config, self.rng)
+        profiles = {**PRESETS, **config.profiles}
+        self._profiles = profiles
+        self._default_profile = profiles[config.profile]
+        self._account_profiles = {a.system_id: profiles[a.profile] for a in config.accounts if a.profile is not None}
+        self._quirks = any(not p.is_standard for p in (self._default_profile, *self._account_profiles.values())) or any(
+            not profiles[r.profile].is_standard for r in config.network if r.profile is not None)
+        self._intermediate = [w.upper() for w in config.receipts.intermediate]
+        self._rules = [(re.compile(r.destination), parse_status(r.status), r.probability) for r in config.errors.rules]
+        self._throttle_status = parse_status(config.throttle.status)
         self._fast = (
-            self._latency.is_zero
+            self.network.default.latency.is_zero
+            and self.network.is_plain
+            and not self._quirks
             and not self._rules
-            and not self._probabilities
             and not config.throttle.per_bind
             and not config.throttle.total
             and not config.chaos.drop_after
             and not config.chaos.drop_probability
         )
+
+    def reconfigure(self, config: SimulatorConfig) -> None:
+        """Run on with ``config``'s latency, throttle, errors and receipts (the control API's
+        PUT /settings); throttles start again from a full bucket. Accounts, listeners,
+        limits and message ids stay as they started."""
+        self._take_settings(config)
+        if self.loop is not None:
+            self._total_bucket = TokenBucket(config.throttle.total, self.loop.time)
+            for conn in self.connections:
+                conn.bucket = TokenBucket(config.throttle.per_bind, self.loop.time)  # type: ignore[attr-defined]
 
     @property
     def stats(self) -> Stats:
@@ -140,6 +159,7 @@ class Simulator(SmscHandler):
         conn.submitted = 0  # type: ignore[attr-defined]
         conn.doomed = False  # type: ignore[attr-defined]  # chaos decided to drop it: ignore what else comes
         conn.late = 0  # type: ignore[attr-defined]  # responses waiting for their latency
+        conn.burst_count = 0  # type: ignore[attr-defined]  # submits counted for a profile's throttle bursts
         conn.bucket = TokenBucket(self.config.throttle.per_bind, self.loop.time)  # type: ignore[attr-defined]
         if self.config.chaos.ignore_enquire_link:
             conn.session.answer_enquire_link = False
@@ -175,9 +195,20 @@ class Simulator(SmscHandler):
 
     def bound(self, conn: SmscConnection) -> None:
         self.stats.bound = sum(1 for c in self.connections if c.session.state.is_bound)
+        if not self._account_profile(conn.system_id).answer_enquire_link:
+            conn.session.answer_enquire_link = False  # the carrier's habit: the ESME's keep-alive goes unanswered
         if conn.session.state in _RECEIVING:
             self._receivers.setdefault(conn.system_id, set()).add(conn)
             self.outbox(conn.system_id).pump_soon()
+
+    def _account_profile(self, system_id: str) -> Profile:
+        return self._account_profiles.get(system_id, self._default_profile)
+
+    def _profile(self, conn: SmscConnection, route: Route) -> Profile:
+        """The carrier profile a submit meets: its prefix's, else its account's, else the simulator's."""
+        if route.profile is not None:
+            return self._profiles[route.profile]
+        return self._account_profile(conn.system_id)
 
     def receivers(self, system_id: str) -> list[SmscConnection]:
         """``system_id``'s connections that can take a deliver_sm now (bound rx/trx, open)."""
@@ -222,7 +253,7 @@ class Simulator(SmscHandler):
                         self._wake_waiters()
                     rd = pdu.registered_delivery
                     if rd and self._receipts_on and receipts_requested(rd):
-                        self._schedule_receipts(record, rd)
+                        self._schedule_receipts(record, rd, self.network.default, STANDARD)
                     return pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
                 self.stats.submits += 1
                 return self._accept(conn, pdu)
@@ -244,7 +275,10 @@ class Simulator(SmscHandler):
             if conn.doomed or transport is None or transport.is_closing():  # type: ignore[attr-defined]
                 return None  # chaos is dropping this connection: what else it sent is lost with it
             stats.submits += 1
-            refusal = self._refusal(conn, pdu)
+            dests = destinations(pdu)
+            route = self.network.route(dests[0] if dests else "")
+            profile = self._profile(conn, route)
+            refusal = self._refusal(conn, pdu, route, profile)
             if refusal is not None:
                 if refusal < 0:  # chaos: the connection dies with this message unanswered
                     stats.dropped_connections += 1
@@ -258,15 +292,17 @@ class Simulator(SmscHandler):
                 return pdu.make_response(command_status=refusal)
         else:
             stats.submits += 1
-            if not self._fail_next:
+            status = self._fail_next.take(conn.system_id) if self._fail_next else None
+            if status is None:
                 return self._accept(conn, pdu)
-            status = self._fail_next.popleft()
             name = smppcore.status_name(status)
             stats.rejected[name] = stats.rejected.get(name, 0) + 1
             return pdu.make_response(command_status=status)
-        resp = self._accept(conn, pdu)
+        resp = self._accept(conn, pdu, route, profile)
         conn.submitted += 1  # type: ignore[attr-defined]
-        delay = self._latency()
+        delay = route.latency()
+        if profile.receipt_before_response:
+            delay = max(delay, RECEIPT_LEAD)  # the receipt, sent at once, goes out first
         drop = bool(self.config.chaos.drop_after and conn.submitted >= self.config.chaos.drop_after)  # type: ignore[attr-defined]
         if drop:
             conn.doomed = True  # type: ignore[attr-defined]
@@ -290,14 +326,23 @@ class Simulator(SmscHandler):
             self.stats.dropped_connections += 1
             conn.close()
 
-    def _refusal(self, conn: SmscConnection, pdu: Pdu) -> int | None:
+    def _refusal(self, conn: SmscConnection, pdu: Pdu, route: Route, profile: Profile) -> int | None:
         """The status to refuse ``pdu`` with, -1 to drop the connection, None to accept."""
         bucket = conn.bucket  # type: ignore[attr-defined]
-        if not bucket.take() or not self._total_bucket.take():
+        if not bucket.take() or not self._total_bucket.take() or not route.bucket.take():
             self.stats.throttled += 1
             return self._throttle_status
+        every = profile.throttle_every
+        if every:  # the carrier's bursts: of every `every` submits of a bind, the last `throttle_burst` are refused
+            n = conn.burst_count  # type: ignore[attr-defined]
+            conn.burst_count = n + 1  # type: ignore[attr-defined]
+            if n % every >= every - profile.throttle_burst:
+                self.stats.throttled += 1
+                return CommandStatus.ESME_RTHROTTLED
         if self._fail_next:
-            return self._fail_next.popleft()
+            status = self._fail_next.take(conn.system_id)
+            if status is not None:
+                return status
         chaos = self.config.chaos
         if chaos.drop_probability and self.rng.random() < chaos.drop_probability:
             conn.doomed = True  # type: ignore[attr-defined]
@@ -308,15 +353,9 @@ class Simulator(SmscHandler):
                 if any(pattern.search(d) for d in dest) and (probability >= 1 or self.rng.random() < probability):
                     if pdu.command_id != CommandId.SUBMIT_MULTI:
                         return status
-        if self._probabilities:
-            r = self.rng.random()
-            for status, p in self._probabilities:
-                if r < p:
-                    return status
-                r -= p
-        return None
+        return route.refusal() or None
 
-    def _accept(self, conn: SmscConnection, pdu: Pdu) -> Pdu:
+    def _accept(self, conn: SmscConnection, pdu: Pdu, route: Route | None = None, profile: Profile = STANDARD) -> Pdu:
         # Hot: every accepted message runs this. Kept flat, no optional work unless configured.
         message_id = self._next_id()
         now = _time()
@@ -339,7 +378,7 @@ class Simulator(SmscHandler):
             resp = pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
         rd = pdu.registered_delivery
         if rd and self._receipts_on and receipts_requested(rd):
-            self._schedule_receipts(record, rd)
+            self._schedule_receipts(record, rd, route or self.network.default, profile)
         if self._echo_on:
             self._echo(conn, pdu)
         return resp
@@ -380,24 +419,27 @@ class Simulator(SmscHandler):
 
     # ---- receipts --------------------------------------------------------------------------
 
-    def _schedule_receipts(self, record: Submit, registered_delivery: int) -> None:
-        """Plan what a submit asking for receipts gets: intermediate ones if asked (or
-        configured always), then its final state, with a receipt if that outcome was
-        asked for (smppcore.receipt decides, for the hub alike), else silently."""
-        cfg = self.config.receipts
-        final = self._final_state()
-        delay = self._receipt_delay()
+    def _schedule_receipts(self, record: Submit, registered_delivery: int, route: Route, profile: Profile) -> None:
+        """Run what receipts.plan_receipts decides for a submit asking for receipts, on the timers."""
+        final = route.final_state()
+        delay = route.receipt_delay(final)
         record.receipt_pending = True
         self.stats.receipts_pending += 1
-        words = self._intermediate
-        if words and (cfg.intermediate_always or intermediate_wanted(registered_delivery)):
-            # in their order, spread over the time to the final state
-            for i, word in enumerate(words):
-                self._later(delay * (i + 1) / (len(words) + 1), self._send_receipt, record, word, False)
-        if not receipt_wanted(registered_delivery, self._final_states[final]):
-            self._later(delay, self._finalise, record, final)
-            return
-        self._later(delay, self._send_receipt, record, final, True)
+        for step in plan_receipts(final=final, state=route.final_states[final], delay=delay,
+                                  registered_delivery=registered_delivery, intermediate=self._intermediate,
+                                  intermediate_always=self.config.receipts.intermediate_always, profile=profile):
+            self._later(step.delay, self._receipt_step, record, step, profile)
+
+    def _receipt_step(self, record: Submit, step: ReceiptStep, profile: Profile) -> None:
+        kind = step.kind
+        if kind == "silent":
+            self._finalise(record, step.word)
+        elif kind == "copy":
+            if record.state == step.word and record.receipts_sent:  # not when cancel_sm ended it first
+                self._deliver_receipt(record, receipt_for(record, step.word, True, record.final_date or time.time(),
+                                                          profile, self._ids.fmt))
+        else:
+            self._send_receipt(record, step.word, kind == "final", profile)
 
     def _finalise(self, record: Submit, word: str) -> bool:
         """The message reaches its final state ``word``; False if it already had one."""
@@ -410,7 +452,7 @@ class Simulator(SmscHandler):
             self.stats.receipts_pending -= 1
         return True
 
-    def _send_receipt(self, record: Submit, word: str, final: bool) -> None:
+    def _send_receipt(self, record: Submit, word: str, final: bool, profile: Profile = STANDARD) -> None:
         if record.final_date is not None:
             return  # cancelled meanwhile (cancel_sm), or an intermediate state after the end
         if final:
@@ -418,7 +460,9 @@ class Simulator(SmscHandler):
             now = record.final_date
         else:
             now = time.time()
-        receipt = receipt_for(record, word, final, now)
+        self._deliver_receipt(record, receipt_for(record, word, final, now, profile, self._ids.fmt))
+
+    def _deliver_receipt(self, record: Submit, receipt: Pdu) -> None:
         record.receipts_sent += 1
         self.stats.receipts_sent += 1
         self.receipts.append(receipt)
@@ -474,15 +518,19 @@ class Simulator(SmscHandler):
 
     # ---- test helpers -------------------------------------------------------------------------------
 
-    def fail_next(self, status: int | str, count: int = 1) -> None:
-        """Answer the next ``count`` submits with ``status`` (name or number)."""
+    def fail_next(self, status: int | str, count: int = 1, *, system_id: str | None = None) -> None:
+        """Answer the next ``count`` submits (of ``system_id``, or anyone's) with ``status`` (name or number)."""
         value = parse_status(status) if isinstance(status, str) else int(status)
         if value is None:
             raise ValueError(f"unknown command_status {status!r}")
-        self._fail_next.extend([value] * count)
+        self._fail_next.add(value, count, system_id)
 
-    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[Message]:
-        """Wait until ``n`` whole messages have arrived in total; returns them."""
+    @property
+    def failures_queued(self) -> int:
+        return len(self._fail_next)
+
+    async def message_arrival(self, n: int, timeout: float) -> None:
+        """Wait until ``n`` whole messages have arrived in total (TimeoutError after ``timeout``)."""
         if self.stats.messages < n:
             fut = self.loop.create_future()
             entry = (n, fut)
@@ -491,6 +539,10 @@ class Simulator(SmscHandler):
                 await asyncio.wait_for(fut, timeout)
             finally:
                 self._waiters.remove(entry)
+
+    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[Message]:
+        """Wait until ``n`` whole messages have arrived in total; returns them."""
+        await self.message_arrival(n, timeout)
         return list(self.messages)
 
     def clear(self) -> None:
