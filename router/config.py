@@ -252,6 +252,7 @@ class HttpConfig(_Strict):
     each given ``webhook_timeout`` seconds, retried with a back-off doubling from
     ``webhook_retry_initial`` to ``webhook_retry_max`` until a 2xx.
     ``admin_token`` (``sha256$...`` from ``smpphub api-token``) opens the admin sections.
+    ``dashboard_clients``: live dashboards open at once (one more is answered 503).
     """
 
     listen: str = "127.0.0.1:8080"
@@ -270,6 +271,7 @@ class HttpConfig(_Strict):
     webhook_timeout: Positive = 10.0
     webhook_retry_initial: Positive = 1.0
     webhook_retry_max: Positive = 600.0
+    dashboard_clients: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
 
 
 class HubConfig(_Strict):

@@ -26,7 +26,7 @@ from aiohttp.typedefs import Middleware
 from smppcore.config import parse_host_port
 
 from ..config import HttpConfig
-from . import admin, api, kannel, metrics, openapi
+from . import admin, api, dashboard, kannel, metrics, openapi
 from .auth import TOKENS, TokenTable
 from .errors import ApiError, Handler, error_middleware
 from .view import HTTP_CONFIG, HUB, HubView
@@ -39,7 +39,7 @@ Registrar = Callable[[web.Application, HubView], None]
 
 #: every section of the HTTP server, registered in this order
 SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register, metrics.register,
-                                   admin.register)
+                                   admin.register, dashboard.register)
 
 def _timeout_middleware(seconds: float) -> Middleware:
     @web.middleware
