@@ -40,6 +40,9 @@ HOST = "127.0.0.1"
 #: The hub's SMPP port when --port is not given: the well-known SMPP port, so the
 #: printed commands are the ones an operator expects; a free port when it is taken.
 DEFAULT_PORT = 2775
+#: The hub's HTTP port (API, dashboard, metrics) when --http-port is not given: 8080, or a
+#: free port when that is taken, and a free port too when --port 0 asked for free ports.
+DEFAULT_HTTP_PORT = 8080
 ACCOUNT = "demo"
 PASSWORD = "demo"
 MO_SHORT_CODE = "12345"
@@ -64,6 +67,7 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     store: Literal["sqlite", "memory"] = "sqlite"
     port: int | None = None  # None: DEFAULT_PORT, or a free port when that is taken
+    http_port: int | None = None  # None: DEFAULT_HTTP_PORT (a free one when taken, or when port is 0)
     duration: float | None = None  # None: until Ctrl-C / SIGTERM
 
 
@@ -124,19 +128,28 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
                    help="the hub's store (default: sqlite in a temporary folder, removed on exit)")
     p.add_argument("--port", metavar="PORT",
                    help=f"the hub's SMPP port on {HOST} (default: {DEFAULT_PORT}, or a free port if that is taken; 0: a free port)")
+    p.add_argument("--http-port", metavar="PORT",
+                   help=f"the hub's HTTP port on {HOST}: API, dashboard, metrics (default: {DEFAULT_HTTP_PORT}, "
+                        "or a free port if that is taken or --port is 0; 0: a free port)")
     p.add_argument("--duration", metavar="SECONDS", help="stop by itself this many seconds after the tour (default: run until Ctrl-C)")
+
+
+def _port(flag: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise DemoUsageError(f"{flag} must be a port number 0-65535 (0: a free port), got {text!r}")
+    return port
 
 
 def parse_options(args: argparse.Namespace) -> DemoOptions:
     """The checked options; raises :class:`DemoUsageError` naming the bad one."""
-    port = None
-    if args.port is not None:
-        try:
-            port = int(args.port)
-        except ValueError:
-            port = -1
-        if not 0 <= port <= 65535:
-            raise DemoUsageError(f"--port must be a port number 0-65535 (0: a free port), got {args.port!r}")
+    port = _port("--port", args.port)
+    http_port = _port("--http-port", getattr(args, "http_port", None))
     duration = None
     if args.duration is not None:
         try:
@@ -145,7 +158,7 @@ def parse_options(args: argparse.Namespace) -> DemoOptions:
             duration = math.nan
         if not (math.isfinite(duration) and duration > 0):
             raise DemoUsageError(f"--duration must be a positive number of seconds, got {args.duration!r}")
-    return DemoOptions(store=args.store, port=port, duration=duration)
+    return DemoOptions(store=args.store, port=port, http_port=http_port, duration=duration)
 
 
 def listen_problem(host: str, port: int) -> str | None:
@@ -174,7 +187,8 @@ class PortChoice(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None  # why it is not the one asked for, for the banner
 
 
-def choose_port(requested: int | None, *, host: str = HOST, default: int = DEFAULT_PORT) -> PortChoice:
+def choose_port(requested: int | None, *, host: str = HOST, default: int = DEFAULT_PORT,
+                flag: str = "--port") -> PortChoice:
     """The port the hub will listen on: ``requested`` or, when none is, ``default`` if it
     is free and a free port (with a note saying why) if not.
 
@@ -186,7 +200,7 @@ def choose_port(requested: int | None, *, host: str = HOST, default: int = DEFAU
         return PortChoice(port=port)
     if requested is not None:
         raise DemoError(problem)
-    return PortChoice(port=0, note=f"{problem}, so the hub took a free port (--port chooses one)")
+    return PortChoice(port=0, note=f"{problem}, so the hub took a free port ({flag} chooses one)")
 
 
 # --- the live traffic line ---------------------------------------------------------------------
@@ -272,12 +286,23 @@ class Demo:
     """The carriers, the hub and the store folder of one run; :meth:`close` undoes whatever
     :meth:`start` got to, in any state."""
 
-    def __init__(self, options: DemoOptions, port: int) -> None:
+    def __init__(self, options: DemoOptions, port: int, http_port: int = 0) -> None:
+        from smpphub.router.http.tokens import new_token
+
         self.options = options
         self.requested_port = port
+        self.requested_http_port = http_port
         self.carriers: list[RunningSimulator] = []
         self.folder: str | None = None
         self.hub: Hub | None = None
+        # made for this run only, printed in the banner: the demo account's API token and the admin's
+        self.api_token = new_token()
+        self.admin_token = new_token()
+
+    @property
+    def http_url(self) -> str:
+        assert self.hub is not None and self.hub.http is not None
+        return self.hub.http.url
 
     @property
     def store_path(self) -> str | None:
@@ -291,6 +316,7 @@ class Demo:
     async def start(self) -> None:
         from smpphub.router.cli import setup_logging
         from smpphub.router.config import config_from_dict
+        from smpphub.router.http.tokens import hash_token
         from smpphub.router.hub import Hub
         from smpphub.simulator.app import start as start_simulator
         from smpphub.simulator.config import config_from_dict as simulator_config
@@ -302,7 +328,8 @@ class Demo:
         uk, fr = CARRIERS
         config = config_from_dict({
             "listeners": [{"host": HOST, "port": self.requested_port}],
-            "accounts": [{"system_id": ACCOUNT, "password": PASSWORD}],
+            "accounts": [{"system_id": ACCOUNT, "password": PASSWORD, "api_tokens": [hash_token(self.api_token)]}],
+            "http": {"listen": f"{HOST}:{self.requested_http_port}", "admin_token": hash_token(self.admin_token)},
             "upstreams": [
                 {"name": c.name, "host": HOST, "port": running.port, "system_id": "hub", "password": "hub"}
                 for c, running in zip(CARRIERS, self.carriers)
@@ -372,8 +399,9 @@ class Demo:
             Row("store", store),
             *(Row(c.name, f"{HOST}:{running.port}  +{c.prefix}: {c.behaviour}") for c, running in zip(CARRIERS, self.carriers)),
             Row("routes", routes),
-            # the HTTP API's and dashboard's rows go here once the hub has them (issue #10), with a
-            # ready-to-paste curl line beside the smpphub send line below
+            Row("http", f"{self.http_url} (API token of account {ACCOUNT}: {self.api_token})"),
+            Row("dashboard", f"{self.http_url}/dashboard#token={self.admin_token}"),
+            Row("metrics", f"{self.http_url}/metrics"),
         ]
         if note:
             rows.append(Row("note", note))
@@ -382,9 +410,24 @@ class Demo:
         lines += [
             "try it (the receipt comes back on the same bind):",
             f"  {send}",
+            "or over HTTP (its state and receipt: GET /v1/messages/<id> with the same token):",
+            f"  {self.curl_line()}",
+            "steer the hub (binds, upstreams, routes, one message's trace):",
+            f"  {self.admin_line()}",
             f"live: {TrafficLine.LEGEND}",
         ]
         return lines
+
+    def admin_line(self) -> str:
+        """``smpphub admin`` on this hub, its token in the environment as the command expects it."""
+        return shlex.join(["env", f"SMPPHUB_ADMIN_TOKEN={self.admin_token}", "smpphub", "admin", "--url", self.http_url,
+                           "upstreams"])
+
+    def curl_line(self) -> str:
+        """The ready-to-paste ``curl`` that sends one message over the HTTP API, asking for its receipt."""
+        body = '{"to": "+447700900123", "text": "Hello over HTTP", "receipt": true}'
+        return shlex.join(["curl", "-s", "-H", f"Authorization: Bearer {self.api_token}", "-H",
+                           "Content-Type: application/json", "-d", body, f"{self.http_url}/v1/messages"])
 
     async def close(self) -> None:
         """Stop the hub, then the carriers, then remove the store folder; each step runs
@@ -444,12 +487,14 @@ async def _demo(options: DemoOptions) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)  # from here on Ctrl-C is a clean stop, not a KeyboardInterrupt
     choice = choose_port(options.port)
-    demo = Demo(options, choice.port)
+    http_default = 0 if options.port == 0 else DEFAULT_HTTP_PORT  # --port 0: free ports for both
+    http_choice = choose_port(options.http_port, default=http_default, flag="--http-port")
+    demo = Demo(options, choice.port, http_choice.port)
     try:
         await demo.start()
         if not await _unless_stopped(demo.tour(), stop):
             return 0
-        for line in demo.banner(choice.note):
+        for line in demo.banner("; ".join(n for n in (choice.note, http_choice.note) if n) or None):
             _say(line)
         assert demo.hub is not None
         await _stay_up(demo.hub, stop, options.duration)

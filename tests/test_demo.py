@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from smpphub.router.hub import Traffic
 
@@ -95,6 +96,39 @@ def is_send_line(line: str) -> bool:
     return line.strip().startswith("smpphub send ")
 
 
+def banner_line(lines: list[str], prefix: str) -> str:
+    (line,) = [line.strip() for line in lines if line.strip().startswith(prefix)]
+    return line
+
+
+async def send_as_curl_would(curl_line: str) -> tuple[str, str, str]:
+    """The banner's curl line sent as curl sends it: (hub message id, base URL, token)."""
+    argv = shlex.split(curl_line)
+    assert argv[:2] == ["curl", "-s"] and argv[2::2][:3] == ["-H", "-H", "-d"], argv
+    headers = dict(h.split(": ", 1) for h in (argv[3], argv[5]))
+    url = argv[8]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=argv[7].encode(), headers=headers) as resp:
+            assert resp.status == 202, await resp.text()  # accepted: stored, on its way
+            (item,) = (await resp.json())["messages"]
+    assert item["status"] == "accepted", item
+    return item["id"], url.removesuffix("/v1/messages"), headers["Authorization"]
+
+
+async def http_receipt(base: str, authorization: str, message_id: str, timeout: float = 30.0) -> dict:
+    """GET /v1/messages/{id} until it is final with its receipt (bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession(headers={"Authorization": authorization}) as http:
+        while True:
+            async with http.get(f"{base}/v1/messages/{message_id}") as resp:
+                body = await resp.json()
+            if body.get("receipts"):
+                return body
+            assert loop.time() < deadline, f"no receipt for the HTTP message: {body}"
+            await asyncio.sleep(0.05)
+
+
 def starts_with(prefix: str) -> Callable[[str], bool]:
     def wanted(line: str) -> bool:
         return line.startswith(prefix)
@@ -135,6 +169,25 @@ async def test_demo_stays_up_answers_the_printed_send_and_stops_on_sigint(tmp_pa
 
         # the live line shows the message (it prints every few seconds when the totals moved)
         await demo.read_until(traffic_above(before), timeout=30)
+
+        # one over HTTP, as the printed curl line sends it; its receipt comes back too
+        http_row = banner_line(demo.lines, "http ")
+        assert re.match(r"http\s+http://127\.0\.0\.1:\d+ \(API token of account demo: shk_", http_row), http_row
+        message_id, base, authorization = await send_as_curl_would(banner_line(demo.lines, "curl "))
+        status = await http_receipt(base, authorization, message_id)
+        assert status["state"] == "delivered" and status["upstream"] == "carrier-uk", status
+        assert banner_line(demo.lines, "metrics ") == f"metrics     {base}/metrics"
+        assert banner_line(demo.lines, "dashboard ").startswith(f"dashboard   {base}/dashboard#token=shk_")
+        # the printed admin line works as printed (env VAR=... smpphub admin ...)
+        env_argv = shlex.split(banner_line(demo.lines, "env SMPPHUB_ADMIN_TOKEN="))
+        assert env_argv[2:4] == ["smpphub", "admin"]
+        admin = await asyncio.create_subprocess_exec(
+            *env_argv[:2], sys.executable, "-m", "smpphub", *env_argv[3:], cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(admin.communicate(), 60)
+        assert admin.returncode == 0, err.decode()
+        assert re.search(r"^carrier-uk\s+running\s+up\s+1/1", out.decode(), re.MULTILINE), out.decode()
 
         demo.proc.send_signal(signal.SIGINT)
         assert await demo.wait(10) == 0, demo.stderr
@@ -199,6 +252,8 @@ TAKEN = "<a port something listens on>"
         (["--port", "-5"], 2, "--port must be a port number 0-65535 (0: a free port), got '-5'"),
         (["--port", "http"], 2, "--port must be a port number 0-65535 (0: a free port), got 'http'"),
         (["--port", TAKEN], 1, "cannot listen on 127.0.0.1:{port}: address already in use"),
+        (["--http-port", "x"], 2, "--http-port must be a port number 0-65535 (0: a free port), got 'x'"),
+        (["--port", "0", "--http-port", TAKEN], 1, "cannot listen on 127.0.0.1:{port}: address already in use"),
     ],
 )
 async def test_bad_start_is_one_line_and_leaves_nothing(tmp_path, args, code, says):
