@@ -12,7 +12,8 @@ import structlog
 
 from .config import ConfigError, HubConfig, LogConfig, check_environment, config_warnings, load_config
 
-__all__ = ["add_serve_arguments", "serve", "add_hash_arguments", "hash_password_cmd", "setup_logging"]
+__all__ = ["add_serve_arguments", "serve", "add_hash_arguments", "hash_password_cmd", "setup_logging",
+           "add_token_arguments", "api_token_cmd"]
 
 
 def setup_logging(cfg: LogConfig) -> None:
@@ -85,6 +86,8 @@ async def _serve(path: str, config: HubConfig) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload)
     for server in hub.servers:
         print(f"smpphub listening on {server.host}:{server.port}", flush=True)
+    if hub.http is not None:
+        print(f"smpphub http api on {hub.http.url}", flush=True)
     await stop.wait()
     await hub.stop()
     return 0
@@ -166,4 +169,27 @@ def hash_password_cmd(args: argparse.Namespace) -> int:
     password = args.password if args.password is not None else _read_password()
     check_password(password)
     print(hash_password(password))
+    return 0
+
+
+def add_token_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", help="hash this token instead of making a new one (read from stdin with -)")
+
+
+def api_token_cmd(args: argparse.Namespace) -> int:
+    """A new API token and the ``sha256$...`` line for ``api_tokens`` (or ``[http] admin_token``).
+
+    The token is shown once: the hub keeps only its hash (see smpphub.router.http.tokens).
+    """
+    from .http.tokens import hash_token, new_token
+
+    token = args.token
+    if token == "-":
+        token = sys.stdin.readline().rstrip("\r\n") if sys.stdin is not None else ""
+    if token is not None and len(token) < 16:
+        raise ConfigError("an API token must be at least 16 characters (a new one: smpphub api-token)")
+    if token is None:
+        token = new_token()
+        print(f"token: {token}")
+    print(f"hash:  {hash_token(token)}")
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Protocol, TypeVar, cast
 
@@ -46,6 +46,23 @@ RETRY_DELAY = 5.0
 _NO_RETRIES = RetryPolicy()
 #: what an upstream delivers: rewrite_receipt gives back the type it was given
 _Incoming = TypeVar("_Incoming", bound=DeliverSm | DataSm)
+
+
+class WebhookSink(Protocol):
+    """Another destination than receiver binds: an application's HTTP webhook (router.http.webhooks).
+
+    It says which receipts and MO it takes, sends them, and calls ``done(ok)`` once the
+    application answered 2xx (True) or they were given up (False); until then they stay
+    owed in the store, as for an ESME that has not acknowledged them.
+    """
+
+    def takes_receipt(self, row: MessageRow) -> bool: ...
+
+    def takes_mo(self, account: str) -> bool: ...
+
+    def send_receipt(self, row: MessageRow, pdu: Pdu, done: Callable[[bool], None]) -> None: ...
+
+    def send_mo(self, record: Delivery, pdu: Pdu, done: Callable[[bool], None]) -> None: ...
 
 
 class Receivers(Protocol):
@@ -152,6 +169,7 @@ class Deliveries:
         self.expired = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.webhooks: WebhookSink | None = None  # set by the hub when applications take receipts by HTTP
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -227,6 +245,9 @@ class Deliveries:
                 fut.set_result(0)
 
     def _enqueue(self, record: Delivery, pdu: Pdu) -> None:
+        if self.webhooks is not None and self.webhooks.takes_mo(record.account):
+            self.webhooks.send_mo(record, pdu, partial(self._webhook_mo_done, record))
+            return
         # a copy: sending sets its sequence number, and an MO's original still has to be answered upstream
         pdu = msgspec.structs.replace(pdu)
         if self._trace and not any(True for _ in self._receivers(record.account)):
@@ -239,11 +260,22 @@ class Deliveries:
 
     def _enqueue_receipt(self, receipt: ReceiptInFlight, pdu: Pdu) -> None:
         row = receipt.row
+        if self.webhooks is not None and self.webhooks.takes_receipt(row):
+            self.webhooks.send_receipt(row, pdu, partial(self._webhook_receipt_done, row))
+            return
         if self._trace and not any(True for _ in self._receivers(row.account)):
             self.msglog.held("receipt", row.account, pdu, self.hold(row.account))
         if not self.outbox(row.account).put(pdu, self._receipt_acked, receipt, row.receipt):
             log.warning("outbox_full", account=row.account, message_id=row.id, kind="receipt",
                         note="waits in the store until the next start")
+
+    def _webhook_receipt_done(self, row: MessageRow, ok: bool) -> None:
+        self.delivered += 1
+        self._settle(row, ReceiptDelivered() if ok else ReceiptDropped())
+
+    def _webhook_mo_done(self, record: Delivery, ok: bool) -> None:
+        self.delivered += 1
+        self.store.delete_delivery(record.id)
 
     def _receipt_acked(self, resp: Pdu, receipt: ReceiptInFlight) -> None:
         row = receipt.row

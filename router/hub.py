@@ -37,6 +37,7 @@ from .store import Store
 
 if TYPE_CHECKING:  # aiohttp is imported only by a hub that has an [http] section
     from .http.server import HttpServer
+    from .http.webhooks import WebhookSender
 
 __all__ = ["Hub", "ListenError", "open_store"]
 
@@ -68,6 +69,7 @@ class Hub:
         self.stats = HubStats()  # counts for metrics and the dashboard (router/stats.py)
         self._summary_task: asyncio.Task[None] | None = None
         self.http: HttpServer | None = None  # the [http] listener, once started
+        self.webhooks: WebhookSender | None = None  # receipts and MO by HTTP, once started
 
     # ---- wiring -----------------------------------------------------------------------------
 
@@ -113,6 +115,7 @@ class Hub:
         try:
             await self.store.open()
             store_open = True
+            await self._start_webhooks()
             await self.deliveries.start()
             # every open message waits in the store; the dispatcher takes them back as it has room
             recovered = await self.store.spill_open()
@@ -158,6 +161,17 @@ class Hub:
             await self._close_listeners()
             raise
 
+    async def _start_webhooks(self) -> None:
+        """Receipts and MO for applications go by HTTP webhook (router.http.webhooks) when the hub
+        has an HTTP API or an account names a webhook_url; else nothing of it is loaded."""
+        if self.config.http is None and not any(a.webhook_url for a in self.config.accounts):
+            return
+        from .http.webhooks import WebhookSender
+
+        self.webhooks = WebhookSender(self.config, self.store)
+        await self.webhooks.start()
+        self.deliveries.webhooks = self.webhooks
+
     async def _bind_http(self) -> None:
         """The ``[http]`` listener's socket bound, not serving yet (see :meth:`start`)."""
         if self.config.http is None:
@@ -186,6 +200,8 @@ class Hub:
         if self.dispatcher.loop is not None:
             await self.dispatcher.stop(1.0)
         await self.deliveries.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if store_open:
             await self.store.close()
 
@@ -309,6 +325,8 @@ class Hub:
         self.routes = RouteTable.build(config)
         self.handler.configure(config, self.routes)
         self.deliveries.holds = {a.system_id: a.receipt_hold for a in config.accounts}
+        if self.webhooks is not None:
+            self.webhooks.configure(config)
         self.dispatcher.reload(config)
         log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts),
                  upstreams=len(config.upstreams))
@@ -332,6 +350,8 @@ class Hub:
         await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
         await self.dispatcher.stop(timeout)
         await self.deliveries.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         await self.store.close()
         self.msglog.close()
         log.info("hub_stopped")

@@ -72,6 +72,8 @@ COMMANDS: dict[str, Command] = {
     "bench": _lazy("load generator: drive any SMPP server and measure it", "smpphub.bench.cli", "add_arguments", "run"),
     "hash-password": _lazy("print the password_hash of a password, for hub.toml accounts",
                            "smpphub.router.cli", "add_hash_arguments", "hash_password_cmd"),
+    "api-token": _lazy("make an HTTP API token: prints the token (for the client) and its hash (for hub.toml)",
+                       "smpphub.router.cli", "add_token_arguments", "api_token_cmd"),
     "simulate": _lazy("run the SMSC simulator (scriptable carrier for ESME tests and load tests)",
                       "smpphub.simulator.cli", "add_arguments", "run"),
     "demo": _lazy("run a self-contained demo: two simulated carriers, the hub, and an ESME using it",

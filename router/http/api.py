@@ -48,6 +48,7 @@ from .schema import (
     SendResult,
 )
 from .view import HTTP_CONFIG, HUB, HubView
+from .webhooks import WEBHOOK_ID_MARK
 
 __all__ = ["register", "Accepted", "admit_drafts", "store_accepted", "message_out"]
 
@@ -99,6 +100,9 @@ def admit_drafts(hub: HubView, account: Account, draft: Draft, *, field: str = "
         if isinstance(out, int):
             raise refusal(out, handler.unroutable, field=field)
         parts.append(out)
+    if callback_url or kannel:  # its receipts go by webhook, whatever the account does (see .webhooks)
+        for p in parts:
+            p.row.id = WEBHOOK_ID_MARK + p.row.id
     meta: list[HttpMeta] = []
     if len(parts) > 1 or callback_url or reference or kannel:
         ids = [p.row.id for p in parts]

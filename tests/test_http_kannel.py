@@ -1,0 +1,129 @@
+"""Kannel's /cgi-bin/sendsms: an application written for Kannel works unchanged, dlr-url escapes included."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import aiohttp
+import pytest
+from httpkit import http_hub_config, running_hub
+from hubkit import simulator, wait_until
+from test_http_webhooks import Receiver
+
+from smppcore.text import decode_text
+
+ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
+
+
+@pytest.fixture
+async def smsc():
+    sim = await simulator()
+    yield sim
+    await sim.close()
+
+
+@pytest.fixture
+async def receiver():
+    from aiohttp import web
+
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_get("/dlr", rec.dlr)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    yield rec
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def hub(smsc):
+    async with running_hub(http_hub_config({"uk": smsc}, ROUTES)) as hub:
+        yield hub
+
+
+async def test_sendsms_with_dlr_url_escapes_filled_in(hub, smsc, receiver):
+    dlr = receiver.url + "/dlr?type=%d&from=%p&to=%P&id=%I&smsc=%i&fid=%F&ts=%T&reply=%A&q=%Q&user=%n&kw=%k&pct=%%"
+    params = {"username": "acme", "password": "pw", "from": "ACME", "to": "00447700900001", "text": "héllo world",
+              "dlr-mask": "3", "dlr-url": dlr}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hub.http.url + "/cgi-bin/sendsms", params=params) as resp:
+            assert resp.status == 202
+            assert await resp.text() == "0: Accepted for delivery"
+    await wait_until(lambda: receiver.gets, what="the dlr-url requested")
+    got = urllib.parse.parse_qs(urllib.parse.urlsplit(receiver.gets[0]).query, keep_blank_values=True)
+    one = {k: v[0] for k, v in got.items()}
+    assert one["type"] == "1"  # delivered
+    assert one["from"] == "ACME" and one["to"] == "447700900001" and one["q"] == "447700900001"
+    assert one["smsc"] == "uk" and one["user"] == "acme" and one["kw"] == "héllo"
+    assert one["id"].startswith("w") and one["fid"] == smsc.sim.messages[0].message_ids[0]
+    assert one["ts"].isdigit() and "stat:DELIVRD" in one["reply"] and f"id:{one['id']}" in one["reply"]
+    assert one["pct"] == "%"
+    assert smsc.sim.messages[0].text == "héllo world"
+
+
+async def test_sendsms_as_a_post_form_with_charset_and_ucs2(hub, smsc):
+    text = "Привет"
+    form = {"username": "acme", "password": "pw", "to": "447700900002 447700900003", "coding": "2",
+            "charset": "ISO-8859-5"}
+    body = urllib.parse.urlencode(form) + "&text=" + urllib.parse.quote_from_bytes(text.encode("iso-8859-5"))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(hub.http.url + "/cgi-bin/sendsms", data=body,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+            assert resp.status == 202, await resp.text()
+    await wait_until(lambda: len(smsc.sim.messages) == 2, what="both destinations upstream")
+    assert {m.destination_addr for m in smsc.sim.messages} == {"447700900002", "447700900003"}
+    assert all(m.text == text for m in smsc.sim.messages)
+
+
+async def test_sendsms_with_udh_and_binary(hub, smsc):
+    udh = bytes.fromhex("0605040b8423f0")
+    query = ("username=acme&password=pw&to=447700900004&coding=1&udh="
+             + urllib.parse.quote_from_bytes(udh) + "&text=" + urllib.parse.quote_from_bytes(b"\x01\x02\xff"))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hub.http.url + "/cgi-bin/sendsms?" + query) as resp:
+            assert resp.status == 202, await resp.text()
+    await wait_until(lambda: smsc.sim.messages, what="the message upstream")
+    got = smsc.sim.messages[0]
+    assert got.data_coding == 4 and got.payload.endswith(b"\x01\x02\xff")
+
+
+@pytest.mark.parametrize(("query", "status", "text"), [
+    ("username=acme&password=wrong&to=447700900001&text=x", 403, "Authorization failed for sendsms"),
+    ("username=nobody&password=pw&to=447700900001&text=x", 403, "Authorization failed for sendsms"),
+    ("to=447700900001&text=x", 403, "Authorization failed for sendsms"),
+    ("username=acme&password=pw&text=x", 400, "Missing receiver number, rejected"),
+    ("username=acme&password=pw&to=&text=x", 400, "Empty receiver number not allowed, rejected"),
+    ("username=acme&password=pw&to=44abc&text=x", 400, "Invalid character in phone number, rejected"),
+    ("username=acme&password=pw&to=447700900001", 400, "Empty text and udh, rejected"),
+    ("username=acme&password=pw&to=447700900001&text=x&coding=7", 400, "Invalid value for coding, rejected"),
+    ("username=acme&password=pw&to=447700900001&text=x&dlr-mask=x", 400, "Invalid value for dlr-mask, rejected"),
+    ("username=acme&password=pw&to=447700900001&text=%FF&charset=UTF-8", 400, "Text not in charset UTF-8, rejected"),
+    ("username=acme&password=pw&to=447700900001&text=x&charset=nonesuch", 400, "Text not in charset nonesuch"),
+    ("username=acme&password=pw&to=447700900001&text=x&deferred=soon", 400, "Invalid value for deferred, rejected"),
+    ("username=acme&password=pw&to=33123456789&text=x", 400, "to: no route for this destination, rejected"),
+    ("username=acme&password=pw&to=447700900001&text=x&from=far+too+long+sender", 400,
+     "Invalid character in sender, rejected"),
+])
+async def test_sendsms_errors_in_kannels_words(hub, smsc, query, status, text):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hub.http.url + "/cgi-bin/sendsms?" + query) as resp:
+            assert resp.status == status
+            assert text in await resp.text()
+            assert "Traceback" not in await resp.text()
+    assert not smsc.sim.messages
+
+
+def test_fill_dlr_url_leaves_unknown_escapes():
+    from smppcore import DeliverSm, SubmitSm, encode
+    from smpphub.router.http.kannel import fill_dlr_url
+    from smpphub.router.lifecycle import MessageRow, State
+
+    row = MessageRow(id="w1", account="acme", pdu=encode(SubmitSm(source_addr="S", destination_addr="0044123")),
+                     route=["uk"], state=State.UNDELIVERABLE, upstream="uk", upstream_id="F9", updated_at=0.0)
+    receipt = DeliverSm(short_message=b"id:w1 stat:UNDELIV")
+    url = fill_dlr_url("http://x/?a=%d&b=%Z&c=%Q&d=%t&e=%A", {"text": ""}, row, receipt, 2)
+    assert url == "http://x/?a=2&b=%Z&c=%2B44123&d=1970-01-01%2000%3A00%3A00&e=id%3Aw1%20stat%3AUNDELIV"
+    assert decode_text(b"x", 0) == "x"

@@ -1,0 +1,201 @@
+"""Receipts and MO as signed webhooks: to a receiver in the test, retried until 2xx, never lost across SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from httpkit import ACME_TOKEN, http_client, http_hub_config, running_hub
+from hubkit import simulator, wait_until
+
+from smpphub.router.http.tokens import hash_token
+
+ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
+SECRET = "s3cret-for-signing"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Receiver:
+    """An application's webhook endpoint: answers ``fail_first`` attempts 500, then 200; keeps every request."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.accepted: list[dict] = []
+        self.gets: list[str] = []
+
+    async def hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests.append((dict(request.headers), body))
+        if len(self.requests) <= self.fail_first:
+            return web.Response(status=500)
+        self.accepted.append(json.loads(body))
+        return web.Response(status=204)
+
+    async def dlr(self, request: web.Request) -> web.Response:
+        self.gets.append(str(request.rel_url))
+        return web.Response(text="ok")
+
+
+@pytest.fixture
+async def receiver():
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.hook)
+    app.router.add_get("/dlr", rec.dlr)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    yield rec
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def smsc():
+    sim = await simulator()
+    yield sim
+    await sim.close()
+
+
+def verify(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:
+    """What a receiver does: HMAC-SHA256 over "<timestamp>.<body>", compared in constant time."""
+    stamp = headers["Smpphub-Timestamp"]
+    expected = "v1=" + hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers["Smpphub-Signature"])
+
+
+FAST_RETRY = {"webhook_retry_initial": 0.05, "webhook_retry_max": 0.2}
+
+
+async def test_receipt_webhook_is_signed_and_retried_after_two_500s(smsc, receiver):
+    receiver.fail_first = 2
+    config = http_hub_config({"uk": smsc}, ROUTES, http=FAST_RETRY, acme={"webhook_secret": SECRET})
+    async with running_hub(config) as hub, http_client(hub) as http:
+        body = {"to": "447700900001", "text": "hi", "callback_url": receiver.url + "/hook", "reference": "order-1"}
+        async with http.post("/v1/messages", json=body) as resp:
+            assert resp.status == 202
+            mid = (await resp.json())["messages"][0]["id"]
+        await wait_until(lambda: receiver.accepted, what="the receipt webhook accepted")
+        assert len(receiver.requests) == 3
+        ids = {h["Smpphub-Webhook-Id"] for h, _ in receiver.requests}
+        assert ids == {f"r-{mid}"}  # the same id on every attempt: the receiver can de-duplicate
+        assert all(verify(h, b) for h, b in receiver.requests)
+        assert not verify(receiver.requests[0][0], receiver.requests[0][1] + b" ")
+        hook = receiver.accepted[0]
+        assert hook["type"] == "receipt" and hook["message_id"] == mid and hook["state"] == "delivered"
+        assert hook["reference"] == "order-1" and hook["to"] == "447700900001"
+        await wait_until(lambda: hub.deliveries.pending() == 0 and hub.webhooks.pending() == 0,
+                         what="nothing owed any more")
+        await hub.store.flush()
+        row = await hub.store.get(mid)
+        assert row is not None and not row.receipt_owed
+
+
+async def test_account_webhook_url_takes_its_receipts(smsc, receiver):
+    config = http_hub_config({"uk": smsc}, ROUTES, http=FAST_RETRY,
+                             acme={"webhook_url": receiver.url + "/hook", "webhook_secret": SECRET})
+    async with running_hub(config) as hub, http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900002", "text": "hi"}) as resp:
+            mid = (await resp.json())["messages"][0]["id"]
+        await wait_until(lambda: receiver.accepted, what="the receipt webhook")
+        assert receiver.accepted[0]["message_id"] == mid
+
+
+async def test_long_mo_arrives_as_one_webhook(smsc, receiver):
+    config = http_hub_config({"uk": smsc}, ROUTES, http=FAST_RETRY,
+                             acme={"webhook_url": receiver.url + "/hook", "webhook_secret": SECRET},
+                             mo_routes=[{"prefix": "777", "account": "acme"}])
+    text = "Ответ абонента: " + "длинное сообщение " * 10  # UCS-2, 3 parts
+    async with running_hub(config) as hub:
+        pdus = smsc.sim.send_mo("447700900099", "777", text)
+        assert len(pdus) > 1
+        await wait_until(lambda: receiver.accepted, what="the MO webhook")
+        await wait_until(lambda: hub.deliveries.pending() == 0 and hub.webhooks.pending() == 0,
+                         what="the MO parts released")
+        assert len(receiver.accepted) == 1
+        hook = receiver.accepted[0]
+        assert hook["type"] == "mo" and hook["text"] == text and hook["parts"] == len(pdus)
+        assert hook["from"] == "447700900099" and hook["to"] == "777" and hook["complete"] is True
+        assert verify(*receiver.requests[0])
+        await hub.store.flush()
+        assert await hub.store.pending_deliveries() == []
+
+
+# ---- never lost across a SIGKILL ----------------------------------------------------------------
+
+
+async def _start_hub(cfg: Path) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smpphub", "serve", "--config", str(cfg), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line, "the hub ended before saying where its HTTP API is"
+        if line.startswith("smpphub http api on "):
+            return proc, line.split()[-1]
+
+
+async def test_receipt_webhook_survives_sigkill(smsc, receiver, tmp_path):
+    receiver.fail_first = 10**6  # the application is down: the webhook stays owed
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f"""
+[[listeners]]
+port = 0
+[store]
+path = "{tmp_path}/hub.db"
+[http]
+listen = "127.0.0.1:0"
+webhook_retry_initial = 0.05
+webhook_retry_max = 0.1
+[[accounts]]
+system_id = "acme"
+password = "pw"
+api_tokens = ["{hash_token(ACME_TOKEN)}"]
+webhook_url = "{receiver.url}/hook"
+webhook_secret = "{SECRET}"
+[[upstreams]]
+name = "uk"
+host = "127.0.0.1"
+port = {smsc.port}
+system_id = "hub"
+password = "x"
+[[routes]]
+prefix = "44"
+upstreams = ["uk"]
+""")
+    import aiohttp
+
+    proc, url = await _start_hub(cfg)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ACME_TOKEN}"}) as http:
+            async with http.post(url + "/v1/messages", json={"to": "447700900003", "text": "kill me"}) as resp:
+                assert resp.status == 202
+                mid = (await resp.json())["messages"][0]["id"]
+        # a webhook attempt means the receipt is durable (it is stored before anything is sent)
+        await wait_until(lambda: receiver.requests, timeout=20, what="a first webhook attempt")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    assert not receiver.accepted
+    receiver.fail_first = 0
+    receiver.requests.clear()
+    proc, _ = await _start_hub(cfg)
+    try:
+        await wait_until(lambda: receiver.accepted, timeout=20, what="the webhook after the restart")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    hook = receiver.accepted[0]
+    assert hook["message_id"] == mid and hook["state"] == "delivered"
+    assert verify(*receiver.requests[0])
