@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
+import msgspec
 import structlog
 
 from smppcore import CommandStatus, Pdu, encode
@@ -191,7 +192,8 @@ class Receipts:
                                 not intermediate, forwarded)
         if intermediate:
             if transition.forward_intermediate:
-                return self.deliveries.deliver_mo(row.account, rewrite_receipt(pdu, row.id), kind="receipt")
+                forward = _flagged(rewrite_receipt(pdu, row.id), EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)
+                return self.deliveries.deliver_mo(row.account, forward, kind="receipt")
             return 0
         self.awaiting.pop(key, None)
         self.counters[row.state.value] += 1
@@ -200,7 +202,7 @@ class Receipts:
         if not row.receipt_owed:
             self.store.save([row])
             return 0
-        receipt = rewrite_receipt(pdu, row.id)
+        receipt = _flagged(rewrite_receipt(pdu, row.id), EsmClass.TYPE_DELIVERY_RECEIPT)
         row.receipt = encode(receipt)
         return self._deliver_after_saving(row, receipt)
 
@@ -255,6 +257,17 @@ def hub_receipt(row: MessageRow) -> DeliverSm:
         err=f"{error & 0xFFF:03d}" if error else "000",
         text=pdu.short_message if isinstance(pdu, SubmitSm) else b"",
     )
+
+
+def _flagged(receipt: DeliverSm | DataSm, kind: EsmClass) -> DeliverSm | DataSm:
+    """The receipt as the ESME gets it: flagged as ``kind`` in its esm_class when the upstream's was not.
+
+    Some SMSCs send receipts with esm_class 0, told from an MO by their text alone; the hub
+    did that once (dispatch, smppcore.receipt.is_receipt), so its ESMEs need not.
+    """
+    if receipt.esm_class & EsmClass.TYPE_MASK:
+        return receipt
+    return msgspec.structs.replace(receipt, esm_class=receipt.esm_class | kind)
 
 
 def _err(info: ReceiptInfo) -> int:
