@@ -76,6 +76,8 @@ COMMANDS: dict[str, Command] = {
                        "smpphub.router.cli", "add_token_arguments", "api_token_cmd"),
     "simulate": _lazy("run the SMSC simulator (scriptable carrier for ESME tests and load tests)",
                       "smpphub.simulator.cli", "add_arguments", "run"),
+    "check-esme": _lazy("play a fixed conformance battery against your ESME, which binds here; pass/fail per item",
+                        "smpphub.simulator.conformance.cli", "add_arguments", "run"),
     "demo": _lazy("run a self-contained demo: two simulated carriers, the hub, and an ESME using it",
                   "smpphub.demo", "add_demo_arguments", "cmd_demo"),
     "admin": _lazy("steer a running hub through its admin API: binds, upstreams, routes, traces",

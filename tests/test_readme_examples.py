@@ -65,6 +65,8 @@ class Kind(enum.Enum):
     CONFIG_ERRORS = "each line reproduced by a bad simulator.toml: the same line, exit 2"
     HTTP_JSON = "the keys of the real answer of the --http standalone line"
     RESULT = "a measured table: format_table prints exactly it for these figures"
+    CHECK_ESME = "tests/test_check_esme.py runs both lines as printed (port 0) and checks the report it wrote"
+    CHECK_ESME_REPORT = "what that run prints: tests/test_check_esme.py compares it line by line, timings aside"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ BLOCKS = [
     Proof("simulator/README.md", "import pytest", Kind.PYTEST),
     Proof("simulator/README.md", "import smpplib.client", Kind.PYTEST),
     Proof("simulator/README.md", "server ", Kind.RESULT),
+    Proof("simulator/README.md", "smpphub check-esme ", Kind.CHECK_ESME),
+    Proof("simulator/README.md", "check-esme: listening on ", Kind.CHECK_ESME_REPORT),
     Proof("benchmarks/README.md", "smpphub simulate --quiet", Kind.SERVER),
     Proof("benchmarks/README.md", "smpphub bench --target 127.0.0.1:2775", Kind.CLIENT),
 ]

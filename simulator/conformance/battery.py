@@ -1,0 +1,463 @@
+"""The checks of ``smpphub check-esme``, in the order they run.
+
+Each check is an async function over a :class:`Context`; its docstring names the
+ESME bug it catches. A check waits for what it needs from the ESME (a bind, a
+submit, a reconnect) at most ``Limits.timeout`` seconds and for any answer to
+one of its own requests at most ``Limits.response_limit``, so a run always ends.
+The ESME drives itself: it is expected to bind and keep submitting while the run
+lasts; the checks answer its submits the way they need (hold the answers, answer
+ESME_RTHROTTLED) through a :class:`~.probe.SubmitPolicy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+
+from smppcore import CommandId, CommandStatus, DeliverSm, EnquireLink, MessageState, Pdu, Unbind, status_name
+from smppcore.receipt import build_receipt
+
+from .probe import AcceptAll, Answer, Harness, MessageKey, ProbeConnection, message_key
+from .report import CheckResult, Status
+
+__all__ = ["Limits", "Context", "Check", "CHECKS", "UNKNOWN_COMMAND_ID", "run_bound"]
+
+#: a command_id SMPP 3.4 and 5.0 leave undefined: the ESME must answer generic_nack ESME_RINVCMDID
+UNKNOWN_COMMAND_ID = 0x00000077
+#: messages the throttling check follows one by one (more are only counted)
+MAX_TRACKED_MESSAGES = 10_000
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The bounds and thresholds of a run (seconds unless named otherwise)."""
+
+    timeout: float = 30.0  # per check: for the ESME to bind, submit, reconnect
+    response_limit: float = 2.0  # for any *_resp to a request of the checker
+    window: int = 10  # requests the ESME may have in flight on one connection
+    throttle_for: float = 1.0  # every submit answered ESME_RTHROTTLED for this long
+    min_backoff: float = 0.1  # a retry sooner than this after ESME_RTHROTTLED is hammering
+    quiet: float = 0.5  # window check: no new request for this long means the ESME waits for answers
+
+
+def run_bound(limits: Limits) -> float:
+    """The longest a whole run can take: every check at its longest, plus a margin."""
+    per_check = limits.timeout + 2 * limits.response_limit + limits.throttle_for + limits.quiet
+    return len(CHECKS) * per_check + 5.0
+
+
+@dataclass
+class Context:
+    harness: Harness
+    limits: Limits
+    #: a check already waited its whole timeout for the ESME to be bound, in vain: the
+    #: checks after it do not wait again (a run against a gone ESME ends in one timeout)
+    esme_gone: bool = False
+
+    def now(self) -> float:
+        return self.harness.clock()
+
+    async def bound_connection(self) -> ProbeConnection | None:
+        """A bound connection, waiting for the ESME to (re)bind if none is (bounded)."""
+        h = self.harness
+        if not self.esme_gone and not await h.wait_until(lambda: bool(h.bound()), self.limits.timeout):
+            self.esme_gone = True
+        bound = h.bound()
+        if bound:
+            self.esme_gone = False
+        return min(bound, key=lambda c: c.opened_at) if bound else None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[Context], Awaitable[CheckResult]]
+
+    @property
+    def catches(self) -> str:
+        """The ESME bug it catches: the first paragraph of the check's docstring."""
+        return (self.run.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _no_esme(name: str) -> CheckResult:
+    return CheckResult(name, Status.SKIP, "not run: no bound ESME (see the checks above)")
+
+
+def _judge(conn: ProbeConnection, answer: Answer, request: Pdu, limit: float) -> tuple[bool, str]:
+    """Was ``request`` answered by its response type, ESME_ROK, its sequence number
+    echoed, within ``limit``? And what was seen, in words."""
+    name = request.command_name
+    pdu = answer.pdu
+    if pdu is None:
+        stray = [s.pdu for s in conn.stray if s.at >= answer.sent_at and s.pdu is not None]
+        if stray:
+            got = stray[0]
+            return False, (f"answered {got.command_name} with sequence_number {got.sequence_number}, "
+                           f"not the request's {request.sequence_number}")
+        if conn.transport is None:
+            return False, f"the ESME closed the connection instead of answering {name}"
+        return False, f"no {name}_resp within {limit:g} s"
+    if pdu.command_id != request.command_id | 0x80000000:
+        return False, f"answered {pdu.command_name} {status_name(pdu.command_status)}, expected {name}_resp"
+    if pdu.command_status != CommandStatus.ESME_ROK:
+        return False, f"answered {name}_resp with {status_name(pdu.command_status)}, expected ESME_ROK"
+    if answer.elapsed > limit:
+        return False, f"{name}_resp after {_ms(answer.elapsed)}, over the limit of {limit:g} s"
+    return True, f"{name}_resp ESME_ROK in {_ms(answer.elapsed)}"
+
+
+# --- the checks ------------------------------------------------------------------------
+
+
+async def check_bind(ctx: Context) -> CheckResult:
+    """An ESME that never binds, binds with credentials the SMSC refuses, or announces an
+    interface_version other than 3.4 (0x34) or 5.0 (0x50): below 0x34 it says it cannot
+    read TLVs, so a carrier leaves out receipted_message_id and its receipts go unmatched.
+
+    Passes on the first accepted bind with interface_version 0x34 or 0x50; notes the bind
+    type (a transmitter alone gets no receipts or MO, see receipts_mo).
+    """
+    h = ctx.harness
+    ok = await h.wait_until(lambda: any(b.status == 0 for b in h.binds), ctx.limits.timeout)
+    refused = [b for b in h.binds if b.status]
+    if not ok:
+        if refused:
+            b = refused[-1]
+            return CheckResult("bind", Status.FAIL, f"{len(refused)} bind(s) refused, last {b.bind_type} "
+                               f"system_id {b.system_id!r}: {status_name(b.status)}", {"refused": len(refused)})
+        return CheckResult("bind", Status.FAIL, f"no bind within {ctx.limits.timeout:g} s "
+                           f"({len(h.connections)} connection(s) open)", {"refused": 0})
+    bind = next(b for b in h.binds if b.status == 0)
+    figures = {"bind_type": bind.bind_type, "system_id": bind.system_id, "system_type": bind.system_type,
+               "interface_version": bind.interface_version, "refused_before": len(refused)}
+    seen = f"{bind.bind_type} system_id {bind.system_id!r} interface_version 0x{bind.interface_version:02x}"
+    if bind.interface_version not in (0x34, 0x50):
+        return CheckResult("bind", Status.FAIL, f"{seen}: expected 0x34 (SMPP 3.4) or 0x50 (5.0); below 0x34 "
+                           "the SMSC must not send TLVs such as receipted_message_id", figures)
+    note = " (SMPP 5.0)" if bind.interface_version == 0x50 else ""
+    if bind.command_id == CommandId.BIND_TRANSMITTER:
+        note += "; a transmitter alone gets no receipts or MO"
+    return CheckResult("bind", Status.PASS, seen + note, figures)
+
+
+async def check_enquire_link(ctx: Context) -> CheckResult:
+    """An ESME that does not answer the SMSC's enquire_link (or answers it late): carriers
+    take the link for dead and drop it, and whatever was in flight with it."""
+    conn = await ctx.bound_connection()
+    if conn is None:
+        return _no_esme("enquire_link")
+    request = EnquireLink()
+    answer = await conn.request(request, ctx.limits.response_limit)
+    ok, seen = _judge(conn, answer, request, ctx.limits.response_limit)
+    figures = {"seconds": answer.elapsed if answer.pdu else None, "limit": ctx.limits.response_limit}
+    return CheckResult("enquire_link", Status.PASS if ok else Status.FAIL, seen, figures)
+
+
+@dataclass
+class _Hold:
+    """Window check: hold every answer; note the most requests seen in flight on one connection."""
+
+    peak: int = 0
+    held: int = 0
+    last_at: float | None = None
+
+    def decide(self, conn: ProbeConnection, pdu: Pdu, now: float) -> int | None:
+        self.peak = max(self.peak, len(conn.unanswered))
+        self.held += 1
+        self.last_at = now
+        return None
+
+
+async def check_window(ctx: Context) -> CheckResult:
+    """An ESME that sends more requests than the agreed window before their answers come
+    (carriers answer the excess ESME_RTHROTTLED or ESME_RMSGQFUL, or drop the bind), or
+    reuses a sequence number still in flight (its answers then go to the wrong message).
+
+    The checker holds every answer until the ESME stops sending (``quiet``) or goes past
+    the window, then answers them all ESME_ROK.
+    """
+    h, limits = ctx.harness, ctx.limits
+    if await ctx.bound_connection() is None:
+        return _no_esme("window")
+    hold = _Hold()
+    h.policy = hold
+    dup_before = sum(c.duplicate_sequence_numbers for c in h.connections)
+    try:
+        if not await h.wait_until(lambda: hold.held > 0, limits.timeout):
+            return CheckResult("window", Status.FAIL, f"no submit_sm within {limits.timeout:g} s "
+                               "(start the ESME so that it keeps submitting while the run lasts)")
+        deadline = ctx.now() + limits.timeout
+        while hold.peak <= limits.window and ctx.now() < deadline:
+            last = hold.last_at
+
+            def moved(seen: float | None = last) -> bool:
+                return hold.peak > limits.window or hold.last_at != seen
+
+            await h.wait_until(moved, limits.quiet)
+            if hold.last_at == last:
+                break  # quiet: the ESME waits for answers
+    finally:
+        h.policy = AcceptAll()
+        h.release_all()
+    duplicates = sum(c.duplicate_sequence_numbers for c in h.connections) - dup_before
+    figures = {"peak_in_flight": hold.peak, "window": limits.window, "held": hold.held,
+               "duplicate_sequence_numbers": duplicates}
+    if hold.peak > limits.window:
+        return CheckResult("window", Status.FAIL, f"{hold.peak} requests in flight on one connection, "
+                           f"over the window of {limits.window}", figures)
+    if duplicates:
+        return CheckResult("window", Status.FAIL, f"{duplicates} request(s) reused a sequence_number "
+                           "still in flight", figures)
+    return CheckResult("window", Status.PASS, f"at most {hold.peak} request(s) in flight "
+                       f"(window {limits.window}), answers held until the ESME waited", figures)
+
+
+@dataclass
+class _Tracked:
+    last_throttled: float
+    accepted: bool = False
+
+
+@dataclass
+class _Throttle:
+    """Throttling check: ESME_RTHROTTLED for ``throttle_for`` seconds from the first submit,
+    then accept; follow each throttled message to its retries."""
+
+    throttle_for: float
+    started: float | None = None
+    attempts: int = 0
+    messages: dict[MessageKey, _Tracked] = field(default_factory=dict)
+    untracked: int = 0
+    gaps: list[float] = field(default_factory=list)  # from a THROTTLED answer to that message's next submit
+
+    def decide(self, conn: ProbeConnection, pdu: Pdu, now: float) -> int | None:
+        key = message_key(pdu)
+        tracked = self.messages.get(key)
+        if tracked is not None and not tracked.accepted and len(self.gaps) < MAX_TRACKED_MESSAGES:
+            self.gaps.append(now - tracked.last_throttled)
+        if self.started is None:
+            self.started = now
+        if now - self.started < self.throttle_for:
+            self.attempts += 1
+            if tracked is not None:
+                tracked.last_throttled = now
+            elif len(self.messages) < MAX_TRACKED_MESSAGES:
+                self.messages[key] = _Tracked(now)
+            else:
+                self.untracked += 1
+            return CommandStatus.ESME_RTHROTTLED
+        if tracked is not None:
+            tracked.accepted = True
+        return CommandStatus.ESME_ROK
+
+    def dropped(self) -> int:
+        return sum(1 for t in self.messages.values() if not t.accepted)
+
+
+async def check_throttling(ctx: Context) -> CheckResult:
+    """An ESME that meets ESME_RTHROTTLED by resending at once (hammering a carrier that
+    asked it to slow down) or by giving the message up (it is lost).
+
+    Every submit is answered ESME_RTHROTTLED for ``throttle_for`` seconds; then they are
+    accepted. Passes when every throttled message came back and was accepted, and no
+    retry came sooner than ``min_backoff`` after its ESME_RTHROTTLED. A retry is the
+    same source, destination and text submitted again.
+    """
+    h, limits = ctx.harness, ctx.limits
+    if await ctx.bound_connection() is None:
+        return _no_esme("throttling")
+    throttle = _Throttle(limits.throttle_for)
+    h.policy = throttle
+    try:
+        if not await h.wait_until(lambda: throttle.started is not None, limits.timeout):
+            return CheckResult("throttling", Status.FAIL, f"no submit_sm within {limits.timeout:g} s "
+                               "(start the ESME so that it keeps submitting while the run lasts)")
+        assert throttle.started is not None
+        await asyncio.sleep(max(0.0, throttle.started + limits.throttle_for - ctx.now()))
+        await h.wait_until(lambda: throttle.dropped() == 0, limits.timeout)
+    finally:
+        h.policy = AcceptAll()
+    gaps = throttle.gaps
+    count = len(throttle.messages)
+    figures = {
+        "throttled_messages": count, "throttled_answers": throttle.attempts,
+        "submits_per_second_while_throttled": round(throttle.attempts / limits.throttle_for, 1),
+        "first_retry_seconds_min": min(gaps) if gaps else None,
+        "retry_seconds_median": statistics.median(gaps) if gaps else None,
+        "dropped": throttle.dropped(), "min_backoff": limits.min_backoff,
+    }
+    seen = (f"{throttle.attempts} submit(s) of {count} message(s) answered ESME_RTHROTTLED over "
+            f"{limits.throttle_for:g} s")
+    if gaps:
+        seen += f"; retries after {min(gaps):.2f} s at the soonest (median {statistics.median(gaps):.2f} s)"
+    if gaps and min(gaps) < limits.min_backoff:
+        return CheckResult("throttling", Status.FAIL, f"{seen}: hammering, a retry sooner than "
+                           f"{limits.min_backoff:g} s after ESME_RTHROTTLED", figures)
+    if throttle.dropped():
+        return CheckResult("throttling", Status.FAIL, f"{seen}: {throttle.dropped()} of {count} throttled "
+                           f"message(s) never submitted again within {limits.timeout:g} s (dropped, or held "
+                           "back longer than that)", figures)
+    return CheckResult("throttling", Status.PASS, f"{seen}; all {count} accepted later", figures)
+
+
+async def check_receipts_mo(ctx: Context) -> CheckResult:
+    """An ESME that does not answer deliver_sm (receipts and MO) promptly with ESME_ROK and
+    the same sequence number: the carrier resends it, or stops sending to that bind once
+    its window of unanswered deliver_sm is full.
+
+    Sends a DELIVRD receipt for the last message it accepted, then an MO, to a receiver
+    or transceiver bind, and times each deliver_sm_resp.
+    """
+    h, limits = ctx.harness, ctx.limits
+    if await ctx.bound_connection() is None:
+        return _no_esme("receipts_mo")
+    receivers = h.receivers()
+    if not receivers:
+        return CheckResult("receipts_mo", Status.FAIL, "no receiver or transceiver bind: the ESME "
+                           "cannot get receipts or MO")
+    conn = receivers[0]
+    now = datetime.now(UTC)
+    if h.last_accepted is not None:
+        submit, message_id = h.last_accepted
+        source, destination = getattr(submit, "source_addr", ""), getattr(submit, "destination_addr", "")
+    else:
+        message_id, source, destination = h.next_message_id(), "12345", "447700900000"
+    receipt = build_receipt(message_id=message_id, state=MessageState.DELIVERED, source_addr=source,
+                            destination_addr=destination, submit_date=now, done_date=now, text=b"check-esme")
+    mo = DeliverSm(source_addr=destination or "447700900000", destination_addr=source or "12345",
+                   short_message=b"check-esme MO")
+    figures: dict[str, object] = {"limit": limits.response_limit, "message_id": message_id}
+    lines: list[str] = []
+    passed = True
+    for what, pdu in (("receipt", receipt), ("MO", mo)):
+        answer = await conn.request(pdu, limits.response_limit)
+        ok, seen = _judge(conn, answer, pdu, limits.response_limit)
+        passed &= ok
+        figures[f"{what.lower()}_seconds"] = answer.elapsed if answer.pdu else None
+        lines.append(f"{what}: {seen}")
+    summary = "; ".join(lines) + ("; sequence numbers echoed" if passed else "")
+    return CheckResult("receipts_mo", Status.PASS if passed else Status.FAIL, summary, figures)
+
+
+async def check_reject(ctx: Context) -> CheckResult:
+    """An ESME that ignores, or chokes on, a PDU it does not know (a newer SMSC's command):
+    SMPP 3.4 asks for generic_nack with ESME_RINVCMDID and the same sequence number;
+    silence leaves the SMSC waiting, closing the link loses what was in flight."""
+    limits = ctx.limits
+    conn = await ctx.bound_connection()
+    if conn is None:
+        return _no_esme("reject")
+    seq, sent_at = conn.send_raw(UNKNOWN_COMMAND_ID)
+
+    def answered() -> Answer | None:
+        return next((s for s in conn.stray if s.at >= sent_at), None)
+
+    await ctx.harness.wait_until(lambda: answered() is not None or conn.transport is None, limits.response_limit)
+    figures: dict[str, object] = {"command_id": f"0x{UNKNOWN_COMMAND_ID:08x}", "limit": limits.response_limit}
+    got = answered()
+    sent = f"command_id 0x{UNKNOWN_COMMAND_ID:08x}"
+    if got is None or got.pdu is None:
+        if conn.transport is None:
+            return CheckResult("reject", Status.FAIL, f"{sent}: the ESME closed the connection "
+                               "instead of answering generic_nack", figures)
+        return CheckResult("reject", Status.FAIL, f"{sent}: no answer within {limits.response_limit:g} s "
+                           "(expected generic_nack ESME_RINVCMDID)", figures)
+    pdu = got.pdu
+    elapsed = got.at - sent_at
+    figures["seconds"] = elapsed
+    seen = f"{sent}: {pdu.command_name} {status_name(pdu.command_status)} in {_ms(elapsed)}"
+    if pdu.command_id != CommandId.GENERIC_NACK or pdu.command_status != CommandStatus.ESME_RINVCMDID:
+        return CheckResult("reject", Status.FAIL, f"{seen}, expected generic_nack ESME_RINVCMDID", figures)
+    if pdu.sequence_number != seq:
+        return CheckResult("reject", Status.FAIL, f"{seen} with sequence_number {pdu.sequence_number}, "
+                           f"not the request's {seq}", figures)
+    return CheckResult("reject", Status.PASS, f"{seen}, sequence number echoed", figures)
+
+
+async def check_reconnect(ctx: Context) -> CheckResult:
+    """An ESME that does not come back after the SMSC drops the TCP connection (a carrier
+    restart, a failover): it stays down until someone restarts it. Also one that comes
+    back at once in a tight loop, seen here as many connections.
+
+    Cuts every connection without an unbind and waits for a new accepted bind.
+    """
+    h, limits = ctx.harness, ctx.limits
+    if await ctx.bound_connection() is None:
+        return _no_esme("reconnect")
+    before = set(h.connections)
+    dropped_at = ctx.now()
+    for conn in before:
+        conn.drop()
+
+    def rebound() -> bool:
+        return any(c not in before for c in h.bound())
+
+    ok = await h.wait_until(rebound, limits.timeout)
+    binds = [b for b in h.binds if b.at >= dropped_at]
+    figures: dict[str, object] = {"dropped": len(before), "binds_after": len(binds), "limit": limits.timeout}
+    if not ok:
+        ctx.esme_gone = True
+        return CheckResult("reconnect", Status.FAIL, f"dropped {len(before)} connection(s); no new bind within "
+                           f"{limits.timeout:g} s", figures)
+    first = next(b for b in binds if b.status == 0)
+    figures["seconds"] = first.at - dropped_at
+    return CheckResult("reconnect", Status.PASS, f"dropped {len(before)} connection(s); {first.bind_type} again "
+                       f"{_ms(first.at - dropped_at)} later (limit {limits.timeout:g} s)", figures)
+
+
+async def check_unbind(ctx: Context) -> CheckResult:
+    """An ESME that does not answer the SMSC's unbind with unbind_resp: the SMSC cannot
+    tell a clean shutdown from a dead peer, and an orderly carrier maintenance turns
+    into dropped connections.
+
+    Unbinds every bound connection, the last check of the run.
+    """
+    h, limits = ctx.harness, ctx.limits
+    if await ctx.bound_connection() is None:
+        return _no_esme("unbind")
+    lines, passed, times = [], True, []
+    for conn in sorted(h.bound(), key=lambda c: c.opened_at):
+        request = Unbind()
+        answer = await conn.request(request, limits.response_limit)
+        ok, seen = _judge(conn, answer, request, limits.response_limit)
+        passed &= ok
+        lines.append(seen)
+        if answer.pdu is not None:
+            times.append(answer.elapsed)
+    figures = {"connections": len(lines), "seconds": times, "limit": limits.response_limit}
+    return CheckResult("unbind", Status.PASS if passed else Status.FAIL, "; ".join(lines), figures)
+
+
+async def note_esme_enquire_links(ctx: Context) -> CheckResult:
+    """Informational: the ESME's own enquire_links over the run (all answered by the
+    checker). An ESME that sends none notices a dead link only when TCP does, which can
+    take many minutes; one that sends them every few milliseconds wastes the link."""
+    seen = list(ctx.harness.esme_enquire_links)
+    if not seen:
+        return CheckResult("esme_enquire_link", Status.INFO, "the ESME sent no enquire_link during the run",
+                           {"count": 0})
+    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    every = f", one every {statistics.median(gaps):.2f} s" if gaps else ""
+    return CheckResult("esme_enquire_link", Status.INFO, f"{len(seen)} enquire_link from the ESME{every}, "
+                       "each answered ESME_ROK", {"count": len(seen)})
+
+
+CHECKS: list[Check] = [
+    Check("bind", check_bind),
+    Check("enquire_link", check_enquire_link),
+    Check("window", check_window),
+    Check("throttling", check_throttling),
+    Check("receipts_mo", check_receipts_mo),
+    Check("reject", check_reject),
+    Check("reconnect", check_reconnect),
+    Check("unbind", check_unbind),
+    Check("esme_enquire_link", note_esme_enquire_links),
+]
