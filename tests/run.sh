@@ -36,6 +36,17 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     fi
 fi
 
+# curl runs README.md's "Operating the hub" lines as printed (tests/test_readme_ops.py)
+if ! command -v curl >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        note "installing curl (apt)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+    else
+        note "curl is missing and cannot be installed here: the README's operating examples will fail"
+    fi
+fi
+
 # Debian's Chromium for the browser tests (Playwright drives it: tests/browserkit.py);
 # Playwright's own browser download cannot work without the network.
 if ! command -v chromium >/dev/null 2>&1; then

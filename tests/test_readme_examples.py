@@ -65,6 +65,8 @@ class Kind(enum.Enum):
     CONFIG_ERRORS = "each line reproduced by a bad simulator.toml: the same line, exit 2"
     HTTP_JSON = "the keys of the real answer of the --http standalone line"
     RESULT = "a measured table: format_table prints exactly it for these figures"
+    OPS_TOML = "the [http] of a hub that tests/test_readme_ops.py runs (port 0) for the next block"
+    OPS_SHELL = "tests/test_readme_ops.py runs each line as printed against that hub (its port): exit 0"
     CHECK_ESME = "tests/test_check_esme.py runs both lines as printed (port 0) and checks the report it wrote"
     CHECK_ESME_REPORT = "what that run prints: tests/test_check_esme.py compares it line by line, timings aside"
 
@@ -87,6 +89,8 @@ BLOCKS = [
     Proof("README.md", "smpphub hash-password", Kind.HASH),
     Proof("README.md", f"python3 -m venv {README_VENV}", Kind.INSTALL),
     Proof("README.md", "[Unit]", Kind.UNIT),
+    Proof("README.md", "# in hub.toml: the listener, and the admin token", Kind.OPS_TOML),
+    Proof("README.md", "curl -s http://127.0.0.1:8080/metrics", Kind.OPS_SHELL),
     Proof("simulator/README.md", "smpphub simulate ", Kind.SERVER),
     Proof("simulator/README.md", "smpphub simulate: simulator.toml:", Kind.CONFIG_ERRORS),
     Proof("simulator/README.md", 'listen = "127.0.0.1:2775"', Kind.SIMULATOR_TOML),
