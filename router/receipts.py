@@ -154,7 +154,8 @@ class Receipts:
             for delay in RECEIPT_LOOKUP_DELAYS:
                 if delay:
                     await asyncio.sleep(delay)
-                row = self.awaiting.get(key) or await self.store.find_by_upstream_id(pool.name, info.message_id)
+                row = self.awaiting.get(key) or await self.store.find_by_upstream_id(
+                    pool.name, _as_submitted(info.message_id, pool.cfg.submit_id_base, pool.cfg.receipt_id_base))
                 if row is not None:
                     break
             if row is None:
@@ -257,6 +258,23 @@ def hub_receipt(row: MessageRow) -> DeliverSm:
         err=f"{error & 0xFFF:03d}" if error else "000",
         text=pdu.short_message if isinstance(pdu, SubmitSm) else b"",
     )
+
+
+def _as_submitted(receipt_id: str, submit_base: int, receipt_base: int) -> str:
+    """The receipt's id as the upstream's submit_sm_resp wrote it, which is what the store keeps.
+
+    Only an upstream known to write the two in different bases (``submit_id_base`` and
+    ``receipt_id_base`` both set) has its id rewritten: looked up as it came, the hex
+    receipt id "10" would find the message whose decimal id is "10", not 16's. Written
+    as Python writes numbers: an SMSC that pads or upper-cases its hex ids is found in
+    memory (:attr:`Receipts.awaiting`, keyed by value) but not in the store.
+    """
+    if not submit_base or not receipt_base or submit_base == receipt_base:
+        return receipt_id
+    value = normalise_message_id(receipt_id, base=receipt_base)
+    if not value.isdigit():
+        return receipt_id
+    return value if submit_base == 10 else format(int(value), "x")
 
 
 def _flagged(receipt: DeliverSm | DataSm, kind: EsmClass) -> DeliverSm | DataSm:

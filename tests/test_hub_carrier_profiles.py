@@ -35,11 +35,15 @@ CASES = {
     "duplicate-final": ({}, 1, 1),
     "throttle-bursts": ({}, 1, 1),
     "silent-enquire-link": ({"enquire_link_interval": 0.2, "response_timeout": 0.5}, 1, 1),
+    # every receipt habit at once, a profile of the simulator.toml's own
+    "worst": ({"submit_id_base": 10, "receipt_id_base": 16}, 1, 1),
 }
+WORST = {"receipt_id_base": "other", "receipt_tlvs": False, "receipt_coding": "ucs2", "receipt_flagged": False,
+         "receipt_before_response": True, "duplicate_final": True, "throttle_every": 7, "throttle_burst": 2}
 
 
 def test_every_preset_is_played_against_the_hub():
-    assert set(CASES) == set(PRESETS)
+    assert set(CASES) == {*PRESETS, "worst"}
 
 
 def _config(sim, operator: dict):
@@ -53,7 +57,7 @@ def _config(sim, operator: dict):
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_the_esme_gets_every_receipt_under_the_hub_id(name):
     operator, per_message, rd = CASES[name]
-    sim = await simulator(profile=name, seed=5)
+    sim = await simulator(profile=name, seed=5, profiles={"worst": WORST})
     try:
         async with running_hub(_config(sim, operator)) as hub:
             book = ReceiptBook()
@@ -63,7 +67,7 @@ async def test_the_esme_gets_every_receipt_under_the_hub_id(name):
                 assert len(set(hub_ids)) == N
                 await wait_until(lambda: len(book.pdus) >= N * per_message and sim.sim.stats.receipts_pending == 0,
                                  timeout=15, what=f"{name}: the receipts through the hub")
-                if name == "duplicate-final":  # the copy reaches the hub after the first
+                if name in ("duplicate-final", "worst"):  # the copy reaches the hub after the first
                     await wait_until(lambda: hub.dispatcher.counters["receipts_duplicate"] == N,
                                      what="every second copy seen")
                 await wait_until(lambda: sim.sim.stats.receipts_acked == sim.sim.stats.receipts_sent,
@@ -89,3 +93,22 @@ async def test_the_esme_gets_every_receipt_under_the_hub_id(name):
         assert info.message_id in hub_ids and info.message_id not in upstream_ids - set(hub_ids)
         assert pdu.esm_class & EsmClass.TYPE_MASK in (EsmClass.TYPE_DELIVERY_RECEIPT,
                                                        EsmClass.TYPE_INTERMEDIATE_NOTIFICATION), name
+
+
+@pytest.mark.parametrize(
+    "receipt_id, submit_base, receipt_base, looked_up",
+    [
+        ("a", 10, 16, "10"),
+        ("10", 10, 16, "16"),  # not the message whose decimal id is "10"
+        ("26", 16, 10, "1a"),
+        ("0A", 10, 16, "10"),
+        ("not-a-number", 10, 16, "not-a-number"),
+        ("a", 0, 16, "a"),  # bases not configured: as it came
+        ("10", 16, 16, "10"),
+    ],
+)
+def test_a_receipt_id_is_looked_up_in_the_store_as_the_submit_response_wrote_it(receipt_id, submit_base, receipt_base,
+                                                                                looked_up):
+    from smpphub.router.receipts import _as_submitted
+
+    assert _as_submitted(receipt_id, submit_base, receipt_base) == looked_up
