@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 from bisect import bisect_left
 
-__all__ = ["Histogram", "HubStats", "WebhookStats", "LATENCY_BOUNDS", "COMMIT_BOUNDS", "BATCH_BOUNDS"]
+__all__ = ["Histogram", "HubStats", "LATENCY_BOUNDS", "COMMIT_BOUNDS", "BATCH_BOUNDS"]
 
 #: seconds: from well under a millisecond (a local SMSC) to the minutes a back-off can add
 LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -68,26 +68,6 @@ class Histogram:
         return float("inf")  # pragma: no cover - the last cumulative count is the total
 
 
-class WebhookStats:
-    """What the HTTP API's webhook sender reports: each POST's outcome, by kind ("receipt", "mo").
-
-    The sender calls :meth:`attempt` once per POST it made; a retry is any POST of a
-    webhook after its first.
-    """
-
-    __slots__ = ("ok", "failed", "retries")
-
-    def __init__(self) -> None:
-        self.ok: collections.Counter[str] = collections.Counter()  # answered 2xx
-        self.failed: collections.Counter[str] = collections.Counter()  # any other answer, or none
-        self.retries: collections.Counter[str] = collections.Counter()
-
-    def attempt(self, kind: str, ok: bool, retry: bool) -> None:
-        (self.ok if ok else self.failed)[kind] += 1
-        if retry:
-            self.retries[kind] += 1
-
-
 class HubStats:
     """The hub's own counts, by account where an operator asks "who"; see the module docstring."""
 
@@ -100,7 +80,6 @@ class HubStats:
         self.receipt_latency = Histogram(LATENCY_BOUNDS)  # accepted -> its final receipt
         self.store_commit = Histogram(COMMIT_BOUNDS)  # one group commit of accepted messages
         self.store_batch = Histogram(BATCH_BOUNDS)  # messages in it
-        self.webhooks = WebhookStats()
 
     def refuse(self, account: str, status: int) -> None:
         counts = self.refused.get(account)

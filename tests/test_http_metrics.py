@@ -4,7 +4,8 @@ move by exactly the messages sent, and a registry per hub (two hubs keep their n
 from __future__ import annotations
 
 import pytest
-from httpkit import http_client, http_hub_config, running_hub
+from aiohttp import web
+from httpkit import ACME_TOKEN, http_client, http_hub_config, running_hub
 from hubkit import simulator, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -84,3 +85,36 @@ async def test_two_hubs_keep_their_own_numbers(smsc):
             await beta.submit_sm(destination_addr="447700900111", short_message=b"x")
         assert value(await scrape(one), "smpphub_messages_accepted_total", account="beta") == 1
         assert value(await scrape(two), "smpphub_messages_accepted_total", account="beta") == 0
+
+
+async def test_webhook_deliveries_and_retries_are_counted(smsc):
+    answers = [500, 200]
+    got: list[bytes] = []
+
+    async def receiver(request: web.Request) -> web.Response:
+        got.append(await request.read())
+        return web.Response(status=answers.pop(0) if answers else 200)
+
+    app = web.Application()
+    app.router.add_post("/hook", receiver)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        config = http_hub_config({"uk": smsc}, [{"prefix": "44", "upstreams": ["uk"]}],
+                                 http={"webhook_retry_initial": 0.05}, acme={"webhook_secret": "s3cret"})
+        async with running_hub(config) as hub:
+            async with http_client(hub, token=ACME_TOKEN) as http:
+                body = {"to": "+447700900123", "text": "hook", "callback_url": f"http://{HOST}:{port}/hook"}
+                async with http.post("/v1/messages", json=body) as resp:
+                    assert resp.status == 202, await resp.text()
+            await wait_until(lambda: len(got) == 2, what="the webhook answered 500, then 200")
+            await wait_until(lambda: hub.webhooks.sent == 1, what="the webhook counted")
+            after = await scrape(hub)
+    finally:
+        await runner.cleanup()
+    assert value(after, "smpphub_webhook_delivered_total") == 1
+    assert value(after, "smpphub_webhook_retries_total") == 1
+    assert value(after, "smpphub_webhook_dropped_total") == 0

@@ -215,17 +215,15 @@ class HubCollector(Collector):
         yield _histogram("smpphub_store_commit_seconds", "One group commit of accepted messages", stats.store_commit)
         yield _histogram("smpphub_store_commit_messages", "Messages per group commit", stats.store_batch)
 
-        hooks = stats.webhooks
-        deliveries = CounterMetricFamily("smpphub_webhook_deliveries", "Webhook POSTs by outcome (ok: 2xx)",
-                                         labels=["kind", "outcome"])
-        retries = CounterMetricFamily("smpphub_webhook_retries", "Webhook POSTs after a webhook's first",
-                                      labels=["kind"])
-        for kind in sorted({*hooks.ok, *hooks.failed}):
-            deliveries.add_metric([kind, "ok"], hooks.ok[kind])
-            deliveries.add_metric([kind, "failed"], hooks.failed[kind])
-        for kind, n in sorted(hooks.retries.items()):
-            retries.add_metric([kind], n)
-        yield from (deliveries, retries)
+        hooks = hub.webhooks  # router/http/webhooks.py counts its own; None: no [http], no webhooks
+        if hooks is not None:
+            yield CounterMetricFamily("smpphub_webhook_delivered", "Webhooks answered 2xx", value=hooks.sent)
+            yield CounterMetricFamily("smpphub_webhook_retries", "Webhook attempts that failed and are tried again",
+                                      value=hooks.retries)
+            yield CounterMetricFamily("smpphub_webhook_dropped", "Webhooks given up (past the account's receipt_hold)",
+                                      value=hooks.dropped)
+            yield CounterMetricFamily("smpphub_webhook_overflow", "Webhooks left in the store for the next start "
+                                      "(the queue in memory was full)", value=hooks.overflow)
 
 
 def register(app: web.Application, hub: HubView) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..hub import Traffic
     from ..routing import RouteTable
     from ..store import Store
+    from .webhooks import WebhookSender
 
 __all__ = ["HubView", "HUB", "HTTP_CONFIG"]
 
@@ -50,6 +51,9 @@ class HubView(Protocol):
 
     @property
     def routes(self) -> RouteTable: ...
+
+    @property
+    def webhooks(self) -> WebhookSender | None: ...
 
     def status(self) -> dict[str, object]: ...
 
