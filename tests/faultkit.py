@@ -24,7 +24,7 @@ import functools
 import signal
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -198,17 +198,27 @@ class Esme:
         self.receipts: dict[str, MessageState] = {}  # hub message_id -> last state reported
         self.receipts_seen: collections.Counter[str] = collections.Counter()
         self.client: smppcore.Client | None = None
+        #: set: receipts are acknowledged at once; clear: read, recorded, and left unanswered until it is set
+        #: (the hub's delivery window fills and stays full: a test can strike while it is)
+        self.answering = asyncio.Event()
+        self.answering.set()
 
-    def on_message(self, pdu: smppcore.Pdu) -> int:
+    def on_message(self, pdu: smppcore.Pdu) -> int | Awaitable[int]:
         info = receipt_info(pdu)
         if info is not None:
             self.receipts[info.message_id] = info.state
             self.receipts_seen[info.message_id] += 1
+        if not self.answering.is_set():
+            return self._answer_later()
         return 0
 
-    async def connect(self, timeout: float = 10.0) -> smppcore.Client:
+    async def _answer_later(self) -> int:
+        await self.answering.wait()
+        return 0
+
+    async def connect(self, timeout: float = 10.0, bind: str = "trx") -> smppcore.Client:
         self.client = await smppcore.connect(HOST, self.port, system_id="acme", password="pw", window=self.window,
-                                             on_message=self.on_message, connect_timeout=timeout)
+                                             on_message=self.on_message, connect_timeout=timeout, bind=bind)
         return self.client
 
     async def close(self) -> None:
