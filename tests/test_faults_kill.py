@@ -4,8 +4,8 @@ held receipts to an ESME; restarted on the same store, it owes nothing.
 Acked before the kill: delivered upstream after the restart (or failed with a
 receipt), none lost. Committed but not yet acked when the kill came: may go out too
 (the ESME will send it again; at-least-once). Duplicates upstream: at most what was
-in flight there (the window, and answers read but not yet written to the store). Receipts: every one reaches the ESME, duplicates at most one
-delivery window.
+in flight there (the window, and answers read but not yet written to the store).
+Receipts: every one reaches the ESME, duplicates at most one delivery window.
 """
 
 from __future__ import annotations
