@@ -69,6 +69,7 @@ class Kind(enum.Enum):
     OPS_SHELL = "tests/test_readme_ops.py runs each line as printed against that hub (its port): exit 0"
     CHECK_ESME = "tests/test_check_esme.py runs both lines as printed (port 0) and checks the report it wrote"
     CHECK_ESME_REPORT = "what that run prints: tests/test_check_esme.py compares it line by line, timings aside"
+    CARRIER_TOML = "tests/test_simulator_profiles.py / test_simulator_network.py load it and check what it says"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ BLOCKS = [
     Proof("simulator/README.md", "server ", Kind.RESULT),
     Proof("simulator/README.md", "smpphub check-esme ", Kind.CHECK_ESME),
     Proof("simulator/README.md", "check-esme: listening on ", Kind.CHECK_ESME_REPORT),
+    Proof("simulator/README.md", "# simulator.toml: carrier profiles", Kind.CARRIER_TOML),
+    Proof("simulator/README.md", "# simulator.toml: the network per destination prefix", Kind.CARRIER_TOML),
+    Proof("simulator/README.md", "# test_carrier_habits.py", Kind.PYTEST),
     Proof("benchmarks/README.md", "smpphub simulate --quiet", Kind.SERVER),
     Proof("benchmarks/README.md", "smpphub bench --target 127.0.0.1:2775", Kind.CLIENT),
 ]

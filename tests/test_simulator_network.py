@@ -226,3 +226,21 @@ async def test_a_prefix_throttle_refuses_its_own_traffic_only():
     assert 20 <= results["4470"][0] <= 30  # one second's worth, and what refilled meanwhile
     assert results["4470"][CommandStatus.ESME_RTHROTTLED] == 60 - results["4470"][0]
     assert sim.sim.stats.throttled == results["4470"][CommandStatus.ESME_RTHROTTLED]
+
+
+def test_the_readme_network_block_holds_what_its_comments_say():
+    import tomllib
+
+    from venvkit import fenced_blocks
+
+    (code,) = [b.code for b in fenced_blocks("simulator/README.md")
+               if b.first_line == "# simulator.toml: the network per destination prefix"]
+    config = config_from_dict(tomllib.loads(code))
+    model = NetworkModel(config, random.Random(config.seed))
+    uk = [model.decide(f"4477{n:06d}") for n in range(DRAWS)]
+    assert share(uk, lambda x: x.final == "DELIVRD") == pytest.approx(0.98, abs=0.006)
+    assert all(x.receipt_delay <= 2.0 for x in uk)
+    other = [model.decide(f"44795{n:06d}") for n in range(DRAWS)]
+    assert share(other, lambda x: x.final == "UNDELIV") == pytest.approx(0.20, abs=0.016)
+    assert all(x.receipt_delay == (30.0 if x.final == "UNDELIV" else 1.0) for x in other)
+    assert model.route("447912000001").prefix == "447912"

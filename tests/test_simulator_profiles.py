@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
+from pathlib import Path
 
 import pytest
 from hubkit import wait_until
@@ -285,3 +287,30 @@ def test_silent_enquire_link_through_smpplib(smsc_sync):
         assert "enquire_link_resp" not in got
     finally:
         client.disconnect()
+
+
+# ---- the README's examples ---------------------------------------------------------------------------
+
+
+def readme_block(first_line: str) -> str:
+    from venvkit import fenced_blocks
+
+    (code,) = [b.code for b in fenced_blocks("simulator/README.md") if b.first_line == first_line]
+    return code
+
+
+def test_the_readme_profiles_block_loads_and_says_what_it_does():
+    import tomllib
+
+    config = config_from_dict(tomllib.loads(readme_block("# simulator.toml: carrier profiles")))
+    assert config.profile == "standard" and config.accounts[0].profile == "other-base-ids"
+    worst = config.profiles["worst"]
+    assert worst == Profile(receipt_id_base="other", receipt_tlvs=False, receipt_coding="ucs2", receipt_flagged=False,
+                            receipt_before_response=True, duplicate_final=True, throttle_every=50, throttle_burst=10)
+    assert config.network[0].profile == "worst"
+
+
+async def test_the_readme_profiles_table_names_every_preset():
+    text = (Path(__file__).parent.parent / "simulator" / "README.md").read_text()
+    section = text[text.index("### Carrier profiles"):text.index("### Network model")]
+    assert set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.M)) == set(PRESETS)
