@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import errno
 import functools
+import os
 import signal
 import socket
+import subprocess
 import sys
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 import smppcore
 from smppcore import MessageState, SubmitSm
@@ -174,11 +179,12 @@ class HubProcess:
             await self.kill()
 
 
-async def start_hub(folder: Path, upstreams: list[Upstream], **kw: Any) -> HubProcess:
-    """A hub (config and store in ``folder``) on a free port, started; ``kw`` as :func:`hub_toml` takes."""
+async def start_hub(folder: Path, upstreams: list[Upstream], *, db: Path | None = None, **kw: Any) -> HubProcess:
+    """A hub (config in ``folder``, its store at ``db``, by default in ``folder`` too) on a free port,
+    started; ``kw`` as :func:`hub_toml` takes."""
     config = folder / "hub.toml"
     port = free_port()
-    config.write_text(hub_toml(port, upstreams, folder / "hub.db", **kw))
+    config.write_text(hub_toml(port, upstreams, db or folder / "hub.db", **kw))
     hub = HubProcess(config, port)
     await hub.start()
     return hub
@@ -314,3 +320,36 @@ async def settle(esmes: list[Esme], sims: list[RunningSimulator], timeout: float
 def payloads(tag: str, n: int, start: int = 0) -> list[bytes]:
     return [f"{tag}{i}".encode() for i in range(start, start + n)]
 
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str = "4m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where`` (a disk that can fill up for real), unmounted after;
+    the test is skipped where mounting is not permitted (not root, or a container without CAP_SYS_ADMIN)."""
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file that takes every byte left on ``disk``; delete it to give the space back."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (65536, 4096, 512, 1):  # unbuffered: the last partial blocks too
+            block = b"\0" * size
+            try:
+                while os.write(fd, block):
+                    pass
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return filler
