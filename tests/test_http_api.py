@@ -117,6 +117,24 @@ async def test_scheduled_send_waits_and_can_be_cancelled(hub, smsc):
     assert not smsc.sim.messages
 
 
+async def test_a_message_scheduled_far_ahead_waits_in_the_store_and_can_be_cancelled(hub, smsc):
+    later = (datetime.now(UTC) + timedelta(days=2)).isoformat()  # past the hold horizon: spilled to the store
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900021", "text": "x" * 300, "send_at": later}) as resp:
+            item = (await resp.json())["messages"][0]
+        assert item["parts"] == 2
+        await hub.store.flush()
+        assert hub.dispatcher.backlog.size == 2 and not hub.dispatcher.table.get(item["id"])
+        async with http.delete(f"/v1/messages/{item['id']}") as resp:
+            assert resp.status == 200, await resp.text()
+            assert len((await resp.json())["cancelled"]) == 2
+        assert hub.dispatcher.backlog.size == 0
+        async with http.get(f"/v1/messages/{item['id']}") as resp:
+            assert (await resp.json())["state"] == "cancelled"
+    await hub.store.flush()
+    assert await hub.store.take_spilled(1e12, 10) == []
+
+
 async def test_list_filters_by_state_destination_and_time(hub, smsc):
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     async with http_client(hub) as http:

@@ -50,3 +50,12 @@ async def test_http_meta_is_kept_with_its_message_and_purged_with_it(store):
     assert await store.http_meta("m0003") is None
     assert await store.purge(older_than=1e12) == 2
     assert await store.http_meta("m0001") is None
+
+
+async def test_take_spilled_by_id_takes_only_spilled_rows_once(store):
+    await store.add_messages([row(1), row(2), row(3)])
+    store.spill(["m0001", "m0002"])
+    taken = await store.take_spilled_by_id(["m0002", "m0003", "m0009"])
+    assert [r.id for r in taken] == ["m0002"]
+    assert await store.take_spilled_by_id(["m0002"]) == []
+    assert [r.id for r in await store.take_spilled(1e12, 10)] == ["m0001"]

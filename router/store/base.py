@@ -185,6 +185,11 @@ class Store(abc.ABC):
         """Up to ``limit`` spilled messages due before ``due_before``, earliest due first,
         no longer spilled once returned (the caller holds them now)."""
 
+    async def take_spilled_by_id(self, message_ids: list[str]) -> list[MessageRow]:
+        """Those of ``message_ids`` that wait in the store only, no longer spilled once returned
+        (the caller holds them now: a cancel reaching a message scheduled far ahead)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take spilled messages by id")
+
     # ---- MO on its way to ESMEs ----------------------------------------------------------
 
     @abc.abstractmethod

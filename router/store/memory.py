@@ -130,6 +130,11 @@ class MemoryStore(Store):
             self.http.pop(k, None)
         return len(old)
 
+    async def take_spilled_by_id(self, message_ids: list[str]) -> list[MessageRow]:
+        taken = [i for i in message_ids if i in self.spilled and i in self.messages]
+        self.spilled.difference_update(taken)
+        return [copy_row(self.messages[i]) for i in taken]
+
     def add_http_meta(self, metas: list[HttpMeta]) -> None:
         for meta in metas:
             self.http[meta.id] = meta

@@ -527,6 +527,19 @@ class SqliteStore(Store):
         by_account = f"{_SELECT_DELIVERIES} WHERE account = ? ORDER BY id"
         return await self._read(lambda db: [_delivery(r) for r in db.execute(by_account, (account,))])
 
+    async def take_spilled_by_id(self, message_ids: list[str]) -> list[MessageRow]:
+        ids = json.dumps(message_ids)
+
+        def take(db: sqlite3.Connection) -> list[MessageRow]:
+            rows = [_message(r) for r in db.execute(
+                f"{_SELECT} WHERE spilled = 1 AND id IN (SELECT value FROM json_each(?))", (ids,))]
+            if rows:
+                db.execute("UPDATE messages SET spilled = 0 WHERE id IN (SELECT value FROM json_each(?))",
+                           (json.dumps([r.id for r in rows]),))
+            return rows
+
+        return await self._read(take)
+
     # ---- what the HTTP API keeps ----------------------------------------------------------------------
 
     def add_http_meta(self, metas: list[HttpMeta]) -> None:

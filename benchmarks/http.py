@@ -1,0 +1,176 @@
+"""The HTTP API's benchmark: an aiohttp client -> the hub's /v1/messages -> a simulated SMSC.
+
+Three processes share the machine: this one (the load: an aiohttp client with
+keep-alive over several connections), the hub (``smpphub serve``, SQLite with
+``synchronous = full``: every answer waits for its messages to be on disk) and the
+upstream simulator (``smpphub simulate`` at zero latency). Variants:
+
+- ``single``: one message per request; requests per second and their latency;
+- ``batch``: ``--batch`` messages per request (1,000 by default); messages per second;
+- ``smpp``: the same hub and store driven over SMPP by ``smpphub bench`` (the SMPP
+  path's figure from :mod:`benchmarks.hub`, no receipts), for comparison.
+
+Each variant is run ``--repeat`` times (3 by default) and the median of each figure
+printed, with the CPU each process spent per message (microseconds; from /proc).
+The hub, its config, its database and the simulator are set up by the functions of
+:mod:`benchmarks.hub`, as for the SMPP benchmark.
+
+    python -m smpphub.bench.http
+    python -m smpphub.bench.http --count 2000 --batch-count 20000 --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .hub import HOST, cpu_seconds, free_port, hub_config, measure_hub, median_of, start, stop
+
+TOKEN = "shk_http-benchmark-token-000000000000000000000"
+
+
+def http_hub_config(path: Path, hub_port: int, http_port: int, smsc_port: int, db: Path) -> None:
+    """:func:`benchmarks.hub.hub_config`'s hub, with an [http] listener and an account that has an API token."""
+    from smpphub.router.http.tokens import hash_token
+
+    hub_config(path, hub_port, smsc_port, "sqlite", db)
+    with path.open("a") as f:
+        f.write(f"""
+[[accounts]]
+system_id = "http"
+password = "http"
+api_tokens = ["{hash_token(TOKEN)}"]
+
+[http]
+listen = "{HOST}:{http_port}"
+max_body_bytes = 16777216
+""")
+
+
+async def _load(url: str, requests: int, per_request: int, connections: int) -> dict:
+    """``requests`` POSTs of ``per_request`` messages over ``connections`` keep-alive connections."""
+    import aiohttp
+
+    if per_request == 1:
+        bodies = [json.dumps({"to": f"4477009{i % 100000:05d}", "text": "benchmark message"}).encode()
+                  for i in range(min(requests, 1000))]
+    else:
+        bodies = [json.dumps({"messages": [{"to": f"4477009{(i + j) % 100000:05d}", "text": "benchmark message"}
+                                           for j in range(per_request)]}).encode() for i in range(2)]
+    latencies: list[float] = []
+    errors = 0
+    accepted = 0
+    left = requests
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(url, connector=connector, headers=headers) as http:
+        async def worker() -> None:
+            nonlocal left, errors, accepted
+            while left > 0:
+                left -= 1
+                body = bodies[left % len(bodies)]
+                started = time.perf_counter()
+                async with http.post("/v1/messages", data=body) as resp:
+                    answer = await resp.read()
+                latencies.append(time.perf_counter() - started)
+                if resp.status != 202:
+                    errors += per_request
+                    continue
+                got = json.loads(answer)
+                accepted += got["accepted"]
+                errors += got["rejected"]
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "requests": requests, "messages": accepted, "errors": errors, "elapsed": elapsed,
+        "req_rate": requests / elapsed, "msg_rate": accepted / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def measure_http(requests: int, per_request: int, connections: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="smpphub-http-bench-") as folder:
+        tmp = Path(folder)
+        smsc_port, hub_port, http_port = free_port(), free_port(), free_port()
+        sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"],
+                    b"listening")
+        try:
+            http_hub_config(tmp / "hub.toml", hub_port, http_port, smsc_port, tmp / "hub.db")
+            hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"http api on")
+            try:
+                time.sleep(0.5)  # let the hub's upstream binds come up (as benchmarks.hub does)
+                cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid), time.process_time())
+                result = asyncio.run(_load(f"http://{HOST}:{http_port}", requests, per_request, connections))
+                n = max(1, result["messages"])
+                result["load_cpu_us"] = (time.process_time() - cpu[2]) / n * 1e6
+                result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / n * 1e6
+                result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / n * 1e6
+            finally:
+                stop(hub)
+        finally:
+            stop(sim)
+    return result
+
+
+def measure_smpp(count: int) -> dict:
+    r = measure_hub("sqlite", False, count, 200, 2)
+    return {"requests": r["count"], "messages": r["count"], "errors": r["errors"], "req_rate": r["accept_rate"],
+            "msg_rate": r["accept_rate"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+            "load_cpu_us": r["load_cpu_us"], "hub_cpu_us": r["hub_cpu_us"], "smsc_cpu_us": r["smsc_cpu_us"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m smpphub.bench.http", description=__doc__.split("\n\n")[0])
+    p.add_argument("--count", type=int, default=20_000, help="single-message requests per run")
+    p.add_argument("--batch-count", type=int, default=200_000, help="messages per run of the batch variant")
+    p.add_argument("--batch", type=int, default=1000, help="messages per batch request")
+    p.add_argument("--connections", type=int, default=16, help="keep-alive connections of the single variant")
+    p.add_argument("--batch-connections", type=int, default=4)
+    p.add_argument("--smpp-count", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--variants", default="single,batch,smpp")
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+    results: dict[str, dict] = {}
+    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        runs = []
+        for _ in range(args.repeat):
+            if name == "single":
+                runs.append(measure_http(args.count, 1, args.connections))
+            elif name == "batch":
+                runs.append(measure_http(max(1, args.batch_count // args.batch), args.batch, args.batch_connections))
+            elif name == "smpp":
+                runs.append(measure_smpp(args.smpp_count))
+            else:
+                p.error(f"unknown variant {name!r} (single, batch, smpp)")
+            print(f"  {name}: {runs[-1]['msg_rate']:,.0f} msg/s", file=sys.stderr, flush=True)
+        results[name] = median_of(runs)
+    print()
+    print(f"HTTP API vs SMPP, hub on SQLite synchronous=full, median of {args.repeat}; single: {args.count:,} requests "
+          f"over {args.connections} connections; batch: {args.batch:,} messages a request over "
+          f"{args.batch_connections} connections")
+    head = (f"{'variant':<8} | {'requests/s':>10} | {'messages/s':>10} | {'p50 ms':>8} | {'p99 ms':>8} | "
+            f"{'errors':>6} | {'load us':>7} | {'hub us':>7} | {'smsc us':>7}")
+    print(head)
+    print("-" * len(head))
+    for name, r in results.items():
+        print(f"{name:<8} | {r['req_rate']:>10,.0f} | {r['msg_rate']:>10,.0f} | {r['p50_ms']:>8.2f} | "
+              f"{r['p99_ms']:>8.2f} | {int(r['errors']):>6} | {r['load_cpu_us']:>7.1f} | {r['hub_cpu_us']:>7.1f} | "
+              f"{r['smsc_cpu_us']:>7.1f}")
+    print("us = CPU microseconds per message of each process (load = this client; smpp: smpphub bench);")
+    print("latency: per request (a batch request's answer covers its messages), SMPP: submit_sm -> submit_sm_resp.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
