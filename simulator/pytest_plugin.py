@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from .app import RunningSimulator
     from .config import SimulatorConfig
+    from .control import BindInfo, Control, FailNextResult, MessageView
     from .records import Message, Stats, Submit
 
 __all__ = ["SmscFixture", "SyncSmscFixture"]
@@ -56,11 +57,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class SmscFixture:
-    """A running simulator and what a test asks of it."""
+    """A running simulator and what a test asks of it.
+
+    The steering methods (``fail_next``, ``update_settings``, ``binds``, ``drop``,
+    ``hang``, ``reset``, ``wait_for``) are the HTTP control API's operations
+    (:class:`~smpphub.simulator.control.Control`): the same checks, the same answers,
+    a refusal raised as ``ControlError`` (``WaitTimeout``, a TimeoutError, for ``wait_for``).
+    """
 
     def __init__(self, running: RunningSimulator) -> None:
         self._running = running
         self.sim = running.sim
+        self.control: Control = running.control
 
     @property
     def host(self) -> str:
@@ -109,11 +117,34 @@ class SmscFixture:
     ) -> list[Pdu]:
         return self.sim.send_mo(source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding)
 
-    def fail_next(self, status: int | str, count: int = 1) -> None:
-        self.sim.fail_next(status, count)
+    def fail_next(self, status: int | str, count: int = 1, *, system_id: str | None = None) -> FailNextResult:
+        """The next ``count`` submits (of ``system_id``, or anyone's) are answered with ``status``."""
+        return self.control.fail_next(_fail_request(status, count), system_id)
+
+    def update_settings(self, **sections: Any) -> None:
+        """Replace sections of the running configuration (submit_latency, throttle, errors,
+        receipts), given as simulator.toml writes them: ``update_settings(throttle={"total": 50})``."""
+        self.control.update_settings(_settings_patch(sections))
+
+    def binds(self) -> list[BindInfo]:
+        return self.control.binds()
+
+    def drop(self, bind_id: int) -> BindInfo:
+        return self.control.drop(bind_id)
+
+    def hang(self, bind_id: int) -> BindInfo:
+        return self.control.hang(bind_id)
+
+    def reset(self) -> None:
+        self.control.reset()
 
     def clear(self) -> None:
         self.sim.clear()
+
+    async def wait_for(self, to: str | None = None, text: str | None = None, timeout: float = 10.0) -> MessageView:
+        """The newest message to ``to`` / whose text matches the regex ``text``, waiting for
+        it to arrive if none has (WaitTimeout after ``timeout``)."""
+        return await self.control.wait(_wait_query(to, text, timeout))
 
 
 class SyncSmscFixture(SmscFixture):
@@ -185,8 +216,62 @@ class SyncSmscFixture(SmscFixture):
         send = partial(sim.send_mo, source_addr, destination_addr, text, system_id=system_id, data_coding=data_coding)
         return self._run(send)
 
-    def fail_next(self, status: int | str, count: int = 1) -> None:
-        self._run(partial(self.sim.fail_next, status, count))  # done (or refused: ValueError) when this returns
+    def fail_next(self, status: int | str, count: int = 1, *, system_id: str | None = None) -> FailNextResult:
+        # done (or refused: ControlError) when this returns
+        return self._run(partial(self.control.fail_next, _fail_request(status, count), system_id))
+
+    def update_settings(self, **sections: Any) -> None:
+        self._run(partial(self.control.update_settings, _settings_patch(sections)))
+
+    def binds(self) -> list[BindInfo]:
+        return self._run(self.control.binds)
+
+    def drop(self, bind_id: int) -> BindInfo:
+        return self._run(partial(self.control.drop, bind_id))
+
+    def hang(self, bind_id: int) -> BindInfo:
+        return self._run(partial(self.control.hang, bind_id))
+
+    def reset(self) -> None:
+        self._run(self.control.reset)
+
+    def wait_for(  # type: ignore[override]
+        self, to: str | None = None, text: str | None = None, timeout: float = 10.0,
+    ) -> MessageView:
+        return self._call(self.control.wait(_wait_query(to, text, timeout)), timeout)
+
+
+def _fail_request(status: int | str, count: int) -> Any:
+    from .control import FailNextRequest
+
+    return _typed({"status": str(status), "count": count}, FailNextRequest)
+
+
+def _settings_patch(sections: dict[str, Any]) -> Any:
+    from .control import SettingsPatch
+
+    return _typed(sections, SettingsPatch)
+
+
+def _wait_query(to: str | None, text: str | None, timeout: float) -> Any:
+    from .control import WaitQuery
+
+    return _typed({"to": to, "text": text, "timeout": timeout}, WaitQuery)
+
+
+def _typed(data: dict[str, Any], type_: type[T]) -> T:
+    """A fixture call's arguments checked like an HTTP body: ControlError naming the field."""
+    import msgspec
+
+    from smppcore.config import explain
+
+    from .control import ControlError
+
+    try:
+        return msgspec.convert(data, type_)
+    except msgspec.ValidationError as exc:
+        message = explain(exc)
+        raise ControlError(400, message, message.partition(":")[0]) from None
 
 
 def _build_config(request: pytest.FixtureRequest, base: ConfigDict) -> SimulatorConfig:

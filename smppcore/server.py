@@ -57,7 +57,7 @@ import logging
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .admission import Admission, RefusalLog, Ticket
@@ -313,6 +313,11 @@ def _system_error(pdu: Pdu) -> Pdu | None:
     return pdu.make_response(command_status=CommandStatus.ESME_RSYSERR)
 
 
+#: What makes the protocol object of one connection: SmscConnection itself, or a subclass
+#: that watches the bytes (a simulator writing a pcap) built with the same arguments.
+ConnectionFactory = Callable[["Server", asyncio.AbstractEventLoop, "Ticket | None"], SmscConnection]
+
+
 class Server:
     """A listening SMPP server. Build it with :func:`serve`.
 
@@ -334,6 +339,8 @@ class Server:
         accept_retry_delay: float = 0.5,
     ) -> None:
         self.handler = handler
+        #: set before ``start_serving()`` to build connections of another class
+        self.connection_factory: ConnectionFactory = SmscConnection
         self.config = config or SessionConfig(enquire_link_interval=0)
         self.admission = Admission(max_connections, max_connections_per_ip, max_unbound)
         self.accept_retry_delay = accept_retry_delay
@@ -450,11 +457,16 @@ class Server:
         assert loop is not None
         ssl = self._ssl
         timeout = self.config.bind_timeout or None
+        factory = self.connection_factory
+
+        def make() -> SmscConnection:
+            return factory(self, loop, ticket)
+
         try:
             if ssl is None:
-                await loop.connect_accepted_socket(lambda: SmscConnection(self, loop, ticket), conn)
+                await loop.connect_accepted_socket(make, conn)
             else:
-                await loop.connect_accepted_socket(lambda: SmscConnection(self, loop, ticket), conn, ssl=ssl,
+                await loop.connect_accepted_socket(make, conn, ssl=ssl,
                                                    ssl_handshake_timeout=timeout)
         except (OSError, _ssl.SSLError) as exc:  # a failed or too slow TLS handshake, a peer gone already
             self._refusals.note("tls_handshake_failed" if ssl else "connect_failed", type(exc).__name__,

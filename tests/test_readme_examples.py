@@ -69,6 +69,7 @@ class Kind(enum.Enum):
     OPS_SHELL = "tests/test_readme_ops.py runs each line as printed against that hub (its port): exit 0"
     CHECK_ESME = "tests/test_check_esme.py runs both lines as printed (port 0) and checks the report it wrote"
     CHECK_ESME_REPORT = "what that run prints: tests/test_check_esme.py compares it line by line, timings aside"
+    SIM_CURL = "tests/test_simulator_http.py runs each line as printed against `smpphub simulate` (its port): exit 0, JSON"
     CARRIER_TOML = "tests/test_simulator_profiles.py / test_simulator_network.py load it and check what it says"
 
 
@@ -102,6 +103,7 @@ BLOCKS = [
     Proof("simulator/README.md", "server ", Kind.RESULT),
     Proof("simulator/README.md", "smpphub check-esme ", Kind.CHECK_ESME),
     Proof("simulator/README.md", "check-esme: listening on ", Kind.CHECK_ESME_REPORT),
+    Proof("simulator/README.md", "curl -sf 127.0.0.1:8080/binds", Kind.SIM_CURL),
     Proof("simulator/README.md", "# simulator.toml: carrier profiles", Kind.CARRIER_TOML),
     Proof("simulator/README.md", "# simulator.toml: the network per destination prefix", Kind.CARRIER_TOML),
     Proof("simulator/README.md", "# test_carrier_habits.py", Kind.PYTEST),
