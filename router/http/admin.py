@@ -292,7 +292,7 @@ async def trace_message(request: web.Request) -> web.Response:
         raise ApiError(404, f"no message {message_id!r} (finished messages are kept store.keep_final seconds)",
                        field="id")
     ring = hub.dispatcher.msglog.ring
-    kept = ring.steps(message_id) if ring is not None else None
+    kept = ring.steps(message_id, row.route) if ring is not None else None
     steps = [TraceStep(at=s.at, after_s=round(s.at - row.created_at, 6), step=s.after, before=s.before,
                        upstream=s.upstream, status=status_name(s.error) if s.error else None)
              for s in kept or ()]
