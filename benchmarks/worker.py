@@ -339,7 +339,7 @@ class Worker:
         due = pending.get(key)
         if due is None and "." in key:
             # a hub that splits a submit_multi numbers each destination's message id.N (smpphub does)
-            stem = key.rpartition(".")[0]
+            stem = normalise_message_id(key.rpartition(".")[0])
             if stem in self.multi_left:
                 key, due = stem, pending.get(stem)
         if due is None:
