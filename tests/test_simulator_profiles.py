@@ -314,3 +314,25 @@ async def test_the_readme_profiles_table_names_every_preset():
     text = (Path(__file__).parent.parent / "simulator" / "README.md").read_text()
     section = text[text.index("### Carrier profiles"):text.index("### Network model")]
     assert set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.M)) == set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    "toml, line",
+    [
+        ('[[accounts]]\nsystem_id = "a"\npassword = "b"\nprofile = "tmobile"\n',
+         "smpphub simulate: simulator.toml: accounts[0].profile: unknown profile 'tmobile' (known: duplicate-final, "
+         "intermediate-only, other-base-ids, receipt-before-response, silent-enquire-link, standard, "
+         "text-only-receipts, throttle-bursts, ucs2-receipts, unflagged-receipts)"),
+        ('[[network]]\nprefix = "44"\nreceipt_delay = "soon"\n',
+         "smpphub simulate: simulator.toml: network[0].receipt_delay: expected a delay such as \"30s\", \"150ms\" or "
+         "\"0-2s\", got 'soon'"),
+    ],
+)
+def test_smpphub_simulate_prints_the_one_line_and_exits_2(tmp_path, toml, line):
+    import subprocess
+    import sys
+
+    (tmp_path / "simulator.toml").write_text(toml)
+    done = subprocess.run([sys.executable, "-m", "smpphub", "simulate", "--config", "simulator.toml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr.strip(), done.stdout) == (2, line, "")
