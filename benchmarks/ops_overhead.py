@@ -42,8 +42,8 @@ class StepRing(TraceRing):
     """The alternative: a :class:`Step` built per transition."""
 
     def moved(self, row: MessageRow, transition: Transition) -> None:
-        steps = self._for(row.id)
-        if len(steps) < MAX_STEPS:
+        steps = self._steps.get(row.id)
+        if steps is not None and len(steps) < MAX_STEPS:
             steps.append(Step(row.updated_at, transition.after.value, transition.before.value,
                               row.upstream, row.error))
 
@@ -57,6 +57,7 @@ def ring_run(ring_type: type[TraceRing]) -> Callable[[list[MessageRow]], None]:
     def run(messages: list[MessageRow]) -> None:
         ring = ring_type(10_000)
         for row in messages:
+            ring.start(row.id)
             for transition in TRANSITIONS:
                 ring.moved(row, transition)
 

@@ -232,6 +232,8 @@ class Dispatcher:
             backlog.spill([row.id])
             return
         self.outgoing[row.id] = out
+        if self._ring is not None:
+            self._ring.start(row.id)
         self._act([self.table.accept(row, self.clock())])
 
     # the Holder interface (router.backlog)

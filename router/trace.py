@@ -63,18 +63,21 @@ class TraceRing:
     def __len__(self) -> int:
         return len(self._steps)
 
-    def _for(self, message_id: str) -> list[_Raw | _Note]:
-        steps = self._steps.get(message_id)
-        if steps is None:
-            steps = self._steps[message_id] = []
-            if len(self._steps) > self.max_messages:
-                self._steps.popitem(last=False)
-        return steps
+    def start(self, message_id: str) -> None:
+        """A message accepted now: it gets a place, the oldest message gives up its own.
+
+        Only acceptance makes a place: a later step of a message the ring already let go
+        is not kept (half a story would read as the whole of it), nor are the steps of a
+        message accepted before a restart.
+        """
+        self._steps[message_id] = []
+        if len(self._steps) > self.max_messages:
+            self._steps.popitem(last=False)
 
     def moved(self, row: MessageRow, transition: Transition) -> None:
         """``row`` took ``transition`` (at ``row.updated_at``, which the lifecycle set)."""
-        steps = self._for(row.id)
-        if len(steps) < self.max_steps:
+        steps = self._steps.get(row.id)
+        if steps is not None and len(steps) < self.max_steps:
             steps.append((row.updated_at, transition, row.upstream, row.route_index, row.error))
 
     def note(self, message_id: str, what: str, at: float, error: int = 0) -> None:

@@ -48,6 +48,9 @@ async def test_each_action_prints_its_answer(hub, tmp_path):
         assert code == 0, err
         assert out.splitlines()[0].split() == ["ID", "ACCOUNT", "STATE", "PEER"]
         assert out.splitlines()[1].split()[1:3] == ["acme", "bound_trx"]
+        bind_id = out.splitlines()[1].split()[0]
+        code, out, err = await admin(url, "kick", bind_id)
+        assert (code, out) == (0, f"unbound bind {bind_id} (acme)\n"), err
     code, out, _ = await admin(url, "pause", "uk")
     assert code == 0 and out.splitlines()[1].split()[:2] == ["uk", "paused"]
     code, out, _ = await admin(url, "upstreams")

@@ -148,6 +148,22 @@ async def test_trace_of_one_message_has_every_step_with_times(hub):
     assert body["steps"][2]["upstream"] == "uk"
 
 
+@pytest.mark.parametrize("trace_messages", [0, 1])
+async def test_a_message_out_of_the_ring_is_told_from_its_stored_row(smscs, trace_messages):
+    uk, fr = smscs
+    config = http_hub_config({"uk": uk, "fr": fr}, ROUTES, log={"trace_messages": trace_messages})
+    async with running_hub(config) as hub:
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as acme:
+            first = await acme.submit_sm(destination_addr="447700900005", short_message=b"1")
+            await acme.submit_sm(destination_addr="447700900006", short_message=b"2")  # pushes the first out
+            await wait_until(lambda: len(uk.sim.messages) == 2, what="both sent")
+        status, body = await call(hub, "GET", f"/v1/messages/{first.message_id}/trace")
+    assert status == 200, body
+    assert body["steps_kept"] is False and body["steps"] == []
+    assert body["state"] == "sent" and body["upstream"] == "uk" and body["upstream_id"]
+    assert body["updated_at"] >= body["created_at"] > 0
+
+
 @pytest.mark.parametrize(("method", "path", "status", "field"), [
     ("DELETE", "/v1/binds/999", 404, "id"),
     ("DELETE", "/v1/binds/x%20y", 404, "id"),
