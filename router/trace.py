@@ -17,10 +17,10 @@ holds the raw facts (time, the :class:`Transition` object the lifecycle made any
 upstream, route index, error); :meth:`TraceRing.steps` turns them into named
 :class:`Step` records, in this one place, when a trace is read. Measured with
 ``python -m smpphub.bench.ops_overhead`` (2-core machine shared with other work,
-2026-12-01): 2.2 us of CPU per message, where a named struct per transition costs
-3.6 us and one dict store 0.3 us; against the 112-140 us the hub spends per message
-with receipts (README, "Hub end to end") that is under 2%. ``trace_messages = 0``
-saves it.
+2026-12-01, two runs): 1.9-2.2 us of CPU per message, where a named struct per
+transition costs 2.6-3.6 us and one dict store 0.25-0.3 us; against the 112-140 us the
+hub spends per message with receipts (README, "Hub end to end") that is under 2%.
+``trace_messages = 0`` saves it.
 """
 
 from __future__ import annotations
