@@ -300,6 +300,8 @@ class HubConfig(_Strict):
     # message, before it fails over after all (and the message is split between SMSCs)
     pinned_attempts: PositiveInt = 10
     default_validity: Positive = 2 * 86400.0  # seconds a message may wait when it names no validity
+    # seconds SIGTERM's graceful drain may take in all (answers, in-flight submits, unbinds); then it exits
+    drain_timeout: Positive = 10.0
 
     def __post_init__(self) -> None:
         _check(self)

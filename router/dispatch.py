@@ -143,6 +143,10 @@ class Dispatcher:
         return pool
 
     async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the pools (in-flight submits get until ``timeout`` for their answers), write what
+        changed, and give the dispatcher's own tasks what is left of ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         await self.backlog.stop()
         if self._timer is not None:
             self._timer.cancel()
@@ -152,8 +156,11 @@ class Dispatcher:
         if left:
             log.info("queued_at_shutdown", messages=left, note="in the store; they go out after a restart")
         self._write_now()
-        for task in list(self._tasks):
-            await asyncio.gather(task, return_exceptions=True)
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=max(0.01, deadline - loop.time()))
+            for task in late:  # out of time: they stop here rather than run on after the store closes
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def reload(self, config: HubConfig) -> None:
         """New routes/accounts/MO routes take effect; new upstreams start, removed ones drain."""

@@ -331,8 +331,16 @@ class Hub:
         log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts),
                  upstreams=len(config.upstreams))
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Graceful drain (see the module docstring)."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Graceful drain (see the module docstring), ``timeout`` seconds in all (default: the
+        config's ``drain_timeout``): every wait on the way shares one deadline, so upstreams and
+        ESMEs that vanish at the same moment cannot hold the exit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.drain_timeout if timeout is None else timeout)
+
+        def left() -> float:
+            return max(0.1, deadline - loop.time())
+
         log.info("hub_stopping")
         self._housekeeping.cancel()
         if self._summary_task is not None:
@@ -346,9 +354,9 @@ class Hub:
             server.stop_accepting()
         await self.acceptor.drain()
         if self.http is not None:  # requests in progress were answered by the drain above
-            await self.http.close(min(timeout, 5.0))
-        await asyncio.gather(*(s.close(timeout=min(timeout, 5.0)) for s in self.servers), return_exceptions=True)
-        await self.dispatcher.stop(timeout)
+            await self.http.close(min(left(), 5.0))
+        await asyncio.gather(*(s.close(timeout=min(left(), 5.0)) for s in self.servers), return_exceptions=True)
+        await self.dispatcher.stop(left())
         await self.deliveries.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()

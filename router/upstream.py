@@ -167,6 +167,10 @@ class UpstreamLink:
                                 attempt=outage.attempts, error=f"{type(exc).__name__}: {exc}", delay=round(delay, 3),
                                 ceiling=round(ceiling, 3), suppressed=outage.suppressed)
                     outage.logged()
+                if self.stopping:
+                    # stop() cancelled us while the connect failed: asyncio.wait_for (3.11) can raise
+                    # the connect's error and drop the cancellation, and this loop would go on for ever
+                    return
                 await asyncio.sleep(delay)
                 continue
             if self.stopping:
@@ -195,13 +199,13 @@ class UpstreamLink:
         if self.task is not None:
             self.task.cancel()
         client = self.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if client is not None:
             await client.unbind(timeout)
         if self.task is not None:
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            # bounded: a task that swallowed its cancellation must not hold the hub's exit
+            await asyncio.wait({self.task}, timeout=max(0.01, deadline - loop.time()))
 
 
 class UpstreamPool:

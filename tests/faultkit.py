@@ -248,7 +248,7 @@ class Esme:
             try:
                 fut = await client.send(SubmitSm(destination_addr=dest.format(i % 1000), short_message=payload,
                                                  registered_delivery=1))
-            except (smppcore.ConnectionClosed, OSError):
+            except (smppcore.ConnectionClosed, smppcore.InvalidState, OSError):  # gone, or being unbound
                 break
             fut.add_done_callback(functools.partial(self._answered, payload))
             futures.append(fut)
