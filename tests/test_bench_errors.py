@@ -125,6 +125,78 @@ CASES = [
      "TLS with 127.0.0.1:{good} failed"),
     ("json cannot be written", ["--target", GOOD, "--count", "5", "--json", "/dev/full"], 1,
      "--json: cannot write /dev/full: No space left on device"),
+    ("find-max, nobody listens", ["--target", "127.0.0.1:{closed}", "--find-max", "--slo", "p99<5ms"], 1,
+     "cannot connect to 127.0.0.1:{closed}: Connection refused"),
+    ("a bad --slo, through the command", ["--target", GOOD, "--count", "1", "--slo", "p99<50"], 2,
+     "--slo: 'p99<50': give the latency a unit: us, ms or s"),
+    ("a bad --op-mix, through the command", ["--target", GOOD, "--count", "1", "--op-mix", "query_sm:1"], 2,
+     "unknown operation 'query_sm' in --op-mix"),
+]
+
+# The flags of the operation mix, the addresses, --slo, --find-max and --assert: all
+# refused before anything is sent, so in this process only (a process per case costs a
+# second each; the rows above take two of them through the command).
+FLAG_CASES = [
+    # addresses and the operation mix
+    ("from pattern bad", ["--target", GOOD, "--count", "1", "--from", "4477{{9-1}}"], 2, "--from: empty range in"),
+    ("from pattern too long", ["--target", GOOD, "--count", "1", "--from", "44770090012345678901{{0-9}}"], 2,
+     "--from: '44770090012345678901{{0-9}}' makes addresses longer than 20 characters"),
+    ("from and from-file", ["--target", GOOD, "--count", "1", "--from", "A", "--from-file", "{dir}/x"], 2,
+     "give --from or --from-file, not both"),
+    ("from-file missing", ["--target", GOOD, "--count", "1", "--from-file", "/nonexistent/senders.txt"], 2,
+     "--from-file: No such file or directory: /nonexistent/senders.txt"),
+    ("from-file a directory", ["--target", GOOD, "--count", "1", "--from-file", "{dir}"], 2,
+     "--from-file: Is a directory: {dir}"),
+    ("to-file missing", ["--target", GOOD, "--count", "1", "--to-file", "/nonexistent/to.txt"], 2,
+     "--to-file: No such file or directory"),
+    ("op-mix unknown", ["--target", GOOD, "--count", "1", "--op-mix", "submit_sm:1,query_sm:1"], 2,
+     "unknown operation 'query_sm' in --op-mix (known: submit_sm, submit_multi, data_sm)"),
+    ("op-mix bad weight", ["--target", GOOD, "--count", "1", "--op-mix", "data_sm:x"], 2,
+     "bad weight 'x' for data_sm in --op-mix"),
+    ("op-mix all zero", ["--target", GOOD, "--count", "1", "--op-mix", "data_sm:0"], 2,
+     "--op-mix needs a weight above 0"),
+    ("multi-dests zero", ["--target", GOOD, "--count", "1", "--multi-dests", "0"], 2,
+     "--multi-dests must be at least 1"),
+    ("multi-dests too many", ["--target", GOOD, "--count", "1", "--multi-dests", "255"], 2,
+     "--multi-dests: at most 254 (SMPP 3.4 submit_multi), got 255"),
+    # objectives, the search and the checks
+    ("slo without a unit", ["--target", GOOD, "--count", "1", "--slo", "p99<50"], 2,
+     "--slo: 'p99<50': give the latency a unit: us, ms or s"),
+    ("slo unknown metric", ["--target", GOOD, "--count", "1", "--slo", "p95<5ms"], 2,
+     "--slo: unknown metric 'p95' in 'p95<5ms'"),
+    ("slo unreadable", ["--target", GOOD, "--count", "1", "--slo", "fast"], 2, "--slo: cannot read 'fast'"),
+    ("assert errors not in percent", ["--target", GOOD, "--count", "1", "--assert", "errors<0.1"], 2,
+     "--assert: 'errors<0.1': give errors in percent (e.g. errors<0.1%)"),
+    ("assert over 100%", ["--target", GOOD, "--count", "1", "--assert", "receipts>=101%"], 2,
+     "a percentage is at most 100"),
+    ("assert receipts without dlr", ["--target", GOOD, "--count", "1", "--assert", "receipts>=100%"], 2,
+     "--assert receipts needs --dlr"),
+    ("find-max without slo", ["--target", GOOD, "--find-max"], 2, "--find-max needs --slo"),
+    ("find-max with count", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--count", "5"], 2,
+     "--find-max runs steps of --duration, each at its own rate: --count does not apply"),
+    ("find-max with ramp", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--ramp", "1:2:3s"], 2,
+     "--ramp does not apply"),
+    ("find-max asserting p99", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--assert", "p99<5ms"], 2,
+     "--assert p99<5ms: with --find-max only rate can be checked (the highest rate found)"),
+    ("find-max with plot", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--plot", "{dir}/r.png"], 2,
+     "--plot draws one run; with --find-max each step is a run of its own (use --json)"),
+    ("tolerance not a percentage", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--tolerance", "tight"], 2,
+     "--tolerance: expected a percentage like 5%, got 'tight'"),
+    ("tolerance zero", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--tolerance", "0%"], 2,
+     "--tolerance must be above 0% and at most 50%"),
+    ("tolerance too wide", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--tolerance", "80%"], 2,
+     "--tolerance must be above 0% and at most 50%"),
+    ("max-steps one", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--max-steps", "1"], 2,
+     "--max-steps must be at least 2"),
+    ("max-steps too many", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--max-steps", "1000"], 2,
+     "--max-steps: at most 100"),
+    ("max-rate not a number", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--max-rate", "lots"], 2,
+     "--max-rate: expected messages per second, got 'lots'"),
+    ("start above max-rate", ["--target", GOOD, "--find-max", "--slo", "p99<5ms", "--rate", "500",
+                              "--max-rate", "100"], 2,
+     "--rate (500, where the search starts) is above --max-rate (100)"),
+    ("tolerance without find-max", ["--target", GOOD, "--count", "1", "--tolerance", "10%"], 2,
+     "--tolerance is for --find-max"),
 ]
 
 
@@ -165,6 +237,14 @@ def test_cli_main_says_it_on_one_line(name, args, status, says, targets, tmp_pat
     _one_line(err, _fill(says, targets, tmp_path))
     # the event loop's exception handler logs what escaped a callback: nothing may
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+@pytest.mark.parametrize("name, args, status, says", FLAG_CASES, ids=[c[0] for c in FLAG_CASES])
+def test_a_bad_flag_is_one_line_before_anything_is_sent(name, args, status, says, targets, tmp_path, capsys):
+    code = cli.main(["--quiet", *_argv(args, targets, tmp_path)])
+    err = capsys.readouterr().err
+    assert code == status == 2, err
+    _one_line(err, _fill(says, targets, tmp_path))
 
 
 def test_a_good_bind_runs(targets, tmp_path, capsys):
