@@ -149,8 +149,7 @@ class BindInfo(msgspec.Struct):
     bind_type: str  # tx, rx, trx; "" before the bind
     state: str
     peer: str
-    submitted: int
-    hung: bool
+    hung: bool  # stopped reading (POST /binds/{id}/hang)
 
 
 class WaitQuery(_Request):
@@ -297,7 +296,7 @@ class Control:
     def _info(self, conn: SmscConnection) -> BindInfo:
         state = conn.session.state
         return BindInfo(self._id(conn), conn.system_id, _BIND_TYPES.get(state, ""), state.value, _peer(conn),
-                        getattr(conn, "submitted", 0), conn in self._hung)
+                        conn in self._hung)
 
     def _find(self, bind_id: int) -> SmscConnection:
         for conn in list(self.sim.connections):

@@ -39,7 +39,6 @@ _MAX_PAYLOAD = 65535 - 40 - 40  # one IPv4/IPv6 packet, with room for the larges
 _SYN, _ACK, _PSH, _FIN = 0x02, 0x10, 0x08, 0x01
 _MAC_SIMULATOR = bytes.fromhex("020000000001")  # locally administered addresses: no vendor's
 _MAC_PEER = bytes.fromhex("020000000002")
-_PLACEHOLDER = (ipaddress.ip_address("127.0.0.2"), 0)  # an end without an IP address (a UNIX socket)
 
 
 def _checksum(data: bytes) -> int:
@@ -53,13 +52,19 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _endpoint(address: Any) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+Endpoint = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
+#: stand-ins for an end without an IP address (a UNIX socket), or one IPv4 and one IPv6 end
+_SIM_STAND_IN = (ipaddress.ip_address("127.0.0.1"), 2775)
+_PEER_STAND_IN = ipaddress.ip_address("127.0.0.2")
+
+
+def _endpoint(address: Any) -> Endpoint | None:
     if isinstance(address, tuple) and len(address) >= 2:
         try:
             return ipaddress.ip_address(str(address[0]).split("%")[0]), int(address[1])
         except ValueError:
             pass
-    return _PLACEHOLDER
+    return None
 
 
 class Flow:
@@ -67,11 +72,11 @@ class Flow:
 
     def __init__(self, writer: PcapWriter, simulator: Any, peer: Any, *, simulator_connected: bool) -> None:
         self.writer = writer
-        self.sim_ip, self.sim_port = _endpoint(simulator)
-        self.peer_ip, self.peer_port = _endpoint(peer)
-        if self.sim_ip.version != self.peer_ip.version:  # one IPv4 and one IPv6 end: both as placeholders
-            (self.sim_ip, self.sim_port), (self.peer_ip, self.peer_port) = (
-                (ipaddress.ip_address("127.0.0.1"), self.sim_port), (_PLACEHOLDER[0], self.peer_port))
+        sim, far = _endpoint(simulator), _endpoint(peer)
+        if sim is None or far is None or sim[0].version != far[0].version:
+            sim = (_SIM_STAND_IN[0], sim[1] if sim else _SIM_STAND_IN[1])
+            far = (_PEER_STAND_IN, far[1] if far else 40000 + next(writer.ip_ids) % 20000)
+        (self.sim_ip, self.sim_port), (self.peer_ip, self.peer_port) = sim, far
         # fixed initial sequence numbers: a capture of the same run is the same file
         self.sim_seq = 1_000_000
         self.peer_seq = 2_000_000

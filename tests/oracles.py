@@ -294,11 +294,20 @@ def tshark_decode(pdus: list[bytes], port: int = 2775, one_segment: bool = False
     with tempfile.TemporaryDirectory(prefix="smpphub-tshark-") as tmp:
         pcap = Path(tmp) / "capture.pcap"
         write_pcap(pcap, pdus, port=port, one_segment=one_segment)
+        return tshark_read(pcap, port)
+
+
+def tshark_read(pcap: str | os.PathLike, *ports: int) -> TsharkResult:
+    """Run Wireshark's SMPP dissector over an existing pcap file, TCP ``ports`` decoded as
+    SMPP (the simulator's ``--pcap`` capture, say); the same result as :func:`tshark_decode`."""
+    require(tshark_available(), "tshark")
+    decode_as = [arg for port in ports for arg in ("-d", f"tcp.port=={port},smpp")]
+    with tempfile.TemporaryDirectory(prefix="smpphub-tshark-") as tmp:
         proc = subprocess.run(
             [
                 "tshark", "-n", "-r", str(pcap),
                 "-o", "tcp.desegment_tcp_streams:TRUE",
-                "-d", f"tcp.port=={port},smpp",
+                *decode_as,
                 "-T", "json", "--no-duplicate-keys",
             ],
             capture_output=True,

@@ -13,9 +13,7 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from simulatekit import simulate_process
 
 import smppcore
 from smppcore import CommandStatus
@@ -44,7 +43,6 @@ password = "secret"
 
 @dataclass
 class Served:
-    process: subprocess.Popen[bytes]
     smpp_port: int
     http_port: int
 
@@ -53,38 +51,13 @@ class Served:
         return f"http://{HOST}:{self.http_port}"
 
 
-def wait_for_output(path: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float = 30) -> re.Match[str]:
-    """Poll (bounded) the process's output file until ``pattern`` shows up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        match = re.search(pattern, path.read_text(errors="replace"))
-        if match:
-            return match
-        assert process.poll() is None, f"exited {process.returncode}: {path.read_text()}"
-        assert time.monotonic() < deadline, f"no {pattern!r} within {timeout}s: {path.read_text()}"
-        time.sleep(0.02)
-
-
 @contextmanager
 def simulate(directory: Path) -> Iterator[Served]:
-    """``smpphub simulate`` with two accounts on free ports; SIGTERM after, which must exit 0."""
+    """``smpphub simulate`` with two accounts, on free ports."""
     (directory / "sim.toml").write_text(CONFIG)
-    out = directory / "out.txt"
-    with out.open("wb") as sink:  # a file, not a pipe: the process never blocks on a full pipe
-        process = subprocess.Popen(
-            [sys.executable, "-m", "smpphub", "simulate", "--config", "sim.toml", "--listen", f"{HOST}:0",
-             "--http", f"{HOST}:0", "--quiet"], cwd=directory, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        smpp = wait_for_output(out, r"listening on [\d.]+:(\d+)\n", process)
-        http = wait_for_output(out, r"http://[\d.]+:(\d+)/", process)
-        yield Served(process, int(smpp.group(1)), int(http.group(1)))
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0, out.read_text()
-        assert "Traceback" not in out.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with simulate_process(directory, "--config", "sim.toml", "--listen", f"{HOST}:0", "--http", f"{HOST}:0",
+                          "--quiet") as sim:
+        yield Served(sim.port(r"listening on [\d.]+:(\d+)\n"), sim.port(r"http://[\d.]+:(\d+)/"))
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,8 @@ session in clear; bad TLS arguments are one line each, exit 2."""
 from __future__ import annotations
 
 import json
-import re
-import signal
 import socket
 import ssl
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +16,7 @@ from pathlib import Path
 
 import oracles
 import pytest
+from simulatekit import simulate_process
 from tlskit import self_signed
 
 import smppcore
@@ -35,15 +32,6 @@ class Served:
     http_port: int
     pcap: Path
     client_ctx: ssl.SSLContext
-
-
-def wait_for(path: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float = 30) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while (match := re.search(pattern, path.read_text(errors="replace"))) is None:
-        assert process.poll() is None, f"exited {process.returncode}: {path.read_text()}"
-        assert time.monotonic() < deadline, f"no {pattern!r} within {timeout}s: {path.read_text()}"
-        time.sleep(0.02)
-    return match
 
 
 @dataclass
@@ -62,24 +50,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 @pytest.fixture
 def served(tmp_path: Path, certs: Certs) -> Iterator[Served]:
-    out, pcap = tmp_path / "out.txt", tmp_path / "tls.pcap"
-    with out.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:0", "--http", f"{HOST}:0", "--quiet",
-             "--tls-listen", f"{HOST}:0", "--tls-cert", str(certs.directory / "cert.pem"), "--tls-key",
-             str(certs.directory / "key.pem"), "--pcap", str(pcap)], stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        smpp = wait_for(out, r"listening on [\d.]+:(\d+)\n", process)
-        tls = wait_for(out, r"TLS on [\d.]+:(\d+)\n", process)
-        http = wait_for(out, r"http://[\d.]+:(\d+)/", process)
-        yield Served(int(smpp.group(1)), int(tls.group(1)), int(http.group(1)), pcap, certs.client_ctx)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0, out.read_text()
-        assert "Traceback" not in out.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    pcap = tmp_path / "tls.pcap"
+    with simulate_process(tmp_path, "--listen", f"{HOST}:0", "--http", f"{HOST}:0", "--quiet",
+                          "--tls-listen", f"{HOST}:0", "--tls-cert", str(certs.directory / "cert.pem"),
+                          "--tls-key", str(certs.directory / "key.pem"), "--pcap", str(pcap)) as sim:
+        yield Served(sim.port(r"listening on [\d.]+:(\d+)\n"), sim.port(r"TLS on [\d.]+:(\d+)\n"),
+                     sim.port(r"http://[\d.]+:(\d+)/"), pcap, certs.client_ctx)
 
 
 def smpplib_over_tls(served: Served) -> None:

@@ -39,7 +39,7 @@ function renderBinds(binds) {
   fill(document.querySelector("#binds tbody"), binds.map((b) => {
     const tr = document.createElement("tr");
     tr.dataset.bindId = b.id;
-    for (const v of [b.id, b.system_id, b.bind_type, b.hung ? b.state + " (hung)" : b.state, b.peer, b.submitted]) cell(tr, v);
+    for (const v of [b.id, b.system_id, b.bind_type, b.hung ? b.state + " (hung)" : b.state, b.peer]) cell(tr, v);
     const actions = cell(tr, "");
     for (const op of ["drop", "hang"]) {
       const button = document.createElement("button");
