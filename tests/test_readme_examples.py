@@ -67,6 +67,8 @@ class Kind(enum.Enum):
     RESULT = "a measured table: format_table prints exactly it for these figures"
     OPS_TOML = "the [http] of a hub that tests/test_readme_ops.py runs (port 0) for the next block"
     OPS_SHELL = "tests/test_readme_ops.py runs each line as printed against that hub (its port): exit 0"
+    API_TOML = "the [http] and account of a hub that tests/test_readme_http.py runs (port 0) for the next block"
+    API_SHELL = "tests/test_readme_http.py runs it as printed against that hub (its port): exit 0, webhooks arrive"
     CHECK_ESME = "tests/test_check_esme.py runs both lines as printed (port 0) and checks the report it wrote"
     CHECK_ESME_REPORT = "what that run prints: tests/test_check_esme.py compares it line by line, timings aside"
     SIM_CURL = "tests/test_simulator_http.py runs each line as printed against `smpphub simulate` (its port): exit 0, JSON"
@@ -91,6 +93,8 @@ BLOCKS = [
     Proof("README.md", "smpphub hash-password", Kind.HASH),
     Proof("README.md", f"python3 -m venv {README_VENV}", Kind.INSTALL),
     Proof("README.md", "[Unit]", Kind.UNIT),
+    Proof("README.md", "# hub.toml: the HTTP API's listener, and an account", Kind.API_TOML),
+    Proof("README.md", "export TOKEN=", Kind.API_SHELL),
     Proof("README.md", "# in hub.toml: the listener, and the admin token", Kind.OPS_TOML),
     Proof("README.md", "curl -s http://127.0.0.1:8080/metrics", Kind.OPS_SHELL),
     Proof("simulator/README.md", "smpphub simulate ", Kind.SERVER),
@@ -107,6 +111,7 @@ BLOCKS = [
     Proof("simulator/README.md", "# simulator.toml: carrier profiles", Kind.CARRIER_TOML),
     Proof("simulator/README.md", "# simulator.toml: the network per destination prefix", Kind.CARRIER_TOML),
     Proof("simulator/README.md", "# test_carrier_habits.py", Kind.PYTEST),
+    Proof("simulator/README.md", "# test_routing.py", Kind.PYTEST),
     Proof("benchmarks/README.md", "smpphub simulate --quiet", Kind.SERVER),
     Proof("benchmarks/README.md", "smpphub bench --target 127.0.0.1:2775", Kind.CLIENT),
 ]
