@@ -425,10 +425,19 @@ class Simulator(SmscHandler):
         delay = route.receipt_delay(final)
         record.receipt_pending = True
         self.stats.receipts_pending += 1
-        for step in plan_receipts(final=final, state=route.final_states[final], delay=delay,
-                                  registered_delivery=registered_delivery, intermediate=self._intermediate,
-                                  intermediate_always=self.config.receipts.intermediate_always, profile=profile):
-            self._later(step.delay, self._receipt_step, record, step, profile)
+        steps = plan_receipts(final=final, state=route.final_states[final], delay=delay,
+                              registered_delivery=registered_delivery, intermediate=self._intermediate,
+                              intermediate_always=self.config.receipts.intermediate_always, profile=profile)
+        now = profile.receipt_before_response
+        for step in steps:
+            if now and not step.delay:
+                self._receipt_step(record, step, profile)
+            else:
+                self._later(step.delay, self._receipt_step, record, step, profile)
+        if now:
+            # written before handle() returns: on the submitter's own transceiver bind the receipt is queued
+            # ahead of the response, however late the loop runs the response's timer
+            self.outbox(record.system_id).pump()
 
     def _receipt_step(self, record: Submit, step: ReceiptStep, profile: Profile) -> None:
         kind = step.kind
