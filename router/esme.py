@@ -519,16 +519,20 @@ class EsmeHandler(SmscHandler):
         return Outgoing(row, outgoing, prefix=route.prefix)
 
     def _refuse(self, conn: SmscConnection, pdu: Pdu, status: int, reason: str = "") -> Pdu:
-        """The error response to a submit, logged when message logs are on."""
+        """The error response to a submit, counted for the metrics and logged when message logs are on."""
         self.dispatcher.stats.refuse(conn.system_id, status)
+        return self._refusal_response(conn, pdu, status, reason)
+
+    def _refusal_response(self, conn: SmscConnection, pdu: Pdu, status: int, reason: str = "") -> Pdu:
         if self._msglog_on:
             self.msglog.refused(conn.system_id, pdu, status, reason or _REASONS.get(status, "refused"))
         return pdu.make_response(command_status=status)
 
     def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None:
         out = self.admit_submit(conn.system_id, pdu)
-        if isinstance(out, int):
-            return self._refuse(conn, pdu, out, "no route for the destination" if out == self.unroutable else "")
+        if isinstance(out, int):  # counted by admit_submit
+            reason = "no route for the destination" if out == self.unroutable else ""
+            return self._refusal_response(conn, pdu, out, reason)
         self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
         return None
 
@@ -536,8 +540,15 @@ class EsmeHandler(SmscHandler):
         """A submit of ``system_id`` checked (rate, source, route, times) and made a message with its
         hub id, not stored yet (:meth:`Acceptor.accept` does that); or the status it is refused with.
 
-        The one admission path: SMPP submits and the HTTP API's messages both come through here.
+        The one admission path: SMPP submits and the HTTP API's messages both come through here,
+        and a refusal is counted here for the metrics, whichever way it came.
         """
+        out = self._admit(system_id, pdu)
+        if isinstance(out, int):
+            self.dispatcher.stats.refuse(system_id, out)
+        return out
+
+    def _admit(self, system_id: str, pdu: SubmitSm | DataSm) -> Outgoing | int:
         account = self.accounts.get(system_id)
         if account is None:  # the account was removed by a reload while bound
             return CommandStatus.ESME_RINVSYSID

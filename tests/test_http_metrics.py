@@ -118,3 +118,24 @@ async def test_webhook_deliveries_and_retries_are_counted(smsc):
     assert value(after, "smpphub_webhook_delivered_total") == 1
     assert value(after, "smpphub_webhook_retries_total") == 1
     assert value(after, "smpphub_webhook_dropped_total") == 0
+
+
+async def test_messages_over_http_count_like_smpp_ones(smsc):
+    config = http_hub_config({"uk": smsc}, [{"prefix": "44", "upstreams": ["uk"]}])
+    async with running_hub(config) as hub:
+        before = await scrape(hub)
+        async with http_client(hub, token=ACME_TOKEN) as http:
+            body = {"messages": [{"to": "+447700900123", "text": "one"}, {"to": "+4912345", "text": "no route"},
+                                 {"to": ["+447700900124", "+447700900125"], "text": "two more"}]}
+            async with http.post("/v1/messages", json=body) as resp:
+                answer = await resp.json()
+        assert (answer["accepted"], answer["rejected"]) == (3, 1), answer
+        await wait_until(lambda: len(smsc.sim.messages) == 3, what="the three sent")
+        after = await scrape(hub)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("smpphub_messages_accepted_total", account="acme") == 3
+    assert moved("smpphub_messages_rejected_total", account="acme", status="ESME_RINVDSTADR") == 1
+    assert moved("smpphub_upstream_answers_total", upstream="uk", status="ESME_ROK") == 3
