@@ -20,7 +20,7 @@ from smppcore import CommandId, DataCoding, EsmClass, MessageState, Pdu
 from smppcore.receipt import build_receipt, intermediate_wanted, receipt_wanted
 
 from .config import parse_state
-from .profiles import Profile, other_base_id
+from .profiles import STANDARD, Profile, other_base_id
 from .records import Submit, destinations
 
 __all__ = ["receipt_for", "plan_receipts", "ReceiptStep", "naive_utc", "DUPLICATE_LAG", "RECEIPT_LEAD",
@@ -105,7 +105,7 @@ def receipt_for(record: Submit, word: str, final: bool, now: float, profile: Pro
         text=_quoted_text(pdu),
         esm_class=EsmClass.TYPE_DELIVERY_RECEIPT if final else EsmClass.TYPE_INTERMEDIATE_NOTIFICATION,
     )
-    if profile is None or profile.is_standard:
+    if profile is None or profile is STANDARD or profile.is_standard:
         return receipt
     return _as_carrier_writes(receipt, profile)
 
