@@ -446,6 +446,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "store": hub_config.StoreConfig,
     "log": hub_config.LogConfig,
     "security": hub_config.SecurityConfig,
+    "http": hub_config.HttpConfig,
 }
 
 

@@ -46,7 +46,7 @@ BAD = [
     ({"listeners": []}, "listeners: at least one listener"),
     ({"listeners": [{"tls_cert": "/nonexistent"}]}, "listeners[0]: tls_cert and tls_key go together"),
     ({"store": {"backend": "mysql"}}, "store.backend"),
-    ({"http": {"listen": "nohost"}}, "http: unknown key"),
+    ({"http": {"listen": "nohost"}}, "http.listen: expected HOST:PORT, got 'nohost'"),
     ({"upstreams": [{**UP, "port": 0}]}, "upstreams[0].port: an upstream needs the SMSC's real port"),
     ({"upstreams": [{**UP, "host": "10.0.0.1:2775"}]}, "upstreams[0].host: '10.0.0.1:2775' holds a port: write host = '10.0.0.1' and port = 2775"),
     ({"upstreams": [{**UP, "host": " "}]}, "upstreams[0].host: required"),

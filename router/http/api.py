@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -94,6 +94,9 @@ def admit_drafts(hub: HubView, account: Account, draft: Draft, *, field: str = "
                  reference: str = "", kannel: str = "") -> Accepted:
     """``draft`` through the account's admission path, all parts or none (ApiError says why)."""
     handler = hub.handler
+    if draft.send_at is not None and draft.valid_until is None and draft.send_at.tzinfo is not None:
+        # the default validity counts from when it may leave, not from now: a send_at next month is fine
+        draft.valid_until = draft.send_at + timedelta(seconds=hub.config.default_validity)
     parts: list[Outgoing] = []
     for pdu in submits(draft, field=field):
         out = handler.admit_submit(account.system_id, pdu)
