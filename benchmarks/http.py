@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=20_000, help="single-message requests per run")
     p.add_argument("--batch-count", type=int, default=200_000, help="messages per run of the batch variant")
     p.add_argument("--batch", type=int, default=1000, help="messages per batch request")
-    p.add_argument("--connections", type=int, default=16, help="keep-alive connections of the single variant")
-    p.add_argument("--batch-connections", type=int, default=4)
+    p.add_argument("--connections", type=int, default=128,
+                   help="keep-alive connections of the single variant (each request waits for a commit: many in flight)")
+    p.add_argument("--batch-connections", type=int, default=8)
     p.add_argument("--smpp-count", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--variants", default="single,batch,smpp")
