@@ -102,7 +102,8 @@ def test_assert_sets_the_exit_status_with_one_line_per_failed_check(erring_sim, 
     # the simulator answers 10% ESME_RSYSERR (those owe no receipt) and sends the
     # receipts up to 1 s late: all of them come within a 5 s wait, not without one
     argv = ["--target", f"{HOST}:{erring_sim}", "--system-id", "lg", "--password", "pw", "--quiet", "--count", "300",
-            "--dlr", "--receipt-wait", "0" if name == "receipts incomplete" else "5", "--assert", checks]
+            "--dlr", "--receipt-wait", "0" if name == "receipts incomplete" else "5", "--assert", checks,
+            "--slo", "p99<10s,errors<1%"]
     got = cli.main(argv)
     out, err = capsys.readouterr()
     assert got == code, err
@@ -112,6 +113,8 @@ def test_assert_sets_the_exit_status_with_one_line_per_failed_check(erring_sim, 
         assert line.startswith(f"smpphub bench: assertion failed: {says}"), err
     if code == 0:
         assert "--assert: all 4 checks hold" in out
+    # without --find-max, --slo only reports: it never sets the exit status
+    assert "    holds  p99<10s: measured " in out and "    FAILS  errors<1%: measured " in out
 
 
 def test_the_command_exits_3_on_a_failed_assertion(erring_sim):
