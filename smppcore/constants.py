@@ -184,8 +184,12 @@ class MessageState(IntEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (MessageState.SCHEDULED, MessageState.ENROUTE, MessageState.ACCEPTED)
+        # a module-level set of plain ints: reading MessageState.X inside the class's own
+        # property goes through the enum machinery (0.65 us a call; asked once per receipt)
+        return self not in _NOT_FINAL
 
+
+_NOT_FINAL = frozenset({int(MessageState.SCHEDULED), int(MessageState.ENROUTE), int(MessageState.ACCEPTED)})
 
 #: MessageState -> the 7-character ``stat:`` word of the receipt text (Appendix B).
 RECEIPT_STAT: dict[MessageState, str] = {
