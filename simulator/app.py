@@ -67,6 +67,7 @@ class RunningSimulator:
         return self.tls_server.port if self.tls_server is not None else None
 
     async def close(self) -> None:
+        self.control.close()  # long-polls answer now instead of holding the HTTP shutdown
         self.sim.detach()
         for outbinder in self.outbinders:
             await outbinder.stop()

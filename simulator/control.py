@@ -63,6 +63,7 @@ MAX_TEXT = 255 * 153
 MAX_FAIL_NEXT = 100_000  # failures queued at once, over every account
 MAX_WAIT_S = 120.0
 MAX_REGEX = 500  # characters of a /wait text pattern
+MAX_SCAN = 10_000  # the newest messages a /wait looks through before it waits for new ones
 
 
 class ControlError(ValueError):
@@ -176,11 +177,12 @@ class MessageView(msgspec.Struct):
 
 
 class Snapshot(msgspec.Struct):
-    """What the web page shows: counters, binds, the newest messages (newest first)."""
+    """What the web page shows: counters, binds, the newest messages (newest first), long-polls waiting."""
 
     stats: Any
     binds: list[BindInfo]
     messages: list[MessageView]
+    waiting: int
 
 
 _BIND_TYPES = {State.BOUND_TX: "tx", State.BOUND_RX: "rx", State.BOUND_TRX: "trx"}
@@ -204,6 +206,7 @@ class Control:
         self._ids: weakref.WeakKeyDictionary[SmscConnection, int] = weakref.WeakKeyDictionary()
         self._next_id = itertools.count(1)
         self._hung: weakref.WeakSet[SmscConnection] = weakref.WeakSet()
+        self._closing = asyncio.Event()
 
     # ---- MO ------------------------------------------------------------------------------
 
@@ -346,7 +349,7 @@ class Control:
     def snapshot(self, limit: int = 50) -> Snapshot:
         views = self.messages(limit)
         views.reverse()
-        return Snapshot(self.sim.stats, self.binds(), views)
+        return Snapshot(self.sim.stats, self.binds(), views, self.waiting)
 
     # ---- waiting -------------------------------------------------------------------------------
 
@@ -362,15 +365,36 @@ class Control:
                 raise ControlError(400, f"not a regular expression: {exc}", "text") from None
         return _Matcher(query.to, pattern)
 
+    async def _arrival(self, n: int, timeout: float) -> bool:
+        """True when the n-th message arrived within ``timeout``; False on timeout; 503 when
+        the simulator closes meanwhile (a long-poll must not hold its shutdown)."""
+        arrival = asyncio.ensure_future(self.sim.message_arrival(n, timeout))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait((arrival, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            arrival.cancel()
+            closing.cancel()
+        if closing.done() and not closing.cancelled():
+            raise ControlError(503, "the simulator is shutting down", None)
+        return arrival.done() and not arrival.cancelled() and arrival.exception() is None
+
+    def close(self) -> None:
+        """Answer every long-poll now (503): the simulator is stopping."""
+        self._closing.set()
+
     async def wait(self, query: WaitQuery) -> MessageView:
-        """The newest message already received that matches, or the first one to arrive
-        within ``timeout``. A timeout raises ControlError 408 listing (up to 20) messages
-        that did arrive, newest first, so the caller sees what came instead."""
+        """The newest message already received that matches (among the last :data:`MAX_SCAN`),
+        or the first one to arrive within ``timeout``. A timeout raises WaitTimeout (408)
+        listing (up to 20) messages that did arrive, newest first, so the caller sees what
+        came instead; 429 past ``max_waiters``, 503 when the simulator stops meanwhile."""
         match = self.matcher(query)
         sim = self.sim
-        for message in reversed(sim.messages):
+        for message in reversed(sim.messages.last(MAX_SCAN)):
             if match(message):
                 return self.view(message)
+        if self._closing.is_set():
+            raise ControlError(503, "the simulator is shutting down", None)
         if self.waiting >= self.max_waiters:
             raise ControlError(429, f"{self.waiting} requests are waiting already (at most {self.max_waiters})", None)
         self.waiting += 1
@@ -382,9 +406,7 @@ class Control:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                try:
-                    await sim.message_arrival(seen + 1, remaining)
-                except TimeoutError:
+                if not await self._arrival(seen + 1, remaining):
                     break
                 arrived = sim.stats.messages - seen
                 for message in sim.messages.last(arrived if arrived > 0 else len(sim.messages)):

@@ -196,7 +196,8 @@ def _static_file(name: str) -> web.Response:
 
 async def start_http(control: Control, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve the app on ``host:port`` (0: a free port); returns the runner and the port."""
-    runner = web.AppRunner(make_app(control), access_log=None)
+    # a request still running at shutdown gets this long; /wait long-polls are answered at once (Control.close)
+    runner = web.AppRunner(make_app(control), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

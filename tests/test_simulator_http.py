@@ -379,3 +379,13 @@ async def run_readme_block(served: Served, esme: Esme) -> None:
     assert dropped
     await asyncio.wait_for(asyncio.shield(esme.client.closed), 10)
 
+
+
+async def test_a_pending_wait_does_not_hold_the_shutdown(tmp_path: Path) -> None:
+    with simulate(tmp_path) as served:
+        waiting = asyncio.ensure_future(curl(served.base + "/wait?to=1&timeout=100"))
+        deadline = time.monotonic() + 20
+        while (await curl(served.base + "/snapshot?limit=0"))[1]["waiting"] != 1:
+            assert time.monotonic() < deadline, "the long-poll never arrived"
+    # out of the block: SIGTERM, and the process exited 0 within simulate_process's bound
+    assert await waiting == (503, {"error": "the simulator is shutting down"})

@@ -115,3 +115,15 @@ async def test_waiters_are_bounded(smsc) -> None:
         await esme.submit_sm(destination_addr="447700900123", short_message=b"wakes both")
     assert [m.text for m in await asyncio.gather(first, second)] == ["wakes both", "wakes both"]
     assert control.waiting == 0
+
+
+async def test_close_answers_pending_waits(smsc) -> None:
+    control = Control(smsc.sim)
+    waiting = asyncio.ensure_future(control.wait(WaitQuery(to="1", timeout=60)))
+    await asyncio.sleep(0)
+    control.close()
+    with pytest.raises(ControlError) as info:
+        await asyncio.wait_for(waiting, 5)
+    assert info.value.status == 503 and control.waiting == 0
+    with pytest.raises(ControlError):
+        await control.wait(WaitQuery(to="1", timeout=1))
