@@ -140,3 +140,30 @@ async def test_serve_says_so_when_the_http_port_is_taken(tmp_path):
     lines = [line for line in err.decode().splitlines() if line.strip()]
     assert lines == [f"smpphub serve: cannot listen on 127.0.0.1:{port} (http.listen): address already in use"]
     assert not (tmp_path / "hub.db").exists()
+
+
+async def test_a_request_over_request_timeout_is_answered_503():
+    from aiohttp import web
+
+    from smpphub.router.config import HttpConfig
+    from smpphub.router.http.server import HttpServer
+
+    never = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response(text="late")
+
+    def register(app: web.Application, hub) -> None:
+        app.router.add_get("/slow", slow)
+
+    server = HttpServer(HttpConfig(listen="127.0.0.1:0", request_timeout=0.2), hub=None, sections=(register,))
+    await server.bind()
+    await server.start_serving()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.url + "/slow", timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                assert resp.status == 503
+                assert (await resp.json())["error"]["code"] == "timeout"
+    finally:
+        await server.close(1.0)

@@ -161,9 +161,10 @@ def _drafts(account: Account, message: MessageIn, field: str) -> tuple[list[Draf
 async def _send(request: web.Request, account: Account, body: bytes) -> web.Response:
     hub = request.app[HUB]
     config = request.app[HTTP_CONFIG]
-    top = decode_json(body, dict[str, msgspec.Raw])
     messages: list[MessageIn | ApiError]
-    if "messages" in top:
+    # one message (the usual case) is decoded once; only a body that names "messages" somewhere is
+    # looked at twice, to tell a batch from a message whose text says "messages"
+    if b'"messages"' in body and "messages" in decode_json(body, dict[str, msgspec.Raw]):
         batch = True
         raws = decode_json(body, _RawBatch).messages
         if len(raws) > config.max_batch:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from smppcore.config import parse_host_port
 
@@ -41,23 +40,67 @@ Registrar = Callable[[web.Application, HubView], None]
 SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register, metrics.register,
                                    admin.register, dashboard.register)
 
-def _timeout_middleware(seconds: float) -> Middleware:
-    @web.middleware
-    async def within(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            async with asyncio.timeout(seconds):
-                return await handler(request)
-        except TimeoutError:
-            raise ApiError(503, f"the request took longer than request_timeout ({seconds:g} s)",
-                           code="timeout") from None
+class _Deadlines:
+    """``request_timeout``, enforced by one sweep a second rather than a timer per request.
 
-    return within
+    A timer per request (``asyncio.timeout``) cost ~15% of a small request's time in the
+    hub; here a request only enters and leaves a dict, and a sweeper cancels the ones past
+    their deadline (up to a second late), which are answered 503. The dict holds at most
+    the requests in progress, so it is bounded by ``max_connections``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running: dict[asyncio.Task[object], float] = {}
+        self.expired: set[asyncio.Task[object]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is None:  # not in a task (never, under aiohttp): no deadline
+            return await handler(request)
+        self.running[task] = task.get_loop().time() + self.seconds
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if task not in self.expired:
+                raise
+            self.expired.discard(task)
+            task.uncancel()
+            raise ApiError(503, f"the request took longer than request_timeout ({self.seconds:g} s)",
+                           code="timeout") from None
+        finally:
+            self.running.pop(task, None)
+
+    def sweep(self, now: float) -> None:
+        for task, deadline in list(self.running.items()):
+            if deadline <= now and task not in self.expired:
+                self.expired.add(task)
+                task.cancel()
+
+    async def _sweep_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.seconds / 2))
+            self.sweep(loop.time())
+
+    async def start(self, app: web.Application) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def stop(self, app: web.Application) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
 
 
 def build_app(config: HttpConfig, hub: HubView, sections: tuple[Registrar, ...] = SECTIONS) -> web.Application:
     """The application with every section's routes (also what a test serves on its own)."""
+    deadlines = _Deadlines(config.request_timeout)
     app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[error_middleware, _timeout_middleware(config.request_timeout)])
+                          middlewares=[error_middleware, deadlines.middleware])
+    app.on_startup.append(deadlines.start)
+    app.on_cleanup.append(deadlines.stop)
     app[HUB] = hub
     app[HTTP_CONFIG] = config
     app[TOKENS] = TokenTable()
