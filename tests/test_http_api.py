@@ -298,3 +298,53 @@ def test_long_text_parts_carry_one_reference():
     assert len(pdus) == 3
     refs = {concat_info(p).reference for p in pdus}
     assert len(refs) == 1
+
+
+async def test_max_batch_bounds_messages_and_destinations(smsc):
+    config = http_hub_config({"uk": smsc}, ROUTES, http={"max_batch": 3})
+    async with running_hub(config) as hub, http_client(hub) as http:
+        four = {"messages": [{"to": f"44770090020{i}", "text": "x"} for i in range(4)]}
+        async with http.post("/v1/messages", json=four) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["field"] == "messages"
+        wide = {"to": [f"44770090021{i}" for i in range(4)], "text": "x"}
+        async with http.post("/v1/messages", json=wide) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["field"] == "to"
+        three = {"messages": [{"to": ["447700900220", "447700900221"], "text": "x"}, {"to": "447700900222",
+                                                                                       "text": "y"}]}
+        async with http.post("/v1/messages", json=three) as resp:
+            assert resp.status == 202 and (await resp.json())["accepted"] == 3
+    assert not [m for m in smsc.sim.messages if m.destination_addr.startswith("44770090020")]
+
+
+@pytest.mark.parametrize(("headers", "status", "field"), [
+    ({"Authorization": "Basic YWNtZTpwdw=="}, 401, "Authorization"),
+    ({"Authorization": "Bearer"}, 401, "Authorization"),
+    ({"Authorization": "Bearer " + "x" * 5000}, 401, "Authorization"),
+    ({"Idempotency-Key": "k" * 256}, 422, "Idempotency-Key"),
+    ({"Idempotency-Key": "tab\there"}, 422, "Idempotency-Key"),
+])
+async def test_bad_headers_name_the_header(hub, headers, status, field):
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900230", "text": "x"}, headers=headers) as resp:
+            assert resp.status == status
+            assert (await resp.json())["error"]["field"] == field
+
+
+async def test_a_reload_takes_new_tokens_and_drops_old_ones(hub):
+    import msgspec
+    from httpkit import ACME_TOKEN
+
+    from smpphub.router.http.tokens import hash_token
+
+    new_token = "shk_a-new-token-for-acme-0123456789abcdefghijkl"
+    accounts = [msgspec.structs.replace(a, api_tokens=[hash_token(new_token)]) if a.system_id == "acme" else a
+                for a in hub.config.accounts]
+    hub.reload(msgspec.structs.replace(hub.config, accounts=accounts))
+    async with http_client(hub, ACME_TOKEN) as http:
+        async with http.get("/v1/messages") as resp:
+            assert resp.status == 401
+    async with http_client(hub, new_token) as http:
+        async with http.get("/v1/messages") as resp:
+            assert resp.status == 200

@@ -173,6 +173,10 @@ async def _send(request: web.Request, account: Account, body: bytes) -> web.Resp
     else:
         batch = False
         messages = [decode_json(body, MessageIn)]
+    destinations = sum(1 if isinstance(m, str) else len(m) for m in _targets(messages))
+    if destinations > config.max_batch:
+        raise ApiError(422, f"{'messages' if batch else 'to'}: at most {config.max_batch} destinations in one "
+                            f"request, got {destinations}", field="messages" if batch else "to")
     results: list[ItemResult] = []
     accepted: list[Accepted] = []
     owners: list[ItemResult] = []
@@ -205,6 +209,10 @@ async def _send(request: web.Request, account: Account, body: bytes) -> web.Resp
     await store_accepted(hub, accepted)
     n = len(owners)
     return json_response(SendResult(messages=results, accepted=n, rejected=len(results) - n), 202)
+
+
+def _targets(messages: list[MessageIn | ApiError]) -> list[str | list[str]]:
+    return [m.to for m in messages if not isinstance(m, ApiError)]
 
 
 class _RawBatch(msgspec.Struct):
