@@ -13,7 +13,6 @@ cannot be made or ends, it waits ``retry_s`` and calls again, until stopped.
 from __future__ import annotations
 
 import asyncio
-import ssl as _ssl
 
 import structlog
 
@@ -34,12 +33,10 @@ CONNECT_TIMEOUT = 10.0
 class Outbinder:
     """Keeps one ESME called: connect, outbind, wait for the connection to end, again."""
 
-    def __init__(self, server: Server, target: OutbindTarget, *, capture: PcapWriter | None = None,
-                 ssl: _ssl.SSLContext | None = None) -> None:
+    def __init__(self, server: Server, target: OutbindTarget, *, capture: PcapWriter | None = None) -> None:
         self.server = server
         self.target = target
         self.capture = capture
-        self.ssl = ssl
         self.host, self.port = parse_host_port(target.address)
         self.calls = 0  # connections made
         self.connection: SmscConnection | None = None
@@ -70,8 +67,7 @@ class Outbinder:
         while True:
             try:
                 _, conn = await asyncio.wait_for(
-                    loop.create_connection(self._make, self.host, self.port, ssl=self.ssl,
-                                           server_hostname=self.host if self.ssl else None),
+                    loop.create_connection(self._make, self.host, self.port),
                     CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 log.warning("outbind_connect_failed", address=self.target.address, error=str(exc) or type(exc).__name__)
