@@ -118,12 +118,13 @@ async def test_sendsms_errors_in_kannels_words(hub, smsc, query, status, text):
 
 def test_fill_dlr_url_leaves_unknown_escapes():
     from smppcore import DeliverSm, SubmitSm, encode
-    from smpphub.router.http.kannel import fill_dlr_url
+    from smpphub.router.http.kannel import KannelDlr, fill_dlr_url
     from smpphub.router.lifecycle import MessageRow, State
 
     row = MessageRow(id="w1", account="acme", pdu=encode(SubmitSm(source_addr="S", destination_addr="0044123")),
                      route=["uk"], state=State.UNDELIVERABLE, upstream="uk", upstream_id="F9", updated_at=0.0)
     receipt = DeliverSm(short_message=b"id:w1 stat:UNDELIV")
-    url = fill_dlr_url("http://x/?a=%d&b=%Z&c=%Q&d=%t&e=%A", {"text": ""}, row, receipt, 2)
+    dlr = KannelDlr(url="http://x/?a=%d&b=%Z&c=%Q&d=%t&e=%A", mask=3, username="acme")
+    url = fill_dlr_url(dlr, row, receipt, 2)
     assert url == "http://x/?a=2&b=%Z&c=%2B44123&d=1970-01-01%2000%3A00%3A00&e=id%3Aw1%20stat%3AUNDELIV"
     assert decode_text(b"x", 0) == "x"

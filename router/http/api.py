@@ -144,8 +144,8 @@ async def send(request: web.Request) -> web.Response:
     return await keys.run(account.system_id, check_key(key), body, functools.partial(_send, request, account, body))
 
 
-def _drafts(account: Account, message: MessageIn, field: str) -> tuple[list[Draft], str]:
-    """The message's drafts (one per destination) and its callback URL; 422 for what is wrong with it."""
+def _drafts(account: Account, message: MessageIn, field: str) -> list[Draft]:
+    """The message's drafts (one per destination); 422 for what is wrong with it."""
     callback = message.callback_url or ""
     if callback and not account.webhook_secret:
         raise ApiError(422, f"{field}callback_url: the account has no webhook_secret to sign webhooks with",
@@ -155,7 +155,7 @@ def _drafts(account: Account, message: MessageIn, field: str) -> tuple[list[Draf
     targets = [message.to] if isinstance(message.to, str) else message.to
     drafts = [Draft(to, message.text, sender=message.sender, data_coding=coding, send_at=message.send_at,
                     valid_until=message.valid_until, receipt=receipt) for to in targets]
-    return drafts, callback
+    return drafts
 
 
 async def _send(request: web.Request, account: Account, body: bytes) -> web.Response:
@@ -186,7 +186,7 @@ async def _send(request: web.Request, account: Account, body: bytes) -> web.Resp
             results.append(_rejected(index, "", message))
             continue
         try:
-            drafts, callback = _drafts(account, message, field)
+            drafts = _drafts(account, message, field)
         except ApiError as exc:
             if not batch:
                 raise
@@ -194,8 +194,8 @@ async def _send(request: web.Request, account: Account, body: bytes) -> web.Resp
             continue
         for draft in drafts:
             try:
-                one = admit_drafts(hub, account, draft, field=field.rstrip("."), callback_url=callback,
-                                   reference=message.reference or "")
+                one = admit_drafts(hub, account, draft, field=field.rstrip("."),
+                                   callback_url=message.callback_url or "", reference=message.reference or "")
             except ApiError as exc:
                 if not batch and isinstance(message.to, str):
                     raise

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import urllib.parse
 from collections import OrderedDict
 from datetime import UTC, datetime
 
+import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
@@ -53,13 +53,31 @@ from .compose import Draft
 from .errors import ApiError
 from .view import HUB, HubView
 
-__all__ = ["register", "dlr_request", "fill_dlr_url"]
+__all__ = ["register", "dlr_request", "fill_dlr_url", "KannelDlr"]
 
 PASSWORDS_REMEMBERED = 10_000
 _NUMBER = re.compile(r"^\+?[0-9]{1,20}$")
 _SENDER = re.compile(r"^(\+?[0-9]{1,20}|[A-Za-z0-9 ._-]{1,11})$")
 _ACCEPTED = "0: Accepted for delivery"
 _DEFERRED = "3: Queued for later delivery"
+
+
+class KannelDlr(msgspec.Struct, kw_only=True):
+    """What a sendsms with a dlr-url keeps beside its message (HttpMeta.kannel, as JSON), to fill the escapes."""
+
+    url: str
+    mask: int
+    username: str
+    sender: str = ""
+    text: str = ""
+    coding: str = "0"
+
+
+class _Sendsms(msgspec.Struct, kw_only=True):
+    """A sendsms request made into messages: one draft per receiver, and its dlr-url if it asked for one."""
+
+    drafts: list[Draft]
+    dlr: KannelDlr | None
 
 
 class _Passwords:
@@ -120,27 +138,27 @@ async def sendsms(request: web.Request) -> web.Response:
     if account is None or not password or not await request.app[PASSWORDS].check(account, password):
         return _kannel(403, "Authorization failed for sendsms")
     try:
-        drafts, kannel = _drafts(params, account)
+        sendsms = _drafts(params, account)
     except _Rejected as exc:
         return _kannel(400, str(exc))
     accepted: list[Accepted] = []
     try:
-        for draft in drafts:
-            one = admit_drafts(hub, account, draft, kannel=json.dumps({**kannel, "to": draft.to}) if kannel else "")
-            accepted.append(one)
+        kept = msgspec.json.encode(sendsms.dlr).decode() if sendsms.dlr is not None else ""
+        for draft in sendsms.drafts:
+            accepted.append(admit_drafts(hub, account, draft, kannel=kept))
         await store_accepted(hub, accepted)
     except ApiError as exc:
         if exc.status == 422:
             return _kannel(400, f"{exc.message}, rejected")
         return _kannel(503, "Sending failed.")
-    return _kannel(202, _DEFERRED if drafts[0].send_at is not None else _ACCEPTED)
+    return _kannel(202, _DEFERRED if sendsms.drafts[0].send_at is not None else _ACCEPTED)
 
 
 class _Rejected(Exception):
     """A request Kannel would answer 400, with Kannel's words."""
 
 
-def _drafts(params: MultiDict[bytes], account: Account) -> tuple[list[Draft], dict[str, object]]:
+def _drafts(params: MultiDict[bytes], account: Account) -> _Sendsms:
     to = _text_param(params, "to")
     if "to" not in params:
         raise _Rejected("Missing receiver number, rejected")
@@ -180,16 +198,16 @@ def _drafts(params: MultiDict[bytes], account: Account) -> tuple[list[Draft], di
     mask = int(mask_text)
     dlr_url = _text_param(params, "dlr-url")
     wants = bool(mask & 0x07) and bool(dlr_url)
-    kannel: dict[str, object] = {}
+    dlr = None
     if wants:
         if not re.match(r"^https?://", dlr_url):
             raise _Rejected("Invalid dlr-url, rejected")
-        kannel = {"url": dlr_url, "mask": mask, "from": sender or "", "username": account.system_id,
-                  "text": text, "coding": coding_param or "0"}
+        dlr = KannelDlr(url=dlr_url, mask=mask, sender=sender or "", username=account.system_id, text=text,
+                        coding=coding_param or "0")
     drafts = [Draft(n.replace("00", "+", 1) if n.startswith("00") else n, text or " ", sender=sender,
                     data_coding=data_coding, send_at=send_at, valid_until=valid_until, receipt=wants, udh=udh,
                     binary=binary) for n in numbers]
-    return drafts, kannel
+    return _Sendsms(drafts=drafts, dlr=dlr)
 
 
 def _minutes(params: MultiDict[bytes], name: str) -> datetime | None:
@@ -208,27 +226,27 @@ def _minutes(params: MultiDict[bytes], name: str) -> datetime | None:
 
 def dlr_request(kannel: str, row: MessageRow, receipt: Pdu) -> str | None:
     """The URL to GET for ``row``'s receipt, or None when the dlr-mask did not ask for this outcome."""
-    kept = json.loads(kannel)
+    dlr = msgspec.json.decode(kannel, type=KannelDlr)
     dlr_type = 1 if row.state is State.DELIVERED else 2
-    if not int(kept.get("mask", 0)) & dlr_type:
+    if not dlr.mask & dlr_type:
         return None
-    return fill_dlr_url(str(kept["url"]), kept, row, receipt, dlr_type)
+    return fill_dlr_url(dlr, row, receipt, dlr_type)
 
 
-def fill_dlr_url(url: str, kept: dict[str, object], row: MessageRow, receipt: Pdu, dlr_type: int) -> str:
-    """``url`` with Kannel's escapes filled in (see the module docstring); unknown ones stay as they are."""
-    text = str(kept.get("text", ""))
+def fill_dlr_url(dlr: KannelDlr, row: MessageRow, receipt: Pdu, dlr_type: int) -> str:
+    """The dlr-url with Kannel's escapes filled in (see the module docstring); unknown ones stay as they are."""
+    text = dlr.text
     words = text.split()
     submit = _decoded(row.pdu)
-    sender = str(kept.get("from") or (submit.source_addr if submit is not None else ""))
-    receiver = submit.destination_addr if submit is not None else str(kept.get("to", ""))
+    sender = dlr.sender or (submit.source_addr if submit is not None else "")
+    receiver = submit.destination_addr if submit is not None else ""
     when = datetime.fromtimestamp(row.updated_at, UTC)
     values = {
         "d": str(dlr_type), "A": _receipt_text(receipt), "p": sender, "P": receiver,
         "q": _plus(sender), "Q": _plus(receiver), "t": when.strftime("%Y-%m-%d %H:%M:%S"),
         "T": str(int(row.updated_at)), "i": row.upstream or "", "I": row.id, "F": row.upstream_id or "",
-        "n": str(kept.get("username", "")), "b": text, "a": text, "k": words[0] if words else "",
-        "s": words[1] if len(words) > 1 else "", "c": str(kept.get("coding", "0")), "%": "%",
+        "n": dlr.username, "b": text, "a": text, "k": words[0] if words else "",
+        "s": words[1] if len(words) > 1 else "", "c": dlr.coding, "%": "%",
     }
 
     def one(m: re.Match[str]) -> str:
@@ -238,7 +256,7 @@ def fill_dlr_url(url: str, kept: dict[str, object], row: MessageRow, receipt: Pd
         value = values.get(key)
         return m.group(0) if value is None else urllib.parse.quote(value, safe="")
 
-    return re.sub(r"%(.)", one, url)
+    return re.sub(r"%(.)", one, dlr.url)
 
 
 def _decoded(data: bytes) -> SubmitSm | None:

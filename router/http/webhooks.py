@@ -38,7 +38,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial as functools_partial
+from functools import partial
 from typing import Literal
 
 import aiohttp
@@ -128,6 +128,16 @@ class _Job:
         self.deadline = deadline
 
 
+class MoKey(msgspec.Struct, frozen=True):
+    """Which long MO a part belongs to: references are only unique per sender and recipient."""
+
+    account: str
+    source: str
+    destination: str
+    reference: int
+    total: int
+
+
 class _MoGroup:
     """The parts of one long MO received so far, each with what to do once the webhook is answered."""
 
@@ -170,7 +180,7 @@ class WebhookSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._groups: OrderedDict[tuple[str, str, str, int, int], _MoGroup] = OrderedDict()
+        self._groups: OrderedDict[MoKey, _MoGroup] = OrderedDict()
         self._busy = 0  # requests in progress
         self.sent = 0  # webhooks answered 2xx
         self.retries = 0  # attempts answered otherwise (or not at all) and tried again
@@ -233,7 +243,7 @@ class WebhookSender:
             text = _text(pdu, info.payload if info is not None else None)
             self._mo(account, pdu, text, 1, True, [done], f"mo-{record.id}")
             return
-        key = (record.account, pdu.source_addr, pdu.destination_addr, info.reference, info.total)
+        key = MoKey(record.account, pdu.source_addr, pdu.destination_addr, info.reference, info.total)
         group = self._groups.get(key)
         if group is None:
             while len(self._groups) >= MO_GROUPS:
@@ -248,25 +258,25 @@ class WebhookSender:
 
     # ---- what is sent ------------------------------------------------------------------------
 
-    def _expire(self, key: tuple[str, str, str, int, int], group: _MoGroup) -> None:
+    def _expire(self, key: MoKey, group: _MoGroup) -> None:
         if self._groups.get(key) is group:
             del self._groups[key]
             self._flush(key, group)
 
-    def _flush(self, key: tuple[str, str, str, int, int], group: _MoGroup) -> None:
+    def _flush(self, key: MoKey, group: _MoGroup) -> None:
         """One webhook for the parts of a long MO that came (all of them, unless it timed out)."""
         if group.timer is not None:
             group.timer.cancel()
             self._timers.discard(group.timer)
-        account = self.accounts.get(key[0])
+        account = self.accounts.get(key.account)
         first = group.first
         if account is None or not isinstance(first, (DeliverSm, DataSm)):
             _all_done(group.dones, False)
             return
         payload = b"".join(group.parts[i] for i in sorted(group.parts))
         complete = len(group.parts) == group.total
-        hook_id = f"mo-{key[1]}-{key[2]}-{key[3]}-{key[4]}-{int(time.time())}" if not complete else \
-            "mo-" + hashlib.sha256(repr(key).encode() + payload).hexdigest()[:24]
+        # the same id for the same message after a restart (its parts are reloaded and joined again)
+        hook_id = "mo-" + hashlib.sha256(msgspec.json.encode(key) + payload).hexdigest()[:24]
         self._mo(account, first, _text(first, payload), len(group.parts), complete, group.dones, hook_id)
 
     def _mo(self, account: Account, pdu: DeliverSm | DataSm, text: str, parts: int, complete: bool,
@@ -277,7 +287,7 @@ class WebhookSender:
         deadline = time.time() + account.receipt_hold
         assert account.webhook_url is not None
         self._queue_job(_Job(hook_id, account.webhook_url, account.webhook_secret, body,
-                             functools_partial(_all_done, dones), deadline))
+                             partial(_all_done, dones), deadline))
 
     async def _receipt(self, row: MessageRow, pdu: Pdu, done: Done) -> None:
         account = self.accounts.get(row.account)
