@@ -47,6 +47,7 @@ __all__ = ["make_app", "start_http", "MAX_BODY", "MAX_LIMIT"]
 T = TypeVar("T")
 MAX_BODY = 256 * 1024  # the longest MO text is ~39,000 characters: a JSON body never needs more
 MAX_LIMIT = 100_000
+MAX_IN_FLIGHT = 256  # requests handled at once (long-polls included); past it: 503
 _STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 _encoder = msgspec.json.Encoder()
 
@@ -106,7 +107,25 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json({"error": exc.reason.lower()}, exc.status)
 
 
-def make_app(control: Control) -> web.Application:
+def _bounded(max_in_flight: int) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A middleware refusing (503) a request past ``max_in_flight`` handled at once."""
+    in_flight = 0
+
+    @web.middleware
+    async def bound(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_flight
+        if in_flight >= max_in_flight:
+            return _json({"error": f"{in_flight} requests are being handled already (at most {max_in_flight})"}, 503)
+        in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
+    return bound
+
+
+def make_app(control: Control, *, max_in_flight: int = MAX_IN_FLIGHT) -> web.Application:
     """The aiohttp application over ``control``."""
 
     async def index(request: web.Request) -> web.Response:
@@ -169,7 +188,7 @@ def make_app(control: Control) -> web.Application:
         query = _convert(dict(request.query), WaitQuery)
         return _json({"message": await control.wait(query)})
 
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[_bounded(max_in_flight), _errors], client_max_size=MAX_BODY)
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/messages", messages)

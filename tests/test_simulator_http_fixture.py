@@ -127,3 +127,23 @@ async def test_close_answers_pending_waits(smsc) -> None:
     assert info.value.status == 503 and control.waiting == 0
     with pytest.raises(ControlError):
         await control.wait(WaitQuery(to="1", timeout=1))
+
+
+async def test_requests_handled_at_once_are_bounded(smsc) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from smpphub.simulator.http_api import make_app
+
+    async with TestClient(TestServer(make_app(smsc.control, max_in_flight=1))) as client:
+        waiting = asyncio.ensure_future(client.get("/wait", params={"to": "447700900123", "timeout": "10"}))
+        deadline = asyncio.get_running_loop().time() + 10
+        while smsc.control.waiting == 0:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        refused = await client.get("/stats")
+        assert refused.status == 503 and "at most 1" in (await refused.json())["error"]
+        async with smppcore.connect(smsc.host, smsc.port, system_id="a", password="b") as esme:
+            await esme.submit_sm(destination_addr="447700900123", short_message=b"frees the slot")
+        answered = await waiting
+        assert answered.status == 200
+        assert (await client.get("/stats")).status == 200

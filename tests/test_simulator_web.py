@@ -1,11 +1,13 @@
 """The simulator's live page in a real headless Chromium (tests/browserkit.py): it loads
 from the package, lists a message the test's ESME sends (with its receipt's state), shows
-the bind, and its MO form injects a message the ESME receives. What the network sent is
+the bind, and its forms work: an MO the ESME receives, failures queued, settings applied,
+the record reset, the bind dropped. What the network sent is
 shown as text, never run as HTML; a refused form shows the field the API named."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -84,3 +86,20 @@ async def test_page_lists_messages_and_injects_an_mo(running: RunningSimulator) 
         await page.wait_for_selector('#fail-form output:text("queued")', timeout=WAIT_MS)
         with pytest.raises(smppcore.SmppStatusError):
             await esme.submit_sm(destination_addr="447700900123", short_message=b"refused")
+
+        # settings from their form: a rule refusing 999...
+        settings = page.locator("#settings-form")
+        await settings.locator("textarea").fill(json.dumps({"errors": {"rules": [
+            {"destination": "^999", "status": "ESME_RINVDSTADR"}]}}))
+        await settings.locator('button[type="submit"]').click()
+        await page.wait_for_selector('#settings-form output:text("ESME_RINVDSTADR")', timeout=WAIT_MS)
+        with pytest.raises(smppcore.SmppStatusError) as info:
+            await esme.submit_sm(destination_addr="999123", short_message=b"refused by the page's rule")
+        assert info.value.response.command_status == smppcore.CommandStatus.ESME_RINVDSTADR
+
+        # reset empties the list; drop closes the ESME's connection
+        await page.locator("#reset-form button").click()
+        await page.wait_for_function("document.querySelectorAll('#messages tbody tr').length === 0", timeout=WAIT_MS)
+        await page.locator('#binds button:text("drop")').click()
+        await asyncio.wait_for(asyncio.shield(esme.closed), 10)
+        await page.wait_for_function("document.querySelectorAll('#binds tbody tr').length === 0", timeout=WAIT_MS)
