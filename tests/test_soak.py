@@ -1,0 +1,50 @@
+"""The soak command, short (CI's smoke run): every phase runs, the table prints, nothing is lost.
+
+The real soak is ``python -m smpphub.bench.soak --duration 10m`` by hand (its figures
+are in benchmarks/results/*-soak.txt and the README); here the same schedule is
+squeezed into a few seconds, so the per-phase rates mean little, but every fault and
+attack is started and stopped once, the hub is SIGKILLed and restarted, and the end
+to end count (acked = distinct receipts) must hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from smpphub.bench.soak import PHASES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_a_short_soak_runs_every_phase_and_loses_nothing(tmp_path):
+    out = tmp_path / "soak.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smpphub.bench.soak", "--duration", "6s", "--rate", "50", "--json", str(out),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
+    table = stdout.decode()
+    assert proc.returncode == 0, table + stderr.decode()
+    report = json.loads(out.read_text())
+    assert [p["name"] for p in report["phases"]] == PHASES
+    assert all(p["name"] in table for p in report["phases"])
+    assert report["lost"] == 0 and "lost 0" in table
+    assert report["acked"] > 0 and report["receipted"] == report["acked"]
+    assert report["hub_starts"] == 2  # the SIGKILL and its restart
+    assert report["hub_peak_rss_mib"] > 0
+    attacks = report["attacks"]
+    assert attacks["idle connections opened"] > 0 and attacks["password guesses answered"] > 0
+    assert attacks["non-reader submits written"] > 0
+
+
+async def test_bad_arguments_are_one_line():
+    for args, fragment in ((["--duration", "soon"], "--duration"), (["--rate", "-5"], "--rate must be positive"),
+                           (["--rate", "fast"], "--rate: expected a number")):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smpphub.bench.soak", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        lines = stderr.decode().strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], lines
