@@ -96,6 +96,15 @@ async def test_put_routes_applies_without_restart_and_says_what_changed(hub, sms
                                                                       "route_group": None, "source_prefix": None}
 
 
+async def test_a_large_put_of_routes_is_taken_whole(hub):
+    routes = [{"prefix": f"9{i:05d}", "upstreams": ["fr"]} for i in range(5_000)] + ROUTES
+    status, body = await call(hub, "PUT", "/v1/routes", json={"routes": routes})
+    assert status == 200, body
+    assert (len(body["added"]), len(body["removed"]), body["unchanged"]) == (5_000, 0, 3)
+    status, body = await call(hub, "GET", "/v1/route?to=904242123&account=acme")
+    assert body["route"]["prefix"] == "904242"
+
+
 @pytest.mark.parametrize(("body", "status", "field"), [
     ({"routes": [{"prefix": "44", "upstreams": ["nowhere"]}]}, 422, "routes[0].upstreams"),
     ({"routes": [{"prefix": "4a", "upstreams": ["uk"]}]}, 422, "routes[0].prefix"),

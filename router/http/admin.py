@@ -22,6 +22,8 @@ connection lives (a weak map: the API holds no connection open).
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import itertools
 import weakref
 
@@ -209,25 +211,32 @@ async def get_routes(request: web.Request) -> web.Response:
 
 
 def _changed(before: HubConfig, after: HubConfig) -> RoutesChanged:
-    """Routes in one and not the other (as multisets: a duplicate counts twice)."""
+    """Routes in one and not the other, as multisets (a duplicate counts twice); linear in the
+    number of routes, so a large PUT costs its size and no more."""
     old = [msgspec.json.encode(r) for r in before.routes]
     new = [msgspec.json.encode(r) for r in after.routes]
-    remaining = list(old)
-    added: list[Route] = []
-    for encoded, route in zip(new, after.routes, strict=True):
-        if encoded in remaining:
-            remaining.remove(encoded)
-        else:
-            added.append(route)
-    kept = list(new)
-    removed: list[Route] = []
-    for encoded, route in zip(old, before.routes, strict=True):
-        if encoded in kept:
-            kept.remove(encoded)
-        else:
-            removed.append(route)
+    unmatched_old, unmatched_new = collections.Counter(old), collections.Counter(new)
+    common = unmatched_old & unmatched_new
+    unmatched_old -= common
+    unmatched_new -= common
+
+    def take(routes: list[Route], encoded: list[bytes], left: collections.Counter[bytes]) -> list[Route]:
+        out = []
+        for key, route in zip(encoded, routes, strict=True):
+            if left[key] > 0:
+                left[key] -= 1
+                out.append(route)
+        return out
+
+    added = take(after.routes, new, unmatched_new)
+    removed = take(before.routes, old, unmatched_old)
     return RoutesChanged(added=added, removed=removed, unchanged=len(after.routes) - len(added),
                          default_route_before=before.default_route, default_route_after=after.default_route)
+
+
+def _replaced(before: HubConfig, body: Routes) -> tuple[HubConfig, RoutesChanged]:
+    after = msgspec.structs.replace(before, routes=body.routes, default_route=body.default_route)
+    return after, _changed(before, after)
 
 
 async def put_routes(request: web.Request) -> web.Response:
@@ -235,12 +244,15 @@ async def put_routes(request: web.Request) -> web.Response:
     body = decode_json(await request.read(), Routes)
     before = hub.config
     try:
-        # the same checks as hub.toml's (HubConfig.__post_init__): unknown upstreams, accounts, targets
-        after = msgspec.structs.replace(before, routes=body.routes, default_route=body.default_route)
+        # the same checks as hub.toml's (HubConfig.__post_init__): unknown upstreams, accounts, targets;
+        # in a thread with the comparison, so that a body of many routes does not hold up the loop
+        after, changed = await asyncio.to_thread(_replaced, before, body)
     except msgspec.ValidationError as exc:
         field, message = field_of(exc)
         raise ApiError(422, f"{field}: {message}" if field else message, field=field) from None
-    changed = _changed(before, after)
+    if hub.config is not before:  # a reload (SIGHUP, another PUT) came meanwhile: this one is stale
+        raise ApiError(409, "the configuration changed while these routes were checked: send them again",
+                       code="conflict")
     hub.reload(after)
     log.warning("routes_replaced", added=len(changed.added), removed=len(changed.removed),
                 unchanged=changed.unchanged, routes=len(after.routes))
