@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hubkit import hub_config, running_hub, simulator
-from venvkit import Block, fenced_blocks
+from venvkit import block_starting
 
 import smppcore
 
@@ -23,19 +23,14 @@ TOML_FIRST_LINE = "# in hub.toml: the listener, and the admin token"
 SHELL_FIRST_LINE = "curl -s http://127.0.0.1:8080/metrics"
 
 
-def readme_block(first_line: str) -> Block:
-    (found,) = [b for b in fenced_blocks("README.md") if b.first_line.startswith(first_line)]
-    return found
-
-
 def ops_http_section() -> dict:
-    http = tomllib.loads(readme_block(TOML_FIRST_LINE).code)["http"]
+    http = tomllib.loads(block_starting(TOML_FIRST_LINE).code)["http"]
     assert http["listen"] == README_URL.removeprefix("http://")
     return {**http, "listen": "127.0.0.1:0"}
 
 
 async def test_the_operating_examples_run_as_printed():
-    shell = readme_block(SHELL_FIRST_LINE).code
+    shell = block_starting(SHELL_FIRST_LINE).code
     uk = await simulator()
     config = hub_config({"carrier-uk": uk}, [{"prefix": "44", "upstreams": ["carrier-uk"]}], http=ops_http_section())
     try:
@@ -60,6 +55,6 @@ async def test_the_operating_examples_run_as_printed():
     assert text.rstrip().endswith("44 -> carrier-uk")  # routes
 
 
-@pytest.mark.parametrize("line", readme_block(SHELL_FIRST_LINE).code.strip().splitlines())
+@pytest.mark.parametrize("line", block_starting(SHELL_FIRST_LINE).code.strip().splitlines())
 def test_each_line_is_a_command_someone_can_paste(line):
     assert line.startswith(("curl ", "export ", "smpphub admin --url ")) and "\\" not in line

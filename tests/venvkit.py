@@ -86,6 +86,12 @@ def fenced_blocks(readme: str) -> list[Block]:
     return blocks
 
 
+def block_starting(first_line: str, readme: str = "README.md") -> Block:
+    """The one fenced block of ``readme`` whose first line starts with ``first_line``."""
+    (found,) = [b for b in fenced_blocks(readme) if b.first_line.startswith(first_line)]
+    return found
+
+
 def readme_install_block() -> Block:
     """The README's block that builds the wheel and installs it into its own virtual environment."""
     (block,) = [b for b in fenced_blocks("README.md") if b.lang == "sh" and "pip wheel" in b.code]
