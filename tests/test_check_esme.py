@@ -31,8 +31,9 @@ from smpphub.simulator.conformance.probe import Harness
 ROOT = Path(__file__).resolve().parent.parent
 ESMES = Path(__file__).resolve().parent / "esmes"
 HOST = "127.0.0.1"
-#: short enough for the suite, long enough for a loaded CI machine: every wait is a bound, not a pause
-LIMITS = Limits(timeout=5.0)
+#: short enough for the suite, long enough for a loaded CI machine: every wait is a bound, not a
+#: pause (the first bind waits for a Python or node process to start, eight at once: the longest)
+LIMITS = Limits(bind_timeout=60.0, timeout=5.0)
 ALL = [check.name for check in CHECKS]
 PASSES = {name: Status.PASS for name in ALL} | {"esme_enquire_link": Status.INFO}
 
@@ -98,63 +99,75 @@ def explain(report: Report, esme: Esme) -> str:
 # --- a good ESME and broken ones ------------------------------------------------------------
 
 
-async def test_our_client_passes_every_check():
-    report, esme = await check(lambda port: python_esme("smppcore_esme.py", "--port", str(port)))
-    assert statuses(report) == PASSES, explain(report, esme)
-    assert report.passed
-    assert esme.proc.returncode == 0 and "unbound" in esme.out, esme.out  # it left when unbound
-    figures = {r.name: r.figures for r in report.results}
-    assert figures["window"]["peak_in_flight"] == 10  # it filled its window, and stopped there
-    assert figures["throttling"]["dropped"] == 0 and figures["throttling"]["first_retry_seconds_min"] >= 0.25
-    assert figures["bind"]["interface_version"] == 0x34 and figures["bind"]["bind_type"] == "bind_transceiver"
+#: --break ITEM makes our ESME get exactly that item wrong
+BROKEN = ["bind", "enquire_link", "window", "throttling", "receipts_mo", "reject", "reconnect", "unbind"]
 
 
-BROKEN = {
-    "bind": "bind",
-    "enquire_link": "enquire_link",
-    "window": "window",
-    "throttling": "throttling",
-    "receipts_mo": "receipts_mo",
-    "reject": "reject",
-    "reconnect": "reconnect",
-    "unbind": "unbind",
-}
+async def run_ours(*args: str) -> tuple[Report, Esme]:
+    return await check(lambda port: python_esme("smppcore_esme.py", "--port", str(port), *args))
 
 
 async def test_each_broken_esme_fails_exactly_its_item():
     """Eight runs side by side: each broken ESME fails its own item and passes the others
     (an ESME that does not come back cannot be unbound: that one is skipped). The failing
     line says what was seen, not only that it failed."""
-
-    async def one(broken: str) -> tuple[str, Report, Esme]:
-        report, esme = await check(lambda port: python_esme("smppcore_esme.py", "--port", str(port), "--break", broken))
-        return broken, report, esme
-
-    runs = await asyncio.gather(*(one(b) for b in BROKEN))
-    assert set(BROKEN.values()) == set(ALL) - {"esme_enquire_link"}, "a broken ESME for every judged item"
+    runs = await asyncio.gather(*(run_ours("--break", broken) for broken in BROKEN))
+    assert set(BROKEN) == set(ALL) - {"esme_enquire_link"}, "a broken ESME for every judged item"
     said = {}
-    for broken, report, esme in runs:
-        expected = PASSES | {BROKEN[broken]: Status.FAIL}
+    for broken, (report, esme) in zip(BROKEN, runs, strict=True):
+        expected = PASSES | {broken: Status.FAIL}
         if broken == "reconnect":
             expected["unbind"] = Status.SKIP
         assert statuses(report) == expected, f"--break {broken}:\n" + explain(report, esme)
         assert not report.passed
-        said[broken] = next(r.summary for r in report.results if r.name == BROKEN[broken])
+        said[broken] = next(r.summary for r in report.results if r.name == broken)
     limit = f"{LIMITS.response_limit:g} s"
     assert "interface_version 0x33" in said["bind"]
     assert said["enquire_link"] == f"no enquire_link_resp within {limit}"
     assert "over the window of 10" in said["window"]
     assert "hammering" in said["throttling"] and "sooner than 0.1 s" in said["throttling"]
     assert said["receipts_mo"].startswith("receipt: answered deliver_sm_resp with ESME_RX_T_APPN, expected ESME_ROK")
-    assert said["reject"] == f"command_id 0x00000077: no answer within {limit} (expected generic_nack ESME_RINVCMDID)"
+    assert re.fullmatch(
+        rf"command_id 0x00000077: no answer within {limit} \(expected generic_nack ESME_RINVCMDID\); "
+        r"deliver_sm with sm_length past its end: deliver_sm_resp ESME_RINVMSGLEN in [\d.]+ ms, sequence number echoed",
+        said["reject"]), said["reject"]
     assert said["reconnect"] == f"dropped 1 connection(s); no new bind within {LIMITS.timeout:g} s"
     # the session reads the unbind and closes without an answer: the check sees the close
     assert said["unbind"] in ("the ESME closed the connection instead of answering unbind",
                               f"no unbind_resp within {limit}")
 
 
+async def test_our_client_passes_every_check():
+    """Our client as a transceiver, and as a transmitter and a receiver on two connections,
+    passes everything (receipts go to the receiver; both are dropped and must both come
+    back; both are unbound); a transmitter alone fails receipts_mo, as it would never see
+    a receipt. The three runs side by side."""
+    (trx, trx_esme), (pair, pair_esme), (alone, alone_esme) = await asyncio.gather(
+        run_ours(), run_ours("--bind", "tx+rx"), run_ours("--bind", "tx"))
+    assert statuses(trx) == PASSES, explain(trx, trx_esme)
+    assert trx.passed
+    assert trx_esme.proc.returncode == 0 and "unbound" in trx_esme.out, trx_esme.out  # it left when unbound
+    figures = {r.name: r.figures for r in trx.results}
+    assert figures["window"]["peak_in_flight"] == 10  # it filled its window, and stopped there
+    assert figures["throttling"]["dropped"] == 0 and figures["throttling"]["first_retry_seconds_min"] >= 0.25
+    assert figures["bind"]["interface_version"] == 0x34 and figures["bind"]["bind_type"] == "bind_transceiver"
+
+    assert statuses(pair) == PASSES, explain(pair, pair_esme)
+    said = {r.name: r.summary for r in pair.results}
+    assert said["bind"] == "bind_transmitter + bind_receiver system_id 'esme' interface_version 0x34"
+    assert said["reconnect"].startswith("dropped 2 connection(s); ")
+    assert said["unbind"].count("unbind_resp ESME_ROK") == 2
+    assert pair_esme.proc.returncode == 0
+
+    assert statuses(alone) == PASSES | {"receipts_mo": Status.FAIL}, explain(alone, alone_esme)
+    said = {r.name: r.summary for r in alone.results}
+    assert said["bind"].endswith("; a transmitter alone gets no receipts or MO")
+    assert said["receipts_mo"] == "no receiver or transceiver bind: the ESME cannot get receipts or MO"
+    assert said["reject"].endswith("no receiver bind: no malformed deliver_sm sent")
+
+
 async def test_no_esme_at_all_fails_bind_and_skips_the_rest_at_once():
-    checker = EsmeChecker(Limits(timeout=0.3), host=HOST, port=0)
+    checker = EsmeChecker(Limits(bind_timeout=0.3), host=HOST, port=0)
     await checker.start()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -170,13 +183,15 @@ async def test_no_esme_at_all_fails_bind_and_skips_the_rest_at_once():
 async def test_refused_credentials_and_garbage_are_reported_not_raised():
     """--system-id/--password refuse other binds (the line says with what); bytes that are
     not SMPP cost the connection, not the run."""
-    checker = EsmeChecker(Limits(timeout=1.0), host=HOST, port=0, system_id="esme", password="right")
+    checker = EsmeChecker(Limits(bind_timeout=0.5), host=HOST, port=0, system_id="esme", password="right")
     port = await checker.start()
     try:
         async with esme_process(python_esme("smppcore_esme.py", "--port", str(port), "--password", "wrong")):
             _, writer = await asyncio.open_connection(HOST, port)
             writer.write(b"GET / HTTP/1.1\r\n\r\n" * 4)
             await writer.drain()
+            harness = checker.harness
+            assert await harness.wait_until(lambda: any(b.status for b in harness.binds), 60)  # the ESME started
             report = await checker.run()
             writer.close()
     finally:
@@ -215,14 +230,16 @@ async def test_harness_wait_is_bounded():
 
 async def test_smpplib_esme():
     """smpplib (with the window and throttling retry its user writes) fails two items:
-    an unknown command_id raises in its listen() (the connection closes), and it reads
-    the SMSC's unbind without ever sending unbind_resp."""
+    an unknown command_id raises in its listen() (the connection closes) and a deliver_sm
+    whose sm_length runs past its end is answered ESME_ROK; it reads the SMSC's unbind
+    without ever sending unbind_resp."""
     pytest.importorskip("smpplib")
     report, esme = await check(lambda port: python_esme("smpplib_esme.py", "--port", str(port)), grace=0)
     expected = PASSES | {"reject": Status.FAIL, "unbind": Status.FAIL}
     assert statuses(report) == expected, explain(report, esme)
     said = {r.name: r.summary for r in report.results}
-    assert "closed the connection" in said["reject"], said
+    assert said["reject"].startswith("command_id 0x00000077: the ESME closed the connection"), said
+    assert "deliver_sm with sm_length past its end: deliver_sm_resp ESME_ROK" in said["reject"], said
     assert said["unbind"] == f"no unbind_resp within {LIMITS.response_limit:g} s"
     assert "UnknownCommandError" in esme.out
 
@@ -231,26 +248,32 @@ async def test_aiosmpplib_esme():
     """aiosmpplib fails three items: it keeps no window (its sender goes on while answers
     are held), its default throttle handler stops the sender for the rest of its 180 s
     sampling period once over 1% of 50+ answers were ESME_RTHROTTLED (so the throttled
-    messages do not come back in time), and an unknown command_id ends its connection."""
+    messages do not come back in time), and an unknown command_id ends its connection
+    (a deliver_sm whose sm_length runs past its end is answered ESME_ROK, too)."""
     pytest.importorskip("aiosmpplib")
     report, esme = await check(lambda port: python_esme("aiosmpplib_esme.py", "--port", str(port), "--seconds", "40"),
-                               limits=Limits(timeout=3.0), grace=0)
+                               limits=Limits(bind_timeout=60.0, timeout=3.0), grace=0)
     expected = PASSES | {"window": Status.FAIL, "throttling": Status.FAIL, "reject": Status.FAIL}
     assert statuses(report) == expected, explain(report, esme)
     said = {r.name: r.summary for r in report.results}
     assert "over the window of 10" in said["window"]
     assert "never submitted again" in said["throttling"], said["throttling"]
     assert "closed the connection" in said["reject"]
+    assert "deliver_sm with sm_length past its end: deliver_sm_resp ESME_ROK" in said["reject"], said
 
 
 async def test_node_smpp_esme():
     """node-smpp answers nothing by itself; with enquire_link, unbind, deliver_sm and
     unknown PDUs answered as its API offers (pdu.response()), a window, a throttling
-    retry and a reconnect written by its user, it passes everything. It binds as SMPP
-    5.0 (interface_version 0x50), which the bind check accepts and notes."""
+    retry and a reconnect written by its user, it fails one item: it decodes a deliver_sm
+    whose sm_length runs past the end without a word, so the message is answered
+    ESME_ROK. It binds as SMPP 5.0 (interface_version 0x50), which the bind check notes."""
     require(node_available(), "node-smpp (node + tests/interop/node/node_modules)")
     report, esme = await check(lambda port: ["node", str(ESMES / "node_esme.js"), str(port)])
-    assert statuses(report) == PASSES, explain(report, esme)
+    assert statuses(report) == PASSES | {"reject": Status.FAIL}, explain(report, esme)
+    said = {r.name: r.summary for r in report.results}
+    assert said["reject"].startswith("command_id 0x00000077: generic_nack ESME_RINVCMDID in ")
+    assert "deliver_sm with sm_length past its end: deliver_sm_resp ESME_ROK" in said["reject"], said
     assert "interface_version 0x50 (SMPP 5.0)" in report.results[0].summary
     assert esme.proc.returncode == 0
 
@@ -309,7 +332,7 @@ async def test_readme_example_runs_as_printed(tmp_path: Path):
 
 
 async def test_a_run_that_fails_exits_1():
-    outcome = await run_subprocess(["check-esme", "--listen", f"{HOST}:0", "--timeout", "0.3"], timeout=60)
+    outcome = await run_subprocess(["check-esme", "--listen", f"{HOST}:0", "--bind-timeout", "0.3"], timeout=60)
     assert outcome.code == 1 and not outcome.err, outcome
     assert "FAIL  bind              no bind within 0.3 s" in outcome.out
     assert outcome.out.rstrip().endswith("check-esme: 0 of 9 checks passed (1 failed, 8 skipped)"), outcome.out
@@ -325,6 +348,7 @@ ERROR_ROWS = [
     Row(["check-esme", "--timeout", "0"], 2, "--timeout: expected seconds above 0 and at most 3600, got '0'"),
     Row(["check-esme", "--timeout", "soon"], 2, "--timeout: expected seconds, got 'soon'"),
     Row(["check-esme", "--timeout", "nan"], 2, "--timeout: expected seconds above 0"),
+    Row(["check-esme", "--bind-timeout", "1e9"], 2, "--bind-timeout: expected seconds above 0 and at most 3600"),
     Row(["check-esme", "--response-limit", "-1"], 2, "--response-limit: expected seconds above 0 and at most 600"),
     Row(["check-esme", "--window", "0"], 2, "--window: expected 1 to 100000, got '0'"),
     Row(["check-esme", "--window", "ten"], 2, "--window: expected a whole number, got 'ten'"),

@@ -19,10 +19,20 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from smppcore import CommandId, CommandStatus, DeliverSm, EnquireLink, MessageState, Pdu, Unbind, status_name
+from smppcore import (
+    CommandId,
+    CommandStatus,
+    DeliverSm,
+    EnquireLink,
+    MessageState,
+    Pdu,
+    Unbind,
+    encode,
+    status_name,
+)
 from smppcore.receipt import build_receipt
 
-from .probe import AcceptAll, Answer, Harness, MessageKey, ProbeConnection, message_key
+from .probe import AcceptAll, Answer, BindSeen, Harness, MessageKey, ProbeConnection, message_key
 from .report import CheckResult, Status
 
 __all__ = ["Limits", "Context", "Check", "CHECKS", "UNKNOWN_COMMAND_ID", "run_bound"]
@@ -36,7 +46,8 @@ MAX_TRACKED_MESSAGES = 10_000
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """The bounds and thresholds of a run (seconds unless named otherwise)."""
 
-    timeout: float = 30.0  # per check: for the ESME to bind, submit, reconnect
+    bind_timeout: float = 60.0  # for the ESME's first bind: time to start it
+    timeout: float = 30.0  # per check: for the ESME to submit, reconnect, bind again
     response_limit: float = 2.0  # for any *_resp to a request of the checker
     window: int = 10  # requests the ESME may have in flight on one connection
     throttle_for: float = 1.0  # every submit answered ESME_RTHROTTLED for this long
@@ -47,7 +58,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
 def run_bound(limits: Limits) -> float:
     """The longest a whole run can take: every check at its longest, plus a margin."""
     per_check = limits.timeout + 2 * limits.response_limit + limits.throttle_for + limits.quiet
-    return len(CHECKS) * per_check + 5.0
+    return limits.bind_timeout + len(CHECKS) * per_check + 5.0
 
 
 @dataclass
@@ -122,28 +133,38 @@ async def check_bind(ctx: Context) -> CheckResult:
     interface_version other than 3.4 (0x34) or 5.0 (0x50): below 0x34 it says it cannot
     read TLVs, so a carrier leaves out receipted_message_id and its receipts go unmatched.
 
-    Passes on the first accepted bind with interface_version 0x34 or 0x50; notes the bind
-    type (a transmitter alone gets no receipts or MO, see receipts_mo).
+    Passes on the first accepted bind with interface_version 0x34 or 0x50. Binds that
+    follow within ``quiet`` (a transmitter and a receiver) are reported with it; a
+    transmitter alone is noted (it gets no receipts or MO, see receipts_mo).
     """
-    h = ctx.harness
-    ok = await h.wait_until(lambda: any(b.status == 0 for b in h.binds), ctx.limits.timeout)
+    h, limits = ctx.harness, ctx.limits
+
+    def accepted() -> list[BindSeen]:
+        return [b for b in h.binds if b.status == 0]
+
+    ok = await h.wait_until(lambda: bool(accepted()), limits.bind_timeout)
     refused = [b for b in h.binds if b.status]
     if not ok:
         if refused:
             b = refused[-1]
             return CheckResult("bind", Status.FAIL, f"{len(refused)} bind(s) refused, last {b.bind_type} "
                                f"system_id {b.system_id!r}: {status_name(b.status)}", {"refused": len(refused)})
-        return CheckResult("bind", Status.FAIL, f"no bind within {ctx.limits.timeout:g} s "
+        return CheckResult("bind", Status.FAIL, f"no bind within {limits.bind_timeout:g} s "
                            f"({len(h.connections)} connection(s) open)", {"refused": 0})
-    bind = next(b for b in h.binds if b.status == 0)
-    figures = {"bind_type": bind.bind_type, "system_id": bind.system_id, "system_type": bind.system_type,
+    await h.wait_until(lambda: len(accepted()) > 1, limits.quiet)  # a second bind of a tx + rx pair
+    binds = accepted()
+    bind = binds[0]
+    types = " + ".join(b.bind_type for b in binds)
+    figures = {"bind_type": types, "system_id": bind.system_id, "system_type": bind.system_type,
                "interface_version": bind.interface_version, "refused_before": len(refused)}
-    seen = f"{bind.bind_type} system_id {bind.system_id!r} interface_version 0x{bind.interface_version:02x}"
-    if bind.interface_version not in (0x34, 0x50):
-        return CheckResult("bind", Status.FAIL, f"{seen}: expected 0x34 (SMPP 3.4) or 0x50 (5.0); below 0x34 "
-                           "the SMSC must not send TLVs such as receipted_message_id", figures)
+    seen = f"{types} system_id {bind.system_id!r} interface_version 0x{bind.interface_version:02x}"
+    wrong = [b for b in binds if b.interface_version not in (0x34, 0x50)]
+    if wrong:
+        return CheckResult("bind", Status.FAIL, f"{wrong[0].bind_type} system_id {wrong[0].system_id!r} "
+                           f"interface_version 0x{wrong[0].interface_version:02x}: expected 0x34 (SMPP 3.4) or "
+                           "0x50 (5.0); below 0x34 the SMSC must not send TLVs such as receipted_message_id", figures)
     note = " (SMPP 5.0)" if bind.interface_version == 0x50 else ""
-    if bind.command_id == CommandId.BIND_TRANSMITTER:
+    if all(b.command_id == CommandId.BIND_TRANSMITTER for b in binds):
         note += "; a transmitter alone gets no receipts or MO"
     return CheckResult("bind", Status.PASS, seen + note, figures)
 
@@ -347,39 +368,93 @@ async def check_receipts_mo(ctx: Context) -> CheckResult:
     return CheckResult("receipts_mo", Status.PASS if passed else Status.FAIL, summary, figures)
 
 
-async def check_reject(ctx: Context) -> CheckResult:
-    """An ESME that ignores, or chokes on, a PDU it does not know (a newer SMSC's command):
-    SMPP 3.4 asks for generic_nack with ESME_RINVCMDID and the same sequence number;
-    silence leaves the SMSC waiting, closing the link loses what was in flight."""
-    limits = ctx.limits
-    conn = await ctx.bound_connection()
-    if conn is None:
-        return _no_esme("reject")
-    seq, sent_at = conn.send_raw(UNKNOWN_COMMAND_ID)
+def malformed_deliver_sm() -> bytes:
+    """The body of a deliver_sm whose sm_length (200) runs past the end of the PDU (5 octets)."""
+    body = bytearray(encode(DeliverSm(source_addr="447700900001", destination_addr="12345",
+                                      short_message=b"hello"))[16:])
+    body[-6] = 200  # sm_length, just before the 5 octets of short_message
+    return bytes(body)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What became of one raw PDU the checker sent."""
+
+    seq: int
+    sent_at: float
+    answer: Answer | None  # the first response that came after it, whatever its sequence number
+    closed: bool
+
+
+async def _send_raw(ctx: Context, conn: ProbeConnection, command_id: int, body: bytes = b"") -> _Probe:
+    seq, sent_at = conn.send_raw(command_id, body)
 
     def answered() -> Answer | None:
         return next((s for s in conn.stray if s.at >= sent_at), None)
 
-    await ctx.harness.wait_until(lambda: answered() is not None or conn.transport is None, limits.response_limit)
-    figures: dict[str, object] = {"command_id": f"0x{UNKNOWN_COMMAND_ID:08x}", "limit": limits.response_limit}
-    got = answered()
-    sent = f"command_id 0x{UNKNOWN_COMMAND_ID:08x}"
-    if got is None or got.pdu is None:
-        if conn.transport is None:
-            return CheckResult("reject", Status.FAIL, f"{sent}: the ESME closed the connection "
-                               "instead of answering generic_nack", figures)
-        return CheckResult("reject", Status.FAIL, f"{sent}: no answer within {limits.response_limit:g} s "
-                           "(expected generic_nack ESME_RINVCMDID)", figures)
-    pdu = got.pdu
-    elapsed = got.at - sent_at
-    figures["seconds"] = elapsed
-    seen = f"{sent}: {pdu.command_name} {status_name(pdu.command_status)} in {_ms(elapsed)}"
-    if pdu.command_id != CommandId.GENERIC_NACK or pdu.command_status != CommandStatus.ESME_RINVCMDID:
-        return CheckResult("reject", Status.FAIL, f"{seen}, expected generic_nack ESME_RINVCMDID", figures)
-    if pdu.sequence_number != seq:
-        return CheckResult("reject", Status.FAIL, f"{seen} with sequence_number {pdu.sequence_number}, "
-                           f"not the request's {seq}", figures)
-    return CheckResult("reject", Status.PASS, f"{seen}, sequence number echoed", figures)
+    await ctx.harness.wait_until(lambda: answered() is not None or conn.transport is None, ctx.limits.response_limit)
+    return _Probe(seq, sent_at, answered(), conn.transport is None and answered() is None)
+
+
+def _judge_probe(probe: _Probe, what: str, expected: str, limit: float,
+                 good: Callable[[Pdu], bool]) -> tuple[bool, str, float | None]:
+    """Was ``probe`` answered as ``good`` says, with its sequence number? In words, and how fast."""
+    if probe.answer is None or probe.answer.pdu is None:
+        if probe.closed:
+            return False, f"{what}: the ESME closed the connection instead of answering {expected}", None
+        return False, f"{what}: no answer within {limit:g} s (expected {expected})", None
+    pdu = probe.answer.pdu
+    elapsed = probe.answer.at - probe.sent_at
+    seen = f"{what}: {pdu.command_name} {status_name(pdu.command_status)} in {_ms(elapsed)}"
+    if not good(pdu):
+        return False, f"{seen}, expected {expected}", elapsed
+    if pdu.sequence_number != probe.seq:
+        return False, f"{seen} with sequence_number {pdu.sequence_number}, not the request's {probe.seq}", elapsed
+    return True, seen, elapsed
+
+
+def _is_invcmdid_nack(pdu: Pdu) -> bool:
+    return pdu.command_id == CommandId.GENERIC_NACK and pdu.command_status == CommandStatus.ESME_RINVCMDID
+
+
+def _is_refusal(pdu: Pdu) -> bool:
+    """deliver_sm_resp or generic_nack, with an error status."""
+    return pdu.command_id in (CommandId.DELIVER_SM_RESP, CommandId.GENERIC_NACK) and pdu.command_status != 0
+
+
+async def check_reject(ctx: Context) -> CheckResult:
+    """An ESME that ignores, or chokes on, a PDU it must refuse: one with a command_id it
+    does not know (a newer SMSC's command), for which SMPP 3.4 asks generic_nack
+    ESME_RINVCMDID with the same sequence number, and a deliver_sm whose sm_length runs
+    past the end of the PDU, which must get an error status, not ESME_ROK (a message
+    accepted and lost). Silence leaves the SMSC waiting; closing the link loses what
+    was in flight with it.
+
+    The malformed deliver_sm goes to a receiver or transceiver bind (none: not sent).
+    """
+    limits = ctx.limits
+    conn = await ctx.bound_connection()
+    if conn is None:
+        return _no_esme("reject")
+    unknown = await _send_raw(ctx, conn, UNKNOWN_COMMAND_ID)
+    ok, seen, elapsed = _judge_probe(unknown, f"command_id 0x{UNKNOWN_COMMAND_ID:08x}",
+                                     "generic_nack ESME_RINVCMDID", limits.response_limit, _is_invcmdid_nack)
+    lines = [seen + (", sequence number echoed" if ok else "")]
+    figures: dict[str, object] = {"command_id": f"0x{UNKNOWN_COMMAND_ID:08x}", "limit": limits.response_limit,
+                                  "seconds": elapsed}
+    passed = ok
+    await ctx.bound_connection()  # the first PDU may have cost the connection: the ESME comes back
+    receiver = next(iter(ctx.harness.receivers()), None)
+    if receiver is None:
+        lines.append("no receiver bind: no malformed deliver_sm sent")
+    else:
+        bad = await _send_raw(ctx, receiver, CommandId.DELIVER_SM, malformed_deliver_sm())
+        ok, seen, elapsed = _judge_probe(bad, "deliver_sm with sm_length past its end",
+                                         "an error status", limits.response_limit, _is_refusal)
+        figures["malformed_deliver_sm_seconds"] = elapsed
+        lines.append(seen + (", sequence number echoed" if ok else ""))
+        passed &= ok
+    return CheckResult("reject", Status.PASS if passed else Status.FAIL, "; ".join(lines), figures)
 
 
 async def check_reconnect(ctx: Context) -> CheckResult:
@@ -397,20 +472,26 @@ async def check_reconnect(ctx: Context) -> CheckResult:
     for conn in before:
         conn.drop()
 
-    def rebound() -> bool:
-        return any(c not in before for c in h.bound())
+    dropped_binds = sum(1 for c in before if c.session.state.is_bound)
 
-    ok = await h.wait_until(rebound, limits.timeout)
-    binds = [b for b in h.binds if b.at >= dropped_at]
+    def rebound() -> int:
+        return sum(1 for c in h.bound() if c not in before)
+
+    ok = await h.wait_until(lambda: rebound() >= dropped_binds, limits.timeout)
+    binds = [b for b in h.binds if b.at >= dropped_at and b.status == 0]
     figures: dict[str, object] = {"dropped": len(before), "binds_after": len(binds), "limit": limits.timeout}
-    if not ok:
+    if not binds:
         ctx.esme_gone = True
         return CheckResult("reconnect", Status.FAIL, f"dropped {len(before)} connection(s); no new bind within "
                            f"{limits.timeout:g} s", figures)
-    first = next(b for b in binds if b.status == 0)
-    figures["seconds"] = first.at - dropped_at
-    return CheckResult("reconnect", Status.PASS, f"dropped {len(before)} connection(s); {first.bind_type} again "
-                       f"{_ms(first.at - dropped_at)} later (limit {limits.timeout:g} s)", figures)
+    last = binds[min(dropped_binds, len(binds)) - 1]
+    figures["seconds"] = last.at - dropped_at
+    again = " + ".join(b.bind_type for b in binds[:dropped_binds])
+    if not ok:
+        return CheckResult("reconnect", Status.FAIL, f"dropped {dropped_binds} bound connection(s); only "
+                           f"{again} came back within {limits.timeout:g} s", figures)
+    return CheckResult("reconnect", Status.PASS, f"dropped {len(before)} connection(s); {again} again "
+                       f"{_ms(last.at - dropped_at)} later (limit {limits.timeout:g} s)", figures)
 
 
 async def check_unbind(ctx: Context) -> CheckResult:

@@ -29,8 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the ESME connects (default 127.0.0.1:2775; port 0: any free port, printed)")
     p.add_argument("--system-id", metavar="X", help="accept binds with this system_id only (default: any)")
     p.add_argument("--password", metavar="Y", help="accept binds with this password only (default: any)")
+    p.add_argument("--bind-timeout", metavar="S", default="60",
+                   help="how long to wait for the ESME's first bind: time to start it (default 60)")
     p.add_argument("--timeout", metavar="S", default="30",
-                   help="per check: how long to wait for the ESME to bind, submit, reconnect (default 30)")
+                   help="per check: how long to wait for the ESME to submit, reconnect, bind again (default 30)")
     p.add_argument("--response-limit", metavar="S", default="2",
                    help="the longest the ESME may take to answer a PDU of the checker (default 2)")
     p.add_argument("--window", metavar="N", default="10",
@@ -55,7 +57,8 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
         raise ConfigError(f"--window: expected a whole number, got {args.window!r}") from None
     if not 1 <= window <= 100_000:
         raise ConfigError(f"--window: expected 1 to 100000, got {args.window!r}")
-    return Limits(timeout=_seconds("--timeout", args.timeout, 3600),
+    return Limits(bind_timeout=_seconds("--bind-timeout", args.bind_timeout, 3600),
+                  timeout=_seconds("--timeout", args.timeout, 3600),
                   response_limit=_seconds("--response-limit", args.response_limit, 600), window=window)
 
 

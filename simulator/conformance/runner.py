@@ -41,6 +41,12 @@ class EsmeChecker:
         self._harness: Harness | None = None
 
     @property
+    def harness(self) -> Harness:
+        """What the run has seen so far (after :meth:`start`)."""
+        assert self._harness is not None, "start() first"
+        return self._harness
+
+    @property
     def listen(self) -> str:
         return format_host_port(self.host, self.port)
 

@@ -3,11 +3,12 @@ or with ``--break ITEM`` one that gets exactly that check-esme item wrong.
 
     python tests/esmes/smppcore_esme.py --port 2775 [--window 10] [--rate 100] [--break throttling]
 
-It binds as a transceiver, submits numbered messages (``check-esme test message N``) at
+It binds as a transceiver (``--bind tx+rx``: a transmitter and a receiver, two
+connections; ``--bind tx``: a transmitter alone), submits numbered messages (``check-esme test message N``) at
 ``--rate`` per second, keeps at most ``--window`` in flight, answers deliver_sm, retries
 a message answered ESME_RTHROTTLED after ``--retry-after`` seconds and one lost with a
 connection on the next connection, reconnects with back-off, and exits 0 when the SMSC
-unbinds it. Prints one line per event worth asserting on (``bound``, ``unbound``).
+unbinds every bind. Prints one line per event worth asserting on (``bound``, ``unbound``).
 
 The breaks: ``bind`` announces interface_version 0x33; ``enquire_link``, ``reject`` and
 ``unbind`` leave the SMSC's enquire_link, unknown PDU, unbind unanswered; ``window`` keeps
@@ -50,17 +51,17 @@ class MuteSession(Session):
 
 class TestEsme(smppcore.Client):
     muted: int | None = None
-    unbound_by_peer = False
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.unbound_by_peer = False
         if self.muted is not None:
             self.session.__class__ = MuteSession
             self.session.muted = self.muted  # type: ignore[attr-defined]
 
     def handle_events(self, events) -> None:
         if any(isinstance(e, Unbound) and e.by_peer for e in events):
-            TestEsme.unbound_by_peer = True
+            self.unbound_by_peer = True
         super().handle_events(events)
 
 
@@ -78,6 +79,7 @@ async def main() -> int:
     p.add_argument("--window", type=int, default=10)
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--retry-after", type=float, default=0.3)
+    p.add_argument("--bind", default="trx", choices=("trx", "tx", "rx", "tx+rx"))
     p.add_argument("--break", dest="broken", choices=BREAKS)
     args = p.parse_args()
     broken = args.broken
@@ -123,22 +125,28 @@ async def main() -> int:
             fut.add_done_callback(lambda f, n=number: answered(n, f))
 
     config = SessionConfig(window=window, enquire_link_interval=0.5)
-    async for client in smppcore.reconnecting(
-        args.host, args.port, backoff=Backoff(initial=0.2, maximum=1.0), system_id=args.system_id,
-        password=args.password, config=config, on_message=on_message, client_class=TestEsme,
-        interface_version=0x33 if broken == "bind" else 0x34,
-    ):
-        say("bound")
-        sender = asyncio.ensure_future(submit(client))
-        await client.closed
-        sender.cancel()
-        if TestEsme.unbound_by_peer:
-            say("unbound")
-            return 0
-        if broken == "reconnect":
-            say("gone")
-            return 0
-    return 1
+
+    async def keep(bind: str) -> None:
+        """One bind of ``bind`` type, again after each drop, until the SMSC unbinds it."""
+        async for client in smppcore.reconnecting(
+            args.host, args.port, backoff=Backoff(initial=0.2, maximum=1.0), system_id=args.system_id,
+            password=args.password, bind=bind, config=config, on_message=on_message, client_class=TestEsme,
+            interface_version=0x33 if broken == "bind" else 0x34,
+        ):
+            say("bound", bind=bind)
+            sender = asyncio.ensure_future(submit(client)) if bind != "rx" else None
+            await client.closed
+            if sender is not None:
+                sender.cancel()
+            if client.unbound_by_peer:
+                say("unbound", bind=bind)
+                return
+            if broken == "reconnect":
+                say("gone", bind=bind)
+                return
+
+    await asyncio.gather(*(keep(bind) for bind in args.bind.split("+")))
+    return 0
 
 
 if __name__ == "__main__":

@@ -99,10 +99,12 @@ def main() -> int:
                     retries.popleft()
             number = due if due is not None else next(numbers)
             try:
-                pdu = client.send_message(
-                    source_addr="SmppLib", destination_addr=f"4477008{number:05d}",
-                    short_message=f"smpplib test message {number}".encode(), registered_delivery=1,
-                )
+                with lock:  # the answer may be read before send_message returns: its handler waits for this
+                    pdu = client.send_message(
+                        source_addr="SmppLib", destination_addr=f"4477008{number:05d}",
+                        short_message=f"smpplib test message {number}".encode(), registered_delivery=1,
+                    )
+                    in_flight[pdu.sequence] = number
             except Exception as exc:  # noqa: BLE001 - the connection went: send it again later
                 say("send_failed", repr(exc))
                 with lock:
@@ -110,8 +112,6 @@ def main() -> int:
                 window.release()
                 ended.wait(1)
                 break
-            with lock:
-                in_flight[pdu.sequence] = number
             time.sleep(1 / args.rate)
         with lock:
             retries.extendleft((0.0, n) for n in in_flight.values())  # lost with the connection
