@@ -44,19 +44,22 @@ A bad configuration fails the test's setup with one line naming the key.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    import asyncio
+
     from smpphub.router.config import HubConfig
     from smpphub.router.hub import Hub
+    from smpphub.simulator.app import RunningSimulator
     from smpphub.simulator.config import SimulatorConfig
     from smpphub.simulator.pytest_plugin import SmscFixture
     from smpphub.simulator.records import Message
 
-__all__ = ["HubFixture", "SYSTEM_ID", "PASSWORD", "DEFAULT_UPSTREAM"]
+__all__ = ["HubFixture", "SyncHubFixture", "SYSTEM_ID", "PASSWORD", "DEFAULT_UPSTREAM"]
 
 #: the account the hub has when the configuration names none
 SYSTEM_ID, PASSWORD = "esme", "secret"
@@ -185,15 +188,20 @@ def build_configs(data: ConfigDict) -> tuple[dict[str, SimulatorConfig], ConfigD
         if side.get("name") not in simulators:
             raise ConfigError(f"upstreams[{i}].name: no simulator {side.get('name')!r} "
                               f"(simulators: {', '.join(simulators)})")
-    hub.setdefault("accounts", [{"system_id": SYSTEM_ID, "password": PASSWORD}])
+    accounts = hub.setdefault("accounts", [{"system_id": SYSTEM_ID, "password": PASSWORD}])
+    if not isinstance(accounts, list) or not accounts or not isinstance(accounts[0], dict):
+        raise ConfigError("accounts: the hub fixture needs a list of at least one account table")
     if "mo_routes" not in hub:
-        hub["mo_routes"] = [{"prefix": "", "account": hub["accounts"][0].get("system_id") if hub["accounts"] else None}]
+        hub["mo_routes"] = [{"prefix": "", "account": accounts[0].get("system_id")}]
     if "routes" not in hub and "default_route" not in hub:
         hub["default_route"] = {"upstreams": list(simulators)}
     for key, value in RETRY_DEFAULTS.items():
         hub.setdefault(key, value)
     hub["listeners"] = [{"host": "127.0.0.1", "port": 0, **_listener_keys(hub.get("listeners"))}]
-    hub["store"] = {**(hub.get("store") or {}), "backend": "memory"}
+    store = hub.get("store") or {}
+    if not isinstance(store, dict):
+        raise ConfigError(f"store: expected a table, got {type(store).__name__}")
+    hub["store"] = {**store, "backend": "memory"}
     return simulators, hub
 
 
@@ -242,37 +250,102 @@ def hub_config() -> ConfigDict:
     return {}
 
 
-async def _running(request: pytest.FixtureRequest, base: ConfigDict) -> AsyncIterator[HubFixture]:
+class _Stack:
+    """The simulators and the hub wired to them, started on the running loop; ``close`` stops all."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, RunningSimulator] = {}
+        self.hub: Hub | None = None
+
+    async def start(self, sims: dict[str, SimulatorConfig], hub_dict: ConfigDict) -> Hub:
+        """Start everything (ConfigError: the hub's configuration is bad; what started is stopped)."""
+        from smpphub.router.hub import Hub
+        from smpphub.simulator.app import start
+
+        try:
+            for name, cfg in sims.items():
+                self.running[name] = await start(cfg, port=0)
+            config = hub_config_with(hub_dict, {name: r.port for name, r in self.running.items()})
+            hub = Hub(config)
+            await hub.start()
+            self.hub = hub
+            await hub.wait_ready(10)
+        except BaseException:
+            await self.close()
+            raise
+        return hub
+
+    async def close(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop(timeout=2)
+            self.hub = None
+        for r in self.running.values():
+            await r.close()
+        self.running.clear()
+
+
+def _credentials(hub: Hub) -> tuple[str, str]:
+    account = hub.config.accounts[0]
+    return account.system_id, account.password or ""
+
+
+async def _start(stack: _Stack, request: pytest.FixtureRequest, base: ConfigDict) -> Hub:
+    """Start ``stack`` as the test's configuration says; a bad one fails the setup in one line."""
     from smppcore.config import ConfigError
-    from smpphub.router.hub import Hub
-    from smpphub.simulator.app import RunningSimulator, start
-    from smpphub.simulator.pytest_plugin import SmscFixture
 
     sims, hub_dict = _config(request, base)
-    running: dict[str, RunningSimulator] = {}
-    hub: Hub | None = None
     try:
-        for name, cfg in sims.items():
-            running[name] = await start(cfg, port=0)
-        problem = None
-        try:
-            config = hub_config_with(hub_dict, {name: r.port for name, r in running.items()})
-        except ConfigError as exc:
-            problem = str(exc)
-        if problem is not None:
-            pytest.fail(f"hub configuration: {problem}", pytrace=False)
-        hub = Hub(config)
-        await hub.start()
-        try:
-            await hub.wait_ready(10)
-            account = config.accounts[0]
-            yield HubFixture(hub, {name: SmscFixture(r) for name, r in running.items()}, account.system_id,
-                             account.password or "")
-        finally:
-            await hub.stop(timeout=2)
+        return await stack.start(sims, hub_dict)
+    except ConfigError as exc:
+        problem = str(exc)
+    pytest.fail(f"hub configuration: {problem}", pytrace=False)
+
+
+class SyncHubFixture(HubFixture):
+    """The hub and its simulators on their own loop in a thread, for synchronous clients
+    (smpplib, ...): helpers block instead of awaiting, and read on that loop."""
+
+    def __init__(self, hub: Hub, upstreams: dict[str, SmscFixture], system_id: str, password: str,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(hub, upstreams, system_id, password)
+        self._loop = loop
+
+    def wait_for_message(self, to: str | None = None, text: str | None = None, *,  # type: ignore[override]
+                         upstream: str | None = None, timeout: float = 10.0) -> tuple[str, Message]:
+        import asyncio
+
+        waiting = super().wait_for_message(to, text, upstream=upstream, timeout=timeout)
+        return asyncio.run_coroutine_threadsafe(waiting, self._loop).result(timeout + 5)
+
+    def status(self) -> dict[str, object]:
+        import asyncio
+
+        async def on_the_loop() -> dict[str, object]:
+            return self.hub.status()
+
+        return asyncio.run_coroutine_threadsafe(on_the_loop(), self._loop).result(5)
+
+
+@pytest.fixture
+def hub_sync(request: pytest.FixtureRequest, hub_config: ConfigDict) -> Iterator[SyncHubFixture]:
+    import asyncio
+    import threading
+
+    from smpphub.simulator.pytest_plugin import SyncSmscFixture
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="smpphub-hub", daemon=True)
+    thread.start()
+    stack = _Stack()
+    try:
+        hub = asyncio.run_coroutine_threadsafe(_start(stack, request, hub_config), loop).result(30)
+        upstreams = {name: SyncSmscFixture(r, loop, thread) for name, r in stack.running.items()}
+        yield SyncHubFixture(hub, upstreams, *_credentials(hub), loop)  # type: ignore[arg-type]
     finally:
-        for r in running.values():
-            await r.close()
+        asyncio.run_coroutine_threadsafe(stack.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 try:
@@ -281,7 +354,8 @@ except ImportError:  # the hub runs on the test's loop: without pytest-asyncio t
 
     @pytest.fixture(name="hub")
     def hub_needs_pytest_asyncio() -> None:
-        pytest.fail("the hub fixture needs pytest-asyncio (pip install pytest-asyncio)", pytrace=False)
+        pytest.fail("the hub fixture needs pytest-asyncio (pip install pytest-asyncio); hub_sync works without it",
+                    pytrace=False)
 
 else:
 
@@ -289,5 +363,11 @@ else:
     async def hub_on_the_tests_loop(
         request: pytest.FixtureRequest, hub_config: ConfigDict,
     ) -> AsyncIterator[HubFixture]:
-        async for fixture in _running(request, hub_config):
-            yield fixture
+        from smpphub.simulator.pytest_plugin import SmscFixture
+
+        stack = _Stack()
+        try:
+            hub = await _start(stack, request, hub_config)
+            yield HubFixture(hub, {name: SmscFixture(r) for name, r in stack.running.items()}, *_credentials(hub))
+        finally:
+            await stack.close()
