@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import tomllib
 import urllib.error
@@ -42,6 +43,7 @@ class AdminError(Exception):
 def add_admin_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help=f"the hub's [http] address (default: ${URL_VARIABLE} or {DEFAULT_URL})")
     p.add_argument("--token", help=f"the admin token (default: ${TOKEN_VARIABLE})")
+    p.add_argument("--cafile", metavar="FILE", help="CA certificates to verify an https:// hub with (self-signed)")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer as it came")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("binds", help="list ESME binds")
@@ -65,9 +67,15 @@ def add_admin_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class Client:
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, cafile: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.context: ssl.SSLContext | None = None
+        if cafile is not None:
+            try:
+                self.context = ssl.create_default_context(cafile=cafile)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(f"--cafile {cafile}: {_reason(exc)}") from None
 
     def call(self, method: str, path: str, body: object | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -76,7 +84,7 @@ class Client:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:  # noqa: S310 - the operator's URL
+            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self.context) as resp:  # noqa: S310
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raise AdminError(_refusal(exc)) from None
@@ -244,7 +252,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
         raise ConfigError(f"--url must be an http:// or https:// address, got {url!r}")
     method, path, body, render = _request(args)
     try:
-        answer = Client(url, token).call(method, path, body)
+        answer = Client(url, token, args.cafile).call(method, path, body)
     except AdminError as exc:
         print(f"smpphub admin {args.action}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

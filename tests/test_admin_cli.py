@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from httpkit import ACME_TOKEN, ADMIN_TOKEN, http_hub_config, running_hub
 from hubkit import simulator
+from tlskit import self_signed
 
 import smppcore
 
@@ -89,6 +90,8 @@ async def test_each_action_prints_its_answer(hub, tmp_path):
     (["--url", "http://127.0.0.1:1", "binds"], ADMIN_TOKEN, 1,
      "smpphub admin binds: cannot reach the hub at http://127.0.0.1:1: Connection refused"),
     (["explode"], ADMIN_TOKEN, 2, "smpphub admin: argument ACTION: invalid choice: 'explode'"),
+    (["--cafile", "/nonexistent.pem", "binds"], ADMIN_TOKEN, 2,
+     "smpphub admin: --cafile /nonexistent.pem: No such file"),
 ])
 async def test_failures_are_one_line(hub, tmp_path, args, token, code, says):
     files = {"BAD_TOML": "[[routes]\n", "UNKNOWN_UPSTREAM": '[[routes]]\nprefix = "1"\nupstreams = ["mars"]\n'}
@@ -103,3 +106,14 @@ async def test_failures_are_one_line(hub, tmp_path, args, token, code, says):
     assert got == code, (out, err)
     assert out == ""
     assert len(err.splitlines()) == 1 and err.startswith(says), err
+
+
+async def test_an_https_hub_with_a_self_signed_certificate(tmp_path):
+    _, _, cert = self_signed(tmp_path)
+    config = http_hub_config({}, [], http={"tls_cert": cert, "tls_key": str(tmp_path / "key.pem")})
+    async with running_hub(config, wait=False) as hub:
+        assert hub.http.url.startswith("https://")
+        code, out, err = await admin(hub.http.url, "--cafile", cert, "binds")
+        assert (code, out) == (0, "no binds\n"), err
+        code, out, err = await admin(hub.http.url, "binds")  # not trusted without it
+        assert code == 1 and out == "" and "CERTIFICATE_VERIFY_FAILED" in err and len(err.splitlines()) == 1
