@@ -27,16 +27,12 @@ from smppcore.session_states import State
 
 from .config import (
     ConfigError,
-    Delay,
-    Errors,
-    Receipts,
     SimulatorConfig,
-    Throttle,
     config_from_dict,
     parse_status,
 )
 from .engine import Simulator
-from .records import Message
+from .records import Message, Stats
 
 __all__ = [
     "Control",
@@ -132,14 +128,22 @@ class FailNextResult(msgspec.Struct):
 class SettingsPatch(_Request):
     """``PUT /settings``: any of these sections of simulator.toml, each replaced whole.
 
-    Checked by the very configuration type simulator.toml decodes into, so a value the
-    file would refuse is refused here with the same message.
+    The sections stay plain here: they are checked once merged, by the very configuration
+    type simulator.toml decodes into (:class:`Delay`, :class:`Throttle`, :class:`Errors`,
+    :class:`Receipts`, :class:`NetworkRule`), so a value the file would refuse is refused
+    with the same message and key. ``receipts.message_id_format`` and
+    ``receipts.hold_limit`` stay as they started (left out: kept; another value: 400).
     """
 
-    submit_latency: Delay | None = None
-    throttle: Throttle | None = None
-    errors: Errors | None = None
-    receipts: Receipts | None = None
+    submit_latency: dict[str, Any] | None = None  # a Delay
+    throttle: dict[str, Any] | None = None  # a Throttle
+    errors: dict[str, Any] | None = None  # Errors
+    receipts: dict[str, Any] | None = None  # Receipts
+    network: list[dict[str, Any]] | None = None  # every NetworkRule (per destination prefix)
+
+
+#: receipts settings fixed when the simulator starts: the record's index follows the id format
+_FIXED_RECEIPT_KEYS = ("message_id_format", "hold_limit")
 
 
 class BindInfo(msgspec.Struct):
@@ -179,7 +183,7 @@ class MessageView(msgspec.Struct):
 class Snapshot(msgspec.Struct):
     """What the web page shows: counters, binds, the newest messages (newest first), long-polls waiting."""
 
-    stats: Any
+    stats: Stats
     binds: list[BindInfo]
     messages: list[MessageView]
     waiting: int
@@ -266,9 +270,17 @@ class Control:
     def update_settings(self, patch: SettingsPatch) -> SimulatorConfig:
         """Replace the given sections of the running configuration; the rest stays."""
         data = msgspec.to_builtins(self.sim.config)
-        changes = {k: v for k, v in msgspec.to_builtins(patch).items() if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not None}
+        if patch.receipts is not None:
+            receipts = changes["receipts"] = dict(patch.receipts)
+            for key in _FIXED_RECEIPT_KEYS:
+                if key in receipts and receipts[key] != data["receipts"][key]:
+                    raise ControlError(400, f"fixed when the simulator starts ({data['receipts'][key]!r})",
+                                       f"receipts.{key}")
+                receipts[key] = data["receipts"][key]
         if not changes:
-            raise ControlError(400, "nothing to change: give submit_latency, throttle, errors or receipts", None)
+            raise ControlError(400, "nothing to change: give submit_latency, throttle, errors, receipts or network",
+                               None)
         data.update(changes)
         try:
             config = config_from_dict(data)

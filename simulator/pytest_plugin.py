@@ -123,7 +123,7 @@ class SmscFixture:
 
     def update_settings(self, **sections: Any) -> None:
         """Replace sections of the running configuration (submit_latency, throttle, errors,
-        receipts), given as simulator.toml writes them: ``update_settings(throttle={"total": 50})``."""
+        receipts, network), given as simulator.toml writes them: ``update_settings(throttle={"total": 50})``."""
         self.control.update_settings(_settings_patch(sections))
 
     def binds(self) -> list[BindInfo]:

@@ -147,3 +147,25 @@ async def test_requests_handled_at_once_are_bounded(smsc) -> None:
         answered = await waiting
         assert answered.status == 200
         assert (await client.get("/stats")).status == 200
+
+
+@pytest.mark.smsc(receipts={"message_id_format": "hex"})
+async def test_settings_latency_network_and_the_fixed_receipt_keys(smsc) -> None:
+    async with smppcore.connect(smsc.host, smsc.port, system_id="a", password="b") as esme:
+        smsc.update_settings(submit_latency={"kind": "fixed", "ms": 150})
+        started = asyncio.get_running_loop().time()
+        await esme.submit_sm(destination_addr="447700900123", short_message=b"late")
+        assert asyncio.get_running_loop().time() - started >= 0.14  # a floor: a loaded machine only adds to it
+        smsc.update_settings(submit_latency={}, network=[{"prefix": "4479", "undeliverable": 1.0}])
+        await esme.submit_sm(destination_addr="447900900123", short_message=b"x", registered_delivery=1)
+        receipt = await esme.next_message(timeout=10)
+        assert b"stat:UNDELIV" in receipt.short_message
+        # receipts replaced whole, the id format kept: the next id is still hex
+        smsc.update_settings(receipts={"final_states": {"EXPIRED": 1}})
+        resp = await esme.submit_sm(destination_addr="447700900123", short_message=b"y", registered_delivery=1)
+        assert len(resp.message_id) == 8 and int(resp.message_id, 16)
+        assert b"stat:EXPIRED" in (await esme.next_message(timeout=10)).short_message
+        with pytest.raises(ControlError) as info:
+            smsc.update_settings(receipts={"message_id_format": "decimal"})
+        assert info.value.field == "receipts.message_id_format"
+        smsc.update_settings(receipts={"message_id_format": "hex", "hold_limit": 100_000})  # the same: fine
