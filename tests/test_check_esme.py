@@ -338,6 +338,22 @@ async def test_a_run_that_fails_exits_1():
     assert outcome.out.rstrip().endswith("check-esme: 0 of 9 checks passed (1 failed, 8 skipped)"), outcome.out
 
 
+def test_list_says_what_each_check_catches(capsys):
+    """--list prints every check with the ESME bug it catches; the README's table of checks
+    has the same names, in the same order."""
+    from smpphub import cli
+
+    assert cli.main(["check-esme", "--list"]) == 0
+    printed = capsys.readouterr().out
+    names = [line for line in printed.splitlines() if line and not line.startswith(" ")]
+    assert names == ALL
+    words = " ".join(printed.split())
+    assert "ESME_RTHROTTLED" in words and "generic_nack ESME_RINVCMDID" in words
+    readme = (ROOT / "simulator" / "README.md").read_text()
+    section = readme[readme.index("## check-esme"):]
+    assert re.findall(r"^\| `(\w+)` \| ", section, re.M)[:len(ALL)] == ALL
+
+
 # --- bad input: one line, never a traceback ---------------------------------------------------
 
 

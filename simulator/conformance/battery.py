@@ -347,7 +347,7 @@ async def check_receipts_mo(ctx: Context) -> CheckResult:
     conn = receivers[0]
     now = datetime.now(UTC)
     if h.last_accepted is not None:
-        submit, message_id = h.last_accepted
+        submit, message_id = h.last_accepted.submit, h.last_accepted.message_id
         source, destination = getattr(submit, "source_addr", ""), getattr(submit, "destination_addr", "")
     else:
         message_id, source, destination = h.next_message_id(), "12345", "447700900000"
@@ -387,13 +387,13 @@ class _Probe:
 
 
 async def _send_raw(ctx: Context, conn: ProbeConnection, command_id: int, body: bytes = b"") -> _Probe:
-    seq, sent_at = conn.send_raw(command_id, body)
+    sent = conn.send_raw(command_id, body)
 
     def answered() -> Answer | None:
-        return next((s for s in conn.stray if s.at >= sent_at), None)
+        return next((s for s in conn.stray if s.at >= sent.at), None)
 
     await ctx.harness.wait_until(lambda: answered() is not None or conn.transport is None, ctx.limits.response_limit)
-    return _Probe(seq, sent_at, answered(), conn.transport is None and answered() is None)
+    return _Probe(sent.sequence_number, sent.at, answered(), conn.transport is None and answered() is None)
 
 
 def _judge_probe(probe: _Probe, what: str, expected: str, limit: float,

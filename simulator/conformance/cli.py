@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+import textwrap
 
 from smppcore.config import ConfigError, parse_host_port
 
@@ -38,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", metavar="N", default="10",
                    help="requests the ESME may have in flight on one connection (default 10)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    p.add_argument("--list", action="store_true", help="print the checks and the ESME bug each catches, and exit")
 
 
 def _seconds(name: str, value: str, most: float) -> float:
@@ -72,7 +74,17 @@ def _check_json_target(path: str | None) -> None:
         raise ConfigError(f"--json: no such folder {folder}")
 
 
+def print_checks() -> None:
+    """``--list``: each check and the ESME bug it catches (the first paragraph of its docstring)."""
+    for check in CHECKS:
+        print(check.name)
+        print(textwrap.fill(check.catches, width=88, initial_indent="    ", subsequent_indent="    "))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.list:
+        print_checks()
+        return 0
     try:
         host, port = parse_host_port(args.listen, allow_port_zero=True)
     except ConfigError as exc:

@@ -24,7 +24,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 
@@ -51,6 +51,8 @@ __all__ = [
     "Answer",
     "message_key",
     "MessageKey",
+    "Accepted",
+    "Sent",
 ]
 
 log = structlog.get_logger("smpphub.check_esme")
@@ -64,8 +66,12 @@ MAX_UNANSWERED = 10_000
 
 _SUBMITS = frozenset({CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI})
 
-#: (source_addr, destination_addr, text bytes): how a retry is told from a new message
-MessageKey = tuple[str, str, bytes]
+class MessageKey(NamedTuple):
+    """How a retry is told from a new message: the same addresses and text again."""
+
+    source_addr: str
+    destination_addr: str
+    text: bytes
 
 
 def message_key(pdu: Pdu) -> MessageKey:
@@ -73,7 +79,23 @@ def message_key(pdu: Pdu) -> MessageKey:
     text = getattr(pdu, "short_message", b"") or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
     if not isinstance(text, bytes):
         text = str(text).encode()
-    return (getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), text)
+    return MessageKey(getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", ""), text)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A submit the checker accepted, and the message_id it gave (a receipt needs one)."""
+
+    submit: Pdu
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A PDU the checker wrote raw: its sequence number and when it went out."""
+
+    sequence_number: int
+    at: float
 
 
 @dataclass(frozen=True)
@@ -138,8 +160,7 @@ class Harness:
     protocol_errors: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=MAX_RECORDS))
     submits: int = 0
     accepted: int = 0
-    #: the last submit accepted, and the message_id it got (a receipt needs one)
-    last_accepted: tuple[Pdu, str] | None = None
+    last_accepted: Accepted | None = None
     refused_connections: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -309,7 +330,7 @@ class ProbeConnection(asyncio.Protocol):
             return
         message_id = harness.next_message_id()
         harness.accepted += 1
-        harness.last_accepted = (pdu, message_id)
+        harness.last_accepted = Accepted(pdu, message_id)
         self._answer(pdu, pdu.make_response(message_id=message_id))
 
     def _answer(self, request: Pdu, response: Pdu) -> None:
@@ -343,13 +364,13 @@ class ProbeConnection(asyncio.Protocol):
             response = None
         return Answer(response, sent_at, self.harness.clock())
 
-    def send_raw(self, command_id: int, body: bytes = b"") -> tuple[int, float]:
+    def send_raw(self, command_id: int, body: bytes = b"") -> Sent:
         """Write a PDU the session would refuse to build (an unknown command id, a bad
-        field): its sequence number (taken from the session's) and when it went out."""
+        field), numbered from the session's sequence numbers."""
         seq = self.session.next_sequence_number()
         self._flush()
         self._write(struct.pack("!IIII", 16 + len(body), command_id, 0, seq) + body)
-        return seq, self.harness.clock()
+        return Sent(seq, self.harness.clock())
 
     def drop(self) -> None:
         """Cut the TCP connection without an unbind, as a crashed SMSC would."""
