@@ -37,6 +37,9 @@ async def hub():
 
 async def test_page_shows_a_bind_and_counters_move_with_traffic(hub):
     async with browser_page() as page:
+        problems: list[str] = []  # script errors, and what the page's Content-Security-Policy refused
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
         await page.set_viewport_size({"width": 1100, "height": 1000})
         await page.goto(f"{hub.http.url}/dashboard#token={ADMIN_TOKEN}")
         await page.wait_for_selector("#status.live", timeout=WAIT_MS)
@@ -74,6 +77,7 @@ async def test_page_shows_a_bind_and_counters_move_with_traffic(hub):
             SCREENSHOT.parent.mkdir(exist_ok=True)
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
         await page.wait_for_selector("#binds td.empty", timeout=WAIT_MS)  # the binds went away
+        assert problems == []
 
 
 async def test_page_asks_for_the_token_and_refuses_a_wrong_one(hub):
