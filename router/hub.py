@@ -199,9 +199,9 @@ class Hub:
         await self._close_listeners()
         if self.dispatcher.loop is not None:
             await self.dispatcher.stop(1.0)
-        await self.deliveries.stop()
-        if self.webhooks is not None:
+        if self.webhooks is not None:  # first: an answer it gets settles a delivery, which must still be running
             await self.webhooks.stop()
+        await self.deliveries.stop()
         if store_open:
             await self.store.close()
 
@@ -357,9 +357,9 @@ class Hub:
             await self.http.close(min(left(), 5.0))
         await asyncio.gather(*(s.close(timeout=min(left(), 5.0)) for s in self.servers), return_exceptions=True)
         await self.dispatcher.stop(left())
-        await self.deliveries.stop()
-        if self.webhooks is not None:
+        if self.webhooks is not None:  # first: an answer it gets settles a delivery, which must still be running
             await self.webhooks.stop()
+        await self.deliveries.stop()
         await self.store.close()
         self.msglog.close()
         log.info("hub_stopped")
