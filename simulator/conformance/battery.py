@@ -258,6 +258,7 @@ class _Throttle:
     messages: dict[MessageKey, _Tracked] = field(default_factory=dict)
     untracked: int = 0
     gaps: list[float] = field(default_factory=list)  # from a THROTTLED answer to that message's next submit
+    after: int = 0  # submits in the ``throttle_for`` seconds after the throttling: the ESME's own pace
 
     def decide(self, conn: ProbeConnection, pdu: Pdu, now: float) -> int | None:
         key = message_key(pdu)
@@ -275,6 +276,8 @@ class _Throttle:
             else:
                 self.untracked += 1
             return CommandStatus.ESME_RTHROTTLED
+        if now - self.started < 2 * self.throttle_for:
+            self.after += 1
         if tracked is not None:
             tracked.accepted = True
         return CommandStatus.ESME_ROK
@@ -290,7 +293,9 @@ async def check_throttling(ctx: Context) -> CheckResult:
     Every submit is answered ESME_RTHROTTLED for ``throttle_for`` seconds; then they are
     accepted. Passes when every throttled message came back and was accepted, and no
     retry came sooner than ``min_backoff`` after its ESME_RTHROTTLED. A retry is the
-    same source, destination and text submitted again.
+    same source, destination and text submitted again. The submit rate while throttled
+    and in as long a time after is reported (how much the ESME slowed down), not judged:
+    a carrier's throttle is a rate, and only the ESME knows its own.
     """
     h, limits = ctx.harness, ctx.limits
     if await ctx.bound_connection() is None:
@@ -304,6 +309,8 @@ async def check_throttling(ctx: Context) -> CheckResult:
         assert throttle.started is not None
         await asyncio.sleep(max(0.0, throttle.started + limits.throttle_for - ctx.now()))
         await h.wait_until(lambda: throttle.dropped() == 0, limits.timeout)
+        # as long again, accepting: how fast the ESME sends when not throttled, to compare
+        await asyncio.sleep(max(0.0, throttle.started + 2 * limits.throttle_for - ctx.now()))
     finally:
         h.policy = AcceptAll()
     gaps = throttle.gaps
@@ -311,6 +318,7 @@ async def check_throttling(ctx: Context) -> CheckResult:
     figures = {
         "throttled_messages": count, "throttled_answers": throttle.attempts,
         "submits_per_second_while_throttled": round(throttle.attempts / limits.throttle_for, 1),
+        "submits_per_second_after": round(throttle.after / limits.throttle_for, 1),
         "first_retry_seconds_min": min(gaps) if gaps else None,
         "retry_seconds_median": statistics.median(gaps) if gaps else None,
         "dropped": throttle.dropped(), "min_backoff": limits.min_backoff,
@@ -319,6 +327,8 @@ async def check_throttling(ctx: Context) -> CheckResult:
             f"{limits.throttle_for:g} s")
     if gaps:
         seen += f"; retries after {min(gaps):.2f} s at the soonest (median {statistics.median(gaps):.2f} s)"
+    seen += (f"; {throttle.attempts / limits.throttle_for:g} submit/s while throttled, "
+             f"{throttle.after / limits.throttle_for:g}/s after")
     if gaps and min(gaps) < limits.min_backoff:
         return CheckResult("throttling", Status.FAIL, f"{seen}: hammering, a retry sooner than "
                            f"{limits.min_backoff:g} s after ESME_RTHROTTLED", figures)

@@ -5,8 +5,8 @@ or with ``--break ITEM`` one that gets exactly that check-esme item wrong.
 
 It binds as a transceiver (``--bind tx+rx``: a transmitter and a receiver, two
 connections; ``--bind tx``: a transmitter alone), submits numbered messages (``check-esme test message N``) at
-``--rate`` per second, keeps at most ``--window`` in flight, answers deliver_sm, retries
-a message answered ESME_RTHROTTLED after ``--retry-after`` seconds and one lost with a
+``--rate`` per second, keeps at most ``--window`` in flight, answers deliver_sm, pauses
+and retries a message answered ESME_RTHROTTLED after ``--retry-after`` seconds and one lost with a
 connection on the next connection, reconnects with back-off, and exits 0 when the SMSC
 unbinds every bind. Prints one line per event worth asserting on (``bound``, ``unbound``).
 
@@ -99,17 +99,23 @@ async def main() -> int:
         retries.append(number)
         wake.set()
 
+    paused_until = 0.0  # after ESME_RTHROTTLED the sender pauses, as the SMSC asked
+
     def answered(number: int, fut: asyncio.Future) -> None:
+        nonlocal paused_until
         if fut.cancelled() or fut.exception() is not None:
             retry(number)  # lost with the connection: send it again on the next one
         elif fut.result().command_status == CommandStatus.ESME_RTHROTTLED:
             if retry_after:
+                paused_until = loop.time() + retry_after
                 loop.call_later(retry_after, retry, number)
             else:
                 retry(number)
 
     async def submit(client: smppcore.Client) -> None:
         while True:
+            if paused_until > loop.time():
+                await asyncio.sleep(paused_until - loop.time())
             if retries:
                 number = retries.popleft()
             else:
