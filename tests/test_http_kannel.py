@@ -8,6 +8,8 @@ import aiohttp
 import pytest
 from httpkit import http_hub_config, running_hub
 from hubkit import simulator, wait_until
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_http_webhooks import Receiver
 
 from smppcore.text import decode_text
@@ -128,3 +130,30 @@ def test_fill_dlr_url_leaves_unknown_escapes():
     url = fill_dlr_url(dlr, row, receipt, 2)
     assert url == "http://x/?a=2&b=%Z&c=%2B44123&d=1970-01-01%2000%3A00%3A00&e=id%3Aw1%20stat%3AUNDELIV"
     assert decode_text(b"x", 0) == "x"
+
+
+PARAMS = ["username", "password", "from", "to", "text", "coding", "charset", "udh", "dlr-mask", "dlr-url",
+          "validity", "deferred", "smsc", "mclass", "user", "pass"]
+VALUES = st.one_of(st.text(max_size=30), st.sampled_from(["acme", "pw", "447700900001", "0", "1", "2", "UTF-8",
+                                                          "http://127.0.0.1:1/x?%d", "%FF%00", "-1", "9" * 30]))
+
+
+async def test_sendsms_never_answers_5xx_or_a_traceback(hub):
+    """Random parameter sets, as a hostile client sends them: always Kannel's 202, 400 or 403."""
+    import urllib.parse
+
+    queries: list[str] = []
+
+    @settings(max_examples=60, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(st.sampled_from(PARAMS), VALUES, max_size=8))
+    def collect(params: dict[str, str]) -> None:
+        queries.append(urllib.parse.urlencode(params))
+
+    collect()
+    async with aiohttp.ClientSession() as http:
+        for query in queries:
+            async with http.get(hub.http.url + "/cgi-bin/sendsms?" + query) as resp:
+                body = await resp.text()
+                assert resp.status in (202, 400, 403), (query, resp.status, body)
+                assert "Traceback" not in body

@@ -167,3 +167,18 @@ async def test_a_request_over_request_timeout_is_answered_503():
                 assert (await resp.json())["error"]["code"] == "timeout"
     finally:
         await server.close(1.0)
+
+
+async def test_tls_listener_serves_https(tmp_path):
+    from tlskit import self_signed
+
+    _, client_ctx, cert = self_signed(tmp_path)
+    config = http_hub_config({}, [], http={"tls_cert": cert, "tls_key": str(tmp_path / "key.pem")})
+    async with running_hub(config, wait=False) as hub:
+        assert hub.http is not None and hub.http.url.startswith("https://")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(hub.http.url + "/v1/openapi.json", ssl=client_ctx) as resp:
+                assert resp.status == 200
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP gets nothing from it
+                async with http.get(hub.http.url.replace("https://", "http://") + "/v1/openapi.json"):
+                    pass
