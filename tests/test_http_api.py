@@ -348,3 +348,19 @@ async def test_a_reload_takes_new_tokens_and_drops_old_ones(hub):
     async with http_client(hub, new_token) as http:
         async with http.get("/v1/messages") as resp:
             assert resp.status == 200
+
+
+async def test_concurrent_retries_with_one_key_send_once(hub, smsc):
+    headers = {"Idempotency-Key": "burst-1"}
+    body = {"to": "447700900240", "text": "once, however many at once"}
+    async with http_client(hub) as http:
+        async def post() -> dict:
+            async with http.post("/v1/messages", json=body, headers=headers) as resp:
+                assert resp.status == 202
+                return await resp.json()
+
+        answers = await asyncio.gather(*(post() for _ in range(5)))
+    assert len({a["messages"][0]["id"] for a in answers}) == 1
+    await wait_until(lambda: smsc.sim.messages, what="the message upstream")
+    await hub.store.flush()
+    assert len(await hub.store.find_messages(_all("acme"))) == 1

@@ -199,3 +199,22 @@ upstreams = ["uk"]
     hook = receiver.accepted[0]
     assert hook["message_id"] == mid and hook["state"] == "delivered"
     assert verify(*receiver.requests[0])
+
+
+async def test_the_webhook_queue_is_bounded():
+    from smpphub.router.config import config_from_dict
+    from smpphub.router.http.webhooks import WebhookSender
+    from smpphub.router.store.memory import MemoryStore
+
+    sender = WebhookSender(config_from_dict({"http": {"webhook_queue": 2}}), MemoryStore())
+    done: list[bool] = []
+    for i in range(3):
+        sender._queue_job(_job(f"j{i}", done.append))
+    assert sender.pending() == 2 and sender.overflow == 1  # the third waits in the store for the next start
+    assert done == []
+
+
+def _job(key, done):
+    from smpphub.router.http.webhooks import _Job
+
+    return _Job(key, "http://127.0.0.1:1/", "secret", b"{}", done, deadline=0.0)
