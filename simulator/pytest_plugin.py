@@ -83,6 +83,16 @@ class SmscFixture:
         return f"{self.host}:{self.port}"
 
     @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (configured with ``tls={"cert": ..., "key": ...}``), else None."""
+        return self._running.tls_port
+
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP port (the page, the record, the control API), when ``http_listen`` is set."""
+        return self._running.http_port
+
+    @property
     def config(self) -> SimulatorConfig:
         return self.sim.config
 
@@ -282,7 +292,11 @@ def _build_config(request: pytest.FixtureRequest, base: ConfigDict) -> Simulator
     marker = request.node.get_closest_marker("smsc")
     if marker is not None:
         data.update(marker.kwargs)
-    data["listen"] = "127.0.0.1:0"
+    data["listen"] = "127.0.0.1:0"  # every listener on a free port: tests never fight over one
+    if data.get("http_listen") is not None:
+        data["http_listen"] = "127.0.0.1:0"
+    if isinstance(data.get("tls"), dict):
+        data["tls"] = {**data["tls"], "listen": "127.0.0.1:0"}
     try:
         return config_from_dict(data)
     except ConfigError as exc:

@@ -146,3 +146,26 @@ def test_tls_and_pcap_arguments_refused_in_one_line(certs: Certs, args: list[str
     assert cli.main(["simulate", "--listen", f"{HOST}:0", "--quiet", *argv]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(line.replace("{tmp}", str(tmp_path))), lines
+
+
+
+@pytest.fixture
+def smsc_config(certs: Certs) -> dict[str, object]:
+    """The simulator fixture of this module: TLS and HTTP asked for on fixed ports, which it moves to free ones."""
+    return {"tls": {"cert": str(certs.directory / "cert.pem"), "key": str(certs.directory / "key.pem"),
+                    "listen": "127.0.0.1:3550"}, "http_listen": "127.0.0.1:8080"}
+
+
+def test_the_sync_fixture_speaks_tls_on_a_free_port(certs: Certs, smsc_sync) -> None:
+    import smpplib.client
+
+    assert smsc_sync.tls_port not in (None, 3550) and smsc_sync.http_port not in (None, 8080)
+    client = smpplib.client.Client(HOST, smsc_sync.tls_port, timeout=5, allow_unknown_opt_params=True,
+                                   ssl_context=certs.client_ctx)
+    client.connect()
+    try:
+        client.bind_transmitter(system_id="acme", password="x")
+        client.send_message(destination_addr="447700900123", short_message=b"fixture over TLS")
+        assert smsc_sync.wait_for(text="fixture over TLS", timeout=5).system_id == "acme"
+    finally:
+        client.disconnect()
