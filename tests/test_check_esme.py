@@ -201,6 +201,44 @@ async def test_refused_credentials_and_garbage_are_reported_not_raised():
     assert [r.status for r in report.results[1:]] == [Status.SKIP] * (len(ALL) - 1)
 
 
+async def test_a_flood_that_never_reads_its_answers_is_bounded():
+    """A hostile ESME binds, then writes submits without reading an answer: the checker
+    stops reading it once its answers back up, so memory stays bounded."""
+    from smppcore import BindTransceiver, SubmitSm, encode
+
+    checker = EsmeChecker(LIMITS, host=HOST, port=0)
+    port = await checker.start()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no kernel autotuning to soak answers up
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        writer.write(encode(BindTransceiver(sequence_number=1, system_id="flood", password="x")))
+        submits = b"".join(encode(SubmitSm(sequence_number=n, destination_addr="447700900001",
+                                           short_message=b"flood")) for n in range(2, 20_002))
+        sent = 0
+        harness = checker.harness
+
+        def backed_up() -> bool:
+            return any("write" in c._paused for c in harness.connections)
+
+        while not backed_up() and sent < 200:
+            writer.write(submits)  # 20,000 submits a round; the answers pile up unread
+            sent += 1
+            await harness.wait_until(backed_up, 0.05)
+        assert backed_up(), f"{harness.submits} submits read and answered, reading never paused"
+        (conn,) = harness.connections
+        assert conn.transport.get_write_buffer_size() < 1 << 20
+        read = harness.submits
+        await harness.wait_until(lambda: harness.submits > read + 20_000, 0.3)
+        assert harness.submits < read + 20_000 + 1000  # at most what was read before the pause took hold
+        writer.transport.abort()
+    finally:
+        sock.close()
+        await checker.close()
+
+
 def test_throttle_policy_measures_each_retry():
     """The throttling check's bookkeeping with a made-up clock: a retry is the same message again."""
     from smppcore import SubmitSm

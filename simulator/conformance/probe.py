@@ -227,6 +227,7 @@ class ProbeConnection(asyncio.Protocol):
         #: answer to a PDU sent raw): the checks look for theirs here
         self.stray: collections.deque[Answer] = collections.deque(maxlen=MAX_RECORDS)
         self.closed_at: float | None = None
+        self._paused: set[str] = set()  # why reading is paused: "unanswered", "write"
         self.opened_at = harness.clock()
 
     # ---- asyncio.Protocol -------------------------------------------------------------
@@ -245,13 +246,39 @@ class ProbeConnection(asyncio.Protocol):
         self.harness.changed()
 
     def data_received(self, data: bytes) -> None:
+        self._handle(self.session.receive_data(data))
+        self._drain_held()
+
+    def _drain_held(self) -> None:
+        """Handle what the session held back (behind a bind, or past MAX_UNANSWERED), then
+        write; read no more while requests wait for the answers a hold policy keeps."""
         session = self.session
-        self._handle(session.receive_data(data))
         while session.held and not session.bind_pending and session.quota > 0 and self.transport is not None:
             self._handle(session.release_held())
         self._flush()
-        if session.held and session.quota <= 0 and self.transport is not None:
-            self.transport.pause_reading()  # resumed when answers go out (release_held)
+        if session.held and session.quota <= 0:
+            self._pause("unanswered")
+        else:
+            self._resume("unanswered")
+
+    def pause_writing(self) -> None:
+        """The ESME does not read its answers: read no more of its requests until it does,
+        so a flood costs the transport's high-water mark, not memory without bound."""
+        self._pause("write")
+
+    def resume_writing(self) -> None:
+        self._resume("write")
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._handle(self.session.connection_lost())
@@ -343,9 +370,7 @@ class ProbeConnection(asyncio.Protocol):
         held, self.held = self.held, []
         for pdu in held:
             self._answer_submit(pdu, CommandStatus.ESME_ROK)
-        self._flush()
-        if self.transport is not None and not self.session.held:
-            self.transport.resume_reading()
+        self._drain_held()
 
     # ---- what the checker sends --------------------------------------------------------
 
