@@ -196,8 +196,9 @@ class Receipts:
                 return self.deliveries.deliver_mo(row.account, forward, kind="receipt")
             return 0
         self.awaiting.pop(key, None)
-        self.counters[row.state.value] += 1
-        self.stats.final(row.account, row.state.value)
+        final = row.state._value_  # not .value: Enum's property is a Python call (0.3 us)
+        self.counters[final] += 1
+        self.stats.final(row.account, final)
         self.stats.receipt_latency.observe(row.updated_at - row.created_at)
         if not row.receipt_owed:
             self.store.save([row])
