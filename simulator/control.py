@@ -1,9 +1,12 @@
 """Steering a running simulator: the operations behind the HTTP control API and the fixture.
 
 One implementation, two doors: ``simulator.http_api`` turns each HTTP request into a typed
-request Struct and calls a method here; the pytest fixture (``smsc``) calls the same
-methods. So a Java test posting to ``/mo`` and a pytest test calling
-``smsc.send_mo`` get the same checks and the same answer.
+request Struct and calls a method here; the pytest fixtures (``smsc``, ``smsc_sync``) call
+the same methods. So a Java test posting to ``/accounts/acme/fail-next`` and a pytest test
+calling ``smsc.fail_next(..., system_id="acme")`` get the same checks and the same answer.
+(The fixture's older ``send_mo`` keeps its own contract, holding an MO until its account
+binds; ``POST /mo`` goes through :meth:`Control.send_mo`, which refuses instead. Both end in
+the engine's one ``send_mo``.)
 
 Every request is checked before anything changes: a bad one raises
 :class:`ControlError` naming the field, with the HTTP status it deserves (400 bad
@@ -25,13 +28,9 @@ import structlog
 from smppcore.server import SmscConnection
 from smppcore.session_states import State
 
-from .config import (
-    ConfigError,
-    SimulatorConfig,
-    config_from_dict,
-    parse_status,
-)
+from .config import Address, ConfigError, SimulatorConfig, SystemId, config_from_dict, parse_status
 from .engine import Simulator
+from .failures import MAX_QUEUED
 from .records import Message, Stats
 
 __all__ = [
@@ -51,12 +50,8 @@ __all__ = [
 
 log = structlog.get_logger("simulator.control")
 
-#: SMPP 3.4 C-octet strings without their NUL (5.2.8, 5.2.9, 5.2.1)
-Address = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
-SystemId = Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
 #: 255 segments of 153 GSM characters is the most a concatenated message holds
 MAX_TEXT = 255 * 153
-MAX_FAIL_NEXT = 100_000  # failures queued at once, over every account
 MAX_WAIT_S = 120.0
 MAX_REGEX = 500  # characters of a /wait text pattern
 MAX_SCAN = 10_000  # the newest messages a /wait looks through before it waits for new ones
@@ -114,7 +109,7 @@ class MoResult(msgspec.Struct):
 class FailNextRequest(_Request):
     """``POST /accounts/{system_id}/fail-next``: the account's next ``count`` submits get ``status``."""
 
-    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_FAIL_NEXT)] = 1
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUEUED)] = 1
     status: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] = "ESME_RSYSERR"
 
 
@@ -260,8 +255,8 @@ class Control:
                 a.system_id for a in self.sim.config.accounts}:
             raise ControlError(404, f"no account {system_id!r}", "system_id")
         queued = self.sim.failures_queued
-        if queued + request.count > MAX_FAIL_NEXT:
-            raise ControlError(409, f"{queued} failures are queued already; at most {MAX_FAIL_NEXT} at once", "count")
+        if queued + request.count > MAX_QUEUED:
+            raise ControlError(409, f"{queued} failures are queued already; at most {MAX_QUEUED} at once", "count")
         self.sim.fail_next(status, request.count, system_id=system_id)
         return FailNextResult(system_id, request.count, status, self.sim.failures_queued)
 
