@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 
+from smppcore.config import format_host_port
 from smppcore.server import SmscConnection
 from smppcore.session_states import State
 
@@ -190,8 +191,7 @@ _BIND_TYPES = {State.BOUND_TX: "tx", State.BOUND_RX: "rx", State.BOUND_TRX: "trx
 def _peer(conn: SmscConnection) -> str:
     peer = conn.peername
     if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+        return format_host_port(str(peer[0]), int(peer[1]))
     return str(peer or "")
 
 
