@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from interop_util import RecordingProxy, tshark_available, tshark_smpp, write_tcp_pcap
 from oracles import node_available, require
 from test_cli_errors import Outcome, Row, assert_one_line, run_in_process, run_subprocess
 from venvkit import fenced_blocks
@@ -314,6 +315,60 @@ async def test_node_smpp_esme():
     assert "deliver_sm with sm_length past its end: deliver_sm_resp ESME_ROK" in said["reject"], said
     assert "interface_version 0x50 (SMPP 5.0)" in report.results[0].summary
     assert esme.proc.returncode == 0
+
+
+# --- Wireshark's reading of what the checker sends ----------------------------------------------
+
+
+class FirstConnectionProxy(RecordingProxy):
+    """Records only the first relayed connection (the ESME's before the reconnect check)."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__(target_port)
+        self.first: tuple[int, int] | None = None  # (client port, chunks recorded when the second came)
+
+    async def _accept(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
+        if self.client_port is not None and self.first is None:
+            self.first = (self.client_port, len(self.chunks))
+        await super()._accept(creader, cwriter)
+
+
+async def test_tshark_reads_the_run_and_flags_only_the_deliberately_bad_pdus(tmp_path: Path):
+    """A capture of the first connection of a run against our ESME, read by Wireshark's SMPP
+    dissector: the only PDU it finds fault with is the deliver_sm the reject check makes
+    malformed on purpose (sm_length past its end): an independent decoder agrees that
+    one is broken and that everything else the checker and the ESME wrote is sound."""
+    require(tshark_available(), "tshark")
+    checker = EsmeChecker(LIMITS, host=HOST, port=0)
+    port = await checker.start()
+    proxy = FirstConnectionProxy(port)
+    proxy_port = await proxy.start()
+    try:
+        async with esme_process(python_esme("smppcore_esme.py", "--port", str(proxy_port))) as esme:
+            report = await checker.run()
+            await checker.close()
+            await esme.stop(5)
+    finally:
+        await checker.close()
+        await proxy.close()
+    assert statuses(report) == PASSES, explain(report, esme)
+    assert proxy.first is not None, "the ESME came back through the proxy"
+    client_port, cut = proxy.first
+    chunks = proxy.chunks[:cut]
+    pcap = tmp_path / "check-esme.pcap"
+    write_tcp_pcap(pcap, chunks, client=(HOST, client_port), server=(HOST, proxy_port))
+    seen = await asyncio.to_thread(tshark_smpp, pcap, proxy_port)
+
+    def cid(pdu: dict) -> int:
+        return int(pdu["smpp.command_id"], 16)
+
+    assert sum(1 for p in seen.pdus if not cid(p) & 0x80000000) >= 5, "binds, submits, enquire_link, deliver_sm"
+    # the ESME's answer to command_id 0x77 (which Wireshark passes over without a word)
+    assert [p["smpp.command_status"] for p in seen.pdus if cid(p) == 0x80000000] == ["0x00000003"]
+    (malformed,) = [p for p in seen.pdus if cid(p) == 0x05 and p.get("smpp.sm_length") == "200"]
+    problems = seen.problems()
+    assert malformed["frame"] in seen.malformed, problems
+    assert all(p.startswith(f"frame {malformed['frame']}:") for p in problems), problems
 
 
 # --- the command, as the README prints it ---------------------------------------------------------
