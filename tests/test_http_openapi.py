@@ -17,7 +17,7 @@ from hubkit import simulator
 from hypothesis import HealthCheck, Phase, given, settings
 
 ROUTES = [{"prefix": "", "upstreams": ["uk"]}]
-EXAMPLES = 20
+EXAMPLES = 15
 #: what every answer must be: never a 5xx, a documented status, a body matching its schema, with its
 #: content type; and a request outside the schema must be refused. (A request the schema allows may
 #: still be refused by the hub's own rules, a route or a time, so "positive data accepted" is not asked.)
