@@ -20,12 +20,12 @@ import asyncio
 import itertools
 import re
 import weakref
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import structlog
 
-from smppcore.config import format_host_port
+from smppcore.config import explain, format_host_port
 from smppcore.server import SmscConnection
 from smppcore.session_states import State
 
@@ -47,9 +47,12 @@ __all__ = [
     "WaitQuery",
     "MessageView",
     "Snapshot",
+    "convert",
+    "refusal",
 ]
 
 log = structlog.get_logger("simulator.control")
+T = TypeVar("T")
 
 #: 255 segments of 153 GSM characters is the most a concatenated message holds
 MAX_TEXT = 255 * 153
@@ -78,6 +81,22 @@ class ControlError(ValueError):
 
 class WaitTimeout(ControlError, TimeoutError):
     """``wait`` saw no matching message in time (HTTP 408); ``seen`` lists what came instead."""
+
+
+def refusal(message: str) -> ControlError:
+    """A 400 for a problem described as ``key: what`` (explain() and ConfigError write
+    them so): the key is the field."""
+    key, sep, _ = message.partition(": ")
+    return ControlError(400, message, key if sep and " " not in key else None)
+
+
+def convert(data: Any, type_: type[T], *, strict: bool = True) -> T:
+    """``data`` (a decoded JSON body, query parameters with ``strict=False``, a fixture
+    call's arguments) as the typed request ``type_``, or ControlError 400 naming the field."""
+    try:
+        return msgspec.convert(data, type_, strict=strict)
+    except msgspec.ValidationError as exc:
+        raise refusal(explain(exc)) from None
 
 
 class _Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -216,7 +235,7 @@ class Control:
         can take it now (409): a test that injects an MO wants it delivered, not held for
         a bind that may never come.
         """
-        from smppcore.text import choose_coding, split_text
+        from smppcore.text import choose_coding, encode_text, split_text
 
         sim = self.sim
         if (request.text is None) == (request.hex is None):
@@ -230,10 +249,13 @@ class Control:
             payload = request.text or ""
             coding = request.data_coding if request.data_coding is not None else choose_coding(payload)
             try:
+                encode_text(payload, coding)
+            except ValueError as exc:  # a character that coding lacks, a binary or unknown coding
+                raise ControlError(400, str(exc), "data_coding") from None
+            try:
                 segments = len(split_text(payload, data_coding=coding))
-            except ValueError as exc:  # not encodable in that coding, binary, or past 255 segments
-                field = "text" if "segments" in str(exc) or "octets" in str(exc) else "data_coding"
-                raise ControlError(400, str(exc), field) from None
+            except ValueError as exc:  # past 255 segments
+                raise ControlError(400, str(exc), "text") from None
         targets = [request.system_id] if request.system_id else sim.bound_systems()
         if not targets or not sim.receivers(targets[0]):
             who = f"account {request.system_id!r} has" if request.system_id else "there is"
@@ -280,8 +302,7 @@ class Control:
         try:
             config = config_from_dict(data)
         except ConfigError as exc:
-            field = str(exc).split(":", 1)[0]
-            raise ControlError(400, str(exc), field) from None
+            raise refusal(str(exc)) from None
         self.sim.reconfigure(config)
         log.info("settings_changed", sections=sorted(changes))
         return config

@@ -31,8 +31,6 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from smppcore.config import explain
-
 from .control import (
     Control,
     ControlError,
@@ -40,6 +38,7 @@ from .control import (
     MoRequest,
     SettingsPatch,
     WaitQuery,
+    convert,
 )
 
 __all__ = ["make_app", "start_http", "MAX_BODY", "MAX_LIMIT"]
@@ -58,31 +57,14 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(data), status=status, content_type="application/json")
 
 
-def _field_of(message: str) -> str | None:
-    """``count: expected int >= 1`` -> ``count`` (explain() puts the key first)."""
-    key, sep, _ = message.partition(": ")
-    return key if sep and " " not in key else None
-
-
 def _decode(body: bytes, type_: type[T]) -> T:
     if not body.strip():
         raise ControlError(400, "the body must be a JSON object", "body")
     try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.ValidationError as exc:
-        message = explain(exc)
-        raise ControlError(400, message, _field_of(message)) from None
+        data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ControlError(400, f"not JSON: {exc}", "body") from None
-
-
-def _convert(data: dict[str, str], type_: type[T]) -> T:
-    """Query parameters (strings) into a typed request, numbers read from their text."""
-    try:
-        return msgspec.convert(data, type_, strict=False)
-    except msgspec.ValidationError as exc:
-        message = explain(exc)
-        raise ControlError(400, message, _field_of(message)) from None
+    return convert(data, type_)
 
 
 def _int_param(value: str, field: str, low: int, high: int) -> int:
@@ -185,7 +167,7 @@ def make_app(control: Control, *, max_in_flight: int = MAX_IN_FLIGHT) -> web.App
         return _json({"reset": True})
 
     async def wait(request: web.Request) -> web.Response:
-        query = _convert(dict(request.query), WaitQuery)
+        query = convert(dict(request.query), WaitQuery, strict=False)  # numbers read from their text
         return _json({"message": await control.wait(query)})
 
     app = web.Application(middlewares=[_bounded(max_in_flight), _errors], client_max_size=MAX_BODY)

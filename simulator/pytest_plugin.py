@@ -271,17 +271,9 @@ def _wait_query(to: str | None, text: str | None, timeout: float) -> Any:
 
 def _typed(data: dict[str, Any], type_: type[T]) -> T:
     """A fixture call's arguments checked like an HTTP body: ControlError naming the field."""
-    import msgspec
+    from .control import convert
 
-    from smppcore.config import explain
-
-    from .control import ControlError
-
-    try:
-        return msgspec.convert(data, type_)
-    except msgspec.ValidationError as exc:
-        message = explain(exc)
-        raise ControlError(400, message, message.partition(":")[0]) from None
+    return convert(data, type_)
 
 
 def _build_config(request: pytest.FixtureRequest, base: ConfigDict) -> SimulatorConfig:
