@@ -115,7 +115,7 @@ class BenchResult(msgspec.Struct):
     per destination its response did not list as unsuccessful);
     ``receipt_latency_us`` those matched to a submit of this run by message_id, from
     the same start as ``latency_us`` to the receipt's arrival (per second in the
-    timeline's ``receipt_p*_us``); at most ``worker.TRACKED_RECEIPTS`` ids are held
+    timeline's ``receipt_p*_us``); at most ``receipt_book.TRACKED_RECEIPTS`` ids are held
     per kind, so a receipt whose id was forgotten counts in ``unmatched_receipts``.
     ``first_send``/``last_send`` are seconds from the start, ``send_rate`` the rate
     achieved between them; ``send_lag_us`` (open loop) how late after its due time

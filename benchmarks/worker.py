@@ -21,12 +21,13 @@ import msgspec
 
 import smppcore
 from smppcore import CommandStatus, status_name
-from smppcore.receipt import is_receipt, normalise_message_id, receipt_info, receipt_info_from_tlvs
+from smppcore.receipt import is_receipt, receipt_info, receipt_info_from_tlvs
 
 from .bulk import BulkEsme
 from .failures import BenchError, connect_failure
 from .histogram import Histogram, HistogramData
 from .messages import OPS, MessagePool
+from .receipt_book import TRACKED_RECEIPTS, ReceiptBook
 
 __all__ = [
     "Worker", "Tick", "BenchError", "ReceiptTally", "SecondPart", "CONNECT_TIMEOUT", "RECONNECT_FOR", "SETTLE_FOR",
@@ -46,11 +47,6 @@ SETTLE_FOR = 60.0
 #: not finer than a millisecond.
 EARLY = 0.0005
 TIMER_RESOLUTION = 0.001
-#: The most message ids each kind of receipt bookkeeping holds (awaiting a receipt, a
-#: receipt awaiting its submit_sm_resp, receipts seen for duplicates): memory stays
-#: bounded on a long run against an SMSC that never reports; past it the oldest is
-#: forgotten (its receipt then counts as unmatched, or a very late duplicate as new).
-TRACKED_RECEIPTS = 1_000_000
 
 
 class OtherWorkerFailed(BenchError):
@@ -160,14 +156,8 @@ class Worker:
         self.sent = self.acked = self.throttled = self.reconnects = self.receipts = 0
         self.op_counts = [0] * len(OPS)  # messages taken, by operation
         self.recipients = 0  # handsets of the messages taken (a submit_multi's destinations each)
-        self.receipts_expected = 0  # acked requests, a submit_multi counting its accepted destinations
-        self.pending_receipts: dict[str, float] = {}
-        self.multi_left: dict[str, int] = {}  # a submit_multi's id -> receipts still owed, when more than one
-        self.early_receipts: dict[str, float] = {}
-        self.early_more: dict[str, int] = {}  # further receipts for an id in early_receipts (submit_multi)
+        self.book = ReceiptBook()
         self.last_receipt = 0.0
-        self.seen_receipts: dict[str, None] = {}  # an ordered set: the oldest goes first
-        self.duplicate_receipts = 0
         self.seconds: dict[int, Bucket] = {}
         self._bucket_second = -1
         self._bucket = Bucket()
@@ -287,25 +277,11 @@ class Worker:
 
     def _expect_receipts(self, ids: list) -> None:
         """Accepted requests (body of the response, due time, receipts owed) now await their receipts."""
-        early_receipts, pending = self.early_receipts, self.pending_receipts
+        owe = self.book.owe
         for body, due, owed in ids:
-            self.receipts_expected += owed
-            if not owed:
-                continue
-            key = normalise_message_id(body[:body.find(b"\0")].decode("latin-1"))
-            early = early_receipts.pop(key, None)
+            early = owe(body[:body.find(b"\0")].decode("latin-1"), due, owed)
             if early is not None:
                 self._receipt_latency(early, due)
-                owed -= 1 + self.early_more.pop(key, 0)
-                if owed <= 0:
-                    continue
-            if len(pending) >= TRACKED_RECEIPTS:
-                gone = next(iter(pending))
-                del pending[gone]
-                self.multi_left.pop(gone, None)
-            pending[key] = due
-            if owed > 1:
-                self.multi_left[key] = owed
 
     def _receipt_latency(self, at: float, due: float) -> None:
         """A receipt matched to its submit_sm: its latency goes to the second it came in."""
@@ -318,16 +294,8 @@ class Worker:
         info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None or not info.is_final:
             return
-        key = normalise_message_id(info.message_id)
-        seen = self.seen_receipts
-        # one receipt per message and handset: a submit_multi's receipts share its id
-        seen_key = f"{key} {pdu.source_addr}"
-        if seen_key in seen:
-            self.duplicate_receipts += 1  # at least once: an SMSC may send one again
+        if self.book.seen_before(info.message_id, pdu.source_addr):
             return
-        if len(seen) >= TRACKED_RECEIPTS:
-            del seen[next(iter(seen))]
-        seen[seen_key] = None
         now = time.perf_counter()
         # Every final receipt counts; its latency needs the send time, which only the
         # worker that sent it knows (an SMSC gives receipts to any bind of the account):
@@ -335,26 +303,9 @@ class Worker:
         self.receipts += 1
         self.last_receipt = now
         self.bucket(now).receipts += 1
-        pending = self.pending_receipts
-        due = pending.get(key)
-        if due is None and "." in key:
-            # a hub that splits a submit_multi numbers each destination's message id.N (smpphub does)
-            stem = normalise_message_id(key.rpartition(".")[0])
-            if stem in self.multi_left:
-                key, due = stem, pending.get(stem)
+        due = self.book.match(info.message_id, now)
         if due is None:
-            # it overtook its own response, or another worker sent it
-            if key in self.early_receipts:
-                self.early_more[key] = self.early_more.get(key, 0) + 1
-            elif len(self.early_receipts) < TRACKED_RECEIPTS:
-                self.early_receipts[key] = now
-            return
-        left = self.multi_left.get(key, 1)
-        if left > 1:
-            self.multi_left[key] = left - 1
-        else:
-            del pending[key]
-            self.multi_left.pop(key, None)
+            return  # it overtook its own response, or another worker sent it
         self._receipt_latency(now, due)
 
     def _failures(self, name: str, n: int, now: float) -> None:
@@ -522,10 +473,10 @@ class Worker:
         wait_until = time.perf_counter() + self.opts.receipt_wait
         tally = self.tally
         if tally is None:
-            while self.receipts < self.receipts_expected and time.perf_counter() < wait_until:
+            while self.receipts < self.book.expected and time.perf_counter() < wait_until:
                 await asyncio.sleep(0.01)
             return
-        tally.add(acked=self.receipts_expected, finished=1)
+        tally.add(acked=self.book.expected, finished=1)
         reported = 0
         while time.perf_counter() < wait_until:
             if self.receipts > reported:
@@ -577,11 +528,12 @@ class Worker:
             "t0": self.t0, "end": end, "receipts_end": receipts_end, "cpu": cpu, "sent": self.sent, "acked": self.acked,
             "messages": self.next_index - len(self.requeued), "ops": self._ops_sent(),
             "recipients": self.recipients - sum((m[1] or 1) for m, _ in self.requeued),
-            "receipts_expected": self.receipts_expected, "first_send": self.first_send, "last_send": self.last_send,
-            "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects, "receipts": self.receipts,
-            "duplicate_receipts": self.duplicate_receipts, "latency": latency.data(), "service": service.data(),
+            "receipts_expected": self.book.expected, "first_send": self.first_send, "last_send": self.last_send,
+            "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects,
+            "receipts": self.receipts,
+            "duplicate_receipts": self.book.duplicates, "latency": latency.data(), "service": service.data(),
             "lag": lag.data(), "receipt_latency": receipt_latency.data(),
-            "pending_receipts": self.pending_receipts, "early_receipts": self.early_receipts,
+            "pending_receipts": self.book.pending, "early_receipts": self.book.early,
             "seconds": {s: b.part() for s, b in self.seconds.items()},
         }
 

@@ -1,0 +1,111 @@
+"""The load generator's receipt bookkeeping: what the accepted requests owe, and matching what comes.
+
+A worker tells the book two things: a request was accepted under a message id and owes
+so many receipts (:meth:`ReceiptBook.owe`), and a final receipt came for an id and a
+handset (:meth:`ReceiptBook.seen_before`, then :meth:`ReceiptBook.match`). The book
+answers with the due time of the submit a receipt belongs to, so the worker can time
+it. The cases it knows:
+
+- one receipt per submit_sm or data_sm (or per segment of a long one: each has its id);
+- a submit_multi to N destinations owes N receipts under its one id, less the
+  destinations its response listed as unsuccessful; they are told apart by handset
+  (the receipt's source address), so each counts once and a second copy of any one
+  is a duplicate;
+- a hub that splits a submit_multi gives each destination's message the id ``ID.N``
+  (smpphub numbers them ``ID``, ``ID.1``, ``ID.2``, ...): matched to ``ID`` too;
+- a receipt that overtakes its response (or reached a bind of another worker) waits
+  in ``early`` until its id is owed; what is still there at the end the run's merge
+  matches across workers, or counts as unmatched.
+
+Ids are compared after :func:`smppcore.receipt.normalise_message_id` (case, leading
+zeros). Every map holds at most ``limit`` ids; past it the oldest is forgotten (its
+receipt then counts as unmatched, or a very late duplicate as new), so memory stays
+bounded on a long run against an SMSC that never reports.
+"""
+
+from __future__ import annotations
+
+from smppcore.receipt import normalise_message_id
+
+__all__ = ["ReceiptBook", "TRACKED_RECEIPTS"]
+
+#: The most message ids each map of the book holds.
+TRACKED_RECEIPTS = 1_000_000
+
+
+class ReceiptBook:
+    """One worker's receipts owed, waiting, and seen.
+
+    ``pending``: id -> when its submit was due, while it owes receipts; ``early``: id ->
+    when a receipt came for an id nobody owed yet (as the run's merge reads them);
+    ``expected``: receipts owed in all; ``duplicates``: second copies seen.
+    """
+
+    def __init__(self, limit: int = TRACKED_RECEIPTS) -> None:
+        self.limit = limit
+        self.pending: dict[str, float] = {}
+        self.left: dict[str, int] = {}  # an id that owes more than one receipt -> how many still
+        self.early: dict[str, float] = {}
+        self.early_more: dict[str, int] = {}  # further receipts for an id in early (a submit_multi's)
+        self.seen: dict[str, None] = {}  # (id, handset) of the receipts counted: an ordered set, oldest first
+        self.expected = 0
+        self.duplicates = 0
+
+    def owe(self, message_id: str, due: float, owed: int) -> float | None:
+        """A request due at ``due`` was accepted as ``message_id`` and owes ``owed`` receipts.
+        Returns when the first of them came, if one already did (to time it), else None."""
+        self.expected += owed
+        if not owed:
+            return None
+        key = normalise_message_id(message_id)
+        early = self.early.pop(key, None)
+        if early is not None:
+            owed -= 1 + self.early_more.pop(key, 0)
+            if owed <= 0:
+                return early
+        pending = self.pending
+        if len(pending) >= self.limit:
+            gone = next(iter(pending))
+            del pending[gone]
+            self.left.pop(gone, None)
+        pending[key] = due
+        if owed > 1:
+            self.left[key] = owed
+        return early
+
+    def seen_before(self, message_id: str, handset: str) -> bool:
+        """True for a second copy of the receipt for ``message_id`` to ``handset`` (it counts
+        as a duplicate); otherwise it is remembered as seen."""
+        key = f"{normalise_message_id(message_id)} {handset}"
+        seen = self.seen
+        if key in seen:
+            self.duplicates += 1  # at least once: an SMSC may send one again
+            return True
+        if len(seen) >= self.limit:
+            del seen[next(iter(seen))]
+        seen[key] = None
+        return False
+
+    def match(self, message_id: str, now: float) -> float | None:
+        """A final receipt for ``message_id`` came at ``now``: when its submit was due, or
+        None when no submit owes it yet (kept as early)."""
+        key = normalise_message_id(message_id)
+        pending = self.pending
+        due = pending.get(key)
+        if due is None and "." in key:
+            stem = normalise_message_id(key.rpartition(".")[0])
+            if stem in self.left:
+                key, due = stem, pending[stem]
+        if due is None:
+            if key in self.early:
+                self.early_more[key] = self.early_more.get(key, 0) + 1
+            elif len(self.early) < self.limit:
+                self.early[key] = now
+            return None
+        left = self.left.get(key, 1)
+        if left > 1:
+            self.left[key] = left - 1
+        else:
+            del pending[key]
+            self.left.pop(key, None)
+        return due
