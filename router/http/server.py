@@ -72,6 +72,7 @@ class _Deadlines:
                            code="timeout") from None
         finally:
             self.running.pop(task, None)
+            self.expired.discard(task)  # a request that finished just as the sweep cancelled it
 
     def sweep(self, now: float) -> None:
         for task, deadline in list(self.running.items()):

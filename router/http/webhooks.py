@@ -226,6 +226,10 @@ class WebhookSender:
         return account in self._hooked
 
     def send_receipt(self, row: MessageRow, pdu: Pdu, done: Done) -> None:
+        if len(self._tasks) >= self.settings.webhook_queue:  # lookups piling up: it waits in the store
+            self.overflow += 1
+            log.warning("webhook_queue_full", webhook=f"r-{row.id}", note="waits in the store until the next start")
+            return
         task = asyncio.get_running_loop().create_task(self._receipt(row, pdu, done))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -329,7 +333,7 @@ class WebhookSender:
     # ---- the queue, the workers, the retries ----------------------------------------------------
 
     def _queue_job(self, job: _Job) -> None:
-        if len(self._queue) >= self.settings.webhook_queue:
+        if self.pending() >= self.settings.webhook_queue:  # queued, in progress and waiting to retry, together
             self.overflow += 1
             log.warning("webhook_queue_full", webhook=job.key, note="waits in the store until the next start")
             return
