@@ -11,7 +11,7 @@ import signal
 import ssl
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import smppcore
 from smppcore import SessionConfig
@@ -22,6 +22,9 @@ from .control import Control
 from .engine import Simulator
 from .outbind import Outbinder
 from .pcap import PcapWriter, capturing_factory
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["RunningSimulator", "ListenError", "start", "serve_forever", "tls_context"]
 
@@ -42,7 +45,8 @@ class RunningSimulator:
     """A started simulator: ``sim`` (the behaviour and its records), ``control`` (the
     operations of the HTTP API and the fixture), its listeners and outbind callers."""
 
-    def __init__(self, sim: Simulator, server: smppcore.Server, http_runner: Any = None, http_port: int | None = None,
+    def __init__(self, sim: Simulator, server: smppcore.Server, http_runner: web.AppRunner | None = None,
+                 http_port: int | None = None,
                  *, tls_server: smppcore.Server | None = None, capture: PcapWriter | None = None,
                  outbinders: list[Outbinder] | None = None) -> None:
         self.sim = sim
@@ -124,7 +128,7 @@ async def start(
     port = lport if port is None else port
     session_config = SessionConfig(window=config.window, enquire_link_interval=0, bind_timeout=60,
                                    max_unanswered=config.max_unanswered)
-    running = RunningSimulator(sim, None, capture=capture)  # type: ignore[arg-type]  # the server comes next
+    servers: list[smppcore.Server] = []
 
     async def listen(what: str, lhost: str, lport: int, ctx: ssl.SSLContext | None) -> smppcore.Server:
         try:
@@ -134,16 +138,19 @@ async def start(
                                           max_unbound=config.max_unbound)
         except OSError as exc:
             raise _listen_error(what, lhost, lport, exc) from exc
+        servers.append(server)
         if capture is not None:
             server.connection_factory = capturing_factory(capture)
         server.start_serving()
         return server
 
     try:
-        running.server = await listen("SMPP", host, port, None)
+        server = await listen("SMPP", host, port, None)
+        tls_server = None
         if config.tls is not None:
             thost, tport = _split(config.tls.listen)
-            running.tls_server = await listen("TLS", thost, tport, ssl_ctx)
+            tls_server = await listen("TLS", thost, tport, ssl_ctx)
+        running = RunningSimulator(sim, server, tls_server=tls_server, capture=capture)
         if config.http_listen:
             from .http_api import start_http
 
@@ -158,9 +165,8 @@ async def start(
             outbinder.start()
     except BaseException:
         sim.detach()
-        for server in (running.server, running.tls_server):
-            if server is not None:
-                await server.close()
+        for started in servers:
+            await started.close()
         if capture is not None:
             capture.close()
         raise
