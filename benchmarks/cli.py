@@ -62,8 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", metavar="N", help="messages to send")
     p.add_argument("--duration", metavar="SECONDS", help="how long to send: 90, 90s, 2m, 500ms")
     p.add_argument("--rate", metavar="R", help="open loop: messages per second in total")
-    p.add_argument("--ramp", metavar="FROM:TO:DURATION", help="open loop: rate rising linearly, e.g. 1000:20000:60s, then held")
-    p.add_argument("--workers", default="1", metavar="K", help="processes sharing the binds, count and rate (default 1)")
+    p.add_argument("--ramp", metavar="FROM:TO:DURATION",
+                   help="open loop: rate rising linearly, e.g. 1000:20000:60s, then held")
+    p.add_argument("--workers", default="1", metavar="K",
+                   help="processes sharing the binds, count and rate (default 1)")
     p.add_argument("--to", default="4477009{00000-99999}", help="destinations: PREFIX{FROM-TO} or a literal")
     p.add_argument("--to-file", metavar="FILE", help="destinations, one per line")
     p.add_argument("--from", dest="source", help="source addresses: a literal (default smpphub) or PREFIX{FROM-TO}")
@@ -78,14 +80,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dlr", action="store_true", help="ask for receipts and measure their latency")
     p.add_argument("--tls", action="store_true", help="connect with TLS, verifying the server against the system's CAs")
     p.add_argument("--tls-ca", metavar="FILE", help="TLS, verifying the server against this CA file (PEM)")
-    p.add_argument("--tls-insecure", action="store_true", help="TLS without verifying the server (self-signed test SMSCs)")
+    p.add_argument("--tls-insecure", action="store_true",
+                   help="TLS without verifying the server (self-signed test SMSCs)")
     p.add_argument("--timeout", default="30", metavar="SECONDS",
                    help="a submit_sm unanswered this long counts as ResponseTimeout (default 30); "
                         "also bounds the connect and bind (at most 10)")
-    p.add_argument("--receipt-wait", default="10", metavar="SECONDS", help="most to wait for the last receipts (default 10)")
-    p.add_argument("--json", metavar="PATH", help="write every figure as JSON (schema: smpphub.bench.loadgen.BenchResult)")
+    p.add_argument("--receipt-wait", default="10", metavar="SECONDS",
+                   help="most to wait for the last receipts (default 10)")
+    p.add_argument("--json", metavar="PATH",
+                   help="write every figure as JSON (schema: smpphub.bench.loadgen.BenchResult; "
+                        "with --find-max smpphub.bench.findmax.SearchResult)")
     p.add_argument("--plot", metavar="PATH.png", help="plot rate and latency over time (needs matplotlib)")
-    p.add_argument("--quiet", action="store_true", help="no live progress (there is none when stderr is not a terminal)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live progress (there is none when stderr is not a terminal)")
     p.add_argument("--slo", action="append", metavar="OBJECTIVES",
                    help="objectives each --find-max step must hold, e.g. 'p99<50ms,errors<0.1%%' "
                         f"(metrics: {', '.join(SLO_METRICS)})")
@@ -326,7 +333,8 @@ def summary(result: BenchResult) -> str:
     """The table printed at the end of a run."""
     o = result.options
     if result.mode == "open":
-        how = f"open loop at {o.rate:g}/s" if o.rate else f"open loop, ramp {o.ramp[0]:g} -> {o.ramp[1]:g}/s over {o.ramp[2]:g}s"
+        how = (f"open loop at {o.rate:g}/s" if o.rate
+               else f"open loop, ramp {o.ramp[0]:g} -> {o.ramp[1]:g}/s over {o.ramp[2]:g}s")
     else:
         how = "closed loop"
     head = (f"smpphub bench -> {o.host}:{o.port}: {how}, {o.binds} bind(s) x window {o.window}"
@@ -341,10 +349,12 @@ def summary(result: BenchResult) -> str:
                                              for op, n in result.ops.items())))
     rows += [
         ("sent", f"{result.sent:,} PDUs in {result.duration:.2f} s"),
-        ("submits/s", f"{result.submit_rate:,.0f}" + (f" (sent at {result.send_rate:,.0f}/s)" if result.mode == "open" else "")),
+        ("submits/s", f"{result.submit_rate:,.0f}"
+                      + (f" (sent at {result.send_rate:,.0f}/s)" if result.mode == "open" else "")),
         ("acked", f"{result.acked:,}"),
         ("errors", f"{sum(result.errors.values()):,}"
-                   + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(result.errors.items())) + ")" if result.errors else "")),
+                   + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(result.errors.items())) + ")"
+                      if result.errors else "")),
         ("throttled", f"{result.throttled:,}"),
         ("reconnects", f"{result.reconnects:,}"),
     ]
@@ -352,7 +362,8 @@ def summary(result: BenchResult) -> str:
         rows += [
             ("receipts", f"{result.receipts:,} of {result.receipts_expected:,}"
                          + (f", {result.duplicate_receipts:,} duplicate" if result.duplicate_receipts else "")
-                         + (f", {result.unmatched_receipts:,} for other messages" if result.unmatched_receipts else "")),
+                         + (f", {result.unmatched_receipts:,} for other messages"
+                            if result.unmatched_receipts else "")),
             ("receipts/s", f"{result.receipt_rate:,.0f}"),
         ]
     cpu = result.generator_cpu
@@ -376,7 +387,8 @@ def summary(result: BenchResult) -> str:
     lines += ["", f"  {'latency, ms':<{label_w}}" + "".join(f"{c:>10}" for c in cols) + f"{'count':>10}"]
     for name, figures in lat:
         if figures.get("count"):
-            lines.append(f"  {name:<{label_w}}" + "".join(f"{_ms(figures[k]):>10}" for k in keys) + f"{figures['count']:>10,}")
+            cells = "".join(f"{_ms(figures[k]):>10}" for k in keys)
+            lines.append(f"  {name:<{label_w}}" + cells + f"{figures['count']:>10,}")
         else:
             lines.append(f"  {name:<{label_w}}" + f"{'-':>10}" * len(cols) + f"{0:>10}")
     return "\n".join(lines)

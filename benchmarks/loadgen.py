@@ -341,7 +341,8 @@ def _run_processes(opts: LoadOptions, workers: int, binds: list[int], counts: li
     procs = []
     for i in range(workers):
         o = msgspec.structs.replace(opts, binds=binds[i])
-        p = ctx.Process(target=worker_process, args=(i, msgspec.to_builtins(o), counts[i], shares[i], i + 1, barrier, queue, tally),
+        p = ctx.Process(target=worker_process,
+                        args=(i, msgspec.to_builtins(o), counts[i], shares[i], i + 1, barrier, queue, tally),
                         name=f"smpphub-bench-{i}", daemon=True)
         p.start()
         procs.append(p)
