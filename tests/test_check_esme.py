@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import msgspec
 import pytest
 from interop_util import RecordingProxy, tshark_available, tshark_smpp, write_tcp_pcap
 from oracles import node_available, require
@@ -34,7 +35,7 @@ ESMES = Path(__file__).resolve().parent / "esmes"
 HOST = "127.0.0.1"
 #: short enough for the suite, long enough for a loaded CI machine: every wait is a bound, not a
 #: pause (the first bind waits for a Python or node process to start, eight at once: the longest)
-LIMITS = Limits(bind_timeout=60.0, timeout=5.0)
+LIMITS = Limits(bind_timeout=60.0, timeout=5.0, throttle_for=0.5)
 ALL = [check.name for check in CHECKS]
 PASSES = {name: Status.PASS for name in ALL} | {"esme_enquire_link": Status.INFO}
 
@@ -104,15 +105,16 @@ def explain(report: Report, esme: Esme) -> str:
 BROKEN = ["bind", "enquire_link", "window", "throttling", "receipts_mo", "reject", "reconnect", "unbind"]
 
 
-async def run_ours(*args: str) -> tuple[Report, Esme]:
-    return await check(lambda port: python_esme("smppcore_esme.py", "--port", str(port), *args))
+async def run_ours(*args: str, limits: Limits = LIMITS) -> tuple[Report, Esme]:
+    return await check(lambda port: python_esme("smppcore_esme.py", "--port", str(port), *args), limits=limits)
 
 
 async def test_each_broken_esme_fails_exactly_its_item():
     """Eight runs side by side: each broken ESME fails its own item and passes the others
     (an ESME that does not come back cannot be unbound: that one is skipped). The failing
     line says what was seen, not only that it failed."""
-    runs = await asyncio.gather(*(run_ours("--break", broken) for broken in BROKEN))
+    limits = msgspec.structs.replace(LIMITS, timeout=2.5)  # the broken reconnect waits this long for nothing
+    runs = await asyncio.gather(*(run_ours("--break", broken, limits=limits) for broken in BROKEN))
     assert set(BROKEN) == set(ALL) - {"esme_enquire_link"}, "a broken ESME for every judged item"
     said = {}
     for broken, (report, esme) in zip(BROKEN, runs, strict=True):
@@ -132,7 +134,7 @@ async def test_each_broken_esme_fails_exactly_its_item():
         rf"command_id 0x00000077: no answer within {limit} \(expected generic_nack ESME_RINVCMDID\); "
         r"deliver_sm with sm_length past its end: deliver_sm_resp ESME_RINVMSGLEN in [\d.]+ ms, sequence number echoed",
         said["reject"]), said["reject"]
-    assert said["reconnect"] == f"dropped 1 connection(s); no new bind within {LIMITS.timeout:g} s"
+    assert said["reconnect"] == f"dropped 1 connection(s); no new bind within {limits.timeout:g} s"
     # the session reads the unbind and closes without an answer: the check sees the close
     assert said["unbind"] in ("the ESME closed the connection instead of answering unbind",
                               f"no unbind_resp within {limit}")
@@ -291,7 +293,7 @@ async def test_aiosmpplib_esme():
     (a deliver_sm whose sm_length runs past its end is answered ESME_ROK, too)."""
     pytest.importorskip("aiosmpplib")
     report, esme = await check(lambda port: python_esme("aiosmpplib_esme.py", "--port", str(port), "--seconds", "40"),
-                               limits=Limits(bind_timeout=60.0, timeout=3.0), grace=0)
+                               limits=Limits(bind_timeout=60.0, timeout=3.0, throttle_for=0.5), grace=0)
     expected = PASSES | {"window": Status.FAIL, "throttling": Status.FAIL, "reject": Status.FAIL}
     assert statuses(report) == expected, explain(report, esme)
     said = {r.name: r.summary for r in report.results}
