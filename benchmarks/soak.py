@@ -205,12 +205,16 @@ class Attacks:
     def __init__(self, port: int) -> None:
         self.port = port
         self.tasks: dict[str, list[asyncio.Task[None]]] = {}
+        #: kinds running now: each loop checks it, as a cancellation can be lost (3.11's wait_for
+        #: hands back a result that raced its cancellation, and the loop would go on for ever)
+        self.running: set[str] = set()
         self.counts: dict[str, int] = {"idle connections opened": 0, "non-reader submits written": 0,
                                        "password guesses answered": 0}
 
     def start(self, kind: str) -> None:
         if kind in self.tasks:
             return
+        self.running.add(kind)
         loop = asyncio.get_running_loop()
         if kind == "idle":
             self.tasks[kind] = [loop.create_task(self._idle(IDLE_IPS[i % len(IDLE_IPS)])) for i in range(300)]
@@ -221,17 +225,19 @@ class Attacks:
 
     async def stop(self, kind: str | None = None) -> None:
         for name in [kind] if kind else list(self.tasks):
+            self.running.discard(name)
             tasks = self.tasks.pop(name, [])
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
 
     async def _open(self, ip: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.wait_for(asyncio.open_connection(HOST, self.port, local_addr=(ip, 0)), 10)
+        return await asyncio.open_connection(HOST, self.port, local_addr=(ip, 0))  # loopback: at once or refused
 
     async def _idle(self, ip: str) -> None:
         """Connect, never bind; connect again when the hub closes it (a pause first: no spinning)."""
-        while True:
+        while "idle" in self.running:
             try:
                 reader, writer = await self._open(ip)
                 self.counts["idle connections opened"] += 1
@@ -247,7 +253,7 @@ class Attacks:
         writer.write(encode(BindTransceiver(sequence_number=1, system_id="flood", password="pw")))
         seq = 1
         try:
-            while True:
+            while "non-readers" in self.running:
                 batch = []
                 for _ in range(100):
                     seq += 1
@@ -262,17 +268,20 @@ class Attacks:
     async def _guesser(self, i: int) -> None:
         """Bind attempts with wrong passwords, one after another, each waiting for its answer."""
         n = 0
-        while True:
+        while "guessers" in self.running:
             try:
                 reader, writer = await self._open(GUESSER_IP)
                 n += 1
                 writer.write(encode(BindTransmitter(sequence_number=1, system_id="acme", password=f"g{i}-{n}")))
                 framer = smppcore.Framer()
-                while not (pdus := framer.feed(await asyncio.wait_for(reader.read(4096), 30))):
-                    pass
+                pdus: list[object] = []
+                while not pdus and (chunk := await asyncio.wait_for(reader.read(4096), 30)):
+                    pdus = framer.feed(chunk)
                 if pdus and getattr(pdus[0], "command_status", 0) != CommandStatus.ESME_ROK:
                     self.counts["password guesses answered"] += 1
                 writer.close()
+                if not pdus:  # closed unanswered (a connection limit): not a guess, and no spinning
+                    await asyncio.sleep(0.1)
             except (OSError, TimeoutError, ValueError):
                 await asyncio.sleep(0.1)
 

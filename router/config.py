@@ -221,9 +221,16 @@ class SecurityConfig(_Strict):
     Password checks (scrypt, ~50 ms of a core each) run ``password_checks`` at a time
     beside the event loop; at most ``password_check_queue`` more wait, and beyond that a
     bind is answered ESME_RBINDFAIL at once, so guessing cannot take the CPU from bound clients.
+
+    A submit over its account's ``max_rate`` gets ESME_RTHROTTLED after
+    ``throttled_answer_delay`` seconds, not at once: the answer owed counts against the
+    listener's ``max_unanswered``, so a client flooding past its rate has at most that many
+    submits read per delay, instead of as many as the kernel's socket buffers hold
+    (0: answer at once).
     """
 
     reveal_unknown_system_id: bool = False
+    throttled_answer_delay: NonNeg = 1.0
     failed_bind_delay: NonNeg = 0.1
     failed_bind_delay_max: NonNeg = 3.0
     lockout_failures: PositiveInt = 10

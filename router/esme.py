@@ -518,6 +518,17 @@ class EsmeHandler(SmscHandler):
         )
         return Outgoing(row, outgoing, prefix=route.prefix)
 
+    def _slowed(self, conn: SmscConnection, status: int, response: Pdu) -> Pdu | Awaitable[Pdu]:
+        """``response``, after ``security.throttled_answer_delay`` when it is ESME_RTHROTTLED (see
+        SecurityConfig): an answer owed holds one of the connection's ``max_unanswered``, so a
+        client flooding past its rate stops being read instead of costing the loop its CPU."""
+        delay = self.config.security.throttled_answer_delay
+        if status != CommandStatus.ESME_RTHROTTLED or not delay:
+            return response
+        answer: asyncio.Future[Pdu] = conn.loop.create_future()
+        conn.loop.call_later(delay, _resolve, answer, response)
+        return answer
+
     def _refuse(self, conn: SmscConnection, pdu: Pdu, status: int, reason: str = "") -> Pdu:
         """The error response to a submit, counted for the metrics and logged when message logs are on."""
         self.dispatcher.stats.refuse(conn.system_id, status)
@@ -528,11 +539,11 @@ class EsmeHandler(SmscHandler):
             self.msglog.refused(conn.system_id, pdu, status, reason or _REASONS.get(status, "refused"))
         return pdu.make_response(command_status=status)
 
-    def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None:
+    def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None | Awaitable[Pdu]:
         out = self.admit_submit(conn.system_id, pdu)
         if isinstance(out, int):  # counted by admit_submit
             reason = "no route for the destination" if out == self.unroutable else ""
-            return self._refusal_response(conn, pdu, out, reason)
+            return self._slowed(conn, out, self._refusal_response(conn, pdu, out, reason))
         self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
         return None
 
@@ -566,14 +577,14 @@ class EsmeHandler(SmscHandler):
             return times
         return self._message(system_id, pdu, route, now, times)
 
-    def _submit_multi(self, conn: SmscConnection, pdu: SubmitMulti) -> Pdu | None:
+    def _submit_multi(self, conn: SmscConnection, pdu: SubmitMulti) -> Pdu | None | Awaitable[Pdu]:
         """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme."""
         account = self.accounts.get(conn.system_id)
         if account is None:
             return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
         status = self._check(conn, pdu, account)
         if status:
-            return self._refuse(conn, pdu, status)
+            return self._slowed(conn, status, self._refuse(conn, pdu, status))
         now = time.time()
         times = self._times(pdu, now)
         if isinstance(times, int):
@@ -704,3 +715,8 @@ def _log_lockout_end(lockout: Lockout) -> None:
 def _dest(pdu: Pdu) -> str:
     dest: str = getattr(pdu, "destination_addr", "")  # "" for a PDU without one
     return dest
+
+
+def _resolve(answer: asyncio.Future[Pdu], response: Pdu) -> None:
+    if not answer.done():  # the connection may have gone meanwhile (its answer tasks are cancelled)
+        answer.set_result(response)

@@ -208,3 +208,32 @@ async def test_alert_notifications_take_no_window_slot():
             assert resp.command_status == 0
     finally:
         await server.close()
+
+
+# ---- a client flooding past its max_rate ----------------------------------------------------------------------
+
+
+async def test_a_flood_past_max_rate_is_read_no_faster_than_max_unanswered_per_throttled_answer_delay():
+    """The soak found it: over-rate submits were answered ESME_RTHROTTLED at once, so a client that never
+    reads kept the hub reading (and answering) until the kernel's socket buffers were full, hundreds of
+    thousands of submits, and the good client fell to a tenth of its rate. Answered after a delay, they
+    hold the connection's max_unanswered and the rest of its stream waits unread."""
+    config = hub_config({}, [], accounts=[{"system_id": "flood", "password": "pw", "max_rate": 10}],
+                        listeners=[{"host": "127.0.0.1", "port": 0, "max_unanswered": 200}],
+                        security={"throttled_answer_delay": 1.0})
+    async with running_hub(config) as hub:
+        reader, writer = await asyncio.open_connection(HOST, hub.servers[0].port)
+        writer.write(encode(BindTransceiver(sequence_number=1, system_id="flood", password="pw")))
+        writer.write(b"".join(encode(SubmitSm(sequence_number=i, destination_addr="447700900123", short_message=b"f"))
+                              for i in range(2, 20_002)))  # ~1 MB: far more than one read
+        refused = hub.dispatcher.stats.refused
+
+        def handled() -> int:
+            return sum(refused.get("flood", {}).values())
+
+        await wait_until(lambda: handled() >= 200, what="the first max_unanswered over-rate submits")
+        conn = next(iter(hub.servers[0].connections))
+        await asyncio.sleep(0.5)  # an observation window shorter than the delay: nothing more may be read in it
+        assert handled() <= 200 + 10 + 1  # max_unanswered, and the burst the bucket allows
+        assert conn.unanswered >= 190 and conn.session.held  # the rest of the stream waits, unread
+        writer.close()
