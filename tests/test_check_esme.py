@@ -27,7 +27,7 @@ from test_cli_errors import Outcome, Row, assert_one_line, run_in_process, run_s
 from venvkit import fenced_blocks
 
 from smpphub.simulator.conformance import CHECKS, EsmeChecker, Limits, Report, Status
-from smpphub.simulator.conformance.battery import _Throttle
+from smpphub.simulator.conformance.policies import Throttle
 from smpphub.simulator.conformance.probe import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +246,7 @@ def test_throttle_policy_measures_each_retry():
     """The throttling check's bookkeeping with a made-up clock: a retry is the same message again."""
     from smppcore import SubmitSm
 
-    policy = _Throttle(throttle_for=1.0)
+    policy = Throttle(throttle_for=1.0)
     a = SubmitSm(source_addr="S", destination_addr="1", short_message=b"a")
     b = SubmitSm(source_addr="S", destination_addr="2", short_message=b"b")
     assert policy.decide(None, a, 10.0) == 0x58

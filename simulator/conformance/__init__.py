@@ -7,7 +7,9 @@ reports pass or fail per item with what it saw. See simulator/README.md.
 
 - :mod:`.probe`: the SMSC side, a Protocol around smppcore's sans-IO Session that
   writes down when each PDU came and went;
-- :mod:`.battery`: the checks, each with the ESME bug it catches;
+- :mod:`.battery`: the checks, each with the ESME bug it catches; :mod:`.policies`: how
+  they answer submits while watching (hold, throttle); :mod:`.verdicts`: judging the
+  ESME's answers, in words;
 - :mod:`.runner`: one run, bounded; :mod:`.report`: its result as text or JSON;
 - :mod:`.cli`: the ``smpphub check-esme`` command.
 """

@@ -14,33 +14,31 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 
 from smppcore import (
     CommandId,
-    CommandStatus,
     DeliverSm,
     EnquireLink,
     MessageState,
-    Pdu,
     Unbind,
     encode,
     status_name,
 )
 from smppcore.receipt import build_receipt
 
-from .probe import AcceptAll, Answer, BindSeen, Harness, MessageKey, ProbeConnection, message_key
+from .policies import Hold, Throttle
+from .probe import AcceptAll, Answer, BindSeen, Harness, ProbeConnection
 from .report import CheckResult, Status
+from .verdicts import RawProbe, is_invcmdid_nack, is_refusal, judge_answer, judge_probe, ms
 
 __all__ = ["Limits", "Context", "Check", "CHECKS", "UNKNOWN_COMMAND_ID", "run_bound"]
 
 #: a command_id SMPP 3.4 and 5.0 leave undefined: the ESME must answer generic_nack ESME_RINVCMDID
 UNKNOWN_COMMAND_ID = 0x00000077
-#: messages the throttling check follows one by one (more are only counted)
-MAX_TRACKED_MESSAGES = 10_000
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,35 +92,8 @@ class Check:
         return (self.run.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
 def _no_esme(name: str) -> CheckResult:
     return CheckResult(name, Status.SKIP, "not run: no bound ESME (see the checks above)")
-
-
-def _judge(conn: ProbeConnection, answer: Answer, request: Pdu, limit: float) -> tuple[bool, str]:
-    """Was ``request`` answered by its response type, ESME_ROK, its sequence number
-    echoed, within ``limit``? And what was seen, in words."""
-    name = request.command_name
-    pdu = answer.pdu
-    if pdu is None:
-        stray = [s.pdu for s in conn.stray if s.at >= answer.sent_at and s.pdu is not None]
-        if stray:
-            got = stray[0]
-            return False, (f"answered {got.command_name} with sequence_number {got.sequence_number}, "
-                           f"not the request's {request.sequence_number}")
-        if conn.transport is None:
-            return False, f"the ESME closed the connection instead of answering {name}"
-        return False, f"no {name}_resp within {limit:g} s"
-    if pdu.command_id != request.command_id | 0x80000000:
-        return False, f"answered {pdu.command_name} {status_name(pdu.command_status)}, expected {name}_resp"
-    if pdu.command_status != CommandStatus.ESME_ROK:
-        return False, f"answered {name}_resp with {status_name(pdu.command_status)}, expected ESME_ROK"
-    if answer.elapsed > limit:
-        return False, f"{name}_resp after {_ms(answer.elapsed)}, over the limit of {limit:g} s"
-    return True, f"{name}_resp ESME_ROK in {_ms(answer.elapsed)}"
 
 
 # --- the checks ------------------------------------------------------------------------
@@ -177,24 +148,9 @@ async def check_enquire_link(ctx: Context) -> CheckResult:
         return _no_esme("enquire_link")
     request = EnquireLink()
     answer = await conn.request(request, ctx.limits.response_limit)
-    ok, seen = _judge(conn, answer, request, ctx.limits.response_limit)
-    figures = {"seconds": answer.elapsed if answer.pdu else None, "limit": ctx.limits.response_limit}
-    return CheckResult("enquire_link", Status.PASS if ok else Status.FAIL, seen, figures)
-
-
-@dataclass
-class _Hold:
-    """Window check: hold every answer; note the most requests seen in flight on one connection."""
-
-    peak: int = 0
-    held: int = 0
-    last_at: float | None = None
-
-    def decide(self, conn: ProbeConnection, pdu: Pdu, now: float) -> int | None:
-        self.peak = max(self.peak, len(conn.unanswered))
-        self.held += 1
-        self.last_at = now
-        return None
+    verdict = judge_answer(conn, answer, request, ctx.limits.response_limit)
+    figures = {"seconds": verdict.seconds, "limit": ctx.limits.response_limit}
+    return CheckResult("enquire_link", Status.PASS if verdict.passed else Status.FAIL, verdict.seen, figures)
 
 
 async def check_window(ctx: Context) -> CheckResult:
@@ -208,7 +164,7 @@ async def check_window(ctx: Context) -> CheckResult:
     h, limits = ctx.harness, ctx.limits
     if await ctx.bound_connection() is None:
         return _no_esme("window")
-    hold = _Hold()
+    hold = Hold()
     h.policy = hold
     dup_before = sum(c.duplicate_sequence_numbers for c in h.connections)
     try:
@@ -241,51 +197,6 @@ async def check_window(ctx: Context) -> CheckResult:
                        f"(window {limits.window}), answers held until the ESME waited", figures)
 
 
-@dataclass
-class _Tracked:
-    last_throttled: float
-    accepted: bool = False
-
-
-@dataclass
-class _Throttle:
-    """Throttling check: ESME_RTHROTTLED for ``throttle_for`` seconds from the first submit,
-    then accept; follow each throttled message to its retries."""
-
-    throttle_for: float
-    started: float | None = None
-    attempts: int = 0
-    messages: dict[MessageKey, _Tracked] = field(default_factory=dict)
-    untracked: int = 0
-    gaps: list[float] = field(default_factory=list)  # from a THROTTLED answer to that message's next submit
-    after: int = 0  # submits in the ``throttle_for`` seconds after the throttling: the ESME's own pace
-
-    def decide(self, conn: ProbeConnection, pdu: Pdu, now: float) -> int | None:
-        key = message_key(pdu)
-        tracked = self.messages.get(key)
-        if tracked is not None and not tracked.accepted and len(self.gaps) < MAX_TRACKED_MESSAGES:
-            self.gaps.append(now - tracked.last_throttled)
-        if self.started is None:
-            self.started = now
-        if now - self.started < self.throttle_for:
-            self.attempts += 1
-            if tracked is not None:
-                tracked.last_throttled = now
-            elif len(self.messages) < MAX_TRACKED_MESSAGES:
-                self.messages[key] = _Tracked(now)
-            else:
-                self.untracked += 1
-            return CommandStatus.ESME_RTHROTTLED
-        if now - self.started < 2 * self.throttle_for:
-            self.after += 1
-        if tracked is not None:
-            tracked.accepted = True
-        return CommandStatus.ESME_ROK
-
-    def dropped(self) -> int:
-        return sum(1 for t in self.messages.values() if not t.accepted)
-
-
 async def check_throttling(ctx: Context) -> CheckResult:
     """An ESME that meets ESME_RTHROTTLED by resending at once (hammering a carrier that
     asked it to slow down) or by giving the message up (it is lost).
@@ -300,7 +211,7 @@ async def check_throttling(ctx: Context) -> CheckResult:
     h, limits = ctx.harness, ctx.limits
     if await ctx.bound_connection() is None:
         return _no_esme("throttling")
-    throttle = _Throttle(limits.throttle_for)
+    throttle = Throttle(limits.throttle_for)
     h.policy = throttle
     try:
         if not await h.wait_until(lambda: throttle.started is not None, limits.timeout):
@@ -370,10 +281,10 @@ async def check_receipts_mo(ctx: Context) -> CheckResult:
     passed = True
     for what, pdu in (("receipt", receipt), ("MO", mo)):
         answer = await conn.request(pdu, limits.response_limit)
-        ok, seen = _judge(conn, answer, pdu, limits.response_limit)
-        passed &= ok
-        figures[f"{what.lower()}_seconds"] = answer.elapsed if answer.pdu else None
-        lines.append(f"{what}: {seen}")
+        verdict = judge_answer(conn, answer, pdu, limits.response_limit)
+        passed &= verdict.passed
+        figures[f"{what.lower()}_seconds"] = verdict.seconds
+        lines.append(f"{what}: {verdict.seen}")
     summary = "; ".join(lines) + ("; sequence numbers echoed" if passed else "")
     return CheckResult("receipts_mo", Status.PASS if passed else Status.FAIL, summary, figures)
 
@@ -386,50 +297,14 @@ def malformed_deliver_sm() -> bytes:
     return bytes(body)
 
 
-@dataclass(frozen=True)
-class _Probe:
-    """What became of one raw PDU the checker sent."""
-
-    seq: int
-    sent_at: float
-    answer: Answer | None  # the first response that came after it, whatever its sequence number
-    closed: bool
-
-
-async def _send_raw(ctx: Context, conn: ProbeConnection, command_id: int, body: bytes = b"") -> _Probe:
+async def _send_raw(ctx: Context, conn: ProbeConnection, command_id: int, body: bytes = b"") -> RawProbe:
     sent = conn.send_raw(command_id, body)
 
     def answered() -> Answer | None:
         return next((s for s in conn.stray if s.at >= sent.at), None)
 
     await ctx.harness.wait_until(lambda: answered() is not None or conn.transport is None, ctx.limits.response_limit)
-    return _Probe(sent.sequence_number, sent.at, answered(), conn.transport is None and answered() is None)
-
-
-def _judge_probe(probe: _Probe, what: str, expected: str, limit: float,
-                 good: Callable[[Pdu], bool]) -> tuple[bool, str, float | None]:
-    """Was ``probe`` answered as ``good`` says, with its sequence number? In words, and how fast."""
-    if probe.answer is None or probe.answer.pdu is None:
-        if probe.closed:
-            return False, f"{what}: the ESME closed the connection instead of answering {expected}", None
-        return False, f"{what}: no answer within {limit:g} s (expected {expected})", None
-    pdu = probe.answer.pdu
-    elapsed = probe.answer.at - probe.sent_at
-    seen = f"{what}: {pdu.command_name} {status_name(pdu.command_status)} in {_ms(elapsed)}"
-    if not good(pdu):
-        return False, f"{seen}, expected {expected}", elapsed
-    if pdu.sequence_number != probe.seq:
-        return False, f"{seen} with sequence_number {pdu.sequence_number}, not the request's {probe.seq}", elapsed
-    return True, seen, elapsed
-
-
-def _is_invcmdid_nack(pdu: Pdu) -> bool:
-    return pdu.command_id == CommandId.GENERIC_NACK and pdu.command_status == CommandStatus.ESME_RINVCMDID
-
-
-def _is_refusal(pdu: Pdu) -> bool:
-    """deliver_sm_resp or generic_nack, with an error status."""
-    return pdu.command_id in (CommandId.DELIVER_SM_RESP, CommandId.GENERIC_NACK) and pdu.command_status != 0
+    return RawProbe(sent.sequence_number, sent.at, answered(), conn.transport is None and answered() is None)
 
 
 async def check_reject(ctx: Context) -> CheckResult:
@@ -447,23 +322,23 @@ async def check_reject(ctx: Context) -> CheckResult:
     if conn is None:
         return _no_esme("reject")
     unknown = await _send_raw(ctx, conn, UNKNOWN_COMMAND_ID)
-    ok, seen, elapsed = _judge_probe(unknown, f"command_id 0x{UNKNOWN_COMMAND_ID:08x}",
-                                     "generic_nack ESME_RINVCMDID", limits.response_limit, _is_invcmdid_nack)
-    lines = [seen + (", sequence number echoed" if ok else "")]
+    verdict = judge_probe(unknown, f"command_id 0x{UNKNOWN_COMMAND_ID:08x}", "generic_nack ESME_RINVCMDID",
+                          limits.response_limit, is_invcmdid_nack)
+    lines = [verdict.seen]
     figures: dict[str, object] = {"command_id": f"0x{UNKNOWN_COMMAND_ID:08x}", "limit": limits.response_limit,
-                                  "seconds": elapsed}
-    passed = ok
+                                  "seconds": verdict.seconds}
+    passed = verdict.passed
     await ctx.bound_connection()  # the first PDU may have cost the connection: the ESME comes back
     receiver = next(iter(ctx.harness.receivers()), None)
     if receiver is None:
         lines.append("no receiver bind: no malformed deliver_sm sent")
     else:
         bad = await _send_raw(ctx, receiver, CommandId.DELIVER_SM, malformed_deliver_sm())
-        ok, seen, elapsed = _judge_probe(bad, "deliver_sm with sm_length past its end",
-                                         "an error status", limits.response_limit, _is_refusal)
-        figures["malformed_deliver_sm_seconds"] = elapsed
-        lines.append(seen + (", sequence number echoed" if ok else ""))
-        passed &= ok
+        verdict = judge_probe(bad, "deliver_sm with sm_length past its end", "an error status",
+                              limits.response_limit, is_refusal)
+        figures["malformed_deliver_sm_seconds"] = verdict.seconds
+        lines.append(verdict.seen)
+        passed &= verdict.passed
     return CheckResult("reject", Status.PASS if passed else Status.FAIL, "; ".join(lines), figures)
 
 
@@ -501,7 +376,7 @@ async def check_reconnect(ctx: Context) -> CheckResult:
         return CheckResult("reconnect", Status.FAIL, f"dropped {dropped_binds} bound connection(s); only "
                            f"{again} came back within {limits.timeout:g} s", figures)
     return CheckResult("reconnect", Status.PASS, f"dropped {len(before)} connection(s); {again} again "
-                       f"{_ms(last.at - dropped_at)} later (limit {limits.timeout:g} s)", figures)
+                       f"{ms(last.at - dropped_at)} later (limit {limits.timeout:g} s)", figures)
 
 
 async def check_unbind(ctx: Context) -> CheckResult:
@@ -518,11 +393,11 @@ async def check_unbind(ctx: Context) -> CheckResult:
     for conn in sorted(h.bound(), key=lambda c: c.opened_at):
         request = Unbind()
         answer = await conn.request(request, limits.response_limit)
-        ok, seen = _judge(conn, answer, request, limits.response_limit)
-        passed &= ok
-        lines.append(seen)
-        if answer.pdu is not None:
-            times.append(answer.elapsed)
+        verdict = judge_answer(conn, answer, request, limits.response_limit)
+        passed &= verdict.passed
+        lines.append(verdict.seen)
+        if verdict.seconds is not None:
+            times.append(verdict.seconds)
     figures = {"connections": len(lines), "seconds": times, "limit": limits.response_limit}
     return CheckResult("unbind", Status.PASS if passed else Status.FAIL, "; ".join(lines), figures)
 
