@@ -264,6 +264,13 @@ def _rate(name: str, value: str) -> float:
     return rate
 
 
+def _needs_dlr(objectives: list[Objective], flag: str, opts: LoadOptions) -> None:
+    """Receipt objectives without receipts asked for could never hold: refused now."""
+    wants = next((o for o in objectives if o.metric.startswith("receipt")), None)
+    if wants is not None and not opts.dlr:
+        raise UsageError(f"{flag} {wants.text}: {wants.metric} needs --dlr (without it no receipt is asked for)")
+
+
 def plan_from(args: argparse.Namespace) -> Plan:
     """The whole command line, checked: every problem a :class:`UsageError` of one line."""
     slo = _objectives(args.slo, SLO_METRICS, "--slo")
@@ -274,8 +281,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
             if given:
                 raise UsageError(f"{flag} is for --find-max")
         opts = options_from(args)
-        if any(c.metric == "receipts" for c in checks) and not opts.dlr:
-            raise UsageError("--assert receipts needs --dlr (without it no receipt is asked for)")
+        _needs_dlr(slo, "--slo", opts)
+        _needs_dlr(checks, "--assert", opts)
         return Plan(options=opts, slo=slo, checks=checks)
     if not slo:
         raise UsageError("--find-max needs --slo: the objectives each rate must hold, "
@@ -297,6 +304,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         raise UsageError(f"--rate ({start:g}, where the search starts) is above --max-rate ({max_rate:g})")
     step = args.duration if args.duration is not None else f"{FIND_MAX_STEP:g}"
     opts = options_from(argparse.Namespace(**{**vars(args), "duration": step, "rate": str(start)}))
+    _needs_dlr(slo, "--slo", opts)
     return Plan(options=opts, slo=slo, checks=checks, find_max=True, tolerance=_fraction("tolerance", args.tolerance),
                 max_steps=max_steps, max_rate=max_rate)  # type: ignore[arg-type]
 

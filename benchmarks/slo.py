@@ -8,6 +8,7 @@ one or more objectives separated by commas::
 
 - latency (submit -> response, from the moment each message was due in open loop):
   ``p50``, ``p90``, ``p99``, ``p99.9``, ``max``, with a unit ``us``, ``ms`` or ``s``;
+  and submit -> final receipt (needs ``--dlr``): ``receipt_p50`` ... ``receipt_max``;
 - ``errors``: requests answered with an error status or not at all, over those sent,
   in percent;
 - ``receipts``: final receipts that came, over those the accepted requests owe
@@ -32,17 +33,23 @@ import msgspec
 if TYPE_CHECKING:  # pragma: no cover
     from .loadgen import BenchResult
 
-__all__ = ["Objective", "Verdict", "parse_objectives", "check", "measure", "LATENCY", "SLO_METRICS", "ASSERT_METRICS"]
+__all__ = [
+    "Objective", "Verdict", "parse_objectives", "check", "measure", "LATENCY", "RECEIPT_LATENCY", "SLO_METRICS",
+    "ASSERT_METRICS",
+]
 
 #: latency metric -> its key in BenchResult.latency_us
 LATENCY = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p999", "max": "max"}
+#: receipt latency metric -> its key in BenchResult.receipt_latency_us
+RECEIPT_LATENCY = {f"receipt_{name}": key for name, key in LATENCY.items()}
+_TIMES = {**LATENCY, **RECEIPT_LATENCY}
 #: what --slo may hold a step to: how the target behaves at a rate
-SLO_METRICS = (*LATENCY, "errors")
+SLO_METRICS = (*LATENCY, "errors", *RECEIPT_LATENCY)
 #: what --assert may check after a run
-ASSERT_METRICS = (*LATENCY, "errors", "receipts", "rate")
+ASSERT_METRICS = (*LATENCY, "errors", "receipts", "rate", *RECEIPT_LATENCY)
 
 _TIME_UNITS = {"us": 1.0, "µs": 1.0, "ms": 1000.0, "s": 1_000_000.0}
-_GRAMMAR = re.compile(r"\s*([a-z0-9.]+)\s*(<=|>=|<|>)\s*(-?[0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*(µs|us|ms|s|%|/s)?\s*",
+_GRAMMAR = re.compile(r"\s*([a-z0-9._]+)\s*(<=|>=|<|>)\s*(-?[0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*(µs|us|ms|s|%|/s)?\s*",
                       re.I)
 
 Op = Literal["<", "<=", ">", ">="]
@@ -69,7 +76,7 @@ class Objective(msgspec.Struct, frozen=True):
 
     def show(self, value: float) -> str:
         """``value`` of this objective's metric, in the unit a reader expects."""
-        if self.metric in LATENCY:
+        if self.metric in _TIMES:
             return f"{value / 1000:.2f} ms"
         if self.metric in ("errors", "receipts"):
             return f"{value * 100:.3g}%"
@@ -110,7 +117,7 @@ def _parse_one(part: str, allowed: tuple[str, ...], flag: str) -> Objective:
         raise ValueError(f"{flag}: unknown metric {metric!r} in {text!r} (known: {', '.join(allowed)})")
     if number < 0 or not math.isfinite(number):
         raise ValueError(f"{flag}: {text!r}: the value must be a number >= 0")
-    if metric in LATENCY:
+    if metric in _TIMES:
         if unit not in _TIME_UNITS:
             raise ValueError(f"{flag}: {text!r}: give the latency a unit: us, ms or s (e.g. {metric}<50ms)")
         return Objective(metric, op, number * _TIME_UNITS[unit], text)  # type: ignore[arg-type]
@@ -129,6 +136,9 @@ def measure(metric: str, result: BenchResult) -> float | None:
     """The figure of ``result`` an objective on ``metric`` is held to (None: none measured)."""
     if metric in LATENCY:
         return float(result.latency_us[LATENCY[metric]]) if result.latency_us.get("count") else None
+    if metric in RECEIPT_LATENCY:
+        figures = result.receipt_latency_us
+        return float(figures[RECEIPT_LATENCY[metric]]) if figures.get("count") else None
     if metric == "errors":
         return sum(result.errors.values()) / result.sent if result.sent else None
     if metric == "receipts":

@@ -30,6 +30,8 @@ GOOD = [
     ("receipts>=100%", "receipts", ">=", 1.0),
     ("rate>=900", "rate", ">=", 900),
     ("rate>1.5e3/s", "rate", ">", 1500),
+    ("receipt_p99<2s", "receipt_p99", "<", 2_000_000),
+    ("receipt_p99.9<=1500ms", "receipt_p99.9", "<=", 1_500_000),
 ]
 
 
@@ -48,7 +50,7 @@ def test_several_objectives_separated_by_commas():
 BAD = [
     ("p99<50", "--slo: 'p99<50': give the latency a unit: us, ms or s (e.g. p99<50ms)"),
     ("p99<fast", "--slo: cannot read 'p99<fast': expected METRIC<VALUE like p99<50ms or errors<0.1%"),
-    ("p98<50ms", "--slo: unknown metric 'p98' in 'p98<50ms' (known: p50, p90, p99, p99.9, max, errors)"),
+    ("p98<50ms", "--slo: unknown metric 'p98' in 'p98<50ms' (known: p50, p90, p99, p99.9, max, errors, receipt_p50,"),
     ("receipts>=100%", "--slo: unknown metric 'receipts'"),
     ("errors<1", "--slo: 'errors<1': give errors in percent (e.g. errors<1%)"),
     ("errors<101%", "--slo: 'errors<101%': a percentage is at most 100"),
@@ -71,7 +73,8 @@ def test_rate_takes_no_time_unit():
         parse_objectives("rate>=900ms", ASSERT_METRICS, "--assert")
 
 
-def _result(*, sent=1000, errors=0, p99_us=10_000.0, receipts=0, expected=0, rate=500.0) -> BenchResult:
+def _result(*, sent=1000, errors=0, p99_us=10_000.0, receipts=0, expected=0, rate=500.0,
+            receipt_p99_us=None) -> BenchResult:
     h = Histogram()
     return BenchResult(
         options=LoadOptions(host="h", port=1, system_id="a", password=""), environment={}, started_at=0.0,
@@ -79,7 +82,8 @@ def _result(*, sent=1000, errors=0, p99_us=10_000.0, receipts=0, expected=0, rat
         throttled=errors, reconnects=0, receipts=receipts, duplicate_receipts=0, submit_rate=rate, receipt_rate=0.0,
         latency_us={"p50": 1000.0, "p90": 5000.0, "p99": p99_us, "p999": p99_us, "max": p99_us, "mean": 1.0,
                     "count": sent},
-        receipt_latency_us={}, latency_histogram=h.data(), receipt_histogram=h.data(), timeline=[],
+        receipt_latency_us={} if receipt_p99_us is None else {"p99": receipt_p99_us, "count": receipts},
+        latency_histogram=h.data(), receipt_histogram=h.data(), timeline=[],
         receipts_expected=expected,
     )
 
@@ -94,6 +98,9 @@ CHECKS = [
     ("receipts>=100%", {"receipts": 99, "expected": 100}, False, "receipts>=100%: measured 99%"),
     ("receipts>=100%", {"receipts": 100, "expected": 100}, True, "receipts>=100%: measured 100%"),
     ("rate>=900", {"rate": 899.0}, False, "rate>=900: measured 899/s"),
+    ("receipt_p99<2s", {"receipts": 10, "receipt_p99_us": 2_500_000.0}, False, "receipt_p99<2s: measured 2500.00 ms"),
+    ("receipt_p99<2s", {"receipts": 10, "receipt_p99_us": 900_000.0}, True, "receipt_p99<2s: measured 900.00 ms"),
+    ("receipt_p99<2s", {}, False, "receipt_p99<2s: nothing measured"),
 ]
 
 
