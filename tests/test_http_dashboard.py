@@ -1,11 +1,13 @@
 """The live dashboard in a real headless Chromium: the page loads from the package, shows
 a bind the test makes, and its counters move when the test sends traffic; the screenshot
-it takes is the README's docs/dashboard.png. Without a browser: the event stream's
+it takes is the README's docs/dashboard.png (written there when SMPPHUB_SCREENSHOTS=1, so an
+ordinary run leaves the checkout clean; otherwise into the test's tmp_path). Without a browser: the event stream's
 bounds (token, max clients, one snapshot a second for all, the end at hub stop)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +20,7 @@ import smppcore
 from smpphub.router.http.dashboard import BROADCASTER
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / "docs" / "dashboard.png"
+README_SCREENSHOT = ROOT / "docs" / "dashboard.png"
 HOST = "127.0.0.1"
 WAIT_MS = 20_000  # bound on each wait in the page (a loaded 2-core machine); normally well under a second
 
@@ -35,7 +37,7 @@ async def hub():
     await fr.close()
 
 
-async def test_page_shows_a_bind_and_counters_move_with_traffic(hub):
+async def test_page_shows_a_bind_and_counters_move_with_traffic(hub, tmp_path):
     async with browser_page() as page:
         problems: list[str] = []  # script errors, and what the page's Content-Security-Policy refused
         page.on("pageerror", lambda error: problems.append(str(error)))
@@ -74,8 +76,9 @@ async def test_page_shows_a_bind_and_counters_move_with_traffic(hub):
             await page.wait_for_selector('#total-delivered:text("12")', timeout=WAIT_MS)
             await page.wait_for_selector('#upstreams tr[data-name="carrier-uk"] td[data-key="mode"]:text("running")',
                                          timeout=WAIT_MS)
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            shot = README_SCREENSHOT if os.environ.get("SMPPHUB_SCREENSHOTS") == "1" else tmp_path / "dashboard.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         await page.wait_for_selector("#binds td.empty", timeout=WAIT_MS)  # the binds went away
         assert problems == []
 
