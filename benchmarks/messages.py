@@ -25,6 +25,8 @@ __all__ = [
 POOL_SIZE = 16384
 #: Lines read of an address file: more than a pool could ever use, and memory stays bounded.
 MAX_FILE_LINES = 1_000_000
+#: The longest line of an address file read at once (an address and the spaces around it).
+MAX_LINE = 256
 #: The longest address SMPP 3.4 carries in submit_sm and submit_multi (source_addr and
 #: destination_addr are C-octet strings of 21 octets, NUL included).
 MAX_ADDRESS = 20
@@ -44,13 +46,7 @@ class AddressPattern:
         self.rng = rng or random.Random()
         self.numbers: list[str] | None = None
         if file is not None:
-            with open(file) as f:
-                self.numbers = [line.strip() for line in itertools.islice(f, MAX_FILE_LINES) if line.strip()]
-            if not self.numbers:
-                raise ValueError(f"{file}: no addresses in it")
-            long = next((n for n in self.numbers if len(n) > MAX_ADDRESS), None)
-            if long is not None:
-                raise ValueError(f"{file}: {long[:30]!r} is longer than {MAX_ADDRESS} characters")
+            self.numbers = _read_addresses(file)
             return
         m = re.fullmatch(r"([^{}]*)\{(\d+)-(\d+)\}([^{}]*)", pattern)
         if m:
@@ -73,6 +69,26 @@ class AddressPattern:
         if self.hi < 0:
             return self.prefix
         return f"{self.prefix}{self.rng.randint(self.lo, self.hi):0{self.width}d}{self.suffix}"
+
+
+def _read_addresses(file: str) -> list[str]:
+    """The addresses of ``file``, one per line (blank lines skipped), at most
+    :data:`MAX_FILE_LINES` of them; a line is read at most :data:`MAX_LINE` characters
+    at a time, so a file without line breaks cannot fill the memory."""
+    out: list[str] = []
+    with open(file) as f:
+        while len(out) < MAX_FILE_LINES:
+            line = f.readline(MAX_LINE)
+            if not line:
+                break
+            address = line.strip()
+            if len(address) > MAX_ADDRESS or (len(line) >= MAX_LINE and not line.endswith("\n")):
+                raise ValueError(f"{file}: {address[:30]!r}... is longer than {MAX_ADDRESS} characters")
+            if address:
+                out.append(address)
+    if not out:
+        raise ValueError(f"{file}: no addresses in it")
+    return out
 
 
 #: The older name, from when only destinations had patterns.

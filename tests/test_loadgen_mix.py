@@ -114,6 +114,10 @@ def test_address_files_are_read_with_a_bound_and_checked(tmp_path):
     long.write_text("447700900123\n" + "9" * 30 + "\n")
     with pytest.raises(ValueError, match="is longer than 20 characters"):
         AddressPattern("", str(long))
+    endless = tmp_path / "endless.txt"
+    endless.write_text("4" * 5_000_000)  # no line break: read 256 characters, not the whole file
+    with pytest.raises(ValueError, match="is longer than 20 characters"):
+        AddressPattern("", str(endless))
     ok = tmp_path / "ok.txt"
     ok.write_text("".join(f"4477{i:06d}\n" for i in range(50)))
     p = AddressPattern("", str(ok), random.Random(2))
