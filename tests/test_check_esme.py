@@ -37,7 +37,8 @@ HOST = "127.0.0.1"
 #: pause (the first bind waits for a Python or node process to start, eight at once: the longest)
 LIMITS = Limits(bind_timeout=60.0, timeout=5.0, throttle_for=0.5)
 ALL = [check.name for check in CHECKS]
-PASSES = {name: Status.PASS for name in ALL} | {"esme_enquire_link": Status.INFO}
+INFORMATIONAL = {check.name: Status.INFO for check in CHECKS if check.informational}
+PASSES = {name: Status.PASS for name in ALL} | INFORMATIONAL
 
 
 def python_esme(script: str, *args: str) -> list[str]:
@@ -115,7 +116,7 @@ async def test_each_broken_esme_fails_exactly_its_item():
     line says what was seen, not only that it failed."""
     limits = msgspec.structs.replace(LIMITS, timeout=2.5)  # the broken reconnect waits this long for nothing
     runs = await asyncio.gather(*(run_ours("--break", broken, limits=limits) for broken in BROKEN))
-    assert set(BROKEN) == set(ALL) - {"esme_enquire_link"}, "a broken ESME for every judged item"
+    assert set(BROKEN) == set(ALL) - set(INFORMATIONAL), "a broken ESME for every judged item"
     said = {}
     for broken, (report, esme) in zip(BROKEN, runs, strict=True):
         expected = PASSES | {broken: Status.FAIL}
@@ -179,7 +180,7 @@ async def test_no_esme_at_all_fails_bind_and_skips_the_rest_at_once():
     finally:
         await checker.close()
     assert loop.time() - started < 3  # one timeout, not one per check
-    assert statuses(report) == {"bind": Status.FAIL} | {n: Status.SKIP for n in ALL[1:]}
+    assert statuses(report) == {"bind": Status.FAIL} | {n: Status.SKIP for n in ALL[1:]} | INFORMATIONAL
     assert report.results[0].summary == "no bind within 0.3 s (0 connection(s) open)"
 
 
@@ -201,7 +202,10 @@ async def test_refused_credentials_and_garbage_are_reported_not_raised():
         await checker.close()
     first = report.results[0]
     assert first.status is Status.FAIL and "ESME_RINVPASWD" in first.summary and "'esme'" in first.summary, first
-    assert [r.status for r in report.results[1:]] == [Status.SKIP] * (len(ALL) - 1)
+    assert statuses(report) == {"bind": Status.FAIL} | {n: Status.SKIP for n in ALL[1:]} | INFORMATIONAL
+    errors = report.results[-1]
+    assert errors.name == "esme_errors" and errors.figures["count"] >= 1, errors
+    assert "ESME_RINVCMDLEN" in errors.summary, errors
 
 
 async def test_a_flood_that_never_reads_its_answers_is_bounded():
@@ -430,7 +434,8 @@ async def test_a_run_that_fails_exits_1():
     outcome = await run_subprocess(["check-esme", "--listen", f"{HOST}:0", "--bind-timeout", "0.3"], timeout=60)
     assert outcome.code == 1 and not outcome.err, outcome
     assert "FAIL  bind              no bind within 0.3 s" in outcome.out
-    assert outcome.out.rstrip().endswith("check-esme: 0 of 9 checks passed (1 failed, 8 skipped)"), outcome.out
+    summary = "check-esme: 0 of 8 checks passed (1 failed, 7 skipped, 2 informational)"
+    assert outcome.out.rstrip().endswith(summary), outcome.out
 
 
 def test_list_says_what_each_check_catches(capsys):

@@ -85,6 +85,8 @@ class Context:
 class Check:
     name: str
     run: Callable[[Context], Awaitable[CheckResult]]
+    #: reports what the run saw, never fails it; runs even when the ESME never bound
+    informational: bool = False
 
     @property
     def catches(self) -> str:
@@ -416,6 +418,18 @@ async def note_esme_enquire_links(ctx: Context) -> CheckResult:
                        "each answered ESME_ROK", {"count": len(seen)})
 
 
+async def note_esme_errors(ctx: Context) -> CheckResult:
+    """Informational: PDUs from the ESME the checker had to refuse over the run (ones that
+    do not decode, requests not allowed in the state of the session, such as a submit
+    before the bind). Each got the error status SMPP 3.4 gives it."""
+    errors = list(ctx.harness.protocol_errors)
+    if not errors:
+        return CheckResult("esme_errors", Status.INFO, "the ESME sent nothing the checker had to refuse",
+                           {"count": 0})
+    return CheckResult("esme_errors", Status.INFO, f"{len(errors)} PDU(s) refused, the first: {errors[0]}",
+                       {"count": len(errors), "first": errors[:10]})
+
+
 CHECKS: list[Check] = [
     Check("bind", check_bind),
     Check("enquire_link", check_enquire_link),
@@ -425,5 +439,6 @@ CHECKS: list[Check] = [
     Check("reject", check_reject),
     Check("reconnect", check_reconnect),
     Check("unbind", check_unbind),
-    Check("esme_enquire_link", note_esme_enquire_links),
+    Check("esme_enquire_link", note_esme_enquire_links, informational=True),
+    Check("esme_errors", note_esme_errors, informational=True),
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
 import itertools
 import struct
 import time
@@ -192,9 +193,10 @@ class Harness:
         return [c for c in self.bound() if c.session.state in (State.BOUND_RX, State.BOUND_TRX)]
 
     def authenticate(self, bind: Pdu) -> int:
-        if self.system_id is not None and getattr(bind, "system_id", "") != self.system_id:
+        """ESME_ROK, or why the bind is refused (--system-id / --password; compared in constant time)."""
+        if self.system_id is not None and not _same(getattr(bind, "system_id", ""), self.system_id):
             return CommandStatus.ESME_RINVSYSID
-        if self.password is not None and getattr(bind, "password", "") != self.password:
+        if self.password is not None and not _same(getattr(bind, "password", ""), self.password):
             return CommandStatus.ESME_RINVPASWD
         return CommandStatus.ESME_ROK
 
@@ -205,6 +207,10 @@ class Harness:
         """Answer every held submit with ESME_ROK (a hold policy ended)."""
         for conn in list(self.connections):
             conn.release_held()
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
 
 
 class ProbeConnection(asyncio.Protocol):

@@ -10,8 +10,9 @@
         await checker.close()
 
 The run is bounded as a whole (:func:`~.battery.run_bound`) as well as check by
-check; when no ESME ever binds, the checks after ``bind`` are skipped at once
-instead of each waiting its timeout for nothing.
+check; when no ESME ever binds, the judged checks after ``bind`` are skipped at once
+instead of each waiting its timeout for nothing (the informational ones still say
+what was seen).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class EsmeChecker:
         try:
             async with asyncio.timeout(run_bound(self.limits)):
                 for check in CHECKS:
-                    if report.results and not any(b.status == 0 for b in harness.binds):
+                    if report.results and not check.informational and not any(b.status == 0 for b in harness.binds):
                         result = CheckResult(check.name, Status.SKIP, "not run: the ESME never bound")
                     else:
                         result = await check.run(ctx)
