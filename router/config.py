@@ -253,8 +253,8 @@ class HttpConfig(_Strict):
     once (more are closed as they come); ``keepalive_timeout`` how long an idle
     keep-alive connection stays; ``request_timeout`` how long one request may take
     (answered 503 past it). ``max_batch`` bounds the messages of one POST (10,000 at
-    most). Idempotency keys are kept ``idempotency_ttl`` seconds, at most
-    ``idempotency_keys`` of them (the oldest go first). Webhooks: ``webhook_concurrency``
+    most). An idempotent answer is kept ``idempotency_ttl`` seconds (in the store; the
+    latest ``idempotency_keys`` in memory too). Webhooks: ``webhook_concurrency``
     POSTs at once, ``webhook_queue`` waiting in memory (the rest wait in the store),
     each given ``webhook_timeout`` seconds, retried with a back-off doubling from
     ``webhook_retry_initial`` to ``webhook_retry_max`` until a 2xx.

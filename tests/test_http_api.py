@@ -364,3 +364,27 @@ async def test_concurrent_retries_with_one_key_send_once(hub, smsc):
     await wait_until(lambda: smsc.sim.messages, what="the message upstream")
     await hub.store.flush()
     assert len(await hub.store.find_messages(_all("acme"))) == 1
+
+
+async def test_an_idempotent_retry_after_a_restart_sends_nothing(smsc, tmp_path):
+    from smpphub.router.store.sqlite import SqliteStore
+
+    config = http_hub_config({"uk": smsc}, ROUTES, http={"idempotency_keys": 1})  # memory keeps one key only
+    headers = {"Idempotency-Key": "restart-1"}
+    body = {"to": "447700900250", "text": "before the restart"}
+    async with running_hub(config, store=SqliteStore(str(tmp_path / "hub.db"))) as hub, http_client(hub) as http:
+        async with http.post("/v1/messages", json=body, headers=headers) as resp:
+            first = await resp.json()
+        async with http.post("/v1/messages", json={**body, "to": "447700900251"},
+                             headers={"Idempotency-Key": "other"}) as resp:  # pushes restart-1 out of memory
+            assert resp.status == 202
+        async with http.post("/v1/messages", json=body, headers=headers) as resp:  # read back from the store
+            assert resp.headers.get("Idempotent-Replayed") == "true" and await resp.json() == first
+    async with running_hub(config, store=SqliteStore(str(tmp_path / "hub.db"))) as hub, http_client(hub) as http:
+        async with http.post("/v1/messages", json=body, headers=headers) as resp:
+            assert resp.status == 202 and resp.headers.get("Idempotent-Replayed") == "true"
+            assert await resp.json() == first
+        async with http.post("/v1/messages", json={**body, "text": "changed"}, headers=headers) as resp:
+            assert resp.status == 422
+        await hub.store.flush()
+        assert len(await hub.store.find_messages(_all("acme"))) == 2

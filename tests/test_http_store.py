@@ -59,3 +59,23 @@ async def test_take_spilled_by_id_takes_only_spilled_rows_once(store):
     assert [r.id for r in taken] == ["m0002"]
     assert await store.take_spilled_by_id(["m0002"]) == []
     assert [r.id for r in await store.take_spilled(1e12, 10)] == ["m0001"]
+
+
+async def test_kept_answers_are_read_back_forgotten_and_expire(store):
+    import time
+
+    from smpphub.router.store.base import KeptAnswer
+
+    now = time.time()
+    store.keep_answer(KeptAnswer(account="acme", key="k1", fingerprint=b"f", status=202, body=b"{}",
+                                 expires=now + 60))
+    store.keep_answer(KeptAnswer(account="acme", key="old", fingerprint=b"f", status=202, body=b"{}",
+                                 expires=now - 1))
+    got = await store.kept_answer("acme", "k1")
+    assert got is not None and got.status == 202 and got.body == b"{}" and got.fingerprint == b"f"
+    assert await store.kept_answer("beta", "k1") is None
+    assert await store.kept_answer("acme", "old") is None  # expired
+    store.forget_answer("acme", "k1")
+    assert await store.kept_answer("acme", "k1") is None
+    await store.purge(older_than=0.0)
+    assert await store.kept_answer("acme", "old") is None

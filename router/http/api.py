@@ -37,7 +37,7 @@ from ..upstream import Outgoing
 from .auth import require_account
 from .compose import CODINGS, Draft, refusal, submits, utc
 from .errors import ApiError, ErrorDetail, decode_json, field_of
-from .idempotency import IdempotencyKeys, check_key
+from .idempotency import IdempotencyKeys, Keep, check_key
 from .schema import (
     CancelResult,
     ItemResult,
@@ -158,7 +158,7 @@ def _drafts(account: Account, message: MessageIn, field: str) -> list[Draft]:
     return drafts
 
 
-async def _send(request: web.Request, account: Account, body: bytes) -> web.Response:
+async def _send(request: web.Request, account: Account, body: bytes, keep: Keep | None = None) -> web.Response:
     hub = request.app[HUB]
     config = request.app[HTTP_CONFIG]
     messages: list[MessageIn | ApiError]
@@ -206,9 +206,12 @@ async def _send(request: web.Request, account: Account, body: bytes) -> web.Resp
             results.append(item)
             accepted.append(one)
             owners.append(item)
-    await store_accepted(hub, accepted)
     n = len(owners)
-    return json_response(SendResult(messages=results, accepted=n, rejected=len(results) - n), 202)
+    answer = _ENCODER.encode(SendResult(messages=results, accepted=n, rejected=len(results) - n))
+    if keep is not None:
+        keep(202, answer)  # before the messages: the kept answer is durable with them (see .idempotency)
+    await store_accepted(hub, accepted)
+    return web.Response(status=202, body=answer, content_type="application/json")
 
 
 def _targets(messages: list[MessageIn | ApiError]) -> list[str | list[str]]:
@@ -377,7 +380,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 def register(app: web.Application, hub: HubView) -> None:
     config = app[HTTP_CONFIG]
-    app[KEYS] = IdempotencyKeys(config.idempotency_keys, config.idempotency_ttl)
+    app[KEYS] = IdempotencyKeys(config.idempotency_keys, config.idempotency_ttl, hub.store)
     app.router.add_post("/v1/messages", send)
     app.router.add_get("/v1/messages", list_messages)
     app.router.add_get("/v1/messages/{id}", get_message)

@@ -1,15 +1,16 @@
 """``Idempotency-Key``: a POST retried with the same key is answered as the first time, never sent twice.
 
-Keys are per account, kept ``idempotency_ttl`` seconds and at most
-``idempotency_keys`` of them (the oldest forgotten first: a bound, so a client
-minting keys cannot fill memory). The answer kept is the first one's status and
-body; the same key with a different body is a client bug, answered 422 naming the
-header. A retry that comes while the first is still being stored waits for it.
-Answers that say "try again" (429, 5xx) are not kept, so the retry really tries again.
-
-Kept in memory: a retry after a hub restart is not recognised. The hub answers only
-once the messages are durable, so what a restart can cost is the case of a client
-that never got its answer retrying across the restart.
+Keys are per account. The answer is kept in the store (:class:`~router.store.base.KeptAnswer`)
+*before* the messages it answers are: its write is queued ahead of them in the store's
+writer, so it is durable no later than they are, and a retry after a crash or a restart
+finds it (if the messages' write fails, the answer is forgotten again and the request
+answered 503). Keys expire after ``idempotency_ttl`` seconds (housekeeping removes them
+from the store); memory holds the most recent ``idempotency_keys`` (the oldest forgotten
+first: a bound, so a client minting keys cannot fill memory; older ones are read back from
+the store). The same key with a different body is a client bug, answered 422 naming the
+header. A retry that comes while the first is still being stored waits for it. Answers
+that say "try again" (429, 5xx) and refusals (4xx) are not kept, so the retry really
+tries again.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..store import Store
+from ..store.base import KeptAnswer
 from .errors import ApiError
 
-__all__ = ["IdempotencyKeys", "check_key"]
+__all__ = ["IdempotencyKeys", "check_key", "Keep"]
 
 _MAX_KEY = 255
+#: what the request's handler calls with its answer (status, body) just before it stores the messages
+Keep = Callable[[int, bytes], None]
 
 
 def check_key(key: str) -> str:
@@ -36,66 +41,92 @@ def check_key(key: str) -> str:
 
 
 class _Kept:
-    __slots__ = ("fingerprint", "expires", "done", "status", "body", "content_type")
+    __slots__ = ("fingerprint", "expires", "done", "status", "body")
 
     def __init__(self, fingerprint: bytes, expires: float, done: asyncio.Future[None]) -> None:
         self.fingerprint = fingerprint
         self.expires = expires
         self.done = done
-        self.status = 0
+        self.status = 0  # 0: no answer kept (yet)
         self.body = b""
-        self.content_type = "application/json"
+
+
+def _replay(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json",
+                        headers={"Idempotent-Replayed": "true"})
+
+
+def _mismatch() -> ApiError:
+    return ApiError(422, "Idempotency-Key: already used for a different request body", field="Idempotency-Key",
+                    code="idempotency_mismatch")
 
 
 class IdempotencyKeys:
-    def __init__(self, limit: int, ttl: float) -> None:
+    def __init__(self, limit: int, ttl: float, store: Store) -> None:
         self.limit = limit
         self.ttl = ttl
+        self.store = store
         self._kept: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._kept)
 
     async def run(self, account: str, key: str, body: bytes,
-                  answer: Callable[[], Awaitable[web.Response]]) -> web.Response:
-        """``answer()``'s response, or the one kept for (``account``, ``key``)."""
-        now = time.monotonic()
+                  answer: Callable[[Keep], Awaitable[web.Response]]) -> web.Response:
+        """``answer(keep)``'s response, or the one kept for (``account``, ``key``)."""
         fingerprint = hashlib.sha256(body).digest()
         slot = (account, key)
-        kept = self._kept.get(slot)
-        if kept is not None and kept.expires <= now:
-            del self._kept[slot]
-            kept = None
+        kept = self._live(slot)
+        if kept is None:
+            stored = await self.store.kept_answer(account, key)
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    raise _mismatch()
+                return _replay(stored.status, stored.body)
+            kept = self._live(slot)  # another request with this key may have come meanwhile
         if kept is not None:
             if kept.fingerprint != fingerprint:
-                raise ApiError(422, "Idempotency-Key: already used for a different request body",
-                               field="Idempotency-Key", code="idempotency_mismatch")
+                raise _mismatch()
             await asyncio.shield(kept.done)
             if kept.status:
-                return web.Response(status=kept.status, body=kept.body, content_type=kept.content_type,
-                                    headers={"Idempotent-Replayed": "true"})
+                return _replay(kept.status, kept.body)
             # the first attempt was not kept (it failed): this one tries for real
-        self._expire(now)
-        kept = self._kept[slot] = _Kept(fingerprint, now + self.ttl, asyncio.get_running_loop().create_future())
+        self._trim()
+        kept = self._kept[slot] = _Kept(fingerprint, time.time() + self.ttl,
+                                        asyncio.get_running_loop().create_future())
+
+        def keep(status: int, answer_body: bytes) -> None:
+            kept.status, kept.body = status, answer_body
+            self.store.keep_answer(KeptAnswer(account=account, key=key, fingerprint=fingerprint, status=status,
+                                              body=answer_body, expires=kept.expires))
+
         try:
-            response = await answer()
+            response = await answer(keep)
         except BaseException:
-            self._kept.pop(slot, None)
+            self._drop(slot, kept)
             raise
         finally:
             if not kept.done.done():
                 kept.done.set_result(None)
-        if response.status == 429 or response.status >= 500 or not isinstance(response.body, bytes):
-            self._kept.pop(slot, None)
-        else:
-            kept.status, kept.body = response.status, response.body
-            kept.content_type = response.content_type
+        if response.status == 429 or response.status >= 500:
+            self._drop(slot, kept)
         return response
 
-    def _expire(self, now: float) -> None:
-        kept = self._kept
-        while kept:
-            oldest = next(iter(kept.values()))
-            if oldest.expires > now and len(kept) < self.limit:
-                break
-            kept.popitem(last=False)
+    def _live(self, slot: tuple[str, str]) -> _Kept | None:
+        kept = self._kept.get(slot)
+        if kept is not None and kept.expires <= time.time():
+            del self._kept[slot]
+            return None
+        return kept
+
+    def _drop(self, slot: tuple[str, str], kept: _Kept) -> None:
+        """Nothing is kept for ``slot``: the answer did not hold (its messages were not stored)."""
+        if self._kept.get(slot) is kept:
+            del self._kept[slot]
+        if kept.status:
+            kept.status = 0
+            self.store.forget_answer(*slot)
+
+    def _trim(self) -> None:
+        while len(self._kept) >= self.limit:
+            self._kept.popitem(last=False)  # the store still has it: it is read back if retried

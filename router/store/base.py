@@ -32,8 +32,8 @@ import msgspec
 
 from ..lifecycle import FINAL_STATES, MessageRow, State
 
-__all__ = ["MessageRow", "State", "Delivery", "HttpMeta", "MessageQuery", "Store", "OPEN_STATES", "FINAL_STATES",
-           "row_destination"]
+__all__ = ["MessageRow", "State", "Delivery", "HttpMeta", "KeptAnswer", "MessageQuery", "Store", "OPEN_STATES",
+           "FINAL_STATES", "row_destination"]
 
 #: States of a message the hub still has to act on (recovered after a restart).
 OPEN_STATES = frozenset(State) - FINAL_STATES
@@ -67,6 +67,18 @@ class HttpMeta(msgspec.Struct, kw_only=True):
     reference: str = ""
     kannel: str = ""
     created_at: float = 0.0
+
+
+class KeptAnswer(msgspec.Struct, kw_only=True):
+    """The answer to a POST that carried an ``Idempotency-Key``, kept until ``expires`` (unix time)
+    so that a retry, even after a restart, gets it again instead of sending again."""
+
+    account: str
+    key: str
+    fingerprint: bytes  # SHA-256 of the request body: the same key with another body is refused
+    status: int
+    body: bytes
+    expires: float
 
 
 class MessageQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -222,6 +234,19 @@ class Store(abc.ABC):
     async def find_messages(self, query: MessageQuery) -> list[MessageRow]:
         """The rows :meth:`MessageQuery.matches`, newest first, at most ``query.limit``."""
         raise NotImplementedError(f"{type(self).__name__} cannot list messages")
+
+    def keep_answer(self, answer: KeptAnswer) -> None:
+        """Keep (or replace) an idempotent answer; queued like :meth:`add_http_meta`, so one kept
+        just before :meth:`add_messages` is durable with the messages it answers."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no idempotent answers")
+
+    def forget_answer(self, account: str, key: str) -> None:
+        """The answer kept for (account, key) no longer holds (its messages were not stored); queued."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no idempotent answers")
+
+    async def kept_answer(self, account: str, key: str) -> KeptAnswer | None:
+        """The answer kept for (account, key), if any and not expired."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no idempotent answers")
 
     # ---- housekeeping -----------------------------------------------------------------------
 

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterable
 
 import msgspec
 
-from .base import FINAL_STATES, OPEN_STATES, Delivery, HttpMeta, MessageQuery, MessageRow, State, Store, copy_row
+from .base import (
+    FINAL_STATES,
+    OPEN_STATES,
+    Delivery,
+    HttpMeta,
+    KeptAnswer,
+    MessageQuery,
+    MessageRow,
+    State,
+    Store,
+    copy_row,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -25,6 +37,7 @@ class MemoryStore(Store):
         self.deliveries: dict[int, Delivery] = {}
         self.spilled: set[str] = set()
         self.http: dict[str, HttpMeta] = {}
+        self.answers: dict[tuple[str, str], KeptAnswer] = {}
         self._ids = itertools.count(1)
 
     async def open(self) -> None:
@@ -128,12 +141,25 @@ class MemoryStore(Store):
         for k in old:
             self._unindex(self.messages.pop(k))
             self.http.pop(k, None)
+        now = time.time()
+        for slot in [s for s, a in self.answers.items() if a.expires <= now]:
+            del self.answers[slot]
         return len(old)
 
     async def take_spilled_by_id(self, message_ids: list[str]) -> list[MessageRow]:
         taken = [i for i in message_ids if i in self.spilled and i in self.messages]
         self.spilled.difference_update(taken)
         return [copy_row(self.messages[i]) for i in taken]
+
+    def keep_answer(self, answer: KeptAnswer) -> None:
+        self.answers[(answer.account, answer.key)] = answer
+
+    def forget_answer(self, account: str, key: str) -> None:
+        self.answers.pop((account, key), None)
+
+    async def kept_answer(self, account: str, key: str) -> KeptAnswer | None:
+        answer = self.answers.get((account, key))
+        return answer if answer is not None and answer.expires > time.time() else None
 
     def add_http_meta(self, metas: list[HttpMeta]) -> None:
         for meta in metas:

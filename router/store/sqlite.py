@@ -70,12 +70,13 @@ import asyncio
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import structlog
 
-from .base import FINAL_STATES, OPEN_STATES, Delivery, HttpMeta, MessageQuery, MessageRow, State, Store
+from .base import FINAL_STATES, OPEN_STATES, Delivery, HttpMeta, KeptAnswer, MessageQuery, MessageRow, State, Store
 from .sqlite_writer import Row, Shape, SqliteWriter, SqlRow, insert_shape, update_shape
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
@@ -146,6 +147,23 @@ _INSERT_HTTP = insert_shape("http_messages", _HTTP_COLUMNS, "INSERT OR REPLACE")
 _GET_HTTP = f"SELECT {', '.join(_HTTP_COLUMNS)} FROM http_messages WHERE id = ?"
 # their messages purged: the HTTP rows go too (one anti-join per housekeeping round)
 _PURGE_HTTP = "DELETE FROM http_messages WHERE id NOT IN (SELECT id FROM messages)"
+# Idempotent answers (router.store.base.KeptAnswer), kept until they expire.
+_ANSWERS = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (account, key)
+);
+"""
+_KEEP_ANSWER = insert_shape("idempotency", ("account", "key", "fingerprint", "status", "body", "expires"),
+                            "INSERT OR REPLACE")
+_FORGET_ANSWER = "DELETE FROM idempotency WHERE account = ? AND key = ?"
+_KEPT_ANSWER = ("SELECT fingerprint, status, body, expires FROM idempotency "
+                "WHERE account = ? AND key = ? AND expires > ?")
 _DELIVERIES = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -408,7 +426,7 @@ class SqliteStore(Store):
         self._auto_vacuum(db)
         has_messages = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
         steps = _FROM_VERSION_1 if has_messages and version == 1 else ""
-        steps += _MESSAGES + _INDEXES + _DELIVERIES + _HTTP  # idempotent: CREATE ... IF NOT EXISTS
+        steps += _MESSAGES + _INDEXES + _DELIVERIES + _HTTP + _ANSWERS  # idempotent: CREATE ... IF NOT EXISTS
         if version != SCHEMA_VERSION:
             steps += f"PRAGMA user_version={SCHEMA_VERSION};"
         # one transaction, the new user_version included: a migration cut short (killed, disk
@@ -587,6 +605,25 @@ class SqliteStore(Store):
 
         return await self._read(find)
 
+    def keep_answer(self, answer: KeptAnswer) -> None:
+        row: Row = (answer.account, answer.key, answer.fingerprint, answer.status, answer.body, answer.expires)
+        self._writer.write(_KEEP_ANSWER, [row], wait=False)
+
+    def forget_answer(self, account: str, key: str) -> None:
+        def forget(db: sqlite3.Connection) -> None:
+            db.execute(_FORGET_ANSWER, (account, key))
+
+        self._read(forget)  # queued behind the writes before it; nobody waits for it
+
+    async def kept_answer(self, account: str, key: str) -> KeptAnswer | None:
+        def get(db: sqlite3.Connection) -> KeptAnswer | None:
+            r = db.execute(_KEPT_ANSWER, (account, key, time.time())).fetchone()
+            if r is None:
+                return None
+            return KeptAnswer(account=account, key=key, fingerprint=r[0], status=r[1], body=r[2], expires=r[3])
+
+        return await self._read(get)
+
     # ---- housekeeping -------------------------------------------------------------------------------
 
     async def purge(self, older_than: float) -> int:
@@ -599,6 +636,7 @@ class SqliteStore(Store):
             if n < _PURGE_CHUNK:
                 if total:
                     await self._read(_purge_http)
+                await self._read(_purge_answers)
                 return total
 
     async def purge_oldest(self, limit: int) -> int:
@@ -654,6 +692,12 @@ def _purge_http(db: sqlite3.Connection) -> None:
     """The HTTP rows of purged messages go too; a hub without HTTP messages pays one indexed read."""
     if db.execute("SELECT 1 FROM http_messages LIMIT 1").fetchone() is not None:
         db.execute(_PURGE_HTTP)
+
+
+def _purge_answers(db: sqlite3.Connection) -> None:
+    """Idempotent answers past their expiry go (one indexed read when there are none)."""
+    if db.execute("SELECT 1 FROM idempotency LIMIT 1").fetchone() is not None:
+        db.execute("DELETE FROM idempotency WHERE expires <= ?", (time.time(),))
 
 
 def _nothing(db: sqlite3.Connection) -> None:
