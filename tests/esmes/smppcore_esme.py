@@ -12,9 +12,9 @@ unbinds every bind. Prints one line per event worth asserting on (``bound``, ``u
 
 The breaks: ``bind`` announces interface_version 0x33; ``enquire_link``, ``reject`` and
 ``unbind`` leave the SMSC's enquire_link, unknown PDU, unbind unanswered; ``window`` keeps
-five times the window in flight; ``throttling`` resends a throttled message at once;
-``receipts_mo`` answers deliver_sm ESME_RX_T_APPN; ``reconnect`` exits when the
-connection drops.
+five times the window in flight (sending in one burst); ``throttling`` resends a throttled
+message at once; ``receipts_mo`` answers deliver_sm ESME_RX_T_APPN; ``reconnect`` exits
+when the connection drops.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ async def main() -> int:
     broken = args.broken
     TestEsme.muted = UNANSWERED.get(broken or "")
     window = args.window * 5 if broken == "window" else args.window
+    rate = args.rate * 100 if broken == "window" else args.rate  # past the window in one burst
     retry_after = 0.0 if broken == "throttling" else args.retry_after
 
     def on_message(pdu) -> int:
@@ -121,7 +122,7 @@ async def main() -> int:
             else:
                 wake.clear()
                 try:
-                    await asyncio.wait_for(wake.wait(), 1 / args.rate)
+                    await asyncio.wait_for(wake.wait(), 1 / rate)
                 except TimeoutError:
                     pass
                 number = retries.popleft() if retries else next(numbers)
