@@ -182,3 +182,25 @@ async def test_tls_listener_serves_https(tmp_path):
             with pytest.raises(aiohttp.ClientError):  # plain HTTP gets nothing from it
                 async with http.get(hub.http.url.replace("https://", "http://") + "/v1/openapi.json"):
                     pass
+
+
+def test_api_token_command_makes_a_token_and_its_hash(capsys):
+    from smpphub import cli
+    from smpphub.router.http.tokens import hash_token, is_valid_token_hash
+
+    assert cli.main(["api-token"]) == 0
+    token_line, hash_line = capsys.readouterr().out.splitlines()
+    token = token_line.removeprefix("token: ")
+    assert token.startswith("shk_") and len(token) > 40
+    assert hash_line.split()[-1] == hash_token(token) and is_valid_token_hash(hash_token(token))
+    assert cli.main(["api-token", "--token", "shk_given-token-0123456789"]) == 0
+    assert capsys.readouterr().out.split() == ["hash:", hash_token("shk_given-token-0123456789")]
+
+
+@pytest.mark.parametrize("argv", [["api-token", "--token", "short"], ["api-token", "--token", ""]])
+def test_api_token_refuses_a_short_token_in_one_line(argv, capsys):
+    from smpphub import cli
+
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at least 16 characters" in err and "Traceback" not in err
