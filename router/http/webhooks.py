@@ -245,7 +245,7 @@ class WebhookSender:
             info = None
         if info is None or info.total <= 1:
             text = _text(pdu, info.payload if info is not None else None)
-            self._mo(account, pdu, text, 1, True, [done], f"mo-{record.id}")
+            self._mo(account, pdu, text=text, parts=1, complete=True, dones=[done], hook_id=f"mo-{record.id}")
             return
         key = MoKey(record.account, pdu.source_addr, pdu.destination_addr, info.reference, info.total)
         group = self._groups.get(key)
@@ -281,15 +281,19 @@ class WebhookSender:
         complete = len(group.parts) == group.total
         # the same id for the same message after a restart (its parts are reloaded and joined again)
         hook_id = "mo-" + hashlib.sha256(msgspec.json.encode(key) + payload).hexdigest()[:24]
-        self._mo(account, first, _text(first, payload), len(group.parts), complete, group.dones, hook_id)
+        self._mo(account, first, text=_text(first, payload), parts=len(group.parts), complete=complete,
+                 dones=group.dones, hook_id=hook_id)
 
-    def _mo(self, account: Account, pdu: DeliverSm | DataSm, text: str, parts: int, complete: bool,
+    def _mo(self, account: Account, pdu: DeliverSm | DataSm, *, text: str, parts: int, complete: bool,
             dones: list[Done], hook_id: str) -> None:
-        body = _ENCODER.encode(MoHook(id=hook_id, type="mo", to=pdu.destination_addr, sender=pdu.source_addr, text=text,
-                                      data_coding=pdu.data_coding, parts=parts, complete=complete,
+        if not account.webhook_url:  # a reload took the account's webhook away meanwhile
+            log.warning("webhook_dropped", webhook=hook_id, account=account.system_id, reason="no webhook_url")
+            _all_done(dones, False)
+            return
+        body = _ENCODER.encode(MoHook(id=hook_id, type="mo", to=pdu.destination_addr, sender=pdu.source_addr,
+                                      text=text, data_coding=pdu.data_coding, parts=parts, complete=complete,
                                       at=_iso(time.time())))
         deadline = time.time() + account.receipt_hold
-        assert account.webhook_url is not None
         self._queue_job(_Job(hook_id, account.webhook_url, account.webhook_secret, body,
                              partial(_all_done, dones), deadline))
 
