@@ -204,7 +204,7 @@ def _drafts(params: MultiDict[bytes], account: Account) -> _Sendsms:
             raise _Rejected("Invalid dlr-url, rejected")
         dlr = KannelDlr(url=dlr_url, mask=mask, sender=sender or "", username=account.system_id, text=text,
                         coding=coding_param or "0")
-    drafts = [Draft(n.replace("00", "+", 1) if n.startswith("00") else n, text or " ", sender=sender,
+    drafts = [Draft(n.replace("00", "+", 1) if n.startswith("00") else n, text, sender=sender,
                     data_coding=data_coding, send_at=send_at, valid_until=valid_until, receipt=wants, udh=udh,
                     binary=binary) for n in numbers]
     return _Sendsms(drafts=drafts, dlr=dlr)
