@@ -499,6 +499,23 @@ class Dispatcher:
         self._act(changes)
         return True
 
+    async def cancel_anywhere(self, message_ids: list[str]) -> list[str]:
+        """cancel_sm for messages held in memory or waiting in the store only; the ids cancelled.
+
+        A message spilled to the store (scheduled past the hold horizon, or the memory
+        was full) is taken back first, as the backlog takes messages back, and then
+        cancelled like one held here.
+        """
+        cancelled = [i for i in message_ids if self.cancel(i)]
+        rest = [i for i in message_ids if i not in cancelled]
+        if rest:
+            rows = await self.store.take_spilled_by_id(rest)
+            if rows:
+                self.backlog.size = max(0, self.backlog.size - len(rows))
+                self.take_back(rows)
+                cancelled += [r.id for r in rows if self.cancel(r.id)]
+        return cancelled
+
     def waiting(self, message_id: str) -> Outgoing | None:
         """The message if it has not left yet (replace_sm may change it), else None."""
         row = self.table.get(message_id)

@@ -644,7 +644,7 @@ class EsmeHandler(SmscHandler):
 
     async def _cancel(self, conn: SmscConnection, pdu: CancelSm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
-        if row is None or not self.dispatcher.cancel(row.id):
+        if row is None or not await self.dispatcher.cancel_anywhere([row.id]):
             return pdu.make_response(command_status=CommandStatus.ESME_RCANCELFAIL)
         await self.store.flush()
         return pdu.make_response()

@@ -388,3 +388,19 @@ async def test_an_idempotent_retry_after_a_restart_sends_nothing(smsc, tmp_path)
             assert resp.status == 422
         await hub.store.flush()
         assert len(await hub.store.find_messages(_all("acme"))) == 2
+
+
+async def test_cancel_sm_over_smpp_reaches_a_message_waiting_in_the_store(hub, smsc):
+    import smppcore
+    from smppcore.pdus import CancelSm, QuerySm
+
+    async with smppcore.connect("127.0.0.1", hub.servers[0].port, system_id="acme", password="pw") as esme:
+        resp = await esme.submit_sm(destination_addr="447700900260", short_message=b"tomorrow",
+                                    schedule_delivery_time="000001000000000R")
+        await hub.store.flush()
+        assert hub.dispatcher.table.get(resp.message_id) is None  # spilled: past the hold horizon
+        answer = await esme.request(CancelSm(message_id=resp.message_id, destination_addr="447700900260"))
+        assert answer.command_status == 0
+        state = await esme.request(QuerySm(message_id=resp.message_id))
+        assert state.message_state == smppcore.MessageState.DELETED
+    assert not smsc.sim.messages

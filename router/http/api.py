@@ -305,33 +305,13 @@ async def cancel_message(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     row, meta = await _own(hub, account, request.match_info["id"])
     parts = meta.parts if meta is not None else [row.id]
-    cancelled = await cancel_parts(hub, parts)
+    cancelled = await hub.dispatcher.cancel_anywhere(parts)  # cancel_sm's path
     if not cancelled:
         raise ApiError(409, f"message {row.id} is {row.state.value}: it can no longer be cancelled",
                        code="not_cancellable")
     await hub.store.flush()
     return json_response(CancelResult(id=meta.message if meta else row.id, cancelled=cancelled,
                                       state=State.CANCELLED.value))
-
-
-async def cancel_parts(hub: HubView, parts: list[str]) -> list[str]:
-    """Cancel what has not left of ``parts``; the ids cancelled.
-
-    cancel_sm's path (the dispatcher's Cancel event) reaches the messages held in
-    memory; one scheduled past the hold horizon waits in the store only (spilled),
-    so it is taken back first (:meth:`Store.take_spilled_by_id`, the way the backlog
-    takes messages back) and then cancelled the same way.
-    """
-    dispatcher = hub.dispatcher
-    cancelled = [i for i in parts if dispatcher.cancel(i)]
-    rest = [i for i in parts if i not in cancelled]
-    if rest:
-        rows = await hub.store.take_spilled_by_id(rest)
-        if rows:
-            dispatcher.backlog.size = max(0, dispatcher.backlog.size - len(rows))
-            dispatcher.take_back(rows)
-            cancelled += [r.id for r in rows if dispatcher.cancel(r.id)]
-    return cancelled
 
 
 def _query(request: web.Request, account: Account) -> MessageQuery:
