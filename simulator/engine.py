@@ -373,7 +373,10 @@ class Simulator(SmscHandler):
         else:
             self._record_message(conn, pdu, message_id, now)
         if cid == _SUBMIT_MULTI:
-            resp = pdu.make_response(message_id=message_id, unsuccess_sme=self._unsuccess(pdu))
+            unsuccess = self._unsuccess(pdu)
+            refused = {u.destination_addr for u in unsuccess}
+            record.receipt_destinations = tuple(d for d in destinations(pdu) if d not in refused)
+            resp = pdu.make_response(message_id=message_id, unsuccess_sme=unsuccess)
         else:
             resp = pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
         rd = pdu.registered_delivery
@@ -445,8 +448,7 @@ class Simulator(SmscHandler):
             self._finalise(record, step.word)
         elif kind == "copy":
             if record.state == step.word and record.receipts_sent:  # not when cancel_sm ended it first
-                self._deliver_receipt(record, receipt_for(record, step.word, True, record.final_date or time.time(),
-                                                          profile, self._ids.fmt))
+                self._deliver_receipts(record, step.word, True, record.final_date or time.time(), profile)
         else:
             self._send_receipt(record, step.word, kind == "final", profile)
 
@@ -469,7 +471,17 @@ class Simulator(SmscHandler):
             now = record.final_date
         else:
             now = time.time()
-        self._deliver_receipt(record, receipt_for(record, word, final, now, profile, self._ids.fmt))
+        self._deliver_receipts(record, word, final, now, profile)
+
+    def _deliver_receipts(self, record: Submit, word: str, final: bool, now: float, profile: Profile) -> None:
+        """One receipt per destination: a submit_multi's every accepted destination gets its own, as a
+        handset each; they share the message id, told apart by their destination_addr."""
+        if not record.receipt_destinations:
+            self._deliver_receipt(record, receipt_for(record, word, final, now, profile, self._ids.fmt))
+            return
+        for destination in record.receipt_destinations:
+            self._deliver_receipt(record, receipt_for(record, word, final, now, profile, self._ids.fmt,
+                                                      destination=destination))
 
     def _deliver_receipt(self, record: Submit, receipt: Pdu) -> None:
         record.receipts_sent += 1

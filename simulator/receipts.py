@@ -81,12 +81,16 @@ def plan_receipts(*, final: str, state: MessageState, delay: float, registered_d
 
 
 def receipt_for(record: Submit, word: str, final: bool, now: float, profile: Profile | None = None,
-                id_format: str = "decimal") -> Pdu:
+                id_format: str = "decimal", destination: str | None = None) -> Pdu:
     """The receipt saying ``record`` reached state ``word`` at ``now`` (a final one if ``final``),
-    written as ``profile``'s carrier writes it (``id_format``: how the engine makes message ids)."""
+    written as ``profile``'s carrier writes it (``id_format``: how the engine makes message ids), from
+    ``destination`` (one of a submit_multi's; by default the submit's own destination)."""
     state = parse_state(word)
     pdu = record.pdu
-    dest = pdu.destination_addr if pdu.command_id != CommandId.SUBMIT_MULTI else destinations(pdu)[0]
+    if destination is not None:
+        dest = destination
+    else:
+        dest = pdu.destination_addr if pdu.command_id != CommandId.SUBMIT_MULTI else destinations(pdu)[0]
     message_id = record.message_id
     if profile is not None and profile.receipt_id_base == "other":
         message_id = other_base_id(message_id, id_format)

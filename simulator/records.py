@@ -39,6 +39,9 @@ class Submit(msgspec.Struct, gc=False):
     final_date: float | None = None  # set when the message reached its final state
     receipts_sent: int = 0
     receipt_pending: bool = False  # a final receipt (or a silent end, registered_delivery=2) is scheduled
+    #: a submit_multi's destinations that get a receipt (those its response did not list as unsuccessful);
+    #: empty for the other submits, whose one receipt goes to their destination_addr
+    receipt_destinations: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:

@@ -158,6 +158,22 @@ async def test_submit_multi_reports_rule_matches_in_unsuccess_sme():
     assert message.text == "to many" and "447700900123" in message.destination_addr
 
 
+async def test_submit_multi_gets_a_receipt_from_every_destination_it_accepted():
+    """One receipt per accepted destination (a handset each), none for those the response refused."""
+    rules = [{"destination": "999$", "status": "ESME_RINVDSTADR"}]
+    accepted = ["447700900123", "447700900124", "33612345678"]
+    async with simulator(errors={"rules": rules}) as sim:
+        async with connect(sim) as c:
+            resp = await c.request(smppcore.SubmitMulti(
+                source_addr="Acme", short_message=b"to many", registered_delivery=1,
+                dest_address=[smppcore.DestAddress(d, 1, 1) for d in [*accepted[:2], "447700900999", accepted[2]]]))
+            assert [u.destination_addr for u in resp.unsuccess_sme] == ["447700900999"]
+            receipts = [await c.next_message(timeout=5) for _ in accepted]
+    assert sorted(r.source_addr for r in receipts) == sorted(accepted)  # a receipt comes from the handset
+    assert {receipt_info(r).message_id for r in receipts} == {resp.message_id}
+    assert sim.sim.stats.receipts_sent == len(accepted)
+
+
 async def test_data_sm_is_accepted_recorded_and_receipted():
     async with simulator() as sim:
         async with connect(sim) as c:
