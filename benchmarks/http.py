@@ -8,7 +8,9 @@ upstream simulator (``smpphub simulate`` at zero latency). Variants:
 - ``single``: one message per request; requests per second and their latency;
 - ``batch``: ``--batch`` messages per request (1,000 by default); messages per second;
 - ``smpp``: the same hub and store driven over SMPP by ``smpphub bench`` (the SMPP
-  path's figure from :mod:`benchmarks.hub`, no receipts), for comparison.
+  path's figure from :mod:`benchmarks.hub`, no receipts), for comparison;
+- ``ceiling``: the same single-message load against a bare aiohttp server that answers
+  202 with a canned body at once (no hub): what HTTP itself costs here.
 
 Each variant is run ``--repeat`` times (3 by default) and the median of each figure
 printed, with the CPU each process spent per message (microseconds; from /proc).
@@ -120,6 +122,45 @@ def measure_http(requests: int, per_request: int, connections: int) -> dict:
     return result
 
 
+_CANNED = (b'{"messages":[{"index":0,"to":"447700900001","status":"accepted","id":"0123456789abcdef","parts":1}],'
+           b'"accepted":1,"rejected":0}')
+
+
+def plain_server_main(port: int) -> None:
+    """The ceiling: aiohttp on the same event loop policy, answering every POST at once."""
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=202, body=_CANNED, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", answer)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print("http api on", flush=True)
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None, handle_signals=True)
+
+
+def measure_ceiling(requests: int, connections: int) -> dict:
+    port = free_port()
+    srv = start([sys.executable, "-m", "smpphub.bench.http", "--plain-server", str(port)], b"http api on")
+    try:
+        cpu = (cpu_seconds(srv.pid), time.process_time())
+        result = asyncio.run(_load(f"http://{HOST}:{port}", requests, 1, connections))
+        n = max(1, result["messages"])
+        result["load_cpu_us"] = (time.process_time() - cpu[1]) / n * 1e6
+        result["hub_cpu_us"] = (cpu_seconds(srv.pid) - cpu[0]) / n * 1e6
+        result["smsc_cpu_us"] = 0.0
+    finally:
+        stop(srv)
+    return result
+
+
 def measure_smpp(count: int) -> dict:
     r = measure_hub("sqlite", False, count, 200, 2)
     return {"requests": r["count"], "messages": r["count"], "errors": r["errors"], "req_rate": r["accept_rate"],
@@ -128,16 +169,20 @@ def measure_smpp(count: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--plain-server":
+        plain_server_main(int(argv[1]))
+        return 0
     p = argparse.ArgumentParser(prog="python -m smpphub.bench.http", description=__doc__.split("\n\n")[0])
     p.add_argument("--count", type=int, default=20_000, help="single-message requests per run")
     p.add_argument("--batch-count", type=int, default=200_000, help="messages per run of the batch variant")
     p.add_argument("--batch", type=int, default=1000, help="messages per batch request")
     p.add_argument("--connections", type=int, default=128,
-                   help="keep-alive connections of the single variant (each request waits for a commit: many in flight)")
+                   help="keep-alive connections of the single and ceiling variants (each request waits for a commit)")
     p.add_argument("--batch-connections", type=int, default=8)
     p.add_argument("--smpp-count", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--variants", default="single,batch,smpp")
+    p.add_argument("--variants", default="ceiling,single,batch,smpp")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     results: dict[str, dict] = {}
@@ -150,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(measure_http(max(1, args.batch_count // args.batch), args.batch, args.batch_connections))
             elif name == "smpp":
                 runs.append(measure_smpp(args.smpp_count))
+            elif name == "ceiling":
+                runs.append(measure_ceiling(args.count, args.connections))
             else:
-                p.error(f"unknown variant {name!r} (single, batch, smpp)")
+                p.error(f"unknown variant {name!r} (ceiling, single, batch, smpp)")
             print(f"  {name}: {runs[-1]['msg_rate']:,.0f} msg/s", file=sys.stderr, flush=True)
         results[name] = median_of(runs)
     print()
@@ -166,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<8} | {r['req_rate']:>10,.0f} | {r['msg_rate']:>10,.0f} | {r['p50_ms']:>8.2f} | "
               f"{r['p99_ms']:>8.2f} | {int(r['errors']):>6} | {r['load_cpu_us']:>7.1f} | {r['hub_cpu_us']:>7.1f} | "
               f"{r['smsc_cpu_us']:>7.1f}")
+    print("ceiling = the single load against a bare aiohttp server answering at once (no hub, no store);")
     print("us = CPU microseconds per message of each process (load = this client; smpp: smpphub bench);")
     print("latency: per request (a batch request's answer covers its messages), SMPP: submit_sm -> submit_sm_resp.")
     if args.json:
