@@ -74,7 +74,7 @@ class PhaseRow(msgspec.Struct, kw_only=True):
     seconds: float
     good_rate: float  # median acked/s of the good client in the phase
     ratio: float  # good_rate / the quiet phase's
-    hub_rss_mib: float  # the hub's peak RSS during the phase
+    hub_rss_mib: float  # the hub's largest RSS sampled during the phase (4 samples a second)
     store_mb: float  # store files (db, wal, shm) at the phase's end
 
 
@@ -124,16 +124,22 @@ class HubRunner:
         self.starts += 1
 
     def rss_kib(self) -> int:
+        """The hub's resident set now (0 while it is down); :attr:`peak_rss_kib` keeps the run's
+        peak, its high-water mark (VmHWM) included, read again just before each kill."""
         if self.proc is None or self.proc.returncode is not None:
             return 0
+        now = 0
         try:
             with open(f"/proc/{self.proc.pid}/status") as f:
                 for line in f:
-                    if line.startswith(("VmRSS:", "VmHWM:")):
+                    if line.startswith("VmRSS:"):
+                        now = int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
                         self.peak_rss_kib = max(self.peak_rss_kib, int(line.split()[1]))
         except OSError:
             return 0
-        return self.peak_rss_kib
+        self.peak_rss_kib = max(self.peak_rss_kib, now)
+        return now
 
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
