@@ -127,23 +127,28 @@ _CANNED = (b'{"messages":[{"index":0,"to":"447700900001","status":"accepted","id
 
 
 def plain_server_main(port: int) -> None:
-    """The ceiling: aiohttp on the same event loop policy, answering every POST at once."""
+    """The ceiling: aiohttp on the hub's event loop policy, answering every POST at once."""
     from aiohttp import web
 
     async def answer(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(status=202, body=_CANNED, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_post("/v1/messages", answer)
-    try:
-        import uvloop
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/messages", answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, HOST, port).start()
+        print("http api on", flush=True)  # only once it is listening
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
 
-        uvloop.install()
-    except ImportError:
-        pass
-    print("http api on", flush=True)
-    web.run_app(app, host=HOST, port=port, print=None, access_log=None, handle_signals=True)
+    import smppcore
+
+    smppcore.run(serve())
 
 
 def measure_ceiling(requests: int, connections: int) -> dict:
