@@ -24,7 +24,7 @@ from smpphub.simulator.app import RunningSimulator
 DRAIN = 2.0  # the hub's drain_timeout in these rounds
 ROUNDS = 8
 #: the process's own exit after the drain (interpreter teardown), on a loaded 2-core machine
-EXIT_MARGIN = 2.0
+EXIT_MARGIN = 3.0
 
 
 def drop_all(smsc: RunningSimulator) -> None:
