@@ -101,7 +101,7 @@ class MoHook(msgspec.Struct, kw_only=True):
     """The body of an MO webhook (one per message, however many parts it came in)."""
 
     id: str
-    type: Literal["mo"]
+    type: Literal["mo", "intermediate"]  # intermediate: an upstream's non-final notification (ENROUTE...)
     to: str
     sender: str = msgspec.field(default="", name="from")
     text: str
@@ -245,7 +245,8 @@ class WebhookSender:
             info = None
         if info is None or info.total <= 1:
             text = _text(pdu, info.payload if info is not None else None)
-            self._mo(account, pdu, text=text, parts=1, complete=True, dones=[done], hook_id=f"mo-{record.id}")
+            self._mo(account, pdu, text=text, parts=1, complete=True, dones=[done], hook_id=f"mo-{record.id}",
+                     kind="intermediate" if record.kind == "receipt" else "mo")
             return
         key = MoKey(record.account, pdu.source_addr, pdu.destination_addr, info.reference, info.total)
         group = self._groups.get(key)
@@ -285,12 +286,12 @@ class WebhookSender:
                  dones=group.dones, hook_id=hook_id)
 
     def _mo(self, account: Account, pdu: DeliverSm | DataSm, *, text: str, parts: int, complete: bool,
-            dones: list[Done], hook_id: str) -> None:
+            dones: list[Done], hook_id: str, kind: Literal["mo", "intermediate"] = "mo") -> None:
         if not account.webhook_url:  # a reload took the account's webhook away meanwhile
             log.warning("webhook_dropped", webhook=hook_id, account=account.system_id, reason="no webhook_url")
             _all_done(dones, False)
             return
-        body = _ENCODER.encode(MoHook(id=hook_id, type="mo", to=pdu.destination_addr, sender=pdu.source_addr,
+        body = _ENCODER.encode(MoHook(id=hook_id, type=kind, to=pdu.destination_addr, sender=pdu.source_addr,
                                       text=text, data_coding=pdu.data_coding, parts=parts, complete=complete,
                                       at=_iso(time.time())))
         deadline = time.time() + account.receipt_hold
