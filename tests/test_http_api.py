@@ -76,6 +76,16 @@ async def test_long_unicode_text_is_split_and_coded(hub, smsc):
             assert len((await resp.json())["parts"]) == 3
 
 
+async def test_a_long_message_is_listed_once_with_its_parts(hub, smsc):
+    async with http_client(hub) as http:
+        async with http.post("/v1/messages", json={"to": "447700900270", "text": "long " * 80}) as resp:
+            item = (await resp.json())["messages"][0]
+        async with http.get("/v1/messages", params={"to": "447700900270"}) as resp:
+            page = await resp.json()
+    assert page["count"] == 1 and page["messages"][0]["id"] == item["id"]
+    assert len(page["messages"][0]["parts"]) == item["parts"] == 3
+
+
 async def test_batch_with_one_bad_item(hub, smsc):
     batch = {"messages": [
         {"to": "447700900010", "text": "one"},

@@ -354,7 +354,15 @@ async def list_messages(request: web.Request) -> web.Response:
     account = require_account(request)
     hub = request.app[HUB]
     rows = await hub.store.find_messages(_query(request, account))
-    out = [await message_out(hub, hub.dispatcher.table.get(r.id) or r, None) for r in rows]
+    out: list[MessageOut] = []
+    groups: set[str] = set()
+    for r in rows:
+        if r.group:  # a long message: once, with all its parts (``limit`` counts the parts read)
+            if r.group in groups:
+                continue
+            groups.add(r.group)
+        meta = await hub.store.http_meta(r.id) if r.group else None
+        out.append(await message_out(hub, hub.dispatcher.table.get(r.id) or r, meta))
     return json_response(MessagePage(messages=out, count=len(out)))
 
 
