@@ -173,6 +173,9 @@ password = "x"
 [[routes]]
 prefix = "44"
 upstreams = ["uk"]
+[[mo_routes]]
+prefix = "777"
+account = "acme"
 """)
     import aiohttp
 
@@ -184,6 +187,10 @@ upstreams = ["uk"]
                 mid = (await resp.json())["messages"][0]["id"]
         # a webhook attempt means the receipt is durable (it is stored before anything is sent)
         await wait_until(lambda: receiver.requests, timeout=20, what="a first webhook attempt")
+        mo_text = "Ответ после перезапуска: " + "часть " * 20  # a long MO, owed too when the hub dies
+        smsc.sim.send_mo("447700900099", "777", mo_text)
+        await wait_until(lambda: any(b'"mo"' in body for _, body in receiver.requests), timeout=20,
+                         what="a first MO webhook attempt")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
@@ -192,13 +199,14 @@ upstreams = ["uk"]
     receiver.requests.clear()
     proc, _ = await _start_hub(cfg)
     try:
-        await wait_until(lambda: receiver.accepted, timeout=20, what="the webhook after the restart")
+        await wait_until(lambda: len(receiver.accepted) >= 2, timeout=20, what="the webhooks after the restart")
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 20)
-    hook = receiver.accepted[0]
-    assert hook["message_id"] == mid and hook["state"] == "delivered"
-    assert verify(*receiver.requests[0])
+    by_type = {hook["type"]: hook for hook in receiver.accepted}
+    assert by_type["receipt"]["message_id"] == mid and by_type["receipt"]["state"] == "delivered"
+    assert by_type["mo"]["text"] == mo_text and by_type["mo"]["complete"] is True
+    assert len(receiver.accepted) == 2 and all(verify(*r) for r in receiver.requests)
 
 
 async def test_the_webhook_queue_is_bounded():
