@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from hubkit import hub_config, running_hub, simulator, wait_until
-from venvkit import Block, fenced_blocks
+from venvkit import block_starting
 
 ROOT = Path(__file__).resolve().parent.parent
 API_URL = "http://127.0.0.1:8080"
@@ -25,11 +25,6 @@ HOOK_URL = "http://127.0.0.1:9000"
 #: how the two blocks begin (tests/test_readme_examples.py's BLOCKS names them too: API_TOML, API_SHELL)
 TOML_FIRST_LINE = "# hub.toml: the HTTP API's listener, and an account that sends through it"
 SHELL_FIRST_LINE = "export TOKEN="
-
-
-def readme_block(first_line: str) -> Block:
-    (found,) = [b for b in fenced_blocks("README.md") if b.first_line.startswith(first_line)]
-    return found
 
 
 class Application:
@@ -58,7 +53,7 @@ async def test_the_http_api_examples_run_as_printed():
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     hook_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    toml = tomllib.loads(readme_block(TOML_FIRST_LINE).code.replace(HOOK_URL, hook_url))
+    toml = tomllib.loads(block_starting(TOML_FIRST_LINE).code.replace(HOOK_URL, hook_url))
     assert toml["http"]["listen"] == API_URL.removeprefix("http://")
     (account,) = toml["accounts"]
     uk = await simulator()
@@ -66,7 +61,7 @@ async def test_the_http_api_examples_run_as_printed():
                         http={**toml["http"], "listen": "127.0.0.1:0"})
     try:
         async with running_hub(config) as hub:
-            script = readme_block(SHELL_FIRST_LINE).code.replace(API_URL, hub.http.url)
+            script = block_starting(SHELL_FIRST_LINE).code.replace(API_URL, hub.http.url)
             script = script.replace(urllib.parse.quote(HOOK_URL, safe=""), urllib.parse.quote(hook_url, safe=""))
             env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
             proc = await asyncio.create_subprocess_exec(
@@ -97,6 +92,6 @@ async def test_the_http_api_examples_run_as_printed():
     assert app.dlrs[0]["type"] == "1" and app.dlrs[0]["id"].startswith("w")
 
 
-@pytest.mark.parametrize("line", readme_block(SHELL_FIRST_LINE).code.strip().splitlines())
+@pytest.mark.parametrize("line", block_starting(SHELL_FIRST_LINE).code.strip().splitlines())
 def test_each_line_is_a_command_someone_can_paste(line):
     assert line.startswith(("curl ", "export ", "ID=$(curl ")) and "\\" not in line.replace("\\u", "")
