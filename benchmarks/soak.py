@@ -25,7 +25,10 @@ lost = acked - distinct receipts received after the load generator's receipt wai
 less one exception the hub cannot help: messages an SMSC accepted and then died
 before sending their receipt (a real carrier may send it after it comes back; the
 simulator forgets it). Those are delivered upstream, so not lost; the table shows
-how many (the good client's messages still SENT in the store after the run). The
+how many (the good client's messages still SENT in the store after the run). Nor are
+receipts the hub still holds for the good client when it unbinds (the load generator
+stops waiting once it has as many receipts as acks, counting those of messages a kill
+stored without their ack reaching it): the hub hands them over at its next bind. The
 attackers come from other loopback addresses (127.0.0.2 and up), so the guessers'
 IP lockout is theirs alone.
 """
@@ -89,6 +92,7 @@ class SoakReport(msgspec.Struct, kw_only=True):
     receipted: int  # distinct final receipts the good client got for messages it saw acked
     lost: int  # acked, and neither receipted nor delivered upstream awaiting its receipt
     awaiting_receipt: int  # delivered upstream (SENT in the store), the receipt never sent by the SMSC
+    receipts_held: int  # final, its receipt held durably by the hub for the good client's next bind
     extra_upstream: int  # upstream accepts beyond what was acked and not refused for good (duplicates)
     duplicate_receipts: int
     hub_peak_rss_mib: float
@@ -313,6 +317,7 @@ class Soak:
         self.attacks = Attacks(self.hub_port)
         self.phase_rss = 0
         self.store_counts: dict[str, int] = {}
+        self.receipts_held = 0
 
     async def smsc(self, port: int, **settings: object) -> RunningSimulator:
         sim = await start_simulator(simulator_config({"listen": f"{HOST}:{port}", "record_limit": 0, **settings}))
@@ -375,6 +380,10 @@ class Soak:
         with contextlib.closing(sqlite3.connect(self.db)) as db:  # the hub has stopped: the file is ours
             self.store_counts = dict(db.execute(
                 "SELECT state, COUNT(*) FROM messages WHERE account = 'acme' GROUP BY state").fetchall())
+            # final, the receipt still held for the good client (it unbound before taking it): the hub
+            # hands it over at its next bind, so it is not lost either
+            self.receipts_held = db.execute(
+                "SELECT COUNT(*) FROM messages WHERE account = 'acme' AND receipt_owed = 1").fetchone()[0]
         return self.report(json.loads(result_path.read_text()), windows)
 
     async def strike(self, name: str, length: float) -> Callable[[], object]:
@@ -446,7 +455,8 @@ class Soak:
         return SoakReport(
             duration=self.duration, rate=self.rate, phases=phases, sent=bench["sent"], acked=acked,
             refused=bench["errors"], delivered=delivered, receipted=receipted,
-            lost=acked - receipted - awaiting, awaiting_receipt=awaiting,
+            lost=acked - receipted - awaiting - self.receipts_held, awaiting_receipt=awaiting,
+            receipts_held=self.receipts_held,
             extra_upstream=delivered - (acked - refused_for_good),
             duplicate_receipts=bench["duplicate_receipts"], hub_peak_rss_mib=round(self.hub.peak_rss_kib / 1024, 1),
             reconnects_good=bench["reconnects"], upstream_binds=sum(s.sim.stats.binds for s in self.good),
@@ -470,8 +480,9 @@ def format_report(r: SoakReport) -> str:
     lines += [
         "",
         f"sent {r.sent}  acked {r.acked}  delivered upstream {r.delivered}  receipted {r.receipted}",
-        f"lost {r.lost}  (acked, minus distinct final receipts, minus delivered upstream and awaiting a receipt"
-        f" an SMSC that died never sent ({r.awaiting_receipt}): must be 0)",
+        f"lost {r.lost}  (must be 0: acked, less distinct final receipts received, less receipts the hub still"
+        f" holds for the client's next bind ({r.receipts_held}), less messages delivered upstream whose receipt"
+        f" an SMSC that died never sent ({r.awaiting_receipt}))",
         f"duplicates: upstream accepts beyond the acked {r.extra_upstream} (in flight at faults, and stored but"
         f" unacked at the kill), duplicate receipts {r.duplicate_receipts}",
         f"good client: refused or unanswered {refused}; reconnects {r.reconnects_good}",
