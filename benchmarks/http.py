@@ -10,7 +10,15 @@ upstream simulator (``smpphub simulate`` at zero latency). Variants:
 - ``smpp``: the same hub and store driven over SMPP by ``smpphub bench`` (the SMPP
   path's figure from :mod:`benchmarks.hub`, no receipts), for comparison;
 - ``ceiling``: the same single-message load against a bare aiohttp server that answers
-  202 with a canned body at once (no hub): what HTTP itself costs here.
+  202 with a canned body at once (no hub): what HTTP itself costs here;
+- ``wrk-single`` and ``wrk-ceiling``: the single and ceiling loads driven by ``wrk``
+  (C, ~10 us of CPU a request, where the Python client spends ~200 us: that client
+  cannot drive more than ~2,000 requests/s on two cores, whatever the server does).
+  wrk runs for ``--duration`` seconds over ``--connections`` keep-alive connections, a
+  Lua script POSTing one message a request with the bearer token; its summary (requests,
+  non-2xx answers, socket errors, latency percentiles) is parsed into the same table.
+  Without wrk (Debian: ``apt-get install wrk``) these variants are skipped with a line
+  saying so.
 
 Each variant is run ``--repeat`` times (3 by default) and the median of each figure
 printed, with the CPU each process spent per message (microseconds; from /proc).
@@ -19,6 +27,7 @@ The hub, its config, its database and the simulator are set up by the functions 
 
     python -m smpphub.bench.http
     python -m smpphub.bench.http --count 2000 --batch-count 20000 --repeat 1
+    python -m smpphub.bench.http --variants wrk-ceiling,wrk-single,batch,smpp
 """
 
 from __future__ import annotations
@@ -26,9 +35,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .hub import HOST, cpu_seconds, free_port, hub_config, measure_hub, median_of, start, stop
@@ -98,7 +110,90 @@ async def _load(url: str, requests: int, per_request: int, connections: int) -> 
     }
 
 
-def measure_http(requests: int, per_request: int, connections: int) -> dict:
+#: wrk's script: one message a request (the destination varies), and a summary line :func:`_parse_wrk` reads
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"to":"4477009%%05d","text":"benchmark message"}', n %% 100000)
+  return wrk.format(nil, "/v1/messages", nil, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %%d %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.status, e.connect, e.read, e.write, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_missing() -> str | None:
+    """Why the wrk variants cannot run here (None: they can)."""
+    if shutil.which("wrk") is None:
+        return "wrk is not installed (Debian/Ubuntu: apt-get install wrk)"
+    return None
+
+
+def _parse_wrk(output: str) -> dict:
+    """The figures of wrk's summary line (see :data:`_WRK_SCRIPT`): counts, and latencies in microseconds."""
+    for line in output.splitlines():
+        if line.startswith("WRK_RESULT "):
+            requests, duration_us, status, connect, read, write, timeout, p50, p99 = map(int, line.split()[1:])
+            elapsed = duration_us / 1e6
+            errors = status + connect + read + write + timeout
+            ok = max(0, requests - status)
+            return {"requests": requests, "messages": ok, "errors": errors, "elapsed": elapsed,
+                    "req_rate": requests / elapsed, "msg_rate": ok / elapsed,
+                    "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+    raise RuntimeError(f"wrk printed no summary: {output[-2000:]}")
+
+
+def _wrk_load(url: str, seconds: float, connections: int) -> dict:
+    """wrk (one thread: the two cores are the server's) for ``seconds`` over ``connections`` connections."""
+    with tempfile.TemporaryDirectory(prefix="smpphub-wrk-") as folder:
+        script = Path(folder) / "post.lua"
+        script.write_text(_WRK_SCRIPT % {"token": TOKEN})
+        child = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s",
+                                "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 120)
+    if child.returncode != 0:
+        raise RuntimeError(f"wrk failed: {child.stderr[-2000:]}")
+    return _parse_wrk(child.stdout)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+Load = Callable[[str], dict]
+
+
+def python_load(requests: int, per_request: int, connections: int) -> Load:
+    """The aiohttp client: ``requests`` POSTs of ``per_request`` messages; its CPU is this process's."""
+    def run(url: str) -> dict:
+        before = time.process_time()
+        result = asyncio.run(_load(url, requests, per_request, connections))
+        result["load_cpu_us"] = (time.process_time() - before) / max(1, result["messages"]) * 1e6
+        return result
+    return run
+
+
+def wrk_load(seconds: float, connections: int) -> Load:
+    """wrk for ``seconds``; its CPU is what this process's waited-for children spent meanwhile."""
+    def run(url: str) -> dict:
+        before = _children_cpu()
+        result = _wrk_load(url, seconds, connections)
+        result["load_cpu_us"] = (_children_cpu() - before) / max(1, result["requests"]) * 1e6
+        return result
+    return run
+
+
+def measure_http(requests: int, per_request: int, connections: int, load: Load | None = None) -> dict:
+    load = load or python_load(requests, per_request, connections)
     with tempfile.TemporaryDirectory(prefix="smpphub-http-bench-") as folder:
         tmp = Path(folder)
         smsc_port, hub_port, http_port = free_port(), free_port(), free_port()
@@ -109,10 +204,9 @@ def measure_http(requests: int, per_request: int, connections: int) -> dict:
             hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"http api on")
             try:
                 time.sleep(0.5)  # let the hub's upstream binds come up (as benchmarks.hub does)
-                cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid), time.process_time())
-                result = asyncio.run(_load(f"http://{HOST}:{http_port}", requests, per_request, connections))
+                cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
+                result = load(f"http://{HOST}:{http_port}")
                 n = max(1, result["messages"])
-                result["load_cpu_us"] = (time.process_time() - cpu[2]) / n * 1e6
                 result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / n * 1e6
                 result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / n * 1e6
             finally:
@@ -151,15 +245,15 @@ def plain_server_main(port: int) -> None:
     smppcore.run(serve())
 
 
-def measure_ceiling(requests: int, connections: int) -> dict:
+def measure_ceiling(requests: int, connections: int, load: Load | None = None) -> dict:
+    load = load or python_load(requests, 1, connections)
     port = free_port()
     srv = start([sys.executable, "-m", "smpphub.bench.http", "--plain-server", str(port)], b"http api on")
     try:
-        cpu = (cpu_seconds(srv.pid), time.process_time())
-        result = asyncio.run(_load(f"http://{HOST}:{port}", requests, 1, connections))
+        cpu = cpu_seconds(srv.pid)
+        result = load(f"http://{HOST}:{port}")
         n = max(1, result["messages"])
-        result["load_cpu_us"] = (time.process_time() - cpu[1]) / n * 1e6
-        result["hub_cpu_us"] = (cpu_seconds(srv.pid) - cpu[0]) / n * 1e6
+        result["hub_cpu_us"] = (cpu_seconds(srv.pid) - cpu) / n * 1e6
         result["smsc_cpu_us"] = 0.0
     finally:
         stop(srv)
@@ -187,11 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-connections", type=int, default=8)
     p.add_argument("--smpp-count", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--variants", default="ceiling,single,batch,smpp")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of each wrk run")
+    p.add_argument("--variants", default="ceiling,single,wrk-ceiling,wrk-single,batch,smpp")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     results: dict[str, dict] = {}
+    skipped: list[str] = []
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        if name.startswith("wrk-") and wrk_missing():
+            skipped.append(f"{name}: skipped: {wrk_missing()}")
+            print(f"  {skipped[-1]}", file=sys.stderr, flush=True)
+            continue
         runs = []
         for _ in range(args.repeat):
             if name == "single":
@@ -202,24 +302,31 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(measure_smpp(args.smpp_count))
             elif name == "ceiling":
                 runs.append(measure_ceiling(args.count, args.connections))
+            elif name == "wrk-single":
+                runs.append(measure_http(0, 1, args.connections, wrk_load(args.duration, args.connections)))
+            elif name == "wrk-ceiling":
+                runs.append(measure_ceiling(0, args.connections, wrk_load(args.duration, args.connections)))
             else:
-                p.error(f"unknown variant {name!r} (ceiling, single, batch, smpp)")
+                p.error(f"unknown variant {name!r} (ceiling, single, wrk-ceiling, wrk-single, batch, smpp)")
             print(f"  {name}: {runs[-1]['msg_rate']:,.0f} msg/s", file=sys.stderr, flush=True)
         results[name] = median_of(runs)
     print()
     print(f"HTTP API vs SMPP, hub on SQLite synchronous=full, median of {args.repeat}; single: {args.count:,} requests "
           f"over {args.connections} connections; batch: {args.batch:,} messages a request over "
-          f"{args.batch_connections} connections")
-    head = (f"{'variant':<8} | {'requests/s':>10} | {'messages/s':>10} | {'p50 ms':>8} | {'p99 ms':>8} | "
+          f"{args.batch_connections} connections; wrk: {args.duration:g} s a run over {args.connections} connections")
+    head = (f"{'variant':<11} | {'requests/s':>10} | {'messages/s':>10} | {'p50 ms':>8} | {'p99 ms':>8} | "
             f"{'errors':>6} | {'load us':>7} | {'hub us':>7} | {'smsc us':>7}")
     print(head)
     print("-" * len(head))
     for name, r in results.items():
-        print(f"{name:<8} | {r['req_rate']:>10,.0f} | {r['msg_rate']:>10,.0f} | {r['p50_ms']:>8.2f} | "
+        print(f"{name:<11} | {r['req_rate']:>10,.0f} | {r['msg_rate']:>10,.0f} | {r['p50_ms']:>8.2f} | "
               f"{r['p99_ms']:>8.2f} | {int(r['errors']):>6} | {r['load_cpu_us']:>7.1f} | {r['hub_cpu_us']:>7.1f} | "
               f"{r['smsc_cpu_us']:>7.1f}")
+    for line in skipped:
+        print(line)
     print("ceiling = the single load against a bare aiohttp server answering at once (no hub, no store);")
-    print("us = CPU microseconds per message of each process (load = this client; smpp: smpphub bench);")
+    print("wrk-* = the same single-message loads driven by wrk (one thread) instead of the Python client;")
+    print("us = CPU microseconds per message of each process (load = the client: this one, wrk, or smpphub bench);")
     print("latency: per request (a batch request's answer covers its messages), SMPP: submit_sm -> submit_sm_resp.")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -47,6 +47,17 @@ if ! command -v curl >/dev/null 2>&1; then
     fi
 fi
 
+# wrk drives the HTTP benchmark's single-message variants (tests/test_bench_http.py smoke-runs them)
+if ! command -v wrk >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        note "installing wrk (apt)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+    else
+        note "wrk is missing and cannot be installed here: the HTTP benchmark's wrk variants will skip"
+    fi
+fi
+
 # Debian's Chromium for the browser tests (Playwright drives it: tests/browserkit.py);
 # Playwright's own browser download cannot work without the network.
 if ! command -v chromium >/dev/null 2>&1; then
