@@ -509,19 +509,30 @@ class Dispatcher:
         cancelled = [i for i in message_ids if self.cancel(i)]
         rest = [i for i in message_ids if i not in cancelled]
         if rest:
-            rows = await self.store.take_spilled_by_id(rest)
-            if rows:
-                self.backlog.size = max(0, self.backlog.size - len(rows))
-                self.take_back(rows)
-                cancelled += [r.id for r in rows if self.cancel(r.id)]
+            cancelled += [row.id for row in await self._take_back_by_id(rest) if self.cancel(row.id)]
         return cancelled
 
+    async def _take_back_by_id(self, message_ids: list[str]) -> list[MessageRow]:
+        """Those of ``message_ids`` waiting in the store only, taken back into memory as the backlog does."""
+        rows = await self.store.take_spilled_by_id(message_ids)
+        if rows:
+            self.backlog.size = max(0, self.backlog.size - len(rows))
+            self.take_back(rows)
+        return rows
+
     def waiting(self, message_id: str) -> Outgoing | None:
-        """The message if it has not left yet (replace_sm may change it), else None."""
+        """The message if it is held here and has not left yet (replace_sm may change it), else None."""
         row = self.table.get(message_id)
         if row is None or row.state not in WAITING_STATES:
             return None
         return self.outgoing.get(message_id)
+
+    async def waiting_anywhere(self, message_id: str) -> Outgoing | None:
+        """:meth:`waiting` for a message held here or waiting in the store only (taken back first,
+        as :meth:`cancel_anywhere` does), so replace_sm reaches one scheduled past the hold horizon."""
+        if message_id not in self.table:
+            await self._take_back_by_id([message_id])
+        return self.waiting(message_id)
 
     def replaced(self, out: Outgoing, pdu: SubmitSm | DataSm, due: float, expires_at: float | None,
                  registered_delivery: int | None) -> None:

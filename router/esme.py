@@ -651,7 +651,7 @@ class EsmeHandler(SmscHandler):
 
     async def _replace(self, conn: SmscConnection, pdu: ReplaceSm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
-        out = self.dispatcher.waiting(pdu.message_id) if row is not None else None
+        out = await self.dispatcher.waiting_anywhere(row.id) if row is not None else None
         if out is None:
             return pdu.make_response(command_status=CommandStatus.ESME_RREPLACEFAIL)
         due, expires_at = out.row.due, out.row.expires_at
