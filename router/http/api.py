@@ -35,10 +35,11 @@ from ..lifecycle import FINAL_STATES, MessageRow, State
 from ..store.base import HttpMeta, MessageQuery
 from ..upstream import Outgoing
 from .auth import require_account
-from .compose import CODINGS, Draft, refusal, submits, utc
+from .compose import CODINGS, CodedTexts, Draft, refusal, submits, utc
 from .errors import ApiError, ErrorDetail, decode_json, field_of
 from .idempotency import IdempotencyKeys, Keep, check_key
 from .schema import (
+    BatchIn,
     CancelResult,
     ItemResult,
     MessageIn,
@@ -91,14 +92,15 @@ class Accepted:
 
 
 def admit_drafts(hub: HubView, account: Account, draft: Draft, *, field: str = "", callback_url: str = "",
-                 reference: str = "", kannel: str = "") -> Accepted:
-    """``draft`` through the account's admission path, all parts or none (ApiError says why)."""
+                 reference: str = "", kannel: str = "", texts: CodedTexts | None = None) -> Accepted:
+    """``draft`` through the account's admission path, all parts or none (ApiError says why); ``texts``
+    codes the request's texts once each."""
     handler = hub.handler
     if draft.send_at is not None and draft.valid_until is None and draft.send_at.tzinfo is not None:
         # the default validity counts from when it may leave, not from now: a send_at next month is fine
         draft.valid_until = draft.send_at + timedelta(seconds=hub.config.default_validity)
     parts: list[Outgoing] = []
-    for pdu in submits(draft, field=field):
+    for pdu in submits(draft, field=field, texts=texts):
         out = handler.admit_submit(account.system_id, pdu)
         if isinstance(out, int):
             raise refusal(out, handler.unroutable, field=field)
@@ -161,18 +163,10 @@ def _drafts(account: Account, message: MessageIn, field: str) -> list[Draft]:
 async def _send(request: web.Request, account: Account, body: bytes, keep: Keep | None = None) -> web.Response:
     hub = request.app[HUB]
     config = request.app[HTTP_CONFIG]
-    messages: list[MessageIn | ApiError]
-    # one message (the usual case) is decoded once; only a body that names "messages" somewhere is
-    # looked at twice, to tell a batch from a message whose text says "messages"
-    if b'"messages"' in body and "messages" in decode_json(body, dict[str, msgspec.Raw]):
-        batch = True
-        raws = decode_json(body, _RawBatch).messages
-        if len(raws) > config.max_batch:
-            raise ApiError(422, f"messages: at most {config.max_batch} in one request", field="messages")
-        messages = [_decode_item(raw, i) for i, raw in enumerate(raws)]
-    else:
-        batch = False
-        messages = [decode_json(body, MessageIn)]
+    # one message (the usual case) is decoded once; so is a batch whose every item is valid
+    batched = _batch(body, config.max_batch) if b'"messages"' in body else None
+    batch = batched is not None
+    messages: list[MessageIn | ApiError] = batched if batched is not None else [decode_json(body, MessageIn)]
     destinations = sum(1 if isinstance(m, str) else len(m) for m in _targets(messages))
     if destinations > config.max_batch:
         raise ApiError(422, f"{'messages' if batch else 'to'}: at most {config.max_batch} destinations in one "
@@ -180,6 +174,7 @@ async def _send(request: web.Request, account: Account, body: bytes, keep: Keep 
     results: list[ItemResult] = []
     accepted: list[Accepted] = []
     owners: list[ItemResult] = []
+    texts = CodedTexts()
     for index, message in enumerate(messages):
         field = f"messages[{index}]." if batch else ""
         if isinstance(message, ApiError):
@@ -195,7 +190,8 @@ async def _send(request: web.Request, account: Account, body: bytes, keep: Keep 
         for draft in drafts:
             try:
                 one = admit_drafts(hub, account, draft, field=field.rstrip("."),
-                                   callback_url=message.callback_url or "", reference=message.reference or "")
+                                   callback_url=message.callback_url or "", reference=message.reference or "",
+                                   texts=texts)
             except ApiError as exc:
                 if not batch and isinstance(message.to, str):
                     raise
@@ -212,6 +208,33 @@ async def _send(request: web.Request, account: Account, body: bytes, keep: Keep 
         keep(202, answer)  # before the messages: the kept answer is durable with them (see .idempotency)
     await store_accepted(hub, accepted)
     return web.Response(status=202, body=answer, content_type="application/json")
+
+
+def _batch(body: bytes, max_batch: int) -> list[MessageIn | ApiError] | None:
+    """The messages of a batch body, each decoded or its own error; None when the body is one message.
+
+    A batch of valid messages (the usual case) is one decode, straight into the types.
+    Only when that fails is the body read again, in steps: a top-level "messages" (else
+    it is one message, whose text may say "messages"), then each item on its own, so a
+    bad item is that item's rejection and the others go on.
+    """
+    try:
+        whole: list[MessageIn | ApiError] = list(msgspec.json.decode(body, type=BatchIn).messages)
+    except msgspec.DecodeError:  # (ValidationError is one)
+        pass
+    else:
+        _check_batch_size(len(whole), max_batch)
+        return whole
+    if "messages" not in decode_json(body, dict[str, msgspec.Raw]):
+        return None
+    raws = decode_json(body, _RawBatch).messages
+    _check_batch_size(len(raws), max_batch)
+    return [_decode_item(raw, i) for i, raw in enumerate(raws)]
+
+
+def _check_batch_size(n: int, max_batch: int) -> None:
+    if n > max_batch:
+        raise ApiError(422, f"messages: at most {max_batch} in one request", field="messages")
 
 
 def _targets(messages: list[MessageIn | ApiError]) -> list[str | list[str]]:

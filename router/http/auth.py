@@ -22,23 +22,40 @@ __all__ = ["bearer_token", "require_account", "require_admin", "TokenTable", "TO
 
 
 class TokenTable:
-    """Token digests -> accounts, rebuilt when the hub's configuration object changes (a reload)."""
+    """Token digests -> accounts, rebuilt when the hub's configuration object changes (a reload).
 
-    def __init__(self) -> None:
+    A token that matched is remembered as it is (up to ``remembered`` of them, forgotten
+    at a reload): a client sends the same token with every request, and its SHA-256 (~1 us,
+    0.4% of the hub's profile under one-message requests) need not be paid again. Only tokens that matched are
+    kept, so the cache holds at most the configured tokens and a flood of made-up ones
+    never enters it (each still pays its SHA-256). Looking a token up by its text leaks no
+    more than the digest lookup does: a str key is found by its (per-process, keyed) hash,
+    and compared only on an equal hash.
+    """
+
+    def __init__(self, remembered: int = 1024) -> None:
         self._config: HubConfig | None = None
         self._accounts: dict[str, Account] = {}
+        self._known: dict[str, Account] = {}
+        self.remembered = remembered
         self._admin = ""
 
     def _refresh(self, config: HubConfig) -> None:
         if config is self._config:
             return
         self._accounts = {h.partition("$")[2]: acc for acc in config.accounts for h in acc.api_tokens}
+        self._known = {}
         self._admin = config.http.admin_token.partition("$")[2] if config.http is not None else ""
         self._config = config
 
     def account(self, config: HubConfig, token: str) -> Account | None:
         self._refresh(config)
-        return self._accounts.get(token_digest(token))
+        account = self._known.get(token)
+        if account is None:
+            account = self._accounts.get(token_digest(token))
+            if account is not None and len(self._known) < self.remembered:
+                self._known[token] = account
+        return account
 
     def is_admin(self, config: HubConfig, token: str) -> bool:
         self._refresh(config)

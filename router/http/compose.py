@@ -14,16 +14,14 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-import msgspec
-
 from smppcore import CommandStatus
 from smppcore.pdus import SubmitSm
 from smppcore.smpptime import format_absolute
-from smppcore.text import UnencodableText, choose_coding, encode_text, split_text
+from smppcore.text import Segment, UnencodableText, choose_coding, encode_text, split_text
 
 from .errors import ApiError
 
-__all__ = ["Draft", "address", "sender", "smpp_time", "submits", "refusal", "utc", "CODINGS"]
+__all__ = ["CodedTexts", "Draft", "address", "sender", "smpp_time", "submits", "refusal", "utc", "CODINGS"]
 
 #: the API's coding names -> data_coding
 CODINGS: dict[str, int] = {"gsm7": 0, "ia5": 1, "latin1": 3, "ucs2": 8}
@@ -77,32 +75,64 @@ def smpp_time(when: datetime | None, field: str) -> str:
     return format_absolute(when.astimezone(UTC))
 
 
-def submits(draft: Draft, *, field: str = "") -> list[SubmitSm]:
-    """The submit_sm PDUs (one per part) that carry ``draft``."""
+class CodedTexts:
+    """The texts of one request, coded and split once each: a batch often sends one text to many.
+
+    Only a text that fits one message is kept: a long one's parts carry a concatenation
+    reference of their own, so each message splits it afresh. Lives for one request,
+    and keeps at most ``limit`` texts (past that, texts are coded each time).
+    """
+
+    __slots__ = ("_single", "limit")
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._single: dict[tuple[str, int | None], Segment] = {}
+        self.limit = limit
+
+    def segments(self, draft: Draft, at: str) -> list[Segment]:
+        key = (draft.text, draft.data_coding)
+        one = self._single.get(key)
+        if one is not None:
+            return [one]
+        segments = _split(draft, at)
+        if len(segments) == 1 and len(self._single) < self.limit:
+            self._single[key] = segments[0]
+        return segments
+
+
+def submits(draft: Draft, *, field: str = "", texts: CodedTexts | None = None) -> list[SubmitSm]:
+    """The submit_sm PDUs (one per part) that carry ``draft`` (its text coded by ``texts`` when given)."""
     at = f"{field}." if field else ""
     ton, npi, dest = address(draft.to)
     src_ton, src_npi, src = sender(draft.sender)
-    base = SubmitSm(
-        source_addr_ton=src_ton, source_addr_npi=src_npi, source_addr=src,
-        dest_addr_ton=ton, dest_addr_npi=npi, destination_addr=dest,
-        registered_delivery=1 if draft.receipt else 0,
-        schedule_delivery_time=smpp_time(draft.send_at, f"{at}send_at"),
-        validity_period=smpp_time(draft.valid_until, f"{at}valid_until"),
-    )
+    registered = 1 if draft.receipt else 0
+    scheduled = smpp_time(draft.send_at, f"{at}send_at")
+    validity = smpp_time(draft.valid_until, f"{at}valid_until")
+
+    def submit(segment: Segment) -> SubmitSm:  # every field at once: no copy of a half-made PDU per part
+        return SubmitSm(
+            source_addr_ton=src_ton, source_addr_npi=src_npi, source_addr=src,
+            dest_addr_ton=ton, dest_addr_npi=npi, destination_addr=dest, registered_delivery=registered,
+            schedule_delivery_time=scheduled, validity_period=validity, esm_class=segment.esm_class,
+            data_coding=segment.data_coding, short_message=segment.short_message,
+            tlvs=dict(segment.tlvs) if segment.tlvs else {},
+        )
+
     if draft.binary is not None or draft.udh:
         body = draft.binary if draft.binary is not None else _encode_one(draft, at)
         data_coding = 4 if draft.binary is not None else _coding(draft)
         if len(draft.udh) + len(body) > 140:
             raise ApiError(422, f"{at}text: with a udh the message must fit one SMS (140 octets)", field=f"{at}text")
-        return [msgspec.structs.replace(base, esm_class=0x40 if draft.udh else 0, data_coding=data_coding,
-                                        short_message=draft.udh + body)]
-    coding = _coding(draft)
+        return [submit(Segment(draft.udh + body, data_coding, 0x40 if draft.udh else 0))]
+    segments = texts.segments(draft, at) if texts is not None else _split(draft, at)
+    return [submit(seg) for seg in segments]
+
+
+def _split(draft: Draft, at: str) -> list[Segment]:
     try:
-        segments = split_text(draft.text, data_coding=coding, reference=next(_references) % 256)
+        return split_text(draft.text, data_coding=_coding(draft), reference=next(_references) % 256)
     except ValueError as exc:  # text the coding cannot carry (UnencodableText), or more than 255 parts
         raise ApiError(422, f"{at}text: {exc}", field=f"{at}text") from None
-    return [msgspec.structs.replace(base, esm_class=seg.esm_class, data_coding=seg.data_coding,
-                                    short_message=seg.short_message, tlvs=dict(seg.tlvs)) for seg in segments]
 
 
 def _coding(draft: Draft) -> int:
