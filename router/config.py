@@ -25,6 +25,7 @@ __all__ = [
     "Upstream",
     "Route",
     "MoRoute",
+    "MO_ROUTE_OWNER",
     "StoreConfig",
     "LogConfig",
     "SecurityConfig",
@@ -132,11 +133,24 @@ class DefaultRoute(_Strict):
 
 
 class MoRoute(_Strict):
-    """Mobile-originated messages to ``prefix`` (a short code or a prefix) go to ``account``."""
+    """Mobile-originated messages to ``prefix`` (a short code or a prefix) go to ``account``, or to
+    ``webhook``: POSTed as JSON signed with ``webhook_secret``, the way an account's ``webhook_url``
+    gets them (router.http.webhooks), durable until the URL answers 2xx."""
 
     prefix: Digits
     account: str | None = None
     webhook: str | None = None
+    webhook_secret: str = ""  # without one (deprecated) the webhook goes unsigned
+
+    @property
+    def webhook_owner(self) -> str:
+        """Whom this route's MO are stored for (``Delivery.account``) on their way to ``webhook``:
+        longer than any system_id (15 characters at most), so never an account's."""
+        return MO_ROUTE_OWNER + self.prefix
+
+
+#: what :attr:`MoRoute.webhook_owner` starts with
+MO_ROUTE_OWNER = "mo_routes.prefix="
 
 
 class StoreConfig(_Strict):
@@ -403,8 +417,10 @@ def _check(cfg: HubConfig) -> None:
             _fail(f"mo_routes[{i}]", "give exactly one of account and webhook")
         if mo.account is not None and mo.account not in seen:
             _fail(f"mo_routes[{i}].account", f"unknown account {mo.account!r}")
-        if mo.webhook is not None and not re.match(r"^https?://", mo.webhook):
+        if mo.webhook is not None and not re.match(r"^https?://[^/\s]+", mo.webhook):
             _fail(f"mo_routes[{i}].webhook", "must be an http:// or https:// URL")
+        if mo.webhook_secret and mo.webhook is None:
+            _fail(f"mo_routes[{i}].webhook_secret", "only with webhook")
 
 
 def _check_http(http: HttpConfig, smpp: dict[tuple[str, int], int]) -> None:
@@ -477,6 +493,8 @@ def config_warnings(cfg: HubConfig) -> list[str]:
     - ``default_route`` is never used when a route with the empty prefix accepts
       every account and source;
     - an MO route after one with the same prefix is never used;
+    - an MO route's webhook without a webhook_secret goes unsigned (deprecated: kept so
+      configurations from before signing still load);
     - with no accounts at all no ESME can bind, so no route is used.
     """
     found: list[str] = []
@@ -522,6 +540,9 @@ def config_warnings(cfg: HubConfig) -> list[str]:
         i = mo_first.setdefault(mo.prefix, j)
         if i != j:
             found.append(f"mo_routes[{j}]: never used: mo_routes[{i}] has the same prefix {mo.prefix!r}")
+        if mo.webhook is not None and not mo.webhook_secret:
+            found.append(f"mo_routes[{j}].webhook_secret: not set (deprecated): its MO webhooks go unsigned; "
+                         "set one to have them signed (Smpphub-Signature)")
     return found
 
 

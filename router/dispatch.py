@@ -20,7 +20,8 @@ Upstream receipts are matched to their message (memory first, then the store),
 turned into the lifecycle's Receipt / Intermediate events, and the receipt owed to
 the ESME is written into the message's row durably before the upstream gets its
 deliver_sm_resp: :class:`~smpphub.router.receipts.Receipts` does that, for the
-dispatcher that owns it. MO messages are routed by destination to an account or a webhook.
+dispatcher that owns it. MO messages are routed by destination to an account or a webhook (both through
+:class:`~smpphub.router.delivery.Deliveries`, durable until acknowledged).
 
 Delivery upstream is at least once: a message whose submit_sm was written but whose
 answer never came (connection lost, timeout, hub restart) is written again.
@@ -35,7 +36,6 @@ from collections.abc import Callable, Coroutine
 
 import structlog
 
-import smppcore
 from smppcore import CommandStatus, Pdu, encode
 from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.receipt import is_receipt
@@ -454,36 +454,10 @@ class Dispatcher:
         self.counters["mo_in"] += 1
         if self._msglog_on:
             self.msglog.mo(pool.name, pdu, route.account, route.webhook, 0)
-        if route.webhook:
-            fut = self.future()
-            self.spawn(self._post_webhook(route.webhook, pdu, fut))
-            return fut
-        assert route.account is not None
-        return self.deliveries.deliver_mo(route.account, pdu, kind="mo")
-
-    async def _post_webhook(self, url: str, pdu: DeliverSm | DataSm, fut: asyncio.Future[int]) -> None:
-        import aiohttp
-
-        from smppcore.text import decode_text
-
-        body = {
-            "source_addr": pdu.source_addr,
-            "destination_addr": pdu.destination_addr,
-            "data_coding": pdu.data_coding,
-            "text": decode_text((pdu.short_message if isinstance(pdu, DeliverSm) else b"")
-                                or pdu.tlvs.get(smppcore.Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding),
-            "esm_class": pdu.esm_class,
-        }
-        try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                async with http.post(url, json=body) as resp:
-                    ok = 200 <= resp.status < 300
-        except Exception as exc:  # noqa: BLE001 - the SMSC will retry
-            log.warning("mo_webhook_failed", url=url, error=f"{type(exc).__name__}: {exc}")
-            ok = False
-        if self._msglog_on:
-            self.msglog.mo_webhook(pdu, url, ok)
-        fut.set_result(0 if ok else CommandStatus.ESME_RX_T_APPN)
+        # an account's receivers or an HTTP webhook (router.http.webhooks): stored either way before
+        # the upstream hears ESME_ROK, delivered until acknowledged
+        owner = route.account if route.account is not None else route.webhook_owner
+        return self.deliveries.deliver_mo(owner, pdu, kind="mo")
 
     # ---- requests from ESMEs about their messages -------------------------------------------------
 

@@ -163,8 +163,9 @@ class Hub:
 
     async def _start_webhooks(self) -> None:
         """Receipts and MO for applications go by HTTP webhook (router.http.webhooks) when the hub
-        has an HTTP API or an account names a webhook_url; else nothing of it is loaded."""
-        if self.config.http is None and not any(a.webhook_url for a in self.config.accounts):
+        has an HTTP API, an account names a webhook_url or an MO route a webhook; else nothing of it is loaded."""
+        if (self.config.http is None and not any(a.webhook_url for a in self.config.accounts)
+                and not any(m.webhook for m in self.config.mo_routes)):
             return
         from .http.webhooks import WebhookSender
 
@@ -327,6 +328,9 @@ class Hub:
         self.deliveries.holds = {a.system_id: a.receipt_hold for a in config.accounts}
         if self.webhooks is not None:
             self.webhooks.configure(config)
+        elif any(a.webhook_url for a in config.accounts) or any(m.webhook for m in config.mo_routes):
+            # the sender starts with the hub (an async start a reload has no room for): until then they wait stored
+            log.warning("webhooks_start_at_restart", note="webhooks added by a reload are sent after the next start")
         self.dispatcher.reload(config)
         log.info("config_reloaded", routes=len(self.routes), accounts=len(config.accounts),
                  upstreams=len(config.upstreams))

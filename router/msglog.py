@@ -261,11 +261,6 @@ class MessageLog:
         self._log.debug(f"{kind}_delivered", message_id=receipted_id(pdu) if kind == "receipt" else None,
                         account=account, bind=bind, status=_name(status), attempts=attempts, source=source, dest=dest)
 
-    def mo_webhook(self, pdu: Pdu, url: str, ok: bool) -> None:
-        self._log.debug("mo_delivered", account=None, webhook=url, bind=None,
-                        status="ESME_ROK" if ok else "webhook failed",
-                        source=_source(pdu), dest=_dest(pdu))
-
 
 def _source(pdu: Pdu) -> str:
     return getattr(pdu, "source_addr", "")

@@ -223,7 +223,7 @@ WARNING_ROWS = [
     (ROUTE.format(prefix="33") + 'route_group = "premium"\n', ["routes[0]: never matches: no account has route_group 'premium'"]),
     (ROUTE.format(prefix="") + '[default_route]\nupstreams = ["up"]\n',
      ["default_route: never used: routes[0] has the empty prefix and accepts every account"]),
-    ('[[mo_routes]]\nprefix = "123"\naccount = "acme"\n[[mo_routes]]\nprefix = "123"\nwebhook = "http://x/"\n',
+    ('[[mo_routes]]\nprefix = "123"\naccount = "acme"\n[[mo_routes]]\nprefix = "123"\nwebhook = "http://x/"\nwebhook_secret = "s"\n',
      ["mo_routes[1]: never used: mo_routes[0] has the same prefix '123'"]),
     # not warned: a later route for fewer sources, or for accounts the first one does not take
     (ROUTE.format(prefix="44") + 'source_prefix = "BANKCO"\n' + ROUTE.format(prefix="44") + 'source_prefix = "BANK"\n', []),

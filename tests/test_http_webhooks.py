@@ -1,4 +1,5 @@
-"""Receipts and MO as signed webhooks: to a receiver in the test, retried until 2xx, never lost across SIGKILL."""
+"""Receipts and MO as signed webhooks: to a receiver in the test, retried until 2xx, never lost across SIGKILL;
+[[mo_routes]] webhooks on the same path (the old unsigned key still loads, with a warning)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from httpkit import ACME_TOKEN, http_client, http_hub_config, running_hub
-from hubkit import simulator, wait_until
+from hubkit import hub_config, simulator, wait_until
 
+from smpphub.router.config import ConfigError, config_from_dict, config_warnings
 from smpphub.router.http.tokens import hash_token
 
 ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
@@ -134,6 +136,40 @@ async def test_long_mo_arrives_as_one_webhook(smsc, receiver):
 # ---- never lost across a SIGKILL ----------------------------------------------------------------
 
 
+def _hub_toml(tmp_path: Path, smsc, *, account: str = "", mo_route: str = "") -> Path:
+    """A hub.toml for a hub run as a process: fast webhook retries, account acme (plus ``account``'s
+    lines), upstream ``smsc``, and one MO route (``mo_route``'s lines; prefix 777 unless they give one)."""
+    if "prefix" not in mo_route:
+        mo_route = 'prefix = "777"\n' + mo_route
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f"""
+[[listeners]]
+port = 0
+[store]
+path = "{tmp_path}/hub.db"
+[http]
+listen = "127.0.0.1:0"
+webhook_retry_initial = 0.05
+webhook_retry_max = 0.1
+[[accounts]]
+system_id = "acme"
+password = "pw"
+{account}
+[[upstreams]]
+name = "uk"
+host = "127.0.0.1"
+port = {smsc.port}
+system_id = "hub"
+password = "x"
+[[routes]]
+prefix = "44"
+upstreams = ["uk"]
+[[mo_routes]]
+{mo_route}
+""")
+    return cfg
+
+
 async def _start_hub(cfg: Path) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smpphub", "serve", "--config", str(cfg), cwd=ROOT,
@@ -148,35 +184,10 @@ async def _start_hub(cfg: Path) -> tuple[asyncio.subprocess.Process, str]:
 
 async def test_receipt_webhook_survives_sigkill(smsc, receiver, tmp_path):
     receiver.fail_first = 10**6  # the application is down: the webhook stays owed
-    cfg = tmp_path / "hub.toml"
-    cfg.write_text(f"""
-[[listeners]]
-port = 0
-[store]
-path = "{tmp_path}/hub.db"
-[http]
-listen = "127.0.0.1:0"
-webhook_retry_initial = 0.05
-webhook_retry_max = 0.1
-[[accounts]]
-system_id = "acme"
-password = "pw"
-api_tokens = ["{hash_token(ACME_TOKEN)}"]
+    cfg = _hub_toml(tmp_path, smsc, account=f"""api_tokens = ["{hash_token(ACME_TOKEN)}"]
 webhook_url = "{receiver.url}/hook"
 webhook_secret = "{SECRET}"
-[[upstreams]]
-name = "uk"
-host = "127.0.0.1"
-port = {smsc.port}
-system_id = "hub"
-password = "x"
-[[routes]]
-prefix = "44"
-upstreams = ["uk"]
-[[mo_routes]]
-prefix = "777"
-account = "acme"
-""")
+""", mo_route='account = "acme"')
     import aiohttp
 
     proc, url = await _start_hub(cfg)
@@ -226,3 +237,102 @@ def _job(key, done):
     from smpphub.router.http.webhooks import _Job
 
     return _Job(key, "http://127.0.0.1:1/", "secret", b"{}", done, deadline=0.0)
+
+
+# ---- [[mo_routes]] webhooks ------------------------------------------------------------------------
+
+SHORT_CODE = "5555"
+
+
+def _mo_route(receiver, secret: str | None = SECRET) -> dict[str, str]:
+    route = {"prefix": SHORT_CODE, "webhook": receiver.url + "/hook"}
+    if secret is not None:
+        route["webhook_secret"] = secret
+    return route
+
+
+async def test_mo_route_webhook_is_signed_and_retried_after_a_500(smsc, receiver):
+    receiver.fail_first = 1
+    config = hub_config({"uk": smsc}, ROUTES, http=FAST_RETRY, mo_routes=[_mo_route(receiver)])
+    async with running_hub(config) as hub:
+        smsc.sim.send_mo("447700900099", SHORT_CODE, "hello short code")
+        await wait_until(lambda: receiver.accepted, what="the MO webhook accepted")
+        assert len(receiver.requests) == 2  # a 500, then the retry
+        assert len({h["Smpphub-Webhook-Id"] for h, _ in receiver.requests}) == 1  # the same id each time
+        assert all(verify(h, b) for h, b in receiver.requests)
+        hook = receiver.accepted[0]
+        assert hook["type"] == "mo" and hook["text"] == "hello short code"
+        assert hook["from"] == "447700900099" and hook["to"] == SHORT_CODE
+        await wait_until(lambda: hub.webhooks.pending() == 0, what="nothing owed any more")
+        await hub.store.flush()
+        assert await hub.store.pending_deliveries() == []  # settled once answered 2xx
+
+
+async def test_mo_route_webhook_needs_no_http_listener_and_joins_a_long_mo(smsc, receiver):
+    config = hub_config({"uk": smsc}, ROUTES, mo_routes=[_mo_route(receiver)])
+    assert config.http is None
+    text = "Réponse du client: " + "un long message " * 12
+    async with running_hub(config) as hub:
+        pdus = smsc.sim.send_mo("447700900098", SHORT_CODE, text)
+        assert len(pdus) > 1
+        await wait_until(lambda: receiver.accepted, what="the MO webhook")
+        await wait_until(lambda: hub.webhooks.pending() == 0, what="the parts released")
+        assert len(receiver.accepted) == 1
+        assert receiver.accepted[0]["text"] == text and receiver.accepted[0]["parts"] == len(pdus)
+        assert verify(*receiver.requests[0])
+
+
+async def test_mo_route_webhook_without_a_secret_still_works_unsigned_with_a_warning(smsc, receiver):
+    config = hub_config({"uk": smsc}, ROUTES, mo_routes=[_mo_route(receiver, secret=None)])
+    assert config_warnings(config) == [
+        "mo_routes[0].webhook_secret: not set (deprecated): its MO webhooks go unsigned; "
+        "set one to have them signed (Smpphub-Signature)"]
+    async with running_hub(config):
+        smsc.sim.send_mo("447700900097", SHORT_CODE, "legacy")
+        await wait_until(lambda: receiver.accepted, what="the MO webhook")
+    headers, _ = receiver.requests[0]
+    assert "Smpphub-Signature" not in headers and receiver.accepted[0]["text"] == "legacy"
+
+
+@pytest.mark.parametrize(("route", "error"), [
+    ({"prefix": "1", "webhook": "ftp://x"}, "mo_routes[0].webhook: must be an http:// or https:// URL"),
+    ({"prefix": "1", "webhook": "http://"}, "mo_routes[0].webhook: must be an http:// or https:// URL"),
+    ({"prefix": "1", "account": "acme", "webhook_secret": "s"}, "mo_routes[0].webhook_secret: only with webhook"),
+    ({"prefix": "1"}, "mo_routes[0]: give exactly one of account and webhook"),
+    ({"prefix": "1", "webhook": "http://x/", "webhook_secret": 5}, "mo_routes[0].webhook_secret"),
+])
+def test_bad_mo_route_webhook_keys_are_one_line_naming_the_key(route, error):
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict({"accounts": [{"system_id": "acme", "password": "pw"}],
+                          "listeners": [{"port": 0}], "mo_routes": [route]})
+    assert error in str(exc.value) and "\n" not in str(exc.value)
+
+
+async def test_mo_route_webhook_survives_sigkill(smsc, receiver, tmp_path):
+    receiver.fail_first = 10**6  # the application is down: the MO stays owed
+    cfg = _hub_toml(tmp_path, smsc, mo_route=f"""prefix = "{SHORT_CODE}"
+webhook = "{receiver.url}/hook"
+webhook_secret = "{SECRET}"
+""")
+    proc, _ = await _start_hub(cfg)
+    try:
+        await wait_until(lambda: smsc.sim.bound_systems(), timeout=20, what="the hub bound upstream")
+        smsc.sim.send_mo("447700900096", SHORT_CODE, "survive the kill")
+        # an attempt means the MO is durable (stored before the upstream's answer and before any attempt)
+        await wait_until(lambda: receiver.requests, timeout=20, what="a first MO webhook attempt")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    first_id = receiver.requests[0][0]["Smpphub-Webhook-Id"]
+    assert not receiver.accepted
+    receiver.fail_first = 0
+    receiver.requests.clear()
+    proc, _ = await _start_hub(cfg)
+    try:
+        await wait_until(lambda: receiver.accepted, timeout=20, what="the MO webhook after the restart")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    assert [hook["text"] for hook in receiver.accepted] == ["survive the kill"]
+    headers, body = receiver.requests[-1]
+    assert verify(headers, body) and headers["Smpphub-Webhook-Id"] == first_id

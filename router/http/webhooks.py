@@ -12,14 +12,17 @@ Which receipts come here (decided without a store read, on the receipt's hot pat
 those of accounts with a ``webhook_url``, and those of messages whose id starts with
 ``w`` (:data:`WEBHOOK_ID_MARK`: the HTTP API gives that mark to messages that name a
 ``callback_url`` or a Kannel ``dlr-url``, and it survives restarts with the id).
-MO messages come here for accounts with a ``webhook_url``; the parts of a long MO
+MO messages come here for accounts with a ``webhook_url`` and for ``[[mo_routes]]`` with a
+``webhook`` (stored for the route's :attr:`~router.config.MoRoute.webhook_owner`, signed with
+its ``webhook_secret``; unsigned, deprecated, when it has none); the parts of a long MO
 are held until all have come and go as one webhook, text joined and decoded (UDH
 stripped); a long MO whose parts do not all come within ``MO_PARTS_TIMEOUT`` is sent
 with the parts it has (``"complete": false``).
 
 Each POST carries ``Smpphub-Webhook-Id``, ``Smpphub-Timestamp`` (unix seconds) and
 ``Smpphub-Signature: v1=<hex HMAC-SHA256(webhook_secret, "<timestamp>.<body>")>``,
-so the receiver can check it came from the hub and is fresh. Kannel ``dlr-url``s get
+so the receiver can check it came from the hub and is fresh (an MO route without a secret
+sends no signature). Kannel ``dlr-url``s get
 a plain GET with the escapes filled in, as Kannel sends them (:mod:`.kannel`).
 
 Bounds: ``webhook_concurrency`` requests at once, ``webhook_queue`` jobs waiting in
@@ -50,7 +53,7 @@ from smppcore.concat import concat_info
 from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.text import decode_text
 
-from ..config import Account, HttpConfig, HubConfig
+from ..config import HttpConfig, HubConfig
 from ..lifecycle import MessageRow
 from ..store import Delivery, Store
 from ..store.base import HttpMeta
@@ -65,6 +68,8 @@ TIMESTAMP_HEADER = "Smpphub-Timestamp"
 SIGNATURE_HEADER = "Smpphub-Signature"
 MO_PARTS_TIMEOUT = 600.0
 MO_GROUPS = 10_000
+#: how long an MO route's webhook is retried (an account's is its receipt_hold): Deliveries' default hold
+MO_ROUTE_HOLD = 3 * 86400.0
 _ENCODER = msgspec.json.Encoder()
 
 #: what to do once a webhook was answered 2xx (True) or given up (False)
@@ -128,6 +133,15 @@ class _Job:
         self.deadline = deadline
 
 
+class MoTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the MO stored for one ``Delivery.account`` go: an account's webhook_url or an MO route's webhook."""
+
+    owner: str  # the account's system_id, or the route's webhook_owner
+    url: str
+    secret: str  # "" (an MO route without one, deprecated): sent unsigned
+    hold: float  # seconds it is retried before it is given up
+
+
 class MoKey(msgspec.Struct, frozen=True):
     """Which long MO a part belongs to: references are only unique per sender and recipient."""
 
@@ -188,9 +202,14 @@ class WebhookSender:
         self.overflow = 0  # not queued in memory: the store keeps them for the next start
 
     def configure(self, config: HubConfig) -> None:
-        """The accounts (and their webhook URLs) of a (re)loaded configuration."""
-        self.accounts: dict[str, Account] = {a.system_id: a for a in config.accounts}
+        """The accounts (and their webhook URLs) and MO routes' webhooks of a (re)loaded configuration."""
+        self.accounts = {a.system_id: a for a in config.accounts}
         self._hooked = {a.system_id for a in config.accounts if a.webhook_url}
+        targets = [MoTarget(owner=a.system_id, url=a.webhook_url, secret=a.webhook_secret, hold=a.receipt_hold)
+                   for a in config.accounts if a.webhook_url]
+        targets += [MoTarget(owner=m.webhook_owner, url=m.webhook, secret=m.webhook_secret, hold=MO_ROUTE_HOLD)
+                    for m in config.mo_routes if m.webhook]
+        self._mo_targets = {t.owner: t for t in targets}
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
@@ -223,7 +242,7 @@ class WebhookSender:
         return row.id.startswith(WEBHOOK_ID_MARK) or row.account in self._hooked
 
     def takes_mo(self, account: str) -> bool:
-        return account in self._hooked
+        return account in self._mo_targets
 
     def send_receipt(self, row: MessageRow, pdu: Pdu, done: Done) -> None:
         if len(self._tasks) >= self.settings.webhook_queue:  # lookups piling up: it waits in the store
@@ -235,8 +254,9 @@ class WebhookSender:
         task.add_done_callback(self._tasks.discard)
 
     def send_mo(self, record: Delivery, pdu: Pdu, done: Done) -> None:
-        account = self.accounts.get(record.account)
-        if account is None or not account.webhook_url or not isinstance(pdu, (DeliverSm, DataSm)):
+        target = self._mo_targets.get(record.account)
+        if target is None or not isinstance(pdu, (DeliverSm, DataSm)):  # a reload took its webhook away
+            log.warning("webhook_dropped", webhook=f"mo-{record.id}", account=record.account, reason="no webhook")
             done(False)
             return
         try:
@@ -245,7 +265,7 @@ class WebhookSender:
             info = None
         if info is None or info.total <= 1:
             text = _text(pdu, info.payload if info is not None else None)
-            self._mo(account, pdu, text=text, parts=1, complete=True, dones=[done], hook_id=f"mo-{record.id}",
+            self._mo(target, pdu, text=text, parts=1, complete=True, dones=[done], hook_id=f"mo-{record.id}",
                      kind="intermediate" if record.kind == "receipt" else "mo")
             return
         key = MoKey(record.account, pdu.source_addr, pdu.destination_addr, info.reference, info.total)
@@ -273,30 +293,26 @@ class WebhookSender:
         if group.timer is not None:
             group.timer.cancel()
             self._timers.discard(group.timer)
-        account = self.accounts.get(key.account)
+        target = self._mo_targets.get(key.account)
         first = group.first
-        if account is None or not isinstance(first, (DeliverSm, DataSm)):
+        if target is None or not isinstance(first, (DeliverSm, DataSm)):  # a reload took its webhook away
+            log.warning("webhook_dropped", account=key.account, parts=len(group.parts), reason="no webhook")
             _all_done(group.dones, False)
             return
         payload = b"".join(group.parts[i] for i in sorted(group.parts))
         complete = len(group.parts) == group.total
         # the same id for the same message after a restart (its parts are reloaded and joined again)
         hook_id = "mo-" + hashlib.sha256(msgspec.json.encode(key) + payload).hexdigest()[:24]
-        self._mo(account, first, text=_text(first, payload), parts=len(group.parts), complete=complete,
+        self._mo(target, first, text=_text(first, payload), parts=len(group.parts), complete=complete,
                  dones=group.dones, hook_id=hook_id)
 
-    def _mo(self, account: Account, pdu: DeliverSm | DataSm, *, text: str, parts: int, complete: bool,
+    def _mo(self, target: MoTarget, pdu: DeliverSm | DataSm, *, text: str, parts: int, complete: bool,
             dones: list[Done], hook_id: str, kind: Literal["mo", "intermediate"] = "mo") -> None:
-        if not account.webhook_url:  # a reload took the account's webhook away meanwhile
-            log.warning("webhook_dropped", webhook=hook_id, account=account.system_id, reason="no webhook_url")
-            _all_done(dones, False)
-            return
         body = _ENCODER.encode(MoHook(id=hook_id, type=kind, to=pdu.destination_addr, sender=pdu.source_addr,
                                       text=text, data_coding=pdu.data_coding, parts=parts, complete=complete,
                                       at=_iso(time.time())))
-        deadline = time.time() + account.receipt_hold
-        self._queue_job(_Job(hook_id, account.webhook_url, account.webhook_secret, body,
-                             partial(_all_done, dones), deadline))
+        self._queue_job(_Job(hook_id, target.url, target.secret, body, partial(_all_done, dones),
+                             time.time() + target.hold))
 
     async def _receipt(self, row: MessageRow, pdu: Pdu, done: Done) -> None:
         account = self.accounts.get(row.account)
@@ -387,8 +403,9 @@ class WebhookSender:
         headers = {}
         if job.method == "POST":
             stamp = str(int(time.time()))
-            headers = {"Content-Type": "application/json", ID_HEADER: job.key, TIMESTAMP_HEADER: stamp,
-                       SIGNATURE_HEADER: sign(job.secret, stamp, job.body)}
+            headers = {"Content-Type": "application/json", ID_HEADER: job.key, TIMESTAMP_HEADER: stamp}
+            if job.secret:
+                headers[SIGNATURE_HEADER] = sign(job.secret, stamp, job.body)
         try:
             async with self._session.request(job.method, job.url, data=job.body or None, headers=headers) as resp:
                 await resp.read()
