@@ -9,12 +9,14 @@ a :class:`ConfigError` whose one-line message names the key, e.g.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from smppcore.config import ConfigError, decode_config, load_toml_config, parse_host_port
 from smppcore.constants import CommandStatus, MessageState
+from smppcore.ratelimit import TokenBucket
 
 from .profiles import BIND_HABITS, PRESETS, STANDARD, Profile
 
@@ -91,11 +93,24 @@ class Delay(_Strict):
 
 
 class Throttle(_Strict):
-    """Messages per second allowed per bind and in total (0: unlimited)."""
+    """Messages per second allowed per bind and in total (0: unlimited).
+
+    ``burst``: seconds' worth of messages let through at once after a quiet spell (at
+    least one message). A second is what carriers commonly allow; a small value makes the
+    cap hold over short intervals too (a rate search over steps of a second or two would
+    otherwise find the burst, not the cap).
+    """
 
     per_bind: NonNeg = 0.0
     total: NonNeg = 0.0
     status: Literal["ESME_RTHROTTLED", "ESME_RMSGQFUL"] = "ESME_RTHROTTLED"
+    burst: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+
+    def total_bucket(self, clock: Callable[[], float]) -> TokenBucket:
+        return TokenBucket(self.total, clock, burst=self.burst)
+
+    def bind_bucket(self, clock: Callable[[], float]) -> TokenBucket:
+        return TokenBucket(self.per_bind, clock, burst=self.burst)
 
 
 class ErrorRule(_Strict):

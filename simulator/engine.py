@@ -119,9 +119,9 @@ class Simulator(SmscHandler):
         limits and message ids stay as they started."""
         self._take_settings(config)
         if self.loop is not None:
-            self._total_bucket = TokenBucket(config.throttle.total, self.loop.time)
+            self._total_bucket = config.throttle.total_bucket(self.loop.time)
             for conn in self.connections:
-                conn.bucket = TokenBucket(config.throttle.per_bind, self.loop.time)  # type: ignore[attr-defined]
+                conn.bucket = config.throttle.bind_bucket(self.loop.time)  # type: ignore[attr-defined]
 
     @property
     def stats(self) -> Stats:
@@ -142,7 +142,7 @@ class Simulator(SmscHandler):
         """Bind the simulator to the loop its server runs on (done by :func:`start`)."""
         self.loop = loop
         self._later = Later(loop)
-        self._total_bucket = TokenBucket(self.config.throttle.total, loop.time)
+        self._total_bucket = self.config.throttle.total_bucket(loop.time)
         if self.config.mo.rate > 0:
             self._mo_handle = loop.call_later(1 / self.config.mo.rate, self._generate_mo)
 
@@ -160,7 +160,7 @@ class Simulator(SmscHandler):
         conn.doomed = False  # type: ignore[attr-defined]  # chaos decided to drop it: ignore what else comes
         conn.late = 0  # type: ignore[attr-defined]  # responses waiting for their latency
         conn.burst_count = 0  # type: ignore[attr-defined]  # submits counted for a profile's throttle bursts
-        conn.bucket = TokenBucket(self.config.throttle.per_bind, self.loop.time)  # type: ignore[attr-defined]
+        conn.bucket = self.config.throttle.bind_bucket(self.loop.time)  # type: ignore[attr-defined]
         if self.config.chaos.ignore_enquire_link:
             conn.session.answer_enquire_link = False
 

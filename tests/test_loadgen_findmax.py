@@ -13,6 +13,9 @@ shared machine's late timers, which also make each answer take a little more tha
 time the first step measured (its p50, some 1,000/s). Steps are 1.5 s: the whole
 search takes some 15 s.
 
+The simulator's throttle is searched for too, with its ``burst`` set to a tenth of a
+second (``[throttle] burst``), which bounds what a step can pass above the cap.
+
 Other capacity models were tried and left: ``max_unanswered`` (the simulator stops
 reading) pauses and resumes reading in bursts, so what it carries depends on how
 much the generator keeps in flight, and is not a figure a test can state.
@@ -83,6 +86,33 @@ def test_find_max_lands_within_10_percent_of_the_targets_capacity(capacity_sim, 
     assert code == cli.EXIT_ASSERTION
     found = f"{result.found:,.0f}/s"
     assert err.strip().splitlines() == [f"smpphub bench: assertion failed: rate>=100000: measured {found}"]
+
+
+THROTTLE = 1000  # submits/s the throttled simulator lets through in total
+THROTTLED = f"[throttle]\ntotal = {THROTTLE}\nburst = 0.1\n"  # 100 submits at most at once after a pause
+
+
+@pytest.fixture(scope="module")
+def throttled_sim(tmp_path_factory):
+    proc, port = _simulator(tmp_path_factory.mktemp("throttled"), THROTTLED)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_find_max_finds_a_known_throttle_within_10_percent(throttled_sim, tmp_path, capsys):
+    """Above the throttle the excess is answered ESME_RTHROTTLED (errors); with a burst of a
+    tenth of a second a 2 s step can pass at most 5% above the cap, so the highest rate
+    holding errors<1% lies within 10% of it."""
+    argv = ["--target", f"{HOST}:{throttled_sim}", "--system-id", "lg", "--password", "pw", "--quiet",
+            "--find-max", "--slo", "errors<1%", "--rate", "600", "--duration", "2s", "--tolerance", "3%",
+            "--max-steps", "10", "--json", str(tmp_path / "search.json")]
+    assert cli.main(argv) == 0
+    out, _ = capsys.readouterr()
+    result = msgspec.json.decode((tmp_path / "search.json").read_bytes(), type=SearchResult)
+    assert result.found is not None, out
+    assert abs(result.found - THROTTLE) <= 0.10 * THROTTLE, out
+    assert any("no: errors<1%: measured" in line for line in out.splitlines()), out
 
 
 @pytest.fixture(scope="module")
