@@ -115,6 +115,8 @@ class Side:
     #: requests this side sent that have had no Response/RequestTimeout/ConnectionLost yet
     sent: dict[int, Token] = field(default_factory=dict)
     timed_out: set[int] = field(default_factory=set)
+    #: outbind / alert_notification sent: no response is owed, but a refusal (generic_nack) may come
+    unanswerable: set[int] = field(default_factory=set)
     n_sent: int = 0
     n_responses: int = 0
     n_timeouts: int = 0
@@ -251,6 +253,7 @@ class TwoSessions(RuleBasedStateMachine):
         me.last_seq = seq
         token.seq = seq
         if pdu.response_type is None:  # nothing will answer it: not outstanding
+            me.unanswerable.add(seq)  # but a peer that may not take it now answers generic_nack
             self._flush(me)
             return
         me.sent[seq] = token
@@ -379,7 +382,8 @@ class TwoSessions(RuleBasedStateMachine):
                 assert token is ev.context, f"{me.name}: ConnectionLost {ev!r} for no request of ours"
                 me.n_lost += 1
             elif isinstance(ev, UnexpectedResponse):
-                assert ev.pdu.sequence_number in me.timed_out, f"{me.name}: response to nothing sent: {ev!r}"
+                refused = ev.pdu.command_id == CommandId.GENERIC_NACK and ev.pdu.sequence_number in me.unanswerable
+                assert refused or ev.pdu.sequence_number in me.timed_out, f"{me.name}: response to nothing sent: {ev!r}"
             elif isinstance(ev, ProtocolError):
                 raise AssertionError(f"{me.name}: our own bytes did not decode: {ev.error}")
             elif isinstance(ev, Bound):
