@@ -1,22 +1,28 @@
 """The HTTP API's fast paths say the same as the slow ones they skip (see tests/test_http_api.py end to end).
 
 Table-driven: a batch decoded in one go against item by item; a text coded once per
-request against each time; a remembered token against the digest lookup, with its bounds.
+request against each time; a remembered token against the digest lookup, with its bounds;
+the server's one middleware (errors and deadlines, once two) against every kind of failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import msgspec
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from smppcore.concat import concat_info
+from smpphub.router.config import HttpConfig
 from smpphub.router.http.api import _batch, _decode_item
 from smpphub.router.http.auth import TokenTable
 from smpphub.router.http.compose import CodedTexts, Draft, submits
 from smpphub.router.http.errors import ApiError
 from smpphub.router.http.schema import MessageIn
+from smpphub.router.http.server import build_app
 from smpphub.router.http.tokens import hash_token
 
 GOOD = {"to": "447700900001", "text": "hello"}
@@ -95,3 +101,62 @@ def test_a_token_that_matched_is_remembered_others_never_and_a_reload_forgets():
     assert table.account(reloaded, "shk_one") is None  # type: ignore[arg-type]
     assert table.account(reloaded, "shk_two") is not None  # type: ignore[arg-type]
     assert list(table._known) == ["shk_two"]
+
+
+async def _bug(request: web.Request) -> web.Response:
+    raise RuntimeError("a bug")
+
+
+async def _invalid(request: web.Request) -> web.Response:
+    raise ApiError(422, "x: wrong", field="x")
+
+
+async def _unauthorised(request: web.Request) -> web.Response:
+    raise ApiError(401, "no token", field="Authorization")
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/elsewhere")
+
+
+async def _forbidden(request: web.Request) -> web.Response:
+    raise web.HTTPForbidden()
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.Event().wait()
+    raise AssertionError("never")
+
+
+def _section(app: web.Application, hub: object) -> None:
+    for path, handler in [("/bug", _bug), ("/invalid", _invalid), ("/unauthorised", _unauthorised),
+                          ("/redirect", _redirect), ("/forbidden", _forbidden), ("/slow", _slow)]:
+        app.router.add_get(path, handler)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code", "header"), [
+    ("GET", "/bug", 500, "internal", None),
+    ("GET", "/invalid", 422, "invalid_field", None),
+    ("GET", "/unauthorised", 401, "unauthorized", ("WWW-Authenticate", "Bearer")),
+    ("GET", "/redirect", 302, None, ("Location", "/elsewhere")),
+    ("GET", "/forbidden", 403, "forbidden", None),
+    ("GET", "/nowhere", 404, "not_found", None),
+    ("POST", "/bug", 405, "method_not_allowed", ("Allow", "GET,HEAD")),
+])
+async def test_the_one_middleware_answers_every_failure_as_json(method, path, status, code, header):
+    app = build_app(HttpConfig(listen="127.0.0.1:0"), SimpleNamespace(), sections=(_section,))  # type: ignore[arg-type]
+    async with TestServer(app, host="127.0.0.1", port=0) as server, TestClient(server) as client:
+        async with client.request(method, path, allow_redirects=False) as resp:
+            assert resp.status == status
+            if code is not None:
+                assert (await resp.json())["error"]["code"] == code
+            if header is not None:
+                assert resp.headers[header[0]] == header[1]
+
+
+async def test_a_request_past_its_deadline_is_a_json_503():
+    app = build_app(HttpConfig(listen="127.0.0.1:0", request_timeout=0.2), SimpleNamespace(),  # type: ignore[arg-type]
+                    sections=(_section,))
+    async with TestServer(app, host="127.0.0.1", port=0) as server, TestClient(server) as client:
+        async with client.get("/slow") as resp:
+            assert resp.status == 503 and (await resp.json())["error"]["code"] == "timeout"

@@ -6,14 +6,13 @@ whatever section answered: 400 the body is not JSON (or not the shape asked for)
 ``messages[3].to``), 401 no token or an unknown one, 403 a token that may not do this,
 404 nothing there, 405 wrong method, 413 the body is over ``[http] max_body_bytes``,
 429 throttled, 503 the hub is stopping or overloaded. Sections raise
-:class:`ApiError`; :func:`error_middleware` turns it, aiohttp's own HTTP exceptions
+:class:`ApiError`; :func:`error_answer` turns it, aiohttp's own HTTP exceptions
 and anything unexpected into that body, so no traceback ever reaches a client (an
 unexpected one is logged with its traceback, and answered 500).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -22,7 +21,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_response", "error_middleware", "field_of",
+__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_answer", "error_response", "field_of",
            "decode_json"]
 
 log = structlog.get_logger("smpphub.http")
@@ -106,22 +105,22 @@ def decode_json(body: bytes, type_: type[T]) -> T:
         raise ApiError(400, f"the body is not valid JSON: {exc}", code="bad_json") from None
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure as the one JSON error shape (see the module docstring)."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """``exc`` as the one JSON error shape (see the module docstring); raised again when it is not
+    an error to answer (a redirect, a dropped connection). Call it from the ``except`` that caught
+    ``exc``: an unexpected one is logged with its traceback."""
+    if isinstance(exc, ApiError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return error_response(exc.status, exc.message, field=exc.field, code=exc.code, headers=headers)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:  # redirects and the like pass as they are
-            raise
+            raise exc
         message = exc.reason if exc.status != 413 else "the request body is too large"
         allowed = exc.headers.get("Allow")
         return error_response(exc.status, message, headers={"Allow": allowed} if allowed else None)
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception:  # noqa: BLE001 - a bug of ours: logged whole, answered without it
-        log.exception("http_handler_failed", method=request.method, path=request.path)
-        return error_response(500, "internal error (logged by the hub)")
+    if isinstance(exc, ConnectionError):
+        raise exc
+    # a bug of ours: logged whole, answered without it
+    log.exception("http_handler_failed", method=request.method, path=request.path)
+    return error_response(500, "internal error (logged by the hub)")
+

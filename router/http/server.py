@@ -10,7 +10,7 @@ only once the hub is ready (:meth:`HttpServer.start_serving`). Bounds: the reque
 body (``max_body_bytes``, 413 past it), connections open at once (``max_connections``:
 one more is closed as it comes, without reading it), keep-alive idle time, and the
 time one request may take (``request_timeout``, 503 past it). Errors of every
-section have one JSON shape (:mod:`.errors`).
+section have one JSON shape (:mod:`.errors`), given by the one middleware (:class:`_Guard`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from smppcore.config import parse_host_port
 from ..config import HttpConfig
 from . import admin, api, dashboard, kannel, metrics, openapi
 from .auth import TOKENS, TokenTable
-from .errors import ApiError, Handler, error_middleware
+from .errors import ApiError, Handler, error_answer
 from .view import HTTP_CONFIG, HUB, HubView
 
 __all__ = ["HttpServer", "SECTIONS", "Registrar", "build_app"]
@@ -40,13 +40,16 @@ Registrar = Callable[[web.Application, HubView], None]
 SECTIONS: tuple[Registrar, ...] = (api.register, kannel.register, openapi.register, metrics.register,
                                    admin.register, dashboard.register)
 
-class _Deadlines:
-    """``request_timeout``, enforced by one sweep a second rather than a timer per request.
+class _Guard:
+    """The application's one middleware: every failure as the JSON error shape (:func:`.errors.error_answer`),
+    and ``request_timeout``, enforced by one sweep a second rather than a timer per request.
 
     A timer per request (``asyncio.timeout``) cost ~15% of a small request's time in the
     hub; here a request only enters and leaves a dict, and a sweeper cancels the ones past
     their deadline (up to a second late), which are answered 503. The dict holds at most
-    the requests in progress, so it is bounded by ``max_connections``.
+    the requests in progress, so it is bounded by ``max_connections``. One middleware, not
+    one for errors and one for deadlines: every coroutine level between aiohttp and the
+    handler is paid on each suspension and resumption of every request.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -58,21 +61,23 @@ class _Deadlines:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         task = asyncio.current_task()
-        if task is None:  # not in a task (never, under aiohttp): no deadline
-            return await handler(request)
-        self.running[task] = task.get_loop().time() + self.seconds
+        if task is not None:  # (None: not in a task, never under aiohttp; no deadline then)
+            self.running[task] = task.get_loop().time() + self.seconds
         try:
             return await handler(request)
         except asyncio.CancelledError:
-            if task not in self.expired:
+            if task is None or task not in self.expired:
                 raise
             self.expired.discard(task)
             task.uncancel()
-            raise ApiError(503, f"the request took longer than request_timeout ({self.seconds:g} s)",
-                           code="timeout") from None
+            return error_answer(request, ApiError(503, f"the request took longer than request_timeout "
+                                                       f"({self.seconds:g} s)", code="timeout"))
+        except Exception as exc:  # noqa: BLE001 - each kind is answered or raised again by error_answer
+            return error_answer(request, exc)
         finally:
-            self.running.pop(task, None)
-            self.expired.discard(task)  # a request that finished just as the sweep cancelled it
+            if task is not None:
+                self.running.pop(task, None)
+                self.expired.discard(task)  # a request that finished just as the sweep cancelled it
 
     def sweep(self, now: float) -> None:
         for task, deadline in list(self.running.items()):
@@ -97,11 +102,10 @@ class _Deadlines:
 
 def build_app(config: HttpConfig, hub: HubView, sections: tuple[Registrar, ...] = SECTIONS) -> web.Application:
     """The application with every section's routes (also what a test serves on its own)."""
-    deadlines = _Deadlines(config.request_timeout)
-    app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[error_middleware, deadlines.middleware])
-    app.on_startup.append(deadlines.start)
-    app.on_cleanup.append(deadlines.stop)
+    guard = _Guard(config.request_timeout)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard.middleware])
+    app.on_startup.append(guard.start)
+    app.on_cleanup.append(guard.stop)
     app[HUB] = hub
     app[HTTP_CONFIG] = config
     app[TOKENS] = TokenTable()
