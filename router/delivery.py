@@ -58,7 +58,7 @@ class WebhookSink(Protocol):
 
     def takes_receipt(self, row: MessageRow) -> bool: ...
 
-    def takes_mo(self, account: str) -> bool: ...
+    def takes_mo(self, record: Delivery, pdu: Pdu) -> bool: ...
 
     def send_receipt(self, row: MessageRow, pdu: Pdu, done: Callable[[bool], None]) -> None: ...
 
@@ -245,7 +245,7 @@ class Deliveries:
                 fut.set_result(0)
 
     def _enqueue(self, record: Delivery, pdu: Pdu) -> None:
-        if self.webhooks is not None and self.webhooks.takes_mo(record.account):
+        if self.webhooks is not None and self.webhooks.takes_mo(record, pdu):
             self.webhooks.send_mo(record, pdu, partial(self._webhook_mo_done, record))
             return
         # a copy: sending sets its sequence number, and an MO's original still has to be answered upstream

@@ -33,6 +33,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable, Coroutine
+from typing import Protocol
 
 import structlog
 
@@ -70,7 +71,7 @@ from .stats import HubStats
 from .store import Store
 from .upstream import Outgoing, UpstreamPool, stored_submit
 
-__all__ = ["Dispatcher", "TEMPORARY_STATUSES", "retry_policy"]
+__all__ = ["Dispatcher", "SubmitListener", "TEMPORARY_STATUSES", "retry_policy"]
 
 log = structlog.get_logger("smpphub.dispatch")
 
@@ -95,6 +96,13 @@ def retry_policy(config: HubConfig) -> RetryPolicy:
         attempts_per_upstream={u.name: u.max_attempts for u in config.upstreams},
         pinned_attempts=config.pinned_attempts,
     )
+
+
+class SubmitListener(Protocol):
+    """Who hears that an upstream accepted a message: the HTTP API's webhooks (Kannel's dlr-mask 8,
+    "SMSC submit ack", is sent then, not at the receipt). Called after the row took the answer in."""
+
+    def accepted_upstream(self, row: MessageRow) -> None: ...
 
 
 class Dispatcher:
@@ -126,6 +134,7 @@ class Dispatcher:
         self._timer_at: float | None = None
         self._settle_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.submit_listener: SubmitListener | None = None  # set by the hub when it sends webhooks
 
     # ---- pools ------------------------------------------------------------------------
 
@@ -410,6 +419,8 @@ class Dispatcher:
             if self._trace and error is not None:
                 self.msglog.unanswered(row, pool.name, error)
         self._event(row, event)
+        if self.submit_listener is not None and type(event) is SubmitOk:
+            self.submit_listener.accepted_upstream(row)
 
     def pool_up(self, pool: UpstreamPool) -> None:
         waiting = [row for row in self.parked.values() if pool.name in row.route]

@@ -172,6 +172,7 @@ class Hub:
         self.webhooks = WebhookSender(self.config, self.store)
         await self.webhooks.start()
         self.deliveries.webhooks = self.webhooks
+        self.dispatcher.submit_listener = self.webhooks
 
     async def _bind_http(self) -> None:
         """The ``[http]`` listener's socket bound, not serving yet (see :meth:`start`)."""

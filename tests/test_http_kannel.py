@@ -132,6 +132,102 @@ def test_fill_dlr_url_leaves_unknown_escapes():
     assert decode_text(b"x", 0) == "x"
 
 
+
+# ---- dlr-mask 4, 8 and 16 -------------------------------------------------------------------------
+
+REJECTED_PREFIX = "4479"  # the simulator below answers these ESME_RINVDSTADR: permanent
+
+
+@pytest.fixture
+async def picky_smsc():
+    """An upstream that sends ENROUTE before each final receipt (when asked) and rejects 4479... for good."""
+    sim = await simulator(receipts={"intermediate": ["ENROUTE"]},
+                          errors={"rules": [{"destination": f"^{REJECTED_PREFIX}", "status": "ESME_RINVDSTADR"}]})
+    yield sim
+    await sim.close()
+
+
+async def _sendsms(hub, to: str, mask: int, receiver) -> None:
+    params = {"username": "acme", "password": "pw", "to": to, "text": "hi", "dlr-mask": str(mask),
+              "dlr-url": receiver.url + "/dlr?type=%d&reply=%A&fid=%F&id=%I"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hub.http.url + "/cgi-bin/sendsms", params=params) as resp:
+            assert resp.status == 202, await resp.text()
+
+
+def _dlrs(receiver) -> list[dict[str, str]]:
+    return [{k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(g).query,
+                                                        keep_blank_values=True).items()} for g in receiver.gets]
+
+
+async def test_dlr_mask_8_4_1_ack_buffered_then_delivered(picky_smsc, receiver):
+    async with running_hub(http_hub_config({"uk": picky_smsc}, ROUTES)) as hub:
+        await _sendsms(hub, "447700900010", 1 | 4 | 8, receiver)
+        await wait_until(lambda: len(receiver.gets) == 3, what="three dlr-url requests")
+        await wait_until(lambda: hub.webhooks.pending() == 0, what="nothing owed")
+    dlrs = _dlrs(receiver)
+    by_type = {d["type"]: d for d in dlrs}
+    assert sorted(by_type) == ["1", "4", "8"] and len(dlrs) == 3, dlrs
+    upstream_id = picky_smsc.sim.messages[0].message_ids[0]
+    assert by_type["8"]["reply"] == "ACK/" and by_type["8"]["fid"] == upstream_id  # as Kannel's smsc submit ack
+    assert "stat:ENROUTE" in by_type["4"]["reply"] and "stat:DELIVRD" in by_type["1"]["reply"]
+    assert len({d["id"] for d in dlrs}) == 1  # all about the one message
+
+
+@pytest.mark.parametrize(("mask", "expected"), [
+    (16, {"16"}),  # smsc reject
+    (2 | 16, {"16"}),  # one request for the one outcome: the reject says it
+    (2, {"2"}),  # an application that knows only 1 and 2 hears failed
+    (1 | 4 | 8, set()),  # never accepted, never delivered: nothing it asked for
+])
+async def test_dlr_mask_16_when_the_upstream_rejects_for_good(picky_smsc, receiver, mask, expected):
+    async with running_hub(http_hub_config({"uk": picky_smsc}, ROUTES)) as hub:
+        await _sendsms(hub, REJECTED_PREFIX + "00900011", mask, receiver)
+        # its failed receipt settled: the dlr-url requested (and answered), or not asked for
+        await wait_until(lambda: hub.deliveries.delivered == 1, what="the rejection's receipt settled")
+    dlrs = _dlrs(receiver)
+    assert {d["type"] for d in dlrs} == expected and len(dlrs) == len(expected)
+    if "16" in expected:
+        assert dlrs[0]["reply"] == "NACK/0x0000000b/ESME_RINVDSTADR" and dlrs[0]["fid"] == ""
+
+
+async def test_dlr_mask_without_8_or_4_sends_neither(picky_smsc, receiver):
+    async with running_hub(http_hub_config({"uk": picky_smsc}, ROUTES)) as hub:
+        await _sendsms(hub, "447700900012", 1, receiver)
+        await wait_until(lambda: receiver.gets, what="the delivered dlr")
+        await wait_until(lambda: hub.webhooks.pending() == 0, what="nothing owed")
+    assert [d["type"] for d in _dlrs(receiver)] == ["1"]
+    # no ENROUTE was asked for: the hub asks for intermediate notifications only with dlr-mask 4
+    assert picky_smsc.sim.submits[0].pdu.registered_delivery == 1
+
+
+def test_dlr_request_types_follow_kannel():
+    import msgspec
+
+    from smppcore import DeliverSm, SubmitSm, encode
+    from smpphub.router.http.kannel import KannelDlr, ack_request, dlr_request, intermediate_request
+    from smpphub.router.lifecycle import MessageRow, State
+
+    def row(state, upstream_id=None, error=0):
+        return MessageRow(id="w1", account="acme", pdu=encode(SubmitSm(destination_addr="44")), route=["uk"],
+                          state=state, upstream="uk", upstream_id=upstream_id, error=error)
+
+    def kept(mask):
+        return msgspec.json.encode(KannelDlr(url="http://x/?t=%d&a=%A", mask=mask, username="acme")).decode()
+
+    receipt = DeliverSm(short_message=b"id:w1 stat:UNDELIV")
+    assert dlr_request(kept(31), row(State.DELIVERED, "F"), receipt).startswith("http://x/?t=1&")
+    assert dlr_request(kept(31), row(State.UNDELIVERABLE, "F"), receipt).startswith("http://x/?t=2&")
+    assert dlr_request(kept(31), row(State.EXPIRED), receipt).startswith("http://x/?t=2&")
+    assert dlr_request(kept(31), row(State.UNDELIVERABLE, None, 0x45), receipt) == \
+        "http://x/?t=16&a=NACK%2F0x00000045%2FESME_RSUBMITFAIL"
+    assert dlr_request(kept(1), row(State.UNDELIVERABLE, None, 0x45), receipt) is None
+    assert intermediate_request(kept(4), row(State.SENT, "F"), receipt).startswith("http://x/?t=4&")
+    assert intermediate_request(kept(3), row(State.SENT, "F"), receipt) is None
+    assert ack_request(kept(8), row(State.SENT, "F")) == "http://x/?t=8&a=ACK%2F"
+    assert ack_request(kept(23), row(State.SENT, "F")) is None
+
+
 PARAMS = ["username", "password", "from", "to", "text", "coding", "charset", "udh", "dlr-mask", "dlr-url",
           "validity", "deferred", "smsc", "mclass", "user", "pass"]
 VALUES = st.one_of(st.text(max_size=30), st.sampled_from(["acme", "pw", "447700900001", "0", "1", "2", "UTF-8",

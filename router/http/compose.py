@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from smppcore import CommandStatus
+from smppcore import CommandStatus, RegisteredDelivery
 from smppcore.pdus import SubmitSm
 from smppcore.smpptime import format_absolute
 from smppcore.text import Segment, UnencodableText, choose_coding, encode_text, split_text
@@ -27,6 +27,7 @@ __all__ = ["CodedTexts", "Draft", "address", "sender", "smpp_time", "submits", "
 CODINGS: dict[str, int] = {"gsm7": 0, "ia5": 1, "latin1": 3, "ucs2": 8}
 _TON_INTERNATIONAL, _TON_UNKNOWN, _TON_ALPHANUMERIC = 1, 0, 5
 _NPI_ISDN, _NPI_UNKNOWN = 1, 0
+_INTERMEDIATE = int(RegisteredDelivery.INTERMEDIATE_NOTIFICATION)
 #: concatenation references, one per long message (8 bits: they wrap; the handset keys them by sender too)
 _references = itertools.count(1)
 
@@ -34,11 +35,12 @@ _references = itertools.count(1)
 class Draft:
     """One message for one destination as the API got it: what :func:`submits` needs."""
 
-    __slots__ = ("to", "text", "sender", "data_coding", "send_at", "valid_until", "receipt", "udh", "binary")
+    __slots__ = ("to", "text", "sender", "data_coding", "send_at", "valid_until", "receipt", "udh", "binary",
+                 "intermediate")
 
     def __init__(self, to: str, text: str, *, sender: str | None = None, data_coding: int | None = None,
                  send_at: datetime | None = None, valid_until: datetime | None = None, receipt: bool = False,
-                 udh: bytes = b"", binary: bytes | None = None) -> None:
+                 udh: bytes = b"", binary: bytes | None = None, intermediate: bool = False) -> None:
         self.to = to
         self.text = text
         self.sender = sender
@@ -48,6 +50,7 @@ class Draft:
         self.receipt = receipt
         self.udh = udh  # a client's own UDH (Kannel's udh=), sent as it is
         self.binary = binary  # the message's octets as they are (Kannel's coding=1), instead of text
+        self.intermediate = intermediate  # ask the upstream for intermediate notifications too (Kannel's dlr-mask 4)
 
 
 def address(number: str) -> tuple[int, int, str]:
@@ -105,7 +108,7 @@ def submits(draft: Draft, *, field: str = "", texts: CodedTexts | None = None) -
     at = f"{field}." if field else ""
     ton, npi, dest = address(draft.to)
     src_ton, src_npi, src = sender(draft.sender)
-    registered = 1 if draft.receipt else 0
+    registered = (1 if draft.receipt else 0) | (_INTERMEDIATE if draft.intermediate else 0)
     scheduled = smpp_time(draft.send_at, f"{at}send_at")
     validity = smpp_time(draft.valid_until, f"{at}valid_until")
 

@@ -14,9 +14,26 @@ Kannel sends them. Parameters Kannel knows and the hub does not use (``smsc``,
 
 The message goes through the same admission and durable store as any other
 (:func:`.api.admit_drafts`). A ``dlr-url`` is kept with the message
-(:class:`~router.store.base.HttpMeta`.kannel) and requested (GET) when the receipt
-comes, with its escapes filled in (:func:`dlr_request`): ``%d`` the dlr type (1
-delivered, 2 failed), ``%A`` the receipt text, ``%p``/``%P`` the sender and receiver,
+(:class:`~router.store.base.HttpMeta`.kannel) and requested (GET) with its escapes
+filled in for each event its ``dlr-mask`` asks for, with Kannel's dlr types:
+
+====  ==================  =====================================================================
+type  Kannel's name       when (``%A``)
+====  ==================  =====================================================================
+1     delivered           the final receipt says delivered (the receipt text)
+2     failed              the final receipt says anything else (the receipt text); also an upstream
+                          rejection when the mask has 2 and not 16
+4     buffered            an intermediate notification from the upstream (ENROUTE, ACCEPTED...;
+                          the hub asks for them, registered_delivery bit 4, when the mask has 4)
+8     smsc submit ack     the upstream accepted the message (submit_sm_resp ESME_ROK; ``ACK/``),
+                          once per message (its first part), not durable: lost if the hub dies first
+16    smsc reject         no upstream accepted it: a permanent error, or retries and failover
+                          exhausted (``NACK/0x<status, 8 hex digits>/<status name>``)
+====  ==================  =====================================================================
+
+1, 2, 4 and 16 travel with the receipt on its durable path (stored before the upstream
+is answered, requested until a 2xx). The escapes (:func:`fill_dlr_url`): ``%d`` the dlr
+type, ``%A`` as above, ``%p``/``%P`` the sender and receiver,
 ``%q``/``%Q`` the same with a leading 00 written +, ``%t`` the time
 (``YYYY-MM-DD HH:MM:SS``), ``%T`` the unix time, ``%i`` the upstream (Kannel's smsc-id),
 ``%I`` the hub's message id, ``%F`` the upstream's message id, ``%n`` the username,
@@ -41,7 +58,7 @@ import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from smppcore import Pdu
+from smppcore import Pdu, status_name
 from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.text import decode_text
 
@@ -53,13 +70,23 @@ from .compose import Draft
 from .errors import ApiError
 from .view import HUB, HubView
 
-__all__ = ["register", "dlr_request", "fill_dlr_url", "KannelDlr"]
+__all__ = ["register", "dlr_request", "intermediate_request", "ack_request", "fill_dlr_url", "KannelDlr"]
 
 PASSWORDS_REMEMBERED = 10_000
 _NUMBER = re.compile(r"^\+?[0-9]{1,20}$")
 _SENDER = re.compile(r"^(\+?[0-9]{1,20}|[A-Za-z0-9 ._-]{1,11})$")
 _ACCEPTED = "0: Accepted for delivery"
 _DEFERRED = "3: Queued for later delivery"
+
+# Kannel's dlr-mask bits, which are also the dlr types (%d) it sends
+DLR_DELIVERED = 1
+DLR_FAILED = 2
+DLR_BUFFERED = 4
+DLR_SMSC_ACK = 8
+DLR_SMSC_REJECT = 16
+_DLR_ANY = DLR_DELIVERED | DLR_FAILED | DLR_BUFFERED | DLR_SMSC_ACK | DLR_SMSC_REJECT
+#: the outcomes told by a final receipt (the hub asks the upstream for receipts only for these)
+_DLR_FINAL = DLR_DELIVERED | DLR_FAILED | DLR_SMSC_REJECT
 
 
 class KannelDlr(msgspec.Struct, kw_only=True):
@@ -197,7 +224,7 @@ def _drafts(params: MultiDict[bytes], account: Account) -> _Sendsms:
         raise _Rejected("Invalid value for dlr-mask, rejected")
     mask = int(mask_text)
     dlr_url = _text_param(params, "dlr-url")
-    wants = bool(mask & 0x07) and bool(dlr_url)
+    wants = bool(mask & _DLR_ANY) and bool(dlr_url)
     dlr = None
     if wants:
         if not re.match(r"^https?://", dlr_url):
@@ -205,8 +232,9 @@ def _drafts(params: MultiDict[bytes], account: Account) -> _Sendsms:
         dlr = KannelDlr(url=dlr_url, mask=mask, sender=sender or "", username=account.system_id, text=text,
                         coding=coding_param or "0")
     drafts = [Draft(n.replace("00", "+", 1) if n.startswith("00") else n, text, sender=sender,
-                    data_coding=data_coding, send_at=send_at, valid_until=valid_until, receipt=wants, udh=udh,
-                    binary=binary) for n in numbers]
+                    data_coding=data_coding, send_at=send_at, valid_until=valid_until,
+                    receipt=wants and bool(mask & _DLR_FINAL), intermediate=wants and bool(mask & DLR_BUFFERED),
+                    udh=udh, binary=binary) for n in numbers]
     return _Sendsms(drafts=drafts, dlr=dlr)
 
 
@@ -225,16 +253,45 @@ def _minutes(params: MultiDict[bytes], name: str) -> datetime | None:
 
 
 def dlr_request(kannel: str, row: MessageRow, receipt: Pdu) -> str | None:
-    """The URL to GET for ``row``'s receipt, or None when the dlr-mask did not ask for this outcome."""
+    """The URL to GET for ``row``'s final receipt (type 1, 2 or 16), or None when the dlr-mask did not ask
+    for this outcome."""
     dlr = msgspec.json.decode(kannel, type=KannelDlr)
-    dlr_type = 1 if row.state is State.DELIVERED else 2
+    if row.state is State.DELIVERED:
+        dlr_type, reply = DLR_DELIVERED, None
+    elif row.state is State.UNDELIVERABLE and row.upstream_id is None and dlr.mask & DLR_SMSC_REJECT:
+        # no upstream ever accepted it: what Kannel reports as an SMSC reject, in its words
+        dlr_type, reply = DLR_SMSC_REJECT, f"NACK/0x{row.error:08x}/{status_name(row.error)}"
+    else:
+        dlr_type, reply = DLR_FAILED, None
     if not dlr.mask & dlr_type:
         return None
-    return fill_dlr_url(dlr, row, receipt, dlr_type)
+    return fill_dlr_url(dlr, row, receipt, dlr_type, reply=reply)
 
 
-def fill_dlr_url(dlr: KannelDlr, row: MessageRow, receipt: Pdu, dlr_type: int) -> str:
-    """The dlr-url with Kannel's escapes filled in (see the module docstring); unknown ones stay as they are."""
+def intermediate_request(kannel: str, row: MessageRow, notification: Pdu) -> str | None:
+    """The URL to GET for an upstream's intermediate notification about ``row`` (type 4), or None
+    when the dlr-mask did not ask for it."""
+    dlr = msgspec.json.decode(kannel, type=KannelDlr)
+    if not dlr.mask & DLR_BUFFERED:
+        return None
+    return fill_dlr_url(dlr, row, notification, DLR_BUFFERED)
+
+
+def ack_request(kannel: str, row: MessageRow) -> str | None:
+    """The URL to GET once an upstream accepted ``row`` (type 8, ``%A`` = ``ACK/``), or None when the
+    dlr-mask did not ask for it."""
+    dlr = msgspec.json.decode(kannel, type=KannelDlr)
+    if not dlr.mask & DLR_SMSC_ACK:
+        return None
+    return fill_dlr_url(dlr, row, None, DLR_SMSC_ACK, reply="ACK/")
+
+
+def fill_dlr_url(dlr: KannelDlr, row: MessageRow, receipt: Pdu | None, dlr_type: int, *,
+                 reply: str | None = None) -> str:
+    """The dlr-url with Kannel's escapes filled in (see the module docstring); unknown ones stay as they are.
+
+    ``%A`` is ``reply`` when given (Kannel's ACK/ and NACK/ texts), else ``receipt``'s text.
+    """
     text = dlr.text
     words = text.split()
     submit = _decoded(row.pdu)
@@ -242,7 +299,7 @@ def fill_dlr_url(dlr: KannelDlr, row: MessageRow, receipt: Pdu, dlr_type: int) -
     receiver = submit.destination_addr if submit is not None else ""
     when = datetime.fromtimestamp(row.updated_at, UTC)
     values = {
-        "d": str(dlr_type), "A": _receipt_text(receipt), "p": sender, "P": receiver,
+        "d": str(dlr_type), "A": reply if reply is not None else _receipt_text(receipt), "p": sender, "P": receiver,
         "q": _plus(sender), "Q": _plus(receiver), "t": when.strftime("%Y-%m-%d %H:%M:%S"),
         "T": str(int(row.updated_at)), "i": row.upstream or "", "I": row.id, "F": row.upstream_id or "",
         "n": dlr.username, "b": text, "a": text, "k": words[0] if words else "",
@@ -269,7 +326,7 @@ def _decoded(data: bytes) -> SubmitSm | None:
     return pdu if isinstance(pdu, SubmitSm) else None
 
 
-def _receipt_text(pdu: Pdu) -> str:
+def _receipt_text(pdu: Pdu | None) -> str:
     if isinstance(pdu, DeliverSm) and pdu.short_message:
         try:
             return decode_text(pdu.short_message, pdu.data_coding)

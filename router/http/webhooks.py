@@ -12,6 +12,10 @@ Which receipts come here (decided without a store read, on the receipt's hot pat
 those of accounts with a ``webhook_url``, and those of messages whose id starts with
 ``w`` (:data:`WEBHOOK_ID_MARK`: the HTTP API gives that mark to messages that name a
 ``callback_url`` or a Kannel ``dlr-url``, and it survives restarts with the id).
+An upstream's intermediate notification about a message of the HTTP API (marked) comes here
+too: Kannel's dlr type 4 for a ``dlr-url``, else an ``"intermediate"`` webhook to its
+``callback_url``; and the dispatcher tells :meth:`WebhookSender.accepted_upstream` when an
+upstream accepted a marked message, for Kannel's dlr type 8 (:mod:`.kannel` lists them all).
 MO messages come here for accounts with a ``webhook_url`` and for ``[[mo_routes]]`` with a
 ``webhook`` (stored for the route's :attr:`~router.config.MoRoute.webhook_owner`, signed with
 its ``webhook_secret``; unsigned, deprecated, when it has none); the parts of a long MO
@@ -39,7 +43,7 @@ import hashlib
 import hmac
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
@@ -55,8 +59,9 @@ from smppcore.text import decode_text
 
 from ..config import HttpConfig, HubConfig
 from ..lifecycle import MessageRow
+from ..msglog import receipted_id
 from ..store import Delivery, Store
-from ..store.base import HttpMeta
+from ..store.base import HttpMeta, copy_row
 
 __all__ = ["WebhookSender", "WEBHOOK_ID_MARK", "sign", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "ID_HEADER"]
 
@@ -165,6 +170,18 @@ class _MoGroup:
         self.total = total
 
 
+def _ignore(ok: bool) -> None:
+    """What a job nothing waits for does when it is answered: nothing (Kannel's dlr type 8 is not stored)."""
+
+
+def _marked_notification(record: Delivery, pdu: Pdu) -> str | None:
+    """The hub's id of the message an intermediate notification is about, if the HTTP API gave it (marked)."""
+    if record.kind != "receipt":
+        return None
+    message_id = receipted_id(pdu)
+    return message_id if message_id.startswith(WEBHOOK_ID_MARK) else None
+
+
 def _all_done(dones: list[Done], ok: bool) -> None:
     for done in dones:
         done(ok)
@@ -241,19 +258,17 @@ class WebhookSender:
     def takes_receipt(self, row: MessageRow) -> bool:
         return row.id.startswith(WEBHOOK_ID_MARK) or row.account in self._hooked
 
-    def takes_mo(self, account: str) -> bool:
-        return account in self._mo_targets
+    def takes_mo(self, record: Delivery, pdu: Pdu) -> bool:
+        return _marked_notification(record, pdu) is not None or record.account in self._mo_targets
 
     def send_receipt(self, row: MessageRow, pdu: Pdu, done: Done) -> None:
-        if len(self._tasks) >= self.settings.webhook_queue:  # lookups piling up: it waits in the store
-            self.overflow += 1
-            log.warning("webhook_queue_full", webhook=f"r-{row.id}", note="waits in the store until the next start")
-            return
-        task = asyncio.get_running_loop().create_task(self._receipt(row, pdu, done))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._receipt(row, pdu, done), f"r-{row.id}")
 
     def send_mo(self, record: Delivery, pdu: Pdu, done: Done) -> None:
+        message_id = _marked_notification(record, pdu)
+        if message_id is not None:  # about a message of the HTTP API: it goes where that message's receipts go
+            self._spawn(self._notification(message_id, record, pdu, done), f"mo-{record.id}")
+            return
         target = self._mo_targets.get(record.account)
         if target is None or not isinstance(pdu, (DeliverSm, DataSm)):  # a reload took its webhook away
             log.warning("webhook_dropped", webhook=f"mo-{record.id}", account=record.account, reason="no webhook")
@@ -280,8 +295,6 @@ class WebhookSender:
         if len(group.parts) == group.total:
             del self._groups[key]
             self._flush(key, group)
-
-    # ---- what is sent ------------------------------------------------------------------------
 
     def _expire(self, key: MoKey, group: _MoGroup) -> None:
         if self._groups.get(key) is group:
@@ -314,14 +327,83 @@ class WebhookSender:
         self._queue_job(_Job(hook_id, target.url, target.secret, body, partial(_all_done, dones),
                              time.time() + target.hold))
 
+    # ---- the SubmitListener interface (router.dispatch) ---------------------------------------
+
+    def accepted_upstream(self, row: MessageRow) -> None:
+        """An upstream accepted ``row``: Kannel's dlr-mask 8 (smsc submit ack) for a message that asked for it."""
+        if row.id.startswith(WEBHOOK_ID_MARK):
+            self._spawn(self._ack(copy_row(row)), f"a-{row.id}", note="not sent (it is not stored)")
+
+    # ---- what is sent ------------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[object, object, None], key: str,
+               note: str = "waits in the store until the next start") -> None:
+        """Run ``work`` (a store lookup, then a job queued), ``webhook_queue`` of them at most."""
+        if len(self._tasks) >= self.settings.webhook_queue:  # lookups piling up
+            work.close()
+            self.overflow += 1
+            log.warning("webhook_queue_full", webhook=key, note=note)
+            return
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _meta(self, message_id: str) -> HttpMeta | None | Exception:
+        try:
+            return await self.store.http_meta(message_id)
+        except Exception as exc:  # noqa: BLE001 - the store failed: what is owed stays owed, sent after a restart
+            log.error("webhook_meta_failed", message_id=message_id, error=f"{type(exc).__name__}: {exc}")
+            return exc
+
+    async def _ack(self, row: MessageRow) -> None:
+        from .kannel import ack_request
+
+        meta = await self._meta(row.id)
+        # one per message, as Kannel sends one for a split message: its first part's
+        if not isinstance(meta, HttpMeta) or not meta.kannel or meta.message != row.id:
+            return
+        url = ack_request(meta.kannel, row)
+        if url is not None:
+            self._queue_job(_Job(f"a-{row.id}", url, "", b"", _ignore, time.time() + self._hold(row.account),
+                                 method="GET"))
+
+    async def _notification(self, message_id: str, record: Delivery, pdu: Pdu, done: Done) -> None:
+        """An upstream's intermediate notification about a message of the HTTP API: Kannel's dlr type 4
+        for a dlr-url, else an "intermediate" webhook to the message's callback_url (or the account's)."""
+        from .kannel import intermediate_request
+
+        meta = await self._meta(message_id)
+        if isinstance(meta, Exception):
+            return
+        if meta is not None and meta.kannel:
+            row = await self.store.get(message_id)
+            url = intermediate_request(meta.kannel, row, pdu) if row is not None else None
+            if url is None:  # the dlr-mask did not ask for it
+                done(True)
+                return
+            self._queue_job(_Job(f"mo-{record.id}", url, "", b"", done, time.time() + self._hold(record.account),
+                                 method="GET"))
+            return
+        account = self.accounts.get(record.account)
+        url = (meta.callback_url if meta is not None else "") or (account.webhook_url if account else None)
+        if account is None or not url or not isinstance(pdu, (DeliverSm, DataSm)):
+            log.warning("webhook_without_url", message_id=message_id, account=record.account, kind="intermediate")
+            done(False)
+            return
+        target = MoTarget(owner=record.account, url=url, secret=account.webhook_secret, hold=account.receipt_hold)
+        self._mo(target, pdu, text=_text(pdu), parts=1, complete=True, dones=[done], hook_id=f"mo-{record.id}",
+                 kind="intermediate")
+
+    def _hold(self, system_id: str) -> float:
+        account = self.accounts.get(system_id)
+        return account.receipt_hold if account is not None else MO_ROUTE_HOLD
+
     async def _receipt(self, row: MessageRow, pdu: Pdu, done: Done) -> None:
         account = self.accounts.get(row.account)
-        try:
-            meta = await self.store.http_meta(row.id)
-        except Exception as exc:  # noqa: BLE001 - the store failed: the receipt stays owed, sent after a restart
-            log.error("webhook_meta_failed", message_id=row.id, error=f"{type(exc).__name__}: {exc}")
+        meta = await self._meta(row.id)
+        if isinstance(meta, Exception):
             return
-        deadline = row.updated_at + (account.receipt_hold if account is not None else 3 * 86400.0)
+        deadline = row.updated_at + self._hold(row.account)
         if meta is not None and meta.kannel:
             from .kannel import dlr_request
 
