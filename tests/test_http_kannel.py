@@ -174,6 +174,19 @@ async def test_dlr_mask_8_4_1_ack_buffered_then_delivered(picky_smsc, receiver):
     assert len({d["id"] for d in dlrs}) == 1  # all about the one message
 
 
+async def test_dlr_mask_8_once_for_a_long_message(picky_smsc, receiver):
+    async with running_hub(http_hub_config({"uk": picky_smsc}, ROUTES)) as hub:
+        params = {"username": "acme", "password": "pw", "to": "447700900013", "text": "long " * 60,
+                  "dlr-mask": "8", "dlr-url": receiver.url + "/dlr?type=%d&id=%I"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(hub.http.url + "/cgi-bin/sendsms", params=params) as resp:
+                assert resp.status == 202
+        await wait_until(lambda: len(picky_smsc.sim.submits) == 2, what="both parts accepted upstream")
+        await wait_until(lambda: receiver.gets, what="the submit ack")
+        await wait_until(lambda: hub.webhooks.pending() == 0, what="nothing owed")
+    assert [d["type"] for d in _dlrs(receiver)] == ["8"]  # one per message, as Kannel's for a split message
+
+
 @pytest.mark.parametrize(("mask", "expected"), [
     (16, {"16"}),  # smsc reject
     (2 | 16, {"16"}),  # one request for the one outcome: the reject says it

@@ -376,7 +376,11 @@ class WebhookSender:
         if isinstance(meta, Exception):
             return
         if meta is not None and meta.kannel:
-            row = await self.store.get(message_id)
+            try:
+                row = await self.store.get(message_id)
+            except Exception as exc:  # noqa: BLE001 - as in _meta: it stays stored, sent after a restart
+                log.error("webhook_meta_failed", message_id=message_id, error=f"{type(exc).__name__}: {exc}")
+                return
             url = intermediate_request(meta.kannel, row, pdu) if row is not None else None
             if url is None:  # the dlr-mask did not ask for it
                 done(True)
