@@ -11,7 +11,8 @@ files are open (the kernel refuses to remount a busy tmpfs read-only), so it is
 made inside the writer's own SQLite connection: an authorizer that fails every write
 with an OperationalError while the test says so (``PRAGMA query_only`` cannot be
 turned off again through the writer, whose transactions it refuses), on a hub in
-the test process. A store that is unusable at start (missing folder,
+the test process. The same test caps the file's pages (``PRAGMA max_page_count``):
+a full disk wherever no tmpfs can be mounted. A store that is unusable at start (missing folder,
 read-only folder, a directory, not a database) is one line naming the path: see
 tests/test_cli_errors.py; a full disk at start is here.
 """
@@ -19,12 +20,12 @@ tests/test_cli_errors.py; a full disk at start is here.
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import sqlite3
 import sys
 import threading
 
+import pytest
 from faultkit import Esme, Upstream, fill, free_port, hub_toml, payloads, settle, small_disk, start_hub, upstream_counts
 from hubkit import hub_config, running_hub, simulator
 
@@ -83,44 +84,78 @@ async def test_a_disk_that_fills_mid_run_refuses_with_rmsgqful_and_recovers(tmp_
 WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 
 
-def refuse_writes_while(read_only: threading.Event, db: sqlite3.Connection) -> None:
-    """On the writer's connection: every write fails (SQLITE_AUTH, an OperationalError as a read-only
-    file gives) while ``read_only`` is set; the test flips it from its own thread."""
+class ReadOnly:
+    """Every write on the writer's connection fails (SQLITE_AUTH, an OperationalError as a read-only
+    file gives) while it is on; an authorizer reads the flag, so the test flips it from its own thread."""
 
-    def authorizer(action: int, *_: object) -> int:
-        return sqlite3.SQLITE_DENY if action in WRITES and read_only.is_set() else sqlite3.SQLITE_OK
+    def __init__(self) -> None:
+        self.on = threading.Event()
 
-    db.set_authorizer(authorizer)
+    def _install(self, db: sqlite3.Connection) -> None:
+        db.set_authorizer(self._authorize)
+
+    def _authorize(self, action: int, *_: object) -> int:
+        return sqlite3.SQLITE_DENY if action in WRITES and self.on.is_set() else sqlite3.SQLITE_OK
+
+    async def start(self, store: SqliteStore) -> None:
+        await store._read(self._install)
+        self.on.set()
+
+    async def end(self, store: SqliteStore) -> None:
+        self.on.clear()
 
 
-async def test_a_store_that_turns_read_only_refuses_then_recovers_and_stored_exactly_what_it_acked(tmp_path):
+class Full:
+    """The store may not grow by a page (SQLITE_FULL, as a full disk gives): ``PRAGMA max_page_count``
+    on the writer's connection, where no tmpfs can be mounted; writes that fit in free pages still work."""
+
+    @staticmethod
+    def _cap(db: sqlite3.Connection) -> None:
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}").fetchall()
+
+    @staticmethod
+    def _uncap(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA max_page_count = 1073741823").fetchall()
+
+    async def start(self, store: SqliteStore) -> None:
+        await store._read(self._cap)
+
+    async def end(self, store: SqliteStore) -> None:
+        await store._read(self._uncap)
+
+
+@pytest.mark.parametrize("fault", [ReadOnly, Full], ids=["read-only", "full"])
+async def test_a_store_that_turns_read_only_or_full_refuses_then_recovers_and_stored_exactly_what_it_acked(
+        tmp_path, fault):
     smsc = await simulator()
     path = str(tmp_path / "hub.db")
     store = SqliteStore(path)
     config = hub_config({"smsc": smsc}, [{"prefix": "44", "upstreams": ["smsc"]}])
+    strike = fault()
     try:
         async with running_hub(config, store=store) as hub:
             esme = Esme(hub.servers[0].port)
             await esme.submit(payloads("rw", 100))
-            read_only = threading.Event()
-            await store._read(functools.partial(refuse_writes_while, read_only))
-            read_only.set()
-            await esme.submit(payloads("ro", 100))
-            assert esme.refused == {RMSGQFUL: 100}
-            read_only.clear()
+            await strike.start(store)
+            sent = await submit_until_refused(esme, "bad")  # a full file may still take a few in free pages
+            await esme.submit(payloads("stillbad", 100))
+            assert esme.refused[RMSGQFUL] >= 100 and set(esme.refused) == {RMSGQFUL}
+            await strike.end(store)
             await esme.submit(payloads("again", 100))
-            assert len(esme.acked) == 200 and not any(p.startswith(b"ro") for p in esme.acked)
+            assert sum(1 for p in esme.acked if p.startswith(b"again")) == 100
             result = await settle([esme], [smsc])
-            assert not result.lost and result.delivered == 200 and result.unacked_delivered == 0, result.explain()
+            assert not result.lost and result.delivered == result.acked and result.unacked_delivered == 0, \
+                result.explain()
             await esme.close()
         reopened = SqliteStore(path)
         await reopened.open()
         try:
             stored = {mid for mid in esme.acked.values() if await reopened.get(mid) is not None}
             assert stored == set(esme.acked.values())
-            assert sum((await reopened.counts()).values()) == 200  # nothing refused was written
+            assert sum((await reopened.counts()).values()) == len(esme.acked)  # nothing refused was written
         finally:
             await reopened.close()
+        assert len(esme.acked) + esme.refused[RMSGQFUL] == 100 + sent + 100 + 100
     finally:
         await smsc.close()
 
