@@ -135,7 +135,8 @@ class DefaultRoute(_Strict):
 class MoRoute(_Strict):
     """Mobile-originated messages to ``prefix`` (a short code or a prefix) go to ``account``, or to
     ``webhook``: POSTed as JSON signed with ``webhook_secret``, the way an account's ``webhook_url``
-    gets them (router.http.webhooks), durable until the URL answers 2xx."""
+    gets them (router.http.webhooks), durable until the URL answers 2xx, retried as ``[http]``'s
+    ``webhook_retry_*`` say (their defaults without an ``[http]`` listener) for three days."""
 
     prefix: Digits
     account: str | None = None
