@@ -225,6 +225,8 @@ WARNING_ROWS = [
      ["default_route: never used: routes[0] has the empty prefix and accepts every account"]),
     ('[[mo_routes]]\nprefix = "123"\naccount = "acme"\n[[mo_routes]]\nprefix = "123"\nwebhook = "http://x/"\nwebhook_secret = "s"\n',
      ["mo_routes[1]: never used: mo_routes[0] has the same prefix '123'"]),
+    ('[[mo_routes]]\nprefix = "9"\nwebhook = "http://x/"\n',  # the key from before signing: loads, warned
+     ["mo_routes[0].webhook_secret: not set (deprecated): its MO webhooks go unsigned"]),
     # not warned: a later route for fewer sources, or for accounts the first one does not take
     (ROUTE.format(prefix="44") + 'source_prefix = "BANKCO"\n' + ROUTE.format(prefix="44") + 'source_prefix = "BANK"\n', []),
     ('[[accounts]]\nsystem_id = "vip"\npassword = "pw"\nroute_group = "premium"\n'
