@@ -1,7 +1,7 @@
-"""The HTTP API's benchmark: an aiohttp client -> the hub's /v1/messages -> a simulated SMSC.
+"""The HTTP API's benchmark: a client (aiohttp, or wrk) -> the hub's /v1/messages -> a simulated SMSC.
 
-Three processes share the machine: this one (the load: an aiohttp client with
-keep-alive over several connections), the hub (``smpphub serve``, SQLite with
+Three processes share the machine: the load (this one, an aiohttp client with keep-alive
+over several connections; or wrk, in a process of its own), the hub (``smpphub serve``, SQLite with
 ``synchronous = full``: every answer waits for its messages to be on disk) and the
 upstream simulator (``smpphub simulate`` at zero latency). Variants:
 
@@ -12,8 +12,8 @@ upstream simulator (``smpphub simulate`` at zero latency). Variants:
 - ``ceiling``: the same single-message load against a bare aiohttp server that answers
   202 with a canned body at once (no hub): what HTTP itself costs here;
 - ``wrk-single`` and ``wrk-ceiling``: the single and ceiling loads driven by ``wrk``
-  (C, ~10 us of CPU a request, where the Python client spends ~200 us: that client
-  cannot drive more than ~2,000 requests/s on two cores, whatever the server does).
+  (C, ~20 us of CPU a request, where the Python client spends ~200-240 us: that client
+  cannot drive more than ~4,000 requests/s on two cores, whatever the server does).
   wrk runs for ``--duration`` seconds over ``--connections`` keep-alive connections, a
   Lua script POSTing one message a request with the bearer token; its summary (requests,
   non-2xx answers, socket errors, latency percentiles) is parsed into the same table.
