@@ -274,11 +274,13 @@ async def good_rate(port: int, count: int) -> float:
         await client.unbind()
 
 
-#: the flooder's max_unanswered: half the good client's window (100). The server hands a
-#: connection at most this many requests before their answers go out, so per round the
-#: flood gets half the good client's share; this test, server and good client share one
-#: CPU and one loop, so an equal share would put the good client right at half its rate.
-LIMIT = 50
+#: the flooder's max_unanswered: a quarter of the good client's window (100). The server
+#: hands a connection at most this many requests before their answers go out, so per round
+#: the flood gets a quarter of the good client's share; this test, server and good client
+#: share one CPU and one loop, so an equal share would put the good client right at half
+#: its rate, and half a share (50) at two thirds, too near half on a loaded 2-core machine
+#: (it measured 0.41 once while other test runs shared the cores).
+LIMIT = 25
 
 
 @pytest.mark.parametrize("small_buffers", [False, True], ids=["kernel-takes-the-answers", "answers-back-up"])
@@ -288,7 +290,7 @@ async def test_a_client_that_never_reads_cannot_grow_memory_or_starve_a_good_one
     tracemalloc.start()
     flooder = None
     try:
-        alone = max([await good_rate(srv.port, 1500) for _ in range(2)])
+        alone = max([await good_rate(srv.port, 1500) for _ in range(3)])
         handler.small_buffers = small_buffers
         flooder = Flooder(srv.port, 100_000, small_buffers)
         before, _ = tracemalloc.get_traced_memory()
@@ -301,7 +303,7 @@ async def test_a_client_that_never_reads_cannot_grow_memory_or_starve_a_good_one
         else:
             await wait_until(lambda: handler.flood_seen > 1000)
         seen_before = handler.flood_seen
-        under_flood = max([await good_rate(srv.port, 1500) for _ in range(2)])  # the machine is shared: best of 2
+        under_flood = max([await good_rate(srv.port, 1500) for _ in range(3)])  # the machine is shared: best of 3
         if small_buffers:
             # still not read: what it sent waits in the kernel's buffers, not in ours
             assert "write-backlog" in flood_conn._read_pauses
