@@ -232,12 +232,12 @@ async def test_purge_forgets_old_final_messages_with_nothing_owed(store):
 async def test_the_queries_use_their_indexes(store):
     """Recovery, receipts owed, upstream ids and purge never scan the table, however many messages it holds
     (at most an index: a partial one holds only the rows such a query returns)."""
-    from smpphub.router.store import sqlite as module
+    from smpphub.router.store import sqlite_schema as schema
 
     queries = {
-        "open": (module._OPEN, ()), "owed": (module._OWED, ()), "owed_by_account": (module._OWED_BY_ACCOUNT, ("a",)),
-        "by_upstream": (module._BY_UPSTREAM, ("a", "1")), "purge": (module._PURGE, (1.0,)),
-        "get": (module._GET, ("x",)),
+        "open": (schema.OPEN, ()), "owed": (schema.OWED, ()), "owed_by_account": (schema.OWED_BY_ACCOUNT, ("a",)),
+        "by_upstream": (schema.BY_UPSTREAM, ("a", "1")), "purge": (schema.PURGE, (1.0,)),
+        "get": (schema.GET, ("x",)),
     }
     plans = await store._read(lambda db: {
         name: " / ".join(step[3] for step in db.execute(f"EXPLAIN QUERY PLAN {sql}", args))

@@ -1,5 +1,9 @@
 """The embedded store: SQLite in WAL mode, written by one thread, group-committed.
 
+The tables, indexes, migration and statements it runs are in
+:mod:`~smpphub.router.store.sqlite_schema`; the writer thread in
+:mod:`~smpphub.router.store.sqlite_writer`.
+
 How a request travels
 ---------------------
 The event loop never touches SQLite. Every request, writes and reads alike, is
@@ -76,142 +80,17 @@ from typing import TypeVar
 
 import structlog
 
-from .base import FINAL_STATES, OPEN_STATES, Delivery, HttpMeta, KeptAnswer, MessageQuery, MessageRow, State, Store
-from .sqlite_writer import Row, Shape, SqliteWriter, SqlRow, insert_shape, update_shape
+from . import sqlite_schema as schema
+from .base import Delivery, HttpMeta, KeptAnswer, MessageQuery, MessageRow, Store
+from .sqlite_schema import SCHEMA_VERSION
+from .sqlite_writer import Row, SqliteWriter
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
 
 T = TypeVar("T")
 log = structlog.get_logger("smpphub.store")
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; bump it with a migration in _migrate()
-_OPEN_STATES = "(" + ", ".join(sorted(f"'{state.value}'" for state in OPEN_STATES)) + ")"
-_FINAL_STATES = "(" + ", ".join(sorted(f"'{state.value}'" for state in FINAL_STATES)) + ")"
-# The rows a restart has to act on: open messages and receipts still owed. One partial
-# index holds them (SQLite uses it only for a query that repeats this very term).
-_PENDING = f"(state IN {_OPEN_STATES} OR receipt_owed = 1)"
-# One row per message: its whole lifecycle state, the receipt still owed to its ESME
-# included (see router/lifecycle.py). Every index costs on every write that sets one
-# of its columns, and a message is written four times (accepted, sent, final with
-# its receipt, receipt acknowledged): measured with the store alone, each of the
-# three partial indexes this schema first had cost 4-8 us per message. So there are
-# two besides the upstream id's: the rows a restart must act on (one partial index),
-# and created_at, which never changes once written, for purging by age.
-_MESSAGES = """
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
-    account TEXT NOT NULL,
-    pdu BLOB NOT NULL,
-    route TEXT NOT NULL,
-    grp TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL,
-    route_index INTEGER NOT NULL DEFAULT 0,
-    attempts_here INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    due REAL NOT NULL DEFAULT 0,
-    expires_at REAL,
-    registered_delivery INTEGER NOT NULL DEFAULT 0,
-    upstream TEXT,
-    upstream_id TEXT,
-    error INTEGER NOT NULL DEFAULT 0,
-    receipt_owed INTEGER NOT NULL DEFAULT 0,
-    receipt BLOB NOT NULL DEFAULT x'',
-    pinned INTEGER NOT NULL DEFAULT 0,
-    spilled INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL DEFAULT 0
-);
-"""
-_INDEXES = f"""
-CREATE INDEX IF NOT EXISTS messages_upstream ON messages (upstream, upstream_id) WHERE upstream_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_pending ON messages (state) WHERE {_PENDING};
-CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);
-CREATE INDEX IF NOT EXISTS messages_spilled ON messages (due) WHERE spilled = 1;
-"""
-# What the HTTP API keeps beside a message (router.store.base.HttpMeta), one row per
-# part; a table of its own so SMPP traffic's rows and writes do not pay for it.
-_HTTP = """
-CREATE TABLE IF NOT EXISTS http_messages (
-    id TEXT PRIMARY KEY,
-    message TEXT NOT NULL,
-    account TEXT NOT NULL,
-    parts TEXT NOT NULL,
-    callback_url TEXT NOT NULL DEFAULT '',
-    reference TEXT NOT NULL DEFAULT '',
-    kannel TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL
-);
-"""
-_HTTP_COLUMNS = ("id", "message", "account", "parts", "callback_url", "reference", "kannel", "created_at")
-_INSERT_HTTP = insert_shape("http_messages", _HTTP_COLUMNS, "INSERT OR REPLACE")
-_GET_HTTP = f"SELECT {', '.join(_HTTP_COLUMNS)} FROM http_messages WHERE id = ?"
-# their messages purged: the HTTP rows go too (one anti-join per housekeeping round)
-_PURGE_HTTP = "DELETE FROM http_messages WHERE id NOT IN (SELECT id FROM messages)"
-# Idempotent answers (router.store.base.KeptAnswer), kept until they expire.
-_ANSWERS = """
-CREATE TABLE IF NOT EXISTS idempotency (
-    account TEXT NOT NULL,
-    key TEXT NOT NULL,
-    fingerprint BLOB NOT NULL,
-    status INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    expires REAL NOT NULL,
-    PRIMARY KEY (account, key)
-);
-"""
-_KEEP_ANSWER = insert_shape("idempotency", ("account", "key", "fingerprint", "status", "body", "expires"),
-                            "INSERT OR REPLACE")
-_FORGET_ANSWER = "DELETE FROM idempotency WHERE account = ? AND key = ?"
-_KEPT_ANSWER = ("SELECT fingerprint, status, body, expires FROM idempotency "
-                "WHERE account = ? AND key = ? AND expires > ?")
-_DELIVERIES = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    account TEXT NOT NULL,
-    pdu BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    kind TEXT NOT NULL
-);
-"""
-# Version 1 kept a message's receipt in the deliveries table and knew fewer states;
-# its pending receipts stay there and are delivered as they are.
-_FROM_VERSION_1 = """
-ALTER TABLE messages RENAME COLUMN not_before TO due;
-ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT '';
-ALTER TABLE messages ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE messages ADD COLUMN attempts_here INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE messages ADD COLUMN receipt_owed INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE messages ADD COLUMN receipt BLOB NOT NULL DEFAULT x'';
-ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE messages ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
-UPDATE messages SET state = 'undeliverable' WHERE state = 'failed';
-DROP INDEX IF EXISTS messages_open;
-DROP INDEX IF EXISTS messages_final;
-"""
-_COLUMNS = (
-    "id", "account", "pdu", "route", "grp", "state", "route_index", "attempts_here", "attempts", "due", "expires_at",
-    "registered_delivery", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "pinned", "created_at",
-    "updated_at",
-)
-# What :meth:`SqliteStore.save` writes back depends on where the message is: SQLite
-# rewrites an index only when its columns are in the UPDATE's SET, so each kind of
-# row sets only the columns that can have changed (measured: setting every column
-# on every save doubled the writer's time, through the three indexes it rewrote).
-# The message's own bytes are never among them: only replace_sm changes those,
-# through save_message.
-_SAVED_WAITING = ("state", "route_index", "attempts_here", "attempts", "due", "expires_at", "registered_delivery",
-                  "error", "pinned", "updated_at")  # scheduled, queued, parked (and in flight, when written at all)
-_SAVED_SENT = ("state", "route_index", "attempts_here", "attempts", "upstream", "upstream_id", "error", "updated_at")
-# a message that ends once SENT keeps the upstream columns it has (rewriting them would
-# rewrite the upstream-id index); one that ends before (refused, expired, cancelled) sets them
-_SAVED_FINAL = ("state", "attempts", "error", "receipt_owed", "receipt", "updated_at")
-_SAVED_ENDED = ("state", "attempts", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "updated_at")
-# the ESME acknowledged the receipt (which stays in the row, as its history)
-_SAVED_SETTLED = ("receipt_owed", "updated_at")
-
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM messages"
+_WAL_SIZE_LIMIT = 16 << 20  # bytes the -wal file is cut back to after a checkpoint (it counts towards max_size_mb)
 
 
 class StoreOpenError(RuntimeError):
@@ -245,115 +124,6 @@ def _open_error(path: str, exc: BaseException) -> StoreOpenError:
     if reason is None:  # e.g. a schema newer than this smpphub: its message names the path already
         return StoreOpenError(str(exc))
     return StoreOpenError(f"cannot open the store {path}: {reason}")
-
-
-_GET = f"{_SELECT} WHERE id = ?"
-_BY_UPSTREAM = f"{_SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
-# SENT messages wait for receipts, which find them by upstream id: a restart has nothing to do for them
-_OPEN = f"{_SELECT} WHERE {_PENDING} AND state IN {_OPEN_STATES} AND state != 'sent' ORDER BY created_at"
-_OWED = f"{_SELECT} WHERE {_PENDING} AND receipt_owed = 1 ORDER BY updated_at"
-_OWED_BY_ACCOUNT = f"{_SELECT} WHERE {_PENDING} AND receipt_owed = 1 AND account = ? ORDER BY updated_at"
-_DELIVERY_COLUMNS = ("id", "account", "pdu", "created_at", "expires_at", "attempts", "kind")
-_SELECT_DELIVERIES = f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries"
-_WAL_SIZE_LIMIT = 16 << 20  # bytes the -wal file is cut back to after a checkpoint (it counts towards max_size_mb)
-_PURGE_CHUNK = 2000  # rows per purge transaction, so a big purge never stalls the acks for long
-# through the messages_final index: no table scan, however many messages the file holds
-_PURGE = (
-    f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE created_at < ? "
-    f"AND state IN {_FINAL_STATES} AND receipt_owed = 0 ORDER BY created_at LIMIT {_PURGE_CHUNK})"
-)
-# the same rows, oldest first whatever their age: what the size cap (store.max_size_mb) gives up
-_PURGE_OLDEST = (
-    f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE state IN {_FINAL_STATES} "
-    f"AND receipt_owed = 0 ORDER BY created_at LIMIT ?)"
-)
-
-# INSERT OR REPLACE: a record added again (same hub id) replaces the old one
-_INSERT_MESSAGES = insert_shape("messages", _COLUMNS, "INSERT OR REPLACE")
-_INSERT_DELIVERIES = insert_shape("deliveries", _DELIVERY_COLUMNS)
-_DELETE_DELIVERIES = Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
-# the backlog (see Store.spill): only overload and restarts write this column, so the
-# messages_spilled index costs nothing while the hub keeps up
-_SPILL = Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})")
-_SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {_PENDING} AND state IN {_OPEN_STATES} AND state != 'sent' "
-               "AND spilled = 0")
-_TAKE_SPILLED = f"{_SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
-# every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
-_SAVE_WAITING = update_shape("messages", _SAVED_WAITING)
-_SAVE_SENT = update_shape("messages", _SAVED_SENT)
-_SAVE_FINAL = update_shape("messages", _SAVED_FINAL)
-_SAVE_ENDED = update_shape("messages", _SAVED_ENDED)
-_SAVE_SETTLED = update_shape("messages", _SAVED_SETTLED)
-
-
-def _row(r: MessageRow) -> Row:
-    return (
-        r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state._value_, r.route_index, r.attempts_here, r.attempts,
-        r.due, r.expires_at, r.registered_delivery, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
-        int(r.pinned), r.created_at, r.updated_at,
-    )
-
-
-def _saved_waiting(r: MessageRow) -> Row:
-    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
-            r.error, int(r.pinned), r.updated_at, r.id)
-
-
-def _saved_sent(r: MessageRow) -> Row:
-    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id, r.error,
-            r.updated_at, r.id)
-
-
-def _saved_final(r: MessageRow) -> Row:
-    return (r.state._value_, r.attempts, r.error, int(r.receipt_owed), r.receipt, r.updated_at, r.id)
-
-
-def _saved_ended(r: MessageRow) -> Row:
-    return (r.state._value_, r.attempts, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
-            r.updated_at, r.id)
-
-
-def _by_shape(rows: Iterable[MessageRow]) -> list[tuple[Shape, tuple[Row, ...]]]:
-    """The rows' saves, grouped by the columns they set (the values end with the id)."""
-    waiting: list[Row] = []
-    sent: list[Row] = []
-    final: list[Row] = []
-    ended: list[Row] = []
-    settled: list[Row] = []
-    for r in rows:
-        state = r.state
-        if state is State.SENT:
-            sent.append(_saved_sent(r))
-        elif state in FINAL_STATES:
-            if r.receipt and not r.receipt_owed:
-                settled.append((0, r.updated_at, r.id))
-            elif r.upstream_id is not None:
-                final.append(_saved_final(r))
-            else:
-                ended.append(_saved_ended(r))
-        else:
-            waiting.append(_saved_waiting(r))
-    groups = ((_SAVE_SENT, sent), (_SAVE_FINAL, final), (_SAVE_ENDED, ended), (_SAVE_SETTLED, settled),
-              (_SAVE_WAITING, waiting))
-    return [(shape, tuple(values)) for shape, values in groups if values]
-
-
-def _message(row: SqlRow) -> MessageRow:
-    return MessageRow(
-        id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], group=row[4],
-        state=State(row[5]), route_index=row[6], attempts_here=row[7], attempts=row[8], due=row[9], expires_at=row[10],
-        registered_delivery=row[11], upstream=row[12], upstream_id=row[13], error=row[14], receipt_owed=bool(row[15]),
-        receipt=row[16], pinned=bool(row[17]), created_at=row[18], updated_at=row[19],
-    )
-
-
-def _message_or_none(row: SqlRow | None) -> MessageRow | None:
-    return None if row is None else _message(row)
-
-
-def _delivery(row: SqlRow) -> Delivery:
-    return Delivery(id=row[0], account=row[1], pdu=row[2], created_at=row[3], expires_at=row[4], attempts=row[5],
-                    kind=row[6])
 
 
 class SqliteStore(Store):
@@ -425,8 +195,9 @@ class SqliteStore(Store):
             raise RuntimeError(f"{self.path} has schema version {version}; this smpphub knows up to {SCHEMA_VERSION}")
         self._auto_vacuum(db)
         has_messages = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
-        steps = _FROM_VERSION_1 if has_messages and version == 1 else ""
-        steps += _MESSAGES + _INDEXES + _DELIVERIES + _HTTP + _ANSWERS  # idempotent: CREATE ... IF NOT EXISTS
+        steps = schema.FROM_VERSION_1 if has_messages and version == 1 else ""
+        # idempotent: CREATE ... IF NOT EXISTS
+        steps += schema.MESSAGES + schema.INDEXES + schema.DELIVERIES + schema.HTTP + schema.ANSWERS
         if version != SCHEMA_VERSION:
             steps += f"PRAGMA user_version={SCHEMA_VERSION};"
         # one transaction, the new user_version included: a migration cut short (killed, disk
@@ -463,53 +234,54 @@ class SqliteStore(Store):
 
     async def add_messages(self, rows: list[MessageRow]) -> None:
         if rows:
-            await self._writer.write(_INSERT_MESSAGES, [_row(r) for r in rows])
+            await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(r) for r in rows])
 
     def save(self, rows: Iterable[MessageRow]) -> None:
-        for shape, values in _by_shape(rows):
+        for shape, values in schema.saves_by_shape(rows):
             self._writer.write(shape, values, wait=False)
 
     def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
         """The rows' saves (one per kind of row); a Future that fails if any of them failed."""
-        return self._writer.all_of([self._writer.write(shape, values) for shape, values in _by_shape(rows)])
+        return self._writer.all_of([self._writer.write(shape, values) for shape, values in schema.saves_by_shape(rows)])
 
     async def save_message(self, row: MessageRow) -> None:
-        await self._writer.write(_INSERT_MESSAGES, [_row(row)])
+        await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(row)])
 
     async def flush(self) -> None:
         await self._read(_nothing)
 
     async def get(self, message_id: str) -> MessageRow | None:
-        return await self._read(lambda db: _message_or_none(db.execute(_GET, (message_id,)).fetchone()))
+        return await self._read(lambda db: schema.message_or_none(db.execute(schema.GET, (message_id,)).fetchone()))
 
     async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
         return await self._read(
-            lambda db: _message_or_none(db.execute(_BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
+            lambda db: schema.message_or_none(db.execute(schema.BY_UPSTREAM, (upstream, upstream_id)).fetchone()))
 
     async def open_messages(self) -> list[MessageRow]:
-        return await self._read(lambda db: [_message(r) for r in db.execute(_OPEN)])
+        return await self._read(lambda db: [schema.message_from_row(r) for r in db.execute(schema.OPEN)])
 
     async def owed_receipts(self, account: str | None = None) -> list[MessageRow]:
         if account is None:
-            return await self._read(lambda db: [_message(r) for r in db.execute(_OWED)])
-        return await self._read(lambda db: [_message(r) for r in db.execute(_OWED_BY_ACCOUNT, (account,))])
+            return await self._read(lambda db: [schema.message_from_row(r) for r in db.execute(schema.OWED)])
+        return await self._read(
+            lambda db: [schema.message_from_row(r) for r in db.execute(schema.OWED_BY_ACCOUNT, (account,))])
 
     # ---- the backlog ---------------------------------------------------------------------------------
 
     def spill(self, message_ids: list[str]) -> None:
         if message_ids:
-            self._writer.write(_SPILL, tuple((i,) for i in message_ids), wait=False)
+            self._writer.write(schema.SPILL, tuple((i,) for i in message_ids), wait=False)
 
     async def spill_open(self) -> int:
         def spill_all(db: sqlite3.Connection) -> int:
-            db.execute(_SPILL_OPEN)
+            db.execute(schema.SPILL_OPEN)
             return int(db.execute("SELECT COUNT(*) FROM messages WHERE spilled = 1").fetchone()[0])
 
         return await self._read(spill_all)
 
     async def take_spilled(self, due_before: float, limit: int) -> list[MessageRow]:
         def take(db: sqlite3.Connection) -> list[MessageRow]:
-            rows = [_message(r) for r in db.execute(_TAKE_SPILLED, (due_before, limit))]
+            rows = [schema.message_from_row(r) for r in db.execute(schema.TAKE_SPILLED, (due_before, limit))]
             if rows:
                 # one statement whatever the count: ids as a JSON array, not limit placeholders
                 db.execute("UPDATE messages SET spilled = 0 WHERE id IN (SELECT value FROM json_each(?))",
@@ -533,24 +305,25 @@ class SqliteStore(Store):
         ids = list(range(first, first + len(deliveries)))
         rows: list[Row] = [(i, d.account, d.pdu, d.created_at, d.expires_at, d.attempts, d.kind)
                            for i, d in zip(ids, deliveries, strict=True)]
-        await self._writer.write(_INSERT_DELIVERIES, rows)
+        await self._writer.write(schema.INSERT_DELIVERIES, rows)
         return ids
 
     def delete_delivery(self, delivery_id: int) -> None:
-        self._writer.write(_DELETE_DELIVERIES, ((delivery_id,),), wait=False)
+        self._writer.write(schema.DELETE_DELIVERIES, ((delivery_id,),), wait=False)
 
     async def pending_deliveries(self, account: str | None = None) -> list[Delivery]:
         if account is None:
-            return await self._read(lambda db: [_delivery(r) for r in db.execute(f"{_SELECT_DELIVERIES} ORDER BY id")])
-        by_account = f"{_SELECT_DELIVERIES} WHERE account = ? ORDER BY id"
-        return await self._read(lambda db: [_delivery(r) for r in db.execute(by_account, (account,))])
+            every = f"{schema.SELECT_DELIVERIES} ORDER BY id"
+            return await self._read(lambda db: [schema.delivery_from_row(r) for r in db.execute(every)])
+        by_account = f"{schema.SELECT_DELIVERIES} WHERE account = ? ORDER BY id"
+        return await self._read(lambda db: [schema.delivery_from_row(r) for r in db.execute(by_account, (account,))])
 
     async def take_spilled_by_id(self, message_ids: list[str]) -> list[MessageRow]:
         ids = json.dumps(message_ids)
 
         def take(db: sqlite3.Connection) -> list[MessageRow]:
-            rows = [_message(r) for r in db.execute(
-                f"{_SELECT} WHERE spilled = 1 AND id IN (SELECT value FROM json_each(?))", (ids,))]
+            rows = [schema.message_from_row(r) for r in db.execute(
+                f"{schema.SELECT} WHERE spilled = 1 AND id IN (SELECT value FROM json_each(?))", (ids,))]
             if rows:
                 db.execute("UPDATE messages SET spilled = 0 WHERE id IN (SELECT value FROM json_each(?))",
                            (json.dumps([r.id for r in rows]),))
@@ -564,11 +337,11 @@ class SqliteStore(Store):
         if metas:
             rows: list[Row] = [(m.id, m.message, m.account, json.dumps(m.parts), m.callback_url, m.reference,
                                 m.kannel, m.created_at) for m in metas]
-            self._writer.write(_INSERT_HTTP, rows, wait=False)
+            self._writer.write(schema.INSERT_HTTP, rows, wait=False)
 
     async def http_meta(self, message_id: str) -> HttpMeta | None:
         def get(db: sqlite3.Connection) -> HttpMeta | None:
-            r = db.execute(_GET_HTTP, (message_id,)).fetchone()
+            r = db.execute(schema.GET_HTTP, (message_id,)).fetchone()
             if r is None:
                 return None
             return HttpMeta(id=r[0], message=r[1], account=r[2], parts=json.loads(r[3]), callback_url=r[4],
@@ -590,13 +363,13 @@ class SqliteStore(Store):
         if query.until is not None:
             where.append("created_at < ?")
             args.append(query.until)
-        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
+        sql = f"{schema.SELECT} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(query.scan)
 
         def find(db: sqlite3.Connection) -> list[MessageRow]:
             found: list[MessageRow] = []
             for r in db.execute(sql, args):
-                row = _message(r)
+                row = schema.message_from_row(r)
                 if query.matches(row):
                     found.append(row)
                     if len(found) >= query.limit:
@@ -607,17 +380,17 @@ class SqliteStore(Store):
 
     def keep_answer(self, answer: KeptAnswer) -> None:
         row: Row = (answer.account, answer.key, answer.fingerprint, answer.status, answer.body, answer.expires)
-        self._writer.write(_KEEP_ANSWER, [row], wait=False)
+        self._writer.write(schema.KEEP_ANSWER, [row], wait=False)
 
     def forget_answer(self, account: str, key: str) -> None:
         def forget(db: sqlite3.Connection) -> None:
-            db.execute(_FORGET_ANSWER, (account, key))
+            db.execute(schema.FORGET_ANSWER, (account, key))
 
         self._read(forget)  # queued behind the writes before it; nobody waits for it
 
     async def kept_answer(self, account: str, key: str) -> KeptAnswer | None:
         def get(db: sqlite3.Connection) -> KeptAnswer | None:
-            r = db.execute(_KEPT_ANSWER, (account, key, time.time())).fetchone()
+            r = db.execute(schema.KEPT_ANSWER, (account, key, time.time())).fetchone()
             if r is None:
                 return None
             return KeptAnswer(account=account, key=key, fingerprint=r[0], status=r[1], body=r[2], expires=r[3])
@@ -631,9 +404,9 @@ class SqliteStore(Store):
         args = (older_than,)
         total = 0
         while True:
-            n = await self._read(lambda db: db.execute(_PURGE, args).rowcount)
+            n = await self._read(lambda db: db.execute(schema.PURGE, args).rowcount)
             total += n
-            if n < _PURGE_CHUNK:
+            if n < schema.PURGE_CHUNK:
                 if total:
                     await self._read(_purge_http)
                 await self._read(_purge_answers)
@@ -642,7 +415,7 @@ class SqliteStore(Store):
     async def purge_oldest(self, limit: int) -> int:
         """Delete up to ``limit`` final messages (no receipt owed), oldest first whatever their age."""
         def purge(db: sqlite3.Connection) -> int:
-            n = int(db.execute(_PURGE_OLDEST, (limit,)).rowcount)
+            n = int(db.execute(schema.PURGE_OLDEST, (limit,)).rowcount)
             if n:
                 _purge_http(db)
             return n
@@ -691,7 +464,7 @@ class SqliteStore(Store):
 def _purge_http(db: sqlite3.Connection) -> None:
     """The HTTP rows of purged messages go too; a hub without HTTP messages pays one indexed read."""
     if db.execute("SELECT 1 FROM http_messages LIMIT 1").fetchone() is not None:
-        db.execute(_PURGE_HTTP)
+        db.execute(schema.PURGE_HTTP)
 
 
 def _purge_answers(db: sqlite3.Connection) -> None:

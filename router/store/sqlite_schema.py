@@ -1,0 +1,252 @@
+"""The SQLite store's tables, indexes, migration and statements, and how a row maps to a
+:class:`~smpphub.router.store.base.MessageRow` or a :class:`~smpphub.router.store.base.Delivery`.
+
+Kept apart from :mod:`smpphub.router.store.sqlite` (the store that runs them on its
+writer thread) so the schema reads as one piece: what is stored, which indexes each
+write pays for, and which columns each kind of save sets (the measured reasons are
+in the comments beside them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State
+from .sqlite_writer import Row, Shape, SqlRow, insert_shape, update_shape
+
+SCHEMA_VERSION = 2  # PRAGMA user_version; bump it with a migration in _migrate()
+OPEN_STATES_SQL = "(" + ", ".join(sorted(f"'{state.value}'" for state in OPEN_STATES)) + ")"
+FINAL_STATES_SQL = "(" + ", ".join(sorted(f"'{state.value}'" for state in FINAL_STATES)) + ")"
+# The rows a restart has to act on: open messages and receipts still owed. One partial
+# index holds them (SQLite uses it only for a query that repeats this very term).
+PENDING = f"(state IN {OPEN_STATES_SQL} OR receipt_owed = 1)"
+# One row per message: its whole lifecycle state, the receipt still owed to its ESME
+# included (see router/lifecycle.py). Every index costs on every write that sets one
+# of its columns, and a message is written four times (accepted, sent, final with
+# its receipt, receipt acknowledged): measured with the store alone, each of the
+# three partial indexes this schema first had cost 4-8 us per message. So there are
+# two besides the upstream id's: the rows a restart must act on (one partial index),
+# and created_at, which never changes once written, for purging by age.
+MESSAGES = """
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    pdu BLOB NOT NULL,
+    route TEXT NOT NULL,
+    grp TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    route_index INTEGER NOT NULL DEFAULT 0,
+    attempts_here INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due REAL NOT NULL DEFAULT 0,
+    expires_at REAL,
+    registered_delivery INTEGER NOT NULL DEFAULT 0,
+    upstream TEXT,
+    upstream_id TEXT,
+    error INTEGER NOT NULL DEFAULT 0,
+    receipt_owed INTEGER NOT NULL DEFAULT 0,
+    receipt BLOB NOT NULL DEFAULT x'',
+    pinned INTEGER NOT NULL DEFAULT 0,
+    spilled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL DEFAULT 0
+);
+"""
+INDEXES = f"""
+CREATE INDEX IF NOT EXISTS messages_upstream ON messages (upstream, upstream_id) WHERE upstream_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (state) WHERE {PENDING};
+CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);
+CREATE INDEX IF NOT EXISTS messages_spilled ON messages (due) WHERE spilled = 1;
+"""
+# What the HTTP API keeps beside a message (router.store.base.HttpMeta), one row per
+# part; a table of its own so SMPP traffic's rows and writes do not pay for it.
+HTTP = """
+CREATE TABLE IF NOT EXISTS http_messages (
+    id TEXT PRIMARY KEY,
+    message TEXT NOT NULL,
+    account TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    callback_url TEXT NOT NULL DEFAULT '',
+    reference TEXT NOT NULL DEFAULT '',
+    kannel TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+"""
+HTTP_COLUMNS = ("id", "message", "account", "parts", "callback_url", "reference", "kannel", "created_at")
+INSERT_HTTP = insert_shape("http_messages", HTTP_COLUMNS, "INSERT OR REPLACE")
+GET_HTTP = f"SELECT {', '.join(HTTP_COLUMNS)} FROM http_messages WHERE id = ?"
+# their messages purged: the HTTP rows go too (one anti-join per housekeeping round)
+PURGE_HTTP = "DELETE FROM http_messages WHERE id NOT IN (SELECT id FROM messages)"
+# Idempotent answers (router.store.base.KeptAnswer), kept until they expire.
+ANSWERS = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (account, key)
+);
+"""
+KEEP_ANSWER = insert_shape("idempotency", ("account", "key", "fingerprint", "status", "body", "expires"),
+                            "INSERT OR REPLACE")
+FORGET_ANSWER = "DELETE FROM idempotency WHERE account = ? AND key = ?"
+KEPT_ANSWER = ("SELECT fingerprint, status, body, expires FROM idempotency "
+                "WHERE account = ? AND key = ? AND expires > ?")
+DELIVERIES = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    pdu BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL
+);
+"""
+# Version 1 kept a message's receipt in the deliveries table and knew fewer states;
+# its pending receipts stay there and are delivered as they are.
+FROM_VERSION_1 = """
+ALTER TABLE messages RENAME COLUMN not_before TO due;
+ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN attempts_here INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN receipt_owed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN receipt BLOB NOT NULL DEFAULT x'';
+ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET state = 'undeliverable' WHERE state = 'failed';
+DROP INDEX IF EXISTS messages_open;
+DROP INDEX IF EXISTS messages_final;
+"""
+COLUMNS = (
+    "id", "account", "pdu", "route", "grp", "state", "route_index", "attempts_here", "attempts", "due", "expires_at",
+    "registered_delivery", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "pinned", "created_at",
+    "updated_at",
+)
+# What :meth:`SqliteStore.save` writes back depends on where the message is: SQLite
+# rewrites an index only when its columns are in the UPDATE's SET, so each kind of
+# row sets only the columns that can have changed (measured: setting every column
+# on every save doubled the writer's time, through the three indexes it rewrote).
+# The message's own bytes are never among them: only replace_sm changes those,
+# through save_message.
+SAVED_WAITING = ("state", "route_index", "attempts_here", "attempts", "due", "expires_at", "registered_delivery",
+                  "error", "pinned", "updated_at")  # scheduled, queued, parked (and in flight, when written at all)
+SAVED_SENT = ("state", "route_index", "attempts_here", "attempts", "upstream", "upstream_id", "error", "updated_at")
+# a message that ends once SENT keeps the upstream columns it has (rewriting them would
+# rewrite the upstream-id index); one that ends before (refused, expired, cancelled) sets them
+SAVED_FINAL = ("state", "attempts", "error", "receipt_owed", "receipt", "updated_at")
+SAVED_ENDED = ("state", "attempts", "upstream", "upstream_id", "error", "receipt_owed", "receipt", "updated_at")
+# the ESME acknowledged the receipt (which stays in the row, as its history)
+SAVED_SETTLED = ("receipt_owed", "updated_at")
+
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM messages"
+
+
+GET = f"{SELECT} WHERE id = ?"
+BY_UPSTREAM = f"{SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
+# SENT messages wait for receipts, which find them by upstream id: a restart has nothing to do for them
+OPEN = f"{SELECT} WHERE {PENDING} AND state IN {OPEN_STATES_SQL} AND state != 'sent' ORDER BY created_at"
+OWED = f"{SELECT} WHERE {PENDING} AND receipt_owed = 1 ORDER BY updated_at"
+OWED_BY_ACCOUNT = f"{SELECT} WHERE {PENDING} AND receipt_owed = 1 AND account = ? ORDER BY updated_at"
+DELIVERY_COLUMNS = ("id", "account", "pdu", "created_at", "expires_at", "attempts", "kind")
+SELECT_DELIVERIES = f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM deliveries"
+PURGE_CHUNK = 2000  # rows per purge transaction, so a big purge never stalls the acks for long
+# through the messages_final index: no table scan, however many messages the file holds
+PURGE = (
+    f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE created_at < ? "
+    f"AND state IN {FINAL_STATES_SQL} AND receipt_owed = 0 ORDER BY created_at LIMIT {PURGE_CHUNK})"
+)
+# the same rows, oldest first whatever their age: what the size cap (store.max_size_mb) gives up
+PURGE_OLDEST = (
+    f"DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE state IN {FINAL_STATES_SQL} "
+    f"AND receipt_owed = 0 ORDER BY created_at LIMIT ?)"
+)
+
+# INSERT OR REPLACE: a record added again (same hub id) replaces the old one
+INSERT_MESSAGES = insert_shape("messages", COLUMNS, "INSERT OR REPLACE")
+INSERT_DELIVERIES = insert_shape("deliveries", DELIVERY_COLUMNS)
+DELETE_DELIVERIES = Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({values})")
+# the backlog (see Store.spill): only overload and restarts write this column, so the
+# messages_spilled index costs nothing while the hub keeps up
+SPILL = Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})")
+SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {PENDING} AND state IN {OPEN_STATES_SQL} AND state != 'sent' "
+               "AND spilled = 0")
+TAKE_SPILLED = f"{SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
+# every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
+SAVE_WAITING = update_shape("messages", SAVED_WAITING)
+SAVE_SENT = update_shape("messages", SAVED_SENT)
+SAVE_FINAL = update_shape("messages", SAVED_FINAL)
+SAVE_ENDED = update_shape("messages", SAVED_ENDED)
+SAVE_SETTLED = update_shape("messages", SAVED_SETTLED)
+
+
+def message_values(r: MessageRow) -> Row:
+    return (
+        r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state._value_, r.route_index, r.attempts_here, r.attempts,
+        r.due, r.expires_at, r.registered_delivery, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
+        int(r.pinned), r.created_at, r.updated_at,
+    )
+
+
+def saved_waiting(r: MessageRow) -> Row:
+    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
+            r.error, int(r.pinned), r.updated_at, r.id)
+
+
+def saved_sent(r: MessageRow) -> Row:
+    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id, r.error,
+            r.updated_at, r.id)
+
+
+def saved_final(r: MessageRow) -> Row:
+    return (r.state._value_, r.attempts, r.error, int(r.receipt_owed), r.receipt, r.updated_at, r.id)
+
+
+def saved_ended(r: MessageRow) -> Row:
+    return (r.state._value_, r.attempts, r.upstream, r.upstream_id, r.error, int(r.receipt_owed), r.receipt,
+            r.updated_at, r.id)
+
+
+def saves_by_shape(rows: Iterable[MessageRow]) -> list[tuple[Shape, tuple[Row, ...]]]:
+    """The rows' saves, grouped by the columns they set (the values end with the id)."""
+    waiting: list[Row] = []
+    sent: list[Row] = []
+    final: list[Row] = []
+    ended: list[Row] = []
+    settled: list[Row] = []
+    for r in rows:
+        state = r.state
+        if state is State.SENT:
+            sent.append(saved_sent(r))
+        elif state in FINAL_STATES:
+            if r.receipt and not r.receipt_owed:
+                settled.append((0, r.updated_at, r.id))
+            elif r.upstream_id is not None:
+                final.append(saved_final(r))
+            else:
+                ended.append(saved_ended(r))
+        else:
+            waiting.append(saved_waiting(r))
+    groups = ((SAVE_SENT, sent), (SAVE_FINAL, final), (SAVE_ENDED, ended), (SAVE_SETTLED, settled),
+              (SAVE_WAITING, waiting))
+    return [(shape, tuple(values)) for shape, values in groups if values]
+
+
+def message_from_row(row: SqlRow) -> MessageRow:
+    return MessageRow(
+        id=row[0], account=row[1], pdu=row[2], route=row[3].split(",") if row[3] else [], group=row[4],
+        state=State(row[5]), route_index=row[6], attempts_here=row[7], attempts=row[8], due=row[9], expires_at=row[10],
+        registered_delivery=row[11], upstream=row[12], upstream_id=row[13], error=row[14], receipt_owed=bool(row[15]),
+        receipt=row[16], pinned=bool(row[17]), created_at=row[18], updated_at=row[19],
+    )
+
+
+def message_or_none(row: SqlRow | None) -> MessageRow | None:
+    return None if row is None else message_from_row(row)
+
+
+def delivery_from_row(row: SqlRow) -> Delivery:
+    return Delivery(id=row[0], account=row[1], pdu=row[2], created_at=row[3], expires_at=row[4], attempts=row[5],
+                    kind=row[6])
