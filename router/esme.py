@@ -1,7 +1,7 @@
 """The ESME side of the hub: who may bind, and what happens to what they submit.
 
 A submit is checked (account rate, source address, route, validity), given a hub
-message_id and handed to :meth:`Acceptor.accept`, which stores it durably with
+message_id and handed to :meth:`.acceptor.Acceptor.accept`, which stores it durably with
 everything else that arrived in the same event-loop turn (one group commit) and
 only then answers submit_sm_resp and hands it to the dispatcher. A store failure
 (disk full, read-only) answers ESME_RMSGQFUL: the message was not accepted, so the
@@ -54,6 +54,7 @@ from smppcore.ratelimit import TokenBucket
 from smppcore.server import SmscConnection, SmscHandler
 from smppcore.smpptime import InvalidTime, parse_time
 
+from .acceptor import Acceptor
 from .auth import (
     BindGuard,
     GuardPolicy,
@@ -64,17 +65,13 @@ from .auth import (
     ip_allowed,
     verify_password,
 )
-from .batching import TurnBatcher
 from .config import Account, HubConfig, SecurityConfig, unroutable_status
-from .dispatch import Dispatcher
 from .lifecycle import FINAL_STATES, MessageRow, smpp_state
-from .msglog import MessageLog
 from .routing import Route, RouteTable, normalise_destination
-from .stats import HubStats
 from .store import Store
 from .upstream import Outgoing
 
-__all__ = ["EsmeHandler", "Acceptor", "HubIds", "Binds", "Responder"]
+__all__ = ["EsmeHandler", "HubIds", "Binds"]
 
 log = structlog.get_logger("smpphub.esme")
 
@@ -138,85 +135,6 @@ class AccountState:
         self.bucket = TokenBucket(cfg.max_rate, clock)
         self.sources = SourceFilter(cfg.source_addrs)
         self.ips = compile_ip_allowlist(cfg.allowed_ips)
-
-
-class Responder(Protocol):
-    """Where a submit's answer goes once its messages are stored (or not): an ESME's connection,
-    or an HTTP request waiting for it."""
-
-    def respond(self, pdu: Pdu) -> None: ...
-
-
-class Submission:
-    """One submit waiting for its group commit: where to answer, what, and the messages it made."""
-
-    __slots__ = ("conn", "request", "response", "messages")
-
-    def __init__(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
-        self.conn = conn
-        self.request = request
-        self.response = response
-        self.messages = messages
-
-
-class Acceptor:
-    """Group-commits accepted messages, then answers and hands them to the dispatcher."""
-
-    def __init__(self, store: Store, dispatcher: Dispatcher, msglog: MessageLog | None = None) -> None:
-        self.store = store
-        self.dispatcher = dispatcher
-        self.msglog = msglog or MessageLog.off()
-        self._batcher: TurnBatcher[Submission] = TurnBatcher(self._commit)
-        self.accepted = 0
-        self.store_failures = 0  # messages refused since the store last failed (0: it works)
-
-    @property
-    def commits(self) -> int:
-        return self._batcher.batches
-
-    def accept(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
-        """Store ``messages``; then send ``response`` on ``conn`` and dispatch them."""
-        self._batcher.add(Submission(conn, request, response, messages))
-
-    async def _commit(self, batch: list[Submission]) -> None:
-        rows = [out.row for sub in batch for out in sub.messages]
-        started = time.perf_counter()
-        try:
-            await self.store.add_messages(rows)
-        except Exception as exc:  # noqa: BLE001 - not accepted: the ESMEs keep their messages
-            # ESME_RMSGQFUL, not ESME_RSYSERR: a full or read-only disk passes, and this is
-            # the status that tells a client to keep the message and come back later
-            if not self.store_failures:
-                log.error("store_failed", messages=len(rows), error=str(exc))  # once per episode
-            self.store_failures += len(rows)
-            for sub in batch:
-                if sub.conn is not None:
-                    sub.conn.respond(sub.request.make_response(command_status=CommandStatus.ESME_RMSGQFUL))
-                if self.msglog.on:
-                    for out in sub.messages:
-                        self.msglog.refused(out.row.account, sub.request, CommandStatus.ESME_RMSGQFUL,
-                                            f"store failed: {exc}", _dest(out.pdu))
-            return
-        if self.store_failures:
-            log.warning("store_recovered", refused=self.store_failures)
-            self.store_failures = 0
-        self.accepted += len(rows)
-        stats: HubStats = self.dispatcher.stats
-        stats.store_commit.observe(time.perf_counter() - started)
-        stats.store_batch.observe(len(rows))
-        stats.accepted.update([row.account for row in rows])
-        trace = self.msglog.trace
-        dispatcher = self.dispatcher
-        for sub in batch:
-            if sub.conn is not None:
-                sub.conn.respond(sub.response)
-            for out in sub.messages:
-                if trace:
-                    self.msglog.accepted(out)
-                dispatcher.accept(out)
-
-    async def drain(self) -> None:
-        await self._batcher.drain()
 
 
 class EsmeHandler(SmscHandler):
@@ -711,10 +629,6 @@ def _log_lockout_end(lockout: Lockout) -> None:
     log.warning("bind_lockout_ended", kind=lockout.kind, key=lockout.key, failures=lockout.failures,
                 refused=lockout.refused)
 
-
-def _dest(pdu: Pdu) -> str:
-    dest: str = getattr(pdu, "destination_addr", "")  # "" for a PDU without one
-    return dest
 
 
 def _resolve(answer: asyncio.Future[Pdu], response: Pdu) -> None:

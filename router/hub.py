@@ -25,10 +25,11 @@ import smppcore
 from smppcore import SessionConfig, State
 from smppcore.server import SmscConnection
 
+from .acceptor import Acceptor
 from .config import HubConfig
 from .delivery import Deliveries
 from .dispatch import Dispatcher
-from .esme import Acceptor, EsmeHandler
+from .esme import EsmeHandler
 from .lifecycle import State as MessageState
 from .msglog import MessageLog
 from .routing import RouteTable

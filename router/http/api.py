@@ -3,7 +3,7 @@
 A message goes through exactly what an ESME's submit_sm goes through: it is made
 into submit_sm PDUs (:mod:`.compose`), each admitted by the account's own path
 (:meth:`router.esme.EsmeHandler.admit_submit`: throttle, source check, route, times,
-hub id), and stored by the same group commit (:meth:`router.esme.Acceptor.accept`)
+hub id), and stored by the same group commit (:meth:`router.acceptor.Acceptor.accept`)
 before the answer says "accepted". A long text's parts are admitted together: one
 part refused refuses the message. In a batch each message (and each destination of
 one) is accepted or rejected on its own, with its reason; a store failure refuses
@@ -65,7 +65,7 @@ def json_response(value: object, status: int = 200) -> web.Response:
 
 
 class _Answer:
-    """The group commit's answer for one HTTP request (a :class:`router.esme.Responder`)."""
+    """The group commit's answer for one HTTP request (a :class:`router.acceptor.Responder`)."""
 
     __slots__ = ("future",)
 

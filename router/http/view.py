@@ -16,10 +16,11 @@ from ..config import HttpConfig
 if TYPE_CHECKING:
     from smppcore.server import SmscConnection
 
+    from ..acceptor import Acceptor
     from ..config import HubConfig
     from ..delivery import Deliveries
     from ..dispatch import Dispatcher
-    from ..esme import Acceptor, EsmeHandler
+    from ..esme import EsmeHandler
     from ..hub import Traffic
     from ..routing import RouteTable
     from ..store import Store
