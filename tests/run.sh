@@ -14,59 +14,30 @@ note() { printf 'run.sh: %s\n' "$*" >&2; }
 SMPPHUB_EXTRAS=test bash smpphub.sh --version >&2
 PYTHON="${VIRTUAL_ENV:-$PWD/.venv}/bin/python"
 
-if ! command -v tshark >/dev/null 2>&1; then
+# Programs the tests need, from Debian's packages: "command package what needs it".
+# What is missing is installed with one apt-get call when we are root; otherwise each
+# one is named (its tests skip here and fail under CI).
+NEEDED=(
+    "tshark tshark Wireshark's SMPP dissector reads our captures (tests/test_tshark.py and others)"
+    "systemd-analyze systemd checks the README's systemd unit (tests/test_readme_examples.py)"
+    "curl curl runs the README's curl lines as printed (tests/test_readme_ops.py, test_readme_http.py)"
+    "wrk wrk drives the HTTP benchmark's single-message variants (tests/test_bench_http.py)"
+    "chromium chromium the browser tests, driven by Playwright (tests/browserkit.py; Playwright cannot download its own)"
+)
+MISSING=()
+WHY=()
+for entry in "${NEEDED[@]}"; do
+    read -r command package why <<<"$entry"
+    command -v "$command" >/dev/null 2>&1 || MISSING+=("$package") WHY+=("$package: $why")
+done
+if [ "${#MISSING[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        note "installing tshark (apt)"
+        note "installing ${MISSING[*]} (apt)"
         echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
         apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tshark >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
     else
-        note "tshark is missing and cannot be installed here (not root / no apt): tshark tests will skip (fail under CI)"
-    fi
-fi
-
-# systemd-analyze checks the README's systemd unit (tests/test_readme_examples.py)
-if ! command -v systemd-analyze >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        note "installing systemd-analyze (apt: systemd)"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
-    else
-        note "systemd-analyze is missing and cannot be installed here: the unit-file test will fail under CI"
-    fi
-fi
-
-# curl runs README.md's "Operating the hub" lines as printed (tests/test_readme_ops.py)
-if ! command -v curl >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        note "installing curl (apt)"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
-    else
-        note "curl is missing and cannot be installed here: the README's operating examples will fail"
-    fi
-fi
-
-# wrk drives the HTTP benchmark's single-message variants (tests/test_bench_http.py smoke-runs them)
-if ! command -v wrk >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        note "installing wrk (apt)"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
-    else
-        note "wrk is missing and cannot be installed here: the HTTP benchmark's wrk variants will skip"
-    fi
-fi
-
-# Debian's Chromium for the browser tests (Playwright drives it: tests/browserkit.py);
-# Playwright's own browser download cannot work without the network.
-if ! command -v chromium >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        note "installing chromium (apt)"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-    else
-        note "chromium is missing and cannot be installed here: browser tests will skip (fail under CI)"
+        for line in "${WHY[@]}"; do note "missing and cannot be installed here (not root / no apt): $line"; done
     fi
 fi
 
