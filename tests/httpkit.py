@@ -29,6 +29,24 @@ def http_hub_config(upstreams: dict[str, Any], routes: list[dict], *, http: dict
     return hub_config(upstreams, routes, accounts=accounts, http=section, **extra)
 
 
+@contextlib.asynccontextmanager
+async def local_web_server(*routes: Any) -> AsyncIterator[str]:
+    """An aiohttp server on a free 127.0.0.1 port serving ``routes`` (``web.post(...)``,
+    ``web.get(...)``): a test's webhook or dlr-url receiver. Yields its base URL."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -6,7 +6,7 @@ import urllib.parse
 
 import aiohttp
 import pytest
-from httpkit import http_hub_config, running_hub
+from httpkit import http_hub_config, local_web_server, running_hub
 from hubkit import simulator, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,15 +29,8 @@ async def receiver():
     from aiohttp import web
 
     rec = Receiver()
-    app = web.Application()
-    app.router.add_get("/dlr", rec.dlr)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    yield rec
-    await runner.cleanup()
+    async with local_web_server(web.get("/dlr", rec.dlr)) as rec.url:
+        yield rec
 
 
 @pytest.fixture

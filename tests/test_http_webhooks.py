@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from httpkit import ACME_TOKEN, http_client, http_hub_config, running_hub
+from httpkit import ACME_TOKEN, http_client, http_hub_config, local_web_server, running_hub
 from hubkit import hub_config, simulator, wait_until
 
 from smpphub.router.config import ConfigError, config_from_dict, config_warnings
@@ -50,16 +50,8 @@ class Receiver:
 @pytest.fixture
 async def receiver():
     rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.hook)
-    app.router.add_get("/dlr", rec.dlr)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    yield rec
-    await runner.cleanup()
+    async with local_web_server(web.post("/hook", rec.hook), web.get("/dlr", rec.dlr)) as rec.url:
+        yield rec
 
 
 @pytest.fixture

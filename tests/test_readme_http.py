@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from httpkit import local_web_server
 from hubkit import hub_config, running_hub, simulator, wait_until
 from venvkit import block_starting
 
@@ -45,14 +46,11 @@ class Application:
 
 async def test_the_http_api_examples_run_as_printed():
     app = Application()
-    server = web.Application()
-    server.router.add_post("/smpphub", app.hook)
-    server.router.add_get("/dlr", app.dlr)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hook_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    async with local_web_server(web.post("/smpphub", app.hook), web.get("/dlr", app.dlr)) as hook_url:
+        await run_the_examples(app, hook_url)
+
+
+async def run_the_examples(app: Application, hook_url: str) -> None:
     toml = tomllib.loads(block_starting(TOML_FIRST_LINE).code.replace(HOOK_URL, hook_url))
     assert toml["http"]["listen"] == API_URL.removeprefix("http://")
     (account,) = toml["accounts"]
@@ -80,7 +78,6 @@ async def test_the_http_api_examples_run_as_printed():
             await wait_until(lambda: len(app.hooks) >= 4 and app.dlrs, what="the webhooks and the dlr-url")
     finally:
         await uk.close()
-        await runner.cleanup()
     secret = account["webhook_secret"].encode()
     for headers, body in app.hooks:
         stamp = headers["Smpphub-Timestamp"]
