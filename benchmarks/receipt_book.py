@@ -46,23 +46,25 @@ class ReceiptBook:
         self.pending: dict[str, float] = {}
         self.left: dict[str, int] = {}  # an id that owes more than one receipt -> how many still
         self.early: dict[str, float] = {}
-        self.early_more: dict[str, int] = {}  # further receipts for an id in early (a submit_multi's)
+        self.early_more: dict[str, list[float]] = {}  # further receipts for an id in early (a submit_multi's)
         self.seen: dict[str, None] = {}  # (id, handset) of the receipts counted: an ordered set, oldest first
         self.expected = 0
         self.duplicates = 0
 
-    def owe(self, message_id: str, due: float, owed: int) -> float | None:
+    def owe(self, message_id: str, due: float, owed: int) -> tuple[float, ...]:
         """A request due at ``due`` was accepted as ``message_id`` and owes ``owed`` receipts.
-        Returns when the first of them came, if one already did (to time it), else None."""
+        Returns when each of those that already came did (to time them): none, usually."""
         self.expected += owed
         if not owed:
-            return None
+            return ()
         key = normalise_message_id(message_id)
-        early = self.early.pop(key, None)
-        if early is not None:
-            owed -= 1 + self.early_more.pop(key, 0)
+        first = self.early.pop(key, None)
+        came: tuple[float, ...] = ()
+        if first is not None:
+            came = (first, *self.early_more.pop(key, ()))
+            owed -= len(came)
             if owed <= 0:
-                return early
+                return came
         pending = self.pending
         if len(pending) >= self.limit:
             gone = next(iter(pending))
@@ -71,7 +73,7 @@ class ReceiptBook:
         pending[key] = due
         if owed > 1:
             self.left[key] = owed
-        return early
+        return came
 
     def seen_before(self, message_id: str, handset: str) -> bool:
         """True for a second copy of the receipt for ``message_id`` to ``handset`` (it counts
@@ -98,7 +100,7 @@ class ReceiptBook:
                 key, due = stem, pending[stem]
         if due is None:
             if key in self.early:
-                self.early_more[key] = self.early_more.get(key, 0) + 1
+                self.early_more.setdefault(key, []).append(now)
             elif len(self.early) < self.limit:
                 self.early[key] = now
             return None

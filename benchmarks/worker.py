@@ -279,9 +279,8 @@ class Worker:
         """Accepted requests (body of the response, due time, receipts owed) now await their receipts."""
         owe = self.book.owe
         for body, due, owed in ids:
-            early = owe(body[:body.find(b"\0")].decode("latin-1"), due, owed)
-            if early is not None:
-                self._receipt_latency(early, due)
+            for came in owe(body[:body.find(b"\0")].decode("latin-1"), due, owed):
+                self._receipt_latency(came, due)
 
     def _receipt_latency(self, at: float, due: float) -> None:
         """A receipt matched to its submit_sm: its latency goes to the second it came in."""

@@ -13,30 +13,31 @@ from smpphub.bench.receipt_book import ReceiptBook
 
 # (name, events, expected, duplicates, pending ids at the end, early ids at the end)
 # event: ("owe", id, due, owed, answer) or ("receipt", id, handset, now, answer); answer is
-# what owe/match return (None, or a time), "dup" for a receipt seen_before says is a copy
+# what match returns (None, or a time) or owe (the times of the receipts that came before it),
+# "dup" for a receipt seen_before says is a copy
 CASES = [
-    ("one submit, one receipt", [("owe", "7", 1.0, 1, None), ("receipt", "7", "447700900001", 2.0, 1.0)],
+    ("one submit, one receipt", [("owe", "7", 1.0, 1, ()), ("receipt", "7", "447700900001", 2.0, 1.0)],
      1, 0, [], []),
-    ("ids compared after normalising", [("owe", "00AB", 1.0, 1, None), ("receipt", "ab", "4477", 2.0, 1.0)],
+    ("ids compared after normalising", [("owe", "00AB", 1.0, 1, ()), ("receipt", "ab", "4477", 2.0, 1.0)],
      1, 0, [], []),
-    ("a receipt before its response", [("receipt", "7", "4477", 0.5, None), ("owe", "7", 0.25, 1, 0.5)],
+    ("a receipt before its response", [("receipt", "7", "4477", 0.5, None), ("owe", "7", 0.25, 1, (0.5,))],
      1, 0, [], []),
-    ("a second copy is a duplicate", [("owe", "7", 1.0, 1, None), ("receipt", "7", "4477", 2.0, 1.0),
+    ("a second copy is a duplicate", [("owe", "7", 1.0, 1, ()), ("receipt", "7", "4477", 2.0, 1.0),
                                       ("receipt", "7", "4477", 3.0, "dup")], 1, 1, [], []),
     ("submit_multi: one per handset under one id",
-     [("owe", "9", 1.0, 3, None), ("receipt", "9", "4477001", 2.0, 1.0), ("receipt", "9", "4477002", 2.5, 1.0),
+     [("owe", "9", 1.0, 3, ()), ("receipt", "9", "4477001", 2.0, 1.0), ("receipt", "9", "4477002", 2.5, 1.0),
       ("receipt", "9", "4477002", 2.6, "dup"), ("receipt", "9", "4477003", 3.0, 1.0)], 3, 1, [], []),
-    ("submit_multi: still owed at the end", [("owe", "9", 1.0, 3, None), ("receipt", "9", "4477001", 2.0, 1.0)],
+    ("submit_multi: still owed at the end", [("owe", "9", 1.0, 3, ()), ("receipt", "9", "4477001", 2.0, 1.0)],
      3, 0, ["9"], []),
     ("submit_multi: two receipts before its response",
-     [("receipt", "9", "4477001", 0.5, None), ("receipt", "9", "4477002", 0.6, None), ("owe", "9", 0.25, 3, 0.5),
+     [("receipt", "9", "4477001", 0.5, None), ("receipt", "9", "4477002", 0.6, None), ("owe", "9", 0.25, 3, (0.5, 0.6)),
       ("receipt", "9", "4477003", 1.0, 0.25)], 3, 0, [], []),
-    ("a hub's id.N for each destination", [("owe", "abc", 1.0, 3, None), ("receipt", "abc", "4477001", 2.0, 1.0),
+    ("a hub's id.N for each destination", [("owe", "abc", 1.0, 3, ()), ("receipt", "abc", "4477001", 2.0, 1.0),
                                            ("receipt", "abc.1", "4477002", 2.0, 1.0),
                                            ("receipt", "ABC.2", "4477003", 2.0, 1.0)], 3, 0, [], []),
-    ("id.N of a plain submit is not its stem", [("owe", "abc", 1.0, 1, None), ("receipt", "abc.1", "4477", 2.0, None)],
+    ("id.N of a plain submit is not its stem", [("owe", "abc", 1.0, 1, ()), ("receipt", "abc.1", "4477", 2.0, None)],
      1, 0, ["abc"], ["abc.1"]),
-    ("nothing owed: all refused in submit_multi_resp", [("owe", "5", 1.0, 0, None)], 0, 0, [], []),
+    ("nothing owed: all refused in submit_multi_resp", [("owe", "5", 1.0, 0, ())], 0, 0, [], []),
     ("a receipt for a message of another run", [("receipt", "42", "4477", 1.0, None)], 0, 0, [], ["42"]),
 ]
 
