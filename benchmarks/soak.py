@@ -69,7 +69,7 @@ NON_READER_IP = "127.0.0.4"
 IDLE_IPS = [f"127.0.1.{i}" for i in range(1, 51)]
 PHASES = ["quiet", "idle flood", "non-readers", "password guessers", "upstream drops + throttling",
           "error bursts", "upstream dies and returns", "hub SIGKILL + restart", "everything at once", "quiet again"]
-RECEIPT_WAIT = 90.0  # seconds the load generator waits for the last receipts after sending
+RECEIPT_WAIT = 90.0  # default seconds the load generator waits for the last receipts after sending
 
 
 class PhaseRow(msgspec.Struct, kw_only=True):
@@ -306,8 +306,9 @@ class Attacks:
 
 
 class Soak:
-    def __init__(self, duration: float, rate: float, folder: Path) -> None:
+    def __init__(self, duration: float, rate: float, folder: Path, receipt_wait: float = RECEIPT_WAIT) -> None:
         self.duration, self.rate, self.folder = duration, rate, folder
+        self.receipt_wait = receipt_wait
         self.ports = [free_port(), free_port()]
         self.good: list[RunningSimulator] = []  # every life of the good route's two SMSCs, for the totals
         self.live: dict[int, RunningSimulator] = {}
@@ -353,7 +354,7 @@ class Soak:
         bench = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "smpphub", "bench", "--target", f"{HOST}:{self.hub_port}", "--system-id", "acme",
             "--password", "pw", "--binds", "2", "--window", "50", "--rate", f"{self.rate:g}",
-            "--duration", f"{self.duration:g}", "--dlr", "--receipt-wait", f"{RECEIPT_WAIT:g}", "--quiet",
+            "--duration", f"{self.duration:g}", "--dlr", "--receipt-wait", f"{self.receipt_wait:g}", "--quiet",
             "--json", str(result_path), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         sampler = asyncio.get_running_loop().create_task(self.sample())
         windows: list[tuple[str, float, float, float, float]] = []
@@ -498,11 +499,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m smpphub.bench.soak", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", default="10m", help="how long the good client sends: 90s, 10m (default 10m)")
     p.add_argument("--rate", default="200", help="the good client's messages per second (default 200)")
+    p.add_argument("--receipt-wait", default=f"{RECEIPT_WAIT:g}s",
+                   help=f"how long the good client waits for its last receipts after sending (default "
+                        f"{RECEIPT_WAIT:g}s); a receipt an SMSC took with it when it died never comes")
     p.add_argument("--out", help="also write the table to this file")
     p.add_argument("--json", help="write every figure as JSON")
     args = p.parse_args(argv)
     try:
         duration = parse_seconds("duration", args.duration)
+        receipt_wait = parse_seconds("receipt-wait", args.receipt_wait)
         try:
             rate = float(args.rate)
         except ValueError:
@@ -512,9 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"smpphub.bench.soak: {exc}", file=sys.stderr)
         return 2
-    assert duration is not None
+    assert duration is not None and receipt_wait is not None
     with tempfile.TemporaryDirectory(prefix="smpphub-soak-") as folder:
-        report = asyncio.run(Soak(duration, rate, Path(folder)).run())
+        report = asyncio.run(Soak(duration, rate, Path(folder), receipt_wait).run())
     table = format_report(report)
     print(table)
     if args.out:

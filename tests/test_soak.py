@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_a_short_soak_runs_every_phase_and_loses_nothing(tmp_path):
     out = tmp_path / "soak.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smpphub.bench.soak", "--duration", "6s", "--rate", "50", "--json", str(out),
+        sys.executable, "-m", "smpphub.bench.soak", "--duration", "6s", "--rate", "50", "--receipt-wait", "15s",
+        "--json", str(out),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
     table = stdout.decode()
@@ -31,7 +32,10 @@ async def test_a_short_soak_runs_every_phase_and_loses_nothing(tmp_path):
     assert [p["name"] for p in report["phases"]] == PHASES
     assert all(p["name"] in table for p in report["phases"])
     assert report["lost"] == 0 and "lost 0" in table
-    assert report["acked"] > 0 and report["receipted"] == report["acked"]
+    # every acked message has its receipt, or the hub holds it for the client's next bind, or it was
+    # delivered to the SMSC the soak kills, which died before receipting it (the soak's own count of lost)
+    assert report["acked"] > 0
+    assert report["receipted"] + report["receipts_held"] + report["awaiting_receipt"] == report["acked"], report
     assert report["hub_starts"] == 2  # the SIGKILL and its restart
     assert report["hub_peak_rss_mib"] > 0
     attacks = report["attacks"]
@@ -41,6 +45,7 @@ async def test_a_short_soak_runs_every_phase_and_loses_nothing(tmp_path):
 
 async def test_bad_arguments_are_one_line():
     for args, fragment in ((["--duration", "soon"], "--duration"), (["--rate", "-5"], "--rate must be positive"),
+                           (["--receipt-wait", "later"], "--receipt-wait"),
                            (["--rate", "fast"], "--rate: expected a number")):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "smpphub.bench.soak", *args,
