@@ -186,7 +186,6 @@ async def _send(request: web.Request, account: Account, body: bytes, keep: Keep 
                             f"request, got {destinations}", field="messages" if batch else "to")
     results: list[ItemResult] = []
     accepted: list[Accepted] = []
-    owners: list[ItemResult] = []
     texts = CodedTexts()
     for index, message in enumerate(messages):
         field = f"messages[{index}]." if batch else ""
@@ -214,8 +213,7 @@ async def _send(request: web.Request, account: Account, body: bytes, keep: Keep 
                               reference=message.reference)
             results.append(item)
             accepted.append(one)
-            owners.append(item)
-    n = len(owners)
+    n = len(accepted)
     answer = _ENCODER.encode(SendResult(messages=results, accepted=n, rejected=len(results) - n))
     if keep is not None:
         keep(202, answer)  # before the messages: the kept answer is durable with them (see .idempotency)
