@@ -9,24 +9,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+from faultkit import HubProcess, free_port
 from hubkit import simulator, wait_until
 
 import smppcore
 from smppcore import SubmitSm
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def write_config(path: Path, hub_port: int, smsc_port: int, db: Path) -> None:
@@ -64,46 +57,6 @@ level = "info"
 """)
 
 
-class HubProcess:
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smpphub", "serve", "--config", str(self.config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
-        )
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
-        assert b"listening" in line, line + await self.proc.stderr.read(2000)
-        # keep reading both pipes: a full pipe would block the hub's logging and hang it
-        self.stderr = bytearray()
-        self._readers = [asyncio.ensure_future(self._drain(self.proc.stdout, bytearray())),
-                         asyncio.ensure_future(self._drain(self.proc.stderr, self.stderr))]
-
-    @staticmethod
-    async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
-        while chunk := await stream.read(65536):
-            into += chunk[-65536:]
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-
-    async def wait(self) -> int:
-        try:
-            return await asyncio.wait_for(self.proc.wait(), 30)
-        except asyncio.TimeoutError:
-            import subprocess
-
-            stacks = subprocess.run(["py-spy", "dump", "--pid", str(self.proc.pid)], capture_output=True, text=True).stdout
-            raise AssertionError(f"hub did not exit; log: {bytes(self.stderr[-3000:]).decode(errors='replace')}\n{stacks}") from None
-
-    async def terminate(self) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return await self.wait()
-
-
 async def submit_all(port: int, n: int, tag: str) -> list[str]:
     async with smppcore.connect(HOST, port, system_id="acme", password="pw", window=50) as client:
         futures = [await client.send(SubmitSm(destination_addr=f"4477{i:08d}", short_message=f"{tag}{i}".encode())) for i in range(n)]
@@ -117,11 +70,11 @@ async def test_acked_messages_survive_sigkill_while_the_upstream_is_down(tmp_pat
     hub_port, smsc_port = free_port(), free_port()
     config = tmp_path / "hub.toml"
     write_config(config, hub_port, smsc_port, tmp_path / "hub.db")
-    hub = HubProcess(config)
+    hub = HubProcess(config, hub_port)
     await hub.start()
     try:
         ids = await submit_all(hub_port, 300, "a")
-        hub.kill()  # right after the last ack; the SMSC never saw any of them
+        hub.signal(signal.SIGKILL)  # right after the last ack; the SMSC never saw any of them
         assert await hub.wait() == -signal.SIGKILL
         smsc = await simulator(listen=f"{HOST}:{smsc_port}")
         try:
@@ -135,8 +88,8 @@ async def test_acked_messages_survive_sigkill_while_the_upstream_is_down(tmp_pat
             await hub.terminate()
             await smsc.close()
     finally:
-        if hub.proc.returncode is None:
-            hub.kill()
+        if hub.running:
+            await hub.kill()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
@@ -146,12 +99,11 @@ async def test_sigkill_mid_flight_loses_nothing_and_duplicates_only_what_was_in_
     write_config(config, hub_port, smsc_port, tmp_path / "hub.db")
     # a slow SMSC: messages are still in flight upstream when the hub dies
     smsc = await simulator(listen=f"{HOST}:{smsc_port}", submit_latency={"kind": "fixed", "ms": 300})
-    hub = HubProcess(config)
+    hub = HubProcess(config, hub_port)
     try:
         await hub.start()
         await submit_all(hub_port, 400, "b")
-        hub.kill()
-        await hub.wait()
+        await hub.kill()
         before = len(smsc.sim.messages)
         await hub.start()
         await wait_until(lambda: len({m.payload for m in smsc.sim.messages}) == 400, timeout=30, what="every acked message upstream")
@@ -163,8 +115,8 @@ async def test_sigkill_mid_flight_loses_nothing_and_duplicates_only_what_was_in_
         # (at most one window of 100 in flight) may arrive twice
         assert duplicates <= min(before, 100)
     finally:
-        if hub.proc is not None and hub.proc.returncode is None:
-            hub.kill()
+        if hub.running:
+            await hub.kill()
         await smsc.close()
 
 
@@ -173,7 +125,7 @@ async def test_sigterm_drains_and_exits_0(tmp_path):
     config = tmp_path / "hub.toml"
     write_config(config, hub_port, smsc_port, tmp_path / "hub.db")
     smsc = await simulator(listen=f"{HOST}:{smsc_port}")
-    hub = HubProcess(config)
+    hub = HubProcess(config, hub_port)
     try:
         await hub.start()
         await submit_all(hub_port, 100, "c")
@@ -185,6 +137,6 @@ async def test_sigterm_drains_and_exits_0(tmp_path):
         got = collections.Counter(m.payload for m in smsc.sim.messages)
         assert set(got) == {f"c{i}".encode() for i in range(100)} and max(got.values()) == 1
     finally:
-        if hub.proc.returncode is None:
-            hub.kill()
+        if hub.running:
+            await hub.kill()
         await smsc.close()
