@@ -37,6 +37,7 @@ from smppcore.server import SmscConnection
 from ..config import DefaultRoute, HubConfig, Route
 from ..lifecycle import MessageRow
 from ..routing import Candidate, normalise_destination
+from .api import json_response
 from .auth import require_admin
 from .errors import ApiError, decode_json, field_of
 from .metrics import UpstreamReading, read_hub
@@ -46,13 +47,8 @@ __all__ = ["BindIds", "register"]
 
 log = structlog.get_logger("smpphub.admin")
 
-_ENCODER = msgspec.json.Encoder()
 #: seconds an unbind may take before the connection is closed anyway
 UNBIND_TIMEOUT = 2.0
-
-
-def _json(body: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_ENCODER.encode(body), content_type="application/json")
 
 
 class BindIds:
@@ -161,7 +157,7 @@ async def list_binds(request: web.Request) -> web.Response:
     ids = request.app[BIND_IDS]
     binds = [Bind(id=ids.of(c), account=c.system_id, state=c.session.state.value, peer=_peer(c))
              for c in hub.esme_connections() if c.session.state.is_bound]
-    return _json({"binds": sorted(binds, key=lambda b: b.id)})
+    return json_response({"binds": sorted(binds, key=lambda b: b.id)})
 
 
 async def kick_bind(request: web.Request) -> web.Response:
@@ -172,7 +168,7 @@ async def kick_bind(request: web.Request) -> web.Response:
         if conn.session.state.is_bound and str(ids.of(conn)) == wanted:
             log.warning("bind_kicked", system_id=conn.system_id, peer=_peer(conn), bind=wanted)
             await conn.unbind(UNBIND_TIMEOUT)
-            return _json({"unbound": int(wanted), "account": conn.system_id})
+            return json_response({"unbound": int(wanted), "account": conn.system_id})
     raise ApiError(404, f"no bind {wanted!r} (GET /v1/binds lists them)", field="id")
 
 
@@ -184,7 +180,7 @@ def _upstreams(hub: HubView) -> list[Upstream]:
 
 
 async def list_upstreams(request: web.Request) -> web.Response:
-    return _json({"upstreams": _upstreams(_hub(request))})
+    return json_response({"upstreams": _upstreams(_hub(request))})
 
 
 async def steer_upstream(request: web.Request) -> web.Response:
@@ -202,12 +198,12 @@ async def steer_upstream(request: web.Request) -> web.Response:
     else:
         raise ApiError(404, f"no action {action!r}: pause, drain or resume", field="action")
     (upstream,) = [u for u in _upstreams(hub) if u.name == name]
-    return _json(upstream)
+    return json_response(upstream)
 
 
 async def get_routes(request: web.Request) -> web.Response:
     config = _hub(request).config
-    return _json(Routes(routes=config.routes, default_route=config.default_route))
+    return json_response(Routes(routes=config.routes, default_route=config.default_route))
 
 
 def _changed(before: HubConfig, after: HubConfig) -> RoutesChanged:
@@ -256,7 +252,7 @@ async def put_routes(request: web.Request) -> web.Response:
     hub.reload(after)
     log.warning("routes_replaced", added=len(changed.added), removed=len(changed.removed),
                 unchanged=changed.unchanged, routes=len(after.routes))
-    return _json(changed)
+    return json_response(changed)
 
 
 async def explain_route(request: web.Request) -> web.Response:
@@ -290,7 +286,7 @@ async def explain_route(request: web.Request) -> web.Response:
         why = "default_route: no route's prefix and conditions match"
     else:
         why = f"unroutable: no route matches and there is no default_route (answered {hub.config.unroutable_status})"
-    return _json(Explained(to=to, destination=destination, account=account.system_id,
+    return json_response(Explained(to=to, destination=destination, account=account.system_id,
                            route_group=account.route_group, route=route, why=why, candidates=candidates))
 
 
@@ -308,7 +304,7 @@ async def trace_message(request: web.Request) -> web.Response:
     steps = [TraceStep(at=s.at, after_s=round(s.at - row.created_at, 6), step=s.after, before=s.before,
                        upstream=s.upstream, status=status_name(s.error) if s.error else None)
              for s in kept or ()]
-    return _json(Trace(id=row.id, account=row.account, state=row.state.value, route=row.route,
+    return json_response(Trace(id=row.id, account=row.account, state=row.state.value, route=row.route,
                        upstream=row.upstream, upstream_id=row.upstream_id, attempts=row.attempts,
                        error=status_name(row.error) if row.error else None, created_at=row.created_at,
                        updated_at=row.updated_at, steps_kept=kept is not None, steps=steps))
