@@ -189,11 +189,11 @@ def _drafts(params: MultiDict[bytes], account: Account) -> _Sendsms:
     to = _text_param(params, "to")
     if "to" not in params:
         raise _Rejected("Missing receiver number, rejected")
-    numbers = to.split()
+    numbers = [_plus(n) for n in to.split()]  # 00 for international, as +
     if not numbers:
         raise _Rejected("Empty receiver number not allowed, rejected")
     for number in numbers:
-        if not _NUMBER.match(number.replace("00", "+", 1) if number.startswith("00") else number):
+        if not _NUMBER.match(number):
             raise _Rejected("Invalid character in phone number, rejected")
     sender = _text_param(params, "from") or None
     if sender is not None and not _SENDER.match(sender):
@@ -231,7 +231,7 @@ def _drafts(params: MultiDict[bytes], account: Account) -> _Sendsms:
             raise _Rejected("Invalid dlr-url, rejected")
         dlr = KannelDlr(url=dlr_url, mask=mask, sender=sender or "", username=account.system_id, text=text,
                         coding=coding_param or "0")
-    drafts = [Draft(n.replace("00", "+", 1) if n.startswith("00") else n, text, sender=sender,
+    drafts = [Draft(n, text, sender=sender,
                     data_coding=data_coding, send_at=send_at, valid_until=valid_until,
                     receipt=wants and bool(mask & _DLR_FINAL), intermediate=wants and bool(mask & DLR_BUFFERED),
                     udh=udh, binary=binary) for n in numbers]
