@@ -229,19 +229,13 @@ def hub_config_with(hub: ConfigDict, ports: dict[str, int]) -> HubConfig:
     return config_from_dict({**hub, "upstreams": upstreams})
 
 
-def _config(request: pytest.FixtureRequest, base: ConfigDict) -> tuple[dict[str, SimulatorConfig], ConfigDict]:
-    """``hub_config`` with the closest ``@pytest.mark.hub`` over it; a bad one fails the setup in one line."""
-    from smppcore.config import ConfigError
-
+def _config(request: pytest.FixtureRequest, base: ConfigDict) -> ConfigDict:
+    """``hub_config`` with the closest ``@pytest.mark.hub`` over it."""
     data = dict(base)
     marker = request.node.get_closest_marker("hub")
     if marker is not None:
         data.update(marker.kwargs)
-    try:
-        return build_configs(data)
-    except ConfigError as exc:
-        problem = str(exc)
-    pytest.fail(f"hub configuration: {problem}", pytrace=False)
+    return data
 
 
 @pytest.fixture
@@ -293,9 +287,8 @@ async def _start(stack: _Stack, request: pytest.FixtureRequest, base: ConfigDict
     """Start ``stack`` as the test's configuration says; a bad one fails the setup in one line."""
     from smppcore.config import ConfigError
 
-    sims, hub_dict = _config(request, base)
     try:
-        return await stack.start(sims, hub_dict)
+        return await stack.start(*build_configs(_config(request, base)))
     except ConfigError as exc:
         problem = str(exc)
     pytest.fail(f"hub configuration: {problem}", pytrace=False)
