@@ -43,7 +43,7 @@ from .errors import ApiError, decode_json, field_of
 from .metrics import UpstreamReading, read_hub
 from .view import HUB, HubView
 
-__all__ = ["BindIds", "register"]
+__all__ = ["BindIds", "peer_of", "register"]
 
 log = structlog.get_logger("smpphub.admin")
 
@@ -147,7 +147,8 @@ def _hub(request: web.Request) -> HubView:
     return request.app[HUB]
 
 
-def _peer(conn: SmscConnection) -> str:
+def peer_of(conn: SmscConnection) -> str:
+    """``HOST:PORT`` of the ESME on ``conn`` ("?" when unknown), as the admin API and dashboard show it."""
     peer = conn.peername
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
 
@@ -155,7 +156,7 @@ def _peer(conn: SmscConnection) -> str:
 async def list_binds(request: web.Request) -> web.Response:
     hub = _hub(request)
     ids = request.app[BIND_IDS]
-    binds = [Bind(id=ids.of(c), account=c.system_id, state=c.session.state.value, peer=_peer(c))
+    binds = [Bind(id=ids.of(c), account=c.system_id, state=c.session.state.value, peer=peer_of(c))
              for c in hub.esme_connections() if c.session.state.is_bound]
     return json_response({"binds": sorted(binds, key=lambda b: b.id)})
 
@@ -166,7 +167,7 @@ async def kick_bind(request: web.Request) -> web.Response:
     wanted = request.match_info["id"]
     for conn in hub.esme_connections():
         if conn.session.state.is_bound and str(ids.of(conn)) == wanted:
-            log.warning("bind_kicked", system_id=conn.system_id, peer=_peer(conn), bind=wanted)
+            log.warning("bind_kicked", system_id=conn.system_id, peer=peer_of(conn), bind=wanted)
             await conn.unbind(UNBIND_TIMEOUT)
             return json_response({"unbound": int(wanted), "account": conn.system_id})
     raise ApiError(404, f"no bind {wanted!r} (GET /v1/binds lists them)", field="id")

@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from ..stats import Histogram, HubStats
+from .admin import peer_of
 from .auth import require_admin
 from .errors import ApiError
 from .metrics import HubReading, read_hub
@@ -137,8 +138,7 @@ def snapshot(hub: HubView, now: HubReading, before: HubReading | None) -> Snapsh
             in_flight=u.in_flight, accepted_per_s=rate(u.accepted, was_u.accepted if was_u else u.accepted),
             error_ratio=_ratio(answered - u.accepted, answered),
         ))
-    binds = sorted((BindRow(account=c.system_id, state=c.session.state.value,
-                            peer=f"{c.peername[0]}:{c.peername[1]}" if isinstance(c.peername, tuple) else "?")
+    binds = sorted((BindRow(account=c.system_id, state=c.session.state.value, peer=peer_of(c))
                     for c in hub.esme_connections() if c.session.state.is_bound),
                    key=lambda b: (b.account, b.peer))
     stats: HubStats = hub.dispatcher.stats
