@@ -52,14 +52,14 @@ import hashlib
 import re
 import urllib.parse
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from smppcore import Pdu, status_name
-from smppcore.pdus import DataSm, DeliverSm, SubmitSm
+from smppcore import Pdu, decode, status_name
+from smppcore.pdus import DeliverSm, SubmitSm
 from smppcore.text import decode_text
 
 from ..auth import verify_password
@@ -244,8 +244,6 @@ def _minutes(params: MultiDict[bytes], name: str) -> datetime | None:
         return None
     if not value.isdigit() or int(value) > 60 * 24 * 365:
         raise _Rejected(f"Invalid value for {name}, rejected")
-    from datetime import timedelta
-
     return datetime.now(UTC) + timedelta(minutes=int(value))
 
 
@@ -317,8 +315,6 @@ def fill_dlr_url(dlr: KannelDlr, row: MessageRow, receipt: Pdu | None, dlr_type:
 
 
 def _decoded(data: bytes) -> SubmitSm | None:
-    from smppcore import decode
-
     try:
         pdu = decode(data)
     except ValueError:
@@ -332,9 +328,7 @@ def _receipt_text(pdu: Pdu | None) -> str:
             return decode_text(pdu.short_message, pdu.data_coding)
         except ValueError:
             return pdu.short_message.decode("latin-1")
-    if isinstance(pdu, DataSm):
-        return ""
-    return ""
+    return ""  # only a deliver_sm's short_message is read
 
 
 def _plus(number: str) -> str:
