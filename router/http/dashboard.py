@@ -142,13 +142,12 @@ def snapshot(hub: HubView, now: HubReading, before: HubReading | None) -> Snapsh
                     for c in hub.esme_connections() if c.session.state.is_bound),
                    key=lambda b: (b.account, b.peer))
     stats: HubStats = hub.dispatcher.stats
-    accepted = sum(a.accepted for a in now.accounts.values())
-    sent = sum(a.sent for a in now.accounts.values())
 
-    def total(reading: HubReading | None, field: str) -> int:
-        if reading is None:
-            return 0
+    def total(reading: HubReading, field: str) -> int:
         return sum(getattr(a, field) for a in reading.accounts.values())
+
+    accepted = total(now, "accepted")
+    sent = total(now, "sent")
 
     return Snapshot(
         at=now.at, accepted=accepted, delivered=now.delivered, backlog=now.backlog,
