@@ -68,13 +68,14 @@ from ..lifecycle import MessageRow, State
 from .api import Accepted, admit_drafts, store_accepted
 from .compose import Draft
 from .errors import ApiError
+from .schema import ADDRESS_PATTERN, SENDER_PATTERN
 from .view import HUB, HubView
 
 __all__ = ["register", "dlr_request", "intermediate_request", "ack_request", "fill_dlr_url", "KannelDlr"]
 
 PASSWORDS_REMEMBERED = 10_000
-_NUMBER = re.compile(r"^\+?[0-9]{1,20}$")
-_SENDER = re.compile(r"^(\+?[0-9]{1,20}|[A-Za-z0-9 ._-]{1,11})$")
+_NUMBER = re.compile(ADDRESS_PATTERN)
+_SENDER = re.compile(SENDER_PATTERN)
 _ACCEPTED = "0: Accepted for delivery"
 _DEFERRED = "3: Queued for later delivery"
 

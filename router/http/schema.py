@@ -16,14 +16,16 @@ from .errors import ErrorDetail
 
 __all__ = [
     "Coding", "MessageIn", "BatchIn", "ItemResult", "SendResult", "ReceiptOut", "MessageOut", "MessagePage",
-    "CancelResult", "Address", "Sender",
+    "CancelResult", "Address", "Sender", "ADDRESS_PATTERN", "SENDER_PATTERN",
 ]
 
 #: a destination: digits, with a leading + for an international number (spaces and dashes are not taken)
-Address = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{1,20}$", examples=["+447700900123"],
-                                      description="the handset's number: digits, + for international")]
+ADDRESS_PATTERN = r"^\+?[0-9]{1,20}$"
 #: a sender: a number like a destination, or up to 11 letters and digits (alphanumeric sender id)
-Sender = Annotated[str, msgspec.Meta(pattern=r"^(\+?[0-9]{1,20}|[A-Za-z0-9 ._-]{1,11})$", examples=["ACME"])]
+SENDER_PATTERN = r"^(\+?[0-9]{1,20}|[A-Za-z0-9 ._-]{1,11})$"
+Address = Annotated[str, msgspec.Meta(pattern=ADDRESS_PATTERN, examples=["+447700900123"],
+                                      description="the handset's number: digits, + for international")]
+Sender = Annotated[str, msgspec.Meta(pattern=SENDER_PATTERN, examples=["ACME"])]
 Url = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+[^\s]*$", max_length=2000)]
 Coding = Literal["auto", "gsm7", "ia5", "latin1", "ucs2"]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=40_000)]
