@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .hub import HOST, cpu_seconds, free_port, hub_config, measure_hub, median_of, start, stop
+from .hub import HOST, cpu_seconds, free_port, hub_config, measure_hub, measure_through_hub, median_of, start, stop
 
 TOKEN = "shk_http-benchmark-token-000000000000000000000"
 
@@ -193,27 +193,12 @@ def wrk_load(seconds: float, connections: int) -> Load:
 
 
 def measure_http(requests: int, per_request: int, connections: int, load: Load | None = None) -> dict:
-    load = load or python_load(requests, per_request, connections)
-    with tempfile.TemporaryDirectory(prefix="smpphub-http-bench-") as folder:
-        tmp = Path(folder)
-        smsc_port, hub_port, http_port = free_port(), free_port(), free_port()
-        sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"],
-                    b"listening")
-        try:
-            http_hub_config(tmp / "hub.toml", hub_port, http_port, smsc_port, tmp / "hub.db")
-            hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"http api on")
-            try:
-                time.sleep(0.5)  # let the hub's upstream binds come up (as benchmarks.hub does)
-                cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
-                result = load(f"http://{HOST}:{http_port}")
-                n = max(1, result["messages"])
-                result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / n * 1e6
-                result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / n * 1e6
-            finally:
-                stop(hub)
-        finally:
-            stop(sim)
-    return result
+    run = load or python_load(requests, per_request, connections)
+    http_port = free_port()
+    return measure_through_hub(
+        "smpphub-http-bench-",
+        lambda path, hub_port, smsc_port, db: http_hub_config(path, hub_port, http_port, smsc_port, db),
+        b"http api on", lambda _: run(f"http://{HOST}:{http_port}"), lambda result: result["messages"])
 
 
 _CANNED = (b'{"messages":[{"index":0,"to":"447700900001","status":"accepted","id":"0123456789abcdef","parts":1}],'

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,26 +138,38 @@ def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rat
     }
 
 
-def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int, rate: float = 0.0) -> dict:
+def measure_through_hub(prefix: str, config: Callable[[Path, int, int, Path], None], ready: bytes,
+                        load: Callable[[int], dict], messages: Callable[[dict], int]) -> dict:
+    """A simulator and a hub in front of it (``config(path, hub_port, smsc_port, db)`` writes its
+    hub.toml; ``ready``: its line once it listens), then ``load(hub_port)``; the result gets the
+    CPU microseconds each of the two spent per message (``messages(result)`` of them)."""
     # the hub's config and database live in a temp directory removed however the run ends
-    with tempfile.TemporaryDirectory(prefix="smpphub-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         tmp = Path(folder)
         smsc_port, hub_port = free_port(), free_port()
-        sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"], b"listening")
+        sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"],
+                    b"listening")
         try:
-            hub_config(tmp / "hub.toml", hub_port, smsc_port, store, tmp / "hub.db")
-            hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"listening")
+            config(tmp / "hub.toml", hub_port, smsc_port, tmp / "hub.db")
+            hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], ready)
             try:
                 time.sleep(0.5)  # let the hub's upstream binds come up (they retry on their own)
                 cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
-                result = run_load(hub_port, count, window, binds, receipts, rate)
-                result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / count * 1e6
-                result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / count * 1e6
+                result = load(hub_port)
+                n = max(1, messages(result))
+                result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / n * 1e6
+                result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / n * 1e6
             finally:
                 stop(hub)  # before the folder goes: the hub holds its database open
         finally:
             stop(sim)
     return result
+
+
+def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int, rate: float = 0.0) -> dict:
+    return measure_through_hub(
+        "smpphub-bench-", lambda path, hub_port, smsc_port, db: hub_config(path, hub_port, smsc_port, store, db),
+        b"listening", lambda hub_port: run_load(hub_port, count, window, binds, receipts, rate), lambda _: count)
 
 
 def measure_ceiling(count: int, window: int, binds: int) -> dict:
