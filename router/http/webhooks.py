@@ -57,7 +57,7 @@ from smppcore.concat import concat_info
 from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.text import decode_text
 
-from ..config import HttpConfig, HubConfig
+from ..config import Account, HttpConfig, HubConfig
 from ..lifecycle import MessageRow
 from ..msglog import receipted_id
 from ..store import Delivery, Store
@@ -185,6 +185,11 @@ def _marked_notification(record: Delivery, pdu: Pdu) -> str | None:
 def _all_done(dones: list[Done], ok: bool) -> None:
     for done in dones:
         done(ok)
+
+
+def _url(meta: HttpMeta | None, account: Account | None) -> str | None:
+    """Where a message's webhooks go: its callback_url, else its account's webhook_url (None or "": nowhere)."""
+    return (meta.callback_url if meta is not None else "") or (account.webhook_url if account else None)
 
 
 def _text(pdu: DeliverSm | DataSm, payload: bytes | None = None) -> str:
@@ -389,7 +394,7 @@ class WebhookSender:
                                  method="GET"))
             return
         account = self.accounts.get(record.account)
-        url = (meta.callback_url if meta is not None else "") or (account.webhook_url if account else None)
+        url = _url(meta, account)
         if account is None or not url or not isinstance(pdu, (DeliverSm, DataSm)):
             log.warning("webhook_without_url", message_id=message_id, account=record.account, kind="intermediate")
             done(False)
@@ -417,7 +422,7 @@ class WebhookSender:
                 return
             self._queue_job(_Job(f"r-{row.id}", url, "", b"", done, deadline, method="GET"))
             return
-        url = (meta.callback_url if meta is not None else "") or (account.webhook_url if account else None)
+        url = _url(meta, account)
         if account is None or not url:
             log.warning("webhook_without_url", message_id=row.id, account=row.account)
             done(False)
