@@ -278,7 +278,7 @@ class Simulator(SmscHandler):
             dests = destinations(pdu)
             route = self.network.route(dests[0] if dests else "")
             profile = self._profile(conn, route)
-            refusal = self._refusal(conn, pdu, route, profile)
+            refusal = self._refusal(conn, pdu, dests, route, profile)
             if refusal is not None:
                 if refusal < 0:  # chaos: the connection dies with this message unanswered
                     stats.dropped_connections += 1
@@ -326,7 +326,7 @@ class Simulator(SmscHandler):
             self.stats.dropped_connections += 1
             conn.close()
 
-    def _refusal(self, conn: SmscConnection, pdu: Pdu, route: Route, profile: Profile) -> int | None:
+    def _refusal(self, conn: SmscConnection, pdu: Pdu, dests: list[str], route: Route, profile: Profile) -> int | None:
         """The status to refuse ``pdu`` with, -1 to drop the connection, None to accept."""
         bucket = conn.bucket  # type: ignore[attr-defined]
         if not bucket.take() or not self._total_bucket.take() or not route.bucket.take():
@@ -348,9 +348,8 @@ class Simulator(SmscHandler):
             conn.doomed = True  # type: ignore[attr-defined]
             return -1
         if self._rules:
-            dest = destinations(pdu)
             for pattern, status, probability in self._rules:
-                if any(pattern.search(d) for d in dest) and (probability >= 1 or self.rng.random() < probability):
+                if any(pattern.search(d) for d in dests) and (probability >= 1 or self.rng.random() < probability):
                     if pdu.command_id != CommandId.SUBMIT_MULTI:
                         return status
         return route.refusal() or None
