@@ -154,8 +154,6 @@ class Worker:
         self.requeued: list = []
         self.errors: dict[str, int] = {}
         self.sent = self.acked = self.throttled = self.reconnects = self.receipts = 0
-        self.op_counts = [0] * len(OPS)  # messages taken, by operation
-        self.recipients = 0  # handsets of the messages taken (a submit_multi's destinations each)
         self.book = ReceiptBook()
         self.last_receipt = 0.0
         self.seconds: dict[int, Bucket] = {}
@@ -201,10 +199,7 @@ class Worker:
             due = now  # a little early: its latency runs from the write
         i = self.next_index
         self.next_index = i + 1
-        message = self.pool[i % self.pool_size]
-        self.op_counts[message[2]] += 1
-        self.recipients += message[1] or 1
-        return message, due
+        return self.pool[i % self.pool_size], due
 
     def exhausted(self, now: float) -> bool:
         """Nothing more to send (everything sent, or the deadline passed)."""
@@ -508,12 +503,22 @@ class Worker:
                 ))
             second += 1
 
-    def _ops_sent(self) -> dict[str, int]:
-        """Messages sent by operation (taken, less those a lost bind handed back unsent)."""
-        counts = list(self.op_counts)
+    def _sent_by_op(self) -> tuple[dict[str, int], int]:
+        """Messages sent by operation, and the handsets they went to (a submit_multi's
+        destinations each): those taken from the pool (``next_index`` of them, in order, round
+        after round), less those a lost bind handed back unsent. Counted here, once, rather
+        than per message in :meth:`take`."""
+        rounds, rest = divmod(self.next_index, self.pool_size)
+        counts = [0] * len(OPS)
+        recipients = 0
+        for j, message in enumerate(self.pool):
+            n = rounds + (j < rest)
+            counts[message[2]] += n
+            recipients += n * (message[1] or 1)
         for message, _ in self.requeued:
             counts[message[2]] -= 1
-        return {op: n for op, n in zip(OPS, counts, strict=True) if n}
+            recipients -= message[1] or 1
+        return {op: n for op, n in zip(OPS, counts, strict=True) if n}, recipients
 
     def _result(self, end: float, receipts_end: float, cpu: float) -> dict:
         latency, service, lag, receipt_latency = Histogram(), Histogram(), Histogram(), Histogram()
@@ -523,10 +528,11 @@ class Worker:
             service.merge(b.service_hist if self.open_loop else b.hist)
             lag.merge(b.lag_hist)
             receipt_latency.merge(b.receipt_hist)
+        ops, recipients = self._sent_by_op()
         return {
             "t0": self.t0, "end": end, "receipts_end": receipts_end, "cpu": cpu, "sent": self.sent, "acked": self.acked,
-            "messages": self.next_index - len(self.requeued), "ops": self._ops_sent(),
-            "recipients": self.recipients - sum((m[1] or 1) for m, _ in self.requeued),
+            "messages": self.next_index - len(self.requeued), "ops": ops,
+            "recipients": recipients,
             "receipts_expected": self.book.expected, "first_send": self.first_send, "last_send": self.last_send,
             "errors": self.errors, "throttled": self.throttled, "reconnects": self.reconnects,
             "receipts": self.receipts,
