@@ -196,7 +196,7 @@ class SmscConnection(SmppConnection):
         if self.transport is None:
             return
         session.send_response(response)
-        if self._unbind_grace is not None and session.quota >= self._max_unanswered:
+        if self._unbind_grace is not None and self.unanswered <= 0:
             self._finish_unbind()  # that was the last answer owed
             return
         self._flush_soon()
@@ -212,9 +212,7 @@ class SmscConnection(SmppConnection):
         self._finish_unbind()
 
     def _finish_unbind(self) -> None:
-        if self._unbind_grace is not None:
-            self._unbind_grace.cancel()
-            self._unbind_grace = None
+        self._cancel_unbind_grace()
         self.session.answer_unbind()
         self._close_after_flush()
 
@@ -286,10 +284,13 @@ class SmscConnection(SmppConnection):
     def on_bound(self, event: Bound) -> None:  # pragma: no cover - SMSC binds via _finish_bind
         pass
 
-    def on_closed(self, exc: Exception | None) -> None:
+    def _cancel_unbind_grace(self) -> None:
         if self._unbind_grace is not None:
             self._unbind_grace.cancel()
             self._unbind_grace = None
+
+    def on_closed(self, exc: Exception | None) -> None:
+        self._cancel_unbind_grace()
         for task in list(self._tasks):
             task.cancel()
         if self._ticket is not None:
