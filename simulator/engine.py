@@ -287,17 +287,13 @@ class Simulator(SmscHandler):
                         transport.write(out)
                     conn.close()
                     return None
-                name = smppcore.status_name(refusal)
-                stats.rejected[name] = stats.rejected.get(name, 0) + 1
-                return pdu.make_response(command_status=refusal)
+                return self._reject(pdu, refusal)
         else:
             stats.submits += 1
             status = self._fail_next.take(conn.system_id) if self._fail_next else None
             if status is None:
                 return self._accept(conn, pdu)
-            name = smppcore.status_name(status)
-            stats.rejected[name] = stats.rejected.get(name, 0) + 1
-            return pdu.make_response(command_status=status)
+            return self._reject(pdu, status)
         resp = self._accept(conn, pdu, route, profile)
         conn.submitted += 1  # type: ignore[attr-defined]
         delay = route.latency()
@@ -320,6 +316,13 @@ class Simulator(SmscHandler):
         if conn.doomed and not conn.late:  # type: ignore[attr-defined]
             # drop_after: every accepted submit has had its answer; now the connection goes
             self.loop.call_soon(self._drop, conn)
+
+    def _reject(self, pdu: Pdu, status: int) -> Pdu:
+        """The refusal of ``pdu`` with ``status``, counted under its name."""
+        rejected = self._stats.rejected  # the counters themselves: nothing to fold for this one
+        name = smppcore.status_name(status)
+        rejected[name] = rejected.get(name, 0) + 1
+        return pdu.make_response(command_status=status)
 
     def _drop(self, conn: SmscConnection) -> None:
         if conn.transport is not None and not conn.transport.is_closing():
