@@ -276,10 +276,10 @@ class Control:
         if system_id is not None and self.sim.config.accounts and system_id not in {
                 a.system_id for a in self.sim.config.accounts}:
             raise ControlError(404, f"no account {system_id!r}", "system_id")
-        queued = self.sim.failures_queued
-        if queued + request.count > MAX_QUEUED:
-            raise ControlError(409, f"{queued} failures are queued already; at most {MAX_QUEUED} at once", "count")
-        self.sim.fail_next(status, request.count, system_id=system_id)
+        try:
+            self.sim.fail_next(status, request.count, system_id=system_id)
+        except ValueError as exc:  # past MAX_QUEUED: the queue says so, and queues nothing
+            raise ControlError(409, str(exc), "count") from None
         return FailNextResult(system_id, request.count, status, self.sim.failures_queued)
 
     # ---- settings --------------------------------------------------------------------------
