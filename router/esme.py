@@ -381,7 +381,7 @@ class EsmeHandler(SmscHandler):
             return self._replace(conn, pdu)
         return pdu.make_response(command_status=CommandStatus.ESME_RINVCMDID)
 
-    def _check(self, conn: SmscConnection | None, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
+    def _check(self, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
         if not self.accepting:
             return CommandStatus.ESME_RSYSERR
         if self.dispatcher.backlog.size >= self.config.max_backlog:
@@ -481,7 +481,7 @@ class EsmeHandler(SmscHandler):
         account = self.accounts.get(system_id)
         if account is None:  # the account was removed by a reload while bound
             return CommandStatus.ESME_RINVSYSID
-        status = self._check(None, pdu, account)
+        status = self._check(pdu, account)
         if status:
             return status
         dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
@@ -500,7 +500,7 @@ class EsmeHandler(SmscHandler):
         account = self.accounts.get(conn.system_id)
         if account is None:
             return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
-        status = self._check(conn, pdu, account)
+        status = self._check(pdu, account)
         if status:
             return self._slowed(conn, status, self._refuse(conn, pdu, status))
         now = time.time()
