@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from .app import RunningSimulator
     from .config import SimulatorConfig
-    from .control import BindInfo, Control, FailNextResult, MessageView
+    from .control import BindInfo, Control, FailNextRequest, FailNextResult, MessageView, SettingsPatch, WaitQuery
     from .records import Message, Stats, Submit
 
 __all__ = ["SmscFixture", "SyncSmscFixture"]
@@ -251,29 +251,23 @@ class SyncSmscFixture(SmscFixture):
         return self._call(self.control.wait(_wait_query(to, text, timeout)), timeout)
 
 
-def _fail_request(status: int | str, count: int) -> Any:
-    from .control import FailNextRequest
+def _fail_request(status: int | str, count: int) -> FailNextRequest:
+    # a fixture call's arguments are checked like an HTTP body: ControlError naming the field
+    from .control import FailNextRequest, convert
 
-    return _typed({"status": str(status), "count": count}, FailNextRequest)
-
-
-def _settings_patch(sections: dict[str, Any]) -> Any:
-    from .control import SettingsPatch
-
-    return _typed(sections, SettingsPatch)
+    return convert({"status": str(status), "count": count}, FailNextRequest)
 
 
-def _wait_query(to: str | None, text: str | None, timeout: float) -> Any:
-    from .control import WaitQuery
+def _settings_patch(sections: dict[str, Any]) -> SettingsPatch:
+    from .control import SettingsPatch, convert
 
-    return _typed({"to": to, "text": text, "timeout": timeout}, WaitQuery)
+    return convert(sections, SettingsPatch)
 
 
-def _typed(data: dict[str, Any], type_: type[T]) -> T:
-    """A fixture call's arguments checked like an HTTP body: ControlError naming the field."""
-    from .control import convert
+def _wait_query(to: str | None, text: str | None, timeout: float) -> WaitQuery:
+    from .control import WaitQuery, convert
 
-    return convert(data, type_)
+    return convert({"to": to, "text": text, "timeout": timeout}, WaitQuery)
 
 
 def _build_config(request: pytest.FixtureRequest, base: ConfigDict) -> SimulatorConfig:
