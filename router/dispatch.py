@@ -336,8 +336,9 @@ class Dispatcher:
 
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""
-        self.counters[row.state.value] += 1
-        self.stats.final(row.account, row.state.value)
+        final = row.state._value_  # not .value: Enum's property is a Python call (as in Receipts)
+        self.counters[final] += 1
+        self.stats.final(row.account, final)
         self._let_go(row)
         if row.receipt_owed:
             receipt = hub_receipt(row)
