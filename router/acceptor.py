@@ -20,7 +20,7 @@ from smppcore import CommandStatus, Pdu
 
 from .batching import TurnBatcher
 from .dispatch import Dispatcher
-from .msglog import MessageLog
+from .msglog import MessageLog, destination_of
 from .stats import HubStats
 from .store import Store
 from .upstream import Outgoing
@@ -85,7 +85,7 @@ class Acceptor:
                 if self.msglog.on:
                     for out in sub.messages:
                         self.msglog.refused(out.row.account, sub.request, CommandStatus.ESME_RMSGQFUL,
-                                            f"store failed: {exc}", _dest(out.pdu))
+                                            f"store failed: {exc}", destination_of(out.pdu))
             return
         if self.store_failures:
             log.warning("store_recovered", refused=self.store_failures)
@@ -107,8 +107,3 @@ class Acceptor:
 
     async def drain(self) -> None:
         await self._batcher.drain()
-
-
-def _dest(pdu: Pdu) -> str:
-    dest: str = getattr(pdu, "destination_addr", "")  # "" for a PDU without one
-    return dest

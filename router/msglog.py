@@ -46,7 +46,7 @@ from .lifecycle import MessageRow, State, Transition
 from .trace import TraceRing
 from .upstream import Outgoing
 
-__all__ = ["ACCESS_FIELDS", "ACCESS_STEPS", "MessageLog", "bind_name"]
+__all__ = ["ACCESS_FIELDS", "ACCESS_STEPS", "MessageLog", "bind_name", "destination_of"]
 
 #: What an access line can record: the outcomes of a submit, and what came back.
 ACCESS_STEPS = ("sent", "failed", "expired", "cancelled", "refused", "receipt", "mo")
@@ -148,7 +148,7 @@ class MessageLog:
 
         ``dest``: the destination refused, when it is not the PDU's own (submit_multi).
         """
-        dest = _dest(pdu) if dest is None else dest
+        dest = destination_of(pdu) if dest is None else dest
         name = status_name(status)
         if self.trace:
             self._log.debug("message_refused", account=account, source=_source(pdu), dest=dest, status=name,
@@ -159,7 +159,7 @@ class MessageLog:
         row, pdu = out.row, out.pdu
         shape = Shape(pdu)
         self._log.debug("message_accepted", message_id=row.id, account=row.account, source=_source(pdu),
-                        dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length,
+                        dest=destination_of(pdu), segments=shape.segments, part=shape.part, length=shape.length,
                         route=row.route, prefix=out.prefix, registered_delivery=row.registered_delivery)
 
     # ---- on the way upstream: one line per lifecycle transition -------------------------------
@@ -204,8 +204,8 @@ class MessageLog:
             pdu = out.pdu
             shape = Shape(pdu)
             self._line("sent", account=row.account, upstream=row.upstream, message_id=row.id,
-                       upstream_id=row.upstream_id, source=_source(pdu), dest=_dest(pdu), segments=shape.segments,
-                       part=shape.part, length=shape.length, status="ESME_ROK")
+                       upstream_id=row.upstream_id, source=_source(pdu), dest=destination_of(pdu),
+                       segments=shape.segments, part=shape.part, length=shape.length, status="ESME_ROK")
 
     def _finished(self, out: Outgoing | None, row: MessageRow) -> None:
         """A final outcome the hub decided itself: failed (the upstream's permanent error), expired, cancelled."""
@@ -218,7 +218,8 @@ class MessageLog:
         pdu = out.pdu if out is not None else None
         shape = Shape(pdu) if pdu is not None else None
         self._line(step, account=row.account, upstream=upstream, message_id=row.id,
-                   source=_source(pdu) if pdu is not None else None, dest=_dest(pdu) if pdu is not None else None,
+                   source=_source(pdu) if pdu is not None else None,
+                   dest=destination_of(pdu) if pdu is not None else None,
                    segments=shape.segments if shape else None, part=shape.part if shape else None,
                    length=shape.length if shape else None, status=_name(status))
 
@@ -244,9 +245,9 @@ class MessageLog:
         shape = Shape(pdu)
         if self.trace:
             self._log.debug("mo_received", account=account, webhook=webhook, upstream=upstream, source=_source(pdu),
-                            dest=_dest(pdu), segments=shape.segments, part=shape.part, length=shape.length,
+                            dest=destination_of(pdu), segments=shape.segments, part=shape.part, length=shape.length,
                             status=_name(status))
-        self._line("mo", account=account, upstream=upstream, source=_source(pdu), dest=_dest(pdu),
+        self._line("mo", account=account, upstream=upstream, source=_source(pdu), dest=destination_of(pdu),
                    segments=shape.segments, part=shape.part, length=shape.length, status=_name(status))
 
     def held(self, kind: str, account: str, pdu: Pdu, hold: float) -> None:
@@ -266,7 +267,7 @@ def _source(pdu: Pdu) -> str:
     return getattr(pdu, "source_addr", "")
 
 
-def _dest(pdu: Pdu) -> str:
+def destination_of(pdu: Pdu) -> str:
     """The destination of a submit_sm, data_sm or deliver_sm ("" for a submit_multi: several)."""
     return getattr(pdu, "destination_addr", "")
 
@@ -274,8 +275,8 @@ def _dest(pdu: Pdu) -> str:
 def _addresses(kind: str, pdu: Pdu) -> tuple[str, str]:
     """(source, dest) as the message had them: a receipt carries them swapped (from the handset)."""
     if kind == "receipt":
-        return _dest(pdu), _source(pdu)
-    return _source(pdu), _dest(pdu)
+        return destination_of(pdu), _source(pdu)
+    return _source(pdu), destination_of(pdu)
 
 
 def _name(status: int | None) -> str | None:
