@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
@@ -18,7 +18,11 @@ from smppcore.constants import CommandStatus
 from .auth import compile_ip_allowlist, is_valid_hash
 from .http.tokens import is_valid_token_hash
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = [
+    "server_tls_context",
     "ConfigError",
     "Listener",
     "Account",
@@ -472,7 +476,7 @@ def check_environment(cfg: HubConfig) -> None:
             import ssl
 
             try:
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, private)
+                server_tls_context(cert, private)
             except OSError as exc:  # ssl.SSLError is one
                 reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else (exc.strerror or str(exc))
                 raise ConfigError(f"{key}: tls_cert and tls_key do not load as a certificate and its key "
@@ -569,3 +573,13 @@ def config_from_dict(data: dict[str, object]) -> HubConfig:
 
 def load_config(path: str) -> HubConfig:
     return load_toml_config(path, HubConfig)
+
+
+def server_tls_context(cert: str, key: str | None) -> ssl.SSLContext:
+    """The TLS context a listener (SMPP or HTTP) serves with: its certificate and key, loaded
+    (``check`` loads it the same way, so a listener that passed the check starts)."""
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 import time
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,7 @@ from smppcore import SessionConfig, State
 from smppcore.server import SmscConnection
 
 from .acceptor import Acceptor
-from .config import HubConfig
+from .config import HubConfig, server_tls_context
 from .delivery import Deliveries
 from .dispatch import Dispatcher
 from .esme import EsmeHandler
@@ -140,8 +139,7 @@ class Hub:
             for i, lst in enumerate(self.config.listeners):
                 ctx = None
                 if lst.tls_cert:
-                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                    ctx.load_cert_chain(lst.tls_cert, lst.tls_key)
+                    ctx = server_tls_context(lst.tls_cert, lst.tls_key)
                 session = SessionConfig(
                     window=100, bind_timeout=lst.bind_timeout, enquire_link_interval=lst.enquire_link_interval,
                     max_pdu_size=lst.max_pdu_size, max_unanswered=lst.max_unanswered,

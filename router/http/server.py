@@ -24,7 +24,7 @@ from aiohttp import web
 
 from smppcore.config import parse_host_port
 
-from ..config import HttpConfig
+from ..config import HttpConfig, server_tls_context
 from . import admin, api, dashboard, kannel, metrics, openapi
 from .auth import TOKENS, TokenTable
 from .errors import ApiError, Handler, error_answer
@@ -137,9 +137,7 @@ class HttpServer:
     def _ssl(self) -> ssl.SSLContext | None:
         if self.config.tls_cert is None:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-        return ctx
+        return server_tls_context(self.config.tls_cert, self.config.tls_key)
 
     async def bind(self) -> None:
         """Bind the socket (OSError if it cannot be), serving nothing yet."""
