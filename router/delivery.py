@@ -212,7 +212,7 @@ class Deliveries:
     # ---- taking responsibility ------------------------------------------------------------
 
     def deliver_receipt(self, row: MessageRow, pdu: Pdu) -> None:
-        """Queue the receipt owed for ``row`` (the row, with the receipt in it, is in the store already)."""
+        """Queue the receipt owed for ``row`` (its save, with the receipt in it, is asked for already)."""
         self._enqueue_receipt(ReceiptInFlight(row), pdu)
 
     def deliver_mo(self, account: str, pdu: Pdu, *, kind: str) -> asyncio.Future[int]:

@@ -7,7 +7,8 @@ or else in the store, looked for again a few times while the submit_sm_resp that
 names that id may still be on its way. It becomes the lifecycle's Receipt or
 Intermediate event, and the receipt owed to the ESME is written into the message's
 row durably before the upstream hears ESME_ROK (the receipts of one loop turn in one
-save). A receipt that matches nothing is acknowledged anyway and kept for the operator.
+save; the ESME gets them meanwhile). A receipt that matches nothing is acknowledged
+anyway and kept for the operator.
 
 A module of its own because matching is one purpose with its own state (the waiting
 rows, the unmatched ones, the saves in progress); the dispatcher owns one
@@ -211,7 +212,12 @@ class Receipts:
         """The row with its receipt is durable before the upstream hears ESME_ROK.
 
         The receipts of one loop turn are written with one durable save (one Future,
-        one callback for all of them), not one each.
+        one callback for all of them), not one each. The ESME gets each receipt as soon
+        as its save is asked for, not once it is committed: an ESME that acknowledges it
+        while the store's writer is still busy with the batch before has its row written
+        once, final and settled (:meth:`SqliteStore.save` merges the two saves). Should
+        the write fail, the upstream is answered ESME_RSYSERR and sends the receipt
+        again, which the ESME then gets twice: delivery is at least once either way.
         """
         done: asyncio.Future[int] = self.host.future()
         if not self._receipts_to_save:
@@ -221,7 +227,11 @@ class Receipts:
 
     def _save_receipts(self) -> None:
         batch, self._receipts_to_save = self._receipts_to_save, []
-        self.store.save_durably([owed.row for owed in batch]).add_done_callback(partial(self._receipts_saved, batch))
+        # the rows' saves are taken as they are now, before any ESME could have acknowledged them
+        saved = self.store.save_durably([owed.row for owed in batch])
+        for owed in batch:
+            self.deliveries.deliver_receipt(owed.row, owed.receipt)
+        saved.add_done_callback(partial(self._receipts_saved, batch))
 
     def _receipts_saved(self, batch: list[OwedReceipt], write: asyncio.Future[None]) -> None:
         error = write.exception() if not write.cancelled() else asyncio.CancelledError()
@@ -230,7 +240,6 @@ class Receipts:
                 log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
                 owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
             else:
-                self.deliveries.deliver_receipt(owed.row, owed.receipt)
                 owed.done.set_result(0)
 
     def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import msgspec
@@ -128,7 +129,8 @@ async def test_save_of_an_unknown_id_or_nothing_writes_nothing(store):
 
 
 async def test_saves_of_one_turn_merge_into_few_statements_and_the_last_save_wins(store):
-    """Thousands of saves in a turn: one UPDATE per 1,024 rows of one kind; the last save of an id wins."""
+    """Thousands of saves in a turn: one UPDATE per 1,024 rows of one kind; the saves of one id merge,
+    the last value of each column winning."""
     rows = [record(i) for i in range(3000)]
     await store.add_messages(rows)
     updates = await trace(store, "UPDATE")
@@ -145,7 +147,9 @@ async def test_saves_of_one_turn_merge_into_few_statements_and_the_last_save_win
     rows[2].attempts = 9
     store.save([rows[2]])
     await store.flush()
-    assert len(updates) == 3 + 1 + 1  # 3000 distinct SENT rows, 1,024 per statement; the finals; rows[2] again
+    # 2,000 rows only SENT: two statements; 1,000 sent then delivered: one save each (upstream id and
+    # final state together), one statement; rows[2]'s third save merged into its entry too
+    assert len(updates) == 2 + 1
     assert store.commits - commits == 1  # all of it, the flush included, in one transaction
     assert await store.counts() == {"sent": 2000, "delivered": 1000}
     assert (await store.find_by_upstream_id("a", "V2997")).id == "m2997"
@@ -153,6 +157,66 @@ async def test_saves_of_one_turn_merge_into_few_statements_and_the_last_save_win
     assert (await store.find_by_upstream_id("a", "U1")).state is State.DELIVERED
     assert (await store.get("m2")).attempts == 9
     assert len(await store.owed_receipts("acme")) == 1000
+
+
+async def busy_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Future[None]]:
+    """The writer held inside a batch until the Event is set (and the Future of that batch)."""
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold(db: sqlite3.Connection) -> None:
+        inside.set()
+        assert gate.wait(10)
+
+    held = store._read(hold)
+    for _ in range(1000):  # bounded: the writer takes it within milliseconds
+        if inside.is_set():
+            break
+        await asyncio.sleep(0.005)
+    assert inside.is_set()
+    return gate, held
+
+
+async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as_one(store):
+    """Sent, then its receipt stored durably, then the receipt acknowledged by the ESME, all while
+    the writer commits the batch before: one UPDATE with the upstream id, the final state and
+    nothing owed; the durable save completes when that UPDATE is committed."""
+    rows = [record(i) for i in range(3)]
+    await store.add_messages(rows)
+    updates = await trace(store, "UPDATE")
+    gate, held = await busy_writer(store)
+    for i, r in enumerate(rows):
+        r.state, r.upstream, r.upstream_id, r.updated_at = State.SENT, "a", f"U{i}", 2000.0
+    store.save(rows)
+    for r in rows:
+        r.state, r.receipt_owed, r.receipt, r.updated_at = State.DELIVERED, True, b"dlr", 2001.0
+    durable = store.save_durably(rows)
+    rows[1].receipt_owed, rows[1].updated_at = False, 2002.0  # the ESME acknowledged this one at once
+    store.save([rows[1]])
+    await asyncio.sleep(0.05)
+    assert not durable.done() and updates == []  # nothing handed over while the writer is busy
+    gate.set()
+    await asyncio.wait_for(held, 10)
+    await asyncio.wait_for(durable, 10)
+    assert len(updates) == 1  # the three messages' nine saves, in one statement
+    assert "upstream_id" in updates[0] and "receipt_owed" in updates[0]
+    stored = {r.id: r for r in [await store.get(f"m{i}") for i in range(3)]}
+    assert {i: (r.state, r.upstream_id, r.receipt_owed, r.receipt) for i, r in stored.items()} == {
+        "m0": (State.DELIVERED, "U0", True, b"dlr"),
+        "m1": (State.DELIVERED, "U1", False, b"dlr"),
+        "m2": (State.DELIVERED, "U2", True, b"dlr"),
+    }
+    assert [r.id for r in await store.owed_receipts()] == ["m0", "m2"]
+    assert (await store.find_by_upstream_id("a", "U1")).id == "m1"
+
+
+async def test_a_read_sees_the_saves_held_before_it(store):
+    await store.add_messages([record(1)])
+    gate, held = await busy_writer(store)
+    store.save([changed(record(1), state=State.SENT, upstream="a", upstream_id="X")])
+    got = store.get("m1")  # queued behind the save, which is held for the writer's next batch
+    gate.set()
+    await held
+    assert (await asyncio.wait_for(got, 10)).upstream_id == "X"
 
 
 async def test_save_durably_waits_for_its_commit_and_groups_too(store):

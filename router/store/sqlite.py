@@ -15,6 +15,18 @@ transaction, commits once, and completes all the callers' Futures with ONE
 ``loop.call_soon_threadsafe``. Under load a commit carries thousands of messages,
 so the fsync that makes them durable is paid once for all of them.
 
+While the writer runs a batch, nothing more is handed to it: the loop keeps
+collecting, and hands over what it has when the writer reports the batch done
+(the requests would have waited in the queue for that moment anyway, so nothing
+becomes durable later than before). :meth:`SqliteStore.save` and
+:meth:`SqliteStore.save_durably` use that time: a message's saves are held by its
+id until the hand-over, and a later save of the same message merges into the held
+one (every column either sets, each with the later value), so a receipt the ESME
+acknowledged before its row was written costs one UPDATE, not two. Measured with
+``python -m smpphub.bench.hub`` (2026-12-02, per-thread CPU of three alternating
+runs): the writer thread's CPU per message fell from 46.2 to 40.6 us, 43% of the
+acknowledgements merging into their receipt's write; the event loop's was unchanged.
+
 Consecutive writes of the same kind (new messages, updates of the same fields,
 new deliveries, deleted deliveries) are merged and written with one multi-row
 statement per 1,024 rows rather than ``executemany``: every statement releases the
@@ -76,6 +88,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -83,7 +96,7 @@ import structlog
 from . import sqlite_schema as schema
 from .base import Delivery, HttpMeta, KeptAnswer, MessageQuery, MessageRow, Store
 from .sqlite_schema import SCHEMA_VERSION
-from .sqlite_writer import Row, SqliteWriter
+from .sqlite_writer import Row, Shape, SqliteWriter
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
 
@@ -139,8 +152,13 @@ class SqliteStore(Store):
     def __init__(self, path: str, *, commit_interval: float = 0.0, synchronous: str = "full",
                  max_batch: int = 5000) -> None:
         self._writer = SqliteWriter(path, self._prepare, commit_interval=commit_interval, synchronous=synchronous,
-                                    max_batch=max_batch)
+                                    max_batch=max_batch, gather=self._queue_saves)
         self._next_delivery_id = 1
+        # saves the writer has not been given yet, by message id: a later save of the same
+        # message merges into its entry (see _PendingSave), and they are queued only when the
+        # writer takes its next batch
+        self._saves: dict[str, _PendingSave] = {}
+        self._calls = 0  # save calls so far: held saves remember theirs
 
     @property
     def path(self) -> str:
@@ -227,7 +245,8 @@ class SqliteStore(Store):
                           "an offline `PRAGMA auto_vacuum = INCREMENTAL; VACUUM;` turns it on")
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Run ``fn`` on the writer's connection, behind every request queued before it."""
+        """Run ``fn`` on the writer's connection, behind every request (and save) made before it."""
+        self._queue_saves()
         return self._writer.read(fn)
 
     # ---- messages ----------------------------------------------------------------------------------
@@ -237,14 +256,65 @@ class SqliteStore(Store):
             await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(r) for r in rows])
 
     def save(self, rows: Iterable[MessageRow]) -> None:
-        for shape, values in schema.saves_by_shape(rows):
-            self._writer.write(shape, values, wait=False)
+        self._keep_saves(rows, None)
 
     def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
-        """The rows' saves (one per kind of row); a Future that fails if any of them failed."""
-        return self._writer.all_of([self._writer.write(shape, values) for shape, values in schema.saves_by_shape(rows)])
+        """The rows' saves; a Future that fails if any of them failed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if rows:
+            self._keep_saves(rows, done)
+        else:
+            done.set_result(None)
+        return done
+
+    def _keep_saves(self, rows: Iterable[MessageRow], waiter: asyncio.Future[None] | None) -> None:
+        """The rows' state as it is now, held for the writer's next batch (merged with saves held already)."""
+        self._writer.wake()  # first: it refuses once the store is closed
+        self._calls += 1
+        call = self._calls
+        saves = self._saves
+        for r in rows:
+            shape, values = schema.save_of(r)
+            held = saves.get(r.id)
+            if held is None:
+                saves[r.id] = _PendingSave(shape, values, call, waiter)
+            else:
+                held.shape, held.values = schema.merged_save(held.shape, held.values, shape, values)
+                held.call = call
+                if waiter is not None:
+                    held.wait(waiter)
+
+    def _queue_saves(self) -> None:
+        """Queue the saves held so far: one request per call and kind of save, as if each call had
+        queued its own (so a bad one fails only its call's), those of one kind side by side (the
+        writer runs each such run as one statement)."""
+        saves = self._saves
+        if not saves:
+            return
+        self._saves = {}
+        groups: dict[tuple[Shape, int], list[_PendingSave]] = {}
+        for held in saves.values():
+            key = (held.shape, held.call)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [held]
+            else:
+                group.append(held)
+        writer = self._writer
+        waited: dict[asyncio.Future[None], list[asyncio.Future[None]]] = {}
+        for (shape, _), group in sorted(groups.items(), key=_by_shape):
+            waiters = {w: None for held in group if held.waiters is not None for w in held.all_waiters()}
+            if not waiters:
+                writer.write(shape, [held.values for held in group], wait=False)
+                continue
+            written = writer.write(shape, [held.values for held in group])
+            for waiter in waiters:
+                waited.setdefault(waiter, []).append(written)
+        for waiter, writes in waited.items():
+            writer.all_of(writes).add_done_callback(partial(_tell_waiter, waiter))
 
     async def save_message(self, row: MessageRow) -> None:
+        self._queue_saves()  # a save held from before must not overwrite the new row
         await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(row)])
 
     async def flush(self) -> None:
@@ -475,3 +545,48 @@ def _purge_answers(db: sqlite3.Connection) -> None:
 
 def _nothing(db: sqlite3.Connection) -> None:
     return None
+
+
+class _PendingSave:
+    """A message's save the writer has not taken yet; later saves of the message merge into it.
+
+    ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls that included
+    it (one Future, a list of them, or None), told when the merged save is committed.
+    """
+
+    __slots__ = ("shape", "values", "call", "waiters")
+
+    def __init__(self, shape: Shape, values: Row, call: int, waiter: asyncio.Future[None] | None) -> None:
+        self.shape = shape
+        self.values = values
+        self.call = call  # the save call it came from last: saves are queued by call
+        self.waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = waiter
+
+    def all_waiters(self) -> list[asyncio.Future[None]]:
+        waiters = self.waiters
+        return [] if waiters is None else waiters if isinstance(waiters, list) else [waiters]
+
+    def wait(self, waiter: asyncio.Future[None]) -> None:
+        if self.waiters is None:
+            self.waiters = waiter
+        elif isinstance(self.waiters, list):
+            self.waiters.append(waiter)
+        else:
+            self.waiters = [self.waiters, waiter]
+
+
+def _by_shape(group: tuple[tuple[Shape, int], list[_PendingSave]]) -> tuple[int, int]:
+    """Groups of one kind side by side, in the order of their calls."""
+    (shape, call), _ = group
+    return id(shape), call
+
+
+def _tell_waiter(waiter: asyncio.Future[None], written: asyncio.Future[None]) -> None:
+    """The saves of a save_durably call are committed (or one failed): so is the call."""
+    if waiter.done():  # the caller gave up
+        return
+    error = asyncio.CancelledError() if written.cancelled() else written.exception()
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)

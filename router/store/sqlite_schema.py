@@ -9,8 +9,6 @@ in the comments beside them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State
 from .sqlite_writer import Row, Shape, SqlRow, insert_shape, update_shape
 
@@ -209,29 +207,43 @@ def saved_ended(r: MessageRow) -> Row:
             r.updated_at, r.id)
 
 
-def saves_by_shape(rows: Iterable[MessageRow]) -> list[tuple[Shape, tuple[Row, ...]]]:
-    """The rows' saves, grouped by the columns they set (the values end with the id)."""
-    waiting: list[Row] = []
-    sent: list[Row] = []
-    final: list[Row] = []
-    ended: list[Row] = []
-    settled: list[Row] = []
-    for r in rows:
-        state = r.state
-        if state is State.SENT:
-            sent.append(saved_sent(r))
-        elif state in FINAL_STATES:
-            if r.receipt and not r.receipt_owed:
-                settled.append((0, r.updated_at, r.id))
-            elif r.upstream_id is not None:
-                final.append(saved_final(r))
-            else:
-                ended.append(saved_ended(r))
-        else:
-            waiting.append(saved_waiting(r))
-    groups = ((SAVE_SENT, sent), (SAVE_FINAL, final), (SAVE_ENDED, ended), (SAVE_SETTLED, settled),
-              (SAVE_WAITING, waiting))
-    return [(shape, tuple(values)) for shape, values in groups if values]
+def save_of(r: MessageRow) -> tuple[Shape, Row]:
+    """The save of ``r`` as it is now: the columns its state can have changed, and their values (then the id)."""
+    state = r.state
+    if state is State.SENT:
+        return SAVE_SENT, saved_sent(r)
+    if state in FINAL_STATES:
+        if r.receipt and not r.receipt_owed:
+            return SAVE_SETTLED, (0, r.updated_at, r.id)
+        if r.upstream_id is not None:
+            return SAVE_FINAL, saved_final(r)
+        return SAVE_ENDED, saved_ended(r)
+    return SAVE_WAITING, saved_waiting(r)
+
+
+_SAVED_BY_SHAPE = {SAVE_WAITING: SAVED_WAITING, SAVE_SENT: SAVED_SENT, SAVE_FINAL: SAVED_FINAL,
+                   SAVE_ENDED: SAVED_ENDED, SAVE_SETTLED: SAVED_SETTLED}
+_COLUMN_ORDER = {column: i for i, column in enumerate(COLUMNS)}
+
+
+def merged_save(first: Shape, first_values: Row, then: Shape, then_values: Row) -> tuple[Shape, Row]:
+    """Two saves of one row not yet written, as one: every column either sets, each with the
+    value of the later save that sets it. (A row sent and then given its receipt before
+    the writer got to it is written once, its upstream id with its final state.)"""
+    if first is then:
+        return then, then_values
+    values = dict(zip(_SAVED_BY_SHAPE[first], first_values, strict=False))
+    values.update(zip(_SAVED_BY_SHAPE[then], then_values, strict=False))
+    fields = tuple(sorted(values, key=_COLUMN_ORDER.__getitem__))
+    shape = _MERGED.get(fields)
+    if shape is None:
+        shape = _MERGED[fields] = update_shape("messages", fields)
+        _SAVED_BY_SHAPE[shape] = fields
+    return shape, (*(values[f] for f in fields), then_values[-1])
+
+
+#: the shapes of merged saves, by the columns they set (a handful of combinations happen)
+_MERGED: dict[tuple[str, ...], Shape] = {fields: shape for shape, fields in _SAVED_BY_SHAPE.items()}
 
 
 def message_from_row(row: SqlRow) -> MessageRow:

@@ -133,10 +133,15 @@ class SqliteWriter:
     carried, ``errors`` the requests that failed. ``prepare`` runs on the writer's
     thread once the connection is open (WAL, ``synchronous``), before any request:
     the owner's schema. All methods must be called from the event loop that ran :meth:`open`.
+
+    While the writer runs a batch, the loop keeps what it is asked for and hands it
+    over when that batch is done (the batch after it would take it then anyway), calling
+    ``gather`` first: the owner's writes that are still open to change (the SQLite store
+    merges the saves of one message there) are queued at that moment, not before.
     """
 
     def __init__(self, path: str, prepare: Prepare, *, commit_interval: float = 0.0, synchronous: str = "full",
-                 max_batch: int = 5000) -> None:
+                 max_batch: int = 5000, gather: Callable[[], None] | None = None) -> None:
         synchronous = synchronous.lower()
         if synchronous not in ("full", "normal"):
             raise ValueError("synchronous must be 'full' or 'normal'")
@@ -158,9 +163,13 @@ class SqliteWriter:
         # loop side: requests of the current turn, handed over once per turn
         self._pending: list[Request] = []
         self._handoff_scheduled = False
+        self._gather = gather
         # shared with the writer, under _cond
         self._queue: collections.deque[Request] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
+        self._busy = False  # the writer is running a batch
+        self._held = False  # the loop kept requests back while it was: call it when done
+        self._deferred = False  # loop side: _held is set, the writer's callback hands over
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -175,6 +184,7 @@ class SqliteWriter:
             raise RuntimeError("the store is already open")
         self._loop = asyncio.get_running_loop()
         self._closing = False
+        self._busy = self._held = self._deferred = False
         ready: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="smpphub-sqlite", daemon=True)
         self._thread.start()
@@ -190,7 +200,7 @@ class SqliteWriter:
         thread = self._thread
         if thread is None:
             return
-        self._handoff()
+        self._handoff(force=True)
         with self._cond:
             self._closing = True
             self._cond.notify()
@@ -247,12 +257,16 @@ class SqliteWriter:
                         queue.clear()
                     else:
                         batch = [queue.popleft() for _ in range(max_batch)]
+                    self._busy = True
                 try:
                     results = self._execute(db, batch)
                 except BaseException as exc:  # noqa: BLE001 - a bug, not SQLite: fail this batch, keep serving
                     log.exception("store_batch_crashed", path=self.path, requests=len(batch))
                     results = [(req[2], None, exc) for req in batch]
-                self._complete(results)
+                with cond:
+                    self._busy = False
+                    held, self._held = self._held, False
+                self._complete(results, held)
         except BaseException:  # noqa: BLE001
             log.exception("store_writer_stopped", path=self.path)
             raise
@@ -270,15 +284,24 @@ class SqliteWriter:
             except sqlite3.Error:
                 log.exception("store_close_failed", path=self.path)
 
-    def _complete(self, results: list[Outcome]) -> None:
-        """Hand the outcomes to the loop: one callback for the whole batch."""
-        waited = [(fut, value, exc) for fut, value, exc in results if fut is not None]
-        if waited:
+    def _complete(self, results: list[Outcome], held: bool = False) -> None:
+        """Hand the outcomes to the loop, and take what it held back (``held``): one callback for both."""
+        waited: list[tuple[asyncio.Future[Any], object, BaseException | None]] = [
+            (fut, value, exc) for fut, value, exc in results if fut is not None]
+        if waited or held:
             assert self._loop is not None  # the writer runs only between open() and close()
             try:
-                self._loop.call_soon_threadsafe(_complete, waited)
+                self._loop.call_soon_threadsafe(self._batch_done, waited, held)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
+
+    def _batch_done(self, waited: list[tuple[asyncio.Future[Any], object, BaseException | None]], held: bool) -> None:
+        """On the loop: a batch is committed (or failed); its callers hear it, and what waited goes in."""
+        if waited:
+            _complete(waited)
+        if held:
+            self._deferred = False
+            self._handoff()
 
     def _execute(self, db: sqlite3.Connection, batch: list[Request]) -> list[Outcome]:
         """Run ``batch`` in one transaction; the outcome of every request."""
@@ -407,12 +430,28 @@ class SqliteWriter:
     def _queue_request(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
         """Keep ``request`` for this turn's hand-over."""
         self._pending.append(request)
-        if not self._handoff_scheduled:
+        if not self._handoff_scheduled and not self._deferred:
             self._handoff_scheduled = True
             loop.call_soon(self._handoff)
 
-    def _handoff(self) -> None:
-        """Give the writer everything asked for during this turn of the loop (one lock, one wake-up)."""
+    def wake(self) -> None:
+        """Hand over at the end of this turn: ``gather`` has something to queue (RuntimeError once closed)."""
+        loop = self._open_loop()
+        if not self._handoff_scheduled and not self._deferred:
+            self._handoff_scheduled = True
+            loop.call_soon(self._handoff)
+
+    def _handoff(self, force: bool = False) -> None:
+        """Give the writer everything asked for since the last hand-over (one lock, one wake-up),
+        unless it is still running a batch (``force``: even then): it calls again when done."""
+        with self._cond:
+            if self._busy and not force:
+                self._held = self._deferred = True
+                self._handoff_scheduled = False
+                return
+        if self._gather is not None:
+            self._handoff_scheduled = True  # what gather queues goes in now, not at another turn
+            self._gather()
         self._handoff_scheduled = False
         pending = self._pending
         if not pending:
