@@ -45,3 +45,20 @@ def test_store_scenario_quick_run_prints_its_table():
             if line.startswith("| ") and not line.startswith("| op")]
     assert {r[0] for r in rows} == {"add", "save", "lookup", "receipt"}, proc.stdout
     assert all(float(r[6].replace(",", "")) > 0 for r in rows), proc.stdout  # records/s
+
+
+def test_steadiness_scenario_runs_open_loop_and_reports_latency_and_rss(tmp_path):
+    """The 5-minute steadiness run, for two seconds: every figure it prints is there and sane."""
+    out = tmp_path / "steady.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "smpphub.bench.steady", "--duration", "2", "--rate", "300", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads(out.read_text())
+    assert r["sent"] == r["acked"] == 600 and r["errors"] == 0
+    assert r["receipts"] == 600  # each came back, after its 0-2 s delay
+    assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"] <= r["max_ms"]
+    assert 0 < r["rss_start_mib"] <= r["rss_max_mib"] and r["rss_end_mib"] > 0
+    assert r["hub_cpu_us"] > 0 and r["load_cpu_us"] > 0
+    assert "from the write" in proc.stdout and "hub RSS MiB" in proc.stdout
