@@ -572,6 +572,7 @@ def worker_process(index: int, opts_raw: dict, count: int | None, share: float, 
         threading.Thread(target=wait, daemon=True).start()
         await done
 
+    smppcore.quiet_gc()  # a worker process: its receipt book and histograms out of the collector's walks
     try:
         worker = Worker(opts, count, share, seed, index=index, report=report if opts.progress else None, tally=tally)
         result = smppcore.run(worker.run(gate))

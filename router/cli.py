@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -64,6 +63,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _serve(path: str, config: HubConfig) -> int:
+    import smppcore
+
     from .hub import Hub
 
     stop = asyncio.Event()
@@ -73,7 +74,7 @@ async def _serve(path: str, config: HubConfig) -> int:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     hub = Hub(config)
     await hub.start()
-    _quiet_gc()
+    smppcore.quiet_gc()
 
     def reload() -> None:
         try:
@@ -93,28 +94,6 @@ async def _serve(path: str, config: HubConfig) -> int:
     await stop.wait()
     await hub.stop()
     return 0
-
-
-#: allocations of container objects between two young-generation collections (CPython's default: 700)
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def _quiet_gc() -> None:
-    """Keep the cycle collector off the per-message path of a running hub.
-
-    Every message allocates a few dozen containers (PDUs, rows, tuples, dicts), so at
-    CPython's default threshold a young collection ran every ~20 messages and the older
-    generations, which hold every message in flight, were walked over and over: py-spy
-    and perf put 9-13% of the hub's main thread in the collector (benchmarks/results/
-    2026-12-01-hub-cpu.txt). The hot path makes no reference cycles, so collections find
-    little; what the start-up made (modules, config, the hub's objects) is frozen out of
-    the collector's sight, and the young generation is collected every 50,000 allocations
-    (a bounded pile of garbage cycles at most, a few MiB).
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from .constants import __all__ as _constants_all
 from .errors import EncodeError, FramingError, PduError, SmppError
 from .pdus import *  # noqa: F401,F403
 from .pdus import __all__ as _pdus_all
-from .runtime import new_event_loop, run
+from .runtime import new_event_loop, quiet_gc, run
 from .server import Server, SmscConnection, SmscHandler, serve
 from .session import InvalidState, Role, Session, SessionConfig, State
 from .tlv import TLV_KINDS
@@ -53,6 +53,7 @@ __all__ = [
     "SmscHandler",
     "serve",
     "run",
+    "quiet_gc",
     "new_event_loop",
     "receipt",
     "smpptime",
