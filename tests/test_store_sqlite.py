@@ -21,7 +21,7 @@ import structlog
 
 from smpphub.router.lifecycle import MessageRow, State
 from smpphub.router.store import Delivery
-from smpphub.router.store.sqlite import SCHEMA_VERSION, SqliteStore
+from smpphub.router.store.sqlite import LAZY_SAVE_DELAY, SCHEMA_VERSION, SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,6 +207,45 @@ async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as
     }
     assert [r.id for r in await store.owed_receipts()] == ["m0", "m2"]
     assert (await store.find_by_upstream_id("a", "U1")).id == "m1"
+
+
+async def test_a_save_nobody_waits_for_rides_with_the_next_commit_or_goes_after_a_short_delay(store):
+    """A message sent, alone, is no commit of its own: it waits for a transaction that happens
+    anyway (a new message stored), or LAZY_SAVE_DELAY at most."""
+    await store.add_messages([record(1), record(2)])
+    commits = store.commits
+    store.save([changed(record(1), state=State.SENT, upstream="a", upstream_id="X")])
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert store.commits == commits  # held
+    await store.add_messages([record(3)])  # a commit anyway: the save goes with it
+    assert store.commits == commits + 1
+    assert (await store.find_by_upstream_id("a", "X")).id == "m1"
+
+    commits = store.commits
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    store.save([changed(record(2), state=State.SENT, upstream="a", upstream_id="Y")])
+    for _ in range(400):  # bounded: it goes after LAZY_SAVE_DELAY
+        if store.commits > commits:
+            break
+        await asyncio.sleep(0.005)
+    assert store.commits == commits + 1
+    assert loop.time() - started >= LAZY_SAVE_DELAY * 0.9
+    assert (await store.find_by_upstream_id("a", "Y")).id == "m2"
+
+
+async def test_close_writes_the_saves_still_held(tmp_path):
+    path = str(tmp_path / "held.db")
+    s = await reopen(path)
+    await s.add_messages([record(1)])
+    s.save([changed(record(1), state=State.SENT, upstream="a", upstream_id="X")])
+    await s.close()  # before LAZY_SAVE_DELAY
+    s = await reopen(path)
+    try:
+        assert (await s.get("m1")).upstream_id == "X"
+    finally:
+        await s.close()
 
 
 async def test_a_read_sees_the_saves_held_before_it(store):

@@ -136,12 +136,14 @@ class SqliteWriter:
 
     While the writer runs a batch, the loop keeps what it is asked for and hands it
     over when that batch is done (the batch after it would take it then anyway), calling
-    ``gather`` first: the owner's writes that are still open to change (the SQLite store
-    merges the saves of one message there) are queued at that moment, not before.
+    ``gather(commit_coming)`` first: the owner's writes that are still open to change (the
+    SQLite store merges the saves of one message there) are queued at that moment, not
+    before; ``commit_coming`` says whether a transaction follows anyway (requests are
+    pending, or the writer is closing), so writes nobody waits for can ride along with it.
     """
 
     def __init__(self, path: str, prepare: Prepare, *, commit_interval: float = 0.0, synchronous: str = "full",
-                 max_batch: int = 5000, gather: Callable[[], None] | None = None) -> None:
+                 max_batch: int = 5000, gather: Callable[[bool], None] | None = None) -> None:
         synchronous = synchronous.lower()
         if synchronous not in ("full", "normal"):
             raise ValueError("synchronous must be 'full' or 'normal'")
@@ -404,7 +406,7 @@ class SqliteWriter:
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Queue ``fn`` to run on the writer's connection; its Future gives what ``fn`` returns."""
-        loop = self._open_loop()
+        loop = self.open_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue_request((None, fn, fut), loop)
         return fut
@@ -417,12 +419,13 @@ class SqliteWriter:
 
     def write(self, shape: Shape, rows: Rows, wait: bool = True) -> asyncio.Future[None] | None:
         """Queue a write of ``rows``; its Future (None when not ``wait``: fire and forget)."""
-        loop = self._open_loop()
+        loop = self.open_loop()
         fut: asyncio.Future[None] | None = loop.create_future() if wait else None
         self._queue_request((shape, rows, fut), loop)
         return fut
 
-    def _open_loop(self) -> asyncio.AbstractEventLoop:
+    def open_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the writer serves; RuntimeError when the writer is not open."""
         if self._thread is None or self._closing or self._loop is None:
             raise RuntimeError("the store is not open")
         return self._loop
@@ -435,8 +438,8 @@ class SqliteWriter:
             loop.call_soon(self._handoff)
 
     def wake(self) -> None:
-        """Hand over at the end of this turn: ``gather`` has something to queue (RuntimeError once closed)."""
-        loop = self._open_loop()
+        """Hand over at the end of this turn: ``gather`` has something to queue now (RuntimeError once closed)."""
+        loop = self.open_loop()
         if not self._handoff_scheduled and not self._deferred:
             self._handoff_scheduled = True
             loop.call_soon(self._handoff)
@@ -451,7 +454,7 @@ class SqliteWriter:
                 return
         if self._gather is not None:
             self._handoff_scheduled = True  # what gather queues goes in now, not at another turn
-            self._gather()
+            self._gather(force or bool(self._pending))
         self._handoff_scheduled = False
         pending = self._pending
         if not pending:
