@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -70,7 +71,7 @@ class RssSampler:
         return self.samples
 
 
-def run(duration: float, rate: float, window: int, binds: int, store: str = "sqlite") -> dict[str, float]:
+def run(duration: float, rate: float, window: int, binds: int, store: str = "sqlite") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="smpphub-steady-") as folder:
         tmp = Path(folder)
         (tmp / "simulator.toml").write_text(SIMULATOR)
@@ -124,6 +125,8 @@ def run(duration: float, rate: float, window: int, binds: int, store: str = "sql
         "rss_middle_mib": rss[len(rss) // 2] if rss else 0.0,
         "rss_end_mib": rss[-1] if rss else 0.0,
         "rss_max_mib": max(rss, default=0.0),
+        "timeline_p99_ms": [second.p99_us / 1000 for second in r.timeline],  # from the due time, per second
+        "timeline_max_ms": [second.max_us / 1000 for second in r.timeline],
         "hub_cpu_us": hub_us,
         "smsc_cpu_us": smsc_us,
         "load_cpu_us": r.generator_cpu / n * 1e6,
