@@ -62,16 +62,6 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true", help="only check the configuration and exit")
 
 
-#: Seconds the store's writer thread waits for the GIL before the event loop must hand it over
-#: (CPython's default: 0.005). Each statement the writer runs releases the GIL and takes it
-#: back, so a busy loop stretched every batch by up to 5 ms a statement, and every message
-#: waiting for that batch with it. Measured with ``python -m smpphub.bench.steady`` (4,000
-#: msg/s, 15 s, three runs each, 2026-12-02): submit latency p99 17.2/12.1/9.6 ms and p99.9
-#: 41.1/23.5/24.0 ms at 0.005; 10.2/9.9/13.2 and 17.7/16.1/22.9 at 0.001; CPU per message
-#: the same (224-230 us).
-GIL_SWITCH_INTERVAL = 0.001
-
-
 async def _serve(path: str, config: HubConfig) -> int:
     import smppcore
 
@@ -85,7 +75,6 @@ async def _serve(path: str, config: HubConfig) -> int:
     hub = Hub(config)
     await hub.start()
     smppcore.quiet_gc()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
     def reload() -> None:
         try:
