@@ -418,7 +418,7 @@ class EsmeHandler(SmscHandler):
             return CommandStatus.ESME_RINVSCHED
         return not_before, expires_at
 
-    def _message(self, account: str, pdu: SubmitSm | DataSm, route: Route, now: float,
+    def _message(self, message_id: str, account: str, pdu: SubmitSm | DataSm, route: Route, now: float,
                  times: tuple[float, float]) -> Outgoing:
         outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
         group = _group_key(account, pdu)
@@ -431,7 +431,7 @@ class EsmeHandler(SmscHandler):
         else:
             upstreams = route.pick()
         row = MessageRow(
-            id=self.ids.next(), account=account, pdu=encode(outgoing), route=upstreams, group=group, created_at=now,
+            id=message_id, account=account, pdu=encode(outgoing), route=upstreams, group=group, created_at=now,
             due=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
         )
         return Outgoing(row, outgoing, prefix=route.prefix)
@@ -493,10 +493,16 @@ class EsmeHandler(SmscHandler):
         times = self._times(pdu, now)
         if isinstance(times, int):
             return times
-        return self._message(system_id, pdu, route, now, times)
+        return self._message(self.ids.next(), system_id, pdu, route, now, times)
 
     def _submit_multi(self, conn: SmscConnection, pdu: SubmitMulti) -> Pdu | None | Awaitable[Pdu]:
-        """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme."""
+        """One record per SME destination, sent on as a submit_sm; unroutable ones in unsuccess_sme.
+
+        One hub id is drawn per request, and only once a destination is accepted: the first
+        accepted destination's message takes it (it is the message_id of the submit_multi_resp),
+        the one at index ``i`` of ``dest_address`` after it ``"<id>.<i>"`` -- unique without
+        drawing more, and a request refused for every destination draws none.
+        """
         account = self.accounts.get(conn.system_id)
         if account is None:
             return self._refuse(conn, pdu, CommandStatus.ESME_RINVSYSID)
@@ -509,7 +515,7 @@ class EsmeHandler(SmscHandler):
             return self._refuse(conn, pdu, times)
         messages: list[Outgoing] = []
         failed: list[UnsuccessSme] = []
-        base = self.ids.next()
+        base = ""
         for i, dest in enumerate(pdu.dest_address):
             if isinstance(dest, DistributionList):  # distribution lists are not kept by the hub
                 failed.append(UnsuccessSme(dest.dl_name, 0, 0, CommandStatus.ESME_RINVDLNAME))
@@ -535,9 +541,11 @@ class EsmeHandler(SmscHandler):
                 data_coding=pdu.data_coding, sm_default_msg_id=pdu.sm_default_msg_id, short_message=pdu.short_message,
                 tlvs=dict(pdu.tlvs),
             )
-            out = self._message(conn.system_id, single, route, now, times)
-            out.row.id = base if not messages else f"{base}.{i}"
-            messages.append(out)
+            if messages:
+                message_id = f"{base}.{i}"
+            else:
+                message_id = base = self.ids.next()
+            messages.append(self._message(message_id, conn.system_id, single, route, now, times))
         if not messages:
             return pdu.make_response(message_id="", unsuccess_sme=failed, command_status=0)
         self.acceptor.accept(conn, pdu, pdu.make_response(message_id=base, unsuccess_sme=failed), messages)

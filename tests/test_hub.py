@@ -260,6 +260,30 @@ async def test_submit_multi_is_expanded(two_smscs):
             await wait_until(lambda: len(uk.sim.messages) == 2, what="both routable destinations sent")
 
 
+async def test_submit_multi_draws_one_hub_id_per_request(two_smscs):
+    """The first accepted destination's message has the resp's id, the one at index i "<id>.<i>";
+    one id is drawn per request, none when every destination is refused."""
+    uk, _ = two_smscs
+    config = hub_config({"uk": uk}, [{"prefix": "44", "upstreams": ["uk"]}])
+    async with running_hub(config) as hub:
+        ids = hub.handler.ids
+        async with smppcore.connect(HOST, hub.servers[0].port, system_id="acme", password="pw") as c:
+            dests = [smppcore.DestAddress("4912345", 1, 1), smppcore.DestAddress("447700900001", 1, 1),
+                     smppcore.DestAddress("447700900002", 1, 1)]
+            drawn = ids.n
+            resp = await c.request(smppcore.SubmitMulti(dest_address=dests, short_message=b"multi"))
+            assert ids.n == drawn + 1
+            expected = {resp.message_id: "447700900001", f"{resp.message_id}.2": "447700900002"}
+            for message_id, dest in expected.items():
+                row = await hub.store.get(message_id)
+                assert row is not None and smppcore.decode(row.pdu).destination_addr == dest
+            none_routable = [smppcore.DestAddress("4912345", 1, 1), smppcore.DestAddress("4912346", 1, 1)]
+            refused = await c.request(smppcore.SubmitMulti(dest_address=none_routable, short_message=b"multi"))
+            assert refused.message_id == "" and len(refused.unsuccess_sme) == 2
+            assert ids.n == drawn + 1
+            await wait_until(lambda: len(uk.sim.messages) == 2, what="both routable destinations sent")
+
+
 async def test_long_message_passes_through_with_udh(two_smscs):
     uk, _ = two_smscs
     config = hub_config({"uk": uk}, [{"prefix": "44", "upstreams": ["uk"]}])
