@@ -18,9 +18,11 @@ it. The cases it knows:
   matches across workers, or counts as unmatched.
 
 Ids are compared after :func:`smppcore.receipt.normalise_message_id` (case, leading
-zeros). Every map holds at most ``limit`` ids; past it the oldest is forgotten (its
-receipt then counts as unmatched, or a very late duplicate as new), so memory stays
-bounded on a long run against an SMSC that never reports.
+zeros). A receipt's id comes twice in a row (:meth:`ReceiptBook.seen_before`, then
+:meth:`ReceiptBook.match`): the book keeps the last id it normalised with its key, so
+that is done once per receipt. Every map holds at most ``limit`` ids; past it the
+oldest is forgotten (its receipt then counts as unmatched, or a very late duplicate as
+new), so memory stays bounded on a long run against an SMSC that never reports.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ class ReceiptBook:
         self.seen: dict[str, None] = {}  # (id, handset) of the receipts counted: an ordered set, oldest first
         self.expected = 0
         self.duplicates = 0
+        # the last id normalised and its key: a receipt's id comes to seen_before, then to match
+        self._last_id = ""
+        self._last_key = normalise_message_id("")
+
+    def _key(self, message_id: str) -> str:
+        """``message_id`` normalised, the last one remembered."""
+        if message_id == self._last_id:
+            return self._last_key
+        key = normalise_message_id(message_id)
+        self._last_id, self._last_key = message_id, key
+        return key
 
     def owe(self, message_id: str, due: float, owed: int) -> tuple[float, ...]:
         """A request due at ``due`` was accepted as ``message_id`` and owes ``owed`` receipts.
@@ -57,7 +70,7 @@ class ReceiptBook:
         self.expected += owed
         if not owed:
             return ()
-        key = normalise_message_id(message_id)
+        key = self._key(message_id)
         first = self.early.pop(key, None)
         came: tuple[float, ...] = ()
         if first is not None:
@@ -78,7 +91,7 @@ class ReceiptBook:
     def seen_before(self, message_id: str, handset: str) -> bool:
         """True for a second copy of the receipt for ``message_id`` to ``handset`` (it counts
         as a duplicate); otherwise it is remembered as seen."""
-        key = f"{normalise_message_id(message_id)} {handset}"
+        key = f"{self._key(message_id)} {handset}"
         seen = self.seen
         if key in seen:
             self.duplicates += 1  # at least once: an SMSC may send one again
@@ -91,10 +104,12 @@ class ReceiptBook:
     def match(self, message_id: str, now: float) -> float | None:
         """A final receipt for ``message_id`` came at ``now``: when its submit was due, or
         None when no submit owes it yet (kept as early)."""
-        key = normalise_message_id(message_id)
+        key = self._key(message_id)
         pending = self.pending
         due = pending.get(key)
         if due is None and "." in key:
+            # normalised again, and not for nothing: a key with a dot kept its leading zeros,
+            # its stem ("0042" of "0042.1") must lose them to be found ("42")
             stem = normalise_message_id(key.rpartition(".")[0])
             if stem in self.left:
                 key, due = stem, pending[stem]

@@ -35,6 +35,9 @@ CASES = [
     ("a hub's id.N for each destination", [("owe", "abc", 1.0, 3, ()), ("receipt", "abc", "4477001", 2.0, 1.0),
                                            ("receipt", "abc.1", "4477002", 2.0, 1.0),
                                            ("receipt", "ABC.2", "4477003", 2.0, 1.0)], 3, 0, [], []),
+    ("id.N with leading zeros: its stem loses them too",
+     [("owe", "00ab", 1.0, 2, ()), ("receipt", "00AB", "4477001", 2.0, 1.0),
+      ("receipt", "00ab.1", "4477002", 2.0, 1.0)], 2, 0, [], []),
     ("id.N of a plain submit is not its stem", [("owe", "abc", 1.0, 1, ()), ("receipt", "abc.1", "4477", 2.0, None)],
      1, 0, ["abc"], ["abc.1"]),
     ("nothing owed: all refused in submit_multi_resp", [("owe", "5", 1.0, 0, ())], 0, 0, [], []),
@@ -65,3 +68,26 @@ def test_every_map_is_bounded_and_forgets_the_oldest():
     assert list(book.pending) == ["12", "13", "14"] and set(book.left) == {"12", "13", "14"}
     assert len(book.seen) == 3 and len(book.early) == 3
     assert book.match("10", 9.0) is None  # forgotten: its receipt waits as early, later unmatched
+
+
+def test_a_receipt_id_is_normalised_once(monkeypatch):
+    """seen_before then match for one receipt: one normalise_message_id, not one each."""
+    import smpphub.bench.receipt_book as receipt_book
+
+    calls: list[str] = []
+    real = receipt_book.normalise_message_id
+
+    def counting(message_id: str) -> str:
+        calls.append(message_id)
+        return real(message_id)
+
+    monkeypatch.setattr(receipt_book, "normalise_message_id", counting)
+    book = ReceiptBook()
+    book.owe("00AB", 1.0, 1)
+    book.owe("cd", 1.0, 1)
+    calls.clear()
+    assert not book.seen_before("ab", "4477")
+    assert book.match("ab", 2.0) == 1.0
+    assert calls == ["ab"]
+    assert book.seen_before("ab", "4477") and book.match("cd", 3.0) == 1.0  # a new id: normalised
+    assert calls == ["ab", "cd"]
