@@ -111,6 +111,51 @@ async def test_sendsms_errors_in_kannels_words(hub, smsc, query, status, text):
     assert not smsc.sim.messages
 
 
+async def test_sendsms_finds_accounts_as_the_last_reload_left_them(hub, smsc):
+    """The account index follows a reload: a removed account is refused like a wrong password,
+    an added one is let in."""
+    import msgspec
+
+    gamma = [msgspec.structs.replace(a, system_id="gamma") for a in hub.config.accounts if a.system_id == "beta"]
+    before = hub.config
+    answers = []
+    async with aiohttp.ClientSession() as http:
+        async def send(username: str, password: str = "pw") -> None:
+            query = f"username={username}&password={password}&to=447700900020&text=x"
+            async with http.get(hub.http.url + "/cgi-bin/sendsms?" + query) as resp:
+                answers.append((username, password, resp.status, await resp.text()))
+
+        await send("acme")
+        await send("gamma")
+        hub.reload(msgspec.structs.replace(before, accounts=gamma))
+        await send("acme")
+        await send("gamma")
+        await send("gamma", "wrong")
+        hub.reload(before)
+        await send("acme")
+        await send("gamma")
+    refused = "Authorization failed for sendsms"
+    assert answers == [("acme", "pw", 202, "0: Accepted for delivery"), ("gamma", "pw", 403, refused),
+                       ("acme", "pw", 403, refused), ("gamma", "pw", 202, "0: Accepted for delivery"),
+                       ("gamma", "wrong", 403, refused),
+                       ("acme", "pw", 202, "0: Accepted for delivery"), ("gamma", "pw", 403, refused)]
+
+
+def test_the_account_index_is_built_once_per_configuration():
+    from httpkit import http_hub_config
+
+    from smpphub.router.http.kannel import _Logins
+
+    logins = _Logins()
+    config = http_hub_config({}, [])
+    acme = logins.account(config, "acme")
+    assert acme is not None and acme.system_id == "acme" and logins.account(config, "nobody") is None
+    index = logins._accounts
+    assert logins.account(config, "beta") is not None and logins._accounts is index  # same config: no rebuild
+    reloaded = http_hub_config({}, [])
+    assert logins.account(reloaded, "acme") is not acme and logins._accounts is not index
+
+
 def test_fill_dlr_url_leaves_unknown_escapes():
     from smppcore import DeliverSm, SubmitSm, encode
     from smpphub.router.http.kannel import KannelDlr, fill_dlr_url

@@ -40,9 +40,12 @@ type, ``%A`` as above, ``%p``/``%P`` the sender and receiver,
 ``%b`` the text, ``%a`` all its words, ``%k`` its first word, ``%s`` its second, ``%c``
 the coding, ``%%`` a percent sign; each value URL-encoded, as Kannel does.
 
-Password checks are scrypt (~50 ms of a core): a password that passed is remembered
-(its SHA-256, per account, ``PASSWORDS_REMEMBERED`` at most) and checks run one at a
-time beside the event loop, so a flood of bad passwords costs one core, not the hub.
+The account named by ``username`` is found in an index by system_id, built once per
+configuration object (a reload gives the hub a new one, which the next request sees),
+not by scanning the accounts on every request. Password checks are scrypt (~50 ms of a
+core): a password that passed is remembered (its SHA-256, per account,
+``PASSWORDS_REMEMBERED`` at most) and checks run one at a time beside the event loop, so
+a flood of bad passwords costs one core, not the hub.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from smppcore.pdus import DeliverSm, SubmitSm
 from smppcore.text import decode_text
 
 from ..auth import verify_password
-from ..config import Account
+from ..config import Account, HubConfig
 from ..lifecycle import MessageRow, State
 from .api import Accepted, admit_drafts, store_accepted
 from .compose import Draft
@@ -108,12 +111,22 @@ class _Sendsms(msgspec.Struct, kw_only=True):
     dlr: KannelDlr | None
 
 
-class _Passwords:
-    """Passwords that passed, by (system_id, SHA-256), bounded; checks one at a time."""
+class _Logins:
+    """Accounts by system_id, rebuilt when the hub's configuration object changes (a reload);
+    passwords that passed, by (system_id, SHA-256), bounded; checks one at a time."""
 
     def __init__(self) -> None:
+        self._config: HubConfig | None = None
+        self._accounts: dict[str, Account] = {}
         self._ok: OrderedDict[tuple[str, bytes], str] = OrderedDict()
         self._lock = asyncio.Lock()
+
+    def account(self, config: HubConfig, username: str) -> Account | None:
+        """The account of ``config`` named ``username``, if there is one."""
+        if config is not self._config:
+            self._accounts = {a.system_id: a for a in config.accounts}
+            self._config = config
+        return self._accounts.get(username)
 
     async def check(self, account: Account, password: str) -> bool:
         key = (account.system_id, hashlib.sha256(password.encode("utf-8", "surrogateescape")).digest())
@@ -129,7 +142,7 @@ class _Passwords:
         return ok
 
 
-PASSWORDS: web.AppKey[_Passwords] = web.AppKey("smpphub.kannel_passwords", _Passwords)
+LOGINS: web.AppKey[_Logins] = web.AppKey("smpphub.kannel_logins", _Logins)
 
 
 def _kannel(status: int, text: str) -> web.Response:
@@ -162,8 +175,9 @@ async def sendsms(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     username = _text_param(params, "username") or _text_param(params, "user")
     password = _text_param(params, "password") or _text_param(params, "pass")
-    account = next((a for a in hub.config.accounts if a.system_id == username), None)
-    if account is None or not password or not await request.app[PASSWORDS].check(account, password):
+    logins = request.app[LOGINS]
+    account = logins.account(hub.config, username)
+    if account is None or not password or not await logins.check(account, password):
         return _kannel(403, "Authorization failed for sendsms")
     try:
         sendsms = _drafts(params, account)
@@ -337,7 +351,7 @@ def _plus(number: str) -> str:
 
 
 def register(app: web.Application, hub: HubView) -> None:
-    app[PASSWORDS] = _Passwords()
+    app[LOGINS] = _Logins()
     app.router.add_route("GET", "/cgi-bin/sendsms", sendsms)
     app.router.add_route("POST", "/cgi-bin/sendsms", sendsms)
 
