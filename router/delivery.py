@@ -28,7 +28,7 @@ from smppcore.outbox import Outbox
 from smppcore.pdus import DataSm, DeliverSm
 from smppcore.session import Session
 
-from .batching import TurnBatcher
+from .batching import TurnBatcher, TurnCollector
 from .lifecycle import InvalidTransition, MessageRow, ReceiptDelivered, ReceiptDropped, RetryPolicy, apply
 from .msglog import MessageLog, bind_name
 from .store import Delivery, Store
@@ -165,7 +165,8 @@ class Deliveries:
         self.outboxes: dict[str, Outbox] = {}
         self._batcher: TurnBatcher[tuple[Delivery, Pdu, asyncio.Future[int]]] = TurnBatcher(self._flush)
         self.delivered = 0
-        self._settled: list[MessageRow] = []  # receipts acknowledged this turn, saved together
+        # receipts acknowledged this turn, saved together at its end (once start() gives it the loop)
+        self._settled: TurnCollector[MessageRow] = TurnCollector(self._save_settled)
         self.expired = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -173,6 +174,7 @@ class Deliveries:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._settled.runner = self.loop
         for d in await self.store.pending_deliveries():
             self._enqueue(d, decode(d.pdu))
         for row in await self.store.owed_receipts():
@@ -190,7 +192,7 @@ class Deliveries:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self._batcher.drain()
-        self._save_settled()  # before the store closes
+        self._settled.flush()  # before the store closes
 
     def outbox(self, account: str) -> Outbox:
         box = self.outboxes.get(account)
@@ -304,13 +306,9 @@ class Deliveries:
             apply(row, event, time.time(), _NO_RETRIES)
         except InvalidTransition:  # settled already (a copy of it was in two outboxes after a restart)
             return
-        # the acknowledgements of one loop turn go to the store in one save
-        if not self._settled and self.loop is not None:
-            self.loop.call_soon(self._save_settled)
-        self._settled.append(row)
+        self._settled.add(row)  # the acknowledgements of one loop turn go to the store in one save
 
-    def _save_settled(self) -> None:
-        rows, self._settled = self._settled, []
+    def _save_settled(self, rows: list[MessageRow]) -> None:
         if rows:
             self.store.save(rows)
 

@@ -42,6 +42,7 @@ from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.receipt import is_receipt
 
 from .backlog import Backlog
+from .batching import TurnCollector
 from .config import HubConfig, Upstream
 from .delivery import Deliveries
 from .lifecycle import (
@@ -126,13 +127,13 @@ class Dispatcher:
         self.pools: dict[str, UpstreamPool] = {}
         self.mo_routes = MoRouteTable(config)
         self.accounts = {a.system_id: a for a in config.accounts}
-        self.counters: collections.Counter[str] = collections.Counter()
-        self.receipts = Receipts(self, store, deliveries, self.msglog, self.table, self.counters, clock,
+        self.receipts = Receipts(self, store, deliveries, self.msglog, self.table, clock,
                                  limit=config.max_awaiting_receipt, stats=self.stats)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._settle_scheduled = False
+        # once per turn of the loop, after all its events (see _settle); runs once start() gives it the loop
+        self._turn_end: TurnCollector[MessageRow] = TurnCollector(self._settle)
         self._tasks: set[asyncio.Task[None]] = set()
         self.submit_listener: SubmitListener | None = None  # set by the hub when it sends webhooks
 
@@ -141,6 +142,7 @@ class Dispatcher:
     def start(self, spilled_at_start: int = 0) -> None:
         """Connect the upstreams; ``spilled_at_start`` open messages wait in the store (a restart)."""
         self.loop = asyncio.get_running_loop()
+        self._turn_end.runner = self.loop
         for up in self.config.upstreams:
             self.add_pool(up)
         self.backlog.start(spilled_at_start)
@@ -310,7 +312,7 @@ class Dispatcher:
             elif after is State.SCHEDULED and self.backlog.too_far(row.due):
                 self._let_go(row)  # a long back-off or a replace_sm that moved it far: wait in the store
                 self.backlog.spill([row.id])
-        self._settle_soon()
+        self._turn_end.wake()
 
     def _let_go(self, row: MessageRow) -> None:
         """``row`` is no longer held in memory: sent, final, or left to wait in the store."""
@@ -325,7 +327,6 @@ class Dispatcher:
         pool.submit(self.outgoing[row.id])
 
     def _sent(self, row: MessageRow) -> None:
-        self.counters["sent"] += 1
         stats = self.stats
         stats.sent[row.account] += 1
         stats.submit_latency.observe(row.updated_at - row.created_at)
@@ -336,24 +337,19 @@ class Dispatcher:
 
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""
-        final = row.state._value_  # not .value: Enum's property is a Python call (as in Receipts)
-        self.counters[final] += 1
-        self.stats.final(row.account, final)
+        self.stats.final(row.account, row.state._value_)  # not .value: Enum's property is a Python call
         self._let_go(row)
         if row.receipt_owed:
             receipt = hub_receipt(row)
             row.receipt = encode(receipt)
             self.deliveries.deliver_receipt(row, receipt)
 
-    def _settle_soon(self) -> None:
+    def _settle(self, _: list[MessageRow]) -> None:
         """Once per turn of the loop, after all its events: write what changed (one save for
-        them all), set the timer, and take back spilled messages if there is room."""
-        if not self._settle_scheduled and self.loop is not None:
-            self._settle_scheduled = True
-            self.loop.call_soon(self._settle)
+        them all), set the timer, and take back spilled messages if there is room.
 
-    def _settle(self) -> None:
-        self._settle_scheduled = False
+        Nothing is added to ``_turn_end``: the table keeps the rows changed this turn
+        (once each, however often they moved), and they are taken from it here."""
         self._write_now()
         self._arm()
         self.backlog.refill()
@@ -409,12 +405,12 @@ class Dispatcher:
         if response is not None and response.command_status == CommandStatus.ESME_ROK:
             event = SubmitOk(getattr(response, "message_id", ""))
         elif response is not None and response.command_status not in TEMPORARY_STATUSES:
-            self.counters["permanent_failures"] += 1
+            self.stats.permanent_failures += 1
             event = SubmitPermanent(response.command_status)
         elif response is None and not pool.available:
             event = UpstreamDown()  # the connection went with it: another upstream, now
         else:
-            self.counters["temporary_failures"] += 1
+            self.stats.temporary_failures += 1
             status = response.command_status if response is not None else 0
             event = SubmitTemporary(status, throttled=status == CommandStatus.ESME_RTHROTTLED)
             if self._trace and error is not None:
@@ -458,12 +454,12 @@ class Dispatcher:
         dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
         route = self.mo_routes.lookup(dest)
         if route is None:
-            self.counters["mo_unroutable"] += 1
+            self.stats.mo_unroutable += 1
             if self._msglog_on:
                 self.msglog.mo(pool.name, pdu, None, None, CommandStatus.ESME_RINVDSTADR)
             log.warning("mo_unroutable", upstream=pool.name, dest=pdu.destination_addr)
             return CommandStatus.ESME_RINVDSTADR
-        self.counters["mo_in"] += 1
+        self.stats.mo_in += 1
         if self._msglog_on:
             self.msglog.mo(pool.name, pdu, route.account, route.webhook, 0)
         # an account's receivers or an HTTP webhook (router.http.webhooks): stored either way before

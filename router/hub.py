@@ -398,19 +398,19 @@ class Hub:
             "deliveries_pending": self.deliveries.pending(),
             "delivered": self.deliveries.delivered,
             "binds": self.binds_by_account(),
-            "counters": dict(self.dispatcher.counters),
+            "counters": self.stats.totals(),
         }
 
     def traffic(self) -> Traffic:
         """Running totals since start, for a live display (``smpphub demo``'s traffic line)
         that should not pick through :meth:`status`'s dict or the hub's parts."""
-        counters = self.dispatcher.counters
+        stats = self.stats
         return Traffic(
             accepted=self.acceptor.accepted,
-            sent=counters["sent"],
-            receipts_in=counters["receipts_in"],
+            sent=stats.sent_total(),
+            receipts_in=stats.receipts_in,
             delivered=self.deliveries.delivered,
-            mo_in=counters["mo_in"],
+            mo_in=stats.mo_in,
             esme_binds=sum(1 for c in self.esme_connections() if c.session.state is not State.OPEN),
         )
 

@@ -12,6 +12,11 @@ Latencies are observed where the hub already touches each message once (a messag
 becoming SENT, a final receipt matched); the store's commit time and batch size once
 per group commit. Everything here is bounded: counters are keyed by account,
 upstream, status or state, which the configuration and the SMPP status table bound.
+
+Each event is counted here and nowhere else: the hub's status (its ``counters``),
+the ``hub_summary`` line and ``/metrics`` all read these. Hub-wide totals of what is
+kept per account (segments sent, final states) are summed at read time, over the
+accounts, rather than kept a second time on the hot path.
 """
 
 from __future__ import annotations
@@ -80,6 +85,14 @@ class HubStats:
         self.receipt_latency = Histogram(LATENCY_BOUNDS)  # accepted -> its final receipt
         self.store_commit = Histogram(COMMIT_BOUNDS)  # one group commit of accepted messages
         self.store_batch = Histogram(BATCH_BOUNDS)  # messages in it
+        # hub-wide only: nobody asks these by account
+        self.temporary_failures = 0  # submits an upstream answered "not now" (or did not answer)
+        self.permanent_failures = 0  # submits an upstream refused for good
+        self.receipts_in = 0  # upstream receipts matched to a message (duplicates too)
+        self.receipts_duplicate = 0  # of those, for a message that had taken its final receipt already
+        self.receipts_unmatched = 0  # upstream receipts that matched no message
+        self.mo_in = 0  # MO messages routed to an account or a webhook
+        self.mo_unroutable = 0  # MO messages no MO route took
 
     def refuse(self, account: str, status: int) -> None:
         counts = self.refused.get(account)
@@ -92,3 +105,30 @@ class HubStats:
         if counts is None:
             counts = self.finals[account] = collections.Counter()
         counts[state] += 1
+
+    def sent_total(self) -> int:
+        """Segments an upstream accepted, every account together."""
+        return sum(self.sent.values())
+
+    def totals(self) -> dict[str, int]:
+        """The hub-wide counts by name (the hub status' ``counters``): only what happened at least once.
+
+        Keys: ``sent``, ``temporary_failures``, ``permanent_failures``, ``receipts_in``,
+        ``receipts_duplicate``, ``receipts_unmatched``, ``mo_in``, ``mo_unroutable``, and
+        one per final state reached (``delivered``, ``expired``, ...).
+        """
+        finals: collections.Counter[str] = collections.Counter()
+        for counts in self.finals.values():
+            finals.update(counts)
+        named = {
+            "sent": self.sent_total(),
+            "temporary_failures": self.temporary_failures,
+            "permanent_failures": self.permanent_failures,
+            "receipts_in": self.receipts_in,
+            "receipts_duplicate": self.receipts_duplicate,
+            "receipts_unmatched": self.receipts_unmatched,
+            "mo_in": self.mo_in,
+            "mo_unroutable": self.mo_unroutable,
+            **finals,
+        }
+        return {name: n for name, n in named.items() if n}

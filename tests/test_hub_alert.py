@@ -9,18 +9,10 @@ types found it: alerts are now acknowledged as nothing to route.
 
 from __future__ import annotations
 
-import pytest
-from hubkit import hub_config, running_hub, simulator
+from hubkit import hub_config, running_hub
 from structlog.testing import capture_logs
 
 from smppcore.pdus import AlertNotification
-
-
-@pytest.fixture
-async def smsc():
-    sim = await simulator()
-    yield sim
-    await sim.close()
 
 
 async def test_alert_notification_from_an_upstream_is_ignored_not_routed_as_mo(smsc):
@@ -34,6 +26,6 @@ async def test_alert_notification_from_an_upstream_is_ignored_not_routed_as_mo(s
         assert status == 0
         assert [e["event"] for e in logs] == ["upstream_alert_ignored"]
         assert logs[0]["upstream"] == "uk" and logs[0]["command"] == "alert_notification"
-        counters = hub.dispatcher.counters
-        assert counters["mo_in"] == 0 and counters["mo_unroutable"] == 0 and counters["receipts_in"] == 0
+        stats = hub.dispatcher.stats
+        assert stats.mo_in == 0 and stats.mo_unroutable == 0 and stats.receipts_in == 0
         assert hub.deliveries.pending() == 0

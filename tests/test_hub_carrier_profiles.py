@@ -68,14 +68,13 @@ async def test_the_esme_gets_every_receipt_under_the_hub_id(name):
                 await wait_until(lambda: len(book.pdus) >= N * per_message and sim.sim.stats.receipts_pending == 0,
                                  timeout=15, what=f"{name}: the receipts through the hub")
                 if name in ("duplicate-final", "worst"):  # the copy reaches the hub after the first
-                    await wait_until(lambda: hub.dispatcher.counters["receipts_duplicate"] == N,
+                    await wait_until(lambda: hub.dispatcher.stats.receipts_duplicate == N,
                                      what="every second copy seen")
                 await wait_until(lambda: sim.sim.stats.receipts_acked == sim.sim.stats.receipts_sent,
                                  what="the hub acknowledged every upstream receipt")
                 if name == "silent-enquire-link":  # the hub's keep-alive found the link dead and bound again
                     await wait_until(lambda: sim.sim.stats.binds >= 2, what="a new bind after the silent enquire_link")
-            counters = hub.dispatcher.counters
-            assert counters["receipts_unmatched"] == 0, hub.status()["receipts_unmatched"]
+            assert hub.dispatcher.stats.receipts_unmatched == 0, hub.status()["receipts_unmatched"]
     finally:
         await sim.close()
     upstream_ids = {s.message_id for s in sim.sim.submits}

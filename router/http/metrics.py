@@ -30,6 +30,7 @@ from smppcore import status_name
 
 from ..stats import Histogram, HubStats
 from ..upstream import NO_ANSWER
+from .auth import require_operator
 from .view import HubView
 
 __all__ = ["AccountReading", "HubCollector", "HubReading", "UpstreamReading", "read_hub", "register"]
@@ -118,12 +119,11 @@ def read_hub(hub: HubView) -> HubReading:
                               answers=_names(pool.answers))
         for name, pool in dispatcher.pools.items()
     }
-    counters = dispatcher.counters
     return HubReading(
         at=time.time(), accounts=accounts, upstreams=upstreams,
-        receipts_in=counters["receipts_in"], receipts_unmatched=counters["receipts_unmatched"],
-        receipts_duplicate=counters["receipts_duplicate"], mo_in=counters["mo_in"],
-        mo_unroutable=counters["mo_unroutable"], delivered=hub.deliveries.delivered,
+        receipts_in=stats.receipts_in, receipts_unmatched=stats.receipts_unmatched,
+        receipts_duplicate=stats.receipts_duplicate, mo_in=stats.mo_in,
+        mo_unroutable=stats.mo_unroutable, delivered=hub.deliveries.delivered,
         held_by_state=dispatcher.table.counts(), backlog=dispatcher.backlog.size,
     )
 
@@ -227,11 +227,13 @@ class HubCollector(Collector):
 
 
 def register(app: web.Application, hub: HubView) -> None:
-    """``GET /metrics`` (no token: a Prometheus scraper; bind ``[http] listen`` where only it reaches)."""
+    """``GET /metrics``: with ``[http] metrics_auth = "none"`` (the default) for anyone who reaches
+    the listener, with ``"token"`` for the admin token or ``metrics_token`` (:func:`.auth.require_operator`)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(hub))
 
     async def metrics(request: web.Request) -> web.Response:
+        require_operator(request, "metrics")
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/metrics", metrics)
