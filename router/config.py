@@ -279,6 +279,15 @@ class HttpConfig(_Strict):
     ``webhook_retry_initial`` to ``webhook_retry_max`` until a 2xx.
     ``admin_token`` (``sha256$...`` from ``smpphub api-token``) opens the admin sections.
     ``dashboard_clients``: live dashboards open at once (one more is answered 503).
+
+    ``metrics_auth`` and ``dashboard_auth``: ``"none"`` (the default) serves ``/metrics``
+    and the dashboard's page to anyone who reaches the listener; ``"token"`` asks for a
+    token (``Authorization: Bearer``, or Basic with the token as password). ``/metrics``
+    takes the admin token or ``metrics_token`` (``sha256$...``: a scrape-only token, so
+    Prometheus' config holds no secret that could kick a bind); the page takes the admin
+    token, as its event stream always did. The default stays "none" because turning it on
+    by an upgrade would answer an existing scraper 401 and blind its monitoring without a
+    word; the page holds no data (its events always need the admin token).
     """
 
     listen: str = "127.0.0.1:8080"
@@ -298,6 +307,9 @@ class HttpConfig(_Strict):
     webhook_retry_initial: Positive = 1.0
     webhook_retry_max: Positive = 600.0
     dashboard_clients: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
+    metrics_auth: Literal["none", "token"] = "none"
+    metrics_token: str = ""
+    dashboard_auth: Literal["none", "token"] = "none"
 
 
 class HubConfig(_Strict):
@@ -442,8 +454,15 @@ def _check_http(http: HttpConfig, smpp: dict[tuple[str, int], int]) -> None:
         path = getattr(http, key)
         if path is not None and not os.path.isfile(path):
             _fail(f"http.{key}", f"no such file {path!r}")
-    if http.admin_token and not is_valid_token_hash(http.admin_token):
-        _fail("http.admin_token", "not a sha256$... token hash (see `smpphub api-token`)")
+    for key in ("admin_token", "metrics_token"):
+        if getattr(http, key) and not is_valid_token_hash(getattr(http, key)):
+            _fail(f"http.{key}", "not a sha256$... token hash (see `smpphub api-token`)")
+    if http.metrics_token and http.metrics_auth != "token":
+        _fail("http.metrics_token", 'only with metrics_auth = "token" (else /metrics asks for no token)')
+    if http.metrics_auth == "token" and not (http.admin_token or http.metrics_token):
+        _fail("http.metrics_auth", '"token" needs metrics_token or admin_token (no token would open /metrics)')
+    if http.dashboard_auth == "token" and not http.admin_token:
+        _fail("http.dashboard_auth", '"token" needs admin_token (the token that opens the dashboard)')
 
 
 def _check_targets(key: str, upstreams: list[str], weights: dict[str, float], names: set[str]) -> None:

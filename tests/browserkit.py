@@ -36,8 +36,9 @@ def chromium_path() -> str:
 
 
 @contextlib.asynccontextmanager
-async def browser_page() -> AsyncIterator[Any]:
-    """A fresh Playwright page in headless Chromium with an empty profile, closed after."""
+async def browser_page(**context_options: Any) -> AsyncIterator[Any]:
+    """A fresh Playwright page in headless Chromium with an empty profile, closed after
+    (``context_options``: more of Playwright's context options, e.g. ``http_credentials``)."""
     from playwright.async_api import async_playwright
 
     executable = chromium_path()
@@ -45,7 +46,7 @@ async def browser_page() -> AsyncIterator[Any]:
     try:
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
-                profile, executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS))
+                profile, executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS), **context_options)
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 yield page

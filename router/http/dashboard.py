@@ -6,8 +6,12 @@ nothing from a CDN); its script asks for the admin token once (kept in the tab's
 reaches a server) and reads ``GET /dashboard/events`` with it, a ``text/event-stream``
 of one JSON :class:`Snapshot` a second: binds, throughput per account and per upstream,
 queue depths, error and receipt ratios, latency. The page itself holds no data, so it
-needs no token; the events do (``Authorization: Bearer``: the script uses ``fetch``,
-which can send the header, where ``EventSource`` cannot).
+needs no token by default; the events do (``Authorization: Bearer``: the script uses
+``fetch``, which can send the header, where ``EventSource`` cannot). With ``[http]
+dashboard_auth = "token"`` the page and its files want the admin token too; a browser
+cannot send a Bearer token when it opens an address, so a refusal also offers HTTP Basic
+(:data:`BASIC_CHALLENGE`): the browser asks once, the token as the password, and sends it
+for the page's files after.
 
 Bounded both ways: at most ``[http] dashboard_clients`` streams at once (one more is
 answered 503), and one :class:`Broadcaster` computes each second's snapshot once for
@@ -30,8 +34,8 @@ from aiohttp import web
 
 from ..stats import Histogram, HubStats
 from .admin import peer_of
-from .auth import require_admin
-from .errors import ApiError
+from .auth import require_admin, require_operator
+from .errors import ApiError, error_answer
 from .metrics import HubReading, read_hub
 from .view import HubView
 
@@ -230,7 +234,18 @@ def _static(name: str) -> bytes:
     return importlib.resources.files("smpphub.router.http").joinpath("static", name).read_bytes()
 
 
-async def page(request: web.Request) -> web.Response:
+#: offered beside ``Bearer`` when the page is refused, so that a browser asks for the token itself
+BASIC_CHALLENGE = 'Basic realm="smpphub dashboard", charset="UTF-8"'
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    try:
+        require_operator(request, "dashboard")
+    except ApiError as exc:
+        answer = error_answer(request, exc)
+        if exc.status == 401:
+            answer.headers.add("WWW-Authenticate", BASIC_CHALLENGE)
+        return answer
     name = request.match_info.get("name", "dashboard.html")
     kind = STATIC.get(name)
     if kind is None:
