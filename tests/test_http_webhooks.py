@@ -328,3 +328,51 @@ webhook_secret = "{SECRET}"
     assert [hook["text"] for hook in receiver.accepted] == ["survive the kill"]
     headers, body = receiver.requests[-1]
     assert verify(headers, body) and headers["Smpphub-Webhook-Id"] == first_id
+
+
+def _mo_part(reference: int, total: int, seq: int) -> bytes:
+    """A deliver_sm carrying one part of a long MO: UDH concatenation IE 0x00 (8-bit reference)
+    written out by hand, as 3GPP TS 23.040 9.2.3.24.1 lays it out."""
+    from smppcore import DeliverSm, encode
+
+    udh = bytes([0x05, 0x00, 0x03, reference, total, seq])
+    return encode(DeliverSm(source_addr="447700900099", destination_addr="777", esm_class=0x40,
+                            short_message=udh + f"part {seq}".encode()))
+
+
+async def test_pending_counts_each_mo_part_waiting_as_its_group_comes_and_goes(monkeypatch):
+    """pending() is exact while long MOs wait for their parts: a group completed, pushed out by
+    MO_GROUPS, or given up by its timer becomes one queued webhook in place of its parts."""
+    from smppcore import decode
+    from smpphub.router.config import config_from_dict
+    from smpphub.router.http import webhooks
+    from smpphub.router.store.base import Delivery
+    from smpphub.router.store.memory import MemoryStore
+
+    monkeypatch.setattr(webhooks, "MO_GROUPS", 2)
+    config = config_from_dict({"accounts": [{"system_id": "acme", "password": "pw",
+                                             "webhook_url": "http://127.0.0.1:1/hook", "webhook_secret": SECRET}]})
+    sender = webhooks.WebhookSender(config, MemoryStore())  # not started: queued jobs stay queued
+    done: list[bool] = []
+
+    def part(reference: int, total: int, seq: int) -> None:
+        pdu = _mo_part(reference, total, seq)
+        sender.send_mo(Delivery(id=reference * 10 + seq, account="acme", pdu=pdu), decode(pdu), done.append)
+
+    steps = [  # (reference, total, seq) -> pending after it
+        ((1, 3, 1), 1), ((1, 3, 2), 2),  # group 1 waits with two parts
+        ((2, 2, 1), 3),  # group 2 waits with one
+        ((1, 3, 3), 2),  # group 1 complete: one webhook queued, group 2's part waits
+        ((3, 2, 1), 3),
+        ((4, 2, 1), 4),  # group 4 pushes out group 2 (the oldest): its one part is queued
+    ]
+    for (reference, total, seq), expected in steps:
+        if reference == 4:  # the last group gives up waiting for its second part soon
+            monkeypatch.setattr(webhooks, "MO_PARTS_TIMEOUT", 0.01)
+        part(reference, total, seq)
+        assert sender.pending() == expected, (reference, total, seq)
+    assert len(sender._queue) == 2 and len(sender._groups) == 2
+    await wait_until(lambda: len(sender._groups) == 1, what="group 4 given up")
+    assert sender.pending() == 4 and len(sender._queue) == 3  # its one part is queued as it is
+    assert done == []
+    await sender.stop()

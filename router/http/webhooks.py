@@ -217,6 +217,7 @@ class WebhookSender:
         self._timers: set[asyncio.TimerHandle] = set()
         self._session: aiohttp.ClientSession | None = None
         self._groups: OrderedDict[MoKey, _MoGroup] = OrderedDict()
+        self._parts_waiting = 0  # the dones of every group in _groups, kept as they come and go (see pending)
         self._busy = 0  # requests in progress
         self.sent = 0  # webhooks answered 2xx
         self.retries = 0  # attempts answered otherwise (or not at all) and tried again
@@ -254,9 +255,13 @@ class WebhookSender:
             self._session = None
 
     def pending(self) -> int:
-        """Webhooks queued or waiting for a retry, and MO parts waiting for their siblings."""
-        return len(self._queue) + self._busy + len(self._timers) - len(self._groups) + sum(
-            len(g.dones) for g in self._groups.values())
+        """Webhooks queued or waiting for a retry, and MO parts waiting for their siblings.
+
+        Asked before every job is queued, so it is a sum of counters: the parts waiting are
+        counted as groups gain and lose them (not summed over up to ``MO_GROUPS`` groups), and
+        each group's expiry timer, one of ``_timers``, is not a webhook owed.
+        """
+        return len(self._queue) + self._busy + len(self._timers) - len(self._groups) + self._parts_waiting
 
     # ---- the WebhookSink interface (router.delivery) ---------------------------------------
 
@@ -292,19 +297,25 @@ class WebhookSender:
         group = self._groups.get(key)
         if group is None:
             while len(self._groups) >= MO_GROUPS:
-                self._flush(*self._groups.popitem(last=False))
+                oldest = next(iter(self._groups))
+                self._flush(oldest, self._ungroup(oldest))
             group = self._groups[key] = _MoGroup(info.total, pdu)
             group.timer = self._later(MO_PARTS_TIMEOUT, self._expire, key, group)
         group.parts.setdefault(info.seq, info.payload)
         group.dones.append(done)
+        self._parts_waiting += 1
         if len(group.parts) == group.total:
-            del self._groups[key]
-            self._flush(key, group)
+            self._flush(key, self._ungroup(key))
+
+    def _ungroup(self, key: MoKey) -> _MoGroup:
+        """The group of ``key``, taken out of those waiting for parts (its parts out of the count)."""
+        group = self._groups.pop(key)
+        self._parts_waiting -= len(group.dones)
+        return group
 
     def _expire(self, key: MoKey, group: _MoGroup) -> None:
         if self._groups.get(key) is group:
-            del self._groups[key]
-            self._flush(key, group)
+            self._flush(key, self._ungroup(key))
 
     def _flush(self, key: MoKey, group: _MoGroup) -> None:
         """One webhook for the parts of a long MO that came (all of them, unless it timed out)."""
