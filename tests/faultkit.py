@@ -25,7 +25,6 @@ import errno
 import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Iterable, Iterator
@@ -34,6 +33,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from netkit import free_port
 
 import smppcore
 from smppcore import MessageState, SubmitSm
@@ -42,12 +42,6 @@ from smpphub.simulator.app import RunningSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class Upstream(msgspec.Struct, frozen=True, kw_only=True):

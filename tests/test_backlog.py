@@ -4,9 +4,9 @@ as room frees, streamed in after a restart; the ESME side refuses new submits pa
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from hubkit import hub_config, running_hub, simulator, wait_until
+from netkit import free_port
 
 import smppcore
 from smppcore import CommandStatus, MessageState
@@ -16,12 +16,6 @@ from smpphub.router.lifecycle import MessageRow, State
 from smpphub.router.store.memory import MemoryStore
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class Holder:

@@ -7,18 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from httpkit import ADMIN_TOKEN, BETA_TOKEN, http_client, http_hub_config, running_hub
-from hubkit import simulator, wait_until
+from hubkit import wait_until
 
 from smppcore.concat import concat_info
 
 ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
-
-
-@pytest.fixture
-async def smsc():
-    sim = await simulator()
-    yield sim
-    await sim.close()
 
 
 @pytest.fixture

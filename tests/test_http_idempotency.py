@@ -20,7 +20,7 @@ import threading
 import pytest
 from aiohttp import web
 from httpkit import http_client, http_hub_config, running_hub
-from hubkit import simulator, wait_until
+from hubkit import wait_until
 
 from smpphub.router.http.idempotency import IdempotencyKeys
 from smpphub.router.lifecycle import MessageRow
@@ -32,13 +32,6 @@ ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
 KEY = {"Idempotency-Key": "crash-window-1"}
 REQUEST = b"the request's body"
 BODY = {"to": "447700900301", "text": "only once"}
-
-
-@pytest.fixture
-async def smsc():
-    sim = await simulator()
-    yield sim
-    await sim.close()
 
 
 def fail_message_writes_while(failing: threading.Event, db: sqlite3.Connection) -> None:

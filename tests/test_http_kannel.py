@@ -18,13 +18,6 @@ ROUTES = [{"prefix": "44", "upstreams": ["uk"]}]
 
 
 @pytest.fixture
-async def smsc():
-    sim = await simulator()
-    yield sim
-    await sim.close()
-
-
-@pytest.fixture
 async def receiver():
     from aiohttp import web
 

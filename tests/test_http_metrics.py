@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 from httpkit import ACME_TOKEN, http_client, http_hub_config, running_hub
-from hubkit import simulator, wait_until
+from hubkit import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 import smppcore
@@ -33,13 +33,6 @@ async def scrape(hub) -> dict:
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
             return samples(await resp.text())
-
-
-@pytest.fixture
-async def smsc():
-    sim = await simulator()
-    yield sim
-    await sim.close()
 
 
 async def test_counters_move_by_exactly_the_messages_sent(smsc):

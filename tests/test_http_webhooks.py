@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from httpkit import ACME_TOKEN, http_client, http_hub_config, local_web_server, running_hub
-from hubkit import hub_config, simulator, wait_until
+from hubkit import hub_config, wait_until
 
 from smpphub.router.config import ConfigError, config_from_dict, config_warnings
 from smpphub.router.http.tokens import hash_token
@@ -52,13 +52,6 @@ async def receiver():
     rec = Receiver()
     async with local_web_server(web.post("/hook", rec.hook), web.get("/dlr", rec.dlr)) as rec.url:
         yield rec
-
-
-@pytest.fixture
-async def smsc():
-    sim = await simulator()
-    yield sim
-    await sim.close()
 
 
 def verify(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
-import socket
 
 import pytest
 import structlog
 from hubkit import hub_config, running_hub, simulator, wait_until
+from netkit import free_port
 
 import smppcore
 from smppcore import CommandId, CommandStatus, DataCoding, DeliverSm, EsmClass, MessageState, SubmitSm
@@ -110,15 +110,6 @@ def where_each_message_went(messages: list[LongMessage],
 
 def total_segments(messages: list[LongMessage]) -> int:
     return sum(len(m.segments) for m in messages)
-
-
-@pytest.fixture
-async def smscs():
-    a = await simulator()
-    b = await simulator()
-    yield {"a": a, "b": b}
-    await a.close()
-    await b.close()
 
 
 async def test_long_messages_over_a_weighted_route_keep_one_smsc_each(smscs):
@@ -402,12 +393,6 @@ async def test_duplicate_final_receipt_is_acked_and_forwarded_once(crafted):
 
 
 # ---- the lifecycle through a real hub ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 async def test_a_scheduled_message_leaves_at_its_time_not_before(smscs):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from netkit import free_port
 from tlskit import self_signed
 
 from smpphub.bench import cli
@@ -33,12 +34,9 @@ HOST = "127.0.0.1"
 @pytest.fixture
 def sim_process():
     """A simulator in its own process (the load generator runs its own event loop)."""
-    import socket
 
     def start(*extra: str):
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
+        port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{port}", "--quiet", *extra],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
         assert b"listening" in proc.stdout.readline()
@@ -282,6 +280,13 @@ class Smsc:
 
 @pytest.fixture
 def smsc():
+    """A factory of crafted :class:`Smsc` servers, in place of the simulator plugin's ``smsc`` in this module.
+
+    It differs on purpose: these tests check the load generator's counts against faults
+    placed exactly (every n-th submit throttled, nacked or unanswered, one connection cut,
+    receipts sent on the other bind), faults the simulator is not scripted for here, and
+    they read what each crafted server counted.
+    """
     servers: list[Smsc] = []
 
     def start(**kwargs) -> Smsc:
@@ -438,13 +443,9 @@ def test_the_bind_carries_the_system_type(smsc):
 
 
 def test_bench_error_when_nobody_listens():
-    import socket
-
     from smpphub.bench.loadgen import BenchError
 
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(BenchError, match=f"cannot connect to {HOST}:{port}: Connection refused"):
         run_bench(LoadOptions(host=HOST, port=port, system_id="lg", password="pw", count=10, progress=False))
 

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from netkit import free_port
 
 import smppcore
 from smpphub.simulator.config import load_config
@@ -24,12 +25,6 @@ from smpphub.simulator.config import load_config
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATE = [sys.executable, "-m", "smpphub", "simulate"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def simulate(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

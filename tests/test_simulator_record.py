@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
 from hubkit import wait_until
+from netkit import free_port
 from simkit import HOST, TO, connect, pipeline, simulator
 
 import smppcore
 from smppcore import CommandStatus, MessageState, SubmitSm, Tag
 from smppcore.receipt import receipt_info
 from smppcore.text import split_text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
 
 # ---- long messages ---------------------------------------------------------------------------------
 
