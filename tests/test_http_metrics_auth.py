@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import msgspec
 import pytest
 from browserkit import browser_page
 from httpkit import ACME_TOKEN, ADMIN_TOKEN, http_hub_config, running_hub
+from venvkit import block_starting
 
+import smppcore
 from smpphub.router.config import ConfigError, config_from_dict
 from smpphub.router.http.tokens import hash_token
 
@@ -203,3 +206,31 @@ async def test_serve_check_refuses_an_unknown_value_in_one_line(tmp_path):
     assert proc.returncode == 2, (out, err)
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and "http.metrics_auth: invalid enum value 'yes'" in lines[0], lines
+
+
+# ---- README.md ----------------------------------------------------------------------------
+
+README_URL = "http://127.0.0.1:8080"
+
+
+async def test_the_readme_example_runs_as_printed():
+    """The README's [http] lines added to its "Operating the hub" [http] (port 0), and its two
+    curl lines run in bash as printed: the scrape token reads the metrics, no token gets 401."""
+    ops = tomllib.loads(block_starting("# in hub.toml: the listener, and the admin token").code)["http"]
+    added = tomllib.loads(block_starting("# in hub.toml's [http], beside admin_token: /metrics").code)
+    shell = block_starting('curl -s -H "Authorization: Bearer shk_scrape').code
+    assert ops["listen"] == README_URL.removeprefix("http://") and README_URL in shell
+    config = http_hub_config({}, [], http={**ops, **added, "listen": "127.0.0.1:0"})
+    assert config.http is not None and config.http.metrics_auth == "token" == config.http.dashboard_auth
+    async with running_hub(config, wait=False) as hub:
+        async with smppcore.connect("127.0.0.1", hub.servers[0].port, system_id="acme", password="pw"):
+            proc = await asyncio.create_subprocess_exec(
+                "bash", "-euo", "pipefail", "-c", shell.replace(README_URL, hub.http.url),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    *binds, refused = out.decode().splitlines()
+    assert binds == ['smpphub_binds{account="acme"} 1.0', 'smpphub_binds{account="beta"} 0.0']
+    body, _, status = refused.rpartition(" HTTP ")
+    assert status == "401"
+    assert msgspec.json.decode(body)["error"]["field"] == "Authorization"

@@ -67,6 +67,8 @@ class Kind(enum.Enum):
     RESULT = "a measured table: format_table prints exactly it for these figures"
     OPS_TOML = "the [http] of a hub that tests/test_readme_ops.py runs (port 0) for the next block"
     OPS_SHELL = "tests/test_readme_ops.py runs each line as printed against that hub (its port): exit 0"
+    AUTH_TOML = "added to OPS_TOML's [http] by tests/test_http_metrics_auth.py for a hub it runs (port 0)"
+    AUTH_SHELL = "tests/test_http_metrics_auth.py runs it as printed against that hub (its port): exit 0, 200 then 401"
     API_TOML = "the [http] and account of a hub that tests/test_readme_http.py runs (port 0) for the next block"
     API_SHELL = "tests/test_readme_http.py runs it as printed against that hub (its port): exit 0, webhooks arrive"
     CHECK_ESME = "tests/test_check_esme.py runs both lines as printed (port 0) and checks the report it wrote"
@@ -97,6 +99,8 @@ BLOCKS = [
     Proof("README.md", "export TOKEN=", Kind.API_SHELL),
     Proof("README.md", "# in hub.toml: the listener, and the admin token", Kind.OPS_TOML),
     Proof("README.md", "curl -s http://127.0.0.1:8080/metrics", Kind.OPS_SHELL),
+    Proof("README.md", "# in hub.toml's [http], beside admin_token: /metrics", Kind.AUTH_TOML),
+    Proof("README.md", "curl -s -H \"Authorization: Bearer shk_scrape", Kind.AUTH_SHELL),
     Proof("simulator/README.md", "smpphub simulate ", Kind.SERVER),
     Proof("simulator/README.md", "smpphub simulate: simulator.toml:", Kind.CONFIG_ERRORS),
     Proof("simulator/README.md", 'listen = "127.0.0.1:2775"', Kind.SIMULATOR_TOML),
