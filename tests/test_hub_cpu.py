@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+import smppcore
 from smppcore import EsmClass, MessageState
+from smppcore.runtime import GC_YOUNG_THRESHOLD
 from smppcore.session_states import State
-from smpphub.router import cli, receipts
+from smpphub.router import receipts
 
 FINAL = {MessageState.DELIVERED, MessageState.EXPIRED, MessageState.DELETED, MessageState.UNDELIVERABLE,
          MessageState.UNKNOWN, MessageState.REJECTED}
@@ -46,8 +48,20 @@ def gc_restored() -> Iterator[None]:
     gc.set_threshold(*thresholds)
 
 
-def test_serve_moves_the_young_collection_out_and_keeps_the_older_ones(gc_restored: None) -> None:
+def test_quiet_gc_moves_the_young_collection_out_and_keeps_the_older_ones(gc_restored: None) -> None:
+    """What the hub, the simulator and the load generator's processes run once they are up."""
     _, middle, old = gc.get_threshold()
-    cli._quiet_gc()
-    assert gc.get_threshold() == (cli.GC_YOUNG_THRESHOLD, middle, old)
+    smppcore.quiet_gc()
+    assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, middle, old)
     assert gc.get_freeze_count() > 0 and gc.isenabled()
+
+
+@pytest.mark.parametrize("kind", ["MessageRow", "Transition"])
+def test_rows_and_transitions_are_not_tracked_by_the_cycle_collector(kind: str) -> None:
+    from smpphub.router import lifecycle
+
+    if kind == "MessageRow":
+        obj: object = lifecycle.MessageRow(id="m", account="a", pdu=b"", route=["up"])
+    else:
+        obj = lifecycle.Transition(lifecycle.State.QUEUED, lifecycle.State.IN_FLIGHT)
+    assert not gc.is_tracked(obj)
