@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 from smpphub.router.config import config_from_dict
 from smpphub.router.hub import Hub
@@ -19,8 +20,15 @@ async def simulator(**config: Any) -> RunningSimulator:
     return await start_simulator(simulator_config(config), port=None if "listen" in config else 0)
 
 
-def hub_config(upstreams: dict[str, RunningSimulator | int], routes: list[dict], **extra: Any):
-    """A hub config: accounts acme/beta (password pw), the given upstreams and routes."""
+class Listening(Protocol):
+    """A simulator as the hub's config needs it: a RunningSimulator, or the simulator plugin's smsc fixture."""
+
+    @property
+    def port(self) -> int: ...
+
+
+def hub_config(upstreams: dict[str, Listening | int], routes: list[dict], **extra: Any):
+    """A hub config: accounts acme/beta (password pw), the given upstreams (simulators or bare ports) and routes."""
     data: dict[str, Any] = {
         "listeners": [{"host": "127.0.0.1", "port": 0}],
         "accounts": [{"system_id": "acme", "password": "pw"}, {"system_id": "beta", "password": "pw"}],
