@@ -87,7 +87,7 @@ def test_a_short_text_is_coded_once_per_request_a_long_one_each_time():
 
 def _config(*tokens: str) -> SimpleNamespace:
     account = SimpleNamespace(system_id="acme", api_tokens=[hash_token(t) for t in tokens])
-    return SimpleNamespace(accounts=[account], http=SimpleNamespace(admin_token=""))
+    return SimpleNamespace(accounts=[account], http=SimpleNamespace(admin_token="", metrics_token=""))
 
 
 def test_a_token_that_matched_is_remembered_others_never_and_a_reload_forgets():
