@@ -57,12 +57,16 @@ class Acceptor:
         self.dispatcher = dispatcher
         self.msglog = msglog or MessageLog.off()
         self._batcher: TurnBatcher[Submission] = TurnBatcher(self._commit)
-        self.accepted = 0
         self.store_failures = 0  # messages refused since the store last failed (0: it works)
 
     @property
     def commits(self) -> int:
         return self._batcher.batches
+
+    @property
+    def accepted(self) -> int:
+        """Messages (segments) stored and answered, all accounts: the hub's stats count them, by account."""
+        return sum(self.dispatcher.stats.accepted.values())
 
     def accept(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
         """Store ``messages``; then send ``response`` on ``conn`` and dispatch them."""
@@ -90,7 +94,6 @@ class Acceptor:
         if self.store_failures:
             log.warning("store_recovered", refused=self.store_failures)
             self.store_failures = 0
-        self.accepted += len(rows)
         stats: HubStats = self.dispatcher.stats
         stats.store_commit.observe(time.perf_counter() - started)
         stats.store_batch.observe(len(rows))
