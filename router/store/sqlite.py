@@ -280,12 +280,11 @@ class SqliteStore(Store):
 
     def _keep_saves(self, rows: Iterable[MessageRow], waiter: asyncio.Future[None] | None) -> None:
         """The rows' state as it is now, held for the writer's next batch (merged with saves held already)."""
-        loop = self._writer.open_loop()  # first: it refuses once the store is closed
         if waiter is not None:
             self._saves_waited = True
-            self._writer.wake()
-        elif self._lazy_timer is None:
-            self._lazy_timer = loop.call_later(LAZY_SAVE_DELAY, self._lazy_saves_due)
+            self._writer.wake()  # it refuses once the store is closed
+        else:
+            self._lazy_timer_armed()
         self._calls += 1
         call = self._calls
         saves = self._saves
@@ -293,12 +292,21 @@ class SqliteStore(Store):
             shape, values = schema.save_of(r)
             held = saves.get(r.id)
             if held is None:
-                saves[r.id] = _PendingSave(shape, values, call, waiter)
+                saves[r.id] = _PendingSave(shape, values, call, None if waiter is None else [waiter])
             else:
                 held.shape, held.values = schema.merged_save(held.shape, held.values, shape, values)
                 held.call = call
                 if waiter is not None:
-                    held.wait(waiter)
+                    if held.waiters is None:
+                        held.waiters = [waiter]
+                    else:
+                        held.waiters.append(waiter)
+
+    def _lazy_timer_armed(self) -> None:
+        """The held saves go after LAZY_SAVE_DELAY at the latest (RuntimeError once the store is closed)."""
+        loop = self._writer.open_loop()
+        if self._lazy_timer is None:
+            self._lazy_timer = loop.call_later(LAZY_SAVE_DELAY, self._lazy_saves_due)
 
     def _lazy_saves_due(self) -> None:
         self._lazy_timer = None
@@ -317,8 +325,7 @@ class SqliteStore(Store):
         if not saves:
             return
         if not (commit_coming or self._saves_waited or self._lazy_due):
-            if self._lazy_timer is None:
-                self._lazy_timer = self._writer.open_loop().call_later(LAZY_SAVE_DELAY, self._lazy_saves_due)
+            self._lazy_timer_armed()
             return
         self._saves = {}
         self._saves_waited = self._lazy_due = False
@@ -336,7 +343,7 @@ class SqliteStore(Store):
         writer = self._writer
         waited: dict[asyncio.Future[None], list[asyncio.Future[None]]] = {}
         for (shape, _), group in sorted(groups.items(), key=_by_shape):
-            waiters = {w: None for held in group if held.waiters is not None for w in held.all_waiters()}
+            waiters = {w: None for held in group if held.waiters is not None for w in held.waiters}
             if not waiters:
                 writer.write(shape, [held.values for held in group], wait=False)
                 continue
@@ -593,28 +600,16 @@ class _PendingSave:
     """A message's save the writer has not taken yet; later saves of the message merge into it.
 
     ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls that included
-    it (one Future, a list of them, or None), told when the merged save is committed.
+    it (None: nobody waits), told when the merged save is committed.
     """
 
     __slots__ = ("shape", "values", "call", "waiters")
 
-    def __init__(self, shape: Shape, values: Row, call: int, waiter: asyncio.Future[None] | None) -> None:
+    def __init__(self, shape: Shape, values: Row, call: int, waiters: list[asyncio.Future[None]] | None) -> None:
         self.shape = shape
         self.values = values
         self.call = call  # the save call it came from last: saves are queued by call
-        self.waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = waiter
-
-    def all_waiters(self) -> list[asyncio.Future[None]]:
-        waiters = self.waiters
-        return [] if waiters is None else waiters if isinstance(waiters, list) else [waiters]
-
-    def wait(self, waiter: asyncio.Future[None]) -> None:
-        if self.waiters is None:
-            self.waiters = waiter
-        elif isinstance(self.waiters, list):
-            self.waiters.append(waiter)
-        else:
-            self.waiters = [self.waiters, waiter]
+        self.waiters = waiters
 
 
 def _by_shape(group: tuple[tuple[Shape, int], list[_PendingSave]]) -> tuple[int, int]:

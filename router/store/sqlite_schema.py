@@ -221,8 +221,6 @@ def save_of(r: MessageRow) -> tuple[Shape, Row]:
     return SAVE_WAITING, saved_waiting(r)
 
 
-_SAVED_BY_SHAPE = {SAVE_WAITING: SAVED_WAITING, SAVE_SENT: SAVED_SENT, SAVE_FINAL: SAVED_FINAL,
-                   SAVE_ENDED: SAVED_ENDED, SAVE_SETTLED: SAVED_SETTLED}
 _COLUMN_ORDER = {column: i for i, column in enumerate(COLUMNS)}
 
 
@@ -232,18 +230,18 @@ def merged_save(first: Shape, first_values: Row, then: Shape, then_values: Row) 
     the writer got to it is written once, its upstream id with its final state.)"""
     if first is then:
         return then, then_values
-    values = dict(zip(_SAVED_BY_SHAPE[first], first_values, strict=False))
-    values.update(zip(_SAVED_BY_SHAPE[then], then_values, strict=False))
+    values = dict(zip(first.fields, first_values, strict=False))  # the values end with the id
+    values.update(zip(then.fields, then_values, strict=False))
     fields = tuple(sorted(values, key=_COLUMN_ORDER.__getitem__))
     shape = _MERGED.get(fields)
     if shape is None:
         shape = _MERGED[fields] = update_shape("messages", fields)
-        _SAVED_BY_SHAPE[shape] = fields
     return shape, (*(values[f] for f in fields), then_values[-1])
 
 
 #: the shapes of merged saves, by the columns they set (a handful of combinations happen)
-_MERGED: dict[tuple[str, ...], Shape] = {fields: shape for shape, fields in _SAVED_BY_SHAPE.items()}
+_MERGED: dict[tuple[str, ...], Shape] = {
+    shape.fields: shape for shape in (SAVE_WAITING, SAVE_SENT, SAVE_FINAL, SAVE_ENDED, SAVE_SETTLED)}
 
 
 def message_from_row(row: SqlRow) -> MessageRow:

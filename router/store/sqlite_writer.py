@@ -57,10 +57,12 @@ class Shape:
     rest is padded with NULL rows that match or insert nothing.
     """
 
-    __slots__ = ("kind", "width", "template", "legacy", "sqls", "chunk", "pad")
+    __slots__ = ("kind", "width", "template", "legacy", "fields", "sqls", "chunk", "pad")
 
-    def __init__(self, kind: str, width: int, template: str, legacy: str | None = None) -> None:
+    def __init__(self, kind: str, width: int, template: str, legacy: str | None = None,
+                 fields: tuple[str, ...] = ()) -> None:
         self.kind = kind  # "insert" | "update" | "delete"
+        self.fields = fields  # the columns it writes, for an insert or an update (a row's values, in order)
         self.width = width  # parameters per row
         self.template = template  # {values}: the rows' placeholders
         self.legacy = legacy  # per-row SQL for executemany when UPDATE FROM is missing
@@ -101,7 +103,8 @@ def insert_shape(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> 
     cols = ", ".join(columns)
     # the padding rows are all NULL; a real row always has its id (checked by rowcount)
     return Shape("insert", len(columns),
-                 f"{verb} INTO {table} ({cols}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL")
+                 f"{verb} INTO {table} ({cols}) SELECT * FROM (VALUES {{values}}) WHERE column1 IS NOT NULL",
+                 fields=columns)
 
 
 def update_shape(table: str, fields: tuple[str, ...]) -> Shape:
@@ -111,7 +114,7 @@ def update_shape(table: str, fields: tuple[str, ...]) -> Shape:
     return Shape(
         "update", len(fields) + 1,
         f"UPDATE {table} SET {sets} FROM (VALUES {{values}}) AS v WHERE {table}.id = v.column{len(fields) + 1}",
-        legacy,
+        legacy, fields,
     )
 
 
