@@ -24,9 +24,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .loadgen import BenchResult
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -105,8 +110,9 @@ level = "warning"
 """)
 
 
-def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rate: float = 0.0) -> dict:
-    """``smpphub bench`` in a process of its own; its figures, and its CPU per message."""
+def run_bench(port: int, options: list[str], timeout: float = 900) -> BenchResult:
+    """``smpphub bench`` against ``port`` as the benchmarks' ``bench`` account, in a process of
+    its own, with ``options`` (what to send and how); what it measured."""
     import msgspec
 
     from .loadgen import BenchResult
@@ -114,16 +120,21 @@ def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rat
     with tempfile.TemporaryDirectory(prefix="smpphub-load-") as tmp:
         path = Path(tmp) / "load.json"
         argv = [sys.executable, "-m", "smpphub.bench.cli", "--target", f"{HOST}:{port}", "--system-id", "bench",
-                "--password", "bench", "--count", str(count), "--window", str(window), "--binds", str(binds),
-                "--from", "Bench", "--receipt-wait", "120", "--quiet", "--json", str(path)]
-        if receipts:
-            argv.append("--dlr")
-        if rate:
-            argv += ["--rate", f"{rate:.1f}"]
-        out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900)
+                "--password", "bench", "--from", "Bench", "--quiet", "--json", str(path), *options]
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
-        r = msgspec.json.decode(path.read_bytes(), type=BenchResult)
+        return msgspec.json.decode(path.read_bytes(), type=BenchResult)
+
+
+def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rate: float = 0.0) -> dict:
+    """``count`` messages through ``smpphub bench``; its figures, and its CPU per message."""
+    options = ["--count", str(count), "--window", str(window), "--binds", str(binds), "--receipt-wait", "120"]
+    if receipts:
+        options.append("--dlr")
+    if rate:
+        options += ["--rate", f"{rate:.1f}"]
+    r = run_bench(port, options)
     return {
         "count": r.sent,
         "errors": sum(r.errors.values()),
@@ -138,24 +149,65 @@ def run_load(port: int, count: int, window: int, binds: int, receipts: bool, rat
     }
 
 
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """The RSS of a process once a second, on a thread of its own, from start to :meth:`stop`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append(rss_mib(self.pid))
+            except OSError:
+                return
+            self._stop.wait(1.0)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
 def measure_through_hub(prefix: str, config: Callable[[Path, int, int, Path], None], ready: bytes,
-                        load: Callable[[int], dict], messages: Callable[[dict], int]) -> dict:
-    """A simulator and a hub in front of it (``config(path, hub_port, smsc_port, db)`` writes its
-    hub.toml; ``ready``: its line once it listens), then ``load(hub_port)``; the result gets the
-    CPU microseconds each of the two spent per message (``messages(result)`` of them)."""
+                        load: Callable[[int], dict], messages: Callable[[dict], int], *,
+                        simulator_config: str = "", sample_rss: bool = False) -> dict:
+    """A simulator (``simulator_config``: its TOML, if any) and a hub in front of it (``config(path,
+    hub_port, smsc_port, db)`` writes its hub.toml; ``ready``: its line once it listens), then
+    ``load(hub_port)``; the result gets the CPU microseconds each of the two spent per message
+    (``messages(result)`` of them) and, with ``sample_rss``, the hub's RSS once a second (``hub_rss_mib``)."""
     # the hub's config and database live in a temp directory removed however the run ends
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         tmp = Path(folder)
         smsc_port, hub_port = free_port(), free_port()
-        sim = start([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"],
-                    b"listening")
+        simulate = [sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:{smsc_port}", "--quiet"]
+        if simulator_config:
+            (tmp / "simulator.toml").write_text(simulator_config)
+            simulate += ["--config", str(tmp / "simulator.toml")]
+        sim = start(simulate, b"listening")
         try:
             config(tmp / "hub.toml", hub_port, smsc_port, tmp / "hub.db")
             hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], ready)
             try:
                 time.sleep(0.5)  # let the hub's upstream binds come up (they retry on their own)
                 cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
+                sampler = RssSampler(hub.pid) if sample_rss else None
                 result = load(hub_port)
+                if sampler is not None:
+                    result["hub_rss_mib"] = sampler.stop()
                 n = max(1, messages(result))
                 result["hub_cpu_us"] = (cpu_seconds(hub.pid) - cpu[0]) / n * 1e6
                 result["smsc_cpu_us"] = (cpu_seconds(sim.pid) - cpu[1]) / n * 1e6

@@ -17,17 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from .hub import HOST, ROOT, cpu_seconds, free_port, hub_config, start, stop
+from .hub import hub_config, measure_through_hub, run_bench
 from .loadgen import BenchResult
 
 SIMULATOR = """
@@ -36,73 +30,18 @@ delay = { kind = "uniform", min_ms = 0, max_ms = 2000 }
 """
 
 
-def rss_mib(pid: int) -> float:
-    """Resident set size of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class RssSampler:
-    """The RSS of a process once a second, on a thread of its own, until :meth:`stop`."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append(rss_mib(self.pid))
-            except OSError:
-                return
-            self._stop.wait(1.0)
-
-    def stop(self) -> list[float]:
-        self._stop.set()
-        self._thread.join()
-        return self.samples
-
-
 def run(duration: float, rate: float, window: int, binds: int, store: str = "sqlite") -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="smpphub-steady-") as folder:
-        tmp = Path(folder)
-        (tmp / "simulator.toml").write_text(SIMULATOR)
-        smsc_port, hub_port = free_port(), free_port()
-        sim = start([sys.executable, "-m", "smpphub", "simulate", "--config", str(tmp / "simulator.toml"),
-                     "--listen", f"{HOST}:{smsc_port}", "--quiet"], b"listening")
-        try:
-            hub_config(tmp / "hub.toml", hub_port, smsc_port, store, tmp / "hub.db")
-            hub = start([sys.executable, "-m", "smpphub", "serve", "--config", str(tmp / "hub.toml")], b"listening")
-            try:
-                time.sleep(0.5)  # the hub's upstream binds come up (they retry on their own)
-                cpu = (cpu_seconds(hub.pid), cpu_seconds(sim.pid))
-                sampler = RssSampler(hub.pid)
-                sampler.start()
-                out = tmp / "load.json"
-                argv = [sys.executable, "-m", "smpphub.bench.cli", "--target", f"{HOST}:{hub_port}",
-                        "--system-id", "bench", "--password", "bench", "--duration", f"{duration:g}",
-                        "--rate", f"{rate:g}", "--window", str(window), "--binds", str(binds), "--from", "Bench",
-                        "--dlr", "--receipt-wait", "30", "--quiet", "--json", str(out)]
-                done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=duration + 600)
-                rss = sampler.stop()
-                if done.returncode != 0:
-                    raise RuntimeError(done.stderr[-2000:])
-                r = msgspec.json.decode(out.read_bytes(), type=BenchResult)
-                n = max(1, r.sent)
-                hub_us = (cpu_seconds(hub.pid) - cpu[0]) / n * 1e6
-                smsc_us = (cpu_seconds(sim.pid) - cpu[1]) / n * 1e6
-            finally:
-                stop(hub)
-        finally:
-            stop(sim)
+    options = ["--duration", f"{duration:g}", "--rate", f"{rate:g}", "--window", str(window), "--binds", str(binds),
+               "--dlr", "--receipt-wait", "30"]
+
+    def load(hub_port: int) -> dict[str, Any]:
+        return {"bench": run_bench(hub_port, options, timeout=duration + 600)}
+
+    measured = measure_through_hub(
+        "smpphub-steady-", lambda path, hub_port, smsc_port, db: hub_config(path, hub_port, smsc_port, store, db),
+        b"listening", load, lambda result: result["bench"].sent, simulator_config=SIMULATOR, sample_rss=True)
+    r: BenchResult = measured["bench"]
+    rss: list[float] = measured["hub_rss_mib"]
     # the second whose slowest answer was slowest (the timeline's latencies run from the due time)
     worst = max(r.timeline, key=lambda second: second.max_us, default=None)
     return {
@@ -127,9 +66,9 @@ def run(duration: float, rate: float, window: int, binds: int, store: str = "sql
         "rss_max_mib": max(rss, default=0.0),
         "timeline_p99_ms": [second.p99_us / 1000 for second in r.timeline],  # from the due time, per second
         "timeline_max_ms": [second.max_us / 1000 for second in r.timeline],
-        "hub_cpu_us": hub_us,
-        "smsc_cpu_us": smsc_us,
-        "load_cpu_us": r.generator_cpu / n * 1e6,
+        "hub_cpu_us": measured["hub_cpu_us"],
+        "smsc_cpu_us": measured["smsc_cpu_us"],
+        "load_cpu_us": r.generator_cpu / max(1, r.sent) * 1e6,
     }
 
 
