@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -40,23 +41,24 @@ CAPACITY = 1000  # WINDOW / latency
 SIMULATOR = '[submit_latency]\nkind = "fixed"\nms = 400\n'
 
 
-def _simulator(tmp: Path, config: str) -> tuple[subprocess.Popen, int]:
-    """A simulator in its own process (the generator's loop must not share a GIL with it)."""
+def _simulator(tmp: Path, config: str) -> Iterator[int]:
+    """A simulator in its own process (the generator's loop must not share a GIL with it): its port."""
     (tmp / "sim.toml").write_text(config)
     proc = subprocess.Popen([sys.executable, "-m", "smpphub", "simulate", "--listen", f"{HOST}:0", "--quiet",
                              "--config", str(tmp / "sim.toml")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             cwd=ROOT)
-    line = proc.stdout.readline().decode()  # "smpphub simulator listening on 127.0.0.1:PORT"
-    assert "listening" in line, line
-    return proc, int(line.rsplit(":", 1)[1])
+    try:
+        line = proc.stdout.readline().decode()  # "smpphub simulator listening on 127.0.0.1:PORT"
+        assert "listening" in line, line
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
 def capacity_sim(tmp_path_factory):
-    proc, port = _simulator(tmp_path_factory.mktemp("capacity"), SIMULATOR)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    yield from _simulator(tmp_path_factory.mktemp("capacity"), SIMULATOR)
 
 
 def test_find_max_lands_within_10_percent_of_the_targets_capacity(capacity_sim, tmp_path, capsys):
@@ -94,10 +96,7 @@ THROTTLED = f"[throttle]\ntotal = {THROTTLE}\nburst = 0.1\n"  # 100 submits at m
 
 @pytest.fixture(scope="module")
 def throttled_sim(tmp_path_factory):
-    proc, port = _simulator(tmp_path_factory.mktemp("throttled"), THROTTLED)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    yield from _simulator(tmp_path_factory.mktemp("throttled"), THROTTLED)
 
 
 def test_find_max_finds_a_known_throttle_within_10_percent(throttled_sim, tmp_path, capsys):
@@ -119,10 +118,7 @@ def test_find_max_finds_a_known_throttle_within_10_percent(throttled_sim, tmp_pa
 def erring_sim(tmp_path_factory):
     config = ('seed = 3\n[errors.probabilities]\nESME_RSYSERR = 0.1\n'
               '[receipts.delay]\nkind = "uniform"\nmin_ms = 0\nmax_ms = 1000\n')
-    proc, port = _simulator(tmp_path_factory.mktemp("erring"), config)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    yield from _simulator(tmp_path_factory.mktemp("erring"), config)
 
 
 ASSERTS = [
