@@ -66,7 +66,7 @@ class Acceptor:
     @property
     def accepted(self) -> int:
         """Messages (segments) stored and answered, all accounts: the hub's stats count them, by account."""
-        return sum(self.dispatcher.stats.accepted.values())
+        return self.dispatcher.stats.accepted_total()
 
     def accept(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
         """Store ``messages``; then send ``response`` on ``conn`` and dispatch them."""

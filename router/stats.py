@@ -106,6 +106,10 @@ class HubStats:
             counts = self.finals[account] = collections.Counter()
         counts[state] += 1
 
+    def accepted_total(self) -> int:
+        """Segments stored and answered, every account together."""
+        return sum(self.accepted.values())
+
     def sent_total(self) -> int:
         """Segments an upstream accepted, every account together."""
         return sum(self.sent.values())

@@ -436,13 +436,15 @@ class SqliteWriter:
     def _queue_request(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
         """Keep ``request`` for this turn's hand-over."""
         self._pending.append(request)
-        if not self._handoff_scheduled and not self._deferred:
-            self._handoff_scheduled = True
-            loop.call_soon(self._handoff)
+        self._handoff_soon(loop)
 
     def wake(self) -> None:
         """Hand over at the end of this turn: ``gather`` has something to queue now (RuntimeError once closed)."""
-        loop = self.open_loop()
+        self._handoff_soon(self.open_loop())
+
+    def _handoff_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A hand-over at the end of this turn, unless one is asked for already or the writer's
+        end-of-batch callback will make it (``_deferred``)."""
         if not self._handoff_scheduled and not self._deferred:
             self._handoff_scheduled = True
             loop.call_soon(self._handoff)
