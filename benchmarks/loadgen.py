@@ -32,6 +32,7 @@ import msgspec
 
 from .histogram import Histogram, HistogramData
 from .messages import MIX_KINDS, DestinationPattern, parse_mix
+from .receipt_book import stem_of
 from .worker import BenchError, ReceiptTally, SecondPart, Tick, Worker, worker_process
 
 __all__ = [
@@ -431,6 +432,8 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
     unmatched = 0
     for key, at in early.items():
         due = pending.get(key)
+        if due is None and "." in key:  # a split submit_multi's receipt: owed under its stem
+            due = pending.get(stem_of(key))
         if due is None:
             unmatched += 1
         else:

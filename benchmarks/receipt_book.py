@@ -29,10 +29,19 @@ from __future__ import annotations
 
 from smppcore.receipt import normalise_message_id
 
-__all__ = ["ReceiptBook", "TRACKED_RECEIPTS"]
+__all__ = ["ReceiptBook", "TRACKED_RECEIPTS", "stem_of"]
 
 #: The most message ids each map of the book holds.
 TRACKED_RECEIPTS = 1_000_000
+
+
+def stem_of(key: str) -> str:
+    """The id a split submit_multi's ``ID.N`` key belongs to, normalised.
+
+    Normalised again, and not for nothing: a key with a dot kept its leading zeros, its
+    stem ("0042" of "0042.1") must lose them to be found ("42").
+    """
+    return normalise_message_id(key.rpartition(".")[0])
 
 
 class ReceiptBook:
@@ -49,6 +58,8 @@ class ReceiptBook:
         self.left: dict[str, int] = {}  # an id that owes more than one receipt -> how many still
         self.early: dict[str, float] = {}
         self.early_more: dict[str, list[float]] = {}  # further receipts for an id in early (a submit_multi's)
+        # a stem -> the "STEM.N" ids in early: a split submit_multi's receipts that overtook its response
+        self.early_parts: dict[str, list[str]] = {}
         self.seen: dict[str, None] = {}  # (id, handset) of the receipts counted: an ordered set, oldest first
         self.expected = 0
         self.duplicates = 0
@@ -75,6 +86,9 @@ class ReceiptBook:
         came: tuple[float, ...] = ()
         if first is not None:
             came = (first, *self.early_more.pop(key, ()))
+        if owed > 1 and self.early_parts:
+            came += self._early_parts_of(key)
+        if came:
             owed -= len(came)
             if owed <= 0:
                 return came
@@ -87,6 +101,16 @@ class ReceiptBook:
         if owed > 1:
             self.left[key] = owed
         return came
+
+    def _early_parts_of(self, key: str) -> tuple[float, ...]:
+        """When the receipts for the ``KEY.N`` ids in early came (taken out of early)."""
+        came: list[float] = []
+        for part in self.early_parts.pop(key, ()):
+            at = self.early.pop(part, None)
+            if at is not None:  # gone when an id with a dot of its own was owed as itself
+                came.append(at)
+                came.extend(self.early_more.pop(part, ()))
+        return tuple(came)
 
     def seen_before(self, message_id: str, handset: str) -> bool:
         """True for a second copy of the receipt for ``message_id`` to ``handset`` (it counts
@@ -107,10 +131,9 @@ class ReceiptBook:
         key = self._key(message_id)
         pending = self.pending
         due = pending.get(key)
+        stem = ""
         if due is None and "." in key:
-            # normalised again, and not for nothing: a key with a dot kept its leading zeros,
-            # its stem ("0042" of "0042.1") must lose them to be found ("42")
-            stem = normalise_message_id(key.rpartition(".")[0])
+            stem = stem_of(key)
             if stem in self.left:
                 key, due = stem, pending[stem]
         if due is None:
@@ -118,6 +141,8 @@ class ReceiptBook:
                 self.early_more.setdefault(key, []).append(now)
             elif len(self.early) < self.limit:
                 self.early[key] = now
+                if stem and len(self.early_parts) < self.limit:
+                    self.early_parts.setdefault(stem, []).append(key)
             return None
         left = self.left.get(key, 1)
         if left > 1:

@@ -38,6 +38,12 @@ CASES = [
     ("id.N with leading zeros: its stem loses them too",
      [("owe", "00ab", 1.0, 2, ()), ("receipt", "00AB", "4477001", 2.0, 1.0),
       ("receipt", "00ab.1", "4477002", 2.0, 1.0)], 2, 0, [], []),
+    ("id.N receipts before the submit_multi_resp (the CI run that found it)",
+     [("receipt", "0042.1", "4477002", 0.5, None), ("receipt", "42.2", "4477003", 0.6, None),
+      ("owe", "0042", 0.25, 3, (0.5, 0.6)), ("receipt", "42", "4477001", 1.0, 0.25)], 3, 0, [], []),
+    ("an id with a dot of its own, owed as itself, is not taken again by its stem",
+     [("receipt", "7.1", "4477", 0.5, None), ("owe", "7.1", 0.25, 1, (0.5,)), ("owe", "7", 0.3, 2, ())],
+     3, 0, ["7"], []),
     ("id.N of a plain submit is not its stem", [("owe", "abc", 1.0, 1, ()), ("receipt", "abc.1", "4477", 2.0, None)],
      1, 0, ["abc"], ["abc.1"]),
     ("nothing owed: all refused in submit_multi_resp", [("owe", "5", 1.0, 0, ())], 0, 0, [], []),
@@ -68,6 +74,9 @@ def test_every_map_is_bounded_and_forgets_the_oldest():
     assert list(book.pending) == ["12", "13", "14"] and set(book.left) == {"12", "13", "14"}
     assert len(book.seen) == 3 and len(book.early) == 3
     assert book.match("10", 9.0) is None  # forgotten: its receipt waits as early, later unmatched
+    for i in range(5):
+        book.match(f"{i + 200}.1", float(i))
+    assert len(book.early) == 3 and len(book.early_parts) <= 3
 
 
 def test_a_receipt_id_is_normalised_once(monkeypatch):
