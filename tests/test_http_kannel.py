@@ -134,21 +134,6 @@ async def test_sendsms_finds_accounts_as_the_last_reload_left_them(hub, smsc):
                        ("acme", "pw", 202, "0: Accepted for delivery"), ("gamma", "pw", 403, refused)]
 
 
-def test_the_account_index_is_built_once_per_configuration():
-    from httpkit import http_hub_config
-
-    from smpphub.router.http.kannel import _Logins
-
-    logins = _Logins()
-    config = http_hub_config({}, [])
-    acme = logins.account(config, "acme")
-    assert acme is not None and acme.system_id == "acme" and logins.account(config, "nobody") is None
-    index = logins._accounts
-    assert logins.account(config, "beta") is not None and logins._accounts is index  # same config: no rebuild
-    reloaded = http_hub_config({}, [])
-    assert logins.account(reloaded, "acme") is not acme and logins._accounts is not index
-
-
 def test_fill_dlr_url_leaves_unknown_escapes():
     from smppcore import DeliverSm, SubmitSm, encode
     from smpphub.router.http.kannel import KannelDlr, fill_dlr_url

@@ -264,10 +264,9 @@ async def explain_route(request: web.Request) -> web.Response:
     source = query.get("from", "")
     if not to:
         raise ApiError(422, "to: required, the destination number", field="to")
-    accounts = {a.system_id: a for a in hub.config.accounts}
     if not account_name:
         raise ApiError(422, "account: required, the system_id sending", field="account")
-    account = accounts.get(account_name)
+    account = hub.dispatcher.accounts.get(account_name)
     if account is None:
         raise ApiError(422, f"account: unknown account {account_name!r}", field="account")
     destination = normalise_destination(to)

@@ -66,7 +66,7 @@ from smppcore.pdus import DeliverSm, SubmitSm
 from smppcore.text import decode_text
 
 from ..auth import verify_password
-from ..config import Account, HubConfig
+from ..config import Account
 from ..lifecycle import MessageRow, State
 from .api import Accepted, admit_drafts, store_accepted
 from .compose import Draft
@@ -112,21 +112,12 @@ class _Sendsms(msgspec.Struct, kw_only=True):
 
 
 class _Logins:
-    """Accounts by system_id, rebuilt when the hub's configuration object changes (a reload);
-    passwords that passed, by (system_id, SHA-256), bounded; checks one at a time."""
+    """Passwords that passed, by (system_id, SHA-256), bounded; checks one at a time. (The
+    accounts themselves are the dispatcher's index, which a reload replaces.)"""
 
     def __init__(self) -> None:
-        self._config: HubConfig | None = None
-        self._accounts: dict[str, Account] = {}
         self._ok: OrderedDict[tuple[str, bytes], str] = OrderedDict()
         self._lock = asyncio.Lock()
-
-    def account(self, config: HubConfig, username: str) -> Account | None:
-        """The account of ``config`` named ``username``, if there is one."""
-        if config is not self._config:
-            self._accounts = {a.system_id: a for a in config.accounts}
-            self._config = config
-        return self._accounts.get(username)
 
     async def check(self, account: Account, password: str) -> bool:
         key = (account.system_id, hashlib.sha256(password.encode("utf-8", "surrogateescape")).digest())
@@ -176,7 +167,7 @@ async def sendsms(request: web.Request) -> web.Response:
     username = _text_param(params, "username") or _text_param(params, "user")
     password = _text_param(params, "password") or _text_param(params, "pass")
     logins = request.app[LOGINS]
-    account = logins.account(hub.config, username)
+    account = hub.dispatcher.accounts.get(username)
     if account is None or not password or not await logins.check(account, password):
         return _kannel(403, "Authorization failed for sendsms")
     try:
