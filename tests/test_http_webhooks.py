@@ -368,4 +368,9 @@ async def test_pending_counts_each_mo_part_waiting_as_its_group_comes_and_goes(m
     await wait_until(lambda: len(sender._groups) == 1, what="group 4 given up")
     assert sender.pending() == 4 and len(sender._queue) == 3  # its one part is queued as it is
     assert done == []
+    part(5, 3, 1)
+    part(5, 3, 2)
+    assert sender.pending() == 6  # three queued, group 3's part, group 5's two
     await sender.stop()
+    # the groups' parts wait in the store, not in memory: the three queued jobs are all that is left
+    assert sender.pending() == 3 and not sender._groups

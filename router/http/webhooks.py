@@ -242,10 +242,16 @@ class WebhookSender:
         self._workers = [loop.create_task(self._work()) for _ in range(self.settings.webhook_concurrency)]
 
     async def stop(self) -> None:
-        """Stop sending: what is not answered yet stays in the store for the next start."""
+        """Stop sending: what is not answered yet stays in the store for the next start.
+
+        The MO parts still waiting for their siblings are let go with their groups' timers
+        (the store keeps them; the next start joins them again), so :meth:`pending` counts
+        only the jobs left in memory, never a group whose timer is gone."""
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        self._groups.clear()
+        self._parts_waiting = 0
         tasks = [*self._workers, *self._tasks]
         for task in tasks:
             task.cancel()
