@@ -1,19 +1,24 @@
 """The HTTP API's fast paths say the same as the slow ones they skip (see tests/test_http_api.py end to end).
 
 Table-driven: a batch decoded in one go against item by item; a text coded once per
-request against each time; a remembered token against the digest lookup, with its bounds;
-the server's one middleware (errors and deadlines, once two) against every kind of failure.
+request against each time; a one-part submit_sm made once per request and copied per
+destination against one made each time; a rejected item's field path written only when it
+is rejected against the single message's; a remembered token against the digest lookup,
+with its bounds; the server's one middleware (errors and deadlines, once two) against
+every kind of failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from httpkit import http_client, http_hub_config, running_hub
 
 from smppcore.concat import concat_info
 from smpphub.router.config import HttpConfig
@@ -160,3 +165,114 @@ async def test_a_request_past_its_deadline_is_a_json_503():
     async with TestServer(app, host="127.0.0.1", port=0) as server, TestClient(server) as client:
         async with client.get("/slow") as resp:
             assert resp.status == 503 and (await resp.json())["error"]["code"] == "timeout"
+
+
+_SOON = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+_LATER = datetime(2031, 1, 5, 0, 0, 0, tzinfo=timezone(timedelta(hours=2)))
+
+
+@pytest.mark.parametrize(("text", "coding", "sender", "receipt", "send_at", "valid_until"), [
+    ("benchmark message", None, None, False, None, None),  # the batch benchmark's message
+    ("price: 5€ {ok}", None, "ACME", True, None, None),  # GSM with its extension table
+    ("Привет", None, "+447700900999", False, None, None),  # UCS-2, chosen
+    ("héllo", 3, "447700900999", True, _SOON, None),  # latin1, asked for
+    ("plain", 1, "Sender One", False, None, _LATER),  # ia5
+    ("x" * 160, None, None, True, _SOON, _LATER),  # the most one GSM part takes
+    ("x" * 161, None, "ACME", False, None, None),  # two parts: each message splits it afresh
+    ("Привет, мир! " * 12, None, None, False, None, None),  # three UCS-2 parts
+], ids=["bench", "gsm-ext", "ucs2", "latin1-times", "ia5-validity", "gsm-160", "gsm-161", "ucs2-long"])
+def test_submits_to_gives_what_submits_gives_whether_made_or_copied(text, coding, sender, receipt, send_at,
+                                                                   valid_until):
+    texts = CodedTexts()
+    for to in ("447700900001", "+33612345678", "447700900002"):  # made, then copied for the others
+        fast = texts.submits_to(to, text, coding, sender, receipt, send_at, valid_until)
+        slow = submits(Draft(to, text, sender=sender, data_coding=coding, send_at=send_at, valid_until=valid_until,
+                             receipt=receipt))
+        assert len(fast) == len(slow)
+        if len(slow) == 1:
+            assert fast == slow
+            assert fast[0].tlvs is not slow[0].tlvs  # a PDU's own TLV dict, never a shared one
+        else:  # the same but for the concatenation reference each long message draws
+            assert [_unreferenced(p) for p in fast] == [_unreferenced(p) for p in slow]
+            assert concat_info(fast[0]).reference != concat_info(slow[0]).reference  # type: ignore[union-attr]
+
+
+def _unreferenced(pdu):
+    assert pdu.short_message[:3] == b"\x05\x00\x03"  # 8-bit reference concatenation UDH
+    return msgspec.structs.replace(pdu, short_message=pdu.short_message[:3] + b"?" + pdu.short_message[4:])
+
+
+def test_submits_to_keeps_at_most_limit_messages_and_refuses_as_submits_does():
+    texts = CodedTexts(limit=2)
+    for text in ("one", "two", "three"):
+        texts.submits_to("447700900001", text, None, None, False, None, None)
+    assert len(texts._one_part) == 2
+    again = texts.submits_to("447700900002", "three", None, None, False, None, None)  # past the bound: made again
+    assert again == submits(Draft("447700900002", "three"))
+    naive = datetime(2031, 1, 2, 3, 4, 5)
+    for args, field in [(("Привет", 0, None, False, None, None), "text"),
+                        (("x", None, None, False, naive, None), "send_at"),
+                        (("x", None, None, False, None, naive), "valid_until")]:
+        with pytest.raises(ApiError) as err:
+            texts.submits_to("447700900001", *args)
+        assert err.value.field == field and err.value.message.startswith(f"{field}: ")
+
+
+_PAST = "2020-01-01T00:00:00Z"
+_NAIVE = "2031-01-02T03:04:05"
+#: items whose error the API names with a field below the item: (item, field, message after the field)
+_BAD_ITEMS = [
+    ({"to": "447700900001", "text": "x", "callback_url": "http://127.0.0.1:9/cb"}, "callback_url",
+     "the account has no webhook_secret to sign webhooks with"),
+    ({"to": "447700900001", "text": "x", "send_at": _NAIVE}, "send_at", "give the time with its offset (Z or +hh:mm)"),
+    ({"to": "447700900001", "text": "x", "valid_until": _NAIVE}, "valid_until",
+     "give the time with its offset (Z or +hh:mm)"),
+    ({"to": "447700900001", "text": "Привет", "coding": "ia5"}, "text",
+     "character 'П' (U+041F) at position 0 cannot be encoded with data_coding 1"),
+    ({"to": "447700900001", "text": "x", "valid_until": _PAST}, "valid_until", "must be in the future"),
+    ({"to": "447700900001", "text": "x", "send_at": "2031-01-03T00:00:00Z", "valid_until": "2031-01-02T00:00:00Z"},
+     "send_at", "not a time the message can wait for (past valid_until?)"),
+    ({"to": "447700900001", "text": "x", "from": "OTHER"}, "from", "this sender is not allowed for the account"),
+    ({"to": "33123456789", "text": "x"}, "to", "no route for this destination"),
+    ({"to": "447700900001", "text": "y" * 200, "from": "OTHER"}, "from", "this sender is not allowed for the account"),
+]
+
+
+@pytest.fixture
+async def picky_hub(smsc):
+    config = http_hub_config({"uk": smsc}, [{"prefix": "44", "upstreams": ["uk"]}], acme={"source_addrs": ["ACME", ""]})
+    async with running_hub(config) as hub:
+        yield hub
+
+
+async def test_a_batch_names_each_bad_items_field_from_the_top_as_a_single_message_names_it(picky_hub):
+    """Fields are written from the item and prefixed only for a rejected one (api._in_item): the
+    answer is the one a per-item path would give, item by item, beside good items of every shape."""
+    good = [{"to": "447700900002", "text": "fine", "from": "ACME"},
+            {"to": ["447700900003", "33123456789"], "text": "z" * 200, "reference": "long"}]
+    items = [item for item, _, _ in _BAD_ITEMS]
+    async with http_client(picky_hub) as http:
+        async with http.post("/v1/messages", json={"messages": [good[0], *items, good[1]]}) as resp:
+            assert resp.status == 202
+            body = await resp.json()
+        singles = []
+        for item in items:
+            async with http.post("/v1/messages", json=item) as resp:
+                singles.append((resp.status, await resp.json()))
+    n = len(items)
+    assert (body["accepted"], body["rejected"]) == (2, n + 1)
+    answers = body["messages"]
+    assert answers[0]["status"] == "accepted" and answers[0]["parts"] == 1
+    for i, (item, field, message) in enumerate(_BAD_ITEMS, start=1):
+        to = "" if field == "callback_url" else item["to"]
+        path = f"messages[{i}].{field}"
+        assert answers[i]["to"] == to and answers[i]["index"] == i
+        assert answers[i]["error"]["field"] == path and answers[i]["error"]["message"] == f"{path}: {message}"
+        status, single = singles[i - 1]
+        assert status == 422 and single["error"]["field"] == field
+        assert single["error"]["message"] == f"{field}: {message}"
+        assert single["error"]["code"] == answers[i]["error"]["code"]
+    assert [(a["status"], a["to"]) for a in answers[n + 1:]] == [("accepted", "447700900003"),
+                                                                 ("rejected", "33123456789")]
+    assert answers[n + 1]["parts"] == 2 and answers[n + 1]["reference"] == "long"
+    assert answers[n + 2]["error"]["field"] == f"messages[{n + 1}].to"
