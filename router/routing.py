@@ -29,6 +29,8 @@ def normalise_destination(addr: str, ton: int = 0, npi: int = 0, *, country_code
     """
     if ton == 5:
         return addr
+    if addr.isdigit() and addr[0] != "0" and not (country_code and ton == 2):
+        return addr  # the usual case, digits already: nothing to strip or replace (0.6 -> 0.1 us)
     a = addr.translate(_STRIP)
     if a.startswith("+"):
         return a[1:]

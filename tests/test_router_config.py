@@ -93,14 +93,21 @@ def test_serve_with_a_bad_config_exits_2_with_one_line(tmp_path, content, fragme
 @pytest.mark.parametrize(
     "addr,ton,expected",
     [("+44 7700-900123", 1, "447700900123"), ("00447700900123", 0, "447700900123"), ("447700900123", 1, "447700900123"),
-     ("Acme", 5, "Acme"), ("(0)7700 900123", 0, "07700900123")],
+     ("Acme", 5, "Acme"), ("(0)7700 900123", 0, "07700900123"), ("7700900123", 0, "7700900123"),
+     ("0", 0, "0"), ("", 0, ""), ("12345", 5, "12345")],
 )
 def test_normalise_destination(addr, ton, expected):
     assert normalise_destination(addr, ton) == expected
 
 
-def test_national_numbers_get_the_country_code():
-    assert normalise_destination("07700900123", 2, country_code="44") == "447700900123"
+@pytest.mark.parametrize(
+    "addr,ton,expected",
+    [("07700900123", 2, "447700900123"), ("7700900123", 2, "447700900123"),  # national: digits or not
+     ("07700900123", 0, "447700900123"), ("7700900123", 0, "7700900123"), ("447700900123", 1, "447700900123"),
+     ("+447700900123", 1, "447700900123")],
+)
+def test_national_numbers_get_the_country_code(addr, ton, expected):
+    assert normalise_destination(addr, ton, country_code="44") == expected
 
 
 def test_longest_prefix_and_conditions():
