@@ -125,7 +125,8 @@ class Simulator(SmscHandler):
 
     @property
     def stats(self) -> Stats:
-        """The counters (the fast path counts in one integer; it is folded in here)."""
+        """The counters, for readers (the fast path counts in one integer, folded in here, and the
+        messages held are summed over the outboxes here): the hot paths count in ``_stats``."""
         s = self._stats
         n = self._fast_count
         if n:
@@ -172,7 +173,7 @@ class Simulator(SmscHandler):
         self.stats.bound = sum(1 for c in self.connections if c.session.state.is_bound)
 
     def authenticate(self, conn: SmscConnection, bind: Pdu) -> int | Any:
-        self.stats.binds += 1
+        self._stats.binds += 1
         delay = self.config.chaos.bind_delay_ms
         if delay:
             return self._delayed_bind(delay / 1000, bind)
@@ -181,7 +182,7 @@ class Simulator(SmscHandler):
     def _bind_status(self, bind: Pdu) -> int:
         status = self._check_bind(bind)
         if status:
-            self.stats.bind_refused += 1
+            self._stats.bind_refused += 1
         return status
 
     async def _delayed_bind(self, delay: float, bind: Pdu) -> int:
@@ -255,7 +256,7 @@ class Simulator(SmscHandler):
                     if rd and self._receipts_on and receipts_requested(rd):
                         self._schedule_receipts(record, rd, self.network.default, STANDARD)
                     return pdu.response_type(sequence_number=pdu.sequence_number, message_id=message_id)
-                self.stats.submits += 1
+                self._stats.submits += 1
                 return self._accept(conn, pdu)
             return self._submit(conn, pdu)
         if cid == CommandId.QUERY_SM:
@@ -326,21 +327,21 @@ class Simulator(SmscHandler):
 
     def _drop(self, conn: SmscConnection) -> None:
         if conn.transport is not None and not conn.transport.is_closing():
-            self.stats.dropped_connections += 1
+            self._stats.dropped_connections += 1
             conn.close()
 
     def _refusal(self, conn: SmscConnection, pdu: Pdu, dests: list[str], route: Route, profile: Profile) -> int | None:
         """The status to refuse ``pdu`` with, -1 to drop the connection, None to accept."""
         bucket = conn.bucket  # type: ignore[attr-defined]
         if not bucket.take() or not self._total_bucket.take() or not route.bucket.take():
-            self.stats.throttled += 1
+            self._stats.throttled += 1
             return self._throttle_status
         every = profile.throttle_every
         if every:  # the carrier's bursts: of every `every` submits of a bind, the last `throttle_burst` are refused
             n = conn.burst_count  # type: ignore[attr-defined]
             conn.burst_count = n + 1  # type: ignore[attr-defined]
             if n % every >= every - profile.throttle_burst:
-                self.stats.throttled += 1
+                self._stats.throttled += 1
                 return CommandStatus.ESME_RTHROTTLED
         if self._fail_next:
             status = self._fail_next.take(conn.system_id)
@@ -364,7 +365,7 @@ class Simulator(SmscHandler):
         system_id = conn.system_id
         record = Submit(message_id, system_id, pdu, now)
         self._submits_append(record)
-        stats = self.stats
+        stats = self._stats  # not the property: that folds and sums for readers, not for counting
         stats.accepted += 1
         cid = pdu.command_id
         if cid == _SUBMIT_SM and not pdu.tlvs and not pdu.esm_class & _UDHI:  # one plain message
@@ -412,7 +413,7 @@ class Simulator(SmscHandler):
             Message(conn.system_id, pdu.source_addr, dests[0] if len(dests) == 1 else ",".join(dests), pdu.data_coding,
                     payload, ids, now)
         )
-        self.stats.messages += 1
+        self._stats.messages += 1
         if self._waiters:
             self._wake_waiters()
 
@@ -429,7 +430,7 @@ class Simulator(SmscHandler):
         final = route.final_state()
         delay = route.receipt_delay(final)
         record.receipt_pending = True
-        self.stats.receipts_pending += 1
+        self._stats.receipts_pending += 1
         steps = plan_receipts(final=final, state=route.final_states[final], delay=delay,
                               registered_delivery=registered_delivery, intermediate=self._intermediate,
                               intermediate_always=self.config.receipts.intermediate_always, profile=profile)
@@ -462,7 +463,7 @@ class Simulator(SmscHandler):
         record.final_date = time.time()
         if record.receipt_pending:
             record.receipt_pending = False
-            self.stats.receipts_pending -= 1
+            self._stats.receipts_pending -= 1
         return True
 
     def _send_receipt(self, record: Submit, word: str, final: bool, profile: Profile = STANDARD) -> None:
@@ -487,7 +488,7 @@ class Simulator(SmscHandler):
 
     def _deliver_receipt(self, record: Submit, receipt: Pdu) -> None:
         record.receipts_sent += 1
-        self.stats.receipts_sent += 1
+        self._stats.receipts_sent += 1
         self.receipts.append(receipt)
         self._send_to(record.system_id, receipt, self._receipt_acked)
 
@@ -518,7 +519,7 @@ class Simulator(SmscHandler):
         return pdus
 
     def _queue_mo(self, system_id: str, pdu: Pdu) -> None:
-        self.stats.mo_sent += 1
+        self._stats.mo_sent += 1
         self.mo_sent.append(pdu)
         self._send_to(system_id, pdu, self._mo_acked)
 
