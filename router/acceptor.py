@@ -99,14 +99,15 @@ class Acceptor:
         stats.store_batch.observe(len(rows))
         stats.accepted.update([row.account for row in rows])
         trace = self.msglog.trace
-        dispatcher = self.dispatcher
+        accepted: list[Outgoing] = []
         for sub in batch:
             if sub.conn is not None:
                 sub.conn.respond(sub.response)
-            for out in sub.messages:
-                if trace:
+            if trace:
+                for out in sub.messages:
                     self.msglog.accepted(out)
-                dispatcher.accept(out)
+            accepted += sub.messages
+        self.dispatcher.accept_all(accepted)
 
     async def drain(self) -> None:
         await self._batcher.drain()

@@ -60,6 +60,7 @@ from .lifecycle import (
     SubmitPermanent,
     SubmitTemporary,
     Taken,
+    Transition,
     UpstreamDown,
     UpstreamUp,
     accept,
@@ -88,6 +89,13 @@ TEMPORARY_STATUSES = frozenset(
         CommandStatus.ESME_RSUBMITFAIL,
     }
 )
+
+# State's members by module constants in the functions below: ``State.QUEUED`` in a function is a
+# slow lookup on Python 3.11 (router.lifecycle says why), and these run for every message.
+_SCHEDULED, _QUEUED, _PARKED = State.SCHEDULED, State.QUEUED, State.PARKED
+_IN_FLIGHT, _SENT = State.IN_FLIGHT, State.SENT
+_ROK, _THROTTLED = CommandStatus.ESME_ROK, CommandStatus.ESME_RTHROTTLED
+
 
 def retry_policy(config: HubConfig) -> RetryPolicy:
     """The lifecycle's retry rules from hub.toml."""
@@ -213,7 +221,7 @@ class Dispatcher:
         changes: list[Change] = []
         for out in left:
             row = out.row
-            if row.state is State.QUEUED and row.target == name and self.outgoing.get(row.id) is out:
+            if row.state is _QUEUED and row.target == name and self.outgoing.get(row.id) is out:
                 changes.extend(self.table.apply(row, UpstreamDown(), now))
         self._act(changes)
         return pool
@@ -237,22 +245,33 @@ class Dispatcher:
     # ---- messages in ----------------------------------------------------------------------
 
     def accept(self, out: Outgoing) -> None:
-        """A message the store holds durably and the ESME was answered for: on its way.
+        """A message the store holds durably and the ESME was answered for: on its way."""
+        self.accept_all([out])
 
-        When the dispatcher holds its limit already, or the message is due only later
-        than the hold horizon, it waits in the store instead (see :mod:`router.backlog`).
+    def accept_all(self, outs: list[Outgoing]) -> None:
+        """Messages the store holds durably (one group commit) and whose submitters were answered.
+
+        When the dispatcher holds its limit already, or a message is due only later than
+        the hold horizon, it waits in the store instead (see :mod:`router.backlog`). They
+        were committed together, so one time stands for all of them.
         """
-        row = out.row
+        now = self.clock()
         backlog = self.backlog
-        if backlog.full() or backlog.too_far(row.due):
-            if accept(row, self.clock()).after is not State.QUEUED:
-                self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
-            backlog.spill([row.id])
-            return
-        self.outgoing[row.id] = out
-        if self._ring is not None:
-            self._ring.start(row.id)
-        self._act([self.table.accept(row, self.clock())])
+        ring = self._ring
+        table = self.table
+        step = self._step
+        for out in outs:
+            row = out.row
+            if backlog.full() or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
+                if accept(row, now).after is not _QUEUED:
+                    self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
+                backlog.spill([row.id])
+                continue
+            self.outgoing[row.id] = out
+            if ring is not None:
+                ring.start(row.id)
+            step(row, table.accept(row, now), True)
+        self._turn_end.wake()
 
     # the Holder interface (router.backlog)
 
@@ -269,14 +288,14 @@ class Dispatcher:
                 continue  # held already (spilled and taken back twice after a store error)
             self.outgoing[row.id] = Outgoing(row, stored_submit(row))
             self.table.hold(row)
-            if row.state is State.IN_FLIGHT:  # written before a restart, answer unknown: again
+            if row.state is _IN_FLIGHT:  # written before a restart, answer unknown: again
                 changes.extend(self.table.apply(row, Restarted(), now))
-            elif row.state is State.PARKED:
+            elif row.state is _PARKED:
                 if any(pool.available for name in row.route if (pool := self.pools.get(name)) is not None):
                     changes.extend(self.table.apply(row, UpstreamUp(), now))
                 else:
                     self.parked[row.id] = row
-            elif row.state is State.QUEUED:
+            elif row.state is _QUEUED:
                 queued.append(row)
         self._act(changes)
         for row in queued:
@@ -285,34 +304,46 @@ class Dispatcher:
     # ---- acting on what the lifecycle decided --------------------------------------------------
 
     def _event(self, row: MessageRow, event: Event) -> None:
-        self._act(self.table.apply(row, event, self.clock()))
+        if row.group:  # its siblings may move with it
+            self._act(self.table.apply(row, event, self.clock()))
+        else:  # alone: no Change and no list (the path of every message: taken, answered)
+            self._step(row, self.table.move(row, event, self.clock()), False)
+            self._turn_end.wake()
 
     def _act(self, changes: list[Change]) -> None:
-        ring = self._ring
+        step = self._step
         for change in changes:
-            row, transition = change.row, change.transition
-            before, after = transition.before, transition.after
-            if before is State.PARKED and after is not State.PARKED:
-                self.parked.pop(row.id, None)
-            if ring is not None:
-                ring.moved(row, transition)
-            if self._msglog_on:
-                self.msglog.moved(self.outgoing.get(row.id), row, transition, self.clock())
-            if after is State.QUEUED:
-                # a pool already holds it unless it just became due or now waits for another upstream
-                # (a replace_sm, or a pin by a sibling, leaves it where it is)
-                if before is not State.QUEUED or transition.failed_over_from is not None or change.new_target:
-                    self._hand_over(row)
-            elif after is State.PARKED:
-                self.parked[row.id] = row
-            elif after is State.SENT:
-                self._sent(row)
-            elif transition.became_final:
-                self._finished(row)
-            elif after is State.SCHEDULED and self.backlog.too_far(row.due):
-                self._let_go(row)  # a long back-off or a replace_sm that moved it far: wait in the store
-                self.backlog.spill([row.id])
+            step(change.row, change.transition, change.new_target)
         self._turn_end.wake()
+
+    def _step(self, row: MessageRow, transition: Transition, new_target: bool) -> None:
+        """Act on one row's move (see the module docstring); ``new_target`` as :class:`Change` says.
+
+        The caller wakes the end of the turn (:meth:`_settle`) once, after all its steps.
+        """
+        before, after = transition.before, transition.after
+        if self._ring is not None:
+            self._ring.moved(row, transition)
+        if self._msglog_on:
+            self.msglog.moved(self.outgoing.get(row.id), row, transition, self.clock())
+        if before is _PARKED and after is not _PARKED:
+            self.parked.pop(row.id, None)
+        if after is _IN_FLIGHT:
+            return  # the pool answers
+        if after is _QUEUED:
+            # a pool already holds it unless it just became due or now waits for another upstream
+            # (a replace_sm, or a pin by a sibling, leaves it where it is)
+            if before is not _QUEUED or transition.failed_over_from is not None or new_target:
+                self._hand_over(row)
+        elif after is _SENT:
+            self._sent(row)
+        elif after is _PARKED:
+            self.parked[row.id] = row
+        elif transition.became_final:
+            self._finished(row)
+        elif after is _SCHEDULED and self.backlog.too_far(row.due):
+            self._let_go(row)  # a long back-off or a replace_sm that moved it far: wait in the store
+            self.backlog.spill([row.id])
 
     def _let_go(self, row: MessageRow) -> None:
         """``row`` is no longer held in memory: sent, final, or left to wait in the store."""
@@ -386,7 +417,8 @@ class Dispatcher:
         of its own: see :meth:`MessageRow.next_timer`); one past it expires now.
         """
         row = out.row
-        if row.state is not State.QUEUED or row.target != pool.name or self.outgoing.get(row.id) is not out:
+        # route[route_index], not row.target: a property is a Python call, and this runs per message
+        if row.state is not _QUEUED or row.route[row.route_index] != pool.name or self.outgoing.get(row.id) is not out:
             return False
         now = self.clock()
         if row.expired(now):
@@ -395,14 +427,14 @@ class Dispatcher:
         return True
 
     def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
-        self._act(self.table.apply(out.row, Taken(pool.name), self.clock()))
+        self._event(out.row, Taken(pool.name))
 
     def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
         row = out.row
-        if row.state is not State.IN_FLIGHT or row.upstream != pool.name:
+        if row.state is not _IN_FLIGHT or row.upstream != pool.name:
             return
         event: Event
-        if response is not None and response.command_status == CommandStatus.ESME_ROK:
+        if response is not None and response.command_status == _ROK:
             event = SubmitOk(getattr(response, "message_id", ""))
         elif response is not None and response.command_status not in TEMPORARY_STATUSES:
             self.stats.permanent_failures += 1
@@ -412,7 +444,7 @@ class Dispatcher:
         else:
             self.stats.temporary_failures += 1
             status = response.command_status if response is not None else 0
-            event = SubmitTemporary(status, throttled=status == CommandStatus.ESME_RTHROTTLED)
+            event = SubmitTemporary(status, throttled=status == _THROTTLED)
             if self._trace and error is not None:
                 self.msglog.unanswered(row, pool.name, error)
         self._event(row, event)
@@ -434,7 +466,7 @@ class Dispatcher:
         changes: list[Change] = []
         for out in left:
             row = out.row
-            if row.state is State.QUEUED and row.target == pool.name and self.outgoing.get(row.id) is out:
+            if row.state is _QUEUED and row.target == pool.name and self.outgoing.get(row.id) is out:
                 changes.extend(self.table.apply(row, UpstreamDown(), now))
         self._act(changes)
 

@@ -68,6 +68,7 @@ __all__ = [
     "FINAL_STATES",
     "WAITING_STATES",
     "UNWRITTEN_STATES",
+    "TIMED_STATES",
     "RetryPolicy",
     "MessageRow",
     "Transition",
@@ -127,6 +128,17 @@ WAITING_STATES = frozenset({State.SCHEDULED, State.QUEUED, State.PARKED})
 #: Not worth a write: after a restart an IN_FLIGHT message is sent again, exactly as
 #: the QUEUED row the store still holds would be (see :class:`Restarted`).
 UNWRITTEN_STATES = frozenset({State.IN_FLIGHT})
+#: The only states in which :meth:`MessageRow.next_timer` may say anything but None: a row in
+#: another state needs no timer, and the table skips asking (a call per event of every message).
+TIMED_STATES = frozenset({State.SCHEDULED, State.PARKED})
+
+# Python 3.11's EnumType has a __getattr__, which sends every ``State.QUEUED`` written in a
+# function through a slow attribute lookup (about 1,000 instructions a time, measured with
+# valgrind; Python 3.12 dropped that hook). Functions on every message's path (here, and in
+# the modules that move messages) name the members by module constants like these instead.
+_SCHEDULED, _QUEUED, _PARKED = State.SCHEDULED, State.QUEUED, State.PARKED
+_IN_FLIGHT, _SENT = State.IN_FLIGHT, State.SENT
+_EXPIRED, _UNDELIVERABLE, _CANCELLED = State.EXPIRED, State.UNDELIVERABLE, State.CANCELLED
 
 #: A final receipt's message_state -> the final state of the message.
 _RECEIPT_FINAL: dict[SmppState, State] = {
@@ -235,9 +247,9 @@ class MessageRow(msgspec.Struct, kw_only=True, gc=False):
         the check its upstream makes when it comes to it (:func:`expired`).
         """
         state = self.state
-        if state is State.SCHEDULED:
+        if state is _SCHEDULED:
             return self.due if self.expires_at is None else min(self.due, self.expires_at)
-        if state is State.PARKED:
+        if state is _PARKED:
             return self.expires_at
         return None
 
@@ -438,8 +450,8 @@ def accept(row: MessageRow, now: float) -> Transition:
     """
     row.created_at = row.created_at or now
     row.updated_at = now
-    row.state = State.SCHEDULED if row.due > now else State.QUEUED
-    return Transition(State.QUEUED, row.state)
+    row.state = _SCHEDULED if row.due > now else _QUEUED
+    return Transition(_QUEUED, row.state)
 
 
 def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Transition:
@@ -469,19 +481,19 @@ def _expired(row: MessageRow, now: float) -> bool:
 
 
 def _on_due(row: MessageRow, event: Due, now: float, policy: RetryPolicy) -> _Outcome:
-    row.state = State.EXPIRED if _expired(row, now) else State.QUEUED
+    row.state = _EXPIRED if _expired(row, now) else _QUEUED
     return _NOTHING
 
 
 def _on_taken(row: MessageRow, event: Taken, now: float, policy: RetryPolicy) -> _Outcome:
-    row.state = State.IN_FLIGHT
+    row.state = _IN_FLIGHT
     row.upstream = event.upstream
     return _NOTHING
 
 
 def _on_submit_ok(row: MessageRow, event: SubmitOk, now: float, policy: RetryPolicy) -> _Outcome:
     row.attempts += 1
-    row.state = State.SENT
+    row.state = _SENT
     row.upstream_id = event.upstream_id
     row.error = 0
     return _NOTHING
@@ -494,13 +506,13 @@ def _next_upstream(row: MessageRow, now: float, policy: RetryPolicy, *, down: bo
     row.pinned = False
     if row.route_index + 1 < len(row.route):
         row.route_index += 1
-        row.state = State.QUEUED
+        row.state = _QUEUED
     else:
         row.route_index = 0
         if down:
-            row.state = State.PARKED
+            row.state = _PARKED
         else:
-            row.state = State.SCHEDULED
+            row.state = _SCHEDULED
             row.due = now + policy.route_delay(row.attempts)
     return (left, False)
 
@@ -510,11 +522,11 @@ def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, po
     row.attempts_here += 1
     row.error = event.status
     if _expired(row, now):
-        row.state = State.EXPIRED
+        row.state = _EXPIRED
         return _NOTHING
     limit = policy.pinned_attempts if row.pinned else policy.attempts_on(row.target)
     if row.attempts_here < limit:
-        row.state = State.SCHEDULED
+        row.state = _SCHEDULED
         row.due = now + policy.retry_delay(row.attempts_here, event.throttled)
         return _NOTHING
     return _next_upstream(row, now, policy, down=False)
@@ -523,13 +535,13 @@ def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, po
 def _on_submit_permanent(row: MessageRow, event: SubmitPermanent, now: float, policy: RetryPolicy) -> _Outcome:
     row.attempts += 1
     row.error = event.status
-    row.state = State.UNDELIVERABLE
+    row.state = _UNDELIVERABLE
     return _NOTHING
 
 
 def _on_upstream_down(row: MessageRow, event: UpstreamDown, now: float, policy: RetryPolicy) -> _Outcome:
     row.pinned = False  # its upstream is gone altogether: a split message beats holding its tail for days
-    if row.state is State.IN_FLIGHT:
+    if row.state is _IN_FLIGHT:
         row.attempts += 1  # written, never answered: it will be written again
     return _next_upstream(row, now, policy, down=True)
 
@@ -537,7 +549,7 @@ def _on_upstream_down(row: MessageRow, event: UpstreamDown, now: float, policy: 
 def _on_upstream_up(row: MessageRow, event: UpstreamUp, now: float, policy: RetryPolicy) -> _Outcome:
     row.route_index = 0
     row.attempts_here = 0
-    row.state = State.QUEUED
+    row.state = _QUEUED
     return _NOTHING
 
 
@@ -556,7 +568,7 @@ def _on_sibling_accepted(row: MessageRow, event: SiblingAccepted, now: float, po
 
 
 def _on_receipt(row: MessageRow, event: Receipt, now: float, policy: RetryPolicy) -> _Outcome:
-    row.state = _RECEIPT_FINAL.get(event.state, State.UNDELIVERABLE)
+    row.state = _RECEIPT_FINAL.get(event.state, _UNDELIVERABLE)
     row.error = event.error
     return _NOTHING
 
@@ -568,12 +580,12 @@ def _on_intermediate(row: MessageRow, event: Intermediate, now: float, policy: R
 def _on_expire(row: MessageRow, event: Expire, now: float, policy: RetryPolicy) -> _Outcome:
     if not _expired(row, now):
         raise InvalidTransition(row, event)
-    row.state = State.EXPIRED
+    row.state = _EXPIRED
     return _NOTHING
 
 
 def _on_cancel(row: MessageRow, event: Cancel, now: float, policy: RetryPolicy) -> _Outcome:
-    row.state = State.CANCELLED
+    row.state = _CANCELLED
     return _NOTHING
 
 
@@ -583,15 +595,15 @@ def _on_replace(row: MessageRow, event: Replace, now: float, policy: RetryPolicy
     if event.registered_delivery is not None:
         row.registered_delivery = event.registered_delivery
     if row.due > now:
-        row.state = State.SCHEDULED
-    elif row.state is State.SCHEDULED:
-        row.state = State.QUEUED
+        row.state = _SCHEDULED
+    elif row.state is _SCHEDULED:
+        row.state = _QUEUED
     return _NOTHING
 
 
 def _on_restarted(row: MessageRow, event: Restarted, now: float, policy: RetryPolicy) -> _Outcome:
     row.attempts += 1  # written, never answered: it will be written again
-    row.state = State.QUEUED
+    row.state = _QUEUED
     return _NOTHING
 
 

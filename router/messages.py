@@ -27,6 +27,7 @@ from collections.abc import Iterator
 
 from .lifecycle import (
     FINAL_STATES,
+    TIMED_STATES,
     UNWRITTEN_STATES,
     WAITING_STATES,
     Due,
@@ -46,6 +47,8 @@ __all__ = ["MessageTable", "Change"]
 
 #: the states a segment can be pinned in (see lifecycle.SiblingAccepted)
 _PINNABLE = WAITING_STATES | {State.IN_FLIGHT}
+# by module constants in functions: ``State.SENT`` there is a slow lookup on Python 3.11 (see router.lifecycle)
+_SCHEDULED, _IN_FLIGHT, _SENT = State.SCHEDULED, State.IN_FLIGHT, State.SENT
 
 
 class Change:
@@ -94,18 +97,22 @@ class MessageTable:
 
     # ---- rows in and out ----------------------------------------------------------
 
-    def accept(self, row: MessageRow, now: float) -> Change:
-        """A new message: SCHEDULED or QUEUED (:func:`lifecycle.accept`), held from now on."""
+    def accept(self, row: MessageRow, now: float) -> Transition:
+        """A new message: SCHEDULED or QUEUED (:func:`lifecycle.accept`), held from now on.
+
+        No pool holds it yet, whatever its state: a :class:`Change` of it would say ``new_target``.
+        """
         transition = accept(row, now)
         self.hold(row)
-        return Change(row, transition, new_target=True)
+        return transition
 
     def hold(self, row: MessageRow) -> None:
         """Keep ``row`` (new, or loaded back from the store) and arm its timer."""
         self.rows[row.id] = row
         if row.group:
             self._groups.setdefault(row.group, {})[row.id] = None
-        self._arm(row)
+        if row.state in TIMED_STATES:
+            self._arm(row)
 
     def release(self, message_id: str) -> MessageRow | None:
         """Forget a row (final and written, or sent away to wait in the store only)."""
@@ -128,12 +135,11 @@ class MessageTable:
         Raises :class:`lifecycle.InvalidTransition` (and changes nothing) when the
         row's state does not take the event.
         """
-        transition = apply(row, event, now, self.policy)
+        transition = self.move(row, event, now)
         changes = [Change(row, transition)]
-        self._moved(row)
         if not row.group:
             return changes
-        if transition.before is State.IN_FLIGHT and transition.after is State.SENT:
+        if transition.before is _IN_FLIGHT and transition.after is _SENT:
             accepted = SiblingAccepted(row.route_index)
             for sibling in self._siblings(row):
                 if sibling.state in _PINNABLE and not sibling.pinned and sibling.route_index == row.route_index:
@@ -150,14 +156,29 @@ class MessageTable:
                         self._moved(sibling)
         return changes
 
+    def move(self, row: MessageRow, event: Event, now: float) -> Transition:
+        """Apply ``event`` to ``row`` alone; raises like :meth:`apply`.
+
+        What :meth:`apply` does for a row of no group (``row.group`` empty), where it is the
+        only change: the path every message takes (taken, answered) makes no list and no
+        :class:`Change` for it. A segment's siblings are not looked at here: use :meth:`apply`.
+        """
+        transition = apply(row, event, now, self.policy)
+        self._moved(row)
+        return transition
+
     def _siblings(self, row: MessageRow) -> list[MessageRow]:
         """The other segments of ``row``'s message held in memory, in the order they came."""
         return [self.rows[i] for i in self._groups.get(row.group, ()) if i != row.id]
 
     def _moved(self, row: MessageRow) -> None:
-        if row.state not in UNWRITTEN_STATES:
+        state = row.state
+        if state not in UNWRITTEN_STATES:
             self._changed[row.id] = row
-        self._arm(row)
+        if state in TIMED_STATES:
+            self._arm(row)
+        else:  # no timer in this state: one it had is stale now
+            self._armed.pop(row.id, None)
 
     # ---- time -------------------------------------------------------------------------
 
@@ -197,7 +218,7 @@ class MessageTable:
             del self._armed[message_id]
             row = self.rows[message_id]
             expired = row.expires_at is not None and row.expires_at <= now
-            event: Event = Expire() if expired or row.state is not State.SCHEDULED else Due()
+            event: Event = Expire() if expired or row.state is not _SCHEDULED else Due()
             changes.extend(self.apply(row, event, now))
         return changes
 

@@ -248,7 +248,8 @@ class UpstreamPool:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.bucket = TokenBucket(self.cfg.max_rate, self._loop.time, burst=0.1)
+        # no rate cap, no bucket: nothing to ask per message
+        self.bucket = TokenBucket(self.cfg.max_rate, self._loop.time, burst=0.1) if self.cfg.max_rate else None
         for link in self.links:
             link.start()
 
@@ -291,25 +292,31 @@ class UpstreamPool:
         self.pump()
 
     def pump(self) -> None:
+        """Write queued messages while a bound link has room in its window (and the rate allows);
+        the links take them in turn."""
         self._pump_handle = None
-        if self.paused:
-            return  # resume() pumps again
         queue = self.queue
+        if self.paused or not queue:
+            return  # resume() pumps again
         links = self.links
         n = len(links)
         bucket = self.bucket
+        events = self.events
+        done = self._done
         while queue:
-            ready: smppcore.Client | None = None  # a bound link's client with room in its window
+            client: smppcore.Client | None = None  # the next link that is up, bound, with room in its window
+            rr = self._rr
             for i in range(n):
-                client = links[(self._rr + i) % n].client
-                if client is not None and client.session.can_send and client.is_open and client.session.state.is_bound:
-                    ready = client
-                    self._rr = (self._rr + i + 1) % n
+                candidate = links[(rr + i) % n].client
+                # transport, not is_open: a bound session is not CLOSED (one call less per message)
+                if candidate is not None and candidate.transport is not None and candidate.session.bound_with_room:
+                    client = candidate
+                    self._rr = (rr + i + 1) % n
                     break
-            if ready is None:
+            if client is None:
                 return  # woken again by a response (window) or a link coming up
             out = queue[0]
-            if not self.events.still_for(out, self):
+            if not events.still_for(out, self):
                 queue.popleft()
                 continue
             if bucket is not None and not bucket.take():
@@ -317,12 +324,12 @@ class UpstreamPool:
                     self._pump_handle = self._loop.call_later(bucket.wait_time(), self.pump)
                 return
             queue.popleft()
-            self.events.taken(out, self)
+            events.taken(out, self)
             try:
                 # answered by a direct call when the response is read: no Future per message
-                ready.send_callback(out.pdu, partial(self._done, out), out.row.pdu)
+                client.send_callback(out.pdu, partial(done, out), out.row.pdu)
             except Exception as exc:  # noqa: BLE001 - the connection went away between checks
-                self.events.answered(out, self, None, exc)
+                events.answered(out, self, None, exc)
                 continue
             self.in_flight += 1
 

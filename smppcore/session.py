@@ -75,6 +75,16 @@ from .session_states import BIND_TYPES as BIND_TYPES  # re-exported: the client'
 from .session_states import BindRequest as BindRequest  # re-exported for the client
 from .window import SequenceNumbers, Window, WindowFull
 
+#: State.is_bound as a set, asked without a property call (the upstream pump asks per message)
+_BOUND_STATES = frozenset(state for state in State if state.is_bound)
+# Enum members named in the per-PDU methods below, by module constants: on Python 3.11,
+# EnumType's __getattr__ makes every ``C.UNBIND`` or ``State.OPEN`` written in a function a
+# slow attribute lookup (about 1,000 instructions, measured with valgrind; 3.12 dropped the
+# hook), and a submit_sm_resp took four of them on its way through.
+_OPEN, _CLOSED, _UNBOUND = State.OPEN, State.CLOSED, State.UNBOUND
+_ENQUIRE_LINK, _UNBIND, _OUTBIND = C.ENQUIRE_LINK, C.UNBIND, C.OUTBIND
+_SUBMIT_SM, _SUBMIT_SM_RESP = C.SUBMIT_SM, C.SUBMIT_SM_RESP
+
 __all__ = [
     "Role",
     "State",
@@ -190,7 +200,7 @@ class Session:
         self.role = role
         self.config = config or SessionConfig()
         self.clock = clock
-        self.state = State.OPEN
+        self.state = _OPEN
         self.system_id = ""  # the peer's (SMSC side) or the SMSC's (ESME side) system_id
         self.window = Window(self.config.window)
         self.framer = Framer(self.config.max_pdu_size)
@@ -231,7 +241,14 @@ class Session:
     @property
     def can_send(self) -> bool:
         """True while the window has room for another request."""
-        return len(self.window) < self.window.size
+        window = self.window
+        return len(window._pending) < window.size  # not len(window): Window.__len__ is a Python call
+
+    @property
+    def bound_with_room(self) -> bool:
+        """Bound, and the window has room: a request may go now (a sender's two checks in one call)."""
+        window = self.window
+        return self.state in _BOUND_STATES and len(window._pending) < window.size
 
     def next_sequence_number(self) -> int:
         """Take a sequence number for a request the caller tracks itself.
@@ -271,9 +288,9 @@ class Session:
         timeout = self.config.response_timeout
         window.add(pdu, context, now + timeout if timeout else NO_DEADLINE)
         self._out.append(data)
-        if cid == C.UNBIND:
+        if cid == _UNBIND:
             self._unbinding = True
-        elif cid == C.ENQUIRE_LINK and self._link_probe is None:
+        elif cid == _ENQUIRE_LINK and self._link_probe is None:
             self._link_probe = seq
             self._probe_deadline = now + self._probe_timeout()
         return pdu
@@ -289,7 +306,7 @@ class Session:
 
     def accept_bind(self, request: Pdu, system_id: str = "") -> None:
         """SMSC side: answer ``request`` (a bind) with success and enter its bound state."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise InvalidState(f"cannot accept a bind in state {self.state.value}")
         if not isinstance(request, BIND_REQUESTS):
             raise TypeError(f"accept_bind takes a bind request, not {request.command_name}")
@@ -336,7 +353,7 @@ class Session:
         :class:`Event`. On the SMSC side a bind ends the list: what follows it
         waits in :attr:`held` until the bind is decided (see :meth:`release_held`).
         """
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return []
         items = self.framer.feed(data)
         now = self.last_received = self.clock()
@@ -353,7 +370,7 @@ class Session:
         Returns [] while a bind is still pending.
         """
         held = self.held
-        if self.bind_pending or not held or self.state is State.CLOSED or self.quota <= 0:
+        if self.bind_pending or not held or self.state is _CLOSED or self.quota <= 0:
             return []
         return self._receive(_popping(held), self.clock(), held)
 
@@ -363,7 +380,7 @@ class Session:
         """Judge ``items`` in order. ``held``: they are popped from it (what stays, waits)."""
         events: list[SessionEvent] = []
         allowed = self._may_receive[self.state]
-        opening = self.state is State.OPEN
+        opening = self.state is _OPEN
         behind = self._behind = False
         quota = self.quota
         it = iter(items)
@@ -378,23 +395,23 @@ class Session:
             if pdu.is_response:
                 self._on_response(pdu, events)
                 allowed = self._may_receive[self.state]
-                opening = self.state is State.OPEN
+                opening = self.state is _OPEN
             elif cid in allowed:
-                if cid == C.ENQUIRE_LINK and self.answer_enquire_link:
+                if cid == _ENQUIRE_LINK and self.answer_enquire_link:
                     self._answer(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)), events)
                     continue
                 self.last_activity = now
-                if cid == C.UNBIND:
+                if cid == _UNBIND:
                     answer = encode(UnbindResp(sequence_number=pdu.sequence_number))
                     if self.role is Role.SMSC and quota < self.config.max_unanswered:
                         self.unbind_response = answer  # answers owed: the caller sends it after them
                     else:
                         self._answer(answer, events)
-                    self.state = State.UNBOUND
+                    self.state = _UNBOUND
                     events.append(Unbound(by_peer=True))
                     allowed = self._may_receive[self.state]
                     opening = False
-                elif cid == C.OUTBIND:
+                elif cid == _OUTBIND:
                     events.append(Outbound(pdu))
                 else:
                     events.append(pdu)
@@ -429,7 +446,7 @@ class Session:
             return
         request = entry.request
         rcid = request.command_id
-        if rcid == C.SUBMIT_SM and pdu.command_id == C.SUBMIT_SM_RESP:  # the hot path
+        if rcid == _SUBMIT_SM and pdu.command_id == _SUBMIT_SM_RESP:  # the hot path
             self.last_activity = self.last_received
             events.append(Response(pdu, request, entry.context))
             return
@@ -439,7 +456,7 @@ class Session:
             self.window._pending[pdu.sequence_number] = entry
             events.append(UnexpectedResponse(pdu))
             return
-        if rcid == C.ENQUIRE_LINK:
+        if rcid == _ENQUIRE_LINK:
             if self._link_probe == pdu.sequence_number:
                 self._link_probe = None
             if entry.context is None:
@@ -450,8 +467,8 @@ class Session:
                 self.state = BIND_STATE[rcid]
                 self.system_id = getattr(pdu, "system_id", "")
                 events.append(Bound(self.state, self.system_id))
-            elif rcid == C.UNBIND:
-                self.state = State.UNBOUND
+            elif rcid == _UNBIND:
+                self.state = _UNBOUND
                 events.append(Response(pdu, request, entry.context))
                 events.append(Unbound(by_peer=False))
                 return
@@ -489,7 +506,7 @@ class Session:
 
     def tick(self) -> list[SessionEvent]:
         """Fire whatever timers are due; returns events (and may queue an enquire_link)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return []
         now = self.clock()
         cfg = self.config
@@ -497,13 +514,13 @@ class Session:
         dead = False
         for entry in self.window.expired(now):
             request = entry.request
-            if request.command_id == C.ENQUIRE_LINK and request.sequence_number == self._link_probe:
+            if request.command_id == _ENQUIRE_LINK and request.sequence_number == self._link_probe:
                 self._link_probe = None
                 dead = True
                 if entry.context is None:
                     continue  # our own keep-alive: nobody waits for it
-            elif request.command_id == C.UNBIND:
-                self.state = State.UNBOUND
+            elif request.command_id == _UNBIND:
+                self.state = _UNBOUND
                 events.append(Unbound(by_peer=False))
             events.append(RequestTimeout(request, entry.context))
         probe = self._link_probe
@@ -517,7 +534,7 @@ class Session:
         if dead:
             self._close("enquire_link went unanswered: peer is dead", events)
             return events
-        if self.state is State.OPEN and cfg.bind_timeout and now - self.opened_at >= cfg.bind_timeout:
+        if self.state is _OPEN and cfg.bind_timeout and now - self.opened_at >= cfg.bind_timeout:
             self._close(f"no bind within {cfg.bind_timeout:g}s", events)
             return events
         if cfg.inactivity_timeout and now - self.last_activity >= cfg.inactivity_timeout:
@@ -542,7 +559,7 @@ class Session:
 
     def next_timer(self) -> float | None:
         """The clock time at which :meth:`tick` next has something to do (None: nothing)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return None
         cfg = self.config
         times = []
@@ -551,7 +568,7 @@ class Session:
             times.append(deadline)
         if self._link_probe is not None and self._probe_deadline != NO_DEADLINE:
             times.append(self._probe_deadline)
-        if self.state is State.OPEN and cfg.bind_timeout:
+        if self.state is _OPEN and cfg.bind_timeout:
             times.append(self.opened_at + cfg.bind_timeout)
         if cfg.inactivity_timeout:
             times.append(self.last_activity + cfg.inactivity_timeout)
@@ -568,13 +585,13 @@ class Session:
 
     def connection_lost(self) -> list[SessionEvent]:
         """The transport is gone: CLOSED, and a ConnectionLost for each request in flight."""
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self.held.clear()
         # everything in flight fails, except our own keep-alive, which nobody waits for
         return [
             ConnectionLost(e.request, e.context)
             for e in self.window.clear()
-            if e.context is not None or e.request.command_id != C.ENQUIRE_LINK
+            if e.context is not None or e.request.command_id != _ENQUIRE_LINK
         ]
 
     def __repr__(self) -> str:
