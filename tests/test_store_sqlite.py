@@ -81,6 +81,25 @@ async def test_message_round_trip_keeps_every_field(store):
     assert await store.add_messages([]) is None
 
 
+async def test_new_messages_are_inserted_without_the_columns_they_have_not_lived_through(store):
+    """A batch of just-accepted messages binds the 11 columns such a message can have set; one
+    with anything more (an attempt, an upstream, a receipt, a pin) makes it the full insert."""
+    fresh = [record(1, state=State.SCHEDULED, due=1700000060.5, expires_at=1700086400.0, registered_delivery=1,
+                    group="g-7", updated_at=1000.5), record(2)]
+    lived = [record(3), record(4, attempts=1, upstream="a", upstream_id="U4", pinned=True, receipt_owed=True,
+                                receipt=b"dlr", error=8, route_index=1, attempts_here=1)]
+    inserts = await trace(store, "INSERT")
+    await store.add_messages(fresh)
+    await store.add_messages(lived)
+    columns = [sql.partition("(")[2].partition(")")[0].split(", ") for sql in inserts]
+    assert [len(c) for c in columns] == [11, 20] and "attempts" not in columns[0]
+    for row in fresh + lived:
+        assert await store.get(row.id) == row
+    replaced = record(4)  # added again, new: the lived columns go back to their defaults
+    await store.add_messages([replaced])
+    assert await store.get("m4") == replaced
+
+
 async def test_adding_a_row_again_replaces_it(store):
     await store.add_messages([record(1)])
     await store.add_messages([record(1, state=State.SENT)])

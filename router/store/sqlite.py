@@ -263,7 +263,12 @@ class SqliteStore(Store):
     # ---- messages ----------------------------------------------------------------------------------
 
     async def add_messages(self, rows: list[MessageRow]) -> None:
-        if rows:
+        if not rows:
+            return
+        is_new = schema.is_new
+        if all(is_new(r) for r in rows):  # messages just accepted: their defaults left to SQLite
+            await self._writer.write(schema.INSERT_NEW_MESSAGES, [schema.new_message_values(r) for r in rows])
+        else:
             await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(r) for r in rows])
 
     def save(self, rows: Iterable[MessageRow]) -> None:
