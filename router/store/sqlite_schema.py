@@ -225,10 +225,14 @@ def saved_ended(r: MessageRow) -> Row:
             r.updated_at, r.id)
 
 
+# ``State.SENT`` in a function is an Enum class attribute lookup (~85 ns on Python 3.11); three saves a message
+_SENT = State.SENT
+
+
 def save_of(r: MessageRow) -> tuple[Shape, Row]:
     """The save of ``r`` as it is now: the columns its state can have changed, and their values (then the id)."""
     state = r.state
-    if state is State.SENT:
+    if state is _SENT:
         return SAVE_SENT, saved_sent(r)
     if state in FINAL_STATES:
         if r.receipt and not r.receipt_owed:
