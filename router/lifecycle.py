@@ -457,12 +457,11 @@ def accept(row: MessageRow, now: float) -> Transition:
 def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Transition:
     """Move ``row`` on ``event`` at time ``now``; raises :class:`InvalidTransition`."""
     before = row.state
-    allowed = TRANSITIONS.get((before, type(event)))
-    if allowed is None:
+    rule = _RULES.get(type(event), _NO_RULES).get(before)
+    if rule is None:
         raise InvalidTransition(row, event)
-    handler = _HANDLERS[type(event)]
-    failed_over, forward = handler(row, event, now, policy)
-    if row.state not in allowed:  # a bug in a handler, not in the caller: say so loudly
+    failed_over, forward = rule.handler(row, event, now, policy)
+    if row.state not in rule.allowed:  # a bug in a handler, not in the caller: say so loudly
         raise AssertionError(f"{type(event).__name__} took {before.value} to {row.state.value}")
     row.updated_at = now
     after = row.state
@@ -634,3 +633,24 @@ _HANDLERS: dict[type[Event], Callable[..., _Outcome]] = {
     ReceiptDropped: _on_receipt_delivered,
     Restarted: _on_restarted,
 }
+
+
+class _Rule:
+    """One entry of :data:`TRANSITIONS` as :func:`apply` reads it: the states the event may lead
+    to from one state, and the handler that moves the row."""
+
+    __slots__ = ("allowed", "handler")
+
+    def __init__(self, allowed: frozenset[State], handler: Callable[..., _Outcome]) -> None:
+        self.allowed = allowed
+        self.handler = handler
+
+
+#: :data:`TRANSITIONS` by event type, then state (made from it, never edited): :func:`apply` finds
+#: an event's rule with two plain lookups, where a (state, event type) key cost a tuple built and
+#: hashed per event (valgrind: ~600 instructions of the ~5,000 an event took)
+_RULES: dict[type[Event], dict[State, _Rule]] = {}
+for (_state, _kind), _allowed in TRANSITIONS.items():
+    _RULES.setdefault(_kind, {})[_state] = _Rule(_allowed, _HANDLERS[_kind])
+del _state, _kind, _allowed
+_NO_RULES: dict[State, _Rule] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
+
 from .pdus import Pdu
 
 __all__ = ["Window", "Pending", "WindowFull", "SequenceNumbers"]
@@ -30,15 +32,17 @@ class SequenceNumbers:
         return seq
 
 
-class Pending:
-    """One outstanding request: what was sent, the caller's context, when it expires."""
+class Pending(msgspec.Struct):
+    """One outstanding request: what was sent, the caller's context, when it expires.
 
-    __slots__ = ("request", "context", "deadline")
+    A Struct, not a class with ``__init__``: one is made per request sent, and msgspec builds
+    it in C (valgrind: about 1,000 instructions less each). Tracked by the cycle collector,
+    unlike the PDUs: ``context`` is the caller's (a Future, a callback) and may lead back here.
+    """
 
-    def __init__(self, request: Pdu, context: Any, deadline: float) -> None:
-        self.request = request
-        self.context = context
-        self.deadline = deadline
+    request: Pdu
+    context: Any
+    deadline: float
 
     def __repr__(self) -> str:
         return f"Pending({type(self.request).__name__} seq={self.request.sequence_number}, deadline={self.deadline})"
