@@ -21,6 +21,7 @@ import time
 from functools import partial
 from typing import Protocol
 
+import msgspec
 import structlog
 
 import smppcore
@@ -39,15 +40,17 @@ log = structlog.get_logger("smpphub.upstream")
 NO_ANSWER = -1
 
 
-class Outgoing:
-    """A message on its way to an upstream: its row, the PDU to write, the route prefix it matched."""
+class Outgoing(msgspec.Struct, eq=False, gc=False):
+    """A message on its way to an upstream: its row, the PDU to write, the route prefix it matched.
 
-    __slots__ = ("row", "pdu", "prefix")
+    A Struct (one is made per message, and msgspec builds it in C) compared by identity, as
+    the dispatcher does. The cycle collector does not track it: its row and PDU never lead
+    back to it.
+    """
 
-    def __init__(self, row: MessageRow, pdu: SubmitSm | DataSm, prefix: str = "") -> None:
-        self.row = row
-        self.pdu = pdu
-        self.prefix = prefix  # for the logs ("" when reloaded from the store)
+    row: MessageRow
+    pdu: SubmitSm | DataSm
+    prefix: str = ""  # for the logs ("" when reloaded from the store)
 
 
 def stored_submit(row: MessageRow) -> SubmitSm | DataSm:

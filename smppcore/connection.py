@@ -241,8 +241,9 @@ class SmppConnection(asyncio.Protocol):
                 context.set_result(pdu)
         if len(session._out) >= EARLY_FLUSH:
             self._flush()
-        else:
-            self._flush_soon()
+        elif not self._flush_scheduled:  # _flush_soon(), without a call per request
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
         timeout = self.config.response_timeout
         if timeout and self.loop.time() + timeout < self._timer_at:
             self._reschedule()
