@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
-import msgspec
 import structlog
 
 from smppcore import CommandStatus, Pdu, encode
-from smppcore.constants import EsmClass
+from smppcore.constants import EsmClass, MessageState
 from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.receipt import (
     ReceiptInfo,
@@ -40,7 +39,7 @@ from smppcore.receipt import (
 )
 
 from .batching import TurnCollector
-from .delivery import Deliveries, rewrite_receipt
+from .delivery import Deliveries, ReceiptInFlight, rewrite_receipt
 from .lifecycle import Event, Intermediate, InvalidTransition, MessageRow, Receipt, apply, smpp_state
 from .messages import MessageTable
 from .msglog import MessageLog
@@ -89,14 +88,20 @@ class UnmatchedReceipt:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-class OwedReceipt:
-    """A receipt for the ESME waiting for its row's durable write; ``done`` answers the upstream."""
+class OwedReceipt(ReceiptInFlight):
+    """A receipt for the ESME waiting for its row's durable write; ``done`` answers the upstream.
 
-    __slots__ = ("row", "receipt", "done")
+    The same object then travels in the ESME's outbox as its :class:`ReceiptInFlight`
+    (one object per receipt, not two).
+    """
+
+    __slots__ = ("done",)
 
     def __init__(self, row: MessageRow, receipt: Pdu, done: asyncio.Future[int]) -> None:
+        # not super().__init__(): a second Python call per receipt
         self.row = row
-        self.receipt = receipt
+        self.pdu = receipt
+        self.attempts = 0
         self.done = done
 
 
@@ -135,7 +140,12 @@ class Receipts:
                 waiting.popitem(last=False)  # its receipt will find it in the store
 
     def received(self, pool: UpstreamPool, pdu: DeliverSm | DataSm) -> int | asyncio.Future[int]:
-        """A receipt from ``pool``: the status to answer it with (a Future while its message is looked for)."""
+        """A receipt from ``pool``: the status to answer it with (a Future while its message is looked for).
+
+        The TLVs are read first (typed, and cheap to read); the text only when they do not give
+        both the id and the state. The text's ``err`` is not needed then: the final state, the
+        network_error_code and the receipt passed on as the upstream wrote it say what happened.
+        """
         info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
         if info is None or not info.message_id:
             return self._unmatched(pool, pdu, info, "no message id in the receipt")
@@ -177,8 +187,8 @@ class Receipts:
                      key: tuple[str, str]) -> int | asyncio.Future[int]:
         stats = self.stats
         stats.receipts_in += 1
-        intermediate = pdu.esm_class & _TYPE_MASK == _INTERMEDIATE or not info.state.is_final
-        event: Event = Intermediate() if intermediate else Receipt(info.state, _err(info))
+        intermediate = pdu.esm_class & _TYPE_MASK == _INTERMEDIATE or info.state in _NOT_FINAL
+        event: Event = _INTERMEDIATE_EVENT if intermediate else Receipt(info.state, _err(info))
         try:
             transition = apply(row, event, self.clock(), self.table.policy)
         except InvalidTransition:
@@ -194,7 +204,7 @@ class Receipts:
                                 not intermediate, forwarded)
         if intermediate:
             if transition.forward_intermediate:
-                forward = _flagged(rewrite_receipt(pdu, row.id), EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)
+                forward = rewrite_receipt(pdu, row.id, _INTERMEDIATE)
                 return self.deliveries.deliver_mo(row.account, forward, kind="receipt")
             return 0
         self.awaiting.pop(key, None)
@@ -203,7 +213,7 @@ class Receipts:
         if not row.receipt_owed:
             self.store.save([row])
             return 0
-        receipt = _flagged(rewrite_receipt(pdu, row.id), EsmClass.TYPE_DELIVERY_RECEIPT)
+        receipt = rewrite_receipt(pdu, row.id, _DELIVERY_RECEIPT)
         row.receipt = encode(receipt)
         return self._deliver_after_saving(row, receipt)
 
@@ -228,18 +238,18 @@ class Receipts:
             return
         # the rows' saves are taken as they are now, before any ESME could have acknowledged them
         saved = self.store.save_durably([owed.row for owed in batch])
-        for owed in batch:
-            self.deliveries.deliver_receipt(owed.row, owed.receipt)
+        self.deliveries.deliver_receipts(batch)
         saved.add_done_callback(partial(self._receipts_saved, batch))
 
     def _receipts_saved(self, batch: list[OwedReceipt], write: asyncio.Future[None]) -> None:
         error = write.exception() if not write.cancelled() else asyncio.CancelledError()
-        for owed in batch:
-            if error is not None:
-                log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
-                owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
-            else:
+        if error is None:
+            for owed in batch:
                 owed.done.set_result(0)
+            return
+        for owed in batch:
+            log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
+            owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
 
     def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:
         self.stats.receipts_unmatched += 1
@@ -289,22 +299,22 @@ def _as_submitted(receipt_id: str, submit_base: int, receipt_base: int) -> str:
 # (a new Flag member built each time), ~2% of the hub's main thread once per receipt
 _TYPE_MASK = int(EsmClass.TYPE_MASK)
 _INTERMEDIATE = int(EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)
-
-
-def _flagged(receipt: DeliverSm | DataSm, kind: EsmClass) -> DeliverSm | DataSm:
-    """The receipt as the ESME gets it: flagged as ``kind`` in its esm_class when the upstream's was not.
-
-    Some SMSCs send receipts with esm_class 0, told from an MO by their text alone; the hub
-    did that once (dispatch, smppcore.receipt.is_receipt), so its ESMEs need not.
-    """
-    if receipt.esm_class & _TYPE_MASK:
-        return receipt
-    return msgspec.structs.replace(receipt, esm_class=receipt.esm_class | kind)
+_DELIVERY_RECEIPT = int(EsmClass.TYPE_DELIVERY_RECEIPT)
+#: the message states a receipt reports before the end (MessageState.is_final is a Python call)
+_NOT_FINAL = frozenset(state for state in MessageState if not state.is_final)
+#: Intermediate carries nothing: one for every receipt
+_INTERMEDIATE_EVENT = Intermediate()
 
 
 def _err(info: ReceiptInfo) -> int:
+    """The receipt's error code as a number: decimal as Appendix B writes it ("011" is 11), or
+    with a prefix ("0x0b"); 0 for anything else (vendor words)."""
     err = info.err
+    if err == "000":  # nearly every receipt: no int() to parse
+        return 0
     try:
-        return int(err, 0) if isinstance(err, str) else int(err)
+        if err.isascii() and err.isdigit():
+            return int(err)  # int(err, 0) refuses the leading zeros every Appendix B code has
+        return int(err, 0)
     except ValueError:
         return 0

@@ -1,0 +1,341 @@
+"""The hub's receipt path on its own: router.receipts and router.delivery around fakes.
+
+An upstream's receipt goes in through :meth:`Receipts.received`; the store, the ESME's
+receiver bind and the loop's services are fakes that record what they are asked, so the
+durability contract can be checked step by step (the row with its receipt is durable
+before the upstream hears ESME_ROK), and the fast paths of the functions on that path
+(message ids already normal, an Appendix B text that starts with its id, the TLVs a
+decoder gives) are checked against the general rule they shortcut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Coroutine
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smppcore import CommandStatus, DataSm, DeliverSm, DeliverSmResp, Pdu, Tag, decode
+from smppcore.constants import MessageState
+from smppcore.message_ids import normalise_message_id
+from smppcore.receipt import ReceiptInfo, build_receipt, receipt_info_from_tlvs
+from smpphub.router import delivery as delivery_module
+from smpphub.router.delivery import Deliveries, rewrite_receipt
+from smpphub.router.lifecycle import MessageRow, RetryPolicy, State
+from smpphub.router.msglog import MessageLog
+from smpphub.router.receipts import Receipts
+
+HUB_ID = "0f3c2a9e5b7d4e1a"
+TEXT = b"id:1234567 sub:001 dlvrd:001 submit date:2612020500 done date:2612020501 stat:DELIVRD err:000 text:hello"
+
+# --- message ids: the fast path gives what the rule gives ------------------------------------
+
+
+def _rule(s: str, base: int | None) -> str:
+    """normalise_message_id as its docstring states it, written out plainly."""
+    t = s.strip(" \t\r\n\x00").lower()
+    digits = "0123456789" if base == 10 else "0123456789abcdef"
+    if base is not None and t and len(t) <= 64 and all(c in digits for c in t):
+        return str(int(t, base))
+    if t and all(c in "0123456789abcdef" for c in t):
+        return t.lstrip("0") or "0"
+    return t
+
+
+@given(st.text(alphabet="0123456789abcdefxyzABCFZ -_\t\x00é٣", max_size=12), st.sampled_from([None, 10, 16]))
+def test_normalise_message_id_follows_its_rule(s: str, base: int | None) -> None:
+    assert normalise_message_id(s, base=base) == _rule(s, base)
+
+
+@pytest.mark.parametrize(("raw", "base", "expected"), [
+    ("1234567", None, "1234567"),  # already normal: as it is
+    ("1a2b3c", None, "1a2b3c"),
+    ("1a2b3c", 10, "1a2b3c"),  # not decimal: as it is
+    ("1a", 16, "26"),  # a known hex base: its value
+    ("0042", None, "42"),
+    ("ABC", None, "abc"),
+    ("٣٣", 10, "٣٣"),  # Arabic-Indic digits are not an SMSC's decimal
+    (" 7\x00", 10, "7"),
+])
+def test_normalise_message_id_examples(raw: str, base: int | None, expected: str) -> None:
+    assert normalise_message_id(raw, base=base) == expected
+
+
+# --- the receipt the ESME gets ----------------------------------------------------------------
+
+
+_SEARCH = re.compile(rb"(?i)\bid:\s*[^\s]*")
+
+
+@given(st.binary(max_size=40), st.sampled_from([b"", b"id:", b"ID: ", b"xid:", b"id:\t", b" id:"]),
+       st.binary(max_size=40))
+def test_an_id_spliced_at_the_start_is_the_first_match(head: bytes, marker: bytes, tail: bytes) -> None:
+    for text in (marker + tail, head + marker + tail):
+        expected = _SEARCH.sub(b"id:" + HUB_ID.encode(), text, count=1)
+        got = rewrite_receipt(DeliverSm(short_message=text, esm_class=4), HUB_ID).short_message
+        assert got == expected
+
+
+@pytest.mark.parametrize(("pdu", "kind", "short_message", "tlvs", "esm_class"), [
+    # Appendix B text and both TLVs: the id replaced in both, the state kept
+    (DeliverSm(esm_class=4, short_message=TEXT, tlvs={Tag.RECEIPTED_MESSAGE_ID: "1234567", Tag.MESSAGE_STATE: 2}),
+     4, b"id:0f3c2a9e5b7d4e1a sub:001 dlvrd:001 submit date:2612020500 done date:2612020501 stat:DELIVRD "
+        b"err:000 text:hello", {Tag.RECEIPTED_MESSAGE_ID: HUB_ID, Tag.MESSAGE_STATE: 2}, 4),
+    # text only, esm_class 0 (told from an MO by its text): flagged, and no TLV added
+    (DeliverSm(esm_class=0, short_message=TEXT), 4,
+     b"id:0f3c2a9e5b7d4e1a sub:001 dlvrd:001 submit date:2612020500 done date:2612020501 stat:DELIVRD "
+     b"err:000 text:hello", {}, 4),
+    # an intermediate notification keeps its own type; a kind is only set where there was none
+    (DeliverSm(esm_class=0x20, short_message=b"ID: 77 stat:ENROUTE"), 4, b"id:0f3c2a9e5b7d4e1a stat:ENROUTE", {},
+     0x20),
+    # the id further on (a vendor prefix) and other esm_class bits kept
+    (DeliverSm(esm_class=0x80, short_message=b"DLR id:77 stat:DELIVRD"), 0x20,
+     b"DLR id:0f3c2a9e5b7d4e1a stat:DELIVRD", {}, 0xA0),
+    # UCS-2 text: rewritten in UCS-2
+    (DeliverSm(esm_class=4, data_coding=8, short_message="id:77 stat:DELIVRD".encode("utf-16-be")), 4,
+     "id:0f3c2a9e5b7d4e1a stat:DELIVRD".encode("utf-16-be"), {}, 4),
+    # no text at all: the TLV carries the hub's id
+    (DeliverSm(esm_class=4, tlvs={Tag.MESSAGE_STATE: 2}), 4, b"",
+     {Tag.MESSAGE_STATE: 2, Tag.RECEIPTED_MESSAGE_ID: HUB_ID}, 4),
+])
+def test_rewrite_receipt(pdu: DeliverSm, kind: int, short_message: bytes, tlvs: dict[int, object],
+                         esm_class: int) -> None:
+    before = pdu.tlvs.copy()
+    out = rewrite_receipt(pdu, HUB_ID, kind)
+    assert (out.short_message, out.tlvs, out.esm_class, out.sequence_number) == (short_message, tlvs, esm_class, 0)
+    assert pdu.tlvs == before  # the upstream's receipt is left as it came
+
+
+def test_rewrite_receipt_of_a_data_sm() -> None:
+    pdu = DataSm(esm_class=4, tlvs={Tag.MESSAGE_PAYLOAD: b"id:77 stat:DELIVRD", Tag.RECEIPTED_MESSAGE_ID: "77"})
+    out = rewrite_receipt(pdu, HUB_ID, 4)
+    assert out.tlvs == {Tag.MESSAGE_PAYLOAD: b"id:0f3c2a9e5b7d4e1a stat:DELIVRD", Tag.RECEIPTED_MESSAGE_ID: HUB_ID}
+
+
+@pytest.mark.parametrize(("tlvs", "expected"), [
+    ({Tag.RECEIPTED_MESSAGE_ID: "77", Tag.MESSAGE_STATE: 2}, ("77", MessageState.DELIVERED, None)),
+    ({Tag.RECEIPTED_MESSAGE_ID: " 77\x00", Tag.MESSAGE_STATE: 2}, ("77", MessageState.DELIVERED, None)),
+    ({Tag.RECEIPTED_MESSAGE_ID: b"77\x00", Tag.MESSAGE_STATE: b"\x05", Tag.NETWORK_ERROR_CODE: b"\x03\x00\x0b"},
+     ("77", MessageState.UNDELIVERABLE, (3, 11))),
+    ({Tag.RECEIPTED_MESSAGE_ID: 77, Tag.MESSAGE_STATE: 2}, None),  # not text: no id
+    ({Tag.RECEIPTED_MESSAGE_ID: "77", Tag.MESSAGE_STATE: 99}, None),  # a state SMPP 3.4 does not define
+    ({Tag.RECEIPTED_MESSAGE_ID: "\x00", Tag.MESSAGE_STATE: 2}, None),
+    ({Tag.MESSAGE_STATE: 2}, None),
+    ({Tag.RECEIPTED_MESSAGE_ID: "77", Tag.MESSAGE_STATE: 2, Tag.NETWORK_ERROR_CODE: b"\x03"},
+     ("77", MessageState.DELIVERED, None)),  # a network_error_code of the wrong length: ignored
+])
+def test_receipt_info_from_tlvs(tlvs: dict[int, Any], expected: tuple[str, MessageState, Any] | None) -> None:
+    info = receipt_info_from_tlvs(DeliverSm(esm_class=4, tlvs=tlvs))
+    if expected is None:
+        assert info is None
+    else:
+        mid, state, network_error = expected
+        err = "000" if network_error is None else f"{network_error[1]:03d}"
+        assert info == ReceiptInfo(message_id=mid, state=state, err=err, network_error=network_error)
+
+
+# --- Receipts and Deliveries around fakes ------------------------------------------------------
+
+
+class FakeStore:
+    """Saves recorded; a durable save completes when the test says so."""
+
+    def __init__(self) -> None:
+        self.saved: list[list[MessageRow]] = []
+        self.durable: list[tuple[list[bytes], asyncio.Future[None]]] = []
+
+    def save(self, rows: list[MessageRow]) -> None:
+        self.saved.append(list(rows))
+
+    def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.durable.append(([row.receipt for row in rows], done))  # what the write would hold
+        return done
+
+    async def pending_deliveries(self) -> list[object]:
+        return []
+
+    async def owed_receipts(self) -> list[MessageRow]:
+        return []
+
+    async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
+        return None
+
+
+class FakeSession:
+    can_send = True
+
+
+class FakeReceiver:
+    """An ESME's receiver bind: what it was sent, and its answers given by hand."""
+
+    def __init__(self) -> None:
+        self.session = FakeSession()
+        self.is_open = True
+        self.sent: list[tuple[Pdu, Any, bytes | None]] = []
+
+    def send_callback(self, pdu: Pdu, callback: Any, encoded: bytes | None = None) -> None:
+        self.sent.append((pdu, callback, encoded))
+
+    def answer(self, status: int = 0) -> None:
+        sent, self.sent = self.sent, []
+        for i, (_, callback, _) in enumerate(sent, 1):
+            callback(DeliverSmResp(sequence_number=i, command_status=status), None)
+
+
+class Host:
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> None:
+        self.tasks.append(self.loop.create_task(coro))
+
+    def future(self) -> asyncio.Future[int]:
+        return self.loop.create_future()
+
+    def call_soon(self, callback: Any) -> None:
+        self.loop.call_soon(callback)
+
+
+class Kit:
+    def __init__(self) -> None:
+        self.store = FakeStore()
+        self.esme = FakeReceiver()
+        self.deliveries = Deliveries(self.store, SimpleNamespace(receivers=lambda account: [self.esme]),  # type: ignore[arg-type]
+                                     msglog=MessageLog.off())
+        self.host = Host()
+        self.receipts = Receipts(self.host, self.store, self.deliveries, MessageLog.off(),  # type: ignore[arg-type]
+                                 SimpleNamespace(policy=RetryPolicy()), time.time, 1000)  # type: ignore[arg-type]
+        self.pool = SimpleNamespace(name="smsc", cfg=SimpleNamespace(receipt_id_base=0, submit_id_base=0))
+
+    def sent_row(self, upstream_id: str = "1234567", registered_delivery: int = 1) -> MessageRow:
+        now = time.time()
+        row = MessageRow(id=HUB_ID, account="acme", pdu=b"", route=["smsc"], state=State.SENT, upstream="smsc",
+                         upstream_id=upstream_id, registered_delivery=registered_delivery, created_at=now,
+                         updated_at=now)
+        self.receipts.expect(row, self.pool)  # type: ignore[arg-type]
+        return row
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def upstream_receipt(text: bytes = TEXT, **kw: Any) -> DeliverSm:
+    return build_receipt(message_id="1234567", state=MessageState.DELIVERED, source_addr="Acme",
+                         destination_addr="447700900123", submit_date=datetime(2026, 12, 2, 5, 0),
+                         done_date=datetime(2026, 12, 2, 5, 1), text=b"hello", **kw)
+
+
+async def test_the_row_with_its_receipt_is_durable_before_the_upstream_hears_rok() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    row = kit.sent_row()
+    answer = kit.receipts.received(kit.pool, upstream_receipt())  # type: ignore[arg-type]
+    assert isinstance(answer, asyncio.Future)
+    await turns()
+    # the end of the turn asked for the durable save, with the receipt in the row
+    [(receipts, write)] = kit.store.durable
+    assert row.state is State.DELIVERED and row.receipt_owed and receipts == [row.receipt]
+    # the ESME has it already (the bytes sent are the row's), the upstream not yet its answer
+    [(pdu, _, encoded)] = kit.esme.sent
+    assert encoded == row.receipt and decode(encoded) == pdu
+    assert pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] == HUB_ID and pdu.short_message.startswith(b"id:" + HUB_ID.encode())
+    assert not answer.done()
+    write.set_result(None)
+    await turns()
+    assert answer.result() == 0
+    # the ESME acknowledges: nothing is owed any more, and that is saved
+    kit.esme.answer()
+    await turns()
+    assert not row.receipt_owed and kit.store.saved[-1] == [row]
+    await kit.deliveries.stop()
+
+
+async def test_a_failed_write_makes_the_upstream_send_it_again() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    kit.sent_row()
+    answer = kit.receipts.received(kit.pool, upstream_receipt())  # type: ignore[arg-type]
+    await turns()
+    kit.store.durable[0][1].set_exception(OSError("disk full"))
+    await turns()
+    assert isinstance(answer, asyncio.Future) and answer.result() == CommandStatus.ESME_RSYSERR
+    await kit.deliveries.stop()
+
+
+async def test_a_turns_receipts_share_one_write_and_each_gets_its_answer() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    rows = []
+    answers = []
+    for i in range(5):
+        row = kit.sent_row(upstream_id=str(100 + i))
+        row.id = f"hub{i}"
+        rows.append(row)
+        pdu = build_receipt(message_id=str(100 + i), state=MessageState.UNDELIVERABLE, source_addr="A",
+                            destination_addr="44", submit_date=None, done_date=None,
+                            network_error=(3, 11))
+        answers.append(kit.receipts.received(kit.pool, pdu))  # type: ignore[arg-type]
+    await turns()
+    [(receipts, write)] = kit.store.durable
+    assert receipts == [row.receipt for row in rows]
+    assert [pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] for pdu, _, _ in kit.esme.sent] == [row.id for row in rows]
+    write.set_result(None)
+    await turns()
+    assert [a.result() for a in answers if isinstance(a, asyncio.Future)] == [0] * 5
+    assert all(row.state is State.UNDELIVERABLE and row.error == 11 for row in rows)  # "011": eleven
+    await kit.deliveries.stop()
+
+
+async def test_an_unflagged_text_only_receipt_reaches_the_esme_flagged() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    kit.sent_row()
+    kit.receipts.received(kit.pool, DeliverSm(esm_class=0, short_message=TEXT))  # type: ignore[arg-type]
+    await turns()
+    [(pdu, _, _)] = kit.esme.sent
+    assert pdu.esm_class == 4 and pdu.tlvs == {}
+    assert pdu.short_message == TEXT.replace(b"1234567", HUB_ID.encode())
+    await kit.deliveries.stop()
+
+
+async def test_a_refused_receipt_is_sent_again_with_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery_module, "RETRY_DELAY", 0.0)
+    kit = Kit()
+    await kit.deliveries.start()
+    row = kit.sent_row()
+    kit.receipts.received(kit.pool, upstream_receipt())  # type: ignore[arg-type]
+    await turns()
+    kit.store.durable[0][1].set_result(None)
+    first = kit.esme.sent[0][2]
+    kit.esme.answer(CommandStatus.ESME_RSYSERR)
+    for _ in range(50):  # the retry is a call_later(0): a few turns
+        await turns(1)
+        if kit.esme.sent:
+            break
+    assert [encoded for _, _, encoded in kit.esme.sent] == [first] and row.receipt_owed
+    kit.esme.answer()
+    await turns()
+    assert not row.receipt_owed
+    await kit.deliveries.stop()
+
+
+async def test_a_receipt_the_esme_did_not_ask_for_is_saved_and_not_sent() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    row = kit.sent_row(registered_delivery=2)  # failures only
+    assert kit.receipts.received(kit.pool, upstream_receipt()) == 0  # type: ignore[arg-type]
+    await turns()
+    assert row.state is State.DELIVERED and not row.receipt_owed and kit.store.saved == [[row]]
+    assert not kit.esme.sent and not kit.store.durable
+    await kit.deliveries.stop()
