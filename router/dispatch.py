@@ -144,6 +144,9 @@ class Dispatcher:
         self._turn_end: TurnCollector[MessageRow] = TurnCollector(self._settle)
         self._tasks: set[asyncio.Task[None]] = set()
         self.submit_listener: SubmitListener | None = None  # set by the hub when it sends webhooks
+        # while accept_all hands a group commit over: the pools given messages, pumped once at its end
+        # (one pump per message cost more than the queueing itself)
+        self._pump_after: set[UpstreamPool] | None = None
 
     # ---- pools ------------------------------------------------------------------------
 
@@ -260,17 +263,24 @@ class Dispatcher:
         ring = self._ring
         table = self.table
         step = self._step
-        for out in outs:
-            row = out.row
-            if backlog.full() or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
-                if accept(row, now).after is not _QUEUED:
-                    self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
-                backlog.spill([row.id])
-                continue
-            self.outgoing[row.id] = out
-            if ring is not None:
-                ring.start(row.id)
-            step(row, table.accept(row, now), True)
+        pumps: set[UpstreamPool] = set()
+        self._pump_after = pumps
+        try:
+            for out in outs:
+                row = out.row
+                if backlog.full() or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
+                    if accept(row, now).after is not _QUEUED:
+                        self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
+                    backlog.spill([row.id])
+                    continue
+                self.outgoing[row.id] = out
+                if ring is not None:
+                    ring.start(row.id)
+                step(row, table.accept(row, now), True)
+        finally:
+            self._pump_after = None
+            for pool in pumps:
+                pool.pump()
         self._turn_end.wake()
 
     # the Holder interface (router.backlog)
@@ -351,11 +361,16 @@ class Dispatcher:
         self.table.release(row.id)
 
     def _hand_over(self, row: MessageRow) -> None:
-        pool = self.pools.get(row.target)
+        pool = self.pools.get(row.route[row.route_index])  # row.target, without a property call
         if pool is None or not pool.available:
             self._event(row, UpstreamDown())
             return
-        pool.submit(self.outgoing[row.id])
+        pumps = self._pump_after
+        if pumps is None:
+            pool.submit(self.outgoing[row.id])
+        else:  # accept_all pumps each pool once, after the whole commit is queued
+            pool.queue.append(self.outgoing[row.id])
+            pumps.add(pool)
 
     def _sent(self, row: MessageRow) -> None:
         stats = self.stats

@@ -323,8 +323,11 @@ class SmppConnection(asyncio.Protocol):
             if isinstance(ev, Response):  # the common case first: an answer to one of ours
                 ctx = ev.context
                 if ctx is not None:
-                    if callable(ctx):  # send_callback (a Future is not callable)
-                        self._call(ctx, ev.pdu, None)
+                    if callable(ctx):  # send_callback (a Future is not callable); _call's work, inline
+                        try:
+                            ctx(ev.pdu, None)
+                        except Exception:  # noqa: BLE001 - the caller's bug must not end the connection
+                            log.exception("response callback failed")
                     elif not ctx.done():
                         ctx.set_result(ev.pdu)
                 if waiters:
