@@ -1,0 +1,240 @@
+"""The shortcuts of the hub's per-message path do what the general code they stand for does.
+
+Each shortcut (router/messages.py ``MessageTable.move``, ``TIMED_STATES``, the dispatcher's
+one pump per group commit, the pump's one check per link, the trace ring's plain dict and
+deque) was taken for CPU per message, measured in the commits that made them; these tests
+pin that the hub behaves exactly as the longer way did.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from smppcore import CommandStatus, Pdu, SubmitSm, encode
+from smppcore.session import Role, Session, SessionConfig
+from smppcore.session import State as SessionState
+from smpphub.router.config import HubConfig, Upstream
+from smpphub.router.delivery import Deliveries
+from smpphub.router.dispatch import Dispatcher
+from smpphub.router.lifecycle import (
+    TIMED_STATES,
+    Due,
+    MessageRow,
+    RetryPolicy,
+    State,
+    SubmitOk,
+    SubmitTemporary,
+    Taken,
+    UpstreamDown,
+)
+from smpphub.router.messages import MessageTable
+from smpphub.router.store.memory import MemoryStore
+from smpphub.router.trace import TraceRing
+from smpphub.router.upstream import Outgoing, UpstreamPool
+
+NOW = 1_000_000.0
+POLICY = RetryPolicy(initial=1.0, maximum=60.0, default_attempts=2)
+
+
+def new_row(message_id: str, **fields: object) -> MessageRow:
+    return MessageRow(id=message_id, account="acme", pdu=b"", route=["a", "b"], expires_at=NOW + 600, **fields)
+
+
+# ---- MessageTable.move: apply for a row alone ------------------------------------------------------
+
+
+EVENT_RUNS = {
+    "sent": [Taken("a"), SubmitOk("up-1")],
+    "retried": [Taken("a"), SubmitTemporary(CommandStatus.ESME_RSYSERR)],
+    "failed over": [Taken("a"), SubmitTemporary(CommandStatus.ESME_RSYSERR), Due(), Taken("a"),
+                    SubmitTemporary(CommandStatus.ESME_RSYSERR)],
+    "parked": [UpstreamDown(), UpstreamDown()],
+}
+
+
+@pytest.mark.parametrize("events", EVENT_RUNS.values(), ids=EVENT_RUNS.keys())
+def test_move_leaves_a_row_of_no_group_as_apply_does(events: list) -> None:
+    by_apply, by_move = MessageTable(POLICY), MessageTable(POLICY)
+    rows = {"apply": new_row("m"), "move": new_row("m")}
+    by_apply.accept(rows["apply"], NOW)
+    by_move.accept(rows["move"], NOW)
+    for i, event in enumerate(events):
+        changes = by_apply.apply(rows["apply"], event, NOW + i)
+        transition = by_move.move(rows["move"], event, NOW + i)
+        assert [c.transition for c in changes] == [transition]
+        assert msgspec.structs.asdict(rows["apply"]) == msgspec.structs.asdict(rows["move"])
+        assert by_apply.next_timer() == by_move.next_timer()
+        assert [r.id for r in by_apply.take_changed()] == [r.id for r in by_move.take_changed()]
+
+
+def test_a_state_outside_timed_states_never_has_a_timer() -> None:
+    """The table asks next_timer() only in TIMED_STATES: in any other state it must be None."""
+    for state in State:
+        row = new_row("m", due=NOW + 30, state=state)
+        if state in TIMED_STATES:
+            assert row.next_timer() is not None, state
+        else:
+            assert row.next_timer() is None, state
+
+
+def test_a_row_leaving_a_timed_state_loses_its_timer() -> None:
+    table = MessageTable(POLICY)
+    row = new_row("m", due=NOW + 30)
+    table.accept(row, NOW)  # SCHEDULED: its due time is armed
+    assert (row.state, table.next_timer()) == (State.SCHEDULED, NOW + 30)
+    table.move(row, Due(), NOW + 30)  # QUEUED: no timer (its upstream checks the validity)
+    assert row.state is State.QUEUED and table.next_timer() is None and table.tick(NOW + 10_000) == []
+
+
+# ---- the upstream pump ----------------------------------------------------------------------------
+
+
+class FakeSession:
+    """What the pump asks of a link's session: bound and with room, until ``room`` runs out."""
+
+    def __init__(self, room: int, bound: bool = True) -> None:
+        self.room = room
+        self.bound = bound
+
+    @property
+    def bound_with_room(self) -> bool:
+        return self.bound and self.room > 0
+
+
+class FakeClient:
+    def __init__(self, room: int, bound: bool = True) -> None:
+        self.transport = object()
+        self.session = FakeSession(room, bound)
+        self.sent: list[str] = []
+
+    def send_callback(self, pdu: Pdu, callback: object, encoded: bytes | None = None) -> None:
+        self.session.room -= 1
+        self.sent.append(pdu.short_message.decode())
+
+
+class Events:
+    """An UpstreamEvents that takes everything and records the order."""
+
+    def __init__(self) -> None:
+        self.took: list[str] = []
+
+    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
+        return True
+
+    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
+        self.took.append(out.row.id)
+
+    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
+        pass
+
+    def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int:
+        return 0
+
+    def pool_up(self, pool: UpstreamPool) -> None:
+        pass
+
+    def pool_down(self, pool: UpstreamPool, left: list[Outgoing]) -> None:
+        pass
+
+
+def outgoing(n: int) -> Outgoing:
+    pdu = SubmitSm(destination_addr="447700900123", short_message=f"m{n}".encode())
+    return Outgoing(MessageRow(id=f"m{n}", account="acme", pdu=encode(pdu), route=["u"]), pdu)
+
+
+def pool_with(clients: list[FakeClient | None], events: object | None = None) -> UpstreamPool:
+    pool = UpstreamPool(Upstream(name="u", host="127.0.0.1", port=1, system_id="hub", binds=len(clients)),
+                        events or Events())
+    for link, client in zip(pool.links, clients, strict=True):
+        link.client = client
+    pool.links_up = sum(c is not None for c in clients)
+    return pool
+
+
+def test_the_pump_takes_the_links_in_turn_and_skips_those_down_unbound_or_full() -> None:
+    a, b, unbound, full = FakeClient(room=10), FakeClient(room=2), FakeClient(room=10, bound=False), FakeClient(0)
+    pool = pool_with([a, None, b, unbound, full])
+    for n in range(8):
+        pool.queue.append(outgoing(n))
+    pool.pump()
+    assert (a.sent, b.sent) == (["m0", "m2", "m4", "m5", "m6", "m7"], ["m1", "m3"])  # b's window filled after two
+    assert unbound.sent == full.sent == [] and not pool.queue and pool.in_flight == 8
+
+
+def test_the_pump_stops_when_every_window_is_full_and_goes_on_in_turn() -> None:
+    a, b = FakeClient(room=1), FakeClient(room=1)
+    pool = pool_with([a, b])
+    for n in range(3):
+        pool.queue.append(outgoing(n))
+    pool.pump()
+    assert (a.sent, b.sent, len(pool.queue)) == (["m0"], ["m1"], 1)
+    a.session.room = b.session.room = 1  # both answered
+    pool.pump()
+    assert (a.sent, b.sent, len(pool.queue)) == (["m0", "m2"], ["m1"], 0)
+
+
+# ---- the dispatcher's group commit ---------------------------------------------------------------
+
+
+class NoReceivers:
+    def receivers(self, account: str) -> list:
+        return []
+
+
+class CountingPool(UpstreamPool):
+    pumps = 0
+
+    def pump(self) -> None:
+        self.pumps += 1
+        super().pump()
+
+
+async def test_a_group_commit_is_queued_whole_then_each_pool_pumped_once() -> None:
+    up = Upstream(name="u", host="127.0.0.1", port=1, system_id="hub", binds=2)
+    store = MemoryStore()
+    dispatcher = Dispatcher(HubConfig(upstreams=[up]), store, Deliveries(store, NoReceivers()))
+    pool = CountingPool(up, dispatcher)
+    clients = [FakeClient(room=3), FakeClient(room=3)]
+    for link, client in zip(pool.links, clients, strict=True):
+        link.client = client
+    pool.links_up = 2
+    dispatcher.pools["u"] = pool
+    outs = [outgoing(n) for n in range(8)]
+    dispatcher.accept_all(outs)
+    assert pool.pumps == 1
+    assert [c.sent for c in clients] == [["m0", "m2", "m4"], ["m1", "m3", "m5"]]
+    assert [o.row.state for o in outs] == [State.IN_FLIGHT] * 6 + [State.QUEUED] * 2
+    assert [o.row.id for o in pool.queue] == ["m6", "m7"] and all(o.row.upstream == "u" for o in outs[:6])
+
+
+# ---- the session, the trace ring, the events ----------------------------------------------------------
+
+
+def test_bound_with_room_is_bound_and_can_send() -> None:
+    session = Session(Role.ESME, SessionConfig(window=1), clock=lambda: NOW)
+    for state in SessionState:
+        session.state = state
+        assert session.bound_with_room is (state.is_bound and session.can_send), state
+    session.state = SessionState.BOUND_TRX
+    session.send_request(SubmitSm(destination_addr="1", short_message=b"x"))
+    assert not session.can_send and not session.bound_with_room
+
+
+def test_the_trace_ring_forgets_the_oldest_message_once() -> None:
+    ring = TraceRing(2)
+    for message_id in ("a", "b", "c"):
+        ring.start(message_id)
+    assert (len(ring), ring.steps("a", []), ring.steps("b", [])) == (2, None, [])
+    ring.start("b")  # started again (its place stays where it was): not a second place in the order
+    ring.start("d")
+    assert (len(ring), ring.steps("b", []), ring.steps("c", []), ring.steps("d", [])) == (2, None, [], [])
+    ring.start("e")
+    assert (len(ring), ring.steps("c", []), ring.steps("e", [])) == (2, None, [])
+
+
+def test_events_are_frozen_values_with_a_readable_repr() -> None:
+    assert Taken("a") == Taken("a") and repr(SubmitTemporary(8, throttled=True)) == (
+        "SubmitTemporary(status=8, throttled=True)")
+    with pytest.raises(AttributeError):
+        Taken("a").upstream = "b"
