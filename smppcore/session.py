@@ -396,9 +396,11 @@ class Session:
                 continue
             cid = pdu.command_id
             if pdu.is_response:
+                state = self.state
                 self._on_response(pdu, events)
-                allowed = self._may_receive[self.state]
-                opening = self.state is _OPEN
+                if self.state is not state:  # a bind or unbind answered: judge what follows in the new state
+                    allowed = self._may_receive[self.state]
+                    opening = self.state is _OPEN
             elif cid in allowed:
                 if cid == _ENQUIRE_LINK and self.answer_enquire_link:
                     self._answer(encode(EnquireLinkResp(sequence_number=pdu.sequence_number)), events)
@@ -443,7 +445,7 @@ class Session:
             self._out.append(data)
 
     def _on_response(self, pdu: Pdu, events: list[SessionEvent]) -> None:
-        entry = self.window.pop(pdu.sequence_number)
+        entry = self.window._pending.pop(pdu.sequence_number, None)  # Window.pop, without its call
         if entry is None:
             events.append(UnexpectedResponse(pdu))
             return
