@@ -136,9 +136,8 @@ def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> di
         elif tag in _CSTR_TAGS:
             # Tolerate a missing terminator (several SMSCs omit it in
             # receipted_message_id); stop at the first NUL otherwise.
-            raw = buf[pos:vend]
-            nul = raw.find(b"\0")
-            value = (raw if nul < 0 else raw[:nul]).decode("latin-1")
+            nul = buf.find(0, pos, vend)
+            value = buf[pos:vend if nul < 0 else nul].decode("latin-1")
         else:
             value = buf[pos:vend]
         if tag in out:
