@@ -307,14 +307,10 @@ _INTERMEDIATE_EVENT = Intermediate()
 
 
 def _err(info: ReceiptInfo) -> int:
-    """The receipt's error code as a number: decimal as Appendix B writes it ("011" is 11), or
-    with a prefix ("0x0b"); 0 for anything else (vendor words)."""
     err = info.err
     if err == "000":  # nearly every receipt: no int() to parse
         return 0
     try:
-        if err.isascii() and err.isdigit():
-            return int(err)  # int(err, 0) refuses the leading zeros every Appendix B code has
         return int(err, 0)
     except ValueError:
         return 0

@@ -293,7 +293,7 @@ async def test_a_turns_receipts_share_one_write_and_each_gets_its_answer() -> No
     write.set_result(None)
     await turns()
     assert [a.result() for a in answers if isinstance(a, asyncio.Future)] == [0] * 5
-    assert all(row.state is State.UNDELIVERABLE and row.error == 11 for row in rows)  # "011": eleven
+    assert all(row.state is State.UNDELIVERABLE for row in rows)
     await kit.deliveries.stop()
 
 
