@@ -168,6 +168,12 @@ class FakeStore:
     async def find_by_upstream_id(self, upstream: str, upstream_id: str) -> MessageRow | None:
         return None
 
+    async def add_deliveries(self, deliveries: list[Any]) -> list[int]:
+        return list(range(1, len(deliveries) + 1))
+
+    def delete_delivery(self, delivery_id: int) -> None:
+        pass
+
 
 class FakeSession:
     can_send = True
@@ -338,4 +344,20 @@ async def test_a_receipt_the_esme_did_not_ask_for_is_saved_and_not_sent() -> Non
     await turns()
     assert row.state is State.DELIVERED and not row.receipt_owed and kit.store.saved == [[row]]
     assert not kit.esme.sent and not kit.store.durable
+    await kit.deliveries.stop()
+
+
+async def test_an_intermediate_notification_asked_for_reaches_the_esme_with_the_hubs_id() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    row = kit.sent_row(registered_delivery=0x11)  # final receipt and intermediate notifications
+    enroute = build_receipt(message_id="1234567", state=MessageState.ENROUTE, source_addr="Acme",
+                            destination_addr="447700900123", submit_date=None, done_date=None,
+                            esm_class=0)  # unflagged: the text's stat says it is not final
+    answer = kit.receipts.received(kit.pool, enroute)  # type: ignore[arg-type]
+    assert isinstance(answer, asyncio.Future) and await answer == 0  # stored (as an MO-like delivery) first
+    await turns()
+    [(pdu, _, _)] = kit.esme.sent
+    assert pdu.esm_class == 0x20 and pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] == HUB_ID
+    assert row.state is State.SENT and ("smsc", "1234567") in kit.receipts.awaiting  # the final one still to come
     await kit.deliveries.stop()
