@@ -109,9 +109,14 @@ class Outbox:
             return
         done = self._done
         for conn in self._receivers():
-            session = conn.session
+            if not conn.is_open:
+                continue
+            # the window's room, read once: only these sends fill it while this loop runs, and a
+            # connection that goes away meanwhile refuses the next send (two property calls a
+            # request saved, a receipt per message in a hub)
+            room = conn.session.window.free
             send = conn.send_callback
-            while queue and session.can_send and conn.is_open:
+            while queue and room > 0:
                 item = queue.popleft()
                 try:
                     send(item.pdu, partial(done, item), item.encoded)
@@ -119,6 +124,7 @@ class Outbox:
                     queue.appendleft(item)
                     break
                 self.in_flight += 1
+                room -= 1
             if not queue:
                 return
 

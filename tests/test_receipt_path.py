@@ -176,7 +176,10 @@ class FakeStore:
 
 
 class FakeSession:
-    can_send = True
+    """A receiver's session with room in its window (what an outbox reads)."""
+
+    def __init__(self) -> None:
+        self.window = SimpleNamespace(free=100)
 
 
 class FakeReceiver:
