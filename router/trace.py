@@ -11,7 +11,7 @@ state, upstream, attempts, last error, times, receipt), without the steps in bet
 and ``[log] level = "debug"`` logs every step of every message for as long as the logs
 are kept.
 
-Cost on the hot path: one ``OrderedDict`` lookup and a plain tuple appended per
+Cost on the hot path: one dict lookup and a plain tuple appended per
 lifecycle transition (about four per message), only when the ring is on. The tuple
 holds the raw facts (time, the :class:`Transition` object the lifecycle made anyway,
 upstream, route index, error); :meth:`TraceRing.steps` turns them into named
