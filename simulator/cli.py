@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outbind-password", metavar="PW", default="", help="password sent in the outbind")
     p.add_argument("--pcap", metavar="FILE", help="write every PDU read or sent to this pcap file")
     p.add_argument("--seed", type=int, help="seed for every random choice (replayable runs)")
+    p.add_argument("--profile", metavar="NAME",
+                   help="the carrier profile of every account and prefix that names none (overrides `profile`; "
+                        "a preset such as ucs2-receipts, or one of the config's [profiles])")
     p.add_argument("--quiet", action="store_true", help="no live status line")
 
 
@@ -37,6 +40,8 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         changes["http_listen"] = args.http
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.profile is not None:
+        changes["profile"] = args.profile
     if args.pcap:
         changes["pcap"] = args.pcap
     tls = (args.tls_listen, args.tls_cert, args.tls_key)

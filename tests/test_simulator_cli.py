@@ -79,6 +79,30 @@ def test_missing_file_and_bad_arguments_exit_2(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == "smpphub simulate: listen: expected HOST:PORT, got 'nohost'"
     proc = simulate("--http", "127.0.0.1:99999")
     assert proc.returncode == 2 and proc.stderr.strip() == "smpphub simulate: http_listen: port must be 0 to 65535, got '127.0.0.1:99999'"
+    proc = simulate("--profile", "nope")
+    assert proc.returncode == 2 and re.fullmatch(r"smpphub simulate: profile: unknown profile 'nope' \(known: .*"
+                                                 r"ucs2-receipts.*\)", proc.stderr.strip()), proc.stderr
+
+
+def test_profile_sets_the_carrier_profile_of_every_account():
+    """``--profile ucs2-receipts``: the receipt text comes in UCS-2, as that carrier sends it."""
+    port = free_port()
+    proc = subprocess.Popen([*SIMULATE, "--listen", f"{HOST}:{port}", "--quiet", "--profile", "ucs2-receipts"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for_port(port, proc)
+
+        async def esme() -> smppcore.Pdu:
+            async with smppcore.connect(HOST, port, system_id="anyone", password="any") as c:
+                await c.submit_sm(source_addr="Acme", destination_addr="447700900123", short_message=b"profile",
+                                  registered_delivery=1)
+                return await c.next_message(timeout=5)
+
+        receipt = smppcore.run(esme())
+        assert receipt.data_coding == 8 and "stat:DELIVRD" in receipt.short_message.decode("utf-16-be")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
 
 
 @pytest.mark.parametrize("which", ["SMPP", "HTTP"])
