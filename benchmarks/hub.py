@@ -219,9 +219,13 @@ def measure_through_hub(prefix: str, config: Callable[[Path, int, int, Path], No
 
 
 def measure_hub(store: str, receipts: bool, count: int, window: int, binds: int, rate: float = 0.0) -> dict:
+    # the simulator holds every receipt the hub has not taken yet: closed loop, receipts come
+    # back slower than submits go out, and past its default hold_limit the oldest would give way
+    simulator = f"[receipts]\nhold_limit = {max(100_000, count)}\n"
     return measure_through_hub(
         "smpphub-bench-", lambda path, hub_port, smsc_port, db: hub_config(path, hub_port, smsc_port, store, db),
-        b"listening", lambda hub_port: run_load(hub_port, count, window, binds, receipts, rate), lambda _: count)
+        b"listening", lambda hub_port: run_load(hub_port, count, window, binds, receipts, rate), lambda _: count,
+        simulator_config=simulator)
 
 
 def measure_ceiling(count: int, window: int, binds: int) -> dict:

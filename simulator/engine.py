@@ -63,6 +63,7 @@ class Simulator(SmscHandler):
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by attach()
         self._stats = Stats()
         self._fast_count = 0  # messages taken by the fast path, not yet added to _stats (see stats)
+        self._dropping: set[str] = set()  # accounts whose held deliveries have passed hold_limit (said once)
         self.submits: collections.deque[Submit] = collections.deque(maxlen=config.record_limit)
         self.messages = MessageLog(config.record_limit)
         self._submits_append = self.submits.append
@@ -231,10 +232,17 @@ class Simulator(SmscHandler):
         return box
 
     def _send_to(self, system_id: str, pdu: Pdu, on_ack: Callable[[Pdu, Any], None]) -> None:
-        """Queue ``pdu`` for the account's receivers; when ``hold_limit`` wait, the oldest gives way."""
+        """Queue ``pdu`` for the account's receivers; when ``hold_limit`` wait, the oldest gives way
+        (counted in ``held_dropped``; the first of each account said in the log)."""
         box = self.outbox(system_id)
         if box.full:
             box.drop_oldest()
+            stats = self._stats
+            stats.held_dropped += 1
+            if system_id not in self._dropping:
+                self._dropping.add(system_id)
+                log.warning("%s: %d receipts and MO wait for its receivers (hold_limit): the oldest give way",
+                            system_id or "(any account)", box.limit)
         box.put(pdu, on_ack)
 
     # ---- requests -----------------------------------------------------------------------

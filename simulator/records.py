@@ -176,6 +176,7 @@ class Stats(msgspec.Struct):
     mo_sent: int = 0
     mo_acked: int = 0
     held: int = 0
+    held_dropped: int = 0  # receipts and MO given up past hold_limit, the oldest first
     dropped_connections: int = 0
     messages: int = 0
 

@@ -169,6 +169,19 @@ async def test_receipt_is_held_until_the_account_binds_a_receiver():
         assert sim.sim.stats.held == 0
 
 
+async def test_past_hold_limit_the_oldest_receipts_give_way_and_are_counted(caplog):
+    async with simulator(receipts={"hold_limit": 3}) as sim:
+        async with connect(sim, bind="tx") as tx:
+            ids = [(await tx.submit_sm(destination_addr=TO, registered_delivery=1)).message_id for _ in range(5)]
+            await wait_until(lambda: sim.sim.stats.held_dropped == 2, what="two given up")
+        assert sim.sim.stats.held == 3
+        assert [r.message for r in caplog.records if "hold_limit" in r.message] == [
+            "esme: 3 receipts and MO wait for its receivers (hold_limit): the oldest give way"]  # once
+        async with connect(sim, bind="rx") as rx:
+            got = [receipt_info(p).message_id for p in await receipts(rx, 3)]
+        assert got == ids[2:]  # the newest three
+
+
 async def test_receipts_unanswered_by_a_dropped_receiver_go_to_the_next_one():
     async with simulator() as sim:
         unanswered = asyncio.get_running_loop().create_future()
