@@ -188,7 +188,12 @@ class Receipts:
         stats = self.stats
         stats.receipts_in += 1
         intermediate = pdu.esm_class & _TYPE_MASK == _INTERMEDIATE or info.state in _NOT_FINAL
-        event: Event = _INTERMEDIATE_EVENT if intermediate else Receipt(info.state, _err(info))
+        if intermediate:
+            event: Event = _INTERMEDIATE_EVENT
+        elif info.err == "000":  # nearly every receipt
+            event = _RECEIPT_NO_ERROR[info.state]
+        else:
+            event = Receipt(info.state, _err(info))
         try:
             transition = apply(row, event, self.clock(), self.table.policy)
         except InvalidTransition:
@@ -302,14 +307,13 @@ _INTERMEDIATE = int(EsmClass.TYPE_INTERMEDIATE_NOTIFICATION)
 _DELIVERY_RECEIPT = int(EsmClass.TYPE_DELIVERY_RECEIPT)
 #: the message states a receipt reports before the end (MessageState.is_final is a Python call)
 _NOT_FINAL = frozenset(state for state in MessageState if not state.is_final)
-#: Intermediate carries nothing: one for every receipt
+#: Intermediate carries nothing: one for every receipt; a final receipt without an error, one per state
 _INTERMEDIATE_EVENT = Intermediate()
+_RECEIPT_NO_ERROR = {state: Receipt(state, 0) for state in MessageState}
 
 
 def _err(info: ReceiptInfo) -> int:
     err = info.err
-    if err == "000":  # nearly every receipt: no int() to parse
-        return 0
     try:
         return int(err, 0)
     except ValueError:
