@@ -436,7 +436,7 @@ async def test_wal_synchronous_and_schema_version(tmp_path, sync, code):
     pragmas = await s._read(lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0]
                                                 for p in ("journal_mode", "synchronous", "user_version")])
     await s.close()
-    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 2
+    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 3
 
 
 async def test_a_newer_schema_is_refused(tmp_path):
@@ -546,8 +546,8 @@ async def check_migrated(path: str) -> None:
         pending = await s.pending_deliveries()
         assert [(d.id, d.account, d.pdu, d.kind, d.attempts) for d in pending] == [
             (1, "acme", b"\x05receipt-for-d1", "receipt", 1), (2, "beta", b"\x05mo", "mo", 0)]
-        assert await schema(s) == await schema(fresh)  # version 2, version 1's indexes gone, the new ones there
-        assert (await schema(s))[0] == 2
+        assert await schema(s) == await schema(fresh)  # the current version, version 1's indexes gone, the new ones there
+        assert (await schema(s))[0] == SCHEMA_VERSION
     finally:
         await s.close()
         await fresh.close()
@@ -576,6 +576,37 @@ async def test_a_version_1_file_is_migrated(tmp_path):
         assert [d.id for d in await s.pending_deliveries()] == [2, 3]
     finally:
         await s.close()
+
+
+async def test_a_version_2_file_gets_the_pending_index_without_sent_rows(tmp_path):
+    """Version 2's pending index held SENT rows too; the migration makes it again, and the
+    restart's queries still find what they must, through it."""
+    path = str(tmp_path / "v2.db")
+    s = await reopen(path)
+    await s.add_messages([record(1), record(2, state=State.SENT, upstream="a", upstream_id="U2"),
+                          record(3, state=State.DELIVERED, upstream="a", upstream_id="U3", receipt_owed=True,
+                                 receipt=b"dlr")])
+    await s.close()
+    from smpphub.router.store import sqlite_schema
+    old_pending = sqlite_schema.PENDING.replace("'queued', 'scheduled'", "'queued', 'scheduled', 'sent'")
+    assert old_pending != sqlite_schema.PENDING
+    db = sqlite3.connect(path)
+    db.executescript(f"DROP INDEX messages_pending; CREATE INDEX messages_pending ON messages (state) "
+                     f"WHERE {old_pending}; PRAGMA user_version=2;")
+    db.close()
+    s = await reopen(path)
+    fresh = await reopen(str(tmp_path / "fresh.db"))
+    try:
+        assert await schema(s) == await schema(fresh) and (await schema(s))[0] == SCHEMA_VERSION
+        assert [r.id for r in await s.open_messages()] == ["m1"]
+        assert [r.id for r in await s.owed_receipts()] == ["m3"]
+        assert (await s.find_by_upstream_id("a", "U2")).id == "m2"
+        entries = await s._read(lambda db: db.execute(
+            f"SELECT COUNT(*) FROM messages INDEXED BY messages_pending WHERE {sqlite_schema.PENDING}").fetchone()[0])
+        assert entries == 2  # m1 (queued) and m3 (receipt owed); the SENT m2 is not in it
+    finally:
+        await s.close()
+        await fresh.close()
 
 
 # Kill the process at the first statement of the migration that starts with argv[2].

@@ -12,12 +12,18 @@ from __future__ import annotations
 from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State
 from .sqlite_writer import Row, Shape, SqlRow, insert_shape, update_shape
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; bump it with a migration in _migrate()
-OPEN_STATES_SQL = "(" + ", ".join(sorted(f"'{state.value}'" for state in OPEN_STATES)) + ")"
+SCHEMA_VERSION = 3  # PRAGMA user_version; bump it with a migration in _migrate()
 FINAL_STATES_SQL = "(" + ", ".join(sorted(f"'{state.value}'" for state in FINAL_STATES)) + ")"
-# The rows a restart has to act on: open messages and receipts still owed. One partial
-# index holds them (SQLite uses it only for a query that repeats this very term).
-PENDING = f"(state IN {OPEN_STATES_SQL} OR receipt_owed = 1)"
+# Open and not sent yet: what a restart sends (a SENT message only waits for its receipt,
+# which finds it by upstream id).
+UNSENT_STATES_SQL = "(" + ", ".join(sorted(f"'{state.value}'" for state in OPEN_STATES - {State.SENT})) + ")"
+# The rows a restart has to act on: messages not sent yet and receipts still owed. One
+# partial index holds them (SQLite uses it only for a query that repeats this very term).
+# SENT rows are not in it (they were until schema version 3): a message then leaves it when
+# sent and comes back only with a receipt owed, two index writes a message fewer (measured
+# with the store alone, a message's four writes: 26.8 -> 24.2 us), and the SENT rows of
+# messages that asked for no receipt no longer stay in it until they are purged.
+PENDING = f"(state IN {UNSENT_STATES_SQL} OR receipt_owed = 1)"
 # One row per message: its whole lifecycle state, the receipt still owed to its ESME
 # included (see router/lifecycle.py). Every index costs on every write that sets one
 # of its columns, and a message is written four times (accepted, sent, final with
@@ -103,6 +109,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     kind TEXT NOT NULL
 );
 """
+# Version 2's pending index held SENT rows too: it is made again (see PENDING).
+FROM_VERSION_2 = """
+DROP INDEX IF EXISTS messages_pending;
+"""
 # Version 1 kept a message's receipt in the deliveries table and knew fewer states;
 # its pending receipts stay there and are delivered as they are.
 FROM_VERSION_1 = """
@@ -145,7 +155,7 @@ SELECT = f"SELECT {', '.join(COLUMNS)} FROM messages"
 GET = f"{SELECT} WHERE id = ?"
 BY_UPSTREAM = f"{SELECT} WHERE upstream = ? AND upstream_id = ? ORDER BY created_at DESC LIMIT 1"
 # SENT messages wait for receipts, which find them by upstream id: a restart has nothing to do for them
-OPEN = f"{SELECT} WHERE {PENDING} AND state IN {OPEN_STATES_SQL} AND state != 'sent' ORDER BY created_at"
+OPEN = f"{SELECT} WHERE {PENDING} AND state IN {UNSENT_STATES_SQL} ORDER BY created_at"
 OWED = f"{SELECT} WHERE {PENDING} AND receipt_owed = 1 ORDER BY updated_at"
 OWED_BY_ACCOUNT = f"{SELECT} WHERE {PENDING} AND receipt_owed = 1 AND account = ? ORDER BY updated_at"
 DELIVERY_COLUMNS = ("id", "account", "pdu", "created_at", "expires_at", "attempts", "kind")
@@ -176,7 +186,7 @@ DELETE_DELIVERIES = Shape("delete", 1, "DELETE FROM deliveries WHERE id IN ({val
 # the backlog (see Store.spill): only overload and restarts write this column, so the
 # messages_spilled index costs nothing while the hub keeps up
 SPILL = Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})")
-SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {PENDING} AND state IN {OPEN_STATES_SQL} AND state != 'sent' "
+SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {PENDING} AND state IN {UNSENT_STATES_SQL} "
                "AND spilled = 0")
 TAKE_SPILLED = f"{SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
 # every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
