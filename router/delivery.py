@@ -295,10 +295,7 @@ class Deliveries:
             return
         if self._trace and not any(True for _ in self._receivers(row.account)):
             self.msglog.held("receipt", row.account, pdu, self.hold(row.account))
-        box = self.outboxes.get(row.account)
-        if box is None:
-            box = self.outbox(row.account)
-        if not box.put(pdu, self._receipt_acked, receipt, row.receipt):
+        if not self.outbox(row.account).put(pdu, self._receipt_acked, receipt, row.receipt):
             log.warning("outbox_full", account=row.account, message_id=row.id, kind="receipt",
                         note="waits in the store until the next start")
 

@@ -369,7 +369,7 @@ class Dispatcher:
         if pumps is None:
             pool.submit(self.outgoing[row.id])
         else:  # accept_all pumps each pool once, after the whole commit is queued
-            pool.queue.append(self.outgoing[row.id])
+            pool.enqueue(self.outgoing[row.id])
             pumps.add(pool)
 
     def _sent(self, row: MessageRow) -> None:

@@ -294,6 +294,10 @@ class UpstreamPool:
         self.queue.append(out)
         self.pump()
 
+    def enqueue(self, out: Outgoing) -> None:
+        """Queue ``out`` without pumping: the caller pumps once after a batch (see Dispatcher.accept_all)."""
+        self.queue.append(out)
+
     def pump(self) -> None:
         """Write queued messages while a bound link has room in its window (and the rate allows);
         the links take them in turn."""
