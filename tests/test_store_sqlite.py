@@ -358,6 +358,7 @@ async def test_the_queries_use_their_indexes(store):
 
     queries = {
         "open": (schema.OPEN, ()), "owed": (schema.OWED, ()), "owed_by_account": (schema.OWED_BY_ACCOUNT, ("a",)),
+        "spill_open": (schema.SPILL_OPEN, ()), "take_spilled": (schema.TAKE_SPILLED, (1.0, 10)),
         "by_upstream": (schema.BY_UPSTREAM, ("a", "1")), "purge": (schema.PURGE, (1.0,)),
         "get": (schema.GET, ("x",)),
     }
@@ -367,6 +368,10 @@ async def test_the_queries_use_their_indexes(store):
     })
     for name, plan in plans.items():
         assert not any(step.startswith("SCAN") and "USING" not in step for step in plan.split(" / ")), (name, plan)
+    # what a restart reads comes from the partial index of the rows it acts on, nothing else
+    for name in ("open", "owed", "owed_by_account", "spill_open"):
+        assert "USING INDEX messages_pending" in plans[name], (name, plans[name])
+    assert "USING INDEX messages_spilled" in plans["take_spilled"]
 
 
 # ---- group commit --------------------------------------------------------------------------------
@@ -436,7 +441,7 @@ async def test_wal_synchronous_and_schema_version(tmp_path, sync, code):
     pragmas = await s._read(lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0]
                                                 for p in ("journal_mode", "synchronous", "user_version")])
     await s.close()
-    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 3
+    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 4
 
 
 async def test_a_newer_schema_is_refused(tmp_path):
@@ -546,7 +551,7 @@ async def check_migrated(path: str) -> None:
         pending = await s.pending_deliveries()
         assert [(d.id, d.account, d.pdu, d.kind, d.attempts) for d in pending] == [
             (1, "acme", b"\x05receipt-for-d1", "receipt", 1), (2, "beta", b"\x05mo", "mo", 0)]
-        assert await schema(s) == await schema(fresh)  # the current version, version 1's indexes gone, the new ones there
+        assert await schema(s) == await schema(fresh)  # version 1's indexes gone, the new ones there
         assert (await schema(s))[0] == SCHEMA_VERSION
     finally:
         await s.close()
@@ -578,21 +583,26 @@ async def test_a_version_1_file_is_migrated(tmp_path):
         await s.close()
 
 
-async def test_a_version_2_file_gets_the_pending_index_without_sent_rows(tmp_path):
-    """Version 2's pending index held SENT rows too; the migration makes it again, and the
-    restart's queries still find what they must, through it."""
-    path = str(tmp_path / "v2.db")
+# The pending index as versions 2 and 3 defined it (history: these files exist on disk).
+V2_PENDING = "(state IN ('in_flight', 'parked', 'queued', 'scheduled', 'sent') OR receipt_owed = 1)"
+V3_PENDING = "(state IN ('in_flight', 'parked', 'queued', 'scheduled') OR receipt_owed = 1)"
+
+
+@pytest.mark.parametrize("version, old_pending", [(2, V2_PENDING), (3, V3_PENDING)])
+async def test_a_version_2_or_3_file_gets_the_pending_index_of_now(tmp_path, version, old_pending):
+    """Version 2's pending index held SENT rows too, version 3's named its states with IN (...);
+    the migration makes it again, and the restart's queries still find what they must, through it."""
+    path = str(tmp_path / f"v{version}.db")
     s = await reopen(path)
     await s.add_messages([record(1), record(2, state=State.SENT, upstream="a", upstream_id="U2"),
                           record(3, state=State.DELIVERED, upstream="a", upstream_id="U3", receipt_owed=True,
                                  receipt=b"dlr")])
     await s.close()
     from smpphub.router.store import sqlite_schema
-    old_pending = sqlite_schema.PENDING.replace("'queued', 'scheduled'", "'queued', 'scheduled', 'sent'")
     assert old_pending != sqlite_schema.PENDING
     db = sqlite3.connect(path)
     db.executescript(f"DROP INDEX messages_pending; CREATE INDEX messages_pending ON messages (state) "
-                     f"WHERE {old_pending}; PRAGMA user_version=2;")
+                     f"WHERE {old_pending}; PRAGMA user_version={version};")
     db.close()
     s = await reopen(path)
     fresh = await reopen(str(tmp_path / "fresh.db"))
@@ -601,6 +611,7 @@ async def test_a_version_2_file_gets_the_pending_index_without_sent_rows(tmp_pat
         assert [r.id for r in await s.open_messages()] == ["m1"]
         assert [r.id for r in await s.owed_receipts()] == ["m3"]
         assert (await s.find_by_upstream_id("a", "U2")).id == "m2"
+        assert await s.get("m2") == record(2, state=State.SENT, upstream="a", upstream_id="U2")
         entries = await s._read(lambda db: db.execute(
             f"SELECT COUNT(*) FROM messages INDEXED BY messages_pending WHERE {sqlite_schema.PENDING}").fetchone()[0])
         assert entries == 2  # m1 (queued) and m3 (receipt owed); the SENT m2 is not in it

@@ -225,8 +225,8 @@ class SqliteStore(Store):
         self._auto_vacuum(db)
         has_messages = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
         steps = schema.FROM_VERSION_1 if has_messages and version == 1 else ""
-        if has_messages and version in (1, 2):
-            steps += schema.FROM_VERSION_2
+        if has_messages and version in (1, 2, 3):
+            steps += schema.FROM_VERSION_3
         # idempotent: CREATE ... IF NOT EXISTS
         steps += schema.MESSAGES + schema.INDEXES + schema.DELIVERIES + schema.HTTP + schema.ANSWERS
         if version != SCHEMA_VERSION:
