@@ -47,7 +47,7 @@ from .stats import HubStats
 from .store import Store
 from .upstream import UpstreamPool, stored_submit
 
-__all__ = ["Receipts", "ReceiptHost", "UnmatchedReceipt", "OwedReceipt", "hub_receipt", "RECEIPT_LOOKUP_DELAYS",
+__all__ = ["Receipts", "ReceiptHost", "UnmatchedReceipt", "hub_receipt", "RECEIPT_LOOKUP_DELAYS",
            "UNMATCHED_KEPT"]
 
 log = structlog.get_logger("smpphub.dispatch")
@@ -88,23 +88,6 @@ class UnmatchedReceipt:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-class OwedReceipt(ReceiptInFlight):
-    """A receipt for the ESME waiting for its row's durable write; ``done`` answers the upstream.
-
-    The same object then travels in the ESME's outbox as its :class:`ReceiptInFlight`
-    (one object per receipt, not two).
-    """
-
-    __slots__ = ("done",)
-
-    def __init__(self, row: MessageRow, receipt: Pdu, done: asyncio.Future[int]) -> None:
-        # not super().__init__(): a second Python call per receipt
-        self.row = row
-        self.pdu = receipt
-        self.attempts = 0
-        self.done = done
-
-
 class Receipts:
     """Matches an upstream's receipts to their messages; one per dispatcher.
 
@@ -127,8 +110,10 @@ class Receipts:
         self.awaiting: collections.OrderedDict[tuple[str, str], MessageRow] = collections.OrderedDict()
         self.limit = limit
         self.unmatched: collections.deque[UnmatchedReceipt] = collections.deque(maxlen=UNMATCHED_KEPT)
-        # receipts owed to ESMEs, saved together at the end of the turn (the host's loop runs it)
-        self._to_save: TurnCollector[OwedReceipt] = TurnCollector(self._save_receipts, host)
+        # receipts owed to ESMEs, saved together at the end of the turn (the host's loop runs it), and
+        # the one Future that answers their upstreams once that save is durable
+        self._to_save: TurnCollector[ReceiptInFlight] = TurnCollector(self._save_receipts, host)
+        self._saved: asyncio.Future[int] | None = None
 
     def expect(self, row: MessageRow, pool: UpstreamPool) -> None:
         """``row`` was accepted by ``pool``: keep it to match its receipt, if it asked for one."""
@@ -225,36 +210,41 @@ class Receipts:
     def _deliver_after_saving(self, row: MessageRow, receipt: Pdu) -> asyncio.Future[int]:
         """The row with its receipt is durable before the upstream hears ESME_ROK.
 
-        The receipts of one loop turn are written with one durable save (one Future,
-        one callback for all of them), not one each. The ESME gets each receipt as soon
-        as its save is asked for, not once it is committed: an ESME that acknowledges it
-        while the store's writer is still busy with the batch before has its row written
-        once, final and settled (:meth:`SqliteStore.save` merges the two saves). Should
-        the write fail, the upstream is answered ESME_RSYSERR and sends the receipt
-        again, which the ESME then gets twice: delivery is at least once either way.
+        The receipts of one loop turn are written with one durable save, not one each,
+        and share one Future: the status every upstream deliver_sm of that turn is
+        answered with (smppcore's Client answers all the requests waiting on one Future
+        from one callback). The ESME gets each receipt as soon as its save is asked for,
+        not once it is committed: an ESME that acknowledges it while the store's writer
+        is still busy with the batch before has its row written once, final and settled
+        (:meth:`SqliteStore.save` merges the two saves). Should the write fail, the
+        upstream is answered ESME_RSYSERR and sends the receipt again, which the ESME
+        then gets twice: delivery is at least once either way.
         """
-        done: asyncio.Future[int] = self.host.future()
-        self._to_save.add(OwedReceipt(row, receipt, done))
+        done = self._saved
+        if done is None:
+            done = self._saved = self.host.future()
+        self._to_save.add(ReceiptInFlight(row, receipt))
         return done
 
-    def _save_receipts(self, batch: list[OwedReceipt]) -> None:
+    def _save_receipts(self, batch: list[ReceiptInFlight]) -> None:
         """The end of the turn: one durable save for the turn's receipts, then each to its ESME."""
-        if not batch:
+        done, self._saved = self._saved, None
+        if not batch or done is None:
             return
         # the rows' saves are taken as they are now, before any ESME could have acknowledged them
         saved = self.store.save_durably([owed.row for owed in batch])
         self.deliveries.deliver_receipts(batch)
-        saved.add_done_callback(partial(self._receipts_saved, batch))
+        saved.add_done_callback(partial(self._receipts_saved, batch, done))
 
-    def _receipts_saved(self, batch: list[OwedReceipt], write: asyncio.Future[None]) -> None:
+    def _receipts_saved(self, batch: list[ReceiptInFlight], done: asyncio.Future[int],
+                        write: asyncio.Future[None]) -> None:
         error = write.exception() if not write.cancelled() else asyncio.CancelledError()
         if error is None:
-            for owed in batch:
-                owed.done.set_result(0)
+            done.set_result(0)
             return
         for owed in batch:
             log.error("receipt_not_stored", message_id=owed.row.id, error=f"{type(error).__name__}: {error}")
-            owed.done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends it again; the store has SENT
+        done.set_result(CommandStatus.ESME_RSYSERR)  # the SMSC sends them again; the store has SENT
 
     def _unmatched(self, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo | None, reason: str) -> int:
         self.stats.receipts_unmatched += 1

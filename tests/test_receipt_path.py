@@ -364,3 +364,32 @@ async def test_an_intermediate_notification_asked_for_reaches_the_esme_with_the_
     assert pdu.esm_class == 0x20 and pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] == HUB_ID
     assert row.state is State.SENT and ("smsc", "1234567") in kit.receipts.awaiting  # the final one still to come
     await kit.deliveries.stop()
+
+
+async def test_one_future_answers_a_turns_receipts_and_the_next_turn_gets_its_own() -> None:
+    """smppcore's Client answers every deliver_sm waiting on one Future from one callback."""
+    kit = Kit()
+    await kit.deliveries.start()
+    first = []
+    for i in range(3):
+        kit.sent_row(upstream_id=str(200 + i)).id = f"first{i}"
+        first.append(kit.receipts.received(kit.pool, _receipt_for_id(str(200 + i))))  # type: ignore[arg-type]
+    assert all(a is first[0] for a in first) and isinstance(first[0], asyncio.Future)
+    await turns()
+    kit.sent_row(upstream_id="300").id = "second"
+    second = kit.receipts.received(kit.pool, _receipt_for_id("300"))  # type: ignore[arg-type]
+    assert isinstance(second, asyncio.Future) and second is not first[0]
+    await turns()
+    [(_, write1), (_, write2)] = kit.store.durable
+    write2.set_exception(OSError("disk full"))
+    await turns()
+    assert not first[0].done() and second.result() == CommandStatus.ESME_RSYSERR
+    write1.set_result(None)
+    await turns()
+    assert first[0].result() == 0
+    await kit.deliveries.stop()
+
+
+def _receipt_for_id(upstream_id: str) -> DeliverSm:
+    return build_receipt(message_id=upstream_id, state=MessageState.DELIVERED, source_addr="A",
+                         destination_addr="44", submit_date=None, done_date=None)
