@@ -207,8 +207,8 @@ def _check_payload_exclusive(cls: type[Pdu], values: list[Any], tlvs: dict[int, 
 # --- code generation ------------------------------------------------------------
 
 
-def _gen_decoder(cls: type[Pdu], layout: Layout) -> Decoder:
-    """Straight-line decoder for ``cls``.
+def _gen_decoder(cls: type[Pdu], layout: Layout, default_body: bytes = b"") -> Decoder:
+    """Straight-line decoder for ``cls``; ``default_body``: the body of its fields at their defaults.
 
     Layouts of only octets, C-strings and a short_message are matched by one
     compiled regular expression over the fixed part (C-strings as ``[^\\0]{0,max}``
@@ -222,6 +222,8 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Decoder:
     src = ["def decode(buf, p, end, seq, status):"]
     if layout and cls.is_response:
         src.append("    if p == end: return cls(seq, status)")
+        # the body of every field at its default (deliver_sm_resp's one NUL): no regex for it
+        src.append(f"    if end - p == {len(default_body)} and buf[p:end] == DEFAULT_BODY: return cls(seq, status)")
     src.append("    p0 = p")
     src.append("    try:")
     body: list[str] = []
@@ -300,6 +302,7 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Decoder:
         "decode_tlvs": decode_tlvs,
         "decode_dests": _decode_dests,
         "decode_unsuccess": _decode_unsuccess,
+        "DEFAULT_BODY": default_body,
     }
     exec(compile("\n".join(src), f"<smppcore decode_{cls.__name__}>", "exec"), env)  # noqa: S102 - from our layouts
     generated = env["decode"]
@@ -309,7 +312,13 @@ def _gen_decoder(cls: type[Pdu], layout: Layout) -> Decoder:
     return fn
 
 
-def _gen_encoder(cls: type[Pdu], layout: Layout) -> Encoder:
+def _gen_encoder(cls: type[Pdu], layout: Layout, default_body: bytes | None = None) -> Encoder:
+    """Straight-line encoder for ``cls``: one ``bytes %`` for the body.
+
+    ``default_body``: the body of a response whose fields are all at their defaults
+    (deliver_sm_resp's one NUL), returned without formatting, as an error status is
+    (a hub answers every receipt with one).
+    """
     fmt = []
     args = []
     pre = []
@@ -324,7 +333,8 @@ def _gen_encoder(cls: type[Pdu], layout: Layout) -> Encoder:
                 fmt.append("%b")
                 args.append(f"pdu.{name}.to_bytes({kind.size}, 'big')")
         elif t is CStr:
-            pre.append(f"{name} = pdu.{name}.encode('latin-1')")
+            # most optional C-strings are empty (service_type, schedule_delivery_time...): no call for those
+            pre.append(f"{name} = pdu.{name}; {name} = {name}.encode('latin-1') if {name} else b''")
             checks.append(f"len({name}) >= {kind.max} or 0 in {name}")
             fmt.append("%b\\0")
             args.append(name)
@@ -343,8 +353,10 @@ def _gen_encoder(cls: type[Pdu], layout: Layout) -> Encoder:
     body = []
     if layout and cls.is_response:
         defaults = " and ".join(f"pdu.{n} == {d!r}" for n, _, d in layout)
-        body.append(f"if pdu.command_status and not pdu.tlvs and {defaults}:")
-        body.append("    return pack(16, cid, pdu.command_status, pdu.sequence_number)")
+        body.append(f"if not pdu.tlvs and {defaults}:")
+        body.append("    if pdu.command_status: return pack(16, cid, pdu.command_status, pdu.sequence_number)")
+        if default_body is not None:
+            body.append(f"    return pack({16 + len(default_body)}, cid, 0, pdu.sequence_number) + DEFAULT_BODY")
     body += pre
     if checks:
         body.append(f"if {' or '.join(checks)}: raise ValueError")
@@ -366,6 +378,7 @@ def _gen_encoder(cls: type[Pdu], layout: Layout) -> Encoder:
         "encode_unsuccess": _encode_unsuccess,
         "ENCODE_FAIL": (ValueError, OverflowError, TypeError, AttributeError, struct.error),
         "explain": _explain_encode_failure,
+        "DEFAULT_BODY": default_body,
     }
     exec(compile("\n".join(src), f"<smppcore encode_{cls.__name__}>", "exec"), env)  # noqa: S102 - from our layouts
     generated = env["encode"]
@@ -402,8 +415,14 @@ def _explain_encode_failure(pdu: Pdu, exc: BaseException) -> EncodeError:
 
 LAYOUTS: dict[type[Pdu], Layout] = {cls: layout_of(cls) for cls in PDU_TYPES.values()}
 _FIELD_INDEX = {cls: {n: i for i, (n, _, _) in enumerate(lay)} for cls, lay in LAYOUTS.items()}
-_DECODERS: dict[int, Decoder] = {cid: _gen_decoder(cls, LAYOUTS[cls]) for cid, cls in PDU_TYPES.items()}
-_ENCODERS: dict[type[Pdu], Encoder] = {cls: _gen_encoder(cls, LAYOUTS[cls]) for cls in PDU_TYPES.values()}
+#: a response's body with every field at its default, made by its plain encoder
+_DEFAULT_BODIES = {cls: _gen_encoder(cls, LAYOUTS[cls])(cls())[16:] for cls in PDU_TYPES.values() if cls.is_response}
+_DECODERS: dict[int, Decoder] = {
+    cid: _gen_decoder(cls, LAYOUTS[cls], _DEFAULT_BODIES.get(cls, b"")) for cid, cls in PDU_TYPES.items()
+}
+_ENCODERS: dict[type[Pdu], Encoder] = {
+    cls: _gen_encoder(cls, LAYOUTS[cls], _DEFAULT_BODIES.get(cls)) for cls in PDU_TYPES.values()
+}
 
 
 # --- public API -------------------------------------------------------------------
