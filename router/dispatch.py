@@ -90,11 +90,10 @@ TEMPORARY_STATUSES = frozenset(
     }
 )
 
-# State's members by module constants in the functions below: ``State.QUEUED`` in a function is a
-# slow lookup on Python 3.11 (router.lifecycle says why), and these run for every message.
-_SCHEDULED, _QUEUED, _PARKED = State.SCHEDULED, State.QUEUED, State.PARKED
-_IN_FLIGHT, _SENT = State.IN_FLIGHT, State.SENT
-_ROK, _THROTTLED = CommandStatus.ESME_ROK, CommandStatus.ESME_RTHROTTLED
+# members named in the functions every message goes through (_step, still_for, answered), by module
+# constants: see smppcore.constants on Enum members on a hot path
+_QUEUED, _PARKED, _IN_FLIGHT, _SENT = State.QUEUED, State.PARKED, State.IN_FLIGHT, State.SENT
+_ROK = CommandStatus.ESME_ROK
 
 
 def retry_policy(config: HubConfig) -> RetryPolicy:
@@ -351,7 +350,7 @@ class Dispatcher:
             self.parked[row.id] = row
         elif transition.became_final:
             self._finished(row)
-        elif after is _SCHEDULED and self.backlog.too_far(row.due):
+        elif after is State.SCHEDULED and self.backlog.too_far(row.due):
             self._let_go(row)  # a long back-off or a replace_sm that moved it far: wait in the store
             self.backlog.spill([row.id])
 
@@ -459,7 +458,7 @@ class Dispatcher:
         else:
             self.stats.temporary_failures += 1
             status = response.command_status if response is not None else 0
-            event = SubmitTemporary(status, throttled=status == _THROTTLED)
+            event = SubmitTemporary(status, throttled=status == CommandStatus.ESME_RTHROTTLED)
             if self._trace and error is not None:
                 self.msglog.unanswered(row, pool.name, error)
         self._event(row, event)

@@ -131,13 +131,10 @@ UNWRITTEN_STATES = frozenset({State.IN_FLIGHT})
 #: another state needs no timer, and the table skips asking (a call per event of every message).
 TIMED_STATES = frozenset({State.SCHEDULED, State.PARKED})
 
-# Python 3.11's EnumType has a __getattr__, which sends every ``State.QUEUED`` written in a
-# function through a slow attribute lookup (about 1,000 instructions a time, measured with
-# valgrind; Python 3.12 dropped that hook). Functions on every message's path (here, and in
-# the modules that move messages) name the members by module constants like these instead.
-_SCHEDULED, _QUEUED, _PARKED = State.SCHEDULED, State.QUEUED, State.PARKED
-_IN_FLIGHT, _SENT = State.IN_FLIGHT, State.SENT
-_EXPIRED, _UNDELIVERABLE, _CANCELLED = State.EXPIRED, State.UNDELIVERABLE, State.CANCELLED
+# members named in the functions every message goes through (accept, taken, answered, receipt),
+# by module constants: see smppcore.constants on Enum members on a hot path
+_SCHEDULED, _QUEUED, _IN_FLIGHT, _SENT = State.SCHEDULED, State.QUEUED, State.IN_FLIGHT, State.SENT
+_UNDELIVERABLE = State.UNDELIVERABLE
 
 #: A final receipt's message_state -> the final state of the message.
 _RECEIPT_FINAL: dict[SmppState, State] = {
@@ -246,9 +243,9 @@ class MessageRow(msgspec.Struct, kw_only=True, gc=False):
         the check its upstream makes when it comes to it (:func:`expired`).
         """
         state = self.state
-        if state is _SCHEDULED:
+        if state is State.SCHEDULED:
             return self.due if self.expires_at is None else min(self.due, self.expires_at)
-        if state is _PARKED:
+        if state is State.PARKED:
             return self.expires_at
         return None
 
@@ -456,7 +453,7 @@ def _expired(row: MessageRow, now: float) -> bool:
 
 
 def _on_due(row: MessageRow, event: Due, now: float, policy: RetryPolicy) -> _Outcome:
-    row.state = _EXPIRED if _expired(row, now) else _QUEUED
+    row.state = State.EXPIRED if _expired(row, now) else State.QUEUED
     return _NOTHING
 
 
@@ -481,13 +478,13 @@ def _next_upstream(row: MessageRow, now: float, policy: RetryPolicy, *, down: bo
     row.pinned = False
     if row.route_index + 1 < len(row.route):
         row.route_index += 1
-        row.state = _QUEUED
+        row.state = State.QUEUED
     else:
         row.route_index = 0
         if down:
-            row.state = _PARKED
+            row.state = State.PARKED
         else:
-            row.state = _SCHEDULED
+            row.state = State.SCHEDULED
             row.due = now + policy.route_delay(row.attempts)
     return (left, False)
 
@@ -497,11 +494,11 @@ def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, po
     row.attempts_here += 1
     row.error = event.status
     if _expired(row, now):
-        row.state = _EXPIRED
+        row.state = State.EXPIRED
         return _NOTHING
     limit = policy.pinned_attempts if row.pinned else policy.attempts_on(row.target)
     if row.attempts_here < limit:
-        row.state = _SCHEDULED
+        row.state = State.SCHEDULED
         row.due = now + policy.retry_delay(row.attempts_here, event.throttled)
         return _NOTHING
     return _next_upstream(row, now, policy, down=False)
@@ -510,13 +507,13 @@ def _on_submit_temporary(row: MessageRow, event: SubmitTemporary, now: float, po
 def _on_submit_permanent(row: MessageRow, event: SubmitPermanent, now: float, policy: RetryPolicy) -> _Outcome:
     row.attempts += 1
     row.error = event.status
-    row.state = _UNDELIVERABLE
+    row.state = State.UNDELIVERABLE
     return _NOTHING
 
 
 def _on_upstream_down(row: MessageRow, event: UpstreamDown, now: float, policy: RetryPolicy) -> _Outcome:
     row.pinned = False  # its upstream is gone altogether: a split message beats holding its tail for days
-    if row.state is _IN_FLIGHT:
+    if row.state is State.IN_FLIGHT:
         row.attempts += 1  # written, never answered: it will be written again
     return _next_upstream(row, now, policy, down=True)
 
@@ -524,7 +521,7 @@ def _on_upstream_down(row: MessageRow, event: UpstreamDown, now: float, policy: 
 def _on_upstream_up(row: MessageRow, event: UpstreamUp, now: float, policy: RetryPolicy) -> _Outcome:
     row.route_index = 0
     row.attempts_here = 0
-    row.state = _QUEUED
+    row.state = State.QUEUED
     return _NOTHING
 
 
@@ -555,12 +552,12 @@ def _on_intermediate(row: MessageRow, event: Intermediate, now: float, policy: R
 def _on_expire(row: MessageRow, event: Expire, now: float, policy: RetryPolicy) -> _Outcome:
     if not _expired(row, now):
         raise InvalidTransition(row, event)
-    row.state = _EXPIRED
+    row.state = State.EXPIRED
     return _NOTHING
 
 
 def _on_cancel(row: MessageRow, event: Cancel, now: float, policy: RetryPolicy) -> _Outcome:
-    row.state = _CANCELLED
+    row.state = State.CANCELLED
     return _NOTHING
 
 
@@ -570,15 +567,15 @@ def _on_replace(row: MessageRow, event: Replace, now: float, policy: RetryPolicy
     if event.registered_delivery is not None:
         row.registered_delivery = event.registered_delivery
     if row.due > now:
-        row.state = _SCHEDULED
-    elif row.state is _SCHEDULED:
-        row.state = _QUEUED
+        row.state = State.SCHEDULED
+    elif row.state is State.SCHEDULED:
+        row.state = State.QUEUED
     return _NOTHING
 
 
 def _on_restarted(row: MessageRow, event: Restarted, now: float, policy: RetryPolicy) -> _Outcome:
     row.attempts += 1  # written, never answered: it will be written again
-    row.state = _QUEUED
+    row.state = State.QUEUED
     return _NOTHING
 
 

@@ -47,8 +47,9 @@ __all__ = ["MessageTable", "Change"]
 
 #: the states a segment can be pinned in (see lifecycle.SiblingAccepted)
 _PINNABLE = WAITING_STATES | {State.IN_FLIGHT}
-# by module constants in functions: ``State.SENT`` there is a slow lookup on Python 3.11 (see router.lifecycle)
-_SCHEDULED, _IN_FLIGHT, _SENT = State.SCHEDULED, State.IN_FLIGHT, State.SENT
+# named in apply, which every event of a segment of a long message takes, by module constants:
+# see smppcore.constants on Enum members on a hot path
+_IN_FLIGHT, _SENT = State.IN_FLIGHT, State.SENT
 
 
 class Change:
@@ -218,7 +219,7 @@ class MessageTable:
             del self._armed[message_id]
             row = self.rows[message_id]
             expired = row.expires_at is not None and row.expires_at <= now
-            event: Event = Expire() if expired or row.state is not _SCHEDULED else Due()
+            event: Event = Expire() if expired or row.state is not State.SCHEDULED else Due()
             changes.extend(self.apply(row, event, now))
         return changes
 

@@ -51,7 +51,7 @@ ResponseCallback = Callable[["Pdu | None", "Exception | None"], None]
 
 log = logging.getLogger("smppcore")
 
-#: ``State.CLOSED`` in a method is a slow Enum attribute lookup on Python 3.11 (see smppcore.session)
+#: for is_open, asked per receipt sent: see smppcore.constants on Enum members on a hot path
 _CLOSED = State.CLOSED
 
 #: Write as soon as this many PDUs are queued, instead of at the end of the chunk or

@@ -3,6 +3,22 @@
 The PDU types store these as plain ``int`` (fast to decode, trivially comparable);
 the enums below are ``IntEnum``/``IntFlag`` so they can be passed wherever an int
 goes and give readable names back (``CommandStatus(0x58).name``).
+
+Enum members on a hot path (explained here once; the modules that do it point here): on
+Python 3.11 ``EnumType`` defines ``__getattr__``, and a metaclass with that hook makes CPython
+send *every* attribute read on its classes through ``slot_tp_getattr_hook``, which calls
+``type.__getattribute__`` through a new method-wrapper each time, although the members sit
+in the class ``__dict__`` as plain attributes already. Naming a member in a function
+(``State.SENT``, ``CommandStatus.ESME_ROK``) costs about 950 instructions and 50-60 ns, a
+plain class attribute 210 instructions, a module constant 50 (2 ns): Enum and IntEnum
+alike (2026-12-02, 100,000 reads in a loop under callgrind less the empty loop; timeit
+agrees). No decorator or base class removes the hook: a metaclass derived from ``EnumType``
+inherits it, setting the members again changes nothing, and the second, faster timing of a
+lookup that suggested otherwise is the interpreter warming up (measured in either order,
+both are ~56 ns). Python 3.12 dropped the hook. So the functions that run per PDU or per
+message name members by module constants (``_SENT = State.SENT``; each use saves about
+0.45% of the ~210,000 instructions a submit takes through the hub), and all other code
+writes ``State.SENT``.
 """
 
 from __future__ import annotations

@@ -77,11 +77,9 @@ from .window import Pending, SequenceNumbers, Window, WindowFull
 
 #: State.is_bound as a set, asked without a property call (the upstream pump asks per message)
 _BOUND_STATES = frozenset(state for state in State if state.is_bound)
-# Enum members named in the per-PDU methods below, by module constants: on Python 3.11,
-# EnumType's __getattr__ makes every ``C.UNBIND`` or ``State.OPEN`` written in a function a
-# slow attribute lookup (about 1,000 instructions, measured with valgrind; 3.12 dropped the
-# hook), and a submit_sm_resp took four of them on its way through.
-_OPEN, _CLOSED, _UNBOUND = State.OPEN, State.CLOSED, State.UNBOUND
+# Enum members named in the per-PDU methods below, by module constants (a submit_sm_resp met
+# four of them on its way through): see smppcore.constants on Enum members on a hot path
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
 _ENQUIRE_LINK, _UNBIND, _OUTBIND = C.ENQUIRE_LINK, C.UNBIND, C.OUTBIND
 _SUBMIT_SM, _SUBMIT_SM_RESP = C.SUBMIT_SM, C.SUBMIT_SM_RESP
 
@@ -412,7 +410,7 @@ class Session:
                         self.unbind_response = answer  # answers owed: the caller sends it after them
                     else:
                         self._answer(answer, events)
-                    self.state = _UNBOUND
+                    self.state = State.UNBOUND
                     events.append(Unbound(by_peer=True))
                     allowed = self._may_receive[self.state]
                     opening = False
@@ -473,7 +471,7 @@ class Session:
                 self.system_id = getattr(pdu, "system_id", "")
                 events.append(Bound(self.state, self.system_id))
             elif rcid == _UNBIND:
-                self.state = _UNBOUND
+                self.state = State.UNBOUND
                 events.append(Response(pdu, request, entry.context))
                 events.append(Unbound(by_peer=False))
                 return
@@ -525,7 +523,7 @@ class Session:
                 if entry.context is None:
                     continue  # our own keep-alive: nobody waits for it
             elif request.command_id == _UNBIND:
-                self.state = _UNBOUND
+                self.state = State.UNBOUND
                 events.append(Unbound(by_peer=False))
             events.append(RequestTimeout(request, entry.context))
         probe = self._link_probe

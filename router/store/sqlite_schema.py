@@ -243,7 +243,7 @@ def saved_ended(r: MessageRow) -> Row:
             r.updated_at, r.id)
 
 
-# ``State.SENT`` in a function is an Enum class attribute lookup (~85 ns on Python 3.11); three saves a message
+# three saves a message name it: see smppcore.constants on Enum members on a hot path
 _SENT = State.SENT
 
 
