@@ -178,6 +178,32 @@ async def test_saves_of_one_turn_merge_into_few_statements_and_the_last_save_win
     assert len(await store.owed_receipts("acme")) == 1000
 
 
+def test_merged_saves_set_every_column_either_sets_with_the_later_value():
+    """Every pair and chain of three kinds of save, against the plain rule: the columns of both,
+    each with the value of the later save that sets it, then the id."""
+    from smpphub.router.store import sqlite_schema as schema
+
+    kinds = [schema.SAVE_WAITING, schema.SAVE_SENT, schema.SAVE_FINAL, schema.SAVE_ENDED, schema.SAVE_SETTLED]
+
+    def values(shape, tag):
+        return (*(f"{tag}:{f}" for f in shape.fields), "id")
+
+    def expected(saves):
+        merged: dict[str, object] = {}
+        for shape, vals in saves:
+            merged.update(zip(shape.fields, vals[:-1], strict=True))
+        fields = tuple(f for f in schema.COLUMNS if f in merged)
+        return fields, (*(merged[f] for f in fields), "id")
+
+    for chain in [(a, b) for a in kinds for b in kinds] + [(a, b, c) for a in kinds for b in kinds for c in kinds]:
+        saves = [(shape, values(shape, str(i))) for i, shape in enumerate(chain)]
+        shape, vals = saves[0]
+        for then, then_values in saves[1:]:
+            shape, vals = schema.merged_save(shape, vals, then, then_values)
+        assert (shape.fields, vals) == expected(saves), chain
+        assert shape.template.startswith("UPDATE messages SET ") and shape.width == len(vals)
+
+
 async def busy_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Future[None]]:
     """The writer held inside a batch until the Event is set (and the Future of that batch)."""
     gate, inside = threading.Event(), threading.Event()
@@ -228,17 +254,21 @@ async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as
     assert (await store.find_by_upstream_id("a", "U1")).id == "m1"
 
 
-async def test_a_save_nobody_waits_for_rides_with_the_next_commit_or_goes_after_a_short_delay(store):
+async def test_a_save_nobody_waits_for_rides_with_a_later_commit_or_goes_after_a_short_delay(store):
     """A message sent, alone, is no commit of its own: it waits for a transaction that happens
-    anyway (a new message stored), or LAZY_SAVE_DELAY at most."""
+    anyway (a new message stored), the second after it (the first may be under way already),
+    or LAZY_SAVE_DELAY at most."""
     await store.add_messages([record(1), record(2)])
+    updates = await trace(store, "UPDATE")
     commits = store.commits
     store.save([changed(record(1), state=State.SENT, upstream="a", upstream_id="X")])
     for _ in range(5):
         await asyncio.sleep(0)
     assert store.commits == commits  # held
-    await store.add_messages([record(3)])  # a commit anyway: the save goes with it
-    assert store.commits == commits + 1
+    await store.add_messages([record(3)])  # a commit anyway, the first after the save: it is held on
+    assert store.commits == commits + 1 and updates == []
+    await store.add_messages([record(4)])  # the second: the save goes with it
+    assert store.commits == commits + 2 and len(updates) == 1
     assert (await store.find_by_upstream_id("a", "X")).id == "m1"
 
     commits = store.commits
@@ -252,6 +282,33 @@ async def test_a_save_nobody_waits_for_rides_with_the_next_commit_or_goes_after_
     assert store.commits == commits + 1
     assert loop.time() - started >= LAZY_SAVE_DELAY * 0.9
     assert (await store.find_by_upstream_id("a", "Y")).id == "m2"
+
+
+async def test_a_message_sent_then_given_its_receipt_a_commit_later_is_written_once(store):
+    """SENT (nobody waits) and, a batch later, the receipt stored durably: one UPDATE carries the
+    upstream id and the final state; the durable save's caller waits for that one commit only.
+    A receipt that comes later than that finds the SENT written already: two UPDATEs."""
+    rows = [record(i) for i in range(4)]
+    await store.add_messages(rows)
+    updates = await trace(store, "UPDATE")
+    for i, r in enumerate(rows):
+        r.state, r.upstream, r.upstream_id = State.SENT, "a", f"U{i}"
+    store.save(rows[:2])
+    await store.add_messages([record(10)])  # a batch goes by: the SENT saves are held on
+    for r in rows[:2]:
+        r.state, r.receipt_owed, r.receipt = State.DELIVERED, True, b"dlr"
+    await store.save_durably(rows[:2])
+    assert len(updates) == 1 and "upstream_id" in updates[0] and "receipt_owed" in updates[0]
+
+    store.save(rows[2:])
+    await store.add_messages([record(11)])
+    await store.add_messages([record(12)])  # two batches go by: the SENT saves went with the second
+    for r in rows[2:]:
+        r.state, r.receipt_owed, r.receipt = State.DELIVERED, True, b"dlr"
+    await store.save_durably(rows[2:])
+    assert len(updates) == 3
+    assert sorted(r.id for r in await store.owed_receipts()) == ["m0", "m1", "m2", "m3"]
+    assert [(await store.find_by_upstream_id("a", f"U{i}")).id for i in range(4)] == ["m0", "m1", "m2", "m3"]
 
 
 async def test_close_writes_the_saves_still_held(tmp_path):

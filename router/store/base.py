@@ -11,7 +11,7 @@ The operations are the few the lifecycle needs:
 - :meth:`Store.add_messages` and :meth:`Store.save_durably` return only once what
   they wrote survives the process being killed (SIGKILL): the hub answers
   submit_sm_resp after the first and an upstream's deliver_sm_resp after the second.
-- :meth:`Store.save` and :meth:`Store.delete_delivery` are queued for the next group
+- :meth:`Store.save` and :meth:`Store.delete_delivery` are queued for a group
   commit and not waited for: losing the last milliseconds of them in a crash means a
   message or receipt goes out again (at least once), never that one is lost.
 - Reads see every write queued before them.
@@ -138,7 +138,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def save(self, rows: Iterable[MessageRow]) -> None:
-        """Write these rows' state as it is now; queued for the next group commit, not waited for.
+        """Write these rows' state as it is now; queued for a group commit milliseconds away, not waited for.
 
         Everything but the message itself (``pdu``, which only :meth:`save_message`
         writes) and what never changes (id, account, route, group, created_at).

