@@ -124,7 +124,8 @@ class Dispatcher:
         self.msglog = msglog or MessageLog.off()
         self._trace = self.msglog.trace
         self._msglog_on = self.msglog.on
-        self._ring = self.msglog.ring
+        # the trace ring's record (router.trace): called with each transition, None when the ring is off
+        self._record = self.msglog.ring.record if self.msglog.ring is not None else None
         self.stats = stats or HubStats()
         self.clock = clock
         self.table = MessageTable(retry_policy(config))
@@ -259,22 +260,21 @@ class Dispatcher:
         """
         now = self.clock()
         backlog = self.backlog
-        ring = self._ring
         table = self.table
         step = self._step
+        # Backlog.full() (held() >= max_held), asked per message without its three Python calls
+        held, max_held = table.rows, backlog.max_held
         pumps: set[UpstreamPool] = set()
         self._pump_after = pumps
         try:
             for out in outs:
                 row = out.row
-                if backlog.full() or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
+                if len(held) >= max_held or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
                     if accept(row, now).after is not _QUEUED:
                         self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
                     backlog.spill([row.id])
                     continue
                 self.outgoing[row.id] = out
-                if ring is not None:
-                    ring.start(row.id)
                 step(row, table.accept(row, now), True)
         finally:
             self._pump_after = None
@@ -317,7 +317,8 @@ class Dispatcher:
             self._act(self.table.apply(row, event, self.clock()))
         else:  # alone: no Change and no list (the path of every message: taken, answered)
             self._step(row, self.table.move(row, event, self.clock()), False)
-            self._turn_end.wake()
+            if not self._turn_end.scheduled:  # after the first event of a turn it is
+                self._turn_end.wake()
 
     def _act(self, changes: list[Change]) -> None:
         step = self._step
@@ -331,8 +332,8 @@ class Dispatcher:
         The caller wakes the end of the turn (:meth:`_settle`) once, after all its steps.
         """
         before, after = transition.before, transition.after
-        if self._ring is not None:
-            self._ring.moved(row, transition)
+        if self._record is not None:
+            self._record(transition)
         if self._msglog_on:
             self.msglog.moved(self.outgoing.get(row.id), row, transition, self.clock())
         if before is _PARKED and after is not _PARKED:

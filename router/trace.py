@@ -1,45 +1,53 @@
 """The steps of recent messages, with their times, for ``GET /v1/messages/{id}/trace``.
 
-A bounded ring in memory, not the store: the last ``[log] trace_messages`` messages
-accepted (10,000 by default; 0 turns it off) keep every step they took, up to
-:data:`MAX_STEPS` each; the oldest message is forgotten when a new one comes. Why not
-durable: a write per step would multiply the store's work per message (the lifecycle
-writes one row per message per loop turn, on purpose, and skips the IN_FLIGHT write
-altogether), for a question asked about a handful of messages, usually minutes after
-they went. A message older than the ring is still answered from its durable row (its
-state, upstream, attempts, last error, times, receipt), without the steps in between;
-and ``[log] level = "debug"`` logs every step of every message for as long as the logs
-are kept.
+A bounded ring in memory, not the store: the steps of the last ``[log] trace_messages``
+messages or so (10,000 by default; 0 turns it off), as one log of the most recent
+``trace_messages * STEPS_PER_MESSAGE`` steps, all messages together; the oldest step is
+forgotten when a new one comes. Why not durable: a write per step would multiply the
+store's work per message (the lifecycle writes one row per message per loop turn, on
+purpose, and skips the IN_FLIGHT write altogether), for a question asked about a handful
+of messages, usually minutes after they went. A message whose first steps the ring let
+go (or that was accepted before a restart) gets no steps at all, because half a story
+would read as the whole of it; it is still answered from its durable row (its state,
+upstream, attempts, last error, times, receipt). ``[log] level = "debug"`` logs every
+step of every message for as long as the logs are kept.
 
-Cost on the hot path: one dict lookup and a plain tuple appended per
-lifecycle transition (about four per message), only when the ring is on. The tuple
-holds the raw facts (time, the :class:`Transition` object the lifecycle made anyway,
-upstream, route index, error); :meth:`TraceRing.steps` turns them into named
-:class:`Step` records, in this one place, when a trace is read. Measured with
-``python -m smpphub.bench.ops_overhead`` (2-core machine shared with other work,
-2026-12-01, two runs): 1.9-2.2 us of CPU per message, where a named struct per
-transition costs 2.6-3.6 us and one dict store 0.25-0.3 us; against the 112-140 us the
-hub spends per message with receipts (README, "Hub end to end") that is under 2%.
-``trace_messages = 0`` saves it.
+Cost on the hot path: one C call per lifecycle transition (about four per message),
+only when the ring is on. The record of a step is the :class:`~.lifecycle.Transition`
+the lifecycle made anyway, which carries the message id, the time and the row's fields
+of the step; :meth:`TraceRing.record` is the log's own ``append``. Measured with
+callgrind over the hub's submit path, acceptance to SENT (2026-12-02): the ring on costs
+~300 instructions a message more than off, where a list per message in a dict, a tuple
+per step and a Python method per step cost ~11,000 (of the ~195,000 a submit took);
+with the fields the transitions carry now, the whole path got ~6,000 instructions a
+message cheaper with the ring on (the default). :meth:`TraceRing.steps` turns
+a message's records into named :class:`Step` records, in this one place, when a trace
+is read: a scan of the log, a few milliseconds for the admin API.
 """
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 
 import msgspec
 
-from .lifecycle import MessageRow, State, Transition
+from .lifecycle import Accepted, MessageRow, State, Transition
 
-#: what :meth:`TraceRing.moved` keeps per transition: (at, transition, upstream, route index, error)
-_Raw = tuple[float, Transition, str | None, int, int]
-#: what :meth:`TraceRing.note` keeps: (at, what, error)
-_Note = tuple[float, str, int]
+__all__ = ["STEPS_PER_MESSAGE", "Note", "Step", "TraceRing"]
 
-__all__ = ["MAX_STEPS", "Step", "TraceRing"]
+#: steps the ring holds per message of ``trace_messages``: a message sent and acknowledged with
+#: its receipt takes five (queued, in flight, sent, delivered, receipt delivered)
+STEPS_PER_MESSAGE = 5
 
-#: steps kept per message: a message retried and failed over many times keeps its first ones
-MAX_STEPS = 64
+
+class Note(msgspec.Struct, frozen=True, gc=False):
+    """Something outside the lifecycle that happened to a message: a receipt handed to the ESME, say."""
+
+    message_id: str
+    at: float  # unix time
+    what: str  # "receipt_delivered", ...
+    error: int = 0  # the command_status of a failure
 
 
 class Step(msgspec.Struct, frozen=True, gc=False):
@@ -53,60 +61,40 @@ class Step(msgspec.Struct, frozen=True, gc=False):
 
 
 class TraceRing:
-    """Steps per message id, for the last ``max_messages`` messages; see the module docstring."""
+    """The last ``max_messages * steps_per_message`` steps, every message's together; see the module docstring."""
 
-    def __init__(self, max_messages: int, max_steps: int = MAX_STEPS) -> None:
+    def __init__(self, max_messages: int, steps_per_message: int = STEPS_PER_MESSAGE) -> None:
         self.max_messages = max_messages
-        self.max_steps = max_steps
-        self._steps: dict[str, list[_Raw | _Note]] = {}
-        # ids in the order they came, to forget the oldest: a dict and a deque take about half the
-        # time of an OrderedDict's insert and popitem(last=False) per message (timeit: 270 vs 520 ns)
-        self._order: collections.deque[str] = collections.deque()
+        self._log: collections.deque[Transition | Note] = collections.deque(maxlen=max_messages * steps_per_message)
+        #: keep a transition: called per lifecycle transition (the log's own append, no Python frame)
+        self.record: Callable[[Transition | Note], None] = self._log.append
 
     def __len__(self) -> int:
-        return len(self._steps)
-
-    def start(self, message_id: str) -> None:
-        """A message accepted now: it gets a place, the oldest message gives up its own.
-
-        Only acceptance makes a place: a later step of a message the ring already let go
-        is not kept (half a story would read as the whole of it), nor are the steps of a
-        message accepted before a restart.
-        """
-        steps = self._steps
-        if message_id not in steps:
-            self._order.append(message_id)
-        steps[message_id] = []
-        if len(steps) > self.max_messages:
-            del steps[self._order.popleft()]
+        """Steps kept, all messages together."""
+        return len(self._log)
 
     def moved(self, row: MessageRow, transition: Transition) -> None:
-        """``row`` took ``transition`` (at ``row.updated_at``, which the lifecycle set)."""
-        steps = self._steps.get(row.id)
-        if steps is not None and len(steps) < self.max_steps:
-            steps.append((row.updated_at, transition, row.upstream, row.route_index, row.error))
+        """``row`` took ``transition``: :meth:`record` for a caller that has the row at hand."""
+        self._log.append(transition)
 
     def note(self, message_id: str, what: str, at: float, error: int = 0) -> None:
         """Something outside the lifecycle: a receipt handed to the ESME, say."""
-        steps = self._steps.get(message_id)
-        if steps is not None and len(steps) < self.max_steps:
-            steps.append((at, what, error))
+        self._log.append(Note(message_id, at, what, error))
 
     def steps(self, message_id: str, route: list[str]) -> list[Step] | None:
-        """The steps kept for ``message_id`` (whose route is ``route``), oldest first; None: not in the ring."""
-        kept = self._steps.get(message_id)
-        if kept is None:
+        """The steps kept for ``message_id`` (whose route is ``route``), oldest first; None: its story
+        does not start in the ring (its acceptance was let go, or came before a restart)."""
+        kept = [r for r in self._log if r.message_id == message_id]
+        if not kept or type(kept[0]) is not Accepted:
             return None
         steps: list[Step] = []
-        for raw in kept:
-            if len(raw) == 3:  # a note
-                at, what, error = raw
-                steps.append(Step(at, what, error=error))
+        for record in kept:
+            if isinstance(record, Note):
+                steps.append(Step(record.at, record.what, error=record.error))
                 continue
-            at, transition, upstream, route_index, error = raw
-            after = transition.after
+            after, upstream = record.after, record.upstream
             if after is State.QUEUED or after is State.PARKED:  # waiting for the route's next upstream
-                upstream = route[route_index] if route_index < len(route) else None
-            failed = after is State.SCHEDULED or after is State.UNDELIVERABLE or transition.failed_over_from is not None
-            steps.append(Step(at, after.value, transition.before.value, upstream, error if failed else 0))
+                upstream = route[record.route_index] if record.route_index < len(route) else None
+            failed = after is State.SCHEDULED or after is State.UNDELIVERABLE or record.failed_over_from is not None
+            steps.append(Step(record.at, after.value, record.before.value, upstream, record.error if failed else 0))
         return steps

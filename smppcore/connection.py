@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,7 +86,11 @@ class SmppConnection(asyncio.Protocol):
     def __init__(self, config: SessionConfig | None = None, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.config = config or SessionConfig()
-        self.session = Session(self.role, self.config, clock=self.loop.time)
+        #: the loop's clock; asyncio's own loops read time.monotonic in a Python method, called here
+        #: once per request sent and per chunk read: their clock is taken without that call
+        own_clock = getattr(self.loop.time, "__func__", None) is asyncio.BaseEventLoop.time
+        self.clock: Callable[[], float] = time.monotonic if own_clock else self.loop.time
+        self.session = Session(self.role, self.config, clock=self.clock)
         self.transport: asyncio.Transport | None = None
         self.peername: Any = None
         self.closed: asyncio.Future[None] = self.loop.create_future()
@@ -245,7 +250,7 @@ class SmppConnection(asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
         timeout = self.config.response_timeout
-        if timeout and self.loop.time() + timeout < self._timer_at:
+        if timeout and self.clock() + timeout < self._timer_at:
             self._reschedule()
 
     async def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:

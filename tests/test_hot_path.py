@@ -221,16 +221,10 @@ def test_bound_with_room_is_bound_and_can_send() -> None:
     assert not session.can_send and not session.bound_with_room
 
 
-def test_the_trace_ring_forgets_the_oldest_message_once() -> None:
+def test_the_trace_ring_records_a_step_without_a_python_frame() -> None:
+    """The dispatcher calls ring.record per transition: the log's own append, a C method."""
     ring = TraceRing(2)
-    for message_id in ("a", "b", "c"):
-        ring.start(message_id)
-    assert (len(ring), ring.steps("a", []), ring.steps("b", [])) == (2, None, [])
-    ring.start("b")  # started again (its place stays where it was): not a second place in the order
-    ring.start("d")
-    assert (len(ring), ring.steps("b", []), ring.steps("c", []), ring.steps("d", [])) == (2, None, [], [])
-    ring.start("e")
-    assert (len(ring), ring.steps("c", []), ring.steps("e", [])) == (2, None, [])
+    assert type(ring.record) is type([].append) and ring.record.__self__ is ring._log
 
 
 def test_events_are_frozen_values_with_a_readable_repr() -> None:
@@ -238,3 +232,36 @@ def test_events_are_frozen_values_with_a_readable_repr() -> None:
         "SubmitTemporary(status=8, throttled=True)")
     with pytest.raises(AttributeError):
         Taken("a").upstream = "b"
+
+
+# ---- the connection's clock ----------------------------------------------------------------------
+
+
+async def test_a_connection_reads_the_loops_clock_without_its_python_method_when_it_is_asyncios_own() -> None:
+    """asyncio's loop.time() is time.monotonic() in a Python method: the session reads time.monotonic
+    directly then, the same clock; a loop with a clock of its own keeps it."""
+    import asyncio
+    import time
+
+    from smppcore.connection import SmppConnection
+
+    loop = asyncio.get_running_loop()
+    conn = SmppConnection()
+    assert conn.clock is time.monotonic and conn.session.clock is time.monotonic
+    assert abs(conn.clock() - loop.time()) < 1.0
+
+    class OwnClock(type(loop)):  # type: ignore[misc]
+        def time(self) -> float:
+            return 42.0
+
+    other = OwnClock()
+    try:
+        conn = SmppConnection(loop=other)
+        assert conn.clock() == 42.0 and conn.session.clock() == 42.0
+    finally:
+        other.close()
+    loop.time = lambda: 7.0  # type: ignore[method-assign]  # patched on the instance: kept too
+    try:
+        assert SmppConnection().clock() == 7.0
+    finally:
+        del loop.time

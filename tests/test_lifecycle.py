@@ -14,6 +14,7 @@ from smppcore import MessageState as SmppState
 from smpphub.router.lifecycle import (
     FINAL_STATES,
     TRANSITIONS,
+    Accepted,
     Cancel,
     Due,
     Event,
@@ -27,14 +28,13 @@ from smpphub.router.lifecycle import (
     ReceiptDropped,
     Replace,
     Restarted,
-    SiblingAccepted,
     RetryPolicy,
+    SiblingAccepted,
     State,
     SubmitOk,
     SubmitPermanent,
     SubmitTemporary,
     Taken,
-    Transition,
     UpstreamDown,
     UpstreamUp,
     accept,
@@ -127,7 +127,7 @@ def test_the_table_lists_exactly_the_grid() -> None:
 
 def test_accept_schedules_or_queues() -> None:
     later = row_in(S.QUEUED, due=NOW + 60)
-    assert accept(later, NOW) == Transition(S.QUEUED, S.SCHEDULED)
+    assert accept(later, NOW) == Accepted(S.QUEUED, S.SCHEDULED, message_id=later.id, at=NOW)
     assert later.next_timer() == NOW + 60
     now = row_in(S.QUEUED, due=0.0)
     assert accept(now, NOW).after is S.QUEUED
