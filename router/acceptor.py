@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+import msgspec
 import structlog
 
 from smppcore import CommandStatus, Pdu
@@ -37,16 +38,17 @@ class Responder(Protocol):
     def respond(self, pdu: Pdu) -> None: ...
 
 
-class Submission:
-    """One submit waiting for its group commit: where to answer, what, and the messages it made."""
+class Submission(msgspec.Struct):
+    """One submit waiting for its group commit: where to answer, what, and the messages it made.
 
-    __slots__ = ("conn", "request", "response", "messages")
+    A Struct: one is made per submit, and msgspec builds it in C (a class with ``__init__``
+    ran a Python frame for each).
+    """
 
-    def __init__(self, conn: Responder | None, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
-        self.conn = conn
-        self.request = request
-        self.response = response
-        self.messages = messages
+    conn: Responder | None
+    request: Pdu
+    response: Pdu
+    messages: list[Outgoing]
 
 
 class Acceptor:

@@ -44,7 +44,8 @@ def normalise_destination(addr: str, ton: int = 0, npi: int = 0, *, country_code
 class Route:
     """One route: a prefix, its conditions, and upstreams in failover order or by weight."""
 
-    __slots__ = ("prefix", "upstreams", "weights", "accounts", "route_group", "source_prefix", "_names", "_cum")
+    __slots__ = ("prefix", "upstreams", "weights", "accounts", "route_group", "source_prefix", "unconditional",
+                 "_names", "_cum")
 
     def __init__(
         self,
@@ -62,6 +63,8 @@ class Route:
         self.accounts = frozenset(accounts)
         self.route_group = route_group
         self.source_prefix = source_prefix
+        #: no condition: it matches any message (lookup skips the call to matches)
+        self.unconditional = not self.accounts and route_group is None and source_prefix is None
         self._names = list(self.weights)
         total = 0.0
         self._cum = []
@@ -126,7 +129,7 @@ class RouteTable:
             default = Route("", config.default_route.upstreams, config.default_route.weights)
         return cls(routes, default)
 
-    def lookup(self, destination: str, *, account: str = "", source_addr: str = "",
+    def lookup(self, destination: str, account: str = "", source_addr: str = "",
                group: str = "default") -> Route | None:
         n = len(destination)
         for length in self._lengths:
@@ -136,7 +139,7 @@ class RouteTable:
             candidates = self._by_length[length].get(destination[:length])
             if candidates:
                 for route in candidates:
-                    if route.matches(account, group, source_addr):
+                    if route.unconditional or route.matches(account, group, source_addr):
                         return route
         return self.default
 

@@ -265,3 +265,33 @@ async def test_a_connection_reads_the_loops_clock_without_its_python_method_when
         assert SmppConnection().clock() == 7.0
     finally:
         del loop.time
+
+
+# ---- the ESME side's admission ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 0xABCDE, 0xFFFFFFFE, 0xFFFFFFFF, 0x1_0000_0000])
+def test_hub_ids_are_the_prefix_and_the_counter_in_hex(n: int) -> None:
+    from smpphub.router.esme import HubIds
+
+    ids = HubIds()
+    ids.n = n
+    assert ids.next() == f"{ids.prefix}{n + 1:08x}"
+
+
+def test_an_unconditional_route_is_one_that_matches_anything() -> None:
+    from smpphub.router.routing import Route
+
+    examples = [("acme", "default", "12345"), ("", "", ""), ("vip", "gold", "BANK")]
+    for route in [Route("44", ["a"]), Route("44", ["a"], accounts=["vip"]), Route("44", ["a"], route_group="gold"),
+                  Route("44", ["a"], source_prefix="BA")]:
+        assert route.unconditional is all(route.matches(*example) for example in examples), route
+
+
+def test_an_account_without_a_rate_has_no_bucket_and_is_never_throttled() -> None:
+    from smpphub.router.config import Account
+    from smpphub.router.esme import AccountState
+
+    assert AccountState(Account(system_id="a", password="pw"), clock=lambda: NOW).bucket is None
+    capped = AccountState(Account(system_id="a", password="pw", max_rate=1.0), clock=lambda: NOW)
+    assert capped.bucket is not None and capped.bucket.take() and not capped.bucket.take()
