@@ -45,7 +45,14 @@ class BindError(SmppStatusError):
 
 
 class Client(SmppConnection):
-    """An ESME connection. Build it with :func:`connect`."""
+    """An ESME connection. Build it with :func:`connect`.
+
+    ``on_message(pdu)`` answers each deliver_sm / data_sm by what it returns: an int
+    (None: ESME_ROK) at once; an ``asyncio.Future`` when it completes (requests given
+    the same Future are answered together, in the order they came); any other
+    awaitable through a task. An exception, or a Future that fails, answers
+    ESME_RX_T_APPN.
+    """
 
     role = Role.ESME
 
