@@ -436,7 +436,8 @@ class Dispatcher:
         if row.state is not _QUEUED or row.route[row.route_index] != pool.name or self.outgoing.get(row.id) is not out:
             return False
         now = self.clock()
-        if row.expired(now):
+        expires_at = row.expires_at  # row.expired(now), without its call
+        if expires_at is not None and expires_at <= now:
             self._act(self.table.apply(row, Expire(), now))
             return False
         return True

@@ -144,17 +144,14 @@ class MessageTable:
             accepted = SiblingAccepted(row.route_index)
             for sibling in self._siblings(row):
                 if sibling.state in _PINNABLE and not sibling.pinned and sibling.route_index == row.route_index:
-                    changes.append(Change(sibling, apply(sibling, accepted, now, self.policy)))
-                    self._moved(sibling)
+                    changes.append(Change(sibling, self.move(sibling, accepted, now)))
         elif transition.failed_over_from is not None:
             follow = Failover(transition.failed_over_from)
             for sibling in self._siblings(row):
                 if sibling.state in WAITING_STATES:
+                    # written even when it stays (it waited elsewhere): its updated_at moved all the same
                     before = sibling.route_index
-                    followed = Change(sibling, apply(sibling, follow, now, self.policy), sibling.route_index != before)
-                    changes.append(followed)
-                    if followed.new_target:
-                        self._moved(sibling)
+                    changes.append(Change(sibling, self.move(sibling, follow, now), sibling.route_index != before))
         return changes
 
     def move(self, row: MessageRow, event: Event, now: float) -> Transition:
@@ -165,21 +162,18 @@ class MessageTable:
         :class:`Change` for it. A segment's siblings are not looked at here: use :meth:`apply`.
         """
         transition = apply(row, event, now, self.policy)
-        self._moved(row)
-        return transition
-
-    def _siblings(self, row: MessageRow) -> list[MessageRow]:
-        """The other segments of ``row``'s message held in memory, in the order they came."""
-        return [self.rows[i] for i in self._groups.get(row.group, ()) if i != row.id]
-
-    def _moved(self, row: MessageRow) -> None:
         state = row.state
-        if state not in UNWRITTEN_STATES:
+        if state not in UNWRITTEN_STATES:  # written with the turn's other changes
             self._changed[row.id] = row
         if state in TIMED_STATES:
             self._arm(row)
         else:  # no timer in this state: one it had is stale now
             self._armed.pop(row.id, None)
+        return transition
+
+    def _siblings(self, row: MessageRow) -> list[MessageRow]:
+        """The other segments of ``row``'s message held in memory, in the order they came."""
+        return [self.rows[i] for i in self._groups.get(row.group, ()) if i != row.id]
 
     # ---- time -------------------------------------------------------------------------
 

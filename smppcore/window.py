@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -19,17 +20,20 @@ class WindowFull(Exception):
 
 
 class SequenceNumbers:
-    """Hands out sequence numbers 1..0x7FFFFFFF, wrapping back to 1 (section 5.1.4)."""
+    """Hands out sequence numbers 1..0x7FFFFFFF, wrapping back to 1 (section 5.1.4).
 
-    __slots__ = ("_next",)
+    :meth:`next` is the ``__next__`` of a chain of ranges (``start`` to the end, then the
+    whole range again and again), a C call: a session takes one per request it sends,
+    where a Python method counting and wrapping cost a frame each (~450 instructions).
+    """
+
+    __slots__ = ("next",)
 
     def __init__(self, start: int = 1) -> None:
-        self._next = start
-
-    def next(self) -> int:
-        seq = self._next
-        self._next = 1 if seq >= MAX_SEQUENCE else seq + 1
-        return seq
+        numbers = itertools.chain(range(start, MAX_SEQUENCE + 1),
+                                  itertools.chain.from_iterable(itertools.repeat(range(1, MAX_SEQUENCE + 1))))
+        #: the next sequence number
+        self.next: Callable[[], int] = numbers.__next__
 
 
 class Pending(msgspec.Struct):
