@@ -2,7 +2,8 @@
 
 The tables, indexes, migration and statements it runs are in
 :mod:`~smpphub.router.store.sqlite_schema`; the writer thread in
-:mod:`~smpphub.router.store.sqlite_writer`.
+:mod:`~smpphub.router.store.sqlite_writer`; the saves held for the writer's next batch
+in :mod:`~smpphub.router.store.sqlite_saves`.
 
 How a request travels
 ---------------------
@@ -28,7 +29,7 @@ waits for (:meth:`SqliteStore.save`) also waits for a transaction that happens a
 first hand-over after it go by: a message sent and given its receipt within one batch of
 the writer is written once, its upstream id with its final state (callgrind over the
 real store, insert, SENT, final with receipt, 56% acknowledged apart: the writer's
-instructions a message 105,900 -> 88,200-89,600, when every receipt comes that soon;
+instructions a message 105,900 -> 83,800-89,600, when every receipt comes that soon;
 unchanged when none does). Measured with
 ``python -m smpphub.bench.hub`` (2026-12-02, per-thread CPU of three alternating
 runs): the writer thread's CPU per message fell from 46.2 to 40.6 us, 43% of the
@@ -98,17 +99,17 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import TypeVar
 
 import structlog
 
 from . import sqlite_schema as schema
 from .base import Delivery, HttpMeta, KeptAnswer, MessageQuery, MessageRow, Store
+from .sqlite_saves import LAZY_SAVE_DELAY, HeldSaves
 from .sqlite_schema import SCHEMA_VERSION
-from .sqlite_writer import Row, Shape, SqliteWriter
+from .sqlite_writer import Row, SqliteWriter
 
-__all__ = ["SqliteStore", "SCHEMA_VERSION", "StoreOpenError", "path_problem"]
+__all__ = ["SqliteStore", "SCHEMA_VERSION", "LAZY_SAVE_DELAY", "StoreOpenError", "path_problem"]
 
 T = TypeVar("T")
 log = structlog.get_logger("smpphub.store")
@@ -164,16 +165,7 @@ class SqliteStore(Store):
         self._writer = SqliteWriter(path, self._prepare, commit_interval=commit_interval, synchronous=synchronous,
                                     max_batch=max_batch, gather=self._gather_saves)
         self._next_delivery_id = 1
-        # saves the writer has not been given yet, by message id: a later save of the same
-        # message merges into its entry (see _PendingSave), and they are queued only when the
-        # writer takes its next batch
-        self._saves: dict[str, _PendingSave] = {}
-        self._calls = 0  # save calls so far: held saves remember theirs
-        self._handovers = 0  # hand-overs that took saves: a save nobody waits for skips the first after it
-        self._young_since: float | None = None  # loop time of the first save nobody waits for since the last
-        self._saves_waited = False  # a held save has a save_durably caller: queue at the next hand-over
-        self._lazy_timer: asyncio.TimerHandle | None = None  # LAZY_SAVE_DELAY after the first save held
-        self._lazy_due = False
+        self._held = HeldSaves(self._writer)  # saves the writer has not been given yet
 
     @property
     def path(self) -> str:
@@ -215,11 +207,7 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         """Commit everything queued and held (the writer drains the queue), stop the thread, close the file."""
-        if self._writer.running:
-            self._queue_saves()
-        if self._lazy_timer is not None:
-            self._lazy_timer.cancel()
-            self._lazy_timer = None
+        self._held.close()
         await self._writer.close()
 
     def _prepare(self, db: sqlite3.Connection) -> None:
@@ -268,7 +256,7 @@ class SqliteStore(Store):
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``fn`` on the writer's connection, behind every request (and save) made before it."""
-        self._queue_saves()
+        self._held.queue_all()
         return self._writer.read(fn)
 
     # ---- messages ----------------------------------------------------------------------------------
@@ -280,144 +268,27 @@ class SqliteStore(Store):
         if all(is_new(r) for r in rows):  # messages just accepted: their defaults left to SQLite
             await self._writer.write(schema.INSERT_NEW_MESSAGES, [schema.new_message_values(r) for r in rows])
         else:
-            self._queue_saves()  # a save held from before must not overwrite the row added again
+            self._held.queue_all()  # a save held from before must not overwrite the row added again
             await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(r) for r in rows])
 
     def save(self, rows: Iterable[MessageRow]) -> None:
-        self._keep_saves(rows, None)
+        self._held.keep(rows, None)
 
     def save_durably(self, rows: list[MessageRow]) -> asyncio.Future[None]:
         """The rows' saves; a Future that fails if any of them failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if rows:
-            self._keep_saves(rows, done)
+            self._held.keep(rows, done)
         else:
             done.set_result(None)
         return done
 
-    def _keep_saves(self, rows: Iterable[MessageRow], waiter: asyncio.Future[None] | None) -> None:
-        """The rows' state as it is now, held for the writer's next batch (merged with saves held already)."""
-        if waiter is not None:
-            self._saves_waited = True
-            self._writer.wake()  # it refuses once the store is closed
-        else:
-            self._lazy_timer_armed()
-        self._calls += 1
-        call = self._calls
-        saves = self._saves
-        handovers = self._handovers
-        for r in rows:
-            shape, values = schema.save_of(r)
-            held = saves.get(r.id)
-            if held is None:
-                saves[r.id] = _PendingSave(shape, values, call, None if waiter is None else [waiter], handovers)
-            else:
-                held.shape, held.values = schema.merged_save(held.shape, held.values, shape, values)
-                held.call = call
-                if waiter is not None:
-                    if held.waiters is None:
-                        held.waiters = [waiter]
-                    else:
-                        held.waiters.append(waiter)
-
-    def _lazy_timer_armed(self) -> None:
-        """The held saves go after LAZY_SAVE_DELAY at the latest (RuntimeError once the store is closed)."""
-        loop = self._writer.open_loop()
-        if self._young_since is None:
-            self._young_since = loop.time()
-        if self._lazy_timer is None:
-            self._lazy_timer = loop.call_later(LAZY_SAVE_DELAY, self._lazy_saves_due)
-
-    def _lazy_saves_due(self) -> None:
-        self._lazy_timer = None
-        if self._saves:
-            self._lazy_due = True
-            self._writer.wake()
-
-    def _queue_saves(self) -> None:
-        """Queue every save held so far (a read or a write that must come after them is next)."""
-        saves = self._saves
-        if not saves:
-            return
-        self._saves = {}
-        self._saves_waited = self._lazy_due = False
-        self._young_since = None
-        self._lazy_timer_cancelled()
-        self._queue(list(saves.values()))
-
     def _gather_saves(self, commit_coming: bool) -> None:
-        """The writer takes its next batch: queue the saves held that are due.
-
-        A save someone waits for (:meth:`save_durably`) is due at once. One nobody waits for
-        (:meth:`save`) waits for a transaction that happens anyway (``commit_coming``), and
-        skips the first hand-over after it was made: the save that comes next for the same
-        message (SENT, then its receipt a few milliseconds later) merges into it, one UPDATE
-        rather than two. :data:`LAZY_SAVE_DELAY` bounds the wait either way: a save alone is a
-        commit of its own, and one held that long goes at the next hand-over."""
-        saves = self._saves
-        if not saves:
-            return
-        lazy_due, self._lazy_due = self._lazy_due, False
-        if not (commit_coming or self._saves_waited or lazy_due):
-            self._lazy_timer_armed()
-            return
-        loop = self._writer.open_loop()
-        young = self._handovers
-        self._handovers = young + 1
-        self._saves_waited = False
-        since, self._young_since = self._young_since, None
-        if since is not None and loop.time() - since >= LAZY_SAVE_DELAY:
-            young = -1  # held long enough already: none is kept
-        kept: dict[str, _PendingSave] = {}
-        due: list[_PendingSave] = []
-        for message_id, held in saves.items():
-            if held.waiters is None and held.handovers == young:
-                kept[message_id] = held
-            else:
-                due.append(held)
-        self._saves = kept
-        # the timer runs for the saves kept, from the first of them (left running for the
-        # saves that went, it fired every 20 ms under load, and a tenth of the pairs that
-        # merge went apart)
-        self._lazy_timer_cancelled()
-        if kept and since is not None:
-            self._lazy_timer = loop.call_at(since + LAZY_SAVE_DELAY, self._lazy_saves_due)
-        self._queue(due)
-
-    def _lazy_timer_cancelled(self) -> None:
-        if self._lazy_timer is not None:
-            self._lazy_timer.cancel()
-            self._lazy_timer = None
-
-    def _queue(self, saves: list[_PendingSave]) -> None:
-        """Queue ``saves``: one request per call and kind of save, as if each call had queued its
-        own (so a bad one fails only its call's), those of one kind side by side (the writer
-        runs each such run as one statement)."""
-        if not saves:
-            return
-        groups: dict[tuple[Shape, int], list[_PendingSave]] = {}
-        for held in saves:
-            key = (held.shape, held.call)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [held]
-            else:
-                group.append(held)
-        writer = self._writer
-        waited: dict[asyncio.Future[None], list[asyncio.Future[None]]] = {}
-        for (shape, _), group in sorted(groups.items(), key=_by_shape):
-            waiters = {w: None for held in group if held.waiters is not None for w in held.waiters}
-            if not waiters:
-                writer.write(shape, [held.values for held in group], wait=False)
-                continue
-            written = writer.write(shape, [held.values for held in group])
-            for waiter in waiters:
-                waited.setdefault(waiter, []).append(written)
-        for waiter, writes in waited.items():
-            writer.all_of(writes).add_done_callback(partial(_tell_waiter, waiter))
+        """The writer takes its next batch: the held saves that are due go into it."""
+        self._held.gather(commit_coming)
 
     async def save_message(self, row: MessageRow) -> None:
-        self._queue_saves()  # a save held from before must not overwrite the new row
+        self._held.queue_all()  # a save held from before must not overwrite the new row
         await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(row)])
 
     async def flush(self) -> None:
@@ -648,48 +519,3 @@ def _purge_answers(db: sqlite3.Connection) -> None:
 
 def _nothing(db: sqlite3.Connection) -> None:
     return None
-
-
-#: The longest a save nobody waits for (:meth:`SqliteStore.save`: a message sent, a receipt
-#: acknowledged) is held for a transaction to ride with. Under traffic one comes within
-#: milliseconds (a new message, a receipt stored), and the save rides with the second of
-#: them; alone, each such save was a commit and an fsync of its own: at 1,000 msg/s the
-#: writer committed ~4,000 times a second. The price: a message an upstream accepted less
-#: than this before a crash is sent again after the restart, as one still in flight is (at
-#: least once, as the dispatcher says).
-LAZY_SAVE_DELAY = 0.02
-
-
-class _PendingSave:
-    """A message's save the writer has not taken yet; later saves of the message merge into it.
-
-    ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls that included
-    it (None: nobody waits), told when the merged save is committed.
-    """
-
-    __slots__ = ("shape", "values", "call", "waiters", "handovers")
-
-    def __init__(self, shape: Shape, values: Row, call: int, waiters: list[asyncio.Future[None]] | None,
-                 handovers: int) -> None:
-        self.shape = shape
-        self.values = values
-        self.call = call  # the save call it came from last: saves are queued by call
-        self.waiters = waiters
-        self.handovers = handovers  # SqliteStore._handovers when it was first held
-
-
-def _by_shape(group: tuple[tuple[Shape, int], list[_PendingSave]]) -> tuple[int, int]:
-    """Groups of one kind side by side, in the order of their calls."""
-    (shape, call), _ = group
-    return id(shape), call
-
-
-def _tell_waiter(waiter: asyncio.Future[None], written: asyncio.Future[None]) -> None:
-    """The saves of a save_durably call are committed (or one failed): so is the call."""
-    if waiter.done():  # the caller gave up
-        return
-    error = asyncio.CancelledError() if written.cancelled() else written.exception()
-    if error is None:
-        waiter.set_result(None)
-    else:
-        waiter.set_exception(error)
