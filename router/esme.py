@@ -43,11 +43,13 @@ from smppcore.pdus import (
     BindTransmitter,
     CancelSm,
     DataSm,
+    DataSmResp,
     DistributionList,
     QuerySm,
     ReplaceSm,
     SubmitMulti,
     SubmitSm,
+    SubmitSmResp,
     UnsuccessSme,
 )
 from smppcore.ratelimit import TokenBucket
@@ -468,7 +470,9 @@ class EsmeHandler(SmscHandler):
         if isinstance(out, int):  # counted by admit_submit
             reason = "no route for the destination" if out == self.unroutable else ""
             return self._slowed(conn, out, self._refusal_response(conn, pdu, out, reason))
-        self.acceptor.accept(conn, pdu, pdu.make_response(message_id=out.row.id), [out])
+        # what pdu.make_response(message_id=...) makes, built directly: its **fields cost ~200 ns a submit
+        answer = SubmitSmResp if isinstance(pdu, SubmitSm) else DataSmResp
+        self.acceptor.accept(conn, pdu, answer(sequence_number=pdu.sequence_number, message_id=out.row.id), [out])
         return None
 
     def admit_submit(self, system_id: str, pdu: SubmitSm | DataSm) -> Outgoing | int:

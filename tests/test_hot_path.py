@@ -295,3 +295,41 @@ def test_an_account_without_a_rate_has_no_bucket_and_is_never_throttled() -> Non
     assert AccountState(Account(system_id="a", password="pw"), clock=lambda: NOW).bucket is None
     capped = AccountState(Account(system_id="a", password="pw", max_rate=1.0), clock=lambda: NOW)
     assert capped.bucket is not None and capped.bucket.take() and not capped.bucket.take()
+
+
+class CapturingAcceptor:
+    """What EsmeHandler hands to Acceptor.accept, kept (the handler reads only these three attributes)."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        from smpphub.router.msglog import MessageLog
+
+        self.dispatcher = dispatcher
+        self.msglog = MessageLog.off()
+        self.accepted: list[tuple[Pdu, Pdu]] = []
+
+    def accept(self, conn: object, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
+        self.accepted.append((request, response))
+
+
+@pytest.mark.parametrize("kind", ["submit_sm", "data_sm"])
+def test_the_answer_to_an_accepted_submit_is_what_make_response_makes(kind: str) -> None:
+    from smppcore.pdus import DataSm
+    from smpphub.router.config import Account, Route
+    from smpphub.router.esme import EsmeHandler
+    from smpphub.router.routing import RouteTable
+
+    up = Upstream(name="u", host="127.0.0.1", port=1, system_id="hub")
+    config = HubConfig(upstreams=[up], accounts=[Account(system_id="acme", password="pw")],
+                       routes=[Route(prefix="44", upstreams=["u"])])
+    store = MemoryStore()
+    acceptor = CapturingAcceptor(Dispatcher(config, store, Deliveries(store, NoReceivers())))
+    handler = EsmeHandler(config, store, acceptor, RouteTable.build(config), binds=None)  # type: ignore[arg-type]
+
+    class Conn:
+        system_id = "acme"
+
+    pdu = (SubmitSm if kind == "submit_sm" else DataSm)(destination_addr="447700900123", sequence_number=77)
+    assert handler.handle(Conn(), pdu) is None  # type: ignore[arg-type]
+    [(request, response)] = acceptor.accepted
+    assert request is pdu
+    assert response == pdu.make_response(message_id=response.message_id) and response.message_id  # type: ignore[attr-defined]
