@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
@@ -232,7 +233,12 @@ class Receipts:
         if not batch or done is None:
             return
         # the rows' saves are taken as they are now, before any ESME could have acknowledged them
-        saved = self.store.save_durably([owed.row for owed in batch])
+        try:
+            saved = self.store.save_durably([owed.row for owed in batch])
+        except RuntimeError as exc:  # the store is closing: the SMSC sends them again to the next run
+            log.warning("receipts_not_stored", receipts=len(batch), error=str(exc))
+            done.set_result(CommandStatus.ESME_RSYSERR)
+            return
         self.deliveries.deliver_receipts(batch)
         saved.add_done_callback(partial(self._receipts_saved, batch, done))
 
@@ -303,8 +309,22 @@ _RECEIPT_NO_ERROR = {state: Receipt(state, 0) for state in MessageState}
 
 
 def _err(info: ReceiptInfo) -> int:
-    err = info.err
-    try:
-        return int(err, 0)
-    except ValueError:
+    """The receipt text's ``err`` as a number (0 when it is not one).
+
+    Appendix B writes it as three decimal digits, leading zeros included ("011" is 11;
+    Python's ``int(s, 0)`` refuses a leading zero and would make it 0). Some SMSCs write hex:
+    "0x0b", or digits with a letter ("00b"), which cannot be decimal.
+    """
+    err = info.err.strip().lower()
+    if len(err) > _ERR_DIGITS:
         return 0
+    if err.isdigit() and err.isascii():
+        return int(err)
+    if err.startswith("0x"):
+        err = err[2:]
+    return int(err, 16) if err and _HEX_ERR.fullmatch(err) else 0
+
+
+#: longer is no error code (and int() of it would not be cheap)
+_ERR_DIGITS = 16
+_HEX_ERR = re.compile(r"[0-9a-f]+", re.ASCII)

@@ -18,6 +18,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -393,3 +394,47 @@ async def test_one_future_answers_a_turns_receipts_and_the_next_turn_gets_its_ow
 def _receipt_for_id(upstream_id: str) -> DeliverSm:
     return build_receipt(message_id=upstream_id, state=MessageState.DELIVERED, source_addr="A",
                          destination_addr="44", submit_date=None, done_date=None)
+
+
+# --- the text's err: Appendix B's three decimal digits, and the hex some SMSCs write ------------
+
+
+@pytest.mark.parametrize(("err", "expected"), [
+    ("000", 0),
+    ("011", 11),  # leading zeros are Appendix B's form (int(s, 0) refused them: it was read as 0)
+    ("001", 1),
+    ("255", 255),
+    ("0x0B", 11),
+    ("00b", 11),  # a letter: it cannot be decimal
+    ("1f4", 500),
+    ("-01", 0),  # not an error code
+    ("x", 0),
+    ("", 0),
+    ("9" * 40, 0),  # longer than any error code
+])
+async def test_the_error_a_text_only_receipt_gives_is_kept_in_the_row(err: str, expected: int) -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    row = kit.sent_row()
+    text = TEXT.replace(b"stat:DELIVRD err:000", b"stat:UNDELIV err:" + err.encode())
+    pdu = msgspec.structs.replace(upstream_receipt(), short_message=text, tlvs={})
+    kit.receipts.received(kit.pool, pdu)  # type: ignore[arg-type]
+    await turns()
+    assert row.state is State.UNDELIVERABLE and row.error == expected
+    await kit.deliveries.stop()
+
+
+async def test_receipts_arriving_as_the_store_closes_are_answered_with_an_error() -> None:
+    kit = Kit()
+    await kit.deliveries.start()
+    kit.sent_row()
+
+    def closed(rows: list[MessageRow]) -> asyncio.Future[None]:
+        raise RuntimeError("the store is not open")
+
+    kit.store.save_durably = closed  # type: ignore[method-assign]
+    answer = kit.receipts.received(kit.pool, upstream_receipt())  # type: ignore[arg-type]
+    await turns()
+    # answered, not left waiting until the upstream's connection closes: the SMSC sends it again
+    assert isinstance(answer, asyncio.Future) and answer.result() == CommandStatus.ESME_RSYSERR
+    await kit.deliveries.stop()
