@@ -43,7 +43,7 @@ def test_store_scenario_quick_run_prints_its_table():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
             if line.startswith("| ") and not line.startswith("| op")]
-    assert {r[0] for r in rows} == {"add", "save", "lookup", "receipt"}, proc.stdout
+    assert {r[0] for r in rows} == {"add", "save", "lookup", "receipt", "message"}, proc.stdout
     assert all(float(r[6].replace(",", "")) > 0 for r in rows), proc.stdout  # records/s
 
 
