@@ -17,7 +17,7 @@ inherits it, setting the members again changes nothing, and the second, faster t
 lookup that suggested otherwise is the interpreter warming up (measured in either order,
 both are ~56 ns). Python 3.12 dropped the hook. So the functions that run per PDU or per
 message name members by module constants (``_SENT = State.SENT``; each use saves about
-0.45% of the ~210,000 instructions a submit takes through the hub), and all other code
+0.5% of the ~195,000 instructions a submit took through the hub), and all other code
 writes ``State.SENT``.
 """
 
