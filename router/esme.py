@@ -139,7 +139,7 @@ class AccountState:
         self.cfg = cfg
         # no rate cap, no bucket: nothing to ask per submit
         self.bucket = TokenBucket(cfg.max_rate, clock) if cfg.max_rate else None
-        self.sources = SourceFilter(cfg.source_addrs)
+        self.sources = SourceFilter(cfg.source_addrs) if cfg.source_addrs else None  # None: any source
         self.ips = compile_ip_allowlist(cfg.allowed_ips)
 
 
@@ -395,7 +395,8 @@ class EsmeHandler(SmscHandler):
         bucket = account.bucket
         if bucket is not None and not bucket.take():
             return CommandStatus.ESME_RTHROTTLED
-        if not account.sources.allows(pdu.source_addr):
+        sources = account.sources
+        if sources is not None and not sources.allows(pdu.source_addr):
             return CommandStatus.ESME_RINVSRCADR
         return 0
 
@@ -493,7 +494,10 @@ class EsmeHandler(SmscHandler):
         if route is None:
             return self._counted(system_id, self.unroutable)
         now = time.time()
-        times = self._times(pdu, now)
+        if isinstance(pdu, SubmitSm) and not pdu.schedule_delivery_time and not pdu.validity_period:
+            times: tuple[float, float] | int = (0.0, now + self.config.default_validity)  # _times' usual case
+        else:
+            times = self._times(pdu, now)
         if isinstance(times, int):
             return self._counted(system_id, times)
         return self._message(self.ids.next(), system_id, pdu, route, now, times)

@@ -333,3 +333,33 @@ def test_the_answer_to_an_accepted_submit_is_what_make_response_makes(kind: str)
     [(request, response)] = acceptor.accepted
     assert request is pdu
     assert response == pdu.make_response(message_id=response.message_id) and response.message_id  # type: ignore[attr-defined]
+
+
+TIMES_CASES = {
+    "submit_sm naming no time": ("submit_sm", {}),
+    "submit_sm with a validity": ("submit_sm", {"validity_period": "000001000000000R"}),
+    "submit_sm scheduled": ("submit_sm", {"schedule_delivery_time": "000000100000000R"}),
+    "data_sm": ("data_sm", {}),
+}
+
+
+@pytest.mark.parametrize(("kind", "fields"), TIMES_CASES.values(), ids=TIMES_CASES.keys())
+def test_a_submit_gets_the_times_that_times_reads_from_it(kind: str, fields: dict[str, str]) -> None:
+    """admit_submit tells a submit_sm naming no time without calling _times: the same due and validity end."""
+    from smppcore.pdus import DataSm
+    from smpphub.router.config import Account, Route
+    from smpphub.router.esme import EsmeHandler
+    from smpphub.router.routing import RouteTable
+
+    up = Upstream(name="u", host="127.0.0.1", port=1, system_id="hub")
+    config = HubConfig(upstreams=[up], accounts=[Account(system_id="acme", password="pw", source_addrs=["12345"])],
+                       routes=[Route(prefix="44", upstreams=["u"])])
+    store = MemoryStore()
+    acceptor = CapturingAcceptor(Dispatcher(config, store, Deliveries(store, NoReceivers())))
+    handler = EsmeHandler(config, store, acceptor, RouteTable.build(config), binds=None)  # type: ignore[arg-type]
+    pdu = (SubmitSm if kind == "submit_sm" else DataSm)(source_addr="12345", destination_addr="447700900123", **fields)
+    out = handler.admit_submit("acme", pdu)
+    assert isinstance(out, Outgoing)
+    assert (out.row.due, out.row.expires_at) == handler._times(pdu, out.row.created_at)
+    other = (SubmitSm if kind == "submit_sm" else DataSm)(source_addr="54321", destination_addr="447700900123")
+    assert handler.admit_submit("acme", other) == CommandStatus.ESME_RINVSRCADR  # the account's source filter holds
