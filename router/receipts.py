@@ -188,7 +188,7 @@ class Receipts:
                      state=row.state.value)
             return 0
         if self._ring is not None:
-            self._ring.moved(row, transition)
+            self._ring.record(transition)
         if self._msglog_on:
             forwarded = transition.forward_intermediate if intermediate else row.receipt_owed
             self.msglog.receipt(row.id, row.account, pool.name, info.message_id, pdu, info.state.name,
