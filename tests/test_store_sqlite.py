@@ -254,10 +254,13 @@ async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as
     assert (await store.find_by_upstream_id("a", "U1")).id == "m1"
 
 
-async def test_a_save_nobody_waits_for_rides_with_a_later_commit_or_goes_after_a_short_delay(store):
+async def test_a_save_nobody_waits_for_rides_with_a_later_commit_or_goes_after_a_short_delay(store, monkeypatch):
     """A message sent, alone, is no commit of its own: it waits for a transaction that happens
     anyway (a new message stored), the second after it (the first may be under way already),
     or LAZY_SAVE_DELAY at most."""
+    from smpphub.router.store import sqlite_saves
+
+    monkeypatch.setattr(sqlite_saves, "LAZY_SAVE_DELAY", 60.0)  # a slow fsync under load must not decide it
     await store.add_messages([record(1), record(2)])
     updates = await trace(store, "UPDATE")
     commits = store.commits
@@ -271,6 +274,7 @@ async def test_a_save_nobody_waits_for_rides_with_a_later_commit_or_goes_after_a
     assert store.commits == commits + 2 and len(updates) == 1
     assert (await store.find_by_upstream_id("a", "X")).id == "m1"
 
+    monkeypatch.undo()
     commits = store.commits
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -284,10 +288,13 @@ async def test_a_save_nobody_waits_for_rides_with_a_later_commit_or_goes_after_a
     assert (await store.find_by_upstream_id("a", "Y")).id == "m2"
 
 
-async def test_a_message_sent_then_given_its_receipt_a_commit_later_is_written_once(store):
+async def test_a_message_sent_then_given_its_receipt_a_commit_later_is_written_once(store, monkeypatch):
     """SENT (nobody waits) and, a batch later, the receipt stored durably: one UPDATE carries the
     upstream id and the final state; the durable save's caller waits for that one commit only.
     A receipt that comes later than that finds the SENT written already: two UPDATEs."""
+    from smpphub.router.store import sqlite_saves
+
+    monkeypatch.setattr(sqlite_saves, "LAZY_SAVE_DELAY", 60.0)  # a slow fsync under load must not decide it
     rows = [record(i) for i in range(4)]
     await store.add_messages(rows)
     updates = await trace(store, "UPDATE")
