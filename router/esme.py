@@ -199,6 +199,11 @@ class EsmeHandler(SmscHandler):
         """At accept time: False when no account's allowed_ips could match ``peer_ip`` (closed at once)."""
         return any(ip_allowed(peer_ip, account.ips) for account in self.accounts.values())
 
+    def connected(self, conn: SmscConnection) -> None:
+        # a message row keeps its submit's bytes: the framer hands them over instead of the hub
+        # encoding the PDU again (see _message)
+        conn.session.framer.keep_bytes(SubmitSm, DataSm)
+
     def authenticate(self, conn: SmscConnection, bind: Pdu) -> int | Awaitable[int]:
         if not isinstance(bind, (BindTransmitter, BindReceiver, BindTransceiver)):  # the server asks only about binds
             return CommandStatus.ESME_RINVBNDSTS
@@ -427,7 +432,10 @@ class EsmeHandler(SmscHandler):
         return not_before, expires_at
 
     def _message(self, message_id: str, account: str, pdu: SubmitSm | DataSm, route: Route, now: float,
-                 times: tuple[float, float]) -> Outgoing:
+                 times: tuple[float, float], wire: bytes | None = None) -> Outgoing:
+        """``pdu`` made a message. ``wire``: what ``encode(outgoing)`` writes, when the caller has it
+        (the submit's own bytes: callgrind, ESME submit_sm in to SENT, 174.2k -> 167.2k instructions a
+        message). The row keeps the PDU as it came, so a change made to it here must not take them."""
         outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
         # a message in one piece (nearly all) is told without a call: no UDH, no SAR reference
         group = _group_key(account, pdu) if pdu.esm_class & _UDHI or _SAR_REF in pdu.tlvs else ""
@@ -440,7 +448,8 @@ class EsmeHandler(SmscHandler):
         else:
             upstreams = route.pick()
         row = MessageRow(
-            id=message_id, account=account, pdu=encode(outgoing), route=upstreams, group=group, created_at=now,
+            id=message_id, account=account, pdu=wire or encode(outgoing), route=upstreams, group=group,
+            created_at=now,
             due=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
         )
         return Outgoing(row, outgoing, prefix=route.prefix)
@@ -467,7 +476,7 @@ class EsmeHandler(SmscHandler):
         return pdu.make_response(command_status=status)
 
     def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None | Awaitable[Pdu]:
-        out = self.admit_submit(conn.system_id, pdu)
+        out = self.admit_submit(conn.system_id, pdu, conn.session.framer.bytes_of(pdu))
         if isinstance(out, int):  # counted by admit_submit
             reason = "no route for the destination" if out == self.unroutable else ""
             return self._slowed(conn, out, self._refusal_response(conn, pdu, out, reason))
@@ -476,9 +485,11 @@ class EsmeHandler(SmscHandler):
         self.acceptor.accept(conn, pdu, answer(sequence_number=pdu.sequence_number, message_id=out.row.id), [out])
         return None
 
-    def admit_submit(self, system_id: str, pdu: SubmitSm | DataSm) -> Outgoing | int:
+    def admit_submit(self, system_id: str, pdu: SubmitSm | DataSm, wire: bytes | None = None) -> Outgoing | int:
         """A submit of ``system_id`` checked (rate, source, route, times) and made a message with its
         hub id, not stored yet (:meth:`Acceptor.accept` does that); or the status it is refused with.
+        ``wire``: ``pdu``'s bytes with sequence_number and command_status 0, if the caller has them
+        (:meth:`smppcore.Framer.bytes_of`).
 
         The one admission path: SMPP submits and the HTTP API's messages both come through here,
         and a refusal is counted here for the metrics, whichever way it came.
@@ -500,7 +511,7 @@ class EsmeHandler(SmscHandler):
             times = self._times(pdu, now)
         if isinstance(times, int):
             return self._counted(system_id, times)
-        return self._message(self.ids.next(), system_id, pdu, route, now, times)
+        return self._message(self.ids.next(), system_id, pdu, route, now, times, wire)
 
     def _counted(self, system_id: str, status: int) -> int:
         """A submit refused with ``status``, counted for the metrics."""

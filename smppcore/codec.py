@@ -465,9 +465,13 @@ class Framer:
     (``fatal``) ends the list and every later ``feed`` raises it.
 
     At most ``max_pdu_size`` octets of a partial PDU are ever buffered.
+
+    A caller that would encode some requests again as they came (a hub stores every
+    submit_sm it accepts) asks for their bytes with :meth:`keep_bytes` and
+    :meth:`bytes_of` instead.
     """
 
-    __slots__ = ("max_pdu_size", "_rest", "error")
+    __slots__ = ("max_pdu_size", "_rest", "error", "_decoders", "_kept", "_kept_bytes")
 
     def __init__(self, max_pdu_size: int = DEFAULT_MAX_PDU_SIZE) -> None:
         if max_pdu_size < 16:
@@ -475,6 +479,48 @@ class Framer:
         self.max_pdu_size = max_pdu_size
         self._rest = b""
         self.error: FramingError | None = None
+        self._decoders = _DECODERS
+        #: the PDUs of the last chunk whose bytes are kept, alive while their ids key _kept_bytes
+        self._kept: list[Pdu] = []
+        self._kept_bytes: dict[int, bytes] = {}
+
+    def keep_bytes(self, *types: type[Pdu]) -> None:
+        """From now on, keep the bytes of each PDU of ``types`` that :meth:`feed` returns,
+        for :meth:`bytes_of`. Other types cost nothing more: theirs go through the
+        shared decoders, these through a wrapper of their own.
+        """
+        decoders = dict(self._decoders)
+        for cls in types:
+            cid = int(cls.command_id)
+            decoders[cid] = self._keeping(_DECODERS[cid], cid)
+        self._decoders = decoders
+
+    def _keeping(self, decode: Decoder, cid: int) -> Decoder:
+        kept, kept_bytes, pack = self._kept, self._kept_bytes, HEADER.pack
+
+        def keep(buf: bytes, p: int, end: int, seq: int, status: int) -> Pdu:
+            pdu = decode(buf, p, end, seq, status)
+            # Without optional parameters, the body is what encode() writes for the PDU: C-strings,
+            # integers and short_message have one encoding each. Optional parameters may not be (a
+            # repeated tag, a C-string without its NUL or with octets after it): those are encoded.
+            if not pdu.tlvs:
+                kept.append(pdu)
+                kept_bytes[id(pdu)] = pack(end - p + 16, cid, 0, 0) + buf[p:end]
+            return pdu
+
+        return keep
+
+    def bytes_of(self, pdu: Pdu) -> bytes | None:
+        """``encode(pdu)`` with sequence_number and command_status 0, taken from the bytes it
+        was decoded from: for a PDU of a type given to :meth:`keep_bytes`, without optional
+        parameters, returned by the last :meth:`feed` and not changed since. None otherwise
+        (encode it).
+
+        The PDUs are kept until the next :meth:`feed`, so no id seen here can belong to
+        another object: a PDU made since, or held and handed out after a later chunk, is
+        not found.
+        """
+        return self._kept_bytes.get(id(pdu))
 
     @property
     def buffered(self) -> int:
@@ -484,6 +530,9 @@ class Framer:
     def feed(self, data: bytes) -> list[Pdu | PduError]:
         if self.error is not None:
             raise self.error
+        if self._kept:
+            self._kept.clear()
+            self._kept_bytes.clear()
         if self._rest:
             data = self._rest + data
         elif type(data) is not bytes:
@@ -492,7 +541,7 @@ class Framer:
         n = len(data)
         p = 0
         unpack = HEADER.unpack_from
-        decoders = _DECODERS
+        decoders = self._decoders
         limit = self.max_pdu_size
         while n - p >= 16:
             length, cid, status, seq = unpack(data, p)

@@ -327,6 +327,7 @@ def test_the_answer_to_an_accepted_submit_is_what_make_response_makes(kind: str)
 
     class Conn:
         system_id = "acme"
+        session = Session(Role.SMSC)  # its framer: the submit's bytes (none here: the PDU was not decoded)
 
     pdu = (SubmitSm if kind == "submit_sm" else DataSm)(destination_addr="447700900123", sequence_number=77)
     assert handler.handle(Conn(), pdu) is None  # type: ignore[arg-type]
