@@ -180,8 +180,7 @@ class Client(SmppConnection):
             self._incoming.put_nowait(pdu)
             if self._incoming.qsize() >= self.queue_limit:
                 self.pause_reading("incoming-queue")
-            if pdu.response_type is not None:
-                self.session.send_response(pdu.make_response())
+            self.session.answer((pdu,))
             return
         try:
             result = handler(pdu)
@@ -192,8 +191,8 @@ class Client(SmppConnection):
             self._wait_for(result, pdu)
         elif result is not None and type(result) is not int and inspect.isawaitable(result):
             self._spawn(self._answer_later(pdu, result))
-        elif pdu.response_type is not None:
-            self.session.send_response(pdu.response_type(pdu.sequence_number, result or 0))
+        else:
+            self.session.answer((pdu,), result or 0)
 
     def _wait_for(self, fut: asyncio.Future[int | None], pdu: Pdu) -> None:
         """Answer ``pdu`` when ``fut`` completes: a bare Future needs no task.
@@ -220,11 +219,7 @@ class Client(SmppConnection):
             status = fut.result() or 0
         if self.transport is None:
             return
-        send = self.session.send_response
-        for pdu in pdus:
-            response_type = pdu.response_type
-            if response_type is not None:
-                send(response_type(pdu.sequence_number, status))
+        self.session.answer(pdus, status)
         self._flush_soon()
 
     async def _answer_later(self, pdu: Pdu, result: Awaitable[int | None]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import struct
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .constants import CommandId, CommandStatus
@@ -28,7 +28,7 @@ from .fields import CStr, DestList, Int, ShortMessage, UnsuccessList
 from .pdus import PDU_TYPES, DestAddress, DistributionList, Pdu, UnsuccessSme
 from .tlv import decode_tlvs, encode_tlvs
 
-__all__ = ["encode", "decode", "Framer", "DEFAULT_MAX_PDU_SIZE", "HEADER", "layout_of"]
+__all__ = ["encode", "encode_status_responses", "decode", "Framer", "DEFAULT_MAX_PDU_SIZE", "HEADER", "layout_of"]
 
 #: command_length, command_id, command_status, sequence_number
 HEADER = struct.Struct(">IIII")
@@ -38,6 +38,7 @@ _MAX_SM_LENGTH = 254
 _MESSAGE_PAYLOAD = 0x0424
 _BASE_FIELDS = ("sequence_number", "command_status", "tlvs")
 _U32 = struct.Struct(">I")
+_pack_header = HEADER.pack
 
 Layout = list[tuple[str, Any, Any]]  # (field name, wire kind, default)
 #: A generated decoder: ``(buf, body start, end, sequence_number, command_status) -> PDU``.
@@ -435,6 +436,25 @@ def encode(pdu: Pdu) -> bytes:
     except KeyError:
         raise EncodeError(f"not a PDU: {pdu!r}") from None
     return enc(pdu)
+
+
+def encode_status_responses(requests: Iterable[Pdu], command_status: int = 0) -> list[bytes]:
+    """``encode(request.make_response(command_status=command_status))`` of each request that
+    takes a response, without making the responses: a client's answers to the deliver_sm it
+    gets, a status and nothing else, one call for a batch of them."""
+    out: list[bytes] = []
+    pack = _pack_header
+    bodies = _DEFAULT_BODIES
+    for request in requests:
+        response_type = request.response_type
+        if response_type is None:
+            continue
+        if command_status:  # an error with every field at its default: the header alone, as encode() writes it
+            out.append(pack(16, response_type.command_id, command_status, request.sequence_number))
+        else:
+            body = bodies[response_type]
+            out.append(pack(16 + len(body), response_type.command_id, 0, request.sequence_number) + body)
+    return out
 
 
 def decode(data: bytes) -> Pdu:

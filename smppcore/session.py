@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode
+from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode, encode_status_responses
 from .constants import CommandId as C
 from .constants import CommandStatus
 from .errors import PduError
@@ -304,6 +304,13 @@ class Session:
     def send_response(self, pdu: Pdu) -> None:
         """Queue a response (its sequence_number set by ``request.make_response``)."""
         self._out.append(encode(pdu))
+
+    def answer(self, requests: Iterable[Pdu], command_status: int = 0) -> None:
+        """Queue the response to each of ``requests`` (that takes one) with ``command_status``
+        and every field at its default: what ``send_response(request.make_response(command_status=...))``
+        queues, written without making the responses (a client answers every deliver_sm so).
+        """
+        self._out += encode_status_responses(requests, command_status)
 
     def accept_bind(self, request: Pdu, system_id: str = "") -> None:
         """SMSC side: answer ``request`` (a bind) with success and enter its bound state."""
