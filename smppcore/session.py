@@ -81,7 +81,7 @@ _BOUND_STATES = frozenset(state for state in State if state.is_bound)
 # four of them on its way through): see smppcore.constants on Enum members on a hot path
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _ENQUIRE_LINK, _UNBIND, _OUTBIND = C.ENQUIRE_LINK, C.UNBIND, C.OUTBIND
-_SUBMIT_SM, _SUBMIT_SM_RESP = C.SUBMIT_SM, C.SUBMIT_SM_RESP
+_SUBMIT_SM, _DELIVER_SM = C.SUBMIT_SM, C.DELIVER_SM
 
 __all__ = [
     "Role",
@@ -456,7 +456,7 @@ class Session:
             return
         request = entry.request
         rcid = request.command_id
-        if rcid == _SUBMIT_SM and pdu.command_id == _SUBMIT_SM_RESP:  # the hot path
+        if (rcid == _SUBMIT_SM or rcid == _DELIVER_SM) and pdu.command_id == rcid | 0x80000000:  # the hot paths
             self.last_activity = self.last_received
             events.append(Response(pdu, request, entry.context))
             return

@@ -2,12 +2,14 @@
 
 A module of its own so that code that only reacts to a session (the asyncio
 connection, a test) can read the event types without the machine that makes them.
-Every event is a small slotted class: a session makes one per response on the hot path.
+Every event is a small slotted class (a Struct, for the one a session makes per response).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from .errors import PduError
 from .pdus import Pdu
@@ -41,15 +43,18 @@ class Event:
         return f"{type(self).__name__}({fields})"
 
 
-class Response(Event):
-    """A response (or generic_nack) that answers one of our requests."""
+class Response(msgspec.Struct, Event, eq=False, gc=False):
+    """A response (or generic_nack) that answers one of our requests.
 
-    __slots__ = ("pdu", "request", "context")
+    A Struct, unlike the other events: one is made per response, and msgspec builds it in C
+    (~1.2k instructions less than an ``__init__``'s frame). Compared by identity, as the
+    others are; not tracked by the cycle collector, as PDUs are not: an event is handed
+    out and dropped, nothing of the session keeps it.
+    """
 
-    def __init__(self, pdu: Pdu, request: Pdu, context: Any) -> None:
-        self.pdu = pdu
-        self.request = request
-        self.context = context
+    pdu: Pdu
+    request: Pdu
+    context: Any
 
 
 class UnexpectedResponse(Event):

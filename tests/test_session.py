@@ -501,3 +501,23 @@ def test_response_timeout_0_the_callers_enquire_link_counts_too():
     assert [(type(e), getattr(e, "context", None)) for e in events] == [
         (RequestTimeout, "mine"), (Closing, None), (ConnectionLost, "a"),
     ]
+
+
+@pytest.mark.parametrize(("role", "request_type"),
+                         [(Role.ESME, SubmitSm), (Role.SMSC, DeliverSm), (Role.ESME, P.QuerySm)],
+                         ids=["submit_sm", "deliver_sm", "query_sm"])
+def test_each_answer_to_a_message_is_judged_alike_on_the_hot_paths_and_off_them(role: Role, request_type: type) -> None:
+    """submit_sm and deliver_sm take a shortcut in _on_response, query_sm the general path:
+    the same events, the same activity."""
+    clock = FakeClock()
+    session = Session(role, clock=clock)
+    session.state = State.BOUND_TRX
+    reqs = [session.send_request(request_type(), i) for i in range(3)]
+    clock.now += 5
+    right, nack, wrong = (request_type.response_type(sequence_number=reqs[0].sequence_number),
+                          GenericNack(sequence_number=reqs[1].sequence_number, command_status=8),
+                          UnbindResp(sequence_number=reqs[2].sequence_number))
+    events = session.receive_data(encode(right) + encode(nack) + encode(wrong))
+    assert [(type(e), e.pdu) for e in events] == [(Response, right), (Response, nack), (UnexpectedResponse, wrong)]
+    assert [(e.request, e.context) for e in events[:2]] == [(reqs[0], 0), (reqs[1], 1)]
+    assert session.last_activity == clock.now and list(session.window._pending) == [reqs[2].sequence_number]
