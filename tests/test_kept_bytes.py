@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 
 import msgspec
+import oracles
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ from smpphub.router.routing import RouteTable
 from smpphub.router.store.memory import MemoryStore
 from smpphub.router.upstream import Outgoing
 from tests.strategies import pdus
+from tests.test_golden import CASES, COMMANDS, node_spec, smpplib_kwargs
 
 HEADER = struct.Struct(">IIII")
 KEPT = (SubmitSm, DataSm)
@@ -141,6 +143,28 @@ def test_hostile_bytes_never_hand_over_bytes_unlike_the_encoding(sent: SubmitSm,
         if isinstance(item, Pdu):
             wire = framer.bytes_of(item)
             assert wire is None or wire == stored_form(item)
+
+
+def test_the_bytes_of_peers_are_kept_exactly_as_encode_writes_them() -> None:
+    """submit_sm and data_sm written by node-smpp and smpplib (the golden cases): kept when they have
+    no optional parameters, and then byte for byte what our encoder writes for what they decode to."""
+    cases = [c for c in CASES if isinstance(c.pdu, KEPT)]
+    stream = oracles.node_encode([node_spec(c.pdu) for c in cases if c.node]) + [
+        oracles.smpplib_encode(COMMANDS[type(c.pdu)], c.pdu.sequence_number, c.pdu.command_status,
+                               **smpplib_kwargs(c.pdu))
+        for c in cases if c.smpplib
+    ]
+    framer = keeping_framer()
+    kept = 0
+    for data in stream:
+        [pdu] = framer.feed(data)
+        assert isinstance(pdu, KEPT)
+        wire = framer.bytes_of(pdu)
+        assert wire == (None if pdu.tlvs else stored_form(pdu))
+        if wire is not None:
+            assert wire[16:] == data[16:]  # the peer's own body
+            kept += 1
+    assert kept == 8  # four cases without optional parameters, from each peer
 
 
 # --- the hub: the row keeps what it kept before ------------------------------------------------
