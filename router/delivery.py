@@ -29,7 +29,8 @@ from smppcore.pdus import DataSm, DeliverSm
 from smppcore.session import Session
 
 from .batching import TurnBatcher, TurnCollector
-from .lifecycle import InvalidTransition, MessageRow, ReceiptDelivered, ReceiptDropped, RetryPolicy, apply
+from .lifecycle import InvalidTransition, MessageRow, RetryPolicy, apply
+from .lifecycle_events import ReceiptDelivered, ReceiptDropped
 from .msglog import MessageLog, bind_name
 from .store import Delivery, Store
 

@@ -45,25 +45,19 @@ from .backlog import Backlog
 from .batching import TurnCollector
 from .config import HubConfig, Upstream
 from .delivery import Deliveries
-from .lifecycle import (
-    WAITING_STATES,
+from .lifecycle import WAITING_STATES, InvalidTransition, MessageRow, RetryPolicy, State, Transition, accept
+from .lifecycle_events import (
     Cancel,
     Event,
     Expire,
-    InvalidTransition,
-    MessageRow,
     Replace,
     Restarted,
-    RetryPolicy,
-    State,
     SubmitOk,
     SubmitPermanent,
     SubmitTemporary,
     Taken,
-    Transition,
     UpstreamDown,
     UpstreamUp,
-    accept,
 )
 from .messages import Change, MessageTable
 from .msglog import MessageLog

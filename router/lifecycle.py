@@ -50,6 +50,10 @@ message split between carriers may never be put together again. If that upstream
 goes down altogether (no bind left), or keeps refusing past ``pinned_attempts``, the
 rest fail over after all: a split message beats holding its tail for the whole
 validity period.
+
+The events themselves (:class:`Event` and its kinds) are in :mod:`router.lifecycle_events`,
+beside this machine as smppcore's session events are beside the session; every name is
+still importable from here.
 """
 
 from __future__ import annotations
@@ -61,6 +65,28 @@ import msgspec
 
 from smppcore import MessageState as SmppState
 from smppcore.receipt import intermediate_wanted, receipt_wanted
+
+# the events live in their own module; re-exported here, where callers have always found them
+from .lifecycle_events import (
+    Cancel,
+    Due,
+    Event,
+    Expire,
+    Failover,
+    Intermediate,
+    Receipt,
+    ReceiptDelivered,
+    ReceiptDropped,
+    Replace,
+    Restarted,
+    SiblingAccepted,
+    SubmitOk,
+    SubmitPermanent,
+    SubmitTemporary,
+    Taken,
+    UpstreamDown,
+    UpstreamUp,
+)
 
 __all__ = [
     "State",
@@ -262,104 +288,6 @@ class InvalidTransition(Exception):
         super().__init__(f"message {row.id} in state {row.state.value} cannot take {event!r}")
         self.state = row.state
         self.event = event
-
-
-# --- events -------------------------------------------------------------------------
-
-
-class Event(msgspec.Struct, frozen=True, gc=False):
-    """Something that happened to a message. Subclasses carry what the machine needs.
-
-    Structs, like :class:`Transition`: every message makes two or more (taken, answered),
-    and msgspec builds them in C, where a class with an ``__init__`` ran Python for each
-    (valgrind: about 1,000 instructions more an event). They hold only numbers, strings
-    and states, so the cycle collector need not track them. Subclasses inherit both settings
-    (``frozen=True`` is written again on each for mypy, which reads them as dataclasses).
-    """
-
-
-class Due(Event, frozen=True):
-    """Its scheduled time or back-off is over."""
-
-
-class Taken(Event, frozen=True):
-    """An upstream took it and wrote its submit_sm."""
-
-    upstream: str
-
-
-class SubmitOk(Event, frozen=True):
-    upstream_id: str
-
-
-class SubmitTemporary(Event, frozen=True):
-    """A temporary error (throttled, queue full, system error...) or no answer in time."""
-
-    status: int
-    throttled: bool = False
-
-
-class SubmitPermanent(Event, frozen=True):
-    status: int
-
-
-class UpstreamDown(Event, frozen=True):
-    """The upstream it waits for is down, or its connection was lost before the answer."""
-
-
-class UpstreamUp(Event, frozen=True):
-    """An upstream of its route is up again."""
-
-
-class SiblingAccepted(Event, frozen=True):
-    """An upstream (``route_index`` of the shared route) accepted another segment of this message."""
-
-    route_index: int
-
-
-class Failover(Event, frozen=True):
-    """A sibling segment failed over from ``from_index``: follow it if still there."""
-
-    from_index: int
-
-
-class Receipt(Event, frozen=True):
-    """The upstream's final receipt."""
-
-    state: SmppState
-    error: int = 0
-
-
-class Intermediate(Event, frozen=True):
-    """An intermediate notification (ENROUTE, ACCEPTED...)."""
-
-
-class Expire(Event, frozen=True):
-    """Its validity period is over (the time is checked: an early call raises)."""
-
-
-class Cancel(Event, frozen=True):
-    """cancel_sm (or the HTTP API's DELETE)."""
-
-
-class Replace(Event, frozen=True):
-    """replace_sm: new times (the text is the adapter's business)."""
-
-    due: float
-    expires_at: float | None
-    registered_delivery: int | None = None
-
-
-class ReceiptDelivered(Event, frozen=True):
-    """The ESME acknowledged the receipt it was owed."""
-
-
-class ReceiptDropped(Event, frozen=True):
-    """The receipt owed waited past the account's receipt_hold, or the ESME refused it too often."""
-
-
-class Restarted(Event, frozen=True):
-    """The hub restarted while the message was in flight: its answer will never come."""
 
 
 _ALL_FINALS = frozenset(FINAL_STATES)

@@ -30,18 +30,14 @@ from .lifecycle import (
     TIMED_STATES,
     UNWRITTEN_STATES,
     WAITING_STATES,
-    Due,
-    Event,
-    Expire,
-    Failover,
     MessageRow,
     RetryPolicy,
-    SiblingAccepted,
     State,
     Transition,
     accept,
     apply,
 )
+from .lifecycle_events import Due, Event, Expire, Failover, SiblingAccepted
 
 __all__ = ["MessageTable", "Change"]
 

@@ -41,7 +41,8 @@ from smppcore.receipt import (
 
 from .batching import TurnCollector
 from .delivery import Deliveries, ReceiptInFlight, rewrite_receipt
-from .lifecycle import Event, Intermediate, InvalidTransition, MessageRow, Receipt, apply, smpp_state
+from .lifecycle import InvalidTransition, MessageRow, apply, smpp_state
+from .lifecycle_events import Event, Intermediate, Receipt
 from .messages import MessageTable
 from .msglog import MessageLog
 from .stats import HubStats
