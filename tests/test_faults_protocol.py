@@ -21,7 +21,7 @@ from hubkit import hub_config, running_hub, wait_until
 import smppcore
 from smppcore import CommandStatus, SessionConfig, encode
 from smppcore.pdus import AlertNotification, BindTransceiver, BindTransmitter, SubmitSm, SubmitSmResp, Unbind
-from smpphub.router import esme as esme_module
+from smpphub.router import accounts as accounts_module
 from smpphub.router.auth import hash_password
 
 HOST = "127.0.0.1"
@@ -53,13 +53,13 @@ async def bind_status(port: int, system_id: str, password: str, bind: str = "trx
 def checks(monkeypatch):
     """Every password check the hub runs: (password, credential) pairs."""
     seen: list[str] = []
-    real = esme_module.verify_password
+    real = accounts_module.verify_password
 
     def counting(password: str, credential: str) -> bool:
         seen.append(password)
         return real(password, credential)
 
-    monkeypatch.setattr(esme_module, "verify_password", counting)
+    monkeypatch.setattr(accounts_module, "verify_password", counting)
     return seen
 
 

@@ -289,8 +289,8 @@ def test_an_unconditional_route_is_one_that_matches_anything() -> None:
 
 
 def test_an_account_without_a_rate_has_no_bucket_and_is_never_throttled() -> None:
+    from smpphub.router.accounts import AccountState
     from smpphub.router.config import Account
-    from smpphub.router.esme import AccountState
 
     assert AccountState(Account(system_id="a", password="pw"), clock=lambda: NOW).bucket is None
     capped = AccountState(Account(system_id="a", password="pw", max_rate=1.0), clock=lambda: NOW)
