@@ -74,9 +74,13 @@ class Backlog:
                 task.cancel()
         await asyncio.gather(*(t for t in (self._poller, self._task) if t is not None), return_exceptions=True)
 
+    def room(self) -> int:
+        """How many more messages the dispatcher may hold (0 or less: a new one waits in the store)."""
+        return self.max_held - self.holder.held()
+
     def full(self) -> bool:
         """Whether a new message must wait in the store (the dispatcher holds its limit)."""
-        return self.holder.held() >= self.max_held
+        return self.room() <= 0
 
     def too_far(self, due: float) -> bool:
         """Whether a message due at ``due`` waits in the store until it comes close."""
@@ -97,7 +101,7 @@ class Backlog:
     async def _refill(self) -> None:
         try:
             while self.size > 0:
-                room = self.max_held - self.holder.held()
+                room = self.room()
                 if room <= 0:
                     return
                 rows = await self.store.take_spilled(self.clock() + self.horizon, min(room, TAKE))

@@ -84,14 +84,12 @@ class TurnCollector(Generic[T]):
     one list append and one flag test; the callback is scheduled once per turn.
     """
 
-    __slots__ = ("_flush", "_items", "scheduled", "runner")
+    __slots__ = ("_flush", "_items", "_scheduled", "runner")
 
     def __init__(self, flush: Callable[[list[T]], None], runner: Soon | None = None) -> None:
         self._flush = flush
         self._items: list[T] = []
-        #: the end-of-turn call is asked for (read-only outside): an owner that wakes it per event
-        #: tests this first, a flag read where a call to :meth:`wake` cost a Python frame each time
-        self.scheduled = False
+        self._scheduled = False
         self.runner = runner
 
     def __len__(self) -> int:
@@ -100,19 +98,19 @@ class TurnCollector(Generic[T]):
 
     def add(self, item: T) -> None:
         self._items.append(item)
-        if not self.scheduled:
+        if not self._scheduled:
             self.wake()
 
     def wake(self) -> None:
         """Ask for the end-of-turn call even if nothing is added: for an owner that keeps what
         changed itself (the dispatcher's table keeps its changed rows)."""
-        if self.scheduled or self.runner is None:
+        if self._scheduled or self.runner is None:
             return
-        self.scheduled = True
+        self._scheduled = True
         self.runner.call_soon(self._end_of_turn)
 
     def _end_of_turn(self) -> None:
-        self.scheduled = False
+        self._scheduled = False
         items, self._items = self._items, []
         self._flush(items)
 

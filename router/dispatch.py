@@ -256,18 +256,20 @@ class Dispatcher:
         backlog = self.backlog
         table = self.table
         step = self._step
-        # Backlog.full() (held() >= max_held), asked per message without its three Python calls
-        held, max_held = table.rows, backlog.max_held
+        # the backlog's room, asked once per commit and counted down: a message accepted here
+        # takes a place (one that ends at once keeps it until the next commit: never over the limit)
+        room = backlog.room()
         pumps: set[UpstreamPool] = set()
         self._pump_after = pumps
         try:
             for out in outs:
                 row = out.row
-                if len(held) >= max_held or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
+                if room <= 0 or (row.due and backlog.too_far(row.due)):  # due 0: now, never too far
                     if accept(row, now).after is not _QUEUED:
                         self.store.save([row])  # SCHEDULED: the row as inserted said QUEUED
                     backlog.spill([row.id])
                     continue
+                room -= 1
                 self.outgoing[row.id] = out
                 step(row, table.accept(row, now), True)
         finally:
@@ -311,8 +313,7 @@ class Dispatcher:
             self._act(self.table.apply(row, event, self.clock()))
         else:  # alone: no Change and no list (the path of every message: taken, answered)
             self._step(row, self.table.move(row, event, self.clock()), False)
-            if not self._turn_end.scheduled:  # after the first event of a turn it is
-                self._turn_end.wake()
+            self._turn_end.wake()
 
     def _act(self, changes: list[Change]) -> None:
         step = self._step
@@ -355,7 +356,7 @@ class Dispatcher:
         self.table.release(row.id)
 
     def _hand_over(self, row: MessageRow) -> None:
-        pool = self.pools.get(row.route[row.route_index])  # row.target, without a property call
+        pool = self.pools.get(row.target)
         if pool is None or not pool.available:
             self._event(row, UpstreamDown())
             return
@@ -430,8 +431,7 @@ class Dispatcher:
         if row.state is not _QUEUED or row.route[row.route_index] != pool.name or self.outgoing.get(row.id) is not out:
             return False
         now = self.clock()
-        expires_at = row.expires_at  # row.expired(now), without its call
-        if expires_at is not None and expires_at <= now:
+        if row.expired(now):
             self._act(self.table.apply(row, Expire(), now))
             return False
         return True

@@ -368,7 +368,8 @@ def accept(row: MessageRow, now: float) -> Transition:
     row.created_at = row.created_at or now
     row.updated_at = now
     row.state = _SCHEDULED if row.due > now else _QUEUED
-    return Accepted(_QUEUED, row.state, None, False, row.id, now, row.upstream, row.route_index, row.error)
+    return Accepted(_QUEUED, row.state, message_id=row.id, at=now, upstream=row.upstream, route_index=row.route_index,
+                    error=row.error)
 
 
 def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Transition:
@@ -384,7 +385,8 @@ def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Tra
     after = row.state
     if after in FINAL_STATES and before not in FINAL_STATES:
         row.receipt_owed = receipt_wanted(row.registered_delivery, _SMPP_STATE[after])
-    return Transition(before, after, failed_over, forward, row.id, now, row.upstream, row.route_index, row.error)
+    return Transition(before, after, failed_over_from=failed_over, forward_intermediate=forward, message_id=row.id,
+                      at=now, upstream=row.upstream, route_index=row.route_index, error=row.error)
 
 
 # Each handler changes the row and returns (failed_over_from, forward_intermediate).

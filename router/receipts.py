@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
@@ -33,6 +32,7 @@ from smppcore.pdus import DataSm, DeliverSm, SubmitSm
 from smppcore.receipt import (
     ReceiptInfo,
     build_receipt,
+    error_code,
     normalise_message_id,
     receipt_info,
     receipt_info_from_tlvs,
@@ -180,7 +180,7 @@ class Receipts:
         elif info.err == "000":  # nearly every receipt
             event = _RECEIPT_NO_ERROR[info.state]
         else:
-            event = Receipt(info.state, _err(info))
+            event = Receipt(info.state, error_code(info.err))
         try:
             transition = apply(row, event, self.clock(), self.table.policy)
         except InvalidTransition:
@@ -307,25 +307,3 @@ _NOT_FINAL = frozenset(state for state in MessageState if not state.is_final)
 #: Intermediate carries nothing: one for every receipt; a final receipt without an error, one per state
 _INTERMEDIATE_EVENT = Intermediate()
 _RECEIPT_NO_ERROR = {state: Receipt(state, 0) for state in MessageState}
-
-
-def _err(info: ReceiptInfo) -> int:
-    """The receipt text's ``err`` as a number (0 when it is not one).
-
-    Appendix B writes it as three decimal digits, leading zeros included ("011" is 11;
-    Python's ``int(s, 0)`` refuses a leading zero and would make it 0). Some SMSCs write hex:
-    "0x0b", or digits with a letter ("00b"), which cannot be decimal.
-    """
-    err = info.err.strip().lower()
-    if len(err) > _ERR_DIGITS:
-        return 0
-    if err.isdigit() and err.isascii():
-        return int(err)
-    if err.startswith("0x"):
-        err = err[2:]
-    return int(err, 16) if err and _HEX_ERR.fullmatch(err) else 0
-
-
-#: longer is no error code (and int() of it would not be cheap)
-_ERR_DIGITS = 16
-_HEX_ERR = re.compile(r"[0-9a-f]+", re.ASCII)

@@ -129,7 +129,7 @@ class RouteTable:
             default = Route("", config.default_route.upstreams, config.default_route.weights)
         return cls(routes, default)
 
-    def lookup(self, destination: str, account: str = "", source_addr: str = "",
+    def lookup(self, destination: str, *, account: str = "", source_addr: str = "",
                group: str = "default") -> Route | None:
         n = len(destination)
         for length in self._lengths:

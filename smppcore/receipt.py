@@ -50,6 +50,7 @@ __all__ = [
     "intermediate_wanted",
     "receipts_requested",
     "receipt_info_from_tlvs",
+    "error_code",
     "network_error_code",
     "encode_network_error_code",
     "normalise_message_id",
@@ -473,6 +474,27 @@ _PADDING = " \x00"
 
 def _network_err(network_error: tuple[int, int] | None) -> str:
     return f"{network_error[1]:03d}" if network_error is not None else "000"
+
+
+def error_code(err: str) -> int:
+    """A receipt's ``err`` (:attr:`ReceiptInfo.err`) as a number, 0 when it is not one.
+
+    Appendix B writes it as three decimal digits, leading zeros included ("011" is 11;
+    ``int(s, 0)`` refuses the leading zero). Some SMSCs write hex: "0x0b", or digits
+    with a letter ("00b"), which cannot be decimal. Anything longer than 16 characters
+    is no error code.
+    """
+    err = err.strip().lower()
+    if len(err) > 16:
+        return 0
+    if err.isdigit() and err.isascii():
+        return int(err)
+    if err.startswith("0x"):
+        err = err[2:]
+    return int(err, 16) if err and _HEX_DIGITS.fullmatch(err) else 0
+
+
+_HEX_DIGITS = re.compile(r"[0-9a-f]+", re.ASCII)
 
 
 def receipt_info_from_tlvs(pdu: Pdu) -> ReceiptInfo | None:

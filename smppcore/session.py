@@ -73,7 +73,7 @@ from .session_states import (
 )
 from .session_states import BIND_TYPES as BIND_TYPES  # re-exported: the client's bind types
 from .session_states import BindRequest as BindRequest  # re-exported for the client
-from .window import Pending, SequenceNumbers, Window, WindowFull
+from .window import SequenceNumbers, Window, WindowFull
 
 #: State.is_bound as a set, asked without a property call (the upstream pump asks per message)
 _BOUND_STATES = frozenset(state for state in State if state.is_bound)
@@ -284,10 +284,7 @@ class Session:
             return pdu
         now = self.clock()
         timeout = self.config.response_timeout
-        pending = window._pending  # Window.add's work, without its call (this runs per request sent)
-        if seq in pending:
-            raise ValueError(f"sequence_number {seq} is already in flight")
-        pending[seq] = Pending(pdu, context, now + timeout if timeout else NO_DEADLINE)
+        window.add(pdu, context, now + timeout if timeout else NO_DEADLINE)
         self._out.append(data)
         if cid == _UNBIND:
             self._unbinding = True
@@ -450,7 +447,7 @@ class Session:
             self._out.append(data)
 
     def _on_response(self, pdu: Pdu, events: list[SessionEvent]) -> None:
-        entry = self.window._pending.pop(pdu.sequence_number, None)  # Window.pop, without its call
+        entry = self.window.pop(pdu.sequence_number)
         if entry is None:
             events.append(UnexpectedResponse(pdu))
             return

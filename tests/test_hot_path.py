@@ -346,7 +346,7 @@ TIMES_CASES = {
 
 @pytest.mark.parametrize(("kind", "fields"), TIMES_CASES.values(), ids=TIMES_CASES.keys())
 def test_a_submit_gets_the_times_that_times_reads_from_it(kind: str, fields: dict[str, str]) -> None:
-    """admit_submit tells a submit_sm naming no time without calling _times: the same due and validity end."""
+    """A message made by admit_submit has the due and validity end _times reads from its submit."""
     from smppcore.pdus import DataSm
     from smpphub.router.config import Account, Route
     from smpphub.router.esme import EsmeHandler

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from smppcore import Pdu, decode
 from smppcore.pdus import SubmitSm
-from smppcore.receipt import receipt_info
+from smppcore.receipt import error_code, receipt_info
 
 from ..config import Account
 from ..lifecycle import FINAL_STATES, MessageRow, State
@@ -355,10 +355,7 @@ def _receipt(row: MessageRow) -> ReceiptOut:
     info = receipt_info(decode(row.receipt))
     if info is None:  # the hub wrote this receipt itself: it always parses; say what the row says
         return ReceiptOut(part_id=row.id, state=row.state.value, error=row.error, at=utc(row.updated_at))
-    try:
-        code = int(info.err, 0)
-    except ValueError:
-        code = 0
+    code = error_code(info.err)
     done = info.receipt.done_date if info.receipt is not None else None
     return ReceiptOut(part_id=row.id, state=info.state.name.lower(), error=code, at=done)
 
