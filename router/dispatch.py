@@ -309,11 +309,16 @@ class Dispatcher:
     # ---- acting on what the lifecycle decided --------------------------------------------------
 
     def _event(self, row: MessageRow, event: Event) -> None:
+        self._move(row, event, self.clock())
+        self._turn_end.wake()
+
+    def _move(self, row: MessageRow, event: Event, now: float) -> None:
+        """``event`` for ``row`` at ``now``, and the steps it leads to; the caller wakes the end of the turn."""
         if row.group:  # its siblings may move with it
-            self._act(self.table.apply(row, event, self.clock()))
+            for change in self.table.apply(row, event, now):
+                self._step(change.row, change.transition, change.new_target)
         else:  # alone: no Change and no list (the path of every message: taken, answered)
-            self._step(row, self.table.move(row, event, self.clock()), False)
-            self._turn_end.wake()
+            self._step(row, self.table.move(row, event, now), False)
 
     def _act(self, changes: list[Change]) -> None:
         step = self._step
@@ -436,8 +441,14 @@ class Dispatcher:
             return False
         return True
 
-    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
-        self._event(out.row, Taken(pool.name))
+    def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
+        """A pool's turn of messages written now: one event and one time for them all."""
+        event = Taken(pool.name)
+        now = self.clock()
+        move = self._move
+        for out in outs:
+            move(out.row, event, now)
+        self._turn_end.wake()
 
     def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
         row = out.row

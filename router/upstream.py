@@ -26,6 +26,7 @@ import structlog
 
 import smppcore
 from smppcore import Backoff, Pdu, SessionConfig, decode
+from smppcore.connection import EARLY_FLUSH
 from smppcore.pdus import DataSm, SubmitSm
 from smppcore.ratelimit import TokenBucket
 
@@ -38,6 +39,9 @@ log = structlog.get_logger("smpphub.upstream")
 
 #: the key of :attr:`UpstreamPool.answers` for a submit that got no answer (timeout, connection lost)
 NO_ANSWER = -1
+#: messages a link takes in one turn of :meth:`UpstreamPool.pump` (one write's worth: see
+#: smppcore.connection.EARLY_FLUSH), before the next link that has room takes its turn
+TURN = EARLY_FLUSH
 
 
 class Outgoing(msgspec.Struct, eq=False, gc=False):
@@ -67,8 +71,8 @@ class UpstreamEvents(Protocol):
     def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
         """Whether ``out``, next in ``pool``'s queue, is still for it (else it is skipped)."""
 
-    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
-        """``pool`` writes ``out`` now."""
+    def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
+        """``pool`` writes ``outs`` now (each was still for it), in this order."""
 
     def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
         """Its submit_sm_resp, or no answer (``error``: timeout, connection lost)."""
@@ -299,8 +303,12 @@ class UpstreamPool:
         self.queue.append(out)
 
     def pump(self) -> None:
-        """Write queued messages while a bound link has room in its window (and the rate allows);
-        the links take them in turn."""
+        """Write queued messages while a bound link has room in its window (and the rate allows).
+
+        The links take them in turns of up to :data:`TURN` messages, each turn one batch for
+        the link (:meth:`smppcore.SmppConnection.send_callbacks`: its checks, clock and write
+        once for the batch) and one :meth:`UpstreamEvents.taken` for the dispatcher.
+        """
         self._pump_handle = None
         queue = self.queue
         if self.paused or not queue:
@@ -312,33 +320,54 @@ class UpstreamPool:
         done = self._done
         while queue:
             client: smppcore.Client | None = None  # the next link that is up, bound, with room in its window
+            room = 0
             rr = self._rr
             for i in range(n):
                 candidate = links[(rr + i) % n].client
-                # transport, not is_open: a bound session is not CLOSED (one call less per message)
-                if candidate is not None and candidate.transport is not None and candidate.session.bound_with_room:
-                    client = candidate
-                    self._rr = (rr + i + 1) % n
-                    break
+                # transport, not is_open: a bound session is not CLOSED (one call less per turn)
+                if candidate is not None and candidate.transport is not None:
+                    room = candidate.session.room
+                    if room:
+                        client = candidate
+                        self._rr = (rr + i + 1) % n
+                        break
             if client is None:
                 return  # woken again by a response (window) or a link coming up
-            out = queue[0]
-            if not events.still_for(out, self):
+            batch: list[Outgoing] = []
+            pdus: list[SubmitSm | DataSm] = []
+            callbacks: list[partial[None]] = []
+            wire: list[bytes | None] = []
+            limited = False
+            room = min(room, TURN)
+            while queue:
+                out = queue[0]
+                if not events.still_for(out, self):
+                    queue.popleft()
+                    continue
+                if bucket is not None and not bucket.take():
+                    if self._pump_handle is None and self._loop is not None:
+                        self._pump_handle = self._loop.call_later(bucket.wait_time(), self.pump)
+                    limited = True
+                    break
                 queue.popleft()
-                continue
-            if bucket is not None and not bucket.take():
-                if self._pump_handle is None and self._loop is not None:
-                    self._pump_handle = self._loop.call_later(bucket.wait_time(), self.pump)
-                return
-            queue.popleft()
-            events.taken(out, self)
-            try:
+                batch.append(out)
+                pdus.append(out.pdu)
                 # answered by a direct call when the response is read: no Future per message
-                client.send_callback(out.pdu, partial(done, out), out.row.pdu)
-            except Exception as exc:  # noqa: BLE001 - the connection went away between checks
-                events.answered(out, self, None, exc)
-                continue
-            self.in_flight += 1
+                callbacks.append(partial(done, out))
+                wire.append(out.row.pdu)
+                if len(batch) == room:
+                    break
+            if batch:
+                events.taken(batch, self)
+                try:
+                    client.send_callbacks(pdus, callbacks, wire)
+                except Exception as exc:  # noqa: BLE001 - the connection went away between checks
+                    for out in batch:
+                        events.answered(out, self, None, exc)
+                else:
+                    self.in_flight += len(batch)
+            if limited:
+                return
 
     def _done(self, out: Outgoing, response: Pdu | None, error: Exception | None) -> None:
         self.in_flight -= 1

@@ -19,7 +19,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .constants import CommandStatus, status_name
@@ -233,6 +233,28 @@ class SmppConnection(asyncio.Protocol):
         Raises like :meth:`send_nowait`.
         """
         self._send(pdu, callback, encoded)
+
+    def send_callbacks(self, pdus: Sequence[Pdu], callbacks: Sequence[ResponseCallback],
+                       encoded: Sequence[bytes | None]) -> None:
+        """:meth:`send_callback` for a batch (``pdus[i]`` answered to ``callbacks[i]``, ``encoded[i]``
+        its bytes or None), checked and queued as one (:meth:`Session.send_requests`): a sender
+        that has many requests for this connection at once (a hub's upstream queue) pays the
+        checks, the clock and the flush once. Raises like :meth:`send_nowait`, or ValueError for
+        a request that only :meth:`send_callback` sends (unbind, enquire_link, outbind,
+        alert_notification), before any of them is queued.
+        """
+        if self.transport is None:
+            raise ConnectionClosed("connection is closed")
+        session = self.session
+        session.send_requests(pdus, callbacks, encoded)
+        if len(session._out) >= EARLY_FLUSH:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        timeout = self.config.response_timeout
+        if timeout and self.clock() + timeout < self._timer_at:
+            self._reschedule()
 
     def _send(self, pdu: Pdu, context: Any, encoded: bytes | None) -> None:
         if self.transport is None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode, encode_status_responses
@@ -82,6 +82,16 @@ _BOUND_STATES = frozenset(state for state in State if state.is_bound)
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _ENQUIRE_LINK, _UNBIND, _OUTBIND = C.ENQUIRE_LINK, C.UNBIND, C.OUTBIND
 _SUBMIT_SM, _DELIVER_SM = C.SUBMIT_SM, C.DELIVER_SM
+#: ``[role][state]``: the requests :meth:`Session.send_requests` takes, those allowed that need none of
+#: send_request's own bookkeeping (unbind, enquire_link, and the untracked outbind and alert_notification)
+_PLAIN_REQUESTS: dict[Role, dict[State, frozenset[int]]] = {
+    role: {
+        state: frozenset(cid for cid in allowed if cid not in (_UNBIND, _ENQUIRE_LINK)
+                         and PDU_TYPES[cid].response_type is not None)
+        for state, allowed in by_state.items()
+    }
+    for role, by_state in ALLOWED_REQUESTS.items()
+}
 
 __all__ = [
     "Role",
@@ -243,10 +253,11 @@ class Session:
         return len(window._pending) < window.size  # not len(window): Window.__len__ is a Python call
 
     @property
-    def bound_with_room(self) -> bool:
-        """Bound, and the window has room: a request may go now (a sender's two checks in one call)."""
+    def room(self) -> int:
+        """Requests that may go now: the window's free places while bound, else 0 (a sender asks once
+        for a batch of them, see :meth:`send_requests`)."""
         window = self.window
-        return self.state in _BOUND_STATES and len(window._pending) < window.size
+        return window.size - len(window._pending) if self.state in _BOUND_STATES else 0
 
     def next_sequence_number(self) -> int:
         """Take a sequence number for a request the caller tracks itself.
@@ -292,6 +303,31 @@ class Session:
             self._link_probe = seq
             self._probe_deadline = now + self._probe_timeout()
         return pdu
+
+    def send_requests(self, pdus: Sequence[Pdu], contexts: Sequence[Any], encoded: Sequence[bytes | None]) -> None:
+        """:meth:`send_request` for a batch: ``pdus[i]`` with ``contexts[i]`` and ``encoded[i]``, in order.
+
+        For the requests a sender queues by the hundred (submit_sm, data_sm, deliver_sm...):
+        the state's rule, the window's room and the clock are asked once for the whole batch,
+        not once a request. All or nothing: it raises :class:`InvalidState` (a request our role
+        may not send in this state), ``ValueError`` (unbind, enquire_link, outbind or
+        alert_notification, whose bookkeeping is :meth:`send_request`'s) or :class:`WindowFull`
+        (no room for all of them) before it queues any.
+        """
+        plain = _PLAIN_REQUESTS[self.role][self.state]
+        for pdu in pdus:
+            if pdu.command_id not in plain:
+                if pdu.command_id in self._may_send[self.state]:
+                    raise ValueError(f"{pdu.command_name} goes through send_request")
+                raise InvalidState(f"{self.role.value} may not send {pdu.command_name} in state {self.state.value}")
+        next_seq = self._seq.next
+        wire: list[bytes] = []
+        for pdu, data in zip(pdus, encoded, strict=True):
+            pdu.sequence_number = seq = next_seq()
+            wire.append(encode(pdu) if data is None else b"%b%b%b" % (data[:12], seq.to_bytes(4, "big"), data[16:]))
+        timeout = self.config.response_timeout
+        self.window.add_all(pdus, contexts, self.clock() + timeout if timeout else NO_DEADLINE)  # or WindowFull
+        self._out += wire
 
     def _probe_timeout(self) -> float:
         """How long an enquire_link may go unanswered before the peer counts as dead."""

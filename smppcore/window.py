@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -94,6 +94,18 @@ class Window:
             raise ValueError(f"sequence_number {seq} is already in flight")
         entry = self._pending[seq] = Pending(request, context, deadline)
         return entry
+
+    def add_all(self, requests: Sequence[Pdu], contexts: Sequence[Any], deadline: float) -> None:
+        """:meth:`add` for each of ``requests`` (with ``contexts[i]``), one deadline for all: all or
+        none, the room for all of them is checked first (:class:`WindowFull`)."""
+        pending = self._pending
+        if len(pending) + len(requests) > self.size:
+            raise WindowFull(f"{self.size} requests already in flight, no room for {len(requests)} more")
+        for request in requests:
+            if request.sequence_number in pending:
+                raise ValueError(f"sequence_number {request.sequence_number} is already in flight")
+        for request, context in zip(requests, contexts, strict=True):
+            pending[request.sequence_number] = Pending(request, context, deadline)
 
     def pop(self, seq: int) -> Pending | None:
         """The request answered by a response with ``seq``, or None if nobody asked."""

@@ -31,7 +31,7 @@ from smpphub.router.lifecycle import (
 from smpphub.router.messages import MessageTable
 from smpphub.router.store.memory import MemoryStore
 from smpphub.router.trace import TraceRing
-from smpphub.router.upstream import Outgoing, UpstreamPool
+from smpphub.router.upstream import TURN, Outgoing, UpstreamPool
 
 NOW = 1_000_000.0
 POLICY = RetryPolicy(initial=1.0, maximum=60.0, default_attempts=2)
@@ -91,15 +91,15 @@ def test_a_row_leaving_a_timed_state_loses_its_timer() -> None:
 
 
 class FakeSession:
-    """What the pump asks of a link's session: bound and with room, until ``room`` runs out."""
+    """What the pump asks of a link's session: its room (bound, and the window's free places)."""
 
     def __init__(self, room: int, bound: bool = True) -> None:
-        self.room = room
+        self.window_room = room
         self.bound = bound
 
     @property
-    def bound_with_room(self) -> bool:
-        return self.bound and self.room > 0
+    def room(self) -> int:
+        return self.window_room if self.bound else 0
 
 
 class FakeClient:
@@ -108,9 +108,10 @@ class FakeClient:
         self.session = FakeSession(room, bound)
         self.sent: list[str] = []
 
-    def send_callback(self, pdu: Pdu, callback: object, encoded: bytes | None = None) -> None:
-        self.session.room -= 1
-        self.sent.append(pdu.short_message.decode())
+    def send_callbacks(self, pdus: list[Pdu], callbacks: list[object], encoded: list[bytes | None]) -> None:
+        assert len(pdus) <= self.session.room
+        self.session.window_room -= len(pdus)
+        self.sent += [pdu.short_message.decode() for pdu in pdus]
 
 
 class Events:
@@ -122,8 +123,8 @@ class Events:
     def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
         return True
 
-    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
-        self.took.append(out.row.id)
+    def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
+        self.took += [out.row.id for out in outs]
 
     def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
         pass
@@ -152,14 +153,17 @@ def pool_with(clients: list[FakeClient | None], events: object | None = None) ->
     return pool
 
 
-def test_the_pump_takes_the_links_in_turn_and_skips_those_down_unbound_or_full() -> None:
-    a, b, unbound, full = FakeClient(room=10), FakeClient(room=2), FakeClient(room=10, bound=False), FakeClient(0)
+def test_the_pump_takes_the_links_in_turns_of_a_batch_and_skips_those_down_unbound_or_full() -> None:
+    a, b, unbound, full = FakeClient(room=20), FakeClient(room=2), FakeClient(room=10, bound=False), FakeClient(0)
     pool = pool_with([a, None, b, unbound, full])
-    for n in range(8):
+    for n in range(30):
         pool.queue.append(outgoing(n))
     pool.pump()
-    assert (a.sent, b.sent) == (["m0", "m2", "m4", "m5", "m6", "m7"], ["m1", "m3"])  # b's window filled after two
-    assert unbound.sent == full.sent == [] and not pool.queue and pool.in_flight == 8
+    names = [f"m{n}" for n in range(30)]
+    # a takes a turn (TURN messages), b what its window has room for, a the rest of its room
+    assert TURN == 16
+    assert (a.sent, b.sent) == (names[:16] + names[18:22], names[16:18])
+    assert unbound.sent == full.sent == [] and [o.row.id for o in pool.queue] == names[22:] and pool.in_flight == 22
 
 
 def test_the_pump_stops_when_every_window_is_full_and_goes_on_in_turn() -> None:
@@ -169,7 +173,7 @@ def test_the_pump_stops_when_every_window_is_full_and_goes_on_in_turn() -> None:
         pool.queue.append(outgoing(n))
     pool.pump()
     assert (a.sent, b.sent, len(pool.queue)) == (["m0"], ["m1"], 1)
-    a.session.room = b.session.room = 1  # both answered
+    a.session.window_room = b.session.window_room = 1  # both answered
     pool.pump()
     assert (a.sent, b.sent, len(pool.queue)) == (["m0", "m2"], ["m1"], 0)
 
@@ -203,7 +207,7 @@ async def test_a_group_commit_is_queued_whole_then_each_pool_pumped_once() -> No
     outs = [outgoing(n) for n in range(8)]
     dispatcher.accept_all(outs)
     assert pool.pumps == 1
-    assert [c.sent for c in clients] == [["m0", "m2", "m4"], ["m1", "m3", "m5"]]
+    assert [c.sent for c in clients] == [["m0", "m1", "m2"], ["m3", "m4", "m5"]]  # each link a turn
     assert [o.row.state for o in outs] == [State.IN_FLIGHT] * 6 + [State.QUEUED] * 2
     assert [o.row.id for o in pool.queue] == ["m6", "m7"] and all(o.row.upstream == "u" for o in outs[:6])
 
@@ -211,14 +215,16 @@ async def test_a_group_commit_is_queued_whole_then_each_pool_pumped_once() -> No
 # ---- the session, the trace ring, the events ----------------------------------------------------------
 
 
-def test_bound_with_room_is_bound_and_can_send() -> None:
-    session = Session(Role.ESME, SessionConfig(window=1), clock=lambda: NOW)
+def test_room_is_the_windows_free_places_while_bound() -> None:
+    session = Session(Role.ESME, SessionConfig(window=2), clock=lambda: NOW)
     for state in SessionState:
         session.state = state
-        assert session.bound_with_room is (state.is_bound and session.can_send), state
+        assert session.room == (2 if state.is_bound else 0), state
     session.state = SessionState.BOUND_TRX
     session.send_request(SubmitSm(destination_addr="1", short_message=b"x"))
-    assert not session.can_send and not session.bound_with_room
+    assert session.room == 1 and session.can_send
+    session.send_request(SubmitSm(destination_addr="1", short_message=b"x"))
+    assert session.room == 0 and not session.can_send
 
 
 def test_the_trace_ring_records_a_step_without_a_python_frame() -> None:

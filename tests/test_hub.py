@@ -378,7 +378,7 @@ class IgnoredEvents:
     def still_for(self, out, pool) -> bool:
         return True
 
-    def taken(self, out, pool) -> None:
+    def taken(self, outs, pool) -> None:
         pass
 
     def answered(self, out, pool, response, error) -> None:

@@ -48,8 +48,8 @@ class RecordingEvents:
         self.asked.append(out.row.id)
         return out.row.id not in self.gone
 
-    def taken(self, out: Outgoing, pool: UpstreamPool) -> None:
-        self.taken_ids.append(out.row.id)
+    def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
+        self.taken_ids += [out.row.id for out in outs]
 
     def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
         self.answers[out.row.id].append(Answer(response, error))
