@@ -18,6 +18,7 @@ import msgspec
 import structlog
 
 from smppcore import CommandStatus, Pdu
+from smppcore.server import SmscConnection
 
 from .batching import TurnBatcher
 from .dispatch import Dispatcher
@@ -102,13 +103,25 @@ class Acceptor:
         stats.accepted.update([row.account for row in rows])
         trace = self.msglog.trace
         accepted: list[Outgoing] = []
+        answers: dict[Responder, list[Pdu]] = {}  # by submitter, in the order they came
         for sub in batch:
-            if sub.conn is not None:
-                sub.conn.respond(sub.response)
+            conn = sub.conn
+            if conn is not None:
+                owed = answers.get(conn)
+                if owed is None:
+                    answers[conn] = [sub.response]
+                else:
+                    owed.append(sub.response)
             if trace:
                 for out in sub.messages:
                     self.msglog.accepted(out)
             accepted += sub.messages
+        for conn, responses in answers.items():
+            if isinstance(conn, SmscConnection):  # an ESME's connection: all its answers in one go
+                conn.respond_all(responses)
+            else:
+                for response in responses:
+                    conn.respond(response)
         self.dispatcher.accept_all(accepted)
 
     async def drain(self) -> None:

@@ -57,7 +57,7 @@ import logging
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from .admission import Admission, RefusalLog, Ticket
@@ -182,9 +182,15 @@ class SmscConnection(SmppConnection):
 
     def respond(self, response: Pdu) -> None:
         """Send the answer to a request the handler did not answer at once."""
+        self.respond_all((response,))
+
+    def respond_all(self, responses: Sequence[Pdu]) -> None:
+        """:meth:`respond` for each of ``responses``, in order: the answers a handler gives together
+        (a hub's group commit) cost one look at the quota, the unbind and the flush, not one each."""
         session = self.session
-        if session.quota < self._max_unanswered:
-            session.quota += 1
+        given = min(len(responses), self._max_unanswered - session.quota)
+        if given > 0:
+            session.quota += given
             if (
                 not self._resume_scheduled
                 and "unanswered" in self._read_pauses
@@ -195,7 +201,7 @@ class SmscConnection(SmppConnection):
                 self.loop.call_soon(self._resume_unanswered)
         if self.transport is None:
             return
-        session.send_response(response)
+        session.send_responses(responses)
         if self._unbind_grace is not None and self.unanswered <= 0:
             self._finish_unbind()  # that was the last answer owed
             return

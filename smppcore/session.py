@@ -338,6 +338,10 @@ class Session:
         """Queue a response (its sequence_number set by ``request.make_response``)."""
         self._out.append(encode(pdu))
 
+    def send_responses(self, pdus: Iterable[Pdu]) -> None:
+        """:meth:`send_response` for each of ``pdus``, in order."""
+        self._out += [encode(pdu) for pdu in pdus]
+
     def answer(self, requests: Iterable[Pdu], command_status: int = 0) -> None:
         """Queue the response to each of ``requests`` (that takes one) with ``command_status``
         and every field at its default: what ``send_response(request.make_response(command_status=...))``
