@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -44,7 +45,8 @@ class Outbox:
     """Ordered requests for one account; see the module docstring.
 
     ``put`` queues and asks for one pump in this turn of the loop, so a burst of
-    requests goes out together (one pass over the receivers, one write each).
+    requests goes out together: one pass over the receivers, one batch each
+    (:meth:`SmppConnection.send_callbacks`), one write each.
     """
 
     def __init__(
@@ -88,6 +90,25 @@ class Outbox:
             self.pump_soon()
         return True
 
+    def put_all(
+        self, pdus: Sequence[Pdu], on_ack: AckCallback | None, contexts: Sequence[Any], encoded: Sequence[bytes | None]
+    ) -> int:
+        """:meth:`put` for a batch with one ``on_ack``: ``pdus[i]`` with ``contexts[i]`` and
+        ``encoded[i]``, in order; returns how many were queued (the first ones, up to ``limit``).
+
+        For a sender with many requests for this outbox at once (a hub's receipts of one loop
+        turn): one call, one check of the room and one pump asked for, not one of each a request.
+        """
+        queue = self.queue
+        room = self.limit - len(queue) - len(self._retry)
+        if room <= 0:
+            return 0
+        taken = min(room, len(pdus))
+        queue.extend(map(Item, pdus[:taken], repeat(on_ack, taken), contexts[:taken], encoded[:taken]))
+        if taken and not self._pump_scheduled:
+            self.pump_soon()
+        return taken
+
     def drop_oldest(self) -> tuple[Pdu, Any] | None:
         """Take the request that waited longest out (for a holder that bounds by dropping)."""
         item = self._retry.pop(0) if self._retry else (self.queue.popleft() if self.queue else None)
@@ -111,22 +132,42 @@ class Outbox:
         for conn in self._receivers():
             if not conn.is_open:
                 continue
-            # the window's room, read once: only these sends fill it while this loop runs, and a
-            # connection that goes away meanwhile refuses the next send (two property calls a
-            # request saved, a receipt per message in a hub)
+            # the window's room, read once: only these sends fill it while this loop runs
             room = conn.session.window.free
-            send = conn.send_callback
-            while queue and room > 0:
-                item = queue.popleft()
-                try:
-                    send(item.pdu, partial(done, item), item.encoded)
-                except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
-                    queue.appendleft(item)
-                    break
-                self.in_flight += 1
-                room -= 1
+            if room <= 0:
+                continue
+            batch = [queue.popleft() for _ in range(min(room, len(queue)))]
+            try:
+                # one batch: the session's checks, its clock and the flush once for all of them
+                # (valgrind, a hub's receipt leg over fakes: 171.1k -> 163.9k instructions a receipt)
+                conn.send_callbacks([item.pdu for item in batch], [partial(done, item) for item in batch],
+                                    [item.encoded for item in batch])
+            except Exception:  # noqa: BLE001 - all or nothing refused: one by one, each kept where it fails
+                queue.extendleft(reversed(batch))
+                self._send_each(conn, room)
+            else:
+                self.in_flight += len(batch)
             if not queue:
                 return
+
+    def _send_each(self, conn: SmppConnection, room: int) -> None:
+        """Send up to ``room`` queued requests one at a time; the first one refused stays first.
+
+        For a batch :meth:`SmppConnection.send_callbacks` refused: it holds a request only
+        ``send_callback`` takes (alert_notification), or the connection is going away.
+        """
+        queue = self.queue
+        send = conn.send_callback
+        done = self._done
+        while queue and room > 0:
+            item = queue.popleft()
+            try:
+                send(item.pdu, partial(done, item), item.encoded)
+            except Exception:  # noqa: BLE001 - the connection is going away: keep it for the next one
+                queue.appendleft(item)
+                return
+            self.in_flight += 1
+            room -= 1
 
     def _done(self, item: Item, response: Pdu | None, error: Exception | None) -> None:
         self.in_flight -= 1

@@ -230,3 +230,80 @@ async def test_many_requests_arrive_once_each_in_order(window: int):
     assert got == [b"m%d" % n for n in range(50)]
     assert acks.contexts == list(range(50))
     conn.lose()
+
+
+# --- batches: put_all and the pump's one send_callbacks a connection, pinned to one by one -------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from smppcore.pdus import AlertNotification, DataSm  # noqa: E402
+
+
+class OneByOne(Receiver):
+    """A receiver that refuses every batch: the outbox sends its requests one at a time."""
+
+    def send_callbacks(self, *args: object, **kwargs: object) -> None:
+        raise ValueError("one by one")
+
+
+def request(kind: int, n: int) -> Pdu:
+    """The requests an outbox carries: deliver_sm, data_sm, and an alert_notification, which
+    takes no response and which only send_callback sends (its batch falls back to one by one)."""
+    if kind == 0:
+        return message(n)
+    if kind == 1:
+        return DataSm(source_addr="447700900001", destination_addr="Acme", tlvs={0x0424: b"d%d" % n})
+    return AlertNotification(source_addr="447700900001", esme_addr="Acme")
+
+
+def _item_view(box: Outbox) -> list[tuple[object, ...]]:
+    return [(item.pdu, item.on_ack, item.context, item.encoded) for item in box.queue]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 6), st.integers(0, 8), st.integers(1, 8))
+def test_put_all_queues_what_put_queues(before: int, count: int, limit: int) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        acks = Acks()
+        boxes = [Outbox(Receivers(), limit=limit, loop=loop) for _ in range(2)]
+        for box in boxes:
+            for n in range(before):
+                box.put(message(n), acks, n)
+        pdus = [message(100 + n) for n in range(count)]
+        encoded: list[bytes | None] = [encode(p) if n % 2 else None for n, p in enumerate(pdus)]
+        taken = sum(boxes[0].put(p, acks, n, e) for n, (p, e) in enumerate(zip(pdus, encoded, strict=True)))
+        assert boxes[1].put_all(pdus, acks, list(range(count)), encoded) == taken
+        assert _item_view(boxes[1]) == _item_view(boxes[0])
+    finally:
+        loop.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans()), max_size=12), st.integers(1, 8),
+       st.lists(st.booleans(), max_size=4))
+async def test_a_batch_goes_out_as_one_by_one(kinds: list[tuple[int, bool]], window: int,
+                                              answers: list[bool]) -> None:
+    loop = asyncio.get_running_loop()
+    conns = [Receiver(window=window), OneByOne(window=window)]
+    boxes = [Outbox(Receivers(conn), loop=loop) for conn in conns]
+    acks = [Acks(), Acks()]
+    for box, ack in zip(boxes, acks, strict=True):
+        for n, (kind, pre_encoded) in enumerate(kinds):
+            pdu = request(kind, n)
+            box.put(pdu, ack, n, encode(pdu) if pre_encoded else None)
+    for answer in [True, *answers]:  # pump, answer what went out (or lose nothing), pump again
+        for box in boxes:
+            box.pump()
+        for conn in conns:
+            conn._flush()
+        written = [bytes(conn.transport_.written) for conn in conns]
+        assert written[0] == written[1]
+        assert (len(boxes[0]), boxes[0].in_flight) == (len(boxes[1]), boxes[1].in_flight)
+        if answer:
+            for conn in conns:
+                conn.answer(conn.sent())
+        assert acks[0].contexts == acks[1].contexts
+    for conn in conns:
+        conn.lose()

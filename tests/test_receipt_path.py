@@ -20,15 +20,15 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smppcore import CommandStatus, DataSm, DeliverSm, DeliverSmResp, Pdu, Tag, decode
+from smppcore import CommandStatus, DataSm, DeliverSm, DeliverSmResp, Pdu, Tag, decode, encode
 from smppcore.constants import MessageState
 from smppcore.message_ids import normalise_message_id
 from smppcore.receipt import ReceiptInfo, build_receipt, receipt_info_from_tlvs
 from smpphub.router import delivery as delivery_module
-from smpphub.router.delivery import Deliveries, rewrite_receipt
+from smpphub.router.delivery import Deliveries, ReceiptInFlight, rewrite_receipt
 from smpphub.router.lifecycle import MessageRow, RetryPolicy, State
 from smpphub.router.msglog import MessageLog
 from smpphub.router.receipts import Receipts
@@ -193,6 +193,9 @@ class FakeReceiver:
 
     def send_callback(self, pdu: Pdu, callback: Any, encoded: bytes | None = None) -> None:
         self.sent.append((pdu, callback, encoded))
+
+    def send_callbacks(self, pdus: list[Pdu], callbacks: list[Any], encoded: list[bytes | None]) -> None:
+        self.sent += zip(pdus, callbacks, encoded, strict=True)
 
     def answer(self, status: int = 0) -> None:
         sent, self.sent = self.sent, []
@@ -438,3 +441,36 @@ async def test_receipts_arriving_as_the_store_closes_are_answered_with_an_error(
     # answered, not left waiting until the upstream's connection closes: the SMSC sends it again
     assert isinstance(answer, asyncio.Future) and answer.result() == CommandStatus.ESME_RSYSERR
     await kit.deliveries.stop()
+
+
+# --- a turn's receipts to their outboxes in one put_all an account, as one by one ----------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["acme", "beta", "gamma"]), max_size=12), st.integers(1, 6))
+async def test_a_turns_receipts_reach_the_outboxes_as_one_by_one(accounts: list[str], limit: int) -> None:
+    """Deliveries.deliver_receipts (an outbox's put_all an account) queues what _enqueue_receipt
+    does for each receipt in turn: the same requests, callbacks, contexts and bytes, in order,
+    and the same refused past the hold limit."""
+    unbound = SimpleNamespace(receivers=lambda account: [])  # nothing sent: the queues stay to compare
+    batched, each = (Deliveries(FakeStore(), unbound, hold_limit=limit) for _ in range(2))  # type: ignore[arg-type]
+    for deliveries in (batched, each):
+        deliveries.loop = asyncio.get_running_loop()
+    now = time.time()
+    receipts = []
+    for n, account in enumerate(accounts):
+        row = MessageRow(id=f"hub{n}", account=account, pdu=b"", route=["smsc"], state=State.DELIVERED,
+                         upstream="smsc", registered_delivery=1, created_at=now, updated_at=now)
+        pdu = rewrite_receipt(upstream_receipt(), row.id, 4)
+        row.receipt = encode(pdu)
+        receipts.append(ReceiptInFlight(row, pdu))
+    batched.deliver_receipts(receipts)
+    for receipt in receipts:
+        each._enqueue_receipt(receipt)
+
+    def view(deliveries: Deliveries) -> dict[str, list[tuple[object, ...]]]:
+        return {account: [(item.pdu, item.on_ack.__func__, item.context, item.encoded) for item in box.queue]
+                for account, box in deliveries.outboxes.items()}
+
+    assert view(batched) == view(each)
+    await turns(1)  # their pumps find no receiver
