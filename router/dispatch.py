@@ -450,27 +450,44 @@ class Dispatcher:
             move(out.row, event, now)
         self._turn_end.wake()
 
-    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
+    def answered(self, outs: list[Outgoing], pool: UpstreamPool, responses: list[Pdu]) -> None:
+        """A run of submit_sm_resp from ``pool``: one time and one end of the turn for them all."""
+        now = self.clock()
+        move = self._move
+        listener = self.submit_listener
+        name = pool.name
+        for out, response in zip(outs, responses, strict=True):
+            row = out.row
+            if row.state is not _IN_FLIGHT or row.upstream != name:
+                continue
+            status = response.command_status
+            event: Event
+            if status == _ROK:
+                event = SubmitOk(getattr(response, "message_id", ""))  # a generic_nack has none
+            elif status not in TEMPORARY_STATUSES:
+                self.stats.permanent_failures += 1
+                event = SubmitPermanent(status)
+            else:
+                event = self._temporary(row, pool, status, None)
+            move(row, event, now)
+            if listener is not None and type(event) is SubmitOk:
+                listener.accepted_upstream(row)
+        self._turn_end.wake()
+
+    def unanswered(self, out: Outgoing, pool: UpstreamPool, error: BaseException) -> None:
+        """No answer will come for ``out``: written again elsewhere if its connection went with it."""
         row = out.row
         if row.state is not _IN_FLIGHT or row.upstream != pool.name:
             return
-        event: Event
-        if response is not None and response.command_status == _ROK:
-            event = SubmitOk(getattr(response, "message_id", ""))
-        elif response is not None and response.command_status not in TEMPORARY_STATUSES:
-            self.stats.permanent_failures += 1
-            event = SubmitPermanent(response.command_status)
-        elif response is None and not pool.available:
-            event = UpstreamDown()  # the connection went with it: another upstream, now
-        else:
-            self.stats.temporary_failures += 1
-            status = response.command_status if response is not None else 0
-            event = SubmitTemporary(status, throttled=status == CommandStatus.ESME_RTHROTTLED)
-            if self._trace and error is not None:
-                self.msglog.unanswered(row, pool.name, error)
-        self._event(row, event)
-        if self.submit_listener is not None and type(event) is SubmitOk:
-            self.submit_listener.accepted_upstream(row)
+        # the connection went with it: another upstream, now; else a timeout, retried like "not now"
+        self._event(row, UpstreamDown() if not pool.available else self._temporary(row, pool, 0, error))
+
+    def _temporary(self, row: MessageRow, pool: UpstreamPool, status: int, error: BaseException | None) -> Event:
+        """The event of a submit answered "not now" (``status``) or not answered (``error``)."""
+        self.stats.temporary_failures += 1
+        if self._trace and error is not None:
+            self.msglog.unanswered(row, pool.name, error)
+        return SubmitTemporary(status, throttled=status == CommandStatus.ESME_RTHROTTLED)
 
     def pool_up(self, pool: UpstreamPool) -> None:
         waiting = [row for row in self.parked.values() if pool.name in row.route]

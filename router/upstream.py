@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from functools import partial
 from typing import Protocol
 
 import msgspec
@@ -74,8 +73,11 @@ class UpstreamEvents(Protocol):
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         """``pool`` writes ``outs`` now (each was still for it), in this order."""
 
-    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
-        """Its submit_sm_resp, or no answer (``error``: timeout, connection lost)."""
+    def answered(self, outs: list[Outgoing], pool: UpstreamPool, responses: list[Pdu]) -> None:
+        """Their submit_sm_resp (``responses[i]`` for ``outs[i]``), a run of them read at once."""
+
+    def unanswered(self, out: Outgoing, pool: UpstreamPool, error: BaseException) -> None:
+        """No answer will come (``error``: a timeout, the connection lost, or it could not be written)."""
 
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
         """A deliver_sm/data_sm from the SMSC; the status to answer it with (or its Future)."""
@@ -187,6 +189,7 @@ class UpstreamLink:
                 return
             backoff.reset()
             self.connects += 1
+            client.answer_sink = self.pool  # the answers to what the pool sends on it
             self.client = client
             log.info("upstream_up", upstream=self.pool.name, bind=self.index, failed_attempts=outage.attempts,
                      outage=round(time.monotonic() - outage.started, 3))
@@ -306,8 +309,9 @@ class UpstreamPool:
         """Write queued messages while a bound link has room in its window (and the rate allows).
 
         The links take them in turns of up to :data:`TURN` messages, each turn one batch for
-        the link (:meth:`smppcore.SmppConnection.send_callbacks`: its checks, clock and write
-        once for the batch) and one :meth:`UpstreamEvents.taken` for the dispatcher.
+        the link (:meth:`smppcore.SmppConnection.send_tracked`: its checks, clock and write
+        once for the batch, and their answers back in runs, see :meth:`answered`) and one
+        :meth:`UpstreamEvents.taken` for the dispatcher.
         """
         self._pump_handle = None
         queue = self.queue
@@ -317,7 +321,6 @@ class UpstreamPool:
         n = len(links)
         bucket = self.bucket
         events = self.events
-        done = self._done
         while queue:
             client: smppcore.Client | None = None  # the next link that is up, bound, with room in its window
             room = 0
@@ -335,7 +338,6 @@ class UpstreamPool:
                 return  # woken again by a response (window) or a link coming up
             batch: list[Outgoing] = []
             pdus: list[SubmitSm | DataSm] = []
-            callbacks: list[partial[None]] = []
             wire: list[bytes | None] = []
             limited = False
             room = min(room, TURN)
@@ -352,28 +354,36 @@ class UpstreamPool:
                 queue.popleft()
                 batch.append(out)
                 pdus.append(out.pdu)
-                # answered by a direct call when the response is read: no Future per message
-                callbacks.append(partial(done, out))
                 wire.append(out.row.pdu)
                 if len(batch) == room:
                     break
             if batch:
                 events.taken(batch, self)
                 try:
-                    client.send_callbacks(pdus, callbacks, wire)
+                    client.send_tracked(pdus, batch, wire)  # answered in runs: no Future, no callback a message
                 except Exception as exc:  # noqa: BLE001 - the connection went away between checks
                     for out in batch:
-                        events.answered(out, self, None, exc)
+                        events.unanswered(out, self, exc)
                 else:
                     self.in_flight += len(batch)
             if limited:
                 return
 
-    def _done(self, out: Outgoing, response: Pdu | None, error: Exception | None) -> None:
+    # ---- answers (the AnswerSink of every link's connection) -----------------------------
+
+    def answered(self, contexts: list[Outgoing], responses: list[Pdu]) -> None:
+        """A run of submit_sm_resp read on one of the links (``responses[i]`` for ``contexts[i]``)."""
+        self.in_flight -= len(contexts)
+        self.sent += len(contexts)
+        self.answers.update([response.command_status for response in responses])
+        self.events.answered(contexts, self, responses)
+        if self.queue:
+            self.pump()
+
+    def unanswered(self, context: Outgoing, error: Exception) -> None:
+        """A submit that will get no answer: a timeout, or its connection went."""
         self.in_flight -= 1
-        if error is None:
-            self.sent += 1
-        self.answers[response.command_status if response is not None else NO_ANSWER] += 1
-        self.events.answered(out, self, response, error)
+        self.answers[NO_ANSWER] += 1
+        self.events.unanswered(context, self, error)
         if self.queue:
             self.pump()

@@ -20,7 +20,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .constants import CommandStatus, status_name
 from .errors import SmppError
@@ -45,7 +45,9 @@ from .session import (
     WindowFull,
 )
 
-__all__ = ["SmppConnection", "SmppStatusError", "ResponseTimeout", "ConnectionClosed", "ResponseCallback"]
+__all__ = [
+    "SmppConnection", "SmppStatusError", "ResponseTimeout", "ConnectionClosed", "ResponseCallback", "AnswerSink",
+]
 
 #: ``callback(response, error)`` for :meth:`SmppConnection.send_callback`: one of the two is None.
 ResponseCallback = Callable[["Pdu | None", "Exception | None"], None]
@@ -78,6 +80,23 @@ class ConnectionClosed(SmppError, ConnectionError):
     """The connection went away before the request was answered."""
 
 
+class AnswerSink(Protocol):
+    """Who takes the answers to the requests a connection sent with :meth:`SmppConnection.send_tracked`.
+
+    The sender's own object for each request (its context) comes back with the request's
+    answer. The answers of one read come in runs: every answer read before the next PDU
+    that is not one (a request from the peer, say) comes in one call, in the order read,
+    so the sender acts on each run once, not once an answer. Neither method may block; an
+    exception either raises is logged and does not reach the connection.
+    """
+
+    def answered(self, contexts: list[Any], responses: list[Pdu]) -> None:
+        """``responses[i]`` answers the request sent with ``contexts[i]``, whatever its command_status."""
+
+    def unanswered(self, context: Any, error: Exception) -> None:
+        """The request sent with ``context`` gets no answer: :class:`ResponseTimeout` or :class:`ConnectionClosed`."""
+
+
 class SmppConnection(asyncio.Protocol):
     """Base protocol for both roles. Subclasses implement :meth:`on_request`."""
 
@@ -102,6 +121,8 @@ class SmppConnection(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
+        #: who takes the answers to what :meth:`send_tracked` sends (set by the sender before it sends)
+        self.answer_sink: AnswerSink | None = None
 
     # ---- asyncio.Protocol ------------------------------------------------------------
 
@@ -243,10 +264,23 @@ class SmppConnection(asyncio.Protocol):
         a request that only :meth:`send_callback` sends (unbind, enquire_link, outbind,
         alert_notification), before any of them is queued.
         """
+        self._send_batch(pdus, callbacks, encoded)
+
+    def send_tracked(self, pdus: Sequence[Pdu], contexts: Sequence[Any], encoded: Sequence[bytes | None]) -> None:
+        """:meth:`send_callbacks` whose answers go to :attr:`answer_sink` with ``contexts[i]``, the
+        sender's own object for ``pdus[i]`` (not a callable, a Future or None): no callback made
+        per request, and the answers of one read handed over in runs (see :class:`AnswerSink`).
+        Raises like :meth:`send_callbacks`, and ValueError while no answer_sink is set.
+        """
+        if self.answer_sink is None:
+            raise ValueError("send_tracked needs an answer_sink")
+        self._send_batch(pdus, contexts, encoded)
+
+    def _send_batch(self, pdus: Sequence[Pdu], contexts: Sequence[Any], encoded: Sequence[bytes | None]) -> None:
         if self.transport is None:
             raise ConnectionClosed("connection is closed")
         session = self.session
-        session.send_requests(pdus, callbacks, encoded)
+        session.send_requests(pdus, contexts, encoded)
         if len(session._out) >= EARLY_FLUSH:
             self._flush()
         elif not self._flush_scheduled:
@@ -346,6 +380,9 @@ class SmppConnection(asyncio.Protocol):
     def handle_events(self, events: list[SessionEvent]) -> None:
         waiters = self._window_waiters
         out = self.session._out
+        # the run of answers to send_tracked's requests, handed to the answer_sink before anything else
+        tracked: list[Any] = []
+        answers: list[Pdu] = []
         for ev in events:
             if isinstance(ev, Response):  # the common case first: an answer to one of ours
                 ctx = ev.context
@@ -355,11 +392,18 @@ class SmppConnection(asyncio.Protocol):
                             ctx(ev.pdu, None)
                         except Exception:  # noqa: BLE001 - the caller's bug must not end the connection
                             log.exception("response callback failed")
-                    elif not ctx.done():
-                        ctx.set_result(ev.pdu)
+                    elif isinstance(ctx, asyncio.Future):
+                        if not ctx.done():
+                            ctx.set_result(ev.pdu)
+                    else:  # send_tracked's
+                        tracked.append(ctx)
+                        answers.append(ev.pdu)
                 if waiters:
                     self._window_freed()
                 continue
+            if tracked:
+                self._hand_answers(tracked, answers)
+                tracked, answers = [], []
             if isinstance(ev, Pdu):
                 self.on_request(ev)
                 if len(out) >= EARLY_FLUSH and self.transport is not None:
@@ -391,14 +435,33 @@ class SmppConnection(asyncio.Protocol):
                 log.info("unexpected %s seq=%d from %s", ev.pdu.command_name, ev.pdu.sequence_number, self.peername)
             elif isinstance(ev, Outbound):
                 self.on_outbind(ev.pdu)
+        if tracked:
+            self._hand_answers(tracked, answers)
+
+    def _hand_answers(self, contexts: list[Any], responses: list[Pdu]) -> None:
+        """A run of answers to send_tracked's requests, to the answer_sink (set: send_tracked asks)."""
+        sink = self.answer_sink
+        if sink is None:  # taken away since: nobody to tell
+            log.error("%d answers and no answer_sink to take them", len(responses))
+            return
+        try:
+            sink.answered(contexts, responses)
+        except Exception:  # noqa: BLE001 - the caller's bug must not end the connection
+            log.exception("answer sink failed")
 
     def _fail(self, ctx: Any, error: Exception) -> None:
         if ctx is None:
             return
         if callable(ctx):
             self._call(ctx, None, error)
-        elif not ctx.done():
-            ctx.set_exception(error)
+        elif isinstance(ctx, asyncio.Future):
+            if not ctx.done():
+                ctx.set_exception(error)
+        elif self.answer_sink is not None:  # send_tracked's
+            try:
+                self.answer_sink.unanswered(ctx, error)
+            except Exception:  # noqa: BLE001 - the caller's bug must not end the connection
+                log.exception("answer sink failed")
 
     @staticmethod
     def _call(callback: ResponseCallback, response: Pdu | None, error: Exception | None) -> None:

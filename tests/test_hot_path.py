@@ -108,7 +108,7 @@ class FakeClient:
         self.session = FakeSession(room, bound)
         self.sent: list[str] = []
 
-    def send_callbacks(self, pdus: list[Pdu], callbacks: list[object], encoded: list[bytes | None]) -> None:
+    def send_tracked(self, pdus: list[Pdu], contexts: list[object], encoded: list[bytes | None]) -> None:
         assert len(pdus) <= self.session.room
         self.session.window_room -= len(pdus)
         self.sent += [pdu.short_message.decode() for pdu in pdus]
@@ -126,7 +126,10 @@ class Events:
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         self.took += [out.row.id for out in outs]
 
-    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
+    def answered(self, outs: list[Outgoing], pool: UpstreamPool, responses: list[Pdu]) -> None:
+        pass
+
+    def unanswered(self, out: Outgoing, pool: UpstreamPool, error: BaseException) -> None:
         pass
 
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int:

@@ -381,7 +381,10 @@ class IgnoredEvents:
     def taken(self, outs, pool) -> None:
         pass
 
-    def answered(self, out, pool, response, error) -> None:
+    def answered(self, outs, pool, responses) -> None:
+        pass
+
+    def unanswered(self, out, pool, error) -> None:
         pass
 
     def deliver_received(self, pool, pdu) -> int:

@@ -149,8 +149,11 @@ async def test_long_messages_a_primary_refuses_fail_over_whole():
         refused = [m for m in messages if m.destination[-1] in "05"]
         assert per_smsc == {"a": LONG_MESSAGES - len(refused), "b": len(refused)}
         assert {key for key, got in segments_by_message({"b": b}).items()} == {m.key for m in refused}
-        assert a.sim.stats.rejected == {"ESME_RSYSERR": total_segments(refused)}
-        assert counters["temporary_failures"] == total_segments(refused)
+        # each refused message tried a with at least one segment; one still waiting for a when a sibling
+        # was refused follows it to b without trying a (how many do depends on when the answers come)
+        rejected = a.sim.stats.rejected.get("ESME_RSYSERR", 0)
+        assert set(a.sim.stats.rejected) <= {"ESME_RSYSERR"} and len(refused) <= rejected <= total_segments(refused)
+        assert counters["temporary_failures"] == rejected
         assert counters["sent"] == total_segments(messages)
     finally:
         await a.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from transportkit import RecordingTransport
 
 from smppcore import Pdu, SubmitSm, SubmitSmResp, Unbind, encode
 from smppcore.server import Server, SmscConnection, SmscHandler
@@ -21,31 +22,6 @@ from smpphub.router.store.memory import MemoryStore
 from smpphub.router.upstream import Outgoing
 
 
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.paused = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 9) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return False
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def close(self) -> None:
-        pass
-
-
 class Later(SmscHandler):
     """Answers nothing at once: the test answers with respond or respond_all."""
 
@@ -53,10 +29,10 @@ class Later(SmscHandler):
         return None
 
 
-def bound_conn(max_unanswered: int = 1000) -> tuple[SmscConnection, Transport]:
+def bound_conn(max_unanswered: int = 1000) -> tuple[SmscConnection, RecordingTransport]:
     server = Server(Later(), config=SessionConfig(max_unanswered=max_unanswered, enquire_link_interval=0))
     conn = SmscConnection(server, asyncio.get_running_loop())
-    transport = Transport()
+    transport = RecordingTransport()
     conn.connection_made(transport)
     conn.session.state = State.BOUND_TRX
     return conn, transport

@@ -5,11 +5,10 @@ sequence numbers; and a batch the session refuses changes nothing."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transportkit import RecordingTransport
 
 from smppcore import DataSm, EnquireLink, Pdu, SubmitSm, SubmitSmResp, Unbind, encode
 from smppcore.connection import EARLY_FLUSH, ConnectionClosed, SmppConnection
@@ -80,27 +79,9 @@ def test_requests_with_bookkeeping_of_their_own_go_through_send_request(special:
     assert session.data_to_send() == b"" and len(session.window) == 0
 
 
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-
 async def test_send_callbacks_answers_each_callback_and_writes_a_full_batch_at_once() -> None:
     conn = SmppConnection(SessionConfig(window=100))
-    transport = Transport()
+    transport = RecordingTransport()
     conn.connection_made(transport)
     conn.session.state = State.BOUND_TRX
     answers: list[tuple[int, str]] = []

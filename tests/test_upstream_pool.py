@@ -51,8 +51,12 @@ class RecordingEvents:
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         self.taken_ids += [out.row.id for out in outs]
 
-    def answered(self, out: Outgoing, pool: UpstreamPool, response: Pdu | None, error: BaseException | None) -> None:
-        self.answers[out.row.id].append(Answer(response, error))
+    def answered(self, outs: list[Outgoing], pool: UpstreamPool, responses: list[Pdu]) -> None:
+        for out, response in zip(outs, responses, strict=True):
+            self.answers[out.row.id].append(Answer(response, None))
+
+    def unanswered(self, out: Outgoing, pool: UpstreamPool, error: BaseException) -> None:
+        self.answers[out.row.id].append(Answer(None, error))
 
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int:
         return 0
