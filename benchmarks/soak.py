@@ -384,7 +384,7 @@ class Soak:
             # final, the receipt still held for the good client (it unbound before taking it): the hub
             # hands it over at its next bind, so it is not lost either
             self.receipts_held = db.execute(
-                "SELECT COUNT(*) FROM messages WHERE account = 'acme' AND receipt_owed = 1").fetchone()[0]
+                "SELECT COUNT(*) FROM receipts_owed JOIN messages USING (id) WHERE account = 'acme'").fetchone()[0]
         return self.report(json.loads(result_path.read_text()), windows)
 
     async def strike(self, name: str, length: float) -> Callable[[], object]:

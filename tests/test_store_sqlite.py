@@ -91,8 +91,9 @@ async def test_new_messages_are_inserted_without_the_columns_they_have_not_lived
     inserts = await trace(store, "INSERT")
     await store.add_messages(fresh)
     await store.add_messages(lived)
-    columns = [sql.partition("(")[2].partition(")")[0].split(", ") for sql in inserts]
-    assert [len(c) for c in columns] == [11, 20] and "attempts" not in columns[0]
+    columns = [sql.partition("(")[2].partition(")")[0].split(", ") for sql in inserts if "INTO messages" in sql]
+    assert [len(c) for c in columns] == [11, 19] and "attempts" not in columns[0]
+    assert len(inserts) == 3 and "INTO receipts_owed" in inserts[2]  # m4's receipt is owed
     for row in fresh + lived:
         assert await store.get(row.id) == row
     replaced = record(4)  # added again, new: the lived columns go back to their defaults
@@ -183,7 +184,7 @@ def test_merged_saves_set_every_column_either_sets_with_the_later_value():
     each with the value of the later save that sets it, then the id."""
     from smpphub.router.store import sqlite_schema as schema
 
-    kinds = [schema.SAVE_WAITING, schema.SAVE_SENT, schema.SAVE_FINAL, schema.SAVE_ENDED, schema.SAVE_SETTLED]
+    kinds = [schema.SAVE_WAITING, schema.SAVE_SENT, schema.SAVE_FINAL, schema.SAVE_ENDED]
 
     def values(shape, tag):
         return (*(f"{tag}:{f}" for f in shape.fields), "id")
@@ -242,8 +243,8 @@ async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as
     gate.set()
     await asyncio.wait_for(held, 10)
     await asyncio.wait_for(durable, 10)
-    assert len(updates) == 1  # the three messages' nine saves, in one statement
-    assert "upstream_id" in updates[0] and "receipt_owed" in updates[0]
+    assert len(updates) == 1  # the three messages' nine saves, in one statement (and their receipts owed)
+    assert "upstream_id" in updates[0] and "receipt" in updates[0]
     stored = {r.id: r for r in [await store.get(f"m{i}") for i in range(3)]}
     assert {i: (r.state, r.upstream_id, r.receipt_owed, r.receipt) for i, r in stored.items()} == {
         "m0": (State.DELIVERED, "U0", True, b"dlr"),
@@ -305,7 +306,7 @@ async def test_a_message_sent_then_given_its_receipt_a_commit_later_is_written_o
     for r in rows[:2]:
         r.state, r.receipt_owed, r.receipt = State.DELIVERED, True, b"dlr"
     await store.save_durably(rows[:2])
-    assert len(updates) == 1 and "upstream_id" in updates[0] and "receipt_owed" in updates[0]
+    assert len(updates) == 1 and "upstream_id" in updates[0] and "receipt" in updates[0]
 
     store.save(rows[2:])
     await store.add_messages([record(11)])
@@ -432,9 +433,13 @@ async def test_the_queries_use_their_indexes(store):
     })
     for name, plan in plans.items():
         assert not any(step.startswith("SCAN") and "USING" not in step for step in plan.split(" / ")), (name, plan)
-    # what a restart reads comes from the partial index of the rows it acts on, nothing else
-    for name in ("open", "owed", "owed_by_account", "spill_open"):
+    # what a restart reads comes from the rows it acts on, nothing else: the partial index of the
+    # messages to send, the table of the receipts owed (each message then found by its id)
+    for name in ("open", "spill_open"):
         assert "USING INDEX messages_pending" in plans[name], (name, plans[name])
+    for name in ("owed", "owed_by_account"):
+        assert "receipts_owed" in plans[name] and "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id=?)" \
+            in plans[name], (name, plans[name])
     assert "USING INDEX messages_spilled" in plans["take_spilled"]
 
 
@@ -505,7 +510,7 @@ async def test_wal_synchronous_and_schema_version(tmp_path, sync, code):
     pragmas = await s._read(lambda db: [db.execute(f"PRAGMA {p}").fetchone()[0]
                                                 for p in ("journal_mode", "synchronous", "user_version")])
     await s.close()
-    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 4
+    assert pragmas == ["wal", code, SCHEMA_VERSION] and SCHEMA_VERSION == 5
 
 
 async def test_a_newer_schema_is_refused(tmp_path):
@@ -652,10 +657,16 @@ V2_PENDING = "(state IN ('in_flight', 'parked', 'queued', 'scheduled', 'sent') O
 V3_PENDING = "(state IN ('in_flight', 'parked', 'queued', 'scheduled') OR receipt_owed = 1)"
 
 
-@pytest.mark.parametrize("version, old_pending", [(2, V2_PENDING), (3, V3_PENDING)])
-async def test_a_version_2_or_3_file_gets_the_pending_index_of_now(tmp_path, version, old_pending):
-    """Version 2's pending index held SENT rows too, version 3's named its states with IN (...);
-    the migration makes it again, and the restart's queries still find what they must, through it."""
+V4_PENDING = ("(state = 'in_flight' OR state = 'parked' OR state = 'queued' OR state = 'scheduled' "
+              "OR receipt_owed = 1)")
+
+
+@pytest.mark.parametrize("version, old_pending", [(2, V2_PENDING), (3, V3_PENDING), (4, V4_PENDING)])
+async def test_a_version_2_3_or_4_file_gets_the_pending_index_and_receipts_owed_of_now(tmp_path, version, old_pending):
+    """Version 2's pending index held SENT rows too, version 3's named its states with IN (...),
+    and up to version 4 a receipt owed was the row's receipt_owed column, in the pending index:
+    the migration moves those to receipts_owed and makes the index again, and the restart's
+    queries still find what they must, through them."""
     path = str(tmp_path / f"v{version}.db")
     s = await reopen(path)
     await s.add_messages([record(1), record(2, state=State.SENT, upstream="a", upstream_id="U2"),
@@ -665,7 +676,8 @@ async def test_a_version_2_or_3_file_gets_the_pending_index_of_now(tmp_path, ver
     from smpphub.router.store import sqlite_schema
     assert old_pending != sqlite_schema.PENDING
     db = sqlite3.connect(path)
-    db.executescript(f"DROP INDEX messages_pending; CREATE INDEX messages_pending ON messages (state) "
+    db.executescript(f"DROP TABLE receipts_owed; UPDATE messages SET receipt_owed = 1 WHERE id = 'm3'; "
+                     f"DROP INDEX messages_pending; CREATE INDEX messages_pending ON messages (state) "
                      f"WHERE {old_pending}; PRAGMA user_version={version};")
     db.close()
     s = await reopen(path)
@@ -678,7 +690,9 @@ async def test_a_version_2_or_3_file_gets_the_pending_index_of_now(tmp_path, ver
         assert await s.get("m2") == record(2, state=State.SENT, upstream="a", upstream_id="U2")
         entries = await s._read(lambda db: db.execute(
             f"SELECT COUNT(*) FROM messages INDEXED BY messages_pending WHERE {sqlite_schema.PENDING}").fetchone()[0])
-        assert entries == 2  # m1 (queued) and m3 (receipt owed); the SENT m2 is not in it
+        assert entries == 1  # m1 (queued); the SENT m2 is not in it, nor m3, whose receipt is owed
+        assert await s._read(lambda db: db.execute(
+            "SELECT id, receipt_owed FROM receipts_owed JOIN messages USING (id)").fetchall()) == [("m3", 0)]
     finally:
         await s.close()
         await fresh.close()

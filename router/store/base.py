@@ -141,7 +141,10 @@ class Store(abc.ABC):
         """Write these rows' state as it is now; queued for a group commit milliseconds away, not waited for.
 
         Everything but the message itself (``pdu``, which only :meth:`save_message`
-        writes) and what never changes (id, account, route, group, created_at).
+        writes) and what never changes (id, account, route, group, created_at). A final row
+        whose receipt the ESME acknowledged (``receipt`` set, ``receipt_owed`` False) changes
+        ``receipt_owed`` only: ``updated_at`` stays the time of its last change of state, as a
+        receipt's done date and query_sm's final_date want it.
         """
 
     @abc.abstractmethod

@@ -55,6 +55,10 @@ class MemoryStore(Store):
             old = self.messages.get(row.id)
             if old is None:  # like SQLite's UPDATE: an unknown id changes nothing
                 continue
+            if row.receipt and not row.receipt_owed and row.state in FINAL_STATES:  # the receipt acknowledged
+                if old.receipt_owed:
+                    self.messages[row.id] = msgspec.structs.replace(old, receipt_owed=False)
+                continue
             # like SQLite, only the row's state: the message itself and what never changes stay as stored
             self._put(msgspec.structs.replace(
                 row, pdu=old.pdu, account=old.account, route=old.route, group=old.group, created_at=old.created_at))

@@ -224,8 +224,11 @@ class SqliteStore(Store):
         steps = schema.FROM_VERSION_1 if has_messages and version == 1 else ""
         if has_messages and version in (1, 2, 3):
             steps += schema.FROM_VERSION_3
+        if has_messages and version in (1, 2, 3, 4):
+            steps += schema.FROM_VERSION_4
         # idempotent: CREATE ... IF NOT EXISTS
-        steps += schema.MESSAGES + schema.INDEXES + schema.DELIVERIES + schema.HTTP + schema.ANSWERS
+        steps += (schema.MESSAGES + schema.INDEXES + schema.RECEIPTS_OWED + schema.DELIVERIES + schema.HTTP
+                  + schema.ANSWERS)
         if version != SCHEMA_VERSION:
             steps += f"PRAGMA user_version={SCHEMA_VERSION};"
         # one transaction, the new user_version included: a migration cut short (killed, disk
@@ -266,10 +269,14 @@ class SqliteStore(Store):
             return
         is_new = schema.is_new
         if all(is_new(r) for r in rows):  # messages just accepted: their defaults left to SQLite
-            await self._writer.write(schema.INSERT_NEW_MESSAGES, [schema.new_message_values(r) for r in rows])
-        else:
-            self._held.queue_all()  # a save held from before must not overwrite the row added again
-            await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(r) for r in rows])
+            try:
+                await self._writer.write(schema.INSERT_NEW_MESSAGES, [schema.new_message_values(r) for r in rows])
+                return
+            except sqlite3.IntegrityError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                    raise
+                # an id stored already: these rows replace theirs whole, as rows that lived do
+        await self._write_whole(rows)
 
     def save(self, rows: Iterable[MessageRow]) -> None:
         self._held.keep(rows, None)
@@ -288,8 +295,22 @@ class SqliteStore(Store):
         self._held.gather(commit_coming)
 
     async def save_message(self, row: MessageRow) -> None:
-        self._held.queue_all()  # a save held from before must not overwrite the new row
-        await self._writer.write(schema.INSERT_MESSAGES, [schema.message_values(row)])
+        await self._write_whole([row])
+
+    async def _write_whole(self, rows: list[MessageRow]) -> None:
+        """Every column of ``rows``, and their rows of receipts_owed, in one transaction."""
+        values = [schema.message_values(r) for r in rows]
+        owed = [(r.id,) for r in rows if r.receipt_owed]
+        settled = [(r.id,) for r in rows if not r.receipt_owed]
+
+        def write(db: sqlite3.Connection) -> None:
+            schema.INSERT_MESSAGES.run(db, values)
+            if owed:
+                schema.OWED_ADD.run(db, owed)
+            if settled:
+                schema.OWED_DROP.run(db, settled)
+
+        await self._read(write)  # behind the saves held from before: they must not overwrite these rows
 
     async def flush(self) -> None:
         await self._read(_nothing)

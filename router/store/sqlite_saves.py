@@ -52,12 +52,19 @@ class HeldSaves:
         saves = self._saves
         handovers = self._handovers
         for r in rows:
-            shape, values = schema.save_of(r)
+            shape, values, owed = schema.save_of(r)
             held = saves.get(r.id)
             if held is None:
-                saves[r.id] = _PendingSave(shape, values, call, None if waiter is None else [waiter], handovers)
+                saves[r.id] = _PendingSave(r.id, shape, values, owed, call, None if waiter is None else [waiter],
+                                           handovers)
             else:
-                held.shape, held.values = schema.merged_save(held.shape, held.values, shape, values)
+                if shape is not None and values is not None:  # None: the receipt acknowledged, nothing else
+                    if held.shape is None or held.values is None:
+                        held.shape, held.values = shape, values
+                    else:
+                        held.shape, held.values = schema.merged_save(held.shape, held.values, shape, values)
+                if owed is not None:
+                    held.owed = owed
                 held.call = call
                 if waiter is not None:
                     if held.waiters is None:
@@ -135,28 +142,33 @@ class HeldSaves:
             self._lazy_timer = None
 
     def _queue(self, saves: list[_PendingSave]) -> None:
-        """Queue ``saves``: one request per call and kind of save, as if each call had queued its
-        own (so a bad one fails only its call's), those of one kind side by side (the writer
-        runs each such run as one statement)."""
+        """Queue ``saves``: one request per call and kind of write (the row's columns, its row of
+        receipts_owed), as if each call had queued its own (so a bad one fails only its call's),
+        those of one kind side by side (the writer runs each such run as one statement)."""
         if not saves:
             return
-        groups: dict[tuple[Shape, int], list[_PendingSave]] = {}
+        groups: dict[tuple[Shape, int], _Group] = {}
         for held in saves:
-            key = (held.shape, held.call)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [held]
-            else:
-                group.append(held)
+            if held.shape is not None and held.values is not None:
+                key = (held.shape, held.call)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group()
+                group.add(held.values, held.waiters)
+            if held.owed is not None:
+                key = (held.owed, held.call)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group()
+                group.add((held.id,), held.waiters)
         writer = self._writer
         waited: dict[asyncio.Future[None], list[asyncio.Future[None]]] = {}
         for (shape, _), group in sorted(groups.items(), key=_by_shape):
-            waiters = {w: None for held in group if held.waiters is not None for w in held.waiters}
-            if not waiters:
-                writer.write(shape, [held.values for held in group], wait=False)
+            if not group.waiters:
+                writer.write(shape, group.rows, wait=False)
                 continue
-            written = writer.write(shape, [held.values for held in group])
-            for waiter in waiters:
+            written = writer.write(shape, group.rows)
+            for waiter in group.waiters:
                 waited.setdefault(waiter, []).append(written)
         for waiter, writes in waited.items():
             writer.all_of(writes).add_done_callback(partial(_tell_waiter, waiter))
@@ -175,22 +187,42 @@ LAZY_SAVE_DELAY = 0.02
 class _PendingSave:
     """A message's save the writer has not taken yet; later saves of the message merge into it.
 
-    ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls that included
-    it (None: nobody waits), told when the merged save is committed.
+    ``shape`` and ``values``: the row's columns it writes (None: none, the receipt was only
+    acknowledged); ``owed``: what it does to the message's row of receipts_owed (the later
+    save's, when both say); ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls
+    that included it (None: nobody waits), told when the merged save is committed.
     """
 
-    __slots__ = ("shape", "values", "call", "waiters", "handovers")
+    __slots__ = ("id", "shape", "values", "owed", "call", "waiters", "handovers")
 
-    def __init__(self, shape: Shape, values: Row, call: int, waiters: list[asyncio.Future[None]] | None,
-                 handovers: int) -> None:
+    def __init__(self, message_id: str, shape: Shape | None, values: Row | None, owed: Shape | None, call: int,
+                 waiters: list[asyncio.Future[None]] | None, handovers: int) -> None:
+        self.id = message_id
         self.shape = shape
         self.values = values
+        self.owed = owed
         self.call = call  # the save call it came from last: saves are queued by call
         self.waiters = waiters
         self.handovers = handovers  # HeldSaves._handovers when it was first held
 
 
-def _by_shape(group: tuple[tuple[Shape, int], list[_PendingSave]]) -> tuple[int, int]:
+class _Group:
+    """The rows of one kind of write from one save call, and who waits for them."""
+
+    __slots__ = ("rows", "waiters")
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.waiters: dict[asyncio.Future[None], None] = {}  # a dict: one entry per Future, in order
+
+    def add(self, values: Row, waiters: list[asyncio.Future[None]] | None) -> None:
+        self.rows.append(values)
+        if waiters is not None:
+            for waiter in waiters:
+                self.waiters[waiter] = None
+
+
+def _by_shape(group: tuple[tuple[Shape, int], _Group]) -> tuple[int, int]:
     """Groups of one kind side by side, in the order of their calls."""
     (shape, call), _ = group
     return id(shape), call
