@@ -58,8 +58,8 @@ class HeldSaves:
                 saves[r.id] = _PendingSave(r.id, shape, values, owed, call, None if waiter is None else [waiter],
                                            handovers)
             else:
-                if shape is not None and values is not None:  # None: the receipt acknowledged, nothing else
-                    if held.shape is None or held.values is None:
+                if shape is not None:  # None: the receipt acknowledged, nothing else
+                    if held.shape is None:
                         held.shape, held.values = shape, values
                     else:
                         held.shape, held.values = schema.merged_save(held.shape, held.values, shape, values)
@@ -147,31 +147,33 @@ class HeldSaves:
         those of one kind side by side (the writer runs each such run as one statement)."""
         if not saves:
             return
-        groups: dict[tuple[Shape, int], _Group] = {}
+        groups: dict[tuple[Shape | None, Shape | None, int], list[_PendingSave]] = {}
         for held in saves:
-            if held.shape is not None and held.values is not None:
-                key = (held.shape, held.call)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = _Group()
-                group.add(held.values, held.waiters)
-            if held.owed is not None:
-                key = (held.owed, held.call)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = _Group()
-                group.add((held.id,), held.waiters)
+            key = (held.shape, held.owed, held.call)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [held]
+            else:
+                group.append(held)
+        writes: list[_Write] = []
+        for (shape, owed, call), group in groups.items():
+            waiters = [w for held in group if held.waiters is not None for w in held.waiters]
+            if shape is not None:
+                writes.append(_Write(shape, call, [held.values for held in group], waiters))
+            if owed is not None:
+                writes.append(_Write(owed, call, [(held.id,) for held in group], waiters))
+        writes.sort(key=_Write.order)
         writer = self._writer
         waited: dict[asyncio.Future[None], list[asyncio.Future[None]]] = {}
-        for (shape, _), group in sorted(groups.items(), key=_by_shape):
-            if not group.waiters:
-                writer.write(shape, group.rows, wait=False)
+        for write in writes:
+            if not write.waiters:
+                writer.write(write.shape, write.rows, wait=False)
                 continue
-            written = writer.write(shape, group.rows)
-            for waiter in group.waiters:
+            written = writer.write(write.shape, write.rows)
+            for waiter in dict.fromkeys(write.waiters):
                 waited.setdefault(waiter, []).append(written)
-        for waiter, writes in waited.items():
-            writer.all_of(writes).add_done_callback(partial(_tell_waiter, waiter))
+        for waiter, written_all in waited.items():
+            writer.all_of(written_all).add_done_callback(partial(_tell_waiter, waiter))
 
 
 #: The longest a save nobody waits for (:meth:`SqliteStore.save`: a message sent, a receipt
@@ -187,7 +189,7 @@ LAZY_SAVE_DELAY = 0.02
 class _PendingSave:
     """A message's save the writer has not taken yet; later saves of the message merge into it.
 
-    ``shape`` and ``values``: the row's columns it writes (None: none, the receipt was only
+    ``shape`` and ``values``: the row's columns it writes (None and (): none, the receipt was only
     acknowledged); ``owed``: what it does to the message's row of receipts_owed (the later
     save's, when both say); ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls
     that included it (None: nobody waits), told when the merged save is committed.
@@ -195,7 +197,7 @@ class _PendingSave:
 
     __slots__ = ("id", "shape", "values", "owed", "call", "waiters", "handovers")
 
-    def __init__(self, message_id: str, shape: Shape | None, values: Row | None, owed: Shape | None, call: int,
+    def __init__(self, message_id: str, shape: Shape | None, values: Row, owed: Shape | None, call: int,
                  waiters: list[asyncio.Future[None]] | None, handovers: int) -> None:
         self.id = message_id
         self.shape = shape
@@ -206,26 +208,20 @@ class _PendingSave:
         self.handovers = handovers  # HeldSaves._handovers when it was first held
 
 
-class _Group:
-    """The rows of one kind of write from one save call, and who waits for them."""
+class _Write:
+    """One request for the writer: rows of one kind of write from one save call, and who waits for them."""
 
-    __slots__ = ("rows", "waiters")
+    __slots__ = ("shape", "call", "rows", "waiters")
 
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
-        self.waiters: dict[asyncio.Future[None], None] = {}  # a dict: one entry per Future, in order
+    def __init__(self, shape: Shape, call: int, rows: list[Row], waiters: list[asyncio.Future[None]]) -> None:
+        self.shape = shape
+        self.call = call
+        self.rows = rows
+        self.waiters = waiters
 
-    def add(self, values: Row, waiters: list[asyncio.Future[None]] | None) -> None:
-        self.rows.append(values)
-        if waiters is not None:
-            for waiter in waiters:
-                self.waiters[waiter] = None
-
-
-def _by_shape(group: tuple[tuple[Shape, int], _Group]) -> tuple[int, int]:
-    """Groups of one kind side by side, in the order of their calls."""
-    (shape, call), _ = group
-    return id(shape), call
+    def order(self) -> tuple[int, int]:
+        """Writes of one kind side by side (the writer runs each such run as one statement), by call."""
+        return id(self.shape), self.call
 
 
 def _tell_waiter(waiter: asyncio.Future[None], written: asyncio.Future[None]) -> None:

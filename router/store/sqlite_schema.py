@@ -280,9 +280,9 @@ def saved_ended(r: MessageRow) -> Row:
 _SENT = State.SENT
 
 
-def save_of(r: MessageRow) -> tuple[Shape | None, Row | None, Shape | None]:
+def save_of(r: MessageRow) -> tuple[Shape | None, Row, Shape | None]:
     """The save of ``r`` as it is now: the columns its state can have changed and their values
-    (then the id), None for none; and what it does to the message's row of receipts_owed
+    (then the id), None and () for none; and what it does to the message's row of receipts_owed
     (OWED_ADD, OWED_DROP, or None: a message not final owes no receipt yet)."""
     state = r.state
     if state is _SENT:
@@ -291,7 +291,7 @@ def save_of(r: MessageRow) -> tuple[Shape | None, Row | None, Shape | None]:
         if r.receipt_owed:
             owed = OWED_ADD
         elif r.receipt:  # the ESME acknowledged the receipt: nothing else changes once final
-            return None, None, OWED_DROP
+            return None, (), OWED_DROP
         else:
             owed = OWED_DROP
         if r.upstream_id is not None:
