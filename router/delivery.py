@@ -157,11 +157,21 @@ class _TracedBind:
         return self.conn.session
 
     @property
+    def answer_sink(self) -> object:
+        """Taken (by this wrapper, whose callbacks note the bind): the outbox sends with callbacks."""
+        return self
+
+    @property
     def is_open(self) -> bool:
         return self.conn.is_open
 
     def send_callback(self, pdu: Pdu, callback: ResponseCallback, encoded: bytes | None = None) -> None:
         self.conn.send_callback(pdu, partial(self._answered, callback), encoded)
+
+    def send_callbacks(self, pdus: Sequence[Pdu], callbacks: Sequence[ResponseCallback],
+                       encoded: Sequence[bytes | None]) -> None:
+        answered = self._answered
+        self.conn.send_callbacks(pdus, [partial(answered, callback) for callback in callbacks], encoded)
 
     def _answered(self, callback: ResponseCallback, response: Pdu | None, error: Exception | None) -> None:
         self.deliveries.answered_on = self.conn
@@ -230,7 +240,7 @@ class Deliveries:
         return box
 
     def _traced_receivers(self, account: str) -> list[smppcore.SmppConnection]:
-        # the Outbox uses only session, is_open and send_callback, which _TracedBind has
+        # the Outbox uses only session, is_open, answer_sink, send_callback(s), which _TracedBind has
         return cast("list[smppcore.SmppConnection]", [_TracedBind(conn, self) for conn in self._receivers(account)])
 
     def pending(self, account: str | None = None) -> int:

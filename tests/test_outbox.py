@@ -246,6 +246,27 @@ class OneByOne(Receiver):
     def send_callbacks(self, *args: object, **kwargs: object) -> None:
         raise ValueError("one by one")
 
+    def send_tracked(self, *args: object, **kwargs: object) -> None:
+        raise ValueError("one by one")
+
+
+class OtherSink:
+    """Someone else's answer_sink: the outbox must not use it (it sends with callbacks then)."""
+
+    def answered(self, contexts: list[object], responses: list[Pdu]) -> None:
+        raise AssertionError("not mine")
+
+    def unanswered(self, context: object, error: Exception) -> None:
+        raise AssertionError("not mine")
+
+
+class WithCallbacks(Receiver):
+    """A receiver whose answers another object takes: batches go with send_callbacks."""
+
+    def __init__(self, window: int) -> None:
+        super().__init__(window)
+        self.answer_sink = OtherSink()
+
 
 def request(kind: int, n: int) -> Pdu:
     """The requests an outbox carries: deliver_sm, data_sm, and an alert_notification, which
@@ -285,10 +306,13 @@ def test_put_all_queues_what_put_queues(before: int, count: int, limit: int) -> 
        st.lists(st.booleans(), max_size=4))
 async def test_a_batch_goes_out_as_one_by_one(kinds: list[tuple[int, bool]], window: int,
                                               answers: list[bool]) -> None:
+    """Tracked (the outbox takes the connection's answers in runs), with a callback each (the
+    answers are someone else's), or one at a time (the batch refused): the same bytes written,
+    the same window, the same acknowledgements in the same order."""
     loop = asyncio.get_running_loop()
-    conns = [Receiver(window=window), OneByOne(window=window)]
+    conns = [Receiver(window=window), WithCallbacks(window=window), OneByOne(window=window)]
     boxes = [Outbox(Receivers(conn), loop=loop) for conn in conns]
-    acks = [Acks(), Acks()]
+    acks = [Acks() for _ in conns]
     for box, ack in zip(boxes, acks, strict=True):
         for n, (kind, pre_encoded) in enumerate(kinds):
             pdu = request(kind, n)
@@ -299,11 +323,30 @@ async def test_a_batch_goes_out_as_one_by_one(kinds: list[tuple[int, bool]], win
         for conn in conns:
             conn._flush()
         written = [bytes(conn.transport_.written) for conn in conns]
-        assert written[0] == written[1]
-        assert (len(boxes[0]), boxes[0].in_flight) == (len(boxes[1]), boxes[1].in_flight)
+        assert written[0] == written[1] == written[2]
+        assert len({(len(box), box.in_flight) for box in boxes}) == 1
         if answer:
             for conn in conns:
                 conn.answer(conn.sent())
-        assert acks[0].contexts == acks[1].contexts
+        assert acks[0].contexts == acks[1].contexts == acks[2].contexts
+    assert conns[0].answer_sink is (boxes[0] if kinds else None)  # the first one's went tracked
     for conn in conns:
         conn.lose()
+
+
+async def test_a_failing_acknowledgement_costs_the_others_nothing():
+    conn = Receiver(window=5)
+    box = Outbox(Receivers(conn), loop=asyncio.get_running_loop())
+    acked: list[object] = []
+
+    def on_ack(response: Pdu, context: object) -> None:
+        if context == 1:
+            raise RuntimeError("a bug in the holder")
+        acked.append(context)
+
+    for n in range(3):
+        box.put(message(n), on_ack, n)
+    await turn()
+    conn.answer(conn.sent())  # one run of three answers
+    assert acked == [0, 2] and box.in_flight == 0
+    conn.lose()

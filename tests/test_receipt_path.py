@@ -189,6 +189,7 @@ class FakeReceiver:
     def __init__(self) -> None:
         self.session = FakeSession()
         self.is_open = True
+        self.answer_sink: object = self  # taken: the outbox sends with a callback each
         self.sent: list[tuple[Pdu, Any, bytes | None]] = []
 
     def send_callback(self, pdu: Pdu, callback: Any, encoded: bytes | None = None) -> None:
