@@ -68,9 +68,9 @@ class Shape:
     costs up to ``sys.getswitchinterval()`` (5 ms) while the event loop is busy; so
     rows go in as one multi-row statement per ``chunk`` rows (``INSERT ... SELECT *
     FROM (VALUES (...), (...))``, ``UPDATE ... FROM (VALUES ...)``, ``DELETE ... IN
-    (...)``), not one ``executemany`` step per row. Statements are made for powers
-    of two rows only (so the connection's statement cache keeps them all) and the
-    rest is padded with rows whose id is NULL, which match or insert nothing. Their
+    (...)``), not one ``executemany`` step per row. Statements are made for a few
+    sizes only (see :func:`padded_size`: the connection's statement cache keeps them
+    all) and the rest is padded with rows whose id is NULL, which match or insert nothing. Their
     other values are 0, not NULL: sqlite3 binds an int as it is, but None through its
     adapter registry (see ``_as_is``). Measured with callgrind over the real store, the
     hub's writes in turns of 100 messages (padded to 128): 90,900 -> 83,200 instructions a
@@ -107,7 +107,7 @@ class Shape:
         for i in range(0, len(rows), chunk):
             part = rows[i:i + chunk]
             n = len(part)
-            k = 1 << (n - 1).bit_length()
+            k = padded_size(n)
             sql = self.sqls.get(k)
             if sql is None:
                 placeholders = "(" + ", ".join("?" * width) + ")"
@@ -118,6 +118,19 @@ class Shape:
             cursor = db.execute(sql, params)
             if self.kind == "insert" and cursor.rowcount != n:
                 raise sqlite3.IntegrityError(f"{cursor.rowcount} of {n} rows inserted (a row without an id?)")
+
+
+def padded_size(n: int) -> int:
+    """The rows of the statement that writes ``n`` rows: a power of two up to 16, then four
+    sizes per doubling (20, 24, 28, 32, 40, ..., 896, 1024), 29 statements per shape up to
+    1,024 rows. A padding row costs the writer nearly what a real one does (its values bound,
+    the VALUES row materialized, its id looked up); rounding up to a power of two padded a
+    quarter of the rows on average. Measured with callgrind over the real store, the hub's
+    writes in turns of 100 messages: 77,900 -> 75,400 instructions a message in the writer."""
+    if n <= 16:
+        return 1 << (n - 1).bit_length()
+    step = 1 << ((n - 1).bit_length() - 3)
+    return -(-n // step) * step
 
 
 def insert_shape(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> Shape:

@@ -1,0 +1,58 @@
+"""The SQLite writer's multi-row statements (router.store.sqlite_writer.Shape) against the plain
+rule: n rows written by one statement padded to a few sizes, or by several past a chunk, leave
+the table as the rows one by one would (hypothesis over counts, ids repeated, chunk edges)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smpphub.router.store.sqlite_writer import Shape, insert_shape, padded_size, update_shape
+
+
+def test_padded_sizes_are_few_cover_every_count_and_waste_little():
+    sizes = {padded_size(n) for n in range(1, 1025)}
+    assert len(sizes) == 29 and max(sizes) == 1024
+    for n in range(1, 1025):
+        k = padded_size(n)
+        assert n <= k <= max(16, n + n // 4), n  # a power of two up to 16, then at most a quarter more
+        assert k & (k - 1) == 0 or k % 4 == 0
+
+
+def table() -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a INTEGER NOT NULL, b BLOB)")
+    return db
+
+
+INSERT = insert_shape("t", ("id", "a", "b"))
+UPDATE = update_shape("t", ("a", "b"))
+DELETE = Shape("delete", 1, "DELETE FROM t WHERE id IN ({values})")
+ADD = Shape("mark", 1, "INSERT OR IGNORE INTO t (id, a) SELECT column1, 7 FROM (VALUES {values}) "
+                       "WHERE column1 IS NOT NULL")
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 1100), updates=st.lists(st.integers(0, 1200), max_size=300),
+       deletes=st.lists(st.integers(0, 1200), max_size=300), adds=st.lists(st.integers(0, 1300), max_size=300))
+def test_a_shape_writes_what_its_rows_one_by_one_would(n, updates, deletes, adds):
+    db = table()
+    model: dict[str, tuple[int, bytes | None]] = {}
+    rows = [(f"k{i}", i, bytes([i % 256]) if i % 3 else None) for i in range(n)]
+    INSERT.run(db, rows)
+    model.update({r[0]: (r[1], r[2]) for r in rows})
+    changes = [(i * 10 + j, b"u%d" % j, f"k{i}") for j, i in enumerate(updates)]
+    UPDATE.run(db, changes)
+    for a, b, key in changes:  # in order: the last update of an id wins; an unknown id changes nothing
+        if key in model:
+            model[key] = (a, b)
+    DELETE.run(db, [(f"k{i}",) for i in deletes])
+    for i in deletes:
+        model.pop(f"k{i}", None)
+    ADD.run(db, [(f"k{i}",) for i in adds])
+    for i in adds:
+        model.setdefault(f"k{i}", (7, None))
+    assert {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, a, b FROM t")} == model
+    db.close()
