@@ -75,6 +75,10 @@ class Acceptor:
         """Store ``messages``; then send ``response`` on ``conn`` and dispatch them."""
         self._batcher.add(Submission(conn, request, response, messages))
 
+    def accept_all(self, submissions: list[Submission]) -> None:
+        """:meth:`accept` for each of ``submissions`` (the submits of one read), in order."""
+        self._batcher.add_all(submissions)
+
     async def _commit(self, batch: list[Submission]) -> None:
         rows = [out.row for sub in batch for out in sub.messages]
         started = time.perf_counter()

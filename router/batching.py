@@ -18,7 +18,7 @@ needs both:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["Soon", "TurnBatcher", "TurnCollector"]
@@ -36,7 +36,11 @@ class TurnBatcher(Generic[T]):
         self.batches = 0
 
     def add(self, item: T) -> None:
-        self._batch.append(item)
+        self.add_all((item,))
+
+    def add_all(self, items: Iterable[T]) -> None:
+        """:meth:`add` for each of ``items``, in order."""
+        self._batch += items
         if not self._scheduled:
             self._scheduled = True
             if self.loop is None:

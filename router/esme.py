@@ -22,7 +22,7 @@ import asyncio
 import collections
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -50,7 +50,7 @@ from smppcore.pdus import (
 from smppcore.server import SmscConnection, SmscHandler
 from smppcore.smpptime import InvalidTime, parse_time
 
-from .acceptor import Acceptor
+from .acceptor import Acceptor, Submission
 from .accounts import AccountState, BindChecks
 from .auth import ip_allowed
 from .config import HubConfig, unroutable_status
@@ -280,15 +280,38 @@ class EsmeHandler(SmscHandler):
             self.msglog.refused(conn.system_id, pdu, status, reason or _REASONS.get(status, "refused"))
         return pdu.make_response(command_status=status)
 
+    def handle_all(self, conn: SmscConnection, pdus: list[Pdu]) -> list[Pdu | None | Awaitable[Pdu | None]] | None:
+        """A run of requests read together: the submits of one read (nearly every run) admitted and
+        handed to the acceptor together; a run with anything else in it, one request at a time (None)."""
+        submits: list[SubmitSm | DataSm] = []
+        for pdu in pdus:
+            if not isinstance(pdu, (SubmitSm, DataSm)):
+                return None
+            submits.append(pdu)
+        return list(self._submit_run(conn, submits))
+
     def _submit(self, conn: SmscConnection, pdu: SubmitSm | DataSm) -> Pdu | None | Awaitable[Pdu]:
-        out = self.admit_submit(conn.system_id, pdu, conn.session.framer.bytes_of(pdu))
-        if isinstance(out, int):  # counted by admit_submit
-            reason = "no route for the destination" if out == self.unroutable else ""
-            return self._slowed(conn, out, self._refusal_response(conn, pdu, out, reason))
-        # what pdu.make_response(message_id=...) makes, built directly: its **fields cost ~200 ns a submit
-        answer = SubmitSmResp if isinstance(pdu, SubmitSm) else DataSmResp
-        self.acceptor.accept(conn, pdu, answer(sequence_number=pdu.sequence_number, message_id=out.row.id), [out])
-        return None
+        return self._submit_run(conn, [pdu])[0]
+
+    def _submit_run(self, conn: SmscConnection, pdus: list[SubmitSm | DataSm]) -> list[Pdu | None | Awaitable[Pdu]]:
+        """Submits of ``conn`` read together: each refused at once, or accepted (answered once stored)."""
+        bytes_of = conn.session.framer.bytes_of
+        admitted = self.admit_run(conn.system_id, pdus, [bytes_of(pdu) for pdu in pdus])
+        results: list[Pdu | None | Awaitable[Pdu]] = []
+        accepted: list[Submission] = []
+        for pdu, out in zip(pdus, admitted, strict=True):
+            if isinstance(out, int):  # counted by admit_run
+                reason = "no route for the destination" if out == self.unroutable else ""
+                results.append(self._slowed(conn, out, self._refusal_response(conn, pdu, out, reason)))
+                continue
+            # what pdu.make_response(message_id=...) makes, built directly: its **fields cost ~200 ns a submit
+            answer = SubmitSmResp if isinstance(pdu, SubmitSm) else DataSmResp
+            response = answer(sequence_number=pdu.sequence_number, message_id=out.row.id)
+            accepted.append(Submission(conn, pdu, response, [out]))
+            results.append(None)
+        if accepted:
+            self.acceptor.accept_all(accepted)
+        return results
 
     def admit_submit(self, system_id: str, pdu: SubmitSm | DataSm, wire: bytes | None = None) -> Outgoing | int:
         """A submit of ``system_id`` checked (rate, source, route, times) and made a message with its
@@ -296,24 +319,37 @@ class EsmeHandler(SmscHandler):
         ``wire``: ``pdu``'s bytes with sequence_number and command_status 0, if the caller has them
         (:meth:`smppcore.Framer.bytes_of`).
 
-        The one admission path: SMPP submits and the HTTP API's messages both come through here,
-        and a refusal is counted here for the metrics, whichever way it came.
+        The one admission path: SMPP submits and the HTTP API's messages both come through here
+        (:meth:`admit_run` of one), and a refusal is counted here for the metrics, whichever way it came.
         """
+        return self.admit_run(system_id, [pdu], [wire])[0]
+
+    def admit_run(self, system_id: str, pdus: Sequence[SubmitSm | DataSm],
+                  wires: Sequence[bytes | None]) -> list[Outgoing | int]:
+        """:meth:`admit_submit` for submits of ``system_id`` read together (``wires[i]`` the bytes of
+        ``pdus[i]`` or None): the account and the clock looked at once for them all."""
         account = self.accounts.get(system_id)
         if account is None:  # the account was removed by a reload while bound
-            return self._counted(system_id, CommandStatus.ESME_RINVSYSID)
-        status = self._check(pdu, account)
-        if status:
-            return self._counted(system_id, status)
-        dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
-        route = self.routes.lookup(dest, account=system_id, source_addr=pdu.source_addr, group=account.cfg.route_group)
-        if route is None:
-            return self._counted(system_id, self.unroutable)
+            return [self._counted(system_id, CommandStatus.ESME_RINVSYSID) for _ in pdus]
         now = time.time()
-        times = self._times(pdu, now)
-        if isinstance(times, int):
-            return self._counted(system_id, times)
-        return self._message(self.ids.next(), system_id, pdu, route, now, times, wire)
+        group = account.cfg.route_group
+        admitted: list[Outgoing | int] = []
+        for pdu, wire in zip(pdus, wires, strict=True):
+            status = self._check(pdu, account)
+            if status:
+                admitted.append(self._counted(system_id, status))
+                continue
+            dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
+            route = self.routes.lookup(dest, account=system_id, source_addr=pdu.source_addr, group=group)
+            if route is None:
+                admitted.append(self._counted(system_id, self.unroutable))
+                continue
+            times = self._times(pdu, now)
+            if isinstance(times, int):
+                admitted.append(self._counted(system_id, times))
+                continue
+            admitted.append(self._message(self.ids.next(), system_id, pdu, route, now, times, wire))
+        return admitted
 
     def _counted(self, system_id: str, status: int) -> int:
         """A submit refused with ``status``, counted for the metrics."""

@@ -383,8 +383,13 @@ class SmppConnection(asyncio.Protocol):
         # the run of answers to send_tracked's requests, handed to the answer_sink before anything else
         tracked: list[Any] = []
         answers: list[Pdu] = []
+        # the run of requests from the peer (at most EARLY_FLUSH), handed over before anything else
+        requests: list[Pdu] = []
         for ev in events:
             if isinstance(ev, Response):  # the common case first: an answer to one of ours
+                if requests:
+                    self.on_requests(requests)
+                    requests = []
                 ctx = ev.context
                 if ctx is not None:
                     if callable(ctx):  # send_callback (a Future is not callable); _call's work, inline
@@ -405,11 +410,14 @@ class SmppConnection(asyncio.Protocol):
                 self._hand_answers(tracked, answers)
                 tracked, answers = [], []
             if isinstance(ev, Pdu):
-                self.on_request(ev)
-                if len(out) >= EARLY_FLUSH and self.transport is not None:
-                    # let the peer start on these while we handle the rest of the chunk
-                    self.transport.write(self.session.data_to_send())
+                requests.append(ev)
+                if len(requests) >= EARLY_FLUSH:  # a run is one write's worth of answers at most
+                    self.on_requests(requests)
+                    requests = []
                 continue
+            if requests:
+                self.on_requests(requests)
+                requests = []
             if isinstance(ev, Reply):
                 out.append(ev.data)
             elif isinstance(ev, RequestTimeout):
@@ -437,6 +445,8 @@ class SmppConnection(asyncio.Protocol):
                 self.on_outbind(ev.pdu)
         if tracked:
             self._hand_answers(tracked, answers)
+        if requests:
+            self.on_requests(requests)
 
     def _hand_answers(self, contexts: list[Any], responses: list[Pdu]) -> None:
         """A run of answers to send_tracked's requests, to the answer_sink (set: send_tracked asks)."""
@@ -508,6 +518,17 @@ class SmppConnection(asyncio.Protocol):
             self._reschedule()
 
     # ---- for subclasses -------------------------------------------------------------------
+
+    def on_requests(self, pdus: list[Pdu]) -> None:
+        """A run of requests from the peer read together (at most :data:`EARLY_FLUSH`, nothing else
+        of the read between them), in order: :meth:`on_request` for each, and what they queued
+        written as soon as it is a write's worth, so the peer starts on it while we go on.
+        A subclass that gains from seeing them together overrides this (the SMSC side does)."""
+        out = self.session._out
+        for pdu in pdus:
+            self.on_request(pdu)
+            if len(out) >= EARLY_FLUSH and self.transport is not None:
+                self.transport.write(self.session.data_to_send())
 
     def on_request(self, pdu: Pdu) -> None:
         """A request from the peer, allowed in this state. Answer it with :meth:`respond`."""

@@ -61,7 +61,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from .admission import Admission, RefusalLog, Ticket
-from .connection import SmppConnection
+from .connection import EARLY_FLUSH, SmppConnection
 from .constants import CommandId, CommandStatus
 from .pdus import Pdu
 from .session import Bound, Role, SessionConfig, State, Unbound
@@ -97,6 +97,14 @@ class SmscHandler:
         if pdu.command_id in _MESSAGE_IDS:
             return pdu.make_response(message_id=str(next(self._ids)))
         return pdu.make_response(command_status=CommandStatus.ESME_RINVCMDID)
+
+    def handle_all(self, conn: SmscConnection, pdus: list[Pdu]) -> list[Pdu | None | Awaitable[Pdu | None]] | None:
+        """A run of requests read together, for a handler that gains from seeing them at once (a hub
+        admitting the submits of one read with one look at their account): one answer each, in
+        order, as :meth:`handle` gives them; or None (the default) to have them handled one at a
+        time with ``handle``. An exception out of it answers every request of the run
+        ESME_RSYSERR, so it must raise before it answers or takes any of them, never after."""
+        return None
 
     def admit(self, peer_ip: str) -> bool:
         """Accept-time filter: False closes a connection from ``peer_ip`` before it costs
@@ -145,6 +153,30 @@ class SmscConnection(SmppConnection):
         server.connections.add(self)
         self.handler.connected(self)
 
+    def on_requests(self, pdus: list[Pdu]) -> None:
+        """A run of requests read together: to the handler at once if it takes runs
+        (:meth:`SmscHandler.handle_all`), else one at a time, each answer given now queued before
+        the next request is handled (a handler may write what is queued, as a simulator
+        dropping a connection does); answers go out in request order, a write's worth at a time."""
+        last = pdus[-1]
+        if last.command_id in BIND_COMMANDS:  # a bind ends what the session hands out until it is decided
+            if len(pdus) > 1:
+                self.on_requests(pdus[:-1])
+            self._on_bind(last)
+            return
+        try:
+            results = self.handler.handle_all(self, pdus)
+        except Exception:  # noqa: BLE001 - a handler bug answers ESME_RSYSERR, not a dead session
+            log.exception("handler failed on a run of %d requests", len(pdus))
+            results = [_system_error(pdu) for pdu in pdus]
+        if results is None:  # one at a time
+            for pdu in pdus:
+                self.on_request(pdu)
+            return
+        for pdu, result in zip(pdus, results, strict=True):
+            if result is not None:  # None: the handler answers later with respond()
+                self._answered(pdu, result)
+
     def on_request(self, pdu: Pdu) -> None:
         if pdu.command_id in BIND_COMMANDS:
             self._on_bind(pdu)
@@ -154,21 +186,26 @@ class SmscConnection(SmppConnection):
         except Exception:  # noqa: BLE001 - a handler bug answers ESME_RSYSERR, not a dead session
             log.exception("handler failed on %s", pdu.command_name)
             result = _system_error(pdu)
+        if result is not None:  # None: the handler answers later with respond()
+            self._answered(pdu, result)
+
+    def _answered(self, pdu: Pdu, result: Pdu | Awaitable[Pdu | None]) -> None:
+        """What the handler gave for ``pdu``: its answer, queued now (in this chunk's write), or an awaitable."""
+        session = self.session
         if isinstance(result, Pdu):  # the fast path: answered now, in this chunk's write
-            session = self.session
             session.quota += 1
             session.send_response(result)
-            return
-        if result is None:
-            pass  # the handler answers later with respond()
+            if len(session._out) >= EARLY_FLUSH and self.transport is not None:
+                # let the peer start on these while we handle the rest of the chunk
+                self.transport.write(session.data_to_send())
         elif inspect.isawaitable(result):
             self._spawn(self._answer_later(pdu, result))
         else:
             log.error("handler.handle returned %r for %s; answering ESME_RSYSERR", result, pdu.command_name)
-            self.session.quota += 1
+            session.quota += 1
             failed = _system_error(pdu)
             if failed is not None:
-                self.session.send_response(failed)
+                session.send_response(failed)
 
     @property
     def system_id(self) -> str:

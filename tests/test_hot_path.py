@@ -14,6 +14,7 @@ import pytest
 from smppcore import CommandStatus, Pdu, SubmitSm, encode
 from smppcore.session import Role, Session, SessionConfig
 from smppcore.session import State as SessionState
+from smpphub.router.acceptor import Submission
 from smpphub.router.config import HubConfig, Upstream
 from smpphub.router.delivery import Deliveries
 from smpphub.router.dispatch import Dispatcher
@@ -307,7 +308,7 @@ def test_an_account_without_a_rate_has_no_bucket_and_is_never_throttled() -> Non
 
 
 class CapturingAcceptor:
-    """What EsmeHandler hands to Acceptor.accept, kept (the handler reads only these three attributes)."""
+    """What EsmeHandler hands to Acceptor.accept_all, kept (the handler reads only these three attributes)."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         from smpphub.router.msglog import MessageLog
@@ -316,8 +317,8 @@ class CapturingAcceptor:
         self.msglog = MessageLog.off()
         self.accepted: list[tuple[Pdu, Pdu]] = []
 
-    def accept(self, conn: object, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
-        self.accepted.append((request, response))
+    def accept_all(self, submissions: list[Submission]) -> None:
+        self.accepted += [(sub.request, sub.response) for sub in submissions]
 
 
 @pytest.mark.parametrize("kind", ["submit_sm", "data_sm"])
