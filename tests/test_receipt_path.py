@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from smppcore import CommandStatus, DataSm, DeliverSm, DeliverSmResp, Pdu, Tag, decode, encode
@@ -475,3 +475,42 @@ async def test_a_turns_receipts_reach_the_outboxes_as_one_by_one(accounts: list[
 
     assert view(batched) == view(each)
     await turns(1)  # their pumps find no receiver
+
+
+# --- a receipt's id looked up as it came, then normalised: the rule's match, no other -------------
+
+IDS = st.text(alphabet="0123456789abcdefxyzABCFZ -_\t\x00é٣", max_size=12)
+
+
+@given(st.one_of(IDS, st.text(max_size=12)), st.sampled_from([None, 10]), st.sampled_from([None, 10, 16]))
+def test_an_awaiting_key_is_its_own_normal_form(s: str, base: int | None, submit_base: int | None) -> None:
+    """What Receipts.received's look-up as it came rests on: a key (an id normalised with the
+    submit base) comes back unchanged normalised without a base or with base 10."""
+    key = normalise_message_id(s, base=submit_base)
+    assert normalise_message_id(key, base=base) == key
+
+
+#: how an SMSC writes in its receipt the id its submit_sm_resp gave: as it was, or otherwise
+SAME_ID_WRITTEN = [lambda s: s, str.upper, lambda s: "00" + s, lambda s: s + "\x00", lambda s: " " + s]
+
+
+@settings(max_examples=150, deadline=None)
+@given(IDS, st.one_of(st.sampled_from(SAME_ID_WRITTEN), IDS), st.sampled_from([0, 10, 16]),
+       st.sampled_from([0, 10, 16]))
+async def test_a_receipt_finds_the_message_its_normal_id_names(submitted: str, written: Any, submit_base: int,
+                                                              receipt_base: int) -> None:
+    receipted = written(submitted) if callable(written) else written
+    assume(submitted and receipted.strip(" \x00"))  # an id in both (none: not matched at all)
+    kit = Kit()
+    kit.pool.cfg = SimpleNamespace(receipt_id_base=receipt_base, submit_id_base=submit_base)
+    row = kit.sent_row(upstream_id=submitted)
+    pdu = build_receipt(message_id=receipted, state=MessageState.DELIVERED, source_addr="A",
+                        destination_addr="44", submit_date=None, done_date=None)
+    pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] = receipted  # as it came: padding and all
+    expected = (normalise_message_id(receipted, base=receipt_base or None)
+                == normalise_message_id(submitted, base=submit_base or None))
+    kit.receipts.received(kit.pool, pdu)  # type: ignore[arg-type]
+    assert (row.state is State.DELIVERED) == expected
+    for task in kit.host.tasks:  # the store looked for an unknown id: not here
+        task.cancel()
+    await asyncio.gather(*kit.host.tasks, return_exceptions=True)
