@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Iterable
 from functools import partial
 
+import msgspec
+
 from . import sqlite_schema as schema
 from .base import MessageRow
 from .sqlite_writer import Row, Shape, SqliteWriter
@@ -186,26 +188,27 @@ class HeldSaves:
 LAZY_SAVE_DELAY = 0.02
 
 
-class _PendingSave:
+class _PendingSave(msgspec.Struct, gc=False):
     """A message's save the writer has not taken yet; later saves of the message merge into it.
 
     ``shape`` and ``values``: the row's columns it writes (None and (): none, the receipt was only
     acknowledged); ``owed``: what it does to the message's row of receipts_owed (the later
-    save's, when both say); ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls
-    that included it (None: nobody waits), told when the merged save is committed.
+    save's, when both say); ``call``: the save call it came from last (saves are queued by
+    call); ``waiters``: the Futures of :meth:`SqliteStore.save_durably` calls that included it
+    (None: nobody waits), told when the merged save is committed; ``handovers``:
+    HeldSaves._handovers when it was first held.
+
+    A msgspec Struct: made in C, without the frame of an ``__init__`` (one a message, or two);
+    no reference cycle runs through it (``gc=False``).
     """
 
-    __slots__ = ("id", "shape", "values", "owed", "call", "waiters", "handovers")
-
-    def __init__(self, message_id: str, shape: Shape | None, values: Row, owed: Shape | None, call: int,
-                 waiters: list[asyncio.Future[None]] | None, handovers: int) -> None:
-        self.id = message_id
-        self.shape = shape
-        self.values = values
-        self.owed = owed
-        self.call = call  # the save call it came from last: saves are queued by call
-        self.waiters = waiters
-        self.handovers = handovers  # HeldSaves._handovers when it was first held
+    id: str
+    shape: Shape | None
+    values: Row
+    owed: Shape | None
+    call: int
+    waiters: list[asyncio.Future[None]] | None
+    handovers: int
 
 
 class _Write:
