@@ -425,21 +425,31 @@ class Dispatcher:
 
     # ---- what pools report (the UpstreamEvents interface) -----------------------------------------
 
-    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
-        """False when ``out`` was cancelled, expired or failed over while it waited in ``pool``'s queue.
+    def still_for(self, outs: list[Outgoing], pool: UpstreamPool) -> list[Outgoing]:
+        """Those of ``outs`` (taken from ``pool``'s queue, in order) still for it: not cancelled, expired
+        or failed over while they waited there.
 
         A queued message's validity is checked here, when its turn comes (it has no timer
         of its own: see :meth:`MessageRow.next_timer`); one past it expires now.
         """
-        row = out.row
-        # route[route_index], not row.target: a property is a Python call, and this runs per message
-        if row.state is not _QUEUED or row.route[row.route_index] != pool.name or self.outgoing.get(row.id) is not out:
-            return False
+        kept: list[Outgoing] = []
         now = self.clock()
-        if row.expired(now):
-            self._act(self.table.apply(row, Expire(), now))
-            return False
-        return True
+        outgoing = self.outgoing
+        name = pool.name
+        expired = False
+        for out in outs:
+            row = out.row
+            # route[route_index], not row.target: a property is a Python call, and this runs per message
+            if row.state is not _QUEUED or row.route[row.route_index] != name or outgoing.get(row.id) is not out:
+                continue
+            if row.expired(now):
+                self._move(row, Expire(), now)
+                expired = True
+                continue
+            kept.append(out)
+        if expired:
+            self._turn_end.wake()
+        return kept
 
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         """A pool's turn of messages written now: one event and one time for them all."""

@@ -67,8 +67,8 @@ def stored_submit(row: MessageRow) -> SubmitSm | DataSm:
 class UpstreamEvents(Protocol):
     """What a pool reports, and to whom (the dispatcher)."""
 
-    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
-        """Whether ``out``, next in ``pool``'s queue, is still for it (else it is skipped)."""
+    def still_for(self, outs: list[Outgoing], pool: UpstreamPool) -> list[Outgoing]:
+        """Those of ``outs``, next in ``pool``'s queue, still for it, in order (the others are skipped)."""
 
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         """``pool`` writes ``outs`` now (each was still for it), in this order."""
@@ -336,31 +336,26 @@ class UpstreamPool:
                         break
             if client is None:
                 return  # woken again by a response (window) or a link coming up
-            batch: list[Outgoing] = []
-            pdus: list[SubmitSm | DataSm] = []
-            wire: list[bytes | None] = []
+            popleft = queue.popleft
+            batch = events.still_for([popleft() for _ in range(min(room, TURN, len(queue)))], self)
             limited = False
-            room = min(room, TURN)
-            while queue:
-                out = queue[0]
-                if not events.still_for(out, self):
-                    queue.popleft()
-                    continue
-                if bucket is not None and not bucket.take():
+            if bucket is not None:  # a token for each message that goes (none for one no longer for us)
+                granted = 0
+                for _ in batch:
+                    if not bucket.take():
+                        break
+                    granted += 1
+                if granted < len(batch):
+                    queue.extendleft(reversed(batch[granted:]))  # first again when the rate allows
+                    del batch[granted:]
                     if self._pump_handle is None and self._loop is not None:
                         self._pump_handle = self._loop.call_later(bucket.wait_time(), self.pump)
                     limited = True
-                    break
-                queue.popleft()
-                batch.append(out)
-                pdus.append(out.pdu)
-                wire.append(out.row.pdu)
-                if len(batch) == room:
-                    break
             if batch:
                 events.taken(batch, self)
                 try:
-                    client.send_tracked(pdus, batch, wire)  # answered in runs: no Future, no callback a message
+                    # answered in runs: no Future, no callback a message
+                    client.send_tracked([out.pdu for out in batch], batch, [out.row.pdu for out in batch])
                 except Exception as exc:  # noqa: BLE001 - the connection went away between checks
                     for out in batch:
                         events.unanswered(out, self, exc)

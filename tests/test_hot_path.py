@@ -121,8 +121,8 @@ class Events:
     def __init__(self) -> None:
         self.took: list[str] = []
 
-    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
-        return True
+    def still_for(self, outs: list[Outgoing], pool: UpstreamPool) -> list[Outgoing]:
+        return outs
 
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         self.took += [out.row.id for out in outs]
@@ -180,6 +180,30 @@ def test_the_pump_stops_when_every_window_is_full_and_goes_on_in_turn() -> None:
     a.session.window_room = b.session.window_room = 1  # both answered
     pool.pump()
     assert (a.sent, b.sent, len(pool.queue)) == (["m0", "m2"], ["m1"], 0)
+
+
+class Tokens:
+    """A rate bucket holding ``left`` tokens."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+    def wait_time(self) -> float:
+        return 1.0
+
+
+def test_a_turn_the_rate_cuts_short_leaves_the_rest_first_in_the_queue_in_order() -> None:
+    a = FakeClient(room=10)
+    pool = pool_with([a])
+    pool.bucket = Tokens(2)  # type: ignore[assignment]
+    for n in range(5):
+        pool.queue.append(outgoing(n))
+    pool.pump()
+    assert a.sent == ["m0", "m1"] and [o.row.id for o in pool.queue] == ["m2", "m3", "m4"] and pool.in_flight == 2
 
 
 # ---- the dispatcher's group commit ---------------------------------------------------------------

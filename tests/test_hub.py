@@ -375,8 +375,8 @@ async def test_stopping_while_a_bind_completes_leaves_no_connection_behind(monke
 class IgnoredEvents:
     """An UpstreamEvents that does nothing (the pool alone is under test)."""
 
-    def still_for(self, out, pool) -> bool:
-        return True
+    def still_for(self, outs, pool) -> list:
+        return outs
 
     def taken(self, outs, pool) -> None:
         pass

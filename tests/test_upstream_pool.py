@@ -44,9 +44,9 @@ class RecordingEvents:
         self.ups = 0
         self.handed_back: list[list[str]] = []
 
-    def still_for(self, out: Outgoing, pool: UpstreamPool) -> bool:
-        self.asked.append(out.row.id)
-        return out.row.id not in self.gone
+    def still_for(self, outs: list[Outgoing], pool: UpstreamPool) -> list[Outgoing]:
+        self.asked += [out.row.id for out in outs]
+        return [out for out in outs if out.row.id not in self.gone]
 
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         self.taken_ids += [out.row.id for out in outs]
