@@ -3,7 +3,10 @@
 A submit is checked (account rate, source address, route, validity), given a hub
 message_id and handed to :meth:`.acceptor.Acceptor.accept`, which stores it durably with
 everything else that arrived in the same event-loop turn (one group commit) and
-only then answers submit_sm_resp and hands it to the dispatcher. A store failure
+only then answers submit_sm_resp and hands it to the dispatcher. The submits of one
+read come as a run (:meth:`EsmeHandler.handle_all`): admitted together
+(:meth:`EsmeHandler.admit_run`, the account and the clock looked at once) and handed
+over together, each judged by the same rules as a submit alone. A store failure
 (disk full, read-only) answers ESME_RMSGQFUL: the message was not accepted, so the
 ESME keeps it and comes back later.
 

@@ -1,11 +1,19 @@
 """Upstream SMSCs: a pool of binds per SMSC, a queue, a rate cap, reconnects.
 
 :class:`UpstreamPool` owns ``binds`` :class:`UpstreamLink` connections to one
-SMSC. Jobs queued on the pool go out on whichever bound link has room in its
-window, no faster than ``max_rate``; each answer (or timeout, or lost
-connection) is handed to the pool's ``on_result`` callback, which decides about
-retries and failover (see :mod:`router.dispatch`). Links reconnect on their own
-with exponential back-off and jitter.
+SMSC. Messages queued on the pool go out on whichever bound link has room in its
+window, no faster than ``max_rate``, a link's turn of them as one batch; their
+answers come back in runs (every answer of one read, see
+:class:`smppcore.connection.AnswerSink`), and a timeout or a lost connection one
+by one, to the pool's :class:`UpstreamEvents` (the dispatcher), which decides
+about retries and failover (see :mod:`router.dispatch`). Links reconnect on their
+own with exponential back-off and jitter.
+
+Why batches and runs: the hub's CPU per message is interpreter work spread over a
+chain of calls, and what a turn of messages shares (the state's rule, the window's
+room, the clock, the flush, the end of the turn) is asked once for the turn instead
+of once a message (callgrind, submit leg over fakes, 2026-12-02: 172.3k -> 153.9k
+instructions a message, with the ESME side's runs of :mod:`router.esme`).
 
 Every failed connect or bind is a warning (``upstream_connect_failed``) with its
 attempt number, the error and the delay before the next try, under the rule of

@@ -4,9 +4,13 @@ Everything protocol-shaped lives in :class:`smppcore.session.Session`; this modu
 only moves bytes and time in and out of it:
 
 - one read path: every PDU of a chunk is framed, handled, and all the responses
-  that chunk produced go out in a single ``transport.write``;
+  that chunk produced go out in a single ``transport.write``; the peer's requests
+  of one read go to :meth:`SmppConnection.on_requests` in runs (at most a write's
+  worth, nothing else of the read between them), so a handler may take them together;
 - requests we send get a Future, resolved with the response (or failed with
-  :class:`ResponseTimeout` / :class:`ConnectionClosed`);
+  :class:`ResponseTimeout` / :class:`ConnectionClosed`), or a callback; a sender
+  with many at once sends a batch (:meth:`SmppConnection.send_tracked`) and takes
+  their answers in runs (:class:`AnswerSink`);
 - back-pressure both ways: while the transport's write buffer is above its
   high-water mark we stop reading from the peer (so a peer that does not read
   cannot make us buffer without bound); senders wait while the window is full;

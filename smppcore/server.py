@@ -17,6 +17,8 @@ The server owns framing, sequence numbers, enquire_link, generic_nack, the error
 status of malformed PDUs (closing after a framing error), the bind timeout and
 the limits below. A handler method may return its answer directly (the fast
 path: no task, the response joins the chunk's single write) or an awaitable.
+A handler that gains from seeing the requests of one read together (a hub admitting
+a run of submits) takes them with ``handle_all``; by default they come one at a time.
 
 Order of answers. SMPP 3.4 matches a response to its request by sequence_number
 and lets an SMSC answer a window of requests in any order, so an answer the
