@@ -168,8 +168,9 @@ class Outbox:
     def _send_each(self, conn: SmppConnection, room: int) -> None:
         """Send up to ``room`` queued requests one at a time; the first one refused stays first.
 
-        For a batch :meth:`SmppConnection.send_callbacks` refused: it holds a request only
-        ``send_callback`` takes (alert_notification), or the connection is going away.
+        For a batch the connection refused (``send_tracked`` and ``send_callbacks`` take all or
+        none): it holds a request only ``send_callback`` takes (alert_notification), or the
+        connection is going away.
         """
         queue = self.queue
         send = conn.send_callback
