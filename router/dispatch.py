@@ -470,18 +470,21 @@ class Dispatcher:
             row = out.row
             if row.state is not _IN_FLIGHT or row.upstream != name:
                 continue
-            status = response.command_status
-            event: Event
-            if status == _ROK:
-                event = SubmitOk(getattr(response, "message_id", ""))  # a generic_nack has none
-            elif status not in TEMPORARY_STATUSES:
-                self.stats.permanent_failures += 1
-                event = SubmitPermanent(status)
-            else:
-                event = self._temporary(row, pool, status, None)
-            move(row, event, now)
-            if listener is not None and type(event) is SubmitOk:
-                listener.accepted_upstream(row)
+            try:  # one message's failure (a bug) must not leave the rest of the run in flight
+                status = response.command_status
+                event: Event
+                if status == _ROK:
+                    event = SubmitOk(getattr(response, "message_id", ""))  # a generic_nack has none
+                elif status not in TEMPORARY_STATUSES:
+                    self.stats.permanent_failures += 1
+                    event = SubmitPermanent(status)
+                else:
+                    event = self._temporary(row, pool, status, None)
+                move(row, event, now)
+                if listener is not None and type(event) is SubmitOk:
+                    listener.accepted_upstream(row)
+            except Exception:  # noqa: BLE001 - logged with its message; the run goes on
+                log.exception("answer_failed", message_id=row.id, upstream=name)
         self._turn_end.wake()
 
     def unanswered(self, out: Outgoing, pool: UpstreamPool, error: BaseException) -> None:

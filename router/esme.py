@@ -338,20 +338,24 @@ class EsmeHandler(SmscHandler):
         group = account.cfg.route_group
         admitted: list[Outgoing | int] = []
         for pdu, wire in zip(pdus, wires, strict=True):
-            status = self._check(pdu, account)
-            if status:
-                admitted.append(self._counted(system_id, status))
-                continue
-            dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
-            route = self.routes.lookup(dest, account=system_id, source_addr=pdu.source_addr, group=group)
-            if route is None:
-                admitted.append(self._counted(system_id, self.unroutable))
-                continue
-            times = self._times(pdu, now)
-            if isinstance(times, int):
-                admitted.append(self._counted(system_id, times))
-                continue
-            admitted.append(self._message(self.ids.next(), system_id, pdu, route, now, times, wire))
+            try:  # a bug met by one submit refuses that one (ESME_RSYSERR), as it did alone, not its run
+                status = self._check(pdu, account)
+                if status:
+                    admitted.append(self._counted(system_id, status))
+                    continue
+                dest = normalise_destination(pdu.destination_addr, pdu.dest_addr_ton)
+                route = self.routes.lookup(dest, account=system_id, source_addr=pdu.source_addr, group=group)
+                if route is None:
+                    admitted.append(self._counted(system_id, self.unroutable))
+                    continue
+                times = self._times(pdu, now)
+                if isinstance(times, int):
+                    admitted.append(self._counted(system_id, times))
+                    continue
+                admitted.append(self._message(self.ids.next(), system_id, pdu, route, now, times, wire))
+            except Exception:  # noqa: BLE001 - logged; the submitter is told to come back later
+                log.exception("admit_failed", system_id=system_id)
+                admitted.append(self._counted(system_id, CommandStatus.ESME_RSYSERR))
         return admitted
 
     def _counted(self, system_id: str, status: int) -> int:

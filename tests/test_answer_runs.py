@@ -197,3 +197,16 @@ async def test_each_answer_moves_its_message_as_the_lifecycle_says(
     dispatcher, pool, [out] = dispatcher_with_messages(1)
     dispatcher.answered([out], pool, [answer(kind, 1)])
     assert (out.row.state.value, out.row.upstream_id) == (state, upstream_id)
+
+
+async def test_a_message_whose_answer_fails_leaves_the_rest_of_the_run_answered() -> None:
+    dispatcher, pool, outs = dispatcher_with_messages(3)
+
+    class Listener:
+        def accepted_upstream(self, row: MessageRow) -> None:
+            if row.id == "m1":
+                raise RuntimeError("a webhook bug")
+
+    dispatcher.submit_listener = Listener()
+    dispatcher.answered(outs, pool, [answer("ok", n) for n in (1, 2, 3)])
+    assert [o.row.state.value for o in outs] == ["sent"] * 3

@@ -161,3 +161,19 @@ def test_a_run_of_submits_is_admitted_as_one_at_a_time(sent: list[tuple[str, str
 def test_a_run_with_anything_but_submits_in_it_is_taken_one_at_a_time() -> None:
     handler, _ = hub()
     assert handler.handle_all(Conn(), [SubmitSm(destination_addr="44"), QuerySm(message_id="x")]) is None  # type: ignore[arg-type]
+
+
+def test_a_submit_the_hub_fails_on_is_refused_alone_and_the_rest_of_its_run_goes_on(monkeypatch) -> None:
+    handler, acceptor = hub()
+    real = handler._times
+
+    def times(pdu, now):  # a bug met by one submit only
+        if pdu.sequence_number == 2:
+            raise RuntimeError("bug")
+        return real(pdu, now)
+
+    monkeypatch.setattr(handler, "_times", times)
+    results = handler.handle_all(Conn(), [made("submit_sm", "447700900123", "123", "", n) for n in (1, 2, 3)])
+    assert results is not None and results[0] is None and results[2] is None
+    assert results[1].command_status == CommandStatus.ESME_RSYSERR
+    assert [sub.request.sequence_number for sub in acceptor.submissions] == [1, 3]
