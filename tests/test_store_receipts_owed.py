@@ -205,3 +205,25 @@ def test_a_version_4_file_keeps_its_owed_receipts(tmp_path):
             await s.close()
 
     asyncio.run(check())
+
+
+async def test_a_final_save_that_fails_adds_no_receipt_owed(tmp_path):
+    """The row's final save and its row of receipts_owed are one request: should the first fail
+    (a value SQLite cannot store), the receipt is not owed either (a restart would have found
+    no receipt to deliver), and the other messages' saves of that call are not held back."""
+    s = await opened(str(tmp_path / "s.db"))
+    try:
+        rows = [record(1), record(2)]
+        await s.add_messages(rows)
+        good, bad = (msgspec.structs.replace(r, state=State.DELIVERED, upstream="a", upstream_id=f"U{r.id}",
+                                             receipt_owed=True, receipt=b"dlr") for r in rows)
+        bad.attempts = 2**70  # not a 64-bit int
+        failed = s.save_durably([bad])
+        saved = s.save_durably([good])
+        [outcome] = await asyncio.wait_for(asyncio.gather(failed, return_exceptions=True), 10)
+        assert isinstance(outcome, OverflowError)
+        await asyncio.wait_for(saved, 10)
+        assert [r.id for r in await s.owed_receipts()] == ["m1"]
+        assert (await s.get("m2")).state is State.QUEUED and not (await s.get("m2")).receipt_owed
+    finally:
+        await s.close()

@@ -224,8 +224,8 @@ async def busy_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Futu
 
 async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as_one(store):
     """Sent, then its receipt stored durably, then the receipt acknowledged by the ESME, all while
-    the writer commits the batch before: one UPDATE with the upstream id, the final state and
-    nothing owed; the durable save completes when that UPDATE is committed."""
+    the writer commits the batch before: one UPDATE with the upstream id and the final state,
+    nothing owed for the one acknowledged; the durable save completes when that UPDATE is committed."""
     rows = [record(i) for i in range(3)]
     await store.add_messages(rows)
     updates = await trace(store, "UPDATE")
@@ -243,7 +243,7 @@ async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as
     gate.set()
     await asyncio.wait_for(held, 10)
     await asyncio.wait_for(durable, 10)
-    assert len(updates) == 1  # the three messages' nine saves, in one statement (and their receipts owed)
+    assert len(updates) == 1  # the three messages' nine saves, in one statement (receipts_owed beside it)
     assert "upstream_id" in updates[0] and "receipt" in updates[0]
     stored = {r.id: r for r in [await store.get(f"m{i}") for i in range(3)]}
     assert {i: (r.state, r.upstream_id, r.receipt_owed, r.receipt) for i, r in stored.items()} == {

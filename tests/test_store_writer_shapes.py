@@ -56,3 +56,40 @@ def test_a_shape_writes_what_its_rows_one_by_one_would(n, updates, deletes, adds
         model.setdefault(f"k{i}", (7, None))
     assert {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, a, b FROM t")} == model
     db.close()
+
+
+SIDE_ADD = Shape("mark", 1, "INSERT OR IGNORE INTO side (id) SELECT column1 FROM (VALUES {values}) "
+                            "WHERE column1 IS NOT NULL")
+SIDE_DROP = Shape("delete", 1, "DELETE FROM side WHERE id IN ({values})")
+KINDS = {"plain": UPDATE, "then_add": UPDATE.followed_by(SIDE_ADD), "then_drop": UPDATE.followed_by(SIDE_DROP),
+         "drop": SIDE_DROP}
+
+
+def two_tables() -> sqlite3.Connection:
+    db = table()
+    db.execute("CREATE TABLE side (id TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.executemany("INSERT INTO t (id, a) VALUES (?, 0)", [(f"k{i}",) for i in range(8)])
+    return db
+
+
+@settings(max_examples=80, deadline=None)
+@given(requests=st.lists(st.tuples(st.sampled_from(sorted(KINDS)), st.lists(st.integers(0, 9), min_size=1, max_size=6)),
+                         min_size=1, max_size=8))
+def test_a_batch_of_writes_merged_by_base_shape_does_what_they_do_one_by_one(requests):
+    """The writer merges consecutive writes that differ only in what follows them (Shape.base):
+    one statement for all their rows, then each one's follower in order. The tables end as
+    running each request alone, in order, leaves them."""
+    from smpphub.router.store.sqlite_writer import SqliteWriter
+
+    batch = []
+    for step, (kind, ids) in enumerate(requests):
+        shape = KINDS[kind]
+        rows = [(f"k{i}",) if shape is SIDE_DROP else (step, b"v%d" % step, f"k{i}") for i in ids]
+        batch.append((shape, rows, None))
+    merged, alone = two_tables(), two_tables()
+    writer = SqliteWriter(":memory:", lambda db: None)
+    assert writer._fast(merged, batch) == []
+    for shape, rows, _ in batch:
+        shape.run(alone, rows)
+    for sql in ("SELECT id, a, b FROM t ORDER BY id", "SELECT id FROM side ORDER BY id"):
+        assert merged.execute(sql).fetchall() == alone.execute(sql).fetchall(), requests

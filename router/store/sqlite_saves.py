@@ -160,9 +160,14 @@ class HeldSaves:
         writes: list[_Write] = []
         for (shape, owed, call), group in groups.items():
             waiters = [w for held in group if held.waiters is not None for w in held.waiters]
+            if owed is schema.OWED_ADD and shape is not None:
+                # the row and its receipt owed, one request: they commit or fail together (a
+                # receipt owed whose final save failed would have no receipt to deliver)
+                writes.append(_Write(schema.followed_by(shape, owed), call, [held.values for held in group], waiters))
+                continue
             if shape is not None:
                 writes.append(_Write(shape, call, [held.values for held in group], waiters))
-            if owed is not None:
+            if owed is not None:  # OWED_DROP: true whatever becomes of the row's save (acknowledged, or none owed)
                 writes.append(_Write(owed, call, [(held.id,) for held in group], waiters))
         writes.sort(key=_Write.order)
         writer = self._writer

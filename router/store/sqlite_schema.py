@@ -300,6 +300,17 @@ def save_of(r: MessageRow) -> tuple[Shape | None, Row, Shape | None]:
     return SAVE_WAITING, saved_waiting(r), None
 
 
+def followed_by(shape: Shape, owed: Shape) -> Shape:
+    """A save of the row's columns and then of its row of receipts_owed, as one write."""
+    both = _FOLLOWED.get((shape, owed))
+    if both is None:
+        both = _FOLLOWED[shape, owed] = shape.followed_by(owed)
+    return both
+
+
+#: the saves followed by a write of receipts_owed, by (save, OWED_ADD or OWED_DROP)
+_FOLLOWED: dict[tuple[Shape, Shape], Shape] = {}
+
 _COLUMN_ORDER = {column: i for i, column in enumerate(COLUMNS)}
 
 
