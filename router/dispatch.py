@@ -141,6 +141,8 @@ class Dispatcher:
         # while accept_all hands a group commit over: the pools given messages, pumped once at its end
         # (one pump per message cost more than the queueing itself)
         self._pump_after: set[UpstreamPool] | None = None
+        # rows that became SENT in the run of answers being handled (see _sent_all)
+        self._sent_rows: list[MessageRow] = []
 
     # ---- pools ------------------------------------------------------------------------
 
@@ -346,7 +348,7 @@ class Dispatcher:
             if before is not _QUEUED or transition.failed_over_from is not None or new_target:
                 self._hand_over(row)
         elif after is _SENT:
-            self._sent(row)
+            self._sent_rows.append(row)  # counted and let go together, at the end of the run (see _sent_all)
         elif after is _PARKED:
             self.parked[row.id] = row
         elif transition.became_final:
@@ -372,14 +374,21 @@ class Dispatcher:
             pool.enqueue(self.outgoing[row.id])
             pumps.add(pool)
 
-    def _sent(self, row: MessageRow) -> None:
+    def _sent_all(self) -> None:
+        """The rows an upstream accepted since the last call (a run of answers): counted, their
+        latencies observed, let go, and each kept to match its receipt."""
+        rows, self._sent_rows = self._sent_rows, []
         stats = self.stats
-        stats.sent[row.account] += 1
-        stats.submit_latency.observe(row.updated_at - row.created_at)
-        self._let_go(row)
-        pool = self.pools.get(row.upstream or "")
-        if pool is not None:
-            self.receipts.expect(row, pool)
+        stats.sent.update([row.account for row in rows])
+        stats.submit_latency.observe_all([row.updated_at - row.created_at for row in rows])
+        let_go = self._let_go
+        pools = self.pools
+        expect = self.receipts.expect
+        for row in rows:
+            let_go(row)
+            pool = pools.get(row.upstream or "")
+            if pool is not None:
+                expect(row, pool)
 
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""
@@ -396,6 +405,8 @@ class Dispatcher:
 
         Nothing is added to ``_turn_end``: the table keeps the rows changed this turn
         (once each, however often they moved), and they are taken from it here."""
+        if self._sent_rows:  # SENT reached outside a run of answers (none does today): counted all the same
+            self._sent_all()
         self._write_now()
         self._arm()
         self.backlog.refill()
@@ -485,6 +496,8 @@ class Dispatcher:
                     listener.accepted_upstream(row)
             except Exception:  # noqa: BLE001 - logged with its message; the run goes on
                 log.exception("answer_failed", message_id=row.id, upstream=name)
+        if self._sent_rows:
+            self._sent_all()
         self._turn_end.wake()
 
     def unanswered(self, out: Outgoing, pool: UpstreamPool, error: BaseException) -> None:

@@ -48,6 +48,15 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    def observe_all(self, values: list[float]) -> None:
+        """:meth:`observe` for each of ``values`` (a run of them: one call, not one each)."""
+        counts, bounds = self.counts, self.bounds
+        total = self.total
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        self.total = total
+
     @property
     def count(self) -> int:
         return sum(self.counts)

@@ -210,3 +210,25 @@ async def test_a_message_whose_answer_fails_leaves_the_rest_of_the_run_answered(
     dispatcher.submit_listener = Listener()
     dispatcher.answered(outs, pool, [answer("ok", n) for n in (1, 2, 3)])
     assert [o.row.state.value for o in outs] == ["sent"] * 3
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1000.0), max_size=30))
+def test_a_run_of_observations_counts_as_one_observation_each(values: list[float]) -> None:
+    from smpphub.router.stats import LATENCY_BOUNDS, Histogram
+
+    together, alone = Histogram(LATENCY_BOUNDS), Histogram(LATENCY_BOUNDS)
+    together.observe(0.5)
+    alone.observe(0.5)
+    together.observe_all(values)
+    for value in values:
+        alone.observe(value)
+    assert (together.counts, together.total) == (alone.counts, alone.total)
+
+
+async def test_what_an_upstream_accepted_is_counted_and_awaits_its_receipt_once_the_run_is_handled() -> None:
+    dispatcher, pool, outs = dispatcher_with_messages(3)
+    dispatcher.answered(outs, pool, [answer("ok", n) for n in (1, 2, 3)])
+    stats = dispatcher.stats
+    assert stats.sent["acme"] == 3 and stats.submit_latency.count == 3
+    assert sorted(dispatcher.receipts.awaiting) == [("u", "up1"), ("u", "up2"), ("u", "up3")]
+    assert not dispatcher.outgoing and len(dispatcher.table) == 0 and not dispatcher._sent_rows
