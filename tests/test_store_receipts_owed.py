@@ -75,11 +75,13 @@ async def test_an_acknowledged_receipt_deletes_its_row_of_receipts_owed_and_noth
 
 async def test_a_receipt_acknowledged_before_its_final_save_was_written_adds_no_row(tmp_path):
     """The final save and the acknowledgement merged (the writer was busy): the message's row
-    is written once, final, and receipts_owed gets no row (only a delete that finds none)."""
+    is written once, final, and receipts_owed is not written at all (the message was not final
+    when its save was first held: no receipt of it can be owed on file)."""
     s = await opened(str(tmp_path / "s.db"))
     try:
         r = record(1)
         await s.add_messages([r])
+        written = await statements(s)
         r.state, r.upstream, r.upstream_id = State.SENT, "a", "U1"
         s.save([r])
         r.state, r.receipt_owed, r.receipt = State.DELIVERED, True, b"dlr"
@@ -89,6 +91,7 @@ async def test_a_receipt_acknowledged_before_its_final_save_was_written_adds_no_
         await asyncio.wait_for(durable, 10)
         await s.flush()
         assert await s.get("m1") == r and await s.owed_receipts() == []
+        assert len(written) == 1 and written[0].startswith("UPDATE messages")
         owed = await s._read(lambda db: db.execute("SELECT COUNT(*) FROM receipts_owed").fetchone()[0])
         assert owed == 0
     finally:
