@@ -157,6 +157,7 @@ def test_standalone_run_records_and_stops_on_sigterm():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         wait_for_port(smpp_port, proc)
+        wait_for_port(http_port, proc)  # the HTTP API may come up after the SMPP listener
 
         async def esme() -> str:
             async with smppcore.connect(HOST, smpp_port, system_id="anyone", password="any") as c:
