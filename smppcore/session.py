@@ -93,6 +93,15 @@ _PLAIN_REQUESTS: dict[Role, dict[State, frozenset[int]]] = {
     for role, by_state in ALLOWED_REQUESTS.items()
 }
 
+
+def _wire(pdu: Pdu, sequence_number: int, encoded: bytes | None) -> bytes:
+    """A request's bytes as sent: ``encoded`` (the PDU already encoded, any sequence number) with
+    ``sequence_number`` patched in, or the PDU encoded when there are none."""
+    if encoded is None:
+        return encode(pdu)
+    return b"%b%b%b" % (encoded[:12], sequence_number.to_bytes(4, "big"), encoded[16:])
+
+
 __all__ = [
     "Role",
     "State",
@@ -289,7 +298,7 @@ class Session:
         if not untracked and len(window._pending) >= window.size:
             raise WindowFull(f"{window.size} requests already in flight")
         pdu.sequence_number = seq = self._seq.next()
-        data = encode(pdu) if encoded is None else b"%b%b%b" % (encoded[:12], seq.to_bytes(4, "big"), encoded[16:])
+        data = _wire(pdu, seq, encoded)
         if untracked:
             self._out.append(data)
             return pdu
@@ -324,7 +333,7 @@ class Session:
         wire: list[bytes] = []
         for pdu, data in zip(pdus, encoded, strict=True):
             pdu.sequence_number = seq = next_seq()
-            wire.append(encode(pdu) if data is None else b"%b%b%b" % (data[:12], seq.to_bytes(4, "big"), data[16:]))
+            wire.append(_wire(pdu, seq, data))
         timeout = self.config.response_timeout
         self.window.add_all(pdus, contexts, self.clock() + timeout if timeout else NO_DEADLINE)  # or WindowFull
         self._out += wire
