@@ -186,3 +186,22 @@ def test_queue_all_and_close_take_everything_held(held):
     saves.keep([row(3)], None)
     saves.close()
     assert writer.taken() == ["m3"] and loop.armed() == []
+
+
+def test_saves_of_one_kind_are_queued_side_by_side_whether_a_receipt_owed_goes_with_them_or_not(held):
+    """A receipt stored durably (its UPDATE and the receipt owed, one request) and one acknowledged
+    before the writer took it (the UPDATE alone) set the same columns: their requests are queued
+    next to each other, so the writer runs their rows as one statement."""
+    saves, writer, loop = held
+    saves.keep([row(1), row(2), row(3)], None)  # SENT
+    waiter = writer.real_loop.create_future()
+    saves.keep([row(1, State.DELIVERED, receipt_owed=True, receipt=b"dlr")], waiter)
+    saves.keep([row(2, State.DELIVERED, receipt_owed=True, receipt=b"dlr")], None)
+    saves.keep([row(2, State.DELIVERED, receipt=b"dlr")], None)  # acknowledged at once
+    saves.queue_all()
+    final = tuple(f for f in schema.COLUMNS if f in schema.SAVED_SENT + schema.SAVED_FINAL)
+    kinds = [fields[:len(final)] == final for _, fields in writer.writes]
+    assert sorted(ids for ids, _ in writer.writes) == [["m1"], ["m2"], ["m3"]]
+    assert kinds in ([True, True, False], [False, True, True])
+    assert (["m1"], (*final, "INSERT OR IGNORE INTO receipts_owed")) in writer.writes
+    assert (["m2"], final) in writer.writes  # no delete from receipts_owed: nothing of m2 was owed on file

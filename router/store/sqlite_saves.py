@@ -236,8 +236,9 @@ class _Write:
         self.waiters = waiters
 
     def order(self) -> tuple[int, int]:
-        """Writes of one kind side by side (the writer runs each such run as one statement), by call."""
-        return id(self.shape), self.call
+        """Writes of one kind side by side (the writer runs each such run as one statement, those
+        followed by a write of receipts_owed too: Shape.base), by call."""
+        return id(self.shape.base), self.call
 
 
 def _tell_waiter(waiter: asyncio.Future[None], written: asyncio.Future[None]) -> None:
