@@ -23,7 +23,9 @@ becomes durable later than before). :meth:`SqliteStore.save` and
 :meth:`SqliteStore.save_durably` use that time: a message's saves are held by its
 id until the hand-over, and a later save of the same message merges into the held
 one (every column either sets, each with the later value), so a receipt the ESME
-acknowledged before its row was written costs one UPDATE, not two. A save nobody
+acknowledged before its row was written costs one UPDATE, not two. (An acknowledgement
+that comes later deletes the message's row of ``receipts_owed`` and rewrites nothing of the
+message: see :data:`~smpphub.router.store.sqlite_schema.RECEIPTS_OWED`.) A save nobody
 waits for (:meth:`SqliteStore.save`) also waits for a transaction that happens anyway,
 :data:`LAZY_SAVE_DELAY` (20 ms) at most, rather than being one of its own, and lets the
 first hand-over after it go by: a message sent and given its receipt within one batch of
