@@ -86,10 +86,10 @@ CREATE INDEX IF NOT EXISTS messages_spilled ON messages (due) WHERE spilled = 1;
 # (sqlite_writer.Shape.followed_by): they commit or fail together.
 # Tried on the same replica and not kept: an INTEGER id (no autoindex; the hub's ids map to
 # 64 bits, other ids would need a second key) saved 1,900 instructions a message; no
-# messages_created index (purge and listing by rowid order instead) 1,800; the insert with
+# messages_created index (purge and listing by rowid order instead) 1,900; the insert with
 # room for the receipt (no page split at the final UPDATE) cost 2,200 more than it saved;
 # 8 KiB or 16 KiB pages saved nothing; the final UPDATE by executemany cost 3,200 more; a
-# trigger adding the receipt owed cost 1,700 more than its own statement.
+# trigger adding the receipt owed cost 1,500 more than its own statement.
 RECEIPTS_OWED = """
 CREATE TABLE IF NOT EXISTS receipts_owed (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
