@@ -147,7 +147,9 @@ def padded_size(n: int) -> int:
     1,024 rows. A padding row costs the writer nearly what a real one does (its values bound,
     the VALUES row materialized, its id looked up); rounding up to a power of two padded a
     quarter of the rows on average. Measured with callgrind over the real store, the hub's
-    writes in turns of 100 messages: 77,900 -> 75,400 instructions a message in the writer."""
+    writes in turns of 100 messages: 77,900 -> 75,400 instructions a message in the writer.
+    The price is memory, once every size has been used: the prepared statements of the 29
+    sizes of the new messages' insert take 9.2 MB (RSS), those of the 11 powers of two 4.1."""
     if n <= 16:
         return 1 << (n - 1).bit_length()
     step = 1 << ((n - 1).bit_length() - 3)
