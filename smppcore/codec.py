@@ -28,7 +28,10 @@ from .fields import CStr, DestList, Int, ShortMessage, UnsuccessList
 from .pdus import PDU_TYPES, DestAddress, DistributionList, Pdu, UnsuccessSme
 from .tlv import decode_tlvs, encode_tlvs
 
-__all__ = ["encode", "encode_status_responses", "decode", "Framer", "DEFAULT_MAX_PDU_SIZE", "HEADER", "layout_of"]
+__all__ = [
+    "encode", "encode_all", "encode_status_responses", "decode", "Framer", "DEFAULT_MAX_PDU_SIZE", "HEADER",
+    "layout_of",
+]
 
 #: command_length, command_id, command_status, sequence_number
 HEADER = struct.Struct(">IIII")
@@ -436,6 +439,45 @@ def encode(pdu: Pdu) -> bytes:
     except KeyError:
         raise EncodeError(f"not a PDU: {pdu!r}") from None
     return enc(pdu)
+
+
+#: responses whose one field is message_id (submit_sm_resp, data_sm_resp, deliver_sm_resp): class ->
+#: (command_id, the longest message_id in octets)
+_MESSAGE_ID_ONLY: dict[type[Pdu], tuple[int, int]] = {
+    cls: (int(cls.command_id), layout[0][1].max - 1)
+    for cls, layout in LAYOUTS.items()
+    if cls.is_response and len(layout) == 1 and layout[0][0] == "message_id" and type(layout[0][1]) is CStr
+}
+
+
+def encode_all(pdus: Iterable[Pdu]) -> list[bytes]:
+    """``[encode(pdu) for pdu in pdus]``: the answers a server gives together (a hub's group commit
+    answers every submit it stored with a submit_sm_resp).
+
+    A response of a message_id alone, without optional parameters, is written here, inline: its
+    header and its one C-string, where a call of :func:`encode` and of the generated encoder
+    with its ``%`` format cost twice as much (callgrind: ~2,000 instructions an answer). Anything
+    else, or a value the shortcut cannot write (not latin-1, too long, a NUL, a number past 32
+    bits: :func:`encode` says what), goes through :func:`encode`.
+    """
+    out: list[bytes] = []
+    append = out.append
+    pack = _pack_header
+    plain = _MESSAGE_ID_ONLY
+    for pdu in pdus:
+        known = plain.get(pdu.__class__)
+        if known is not None and not pdu.tlvs:
+            try:
+                raw = pdu.message_id.encode("latin-1")  # type: ignore[attr-defined]
+                status = pdu.command_status
+                # an error without a message_id is the header alone: encode() writes that one
+                if len(raw) <= known[1] and 0 not in raw and (raw or not status):
+                    append(b"%b%b\0" % (pack(17 + len(raw), known[0], status, pdu.sequence_number), raw))
+                    continue
+            except (AttributeError, UnicodeEncodeError, struct.error):
+                pass  # encode() raises the EncodeError that names the field
+        append(encode(pdu))
+    return out
 
 
 def encode_status_responses(requests: Iterable[Pdu], command_status: int = 0) -> list[bytes]:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode, encode_status_responses
+from .codec import DEFAULT_MAX_PDU_SIZE, Framer, encode, encode_all, encode_status_responses
 from .constants import CommandId as C
 from .constants import CommandStatus
 from .errors import PduError
@@ -349,7 +349,7 @@ class Session:
 
     def send_responses(self, pdus: Iterable[Pdu]) -> None:
         """:meth:`send_response` for each of ``pdus``, in order."""
-        self._out += [encode(pdu) for pdu in pdus]
+        self._out += encode_all(pdus)
 
     def answer(self, requests: Iterable[Pdu], command_status: int = 0) -> None:
         """Queue the response to each of ``requests`` (that takes one) with ``command_status``
