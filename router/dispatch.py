@@ -33,7 +33,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable, Coroutine
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 
@@ -543,6 +543,25 @@ class Dispatcher:
         if is_receipt(pdu):
             return self.receipts.received(pool, pdu)
         return self._mo(pool, pdu)
+
+    def deliver_received_all(self, pool: UpstreamPool, pdus: list[Pdu]) -> list[int | asyncio.Future[int]]:
+        """A run of them, read at once: :meth:`deliver_received`'s result for each, in order.
+
+        A run of receipts only (nearly every run) is matched in one loop
+        (:meth:`Receipts.received_all`); anything else takes them one at a time. Either
+        way a request the hub fails on is answered ESME_RX_T_APPN alone, as smppcore's
+        Client answers one whose handler raised, and the rest of its run goes on.
+        """
+        if all(is_receipt(pdu) for pdu in pdus):  # each a deliver_sm or data_sm, then
+            return self.receipts.received_all(pool, cast("list[DeliverSm | DataSm]", pdus))
+        results: list[int | asyncio.Future[int]] = []
+        for pdu in pdus:
+            try:
+                results.append(self.deliver_received(pool, pdu))
+            except Exception:  # noqa: BLE001 - logged; the SMSC sends it again
+                log.exception("deliver_failed", upstream=pool.name, command=pdu.command_name)
+                results.append(CommandStatus.ESME_RX_T_APPN)
+        return results
 
     # ---- MO ----------------------------------------------------------------------------------------
 

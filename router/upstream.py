@@ -6,7 +6,8 @@ window, no faster than ``max_rate``, a link's turn of them as one batch; their
 answers come back in runs (every answer of one read, see
 :class:`smppcore.connection.AnswerSink`), and a timeout or a lost connection one
 by one, to the pool's :class:`UpstreamEvents` (the dispatcher), which decides
-about retries and failover (see :mod:`router.dispatch`). Links reconnect on their
+about retries and failover (see :mod:`router.dispatch`). The SMSC's deliver_sm come
+the same way: a read's run of them to :meth:`UpstreamEvents.deliver_received_all`. Links reconnect on their
 own with exponential back-off and jitter.
 
 Why batches and runs: the hub's CPU per message is interpreter work spread over a
@@ -89,6 +90,9 @@ class UpstreamEvents(Protocol):
 
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
         """A deliver_sm/data_sm from the SMSC; the status to answer it with (or its Future)."""
+
+    def deliver_received_all(self, pool: UpstreamPool, pdus: list[Pdu]) -> list[int | asyncio.Future[int]]:
+        """A run of deliver_sm/data_sm read at once: :meth:`deliver_received`'s result for each, in order."""
 
     def pool_up(self, pool: UpstreamPool) -> None:
         """A bind of ``pool`` came up."""
@@ -198,6 +202,7 @@ class UpstreamLink:
             backoff.reset()
             self.connects += 1
             client.answer_sink = self.pool  # the answers to what the pool sends on it
+            client.on_messages = self.pool.on_deliver_run  # a read's deliver_sm as one run
             self.client = client
             log.info("upstream_up", upstream=self.pool.name, bind=self.index, failed_attempts=outage.attempts,
                      outage=round(time.monotonic() - outage.started, 3))
@@ -302,6 +307,9 @@ class UpstreamPool:
 
     def on_deliver_pdu(self, pdu: Pdu) -> int | asyncio.Future[int]:
         return self.events.deliver_received(self, pdu)
+
+    def on_deliver_run(self, pdus: list[Pdu]) -> list[int | asyncio.Future[int]]:
+        return self.events.deliver_received_all(self, pdus)
 
     # ---- sending ---------------------------------------------------------------------
 

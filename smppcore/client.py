@@ -18,13 +18,13 @@ import inspect
 import logging
 import random
 import ssl as _ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 import msgspec
 
 from .backoff import Backoff
-from .connection import ConnectionClosed, SmppConnection, SmppStatusError
+from .connection import EARLY_FLUSH, ConnectionClosed, SmppConnection, SmppStatusError
 from .constants import CommandId, CommandStatus
 from .pdus import Pdu, SubmitSm, SubmitSmResp
 from .session import BIND_TYPES, BindRequest, Role, SessionConfig
@@ -36,8 +36,12 @@ log = logging.getLogger("smppcore.client")
 #: what :meth:`Client.on_request` hands to ``on_message``; a set made once, not three
 #: ``CommandId.X`` per PDU (on Python 3.11 each is a slow Enum attribute lookup, ~0.3 us)
 _MESSAGES = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM, CommandId.ALERT_NOTIFICATION})
+#: what :attr:`Client.on_messages` takes: the messages that are answered
+_RUN_MESSAGES = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
 
 MessageHandler = Callable[[Pdu], "int | None | Awaitable[int | None]"]
+#: :attr:`Client.on_messages`: a run of deliver_sm / data_sm in, one result per request out, in order
+MessageRunHandler = Callable[[list[Pdu]], "Sequence[int | None | Awaitable[int | None]]"]
 
 
 class BindError(SmppStatusError):
@@ -52,9 +56,19 @@ class Client(SmppConnection):
     the same Future are answered together, in the order they came); any other
     awaitable through a task. An exception, or a Future that fails, answers
     ESME_RX_T_APPN.
+
+    ``on_messages(pdus)``, when set (an attribute, beside ``on_message``), takes the
+    deliver_sm / data_sm of one read as one list (a run, see
+    :meth:`SmppConnection.on_requests`) and gives back one result per request, in
+    their order, each an int, None, a Future or an awaitable answered as above. Why: a hub handles a
+    run in one loop, not a chain of calls a request (the receipt leg of the hub,
+    callgrind: see router.upstream). It must keep one request's failure to itself (an
+    exception it raises answers the whole run ESME_RX_T_APPN); a run holding anything
+    else (an alert_notification, say) goes to ``on_message`` one request at a time.
     """
 
     role = Role.ESME
+    on_messages: MessageRunHandler | None = None
 
     def __init__(
         self,
@@ -170,6 +184,40 @@ class Client(SmppConnection):
         return await self.request(EnquireLink())
 
     # ---- receiving ------------------------------------------------------------------------
+
+    def on_requests(self, pdus: list[Pdu]) -> None:
+        handler = self.on_messages
+        if handler is None or self.on_message is None or any(pdu.command_id not in _RUN_MESSAGES for pdu in pdus):
+            super().on_requests(pdus)
+            return
+        try:
+            results = handler(pdus)
+            if len(results) != len(pdus):
+                raise ValueError(f"on_messages gave {len(results)} results for {len(pdus)} requests")
+        except Exception:  # noqa: BLE001 - the handler's bug must not kill the session
+            log.exception("message handler failed")
+            self.session.answer(pdus, CommandStatus.ESME_RX_T_APPN)
+            return
+        session = self.session
+        waiting = self._waiting
+        last: asyncio.Future[int | None] | None = None
+        behind: list[Pdu] = []
+        for pdu, result in zip(pdus, results, strict=True):  # in their order, as on_request answers them
+            if result is None or isinstance(result, int):
+                session.answer((pdu,), result or 0)
+            elif isinstance(result, asyncio.Future):
+                if result is not last:  # a run's receipts share one Future: one look-up for them
+                    last = result
+                    known = waiting.get(result)
+                    if known is None:
+                        known = waiting[result] = []
+                        result.add_done_callback(self._answer_waiting)
+                    behind = known
+                behind.append(pdu)
+            else:
+                self._spawn(self._answer_later(pdu, result))
+        if len(session._out) >= EARLY_FLUSH and self.transport is not None:
+            self.transport.write(session.data_to_send())
 
     def on_request(self, pdu: Pdu) -> None:
         if pdu.command_id not in _MESSAGES:

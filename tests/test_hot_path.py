@@ -136,6 +136,9 @@ class Events:
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int:
         return 0
 
+    def deliver_received_all(self, pool: UpstreamPool, pdus: list[Pdu]) -> list[int]:
+        return [0] * len(pdus)
+
     def pool_up(self, pool: UpstreamPool) -> None:
         pass
 

@@ -390,6 +390,9 @@ class IgnoredEvents:
     def deliver_received(self, pool, pdu) -> int:
         return 0
 
+    def deliver_received_all(self, pool, pdus) -> list[int]:
+        return [0] * len(pdus)
+
     def pool_up(self, pool) -> None:
         pass
 

@@ -61,6 +61,9 @@ class RecordingEvents:
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int:
         return 0
 
+    def deliver_received_all(self, pool: UpstreamPool, pdus: list[Pdu]) -> list[int]:
+        return [0] * len(pdus)
+
     def pool_up(self, pool: UpstreamPool) -> None:
         self.ups += 1
 
