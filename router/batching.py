@@ -105,6 +105,12 @@ class TurnCollector(Generic[T]):
         if not self._scheduled:
             self.wake()
 
+    def add_all(self, items: Iterable[T]) -> None:
+        """:meth:`add` for each of ``items``, in order: a run of them in one call."""
+        self._items.extend(items)
+        if not self._scheduled:
+            self.wake()
+
     def wake(self) -> None:
         """Ask for the end-of-turn call even if nothing is added: for an owner that keeps what
         changed itself (the dispatcher's table keeps its changed rows)."""

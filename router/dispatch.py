@@ -382,13 +382,9 @@ class Dispatcher:
         stats.sent.update([row.account for row in rows])
         stats.submit_latency.observe_all([row.updated_at - row.created_at for row in rows])
         let_go = self._let_go
-        pools = self.pools
-        expect = self.receipts.expect
         for row in rows:
             let_go(row)
-            pool = pools.get(row.upstream or "")
-            if pool is not None:
-                expect(row, pool)
+        self.receipts.expect_all(rows, self.pools)
 
     def _finished(self, row: MessageRow) -> None:
         """A final outcome the hub decided itself (expired, rejected, cancelled)."""

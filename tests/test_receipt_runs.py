@@ -11,6 +11,8 @@ failure kept to itself.
 from __future__ import annotations
 
 import asyncio
+import collections
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,10 +23,11 @@ from test_receipt_path import Kit, turns
 
 from smppcore import Client, CommandStatus, DeliverSm, Pdu, encode
 from smppcore.constants import MessageState
+from smppcore.message_ids import normalise_message_id
 from smppcore.pdus import AlertNotification
-from smppcore.receipt import build_receipt
+from smppcore.receipt import build_receipt, receipts_requested
 from smpphub.router import receipts as receipts_module
-from smpphub.router.lifecycle import MessageRow
+from smpphub.router.lifecycle import MessageRow, State
 
 # --- the Client: a run handler's results answered as on_message's -----------------------------------
 
@@ -179,3 +182,32 @@ async def test_a_receipt_the_hub_fails_on_is_refused_alone_and_the_rest_of_its_r
     answers, rows, *_ = await _handled([(0, "final"), (1, "final"), (2, "final")], together=True)
     assert answers == [0, CommandStatus.ESME_RX_T_APPN, 0]
     assert [state.value for state, _ in rows] == ["delivered", "delivered", "delivered", "sent"]
+
+
+# --- SENT rows kept to match their receipts: a run in one loop, keyed as the general rule keys them ------
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.text(alphabet="0123456789abcdefABC \x00٣", max_size=8), st.text(max_size=6)),
+                          st.integers(0, 0xFF), st.sampled_from(["smsc", "other", "gone"])), max_size=8),
+       st.sampled_from([0, 10, 16]), st.integers(1, 5))
+async def test_a_run_of_sent_rows_is_kept_as_one_at_a_time_by_the_general_rule(
+        rows: list[tuple[str, int, str]], submit_base: int, limit: int) -> None:
+    """Receipts.expect_all keys each row by normalise_message_id(its id, the pool's submit base) when
+    it asked for any receipt (receipts_requested), skips a row whose pool is gone, and keeps at most
+    ``limit``, the oldest let go: as the rule applied one row at a time does."""
+    kit = Kit()
+    kit.receipts.limit = limit
+    pools = {name: SimpleNamespace(name=name, cfg=SimpleNamespace(receipt_id_base=0, submit_id_base=submit_base))
+             for name in ("smsc", "other")}
+    sent = [MessageRow(id=f"hub{n}", account="acme", pdu=b"", route=[upstream], state=State.SENT, upstream=upstream,
+                       upstream_id=upstream_id, registered_delivery=rd, created_at=0.0, updated_at=0.0)
+            for n, (upstream_id, rd, upstream) in enumerate(rows)]
+    kit.receipts.expect_all(sent, pools)  # type: ignore[arg-type]
+    expected: collections.OrderedDict[tuple[str, str], MessageRow] = collections.OrderedDict()
+    for row in sent:
+        pool = pools.get(row.upstream or "")
+        if row.upstream_id and receipts_requested(row.registered_delivery) and pool is not None:
+            expected[(pool.name, normalise_message_id(row.upstream_id, base=submit_base or None))] = row
+            if len(expected) > limit:
+                expected.popitem(last=False)
+    assert list(kit.receipts.awaiting.items()) == list(expected.items())
