@@ -507,7 +507,7 @@ def test_response_timeout_0_the_callers_enquire_link_counts_too():
                          [(Role.ESME, SubmitSm), (Role.SMSC, DeliverSm), (Role.ESME, P.QuerySm)],
                          ids=["submit_sm", "deliver_sm", "query_sm"])
 def test_each_answer_to_a_message_is_judged_alike_on_the_hot_paths_and_off_them(role: Role, request_type: type) -> None:
-    """submit_sm and deliver_sm take a shortcut in _on_response, query_sm the general path:
+    """submit_sm and deliver_sm take a shortcut in Session._receive, query_sm the general path:
     the same events, the same activity."""
     clock = FakeClock()
     session = Session(role, clock=clock)
