@@ -510,6 +510,13 @@ def receipt_info_from_tlvs(pdu: Pdu) -> ReceiptInfo | None:
     tlvs = pdu.tlvs
     if not tlvs:
         return None
+    mid = tlvs.get(_RECEIPTED_MESSAGE_ID)
+    st = tlvs.get(_MESSAGE_STATE)
+    if (type(mid) is str and type(st) is int and mid and mid[0] not in _PADDING and mid[-1] not in _PADDING
+            and _NETWORK_ERROR_CODE not in tlvs):
+        # the decoder's shape of nearly every receipt: what _tlv_facts gives for it, without its call
+        state = _STATE_BY_VALUE.get(st)
+        return None if state is None else ReceiptInfo(message_id=mid, state=state)
     mid, state, network_error = _tlv_facts(tlvs)
     if not mid or state is None:
         return None

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from test_client_answers import Wire, bound_client
 from test_receipt_path import Kit, turns
 
-from smppcore import Client, CommandStatus, DeliverSm, Pdu, encode
+from smppcore import Client, CommandStatus, DeliverSm, Pdu, Tag, encode
 from smppcore.constants import MessageState
 from smppcore.message_ids import normalise_message_id
 from smppcore.pdus import AlertNotification
-from smppcore.receipt import build_receipt, receipts_requested
+from smppcore.receipt import ReceiptInfo, _tlv_facts, build_receipt, receipt_info_from_tlvs, receipts_requested
 from smpphub.router import receipts as receipts_module
 from smpphub.router.lifecycle import MessageRow, State
 
@@ -211,3 +211,29 @@ async def test_a_run_of_sent_rows_is_kept_as_one_at_a_time_by_the_general_rule(
             if len(expected) > limit:
                 expected.popitem(last=False)
     assert list(kit.receipts.awaiting.items()) == list(expected.items())
+
+
+# --- receipt_info_from_tlvs: the decoder's common shape read without _tlv_facts, as _tlv_facts reads it ----
+
+def _from_tlvs_by_the_general_path(pdu: DeliverSm) -> ReceiptInfo | None:
+    """receipt_info_from_tlvs as it was before its shortcut: every receipt through _tlv_facts."""
+    if not pdu.tlvs:
+        return None
+    mid, state, network_error = _tlv_facts(pdu.tlvs)
+    if not mid or state is None:
+        return None
+    err = "000" if network_error is None else f"{network_error[1]:03d}"
+    return ReceiptInfo(message_id=mid, state=state, err=err, network_error=network_error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text(alphabet="12ab \x00", max_size=5), st.binary(max_size=3)),
+       st.one_of(st.none(), st.integers(-1, 10), st.binary(max_size=2)),
+       st.one_of(st.none(), st.binary(min_size=2, max_size=4)))
+def test_receipt_info_from_tlvs_reads_the_common_shape_as_the_general_path(mid: Any, state: Any, nec: Any) -> None:
+    tlvs: dict[int, Any] = {}
+    for tag, value in ((Tag.RECEIPTED_MESSAGE_ID, mid), (Tag.MESSAGE_STATE, state), (Tag.NETWORK_ERROR_CODE, nec)):
+        if value is not None:
+            tlvs[int(tag)] = value
+    pdu = DeliverSm(esm_class=4, tlvs=tlvs)
+    assert receipt_info_from_tlvs(pdu) == _from_tlvs_by_the_general_path(pdu)
