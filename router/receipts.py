@@ -40,7 +40,7 @@ from smppcore.receipt import (
 
 from .batching import TurnCollector
 from .delivery import Deliveries, ReceiptInFlight, rewrite_receipt
-from .lifecycle import InvalidTransition, MessageRow, apply, smpp_state
+from .lifecycle import InvalidTransition, MessageRow, RetryPolicy, apply, smpp_state
 from .lifecycle_events import Event, Intermediate, Receipt
 from .messages import MessageTable
 from .msglog import MessageLog
@@ -174,7 +174,7 @@ class Receipts:
         as_it_came = not base or base == 10
         awaiting = self.awaiting
         results: list[int | asyncio.Future[int]] = []
-        run = _RunEnd()
+        run = _Run(self.clock(), self.table.policy)  # one read: one time for its receipts
         for pdu in pdus:
             try:
                 info = receipt_info_from_tlvs(pdu) or receipt_info(pdu)
@@ -213,7 +213,7 @@ class Receipts:
             if row is None:
                 fut.set_result(self._unmatched(pool, pdu, info, "unknown message id"))
                 return
-            run = _RunEnd()
+            run = _Run(self.clock(), self.table.policy)
             result = self._receipt_for(row, pool, pdu, info, key, run)
             self._end_run(run)
             if isinstance(result, int):
@@ -227,7 +227,7 @@ class Receipts:
                 fut.set_result(CommandStatus.ESME_RSYSERR)
 
     def _receipt_for(self, row: MessageRow, pool: UpstreamPool, pdu: DeliverSm | DataSm, info: ReceiptInfo,
-                     key: tuple[str, str], run: _RunEnd) -> int | asyncio.Future[int]:
+                     key: tuple[str, str], run: _Run) -> int | asyncio.Future[int]:
         """``row``'s receipt: its event applied; a final one's latency and owed receipt left to ``run``."""
         stats = self.stats
         stats.receipts_in += 1
@@ -239,7 +239,7 @@ class Receipts:
         else:
             event = Receipt(info.state, error_code(info.err))
         try:
-            transition = apply(row, event, self.clock(), self.table.policy)
+            transition = apply(row, event, run.now, run.policy)
         except InvalidTransition:
             stats.receipts_duplicate += 1
             log.info("receipt_duplicate", message_id=row.id, upstream=pool.name, upstream_id=info.message_id,
@@ -270,7 +270,7 @@ class Receipts:
             done = self._saved = self.host.future()
         return done
 
-    def _end_run(self, run: _RunEnd) -> None:
+    def _end_run(self, run: _Run) -> None:
         """What a run's receipts share, done once for the run: their latencies observed, the receipts
         owed handed to the end of the turn's save together (not a call each: valgrind, the receipt
         leg over fakes, see tests/test_receipt_runs).
@@ -328,12 +328,15 @@ class Receipts:
         return 0  # acknowledged: an SMSC answered with an error would send it again forever
 
 
-class _RunEnd:
-    """What the receipts of one run leave for its end (:meth:`Receipts._end_run`)."""
+class _Run:
+    """What the receipts of one run share (the time they came, the retry policy) and leave for its
+    end (:meth:`Receipts._end_run`)."""
 
-    __slots__ = ("latencies", "owed")
+    __slots__ = ("now", "policy", "latencies", "owed")
 
-    def __init__(self) -> None:
+    def __init__(self, now: float, policy: RetryPolicy) -> None:
+        self.now = now
+        self.policy = policy
         self.latencies: list[float] = []  # of the final receipts
         self.owed: list[ReceiptInFlight] = []  # to the ESMEs, once saved
 
