@@ -201,10 +201,19 @@ class EsmeHandler(SmscHandler):
         return pdu.make_response(command_status=CommandStatus.ESME_RINVCMDID)
 
     def _check(self, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
+        return self._hub_refusal() or self._account_refusal(pdu, account)
+
+    def _hub_refusal(self) -> int:
+        """What any submit is refused with now (0: none), whoever sent it: asked once for a run of
+        them (nothing a submit of the run does changes it: they join the backlog only when stored)."""
         if not self.accepting:
             return CommandStatus.ESME_RSYSERR
         if self.dispatcher.backlog.size >= self.config.max_backlog:
             return CommandStatus.ESME_RMSGQFUL
+        return 0
+
+    def _account_refusal(self, pdu: SubmitSm | DataSm | SubmitMulti, account: AccountState) -> int:
+        """What the account's own limits refuse ``pdu`` with (0: none): its rate, its sources."""
         bucket = account.bucket
         if bucket is not None and not bucket.take():
             return CommandStatus.ESME_RTHROTTLED
@@ -336,10 +345,16 @@ class EsmeHandler(SmscHandler):
             return [self._counted(system_id, CommandStatus.ESME_RINVSYSID) for _ in pdus]
         now = time.time()
         group = account.cfg.route_group
+        # asked once for the run: the hub's own refusal, whether the account has limits of its own
+        # to ask each submit about, and the times of a submit that gives none (nearly all)
+        hub_refusal = self._hub_refusal()
+        limited = account.bucket is not None or account.sources is not None
+        untimed = (0.0, now + self.config.default_validity)
+        times: tuple[float, float] | int
         admitted: list[Outgoing | int] = []
         for pdu, wire in zip(pdus, wires, strict=True):
             try:  # a bug met by one submit refuses that one (ESME_RSYSERR), as it did alone, not its run
-                status = self._check(pdu, account)
+                status = hub_refusal or (self._account_refusal(pdu, account) if limited else 0)
                 if status:
                     admitted.append(self._counted(system_id, status))
                     continue
@@ -348,7 +363,9 @@ class EsmeHandler(SmscHandler):
                 if route is None:
                     admitted.append(self._counted(system_id, self.unroutable))
                     continue
-                times = self._times(pdu, now)
+                times = untimed  # no time given (data_sm carries none): what _times says, without the call
+                if not isinstance(pdu, DataSm) and (pdu.schedule_delivery_time or pdu.validity_period):
+                    times = self._times(pdu, now)
                 if isinstance(times, int):
                     admitted.append(self._counted(system_id, times))
                     continue

@@ -165,14 +165,14 @@ def test_a_run_with_anything_but_submits_in_it_is_taken_one_at_a_time() -> None:
 
 def test_a_submit_the_hub_fails_on_is_refused_alone_and_the_rest_of_its_run_goes_on(monkeypatch) -> None:
     handler, acceptor = hub()
-    real = handler._times
+    real = handler._message
 
-    def times(pdu, now):  # a bug met by one submit only
+    def message(message_id, account, pdu, *rest):  # a bug met by one submit only
         if pdu.sequence_number == 2:
             raise RuntimeError("bug")
-        return real(pdu, now)
+        return real(message_id, account, pdu, *rest)
 
-    monkeypatch.setattr(handler, "_times", times)
+    monkeypatch.setattr(handler, "_message", message)
     results = handler.handle_all(Conn(), [made("submit_sm", "447700900123", "123", "", n) for n in (1, 2, 3)])
     assert results is not None and results[0] is None and results[2] is None
     assert results[1].command_status == CommandStatus.ESME_RSYSERR
