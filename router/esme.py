@@ -252,8 +252,13 @@ class EsmeHandler(SmscHandler):
                  times: tuple[float, float], wire: bytes | None = None) -> Outgoing:
         """``pdu`` made a message. ``wire``: what ``encode(outgoing)`` writes, when the caller has it
         (the submit's own bytes: callgrind, ESME submit_sm in to SENT, 174.2k -> 167.2k instructions a
-        message). The row keeps the PDU as it came, so a change made to it here must not take them."""
-        outgoing = msgspec.structs.replace(pdu, sequence_number=0, command_status=0)
+        message). The row keeps the PDU as it came, so a change made to it here must not take them.
+
+        The message goes on as the PDU itself, not a copy with sequence_number and command_status
+        0 (callgrind: ~1.6k instructions a submit, and its freeing): the ESME's numbers stay on it
+        while they are read (the answer made from it, a refusal if the store fails), and an
+        upstream's session gives it its own only when it writes it, after the commit; what is
+        stored and written is ``wire`` (or the PDU encoded with both 0), never those fields."""
         # a message in one piece (nearly all) is told without a call: no UDH, no SAR reference
         group = _group_key(account, pdu) if pdu.esm_class & _UDHI or _SAR_REF in pdu.tlvs else ""
         if group:
@@ -265,11 +270,12 @@ class EsmeHandler(SmscHandler):
         else:
             upstreams = route.pick()
         row = MessageRow(
-            id=message_id, account=account, pdu=wire or encode(outgoing), route=upstreams, group=group,
+            id=message_id, account=account, route=upstreams, group=group,
+            pdu=wire or encode(msgspec.structs.replace(pdu, sequence_number=0, command_status=0)),
             created_at=now,
             due=times[0], expires_at=times[1], registered_delivery=pdu.registered_delivery, updated_at=now,
         )
-        return Outgoing(row, outgoing, prefix=route.prefix)
+        return Outgoing(row, pdu, prefix=route.prefix)
 
     def _slowed(self, conn: SmscConnection, status: int, response: Pdu) -> Pdu | Awaitable[Pdu]:
         """``response``, after ``security.throttled_answer_delay`` when it is ESME_RTHROTTLED (see
