@@ -477,7 +477,10 @@ class EsmeHandler(SmscHandler):
             if isinstance(times, int):
                 return pdu.make_response(command_status=times)
             due, expires_at = times
-        changes: dict[str, bytes | int] = {"short_message": pdu.short_message}
+        # the message's PDU keeps the numbers it came or was last written with: the new one says 0 for both
+        changes: dict[str, bytes | int] = {
+            "short_message": pdu.short_message, "sequence_number": 0, "command_status": 0,
+        }
         if pdu.registered_delivery:
             changes["registered_delivery"] = pdu.registered_delivery
         self.dispatcher.replaced(out, msgspec.structs.replace(out.pdu, **changes), due, expires_at,
