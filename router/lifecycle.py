@@ -381,7 +381,8 @@ def apply(row: MessageRow, event: Event, now: float, policy: RetryPolicy) -> Tra
     failed_over, forward = rule.handler(row, event, now, policy)
     if row.state not in rule.allowed:  # a bug in a handler, not in the caller: say so loudly
         raise AssertionError(f"{type(event).__name__} took {before.value} to {row.state.value}")
-    row.updated_at = now
+    if rule.stamps:
+        row.updated_at = now
     after = row.state
     if after in FINAL_STATES and before not in FINAL_STATES:
         row.receipt_owed = receipt_wanted(row.registered_delivery, _SMPP_STATE[after])
@@ -554,15 +555,22 @@ _HANDLERS: dict[type[Event], Callable[..., _Outcome]] = {
 }
 
 
+# The receipt's delivery to the ESME is bookkeeping, not a change of the message: the row's
+# updated_at stays the time of its last change of state (a receipt's done date, query_sm's
+# final_date), as the store keeps it (its acknowledgement writes receipts_owed, not the row).
+_UNSTAMPED: frozenset[type[Event]] = frozenset({ReceiptDelivered, ReceiptDropped})
+
+
 class _Rule:
     """One entry of :data:`TRANSITIONS` as :func:`apply` reads it: the states the event may lead
     to from one state, and the handler that moves the row."""
 
-    __slots__ = ("allowed", "handler")
+    __slots__ = ("allowed", "handler", "stamps")
 
-    def __init__(self, allowed: frozenset[State], handler: Callable[..., _Outcome]) -> None:
+    def __init__(self, allowed: frozenset[State], handler: Callable[..., _Outcome], stamps: bool) -> None:
         self.allowed = allowed
         self.handler = handler
+        self.stamps = stamps  # sets the row's updated_at (see _UNSTAMPED)
 
 
 #: :data:`TRANSITIONS` by event type, then state (made from it, never edited): :func:`apply` finds
@@ -570,6 +578,6 @@ class _Rule:
 #: hashed per event (valgrind: ~600 instructions of the ~5,000 an event took)
 _RULES: dict[type[Event], dict[State, _Rule]] = {}
 for (_state, _kind), _allowed in TRANSITIONS.items():
-    _RULES.setdefault(_kind, {})[_state] = _Rule(_allowed, _HANDLERS[_kind])
+    _RULES.setdefault(_kind, {})[_state] = _Rule(_allowed, _HANDLERS[_kind], _kind not in _UNSTAMPED)
 del _state, _kind, _allowed
 _NO_RULES: dict[State, _Rule] = {}

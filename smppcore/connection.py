@@ -285,14 +285,7 @@ class SmppConnection(asyncio.Protocol):
             raise ConnectionClosed("connection is closed")
         session = self.session
         session.send_requests(pdus, contexts, encoded)
-        if len(session._out) >= EARLY_FLUSH:
-            self._flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        timeout = self.config.response_timeout
-        if timeout and self.clock() + timeout < self._timer_at:
-            self._reschedule()
+        self._requests_queued()
 
     def _send(self, pdu: Pdu, context: Any, encoded: bytes | None) -> None:
         if self.transport is None:
@@ -304,9 +297,15 @@ class SmppConnection(asyncio.Protocol):
                 self._call(context, pdu, None)
             elif isinstance(context, asyncio.Future) and not context.done():
                 context.set_result(pdu)
-        if len(session._out) >= EARLY_FLUSH:
+        self._requests_queued()
+
+    def _requests_queued(self) -> None:
+        """After requests joined the session's output: they go out now if a write's worth waits,
+        else with the rest of this turn of the loop; and the timer is brought forward when their
+        response deadline comes before it."""
+        if len(self.session._out) >= EARLY_FLUSH:
             self._flush()
-        elif not self._flush_scheduled:  # _flush_soon(), without a call per request
+        elif not self._flush_scheduled:  # _flush_soon(), without one more call
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
         timeout = self.config.response_timeout

@@ -117,7 +117,8 @@ def test_every_state_and_event(state: State, name: str) -> None:
     result = apply(row, event, NOW, POLICY)
     assert (result.before, result.after, row.state) == (state, expected, expected)
     assert expected in TRANSITIONS[(state, type(event))]
-    assert row.updated_at == NOW
+    # every event stamps the row but the receipt's delivery, which changes nothing of the message
+    assert row.updated_at == (0.0 if name in ("receipt_delivered", "receipt_dropped") else NOW)
 
 
 def test_the_table_lists_exactly_the_grid() -> None:
@@ -293,6 +294,17 @@ def test_receipt_owed_by_registered_delivery(registered_delivery: int, outcome: 
         assert row.receipt_owed is False
     with pytest.raises(InvalidTransition):  # nothing (more) is owed
         apply(row, ReceiptDelivered(), NOW + 2, POLICY)
+
+
+@pytest.mark.parametrize("settled", [ReceiptDelivered(), ReceiptDropped()])
+def test_the_receipts_delivery_keeps_the_time_of_the_last_change(settled: Event) -> None:
+    """updated_at is the time of the message's last change of state (a receipt's done date),
+    in memory as in the store, whose acknowledgement does not write the row."""
+    row = row_in(S.SENT, registered_delivery=1)
+    apply(row, Receipt(SmppState.DELIVERED), NOW, POLICY)
+    assert row.updated_at == NOW
+    apply(row, settled, NOW + 5, POLICY)
+    assert row.receipt_owed is False and row.updated_at == NOW
 
 
 def test_hub_decided_outcomes_owe_failure_receipts() -> None:
