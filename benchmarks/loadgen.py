@@ -40,6 +40,9 @@ __all__ = [
     "Progress", "Schedule", "Tick", "MIX_KINDS",
 ]
 
+#: how many ids :class:`BenchResult` lists of receipts that never came and of receipts matched to nothing
+_IDS_SHOWN = 20
+
 
 class LoadOptions(msgspec.Struct, kw_only=True):
     host: str
@@ -152,6 +155,10 @@ class BenchResult(msgspec.Struct):
     service_us: dict[str, float] = {}
     service_histogram: HistogramData | None = None
     unmatched_receipts: int = 0
+    #: a few of the ids (normalised) whose receipts never came, and of those receipts matched to no
+    #: id: what to look for in the hub's store and logs when a run's count does not add up
+    unreceipted_ids: list[str] = []
+    unmatched_ids: list[str] = []
     receipt_wait: float = 0.0
     send_lag_us: dict[str, float] = {}
     generator_cpu: float = 0.0
@@ -430,13 +437,18 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
             seconds.setdefault(int(s), _MergedSecond()).add(part)
     # receipts that reached another worker's bind than the one that sent the message
     unmatched = 0
+    unmatched_ids: list[str] = []
+    matched_late: set[str] = set()
     for key, at in early.items():
         due = pending.get(key)
         if due is None and "." in key:  # a split submit_multi's receipt: owed under its stem
             due = pending.get(stem_of(key))
         if due is None:
             unmatched += 1
+            if len(unmatched_ids) < _IDS_SHOWN:
+                unmatched_ids.append(key)
         else:
+            matched_late.add(key)
             receipt_latency.record((at - due) * 1e6)
             seconds.setdefault(max(0, int(at - t0)), _MergedSecond()).receipt_latency.record((at - due) * 1e6)
     end = max(p["end"] for p in parts)
@@ -472,6 +484,7 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
         first_send=first_send, last_send=last_send,
         send_rate=(sent - 1) / (last_send - first_send) if sent > 1 and last_send > first_send else 0.0,
         service_us=service.summary(), service_histogram=service.data(), unmatched_receipts=unmatched,
+        unreceipted_ids=[key for key in pending if key not in matched_late][:_IDS_SHOWN], unmatched_ids=unmatched_ids,
         receipt_wait=max(0.0, receipts_end - end),
         send_lag_us=lag.summary() if schedule is not None else {},
         generator_cpu=sum(p.get("cpu", 0.0) for p in parts),

@@ -101,6 +101,9 @@ class SoakReport(msgspec.Struct, kw_only=True):
     hub_starts: int
     attacks: dict[str, int]
     store_at_end: dict[str, int]  # the good client's messages in the store after the run, by state
+    # the store's rows of the ids whose receipts never came and of receipts matched to no id
+    # (a few of each): where to start when the count does not add up
+    suspects: list[str] = []
 
 
 # ---- the hub process ----------------------------------------------------------------------------
@@ -319,6 +322,7 @@ class Soak:
         self.phase_rss = 0
         self.store_counts: dict[str, int] = {}
         self.receipts_held = 0
+        self.suspects: list[str] = []
 
     async def smsc(self, port: int, **settings: object) -> RunningSimulator:
         sim = await start_simulator(simulator_config({"listen": f"{HOST}:{port}", "record_limit": 0, **settings}))
@@ -378,6 +382,7 @@ class Soak:
             await self.hub.terminate()
             for sim in self.live.values():
                 await sim.close()
+        bench_result = json.loads(result_path.read_text())
         with contextlib.closing(sqlite3.connect(self.db)) as db:  # the hub has stopped: the file is ours
             self.store_counts = dict(db.execute(
                 "SELECT state, COUNT(*) FROM messages WHERE account = 'acme' GROUP BY state").fetchall())
@@ -385,7 +390,11 @@ class Soak:
             # hands it over at its next bind, so it is not lost either
             self.receipts_held = db.execute(
                 "SELECT COUNT(*) FROM receipts_owed JOIN messages USING (id) WHERE account = 'acme'").fetchone()[0]
-        return self.report(json.loads(result_path.read_text()), windows)
+            self.suspects = [
+                *(f"no receipt came for {row}" for row in _rows_of(db, bench_result.get("unreceipted_ids", []))),
+                *(f"a receipt matched nothing: {row}" for row in _rows_of(db, bench_result.get("unmatched_ids", []))),
+            ]
+        return self.report(bench_result, windows)
 
     async def strike(self, name: str, length: float) -> Callable[[], object]:
         """Start the phase's fault or attack; returns what ends it."""
@@ -461,7 +470,23 @@ class Soak:
             extra_upstream=delivered - (acked - refused_for_good),
             duplicate_receipts=bench["duplicate_receipts"], hub_peak_rss_mib=round(self.hub.peak_rss_kib / 1024, 1),
             reconnects_good=bench["reconnects"], upstream_binds=sum(s.sim.stats.binds for s in self.good),
-            hub_starts=self.hub.starts, attacks=dict(self.attacks.counts), store_at_end=self.store_counts)
+            hub_starts=self.hub.starts, attacks=dict(self.attacks.counts), store_at_end=self.store_counts,
+            suspects=self.suspects)
+
+
+def _rows_of(db: sqlite3.Connection, ids: list[str]) -> list[str]:
+    """Each id (as the load generator normalised it: lower case, no leading zeros) with its store row."""
+    found = []
+    for message_id in ids:
+        row = db.execute(
+            "SELECT id, state, upstream, upstream_id, attempts, created_at, updated_at, "
+            "EXISTS (SELECT 1 FROM receipts_owed o WHERE o.id = m.id) FROM messages m "
+            "WHERE id = ? OR ltrim(lower(id), '0') = ?", (message_id, message_id)).fetchone()
+        found.append(f"{message_id}: " + (
+            "not in the store" if row is None else
+            f"id {row[0]} state {row[1]} upstream {row[2]} upstream_id {row[3]} attempts {row[4]} "
+            f"created {row[5]:.3f} updated {row[6]:.3f} receipt owed {bool(row[7])}"))
+    return found
 
 
 async def _nothing() -> None:
@@ -491,6 +516,7 @@ def format_report(r: SoakReport) -> str:
         "attacks: " + ", ".join(f"{k} {v}" for k, v in r.attacks.items()),
         "the good client's messages in the store at the end: "
         + ", ".join(f"{k} {v}" for k, v in sorted(r.store_at_end.items())),
+        *r.suspects,
     ]
     return "\n".join(lines)
 
