@@ -125,10 +125,8 @@ class Receipts:
         """:meth:`expect` for each of ``rows``, accepted by the pool its ``upstream`` names in ``pools``
         (a run of submit_sm_resp: one loop, not a chain of calls a message).
 
-        The key is the id's normal form (:func:`normalise_message_id`). A decimal id without a
-        leading zero is its own normal form without a base or with base 10 (most SMSCs' ids):
-        it is kept as it came after three C calls, not a Python call and a regex (valgrind, the
-        SENT rows of a run: see tests/test_receipt_runs, pinned there to the general rule).
+        The key is the id's normal form (:func:`normalise_message_id`, which takes a decimal
+        counter, most SMSCs' ids, in three C calls).
         """
         waiting = self.awaiting
         limit = self.limit
@@ -139,11 +137,7 @@ class Receipts:
             pool = pools.get(row.upstream or "")
             if pool is None:
                 continue
-            base = pool.cfg.submit_id_base
-            if (base and base != 10) or not (upstream_id.isdecimal() and upstream_id.isascii()
-                                             and upstream_id[0] != "0"):
-                upstream_id = normalise_message_id(upstream_id, base=base or None)
-            waiting[(pool.name, upstream_id)] = row
+            waiting[(pool.name, normalise_message_id(upstream_id, base=pool.cfg.submit_id_base or None))] = row
             if len(waiting) > limit:
                 waiting.popitem(last=False)  # its receipt will find it in the store
 

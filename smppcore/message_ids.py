@@ -39,10 +39,12 @@ def normalise_message_id(s: str, *, base: int | None = None) -> str:
     Most ids are in that form already (ASCII letters and digits, no capital, no
     leading zero): with no base or base 10 they come back as they are after one regex
     match, not a strip, a lower and a match (0.45 -> 0.2 us; a hub asks twice per
-    message).
+    message), and a decimal counter without one even before the regex.
     """
-    if (base is None or base == 10) and _NORMAL_RE.fullmatch(s) is not None:
-        return s
+    if base is None or base == 10:
+        # an SMSC's counter, the commonest id, in three C calls; the rest of the normal form in one regex
+        if (s.isdecimal() and s.isascii() and s[0] != "0") or _NORMAL_RE.fullmatch(s) is not None:
+            return s
     t = s.strip(" \t\r\n\x00").lower()
     if base is not None:
         number = _NUMBER_RE.get(base)

@@ -12,6 +12,7 @@ import asyncio
 import struct
 
 import pytest
+from transportkit import RecordingTransport
 
 from smppcore import Client, CommandStatus, DeliverSm, encode
 from smppcore.codec import encode_status_responses
@@ -52,21 +53,6 @@ def test_a_status_that_does_not_fit_32_bits_raises_rather_than_being_written() -
         encode_status_responses([DeliverSm(sequence_number=1)], 1 << 32)
 
 
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.out.append(bytes(data))
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 9) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return False
-
-
 @pytest.mark.parametrize("answer", [None, 0, CommandStatus.ESME_RX_T_APPN, "future"])
 async def test_a_client_answers_deliver_sm_as_make_response_would(answer: int | str | None) -> None:
     """Each way on_message answers (None, a status, a Future for a batch) writes the made responses."""
@@ -77,18 +63,18 @@ async def test_a_client_answers_deliver_sm_as_make_response_would(answer: int | 
         return batch if answer == "future" else answer  # type: ignore[return-value]
 
     client = Client(system_id="x", password="", on_message=on_message, loop=loop)
-    transport = FakeTransport()
+    transport = RecordingTransport()
     client.connection_made(transport)
     client.session.state = SessionState.BOUND_TRX
     delivers = [DeliverSm(sequence_number=i, short_message=b"id:%d" % i) for i in (7, 8, 9)]
     client.data_received(b"".join(encode(p) for p in delivers))
     status = 0 if answer in (None, "future") else int(answer)  # type: ignore[arg-type]
     if answer == "future":
-        assert transport.out == []  # answered when the batch's Future is
+        assert transport.writes == []  # answered when the batch's Future is
         batch.set_result(None)
         for _ in range(100):  # the Future's callback, then the flush, each one loop turn
-            if transport.out:
+            if transport.writes:
                 break
             await asyncio.sleep(0)
-    assert b"".join(transport.out) == b"".join(encode(p.make_response(command_status=status)) for p in delivers)
+    assert b"".join(transport.writes) == b"".join(encode(p.make_response(command_status=status)) for p in delivers)
     client.connection_lost(None)
