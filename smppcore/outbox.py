@@ -89,13 +89,7 @@ class Outbox:
         status; the outbox retries by itself only on timeouts and lost connections.
         ``encoded`` is ``pdu`` already encoded, when the caller has it.
         """
-        queue = self.queue
-        if len(queue) + len(self._retry) >= self.limit:  # len(self), without the call
-            return False
-        queue.append(Item(pdu, on_ack, context, encoded))
-        if not self._pump_scheduled:
-            self.pump_soon()
-        return True
+        return self.put_all((pdu,), on_ack, (context,), (encoded,)) == 1
 
     def put_all(
         self, pdus: Sequence[Pdu], on_ack: AckCallback | None, contexts: Sequence[Any], encoded: Sequence[bytes | None]
