@@ -42,6 +42,8 @@ __all__ = [
 
 #: how many ids :class:`BenchResult` lists of receipts that never came and of receipts matched to nothing
 _IDS_SHOWN = 20
+#: at most this many unreceipted ids are listed: a soak counts its losses by id against the hub's store
+_UNRECEIPTED_LISTED = 10_000
 
 
 class LoadOptions(msgspec.Struct, kw_only=True):
@@ -155,10 +157,15 @@ class BenchResult(msgspec.Struct):
     service_us: dict[str, float] = {}
     service_histogram: HistogramData | None = None
     unmatched_receipts: int = 0
-    #: a few of the ids (normalised) whose receipts never came, and of those receipts matched to no
-    #: id: what to look for in the hub's store and logs when a run's count does not add up
+    #: acked ids (normalised) whose receipts never came: how many, and the first ``_UNRECEIPTED_LISTED``
+    #: of them; and a few receipts matched to no id: what to look for in the hub's store and logs
+    #: when a run's count does not add up
+    unreceipted: int = 0
     unreceipted_ids: list[str] = []
     unmatched_ids: list[str] = []
+    #: acks that carried an id an earlier ack of the run still owed a receipt for: two messages
+    #: under one id, which a correct server never answers
+    reused_ids: int = 0
     receipt_wait: float = 0.0
     send_lag_us: dict[str, float] = {}
     generator_cpu: float = 0.0
@@ -451,6 +458,7 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
             matched_late.add(key)
             receipt_latency.record((at - due) * 1e6)
             seconds.setdefault(max(0, int(at - t0)), _MergedSecond()).receipt_latency.record((at - due) * 1e6)
+    unreceipted = [key for key in pending if key not in matched_late]
     end = max(p["end"] for p in parts)
     receipts_end = max(p["receipts_end"] for p in parts)
     sent = sum(p["sent"] for p in parts)
@@ -484,7 +492,8 @@ def _merge(opts: LoadOptions, parts: list[dict], started: float) -> BenchResult:
         first_send=first_send, last_send=last_send,
         send_rate=(sent - 1) / (last_send - first_send) if sent > 1 and last_send > first_send else 0.0,
         service_us=service.summary(), service_histogram=service.data(), unmatched_receipts=unmatched,
-        unreceipted_ids=[key for key in pending if key not in matched_late][:_IDS_SHOWN], unmatched_ids=unmatched_ids,
+        unreceipted=len(unreceipted), unreceipted_ids=unreceipted[:_UNRECEIPTED_LISTED], unmatched_ids=unmatched_ids,
+        reused_ids=sum(p.get("reused_ids", 0) for p in parts),
         receipt_wait=max(0.0, receipts_end - end),
         send_lag_us=lag.summary() if schedule is not None else {},
         generator_cpu=sum(p.get("cpu", 0.0) for p in parts),

@@ -49,7 +49,8 @@ class ReceiptBook:
 
     ``pending``: id -> when its submit was due, while it owes receipts; ``early``: id ->
     when a receipt came for an id nobody owed yet (as the run's merge reads them);
-    ``expected``: receipts owed in all; ``duplicates``: second copies seen.
+    ``expected``: receipts owed in all; ``duplicates``: second copies seen; ``reused``:
+    requests accepted under an id that an earlier one still owes receipts under.
     """
 
     def __init__(self, limit: int = TRACKED_RECEIPTS) -> None:
@@ -63,6 +64,7 @@ class ReceiptBook:
         self.seen: dict[str, None] = {}  # (id, handset) of the receipts counted: an ordered set, oldest first
         self.expected = 0
         self.duplicates = 0
+        self.reused = 0
         # the last id normalised and its key: a receipt's id comes to seen_before, then to match
         self._last_id = ""
         self._last_key = normalise_message_id("")
@@ -93,6 +95,8 @@ class ReceiptBook:
             if owed <= 0:
                 return came
         pending = self.pending
+        if key in pending:
+            self.reused += 1
         if len(pending) >= self.limit:
             gone = next(iter(pending))
             del pending[gone]

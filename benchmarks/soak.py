@@ -19,10 +19,10 @@ first, quiet one:
 - upstream drops and throttling; error bursts (temporary and permanent statuses);
 - an upstream that dies and comes back; the hub SIGKILLed and restarted.
 
-Lost is counted end to end: every message acked to the good client owes it one final
-receipt (DELIVRD from the SMSC, or the hub's own UNDELIV for a permanent refusal), so
-lost = acked - distinct receipts received after the load generator's receipt wait,
-less one exception the hub cannot help: messages an SMSC accepted and then died
+Lost is counted end to end and by message id: every message acked to the good client owes
+it one final receipt (DELIVRD from the SMSC, or the hub's own UNDELIV for a permanent
+refusal), so lost = the acked ids whose receipt did not come in the load generator's
+receipt wait, less one exception the hub cannot help: messages an SMSC accepted and then died
 before sending their receipt (a real carrier may send it after it comes back; the
 simulator forgets it). Those are delivered upstream, so not lost; the table shows
 how many (the good client's messages still SENT in the store after the run). Nor are
@@ -89,10 +89,18 @@ class SoakReport(msgspec.Struct, kw_only=True):
     acked: int
     refused: dict[str, int]
     delivered: int  # upstream accepts of the good client's route (both SMSCs, every life of them)
-    receipted: int  # distinct final receipts the good client got for messages it saw acked
-    lost: int  # acked, and neither receipted nor delivered upstream awaiting its receipt
-    awaiting_receipt: int  # delivered upstream (SENT in the store), the receipt never sent by the SMSC
-    receipts_held: int  # final, its receipt held durably by the hub for the good client's next bind
+    receipted: int  # messages it saw acked whose final receipt it got (by message id)
+    # final receipts the load generator counted, less those matched to no acked id: receipted, as
+    # counted rather than by id (a copy that reached both binds counts twice, a lost one not at all)
+    receipts_counted: int
+    lost: int  # acked, and neither receipted, nor held by the hub, nor delivered upstream awaiting its receipt
+    awaiting_receipt: int  # acked, no receipt: delivered upstream (SENT in the store), the SMSC never sent it
+    receipts_held: int  # acked, no receipt: final, its receipt held durably by the hub for the client's next bind
+    # held by the hub for messages whose receipt the client got (its answer never reached the hub: the
+    # hub sends it again at the next bind, a duplicate, as at-least-once delivery must) or whose ack it
+    # never got (stored at the kill)
+    receipts_held_other: int
+    reused_ids: int  # acks under an id an earlier ack still owed a receipt for (must be 0)
     extra_upstream: int  # upstream accepts beyond what was acked and not refused for good (duplicates)
     duplicate_receipts: int
     hub_peak_rss_mib: float
@@ -321,7 +329,10 @@ class Soak:
         self.attacks = Attacks(self.hub_port)
         self.phase_rss = 0
         self.store_counts: dict[str, int] = {}
-        self.receipts_held = 0
+        # the good client's message ids (lower case, no leading zeros, as the load generator
+        # keeps them) whose receipt the hub still holds, and those still SENT
+        self.held_ids: set[str] = set()
+        self.sent_ids: set[str] = set()
         self.suspects: list[str] = []
 
     async def smsc(self, port: int, **settings: object) -> RunningSimulator:
@@ -388,8 +399,10 @@ class Soak:
                 "SELECT state, COUNT(*) FROM messages WHERE account = 'acme' GROUP BY state").fetchall())
             # final, the receipt still held for the good client (it unbound before taking it): the hub
             # hands it over at its next bind, so it is not lost either
-            self.receipts_held = db.execute(
-                "SELECT COUNT(*) FROM receipts_owed JOIN messages USING (id) WHERE account = 'acme'").fetchone()[0]
+            self.held_ids = {i for (i,) in db.execute(
+                "SELECT ltrim(lower(id), '0') FROM receipts_owed JOIN messages USING (id) WHERE account = 'acme'")}
+            self.sent_ids = {i for (i,) in db.execute(
+                "SELECT ltrim(lower(id), '0') FROM messages WHERE account = 'acme' AND state = 'sent'")}
             self.suspects = [
                 *(f"no receipt came for {row}" for row in _rows_of(db, bench_result.get("unreceipted_ids", []))),
                 *(f"a receipt matched nothing: {row}" for row in _rows_of(db, bench_result.get("unmatched_ids", []))),
@@ -457,16 +470,23 @@ class Soak:
         delivered = sum(s.sim.stats.accepted for s in self.good)
         refused_for_good = sum(s.sim.stats.rejected.get("ESME_RINVDSTADR", 0) for s in self.good)
         acked = bench["acked"]
-        # receipts of messages this run saw acked: a kill can store a message and lose its ack, and its
-        # receipt then comes for an id the generator never saw (unmatched), which must not hide a loss
-        receipted = bench["receipts"] - bench["unmatched_receipts"]
-        # delivered upstream, its receipt never sent: an SMSC that died took the receipts it still owed
-        awaiting = self.store_counts.get("sent", 0)
+        # counted by id: the acked ids whose receipt never came, each looked up in the store. A kill can
+        # store a message and lose its ack (its receipt comes for an id the generator never saw), and a
+        # receipt can reach the client while its answer does not reach the hub (held, and received):
+        # neither may hide a loss or make one
+        missing = bench["unreceipted_ids"]
+        if len(missing) == bench["unreceipted"]:
+            # delivered upstream, its receipt never sent: an SMSC that died took the receipts it still owed
+            awaiting = sum(1 for i in missing if i in self.sent_ids)
+            held = sum(1 for i in missing if i in self.held_ids)
+        else:  # more than the load generator lists: count as the store does (it can only undercount losses)
+            awaiting, held = len(self.sent_ids), len(self.held_ids)
         return SoakReport(
             duration=self.duration, rate=self.rate, phases=phases, sent=bench["sent"], acked=acked,
-            refused=bench["errors"], delivered=delivered, receipted=receipted,
-            lost=acked - receipted - awaiting - self.receipts_held, awaiting_receipt=awaiting,
-            receipts_held=self.receipts_held,
+            refused=bench["errors"], delivered=delivered, receipted=acked - bench["unreceipted"],
+            receipts_counted=bench["receipts"] - bench["unmatched_receipts"],
+            lost=bench["unreceipted"] - awaiting - held, awaiting_receipt=awaiting,
+            receipts_held=held, receipts_held_other=len(self.held_ids) - held, reused_ids=bench["reused_ids"],
             extra_upstream=delivered - (acked - refused_for_good),
             duplicate_receipts=bench["duplicate_receipts"], hub_peak_rss_mib=round(self.hub.peak_rss_kib / 1024, 1),
             reconnects_good=bench["reconnects"], upstream_binds=sum(s.sim.stats.binds for s in self.good),
@@ -505,12 +525,14 @@ def format_report(r: SoakReport) -> str:
     refused = ", ".join(f"{k} {v}" for k, v in sorted(r.refused.items())) or "none"
     lines += [
         "",
-        f"sent {r.sent}  acked {r.acked}  delivered upstream {r.delivered}  receipted {r.receipted}",
-        f"lost {r.lost}  (must be 0: acked, less distinct final receipts received, less receipts the hub still"
-        f" holds for the client's next bind ({r.receipts_held}), less messages delivered upstream whose receipt"
+        f"sent {r.sent}  acked {r.acked}  delivered upstream {r.delivered}  receipted {r.receipted}"
+        f" (receipts counted {r.receipts_counted})",
+        f"lost {r.lost}  (must be 0: acked ids whose final receipt never came, less those whose receipt the hub"
+        f" still holds for the client's next bind ({r.receipts_held}), less those delivered upstream whose receipt"
         f" an SMSC that died never sent ({r.awaiting_receipt}))",
         f"duplicates: upstream accepts beyond the acked {r.extra_upstream} (in flight at faults, and stored but"
-        f" unacked at the kill), duplicate receipts {r.duplicate_receipts}",
+        f" unacked at the kill), duplicate receipts {r.duplicate_receipts}, receipts held for ids received or"
+        f" never acked {r.receipts_held_other}; ids acked twice {r.reused_ids} (must be 0)",
         f"good client: refused or unanswered {refused}; reconnects {r.reconnects_good}",
         f"hub: peak RSS {r.hub_peak_rss_mib:.1f} MiB, starts {r.hub_starts}; upstream binds {r.upstream_binds}",
         "attacks: " + ", ".join(f"{k} {v}" for k, v in r.attacks.items()),

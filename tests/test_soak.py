@@ -36,6 +36,7 @@ async def test_a_short_soak_runs_every_phase_and_loses_nothing(tmp_path):
     # delivered to the SMSC the soak kills, which died before receipting it (the soak's own count of lost)
     assert report["acked"] > 0
     assert report["receipted"] + report["receipts_held"] + report["awaiting_receipt"] == report["acked"], report
+    assert report["reused_ids"] == 0, report
     assert report["hub_starts"] == 2  # the SIGKILL and its restart
     assert report["hub_peak_rss_mib"] > 0
     attacks = report["attacks"]
