@@ -27,8 +27,8 @@ before sending their receipt (a real carrier may send it after it comes back; th
 simulator forgets it). Those are delivered upstream, so not lost; the table shows
 how many (the good client's messages still SENT in the store after the run). Nor are
 receipts the hub still holds for the good client when it unbinds (the load generator
-stops waiting once it has as many receipts as acks, counting those of messages a kill
-stored without their ack reaching it): the hub hands them over at its next bind. The
+waits until every acked id has its receipt, or its receipt wait is over): the hub hands
+them over at its next bind. The
 attackers come from other loopback addresses (127.0.0.2 and up), so the guessers'
 IP lockout is theirs alone.
 """

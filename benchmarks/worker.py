@@ -459,15 +459,19 @@ class Worker:
         return self._result(end, receipts_end, cpu)
 
     async def _last_receipts(self) -> None:
-        """Wait for the run's last receipts: until as many came as were acked, at most
-        ``receipt_wait`` (an SMSC may take seconds to report, or never report on some).
-        With several workers the counts are the whole run's (:class:`ReceiptTally`): an
-        SMSC hands a message's receipt to any bind of the account, so a worker may be
-        holding another's."""
+        """Wait for the run's last receipts, at most ``receipt_wait`` (an SMSC may take
+        seconds to report, or never report on some).
+
+        One worker waits until no acked id still owes a receipt: a count of receipts
+        against acks would stop one short whenever a receipt came for a message whose ack
+        never did (stored at a hub's kill), and the receipt still owed then came after the
+        run's figures were taken. With several workers the counts are the whole run's
+        (:class:`ReceiptTally`): an SMSC hands a message's receipt to any bind of the
+        account, so a worker may be holding another's, and only the merge can match them."""
         wait_until = time.perf_counter() + self.opts.receipt_wait
         tally = self.tally
         if tally is None:
-            while self.receipts < self.book.expected and time.perf_counter() < wait_until:
+            while self.book.pending and time.perf_counter() < wait_until:
                 await asyncio.sleep(0.01)
             return
         tally.add(acked=self.book.expected, finished=1)
@@ -539,7 +543,8 @@ class Worker:
             "duplicate_receipts": self.book.duplicates, "reused_ids": self.book.reused,
             "latency": latency.data(), "service": service.data(),
             "lag": lag.data(), "receipt_latency": receipt_latency.data(),
-            "pending_receipts": self.book.pending, "early_receipts": self.book.early,
+            # copies: a receipt that comes while the binds close is in neither these nor ``receipts``
+            "pending_receipts": dict(self.book.pending), "early_receipts": dict(self.book.early),
             "seconds": {s: b.part() for s, b in self.seconds.items()},
         }
 
