@@ -215,7 +215,7 @@ def _gen_decoder(cls: type[Pdu], layout: Layout, default_body: bytes = b"") -> D
     """Straight-line decoder for ``cls``; ``default_body``: the body of its fields at their defaults.
 
     Layouts of only octets, C-strings and a short_message are matched by one
-    compiled regular expression over the fixed part (C-strings as ``[^\\0]{0,max}``
+    compiled regular expression over the fixed part (C-strings as ``[^\\0]{0,max}+``
     with their NUL, runs of one-octet integers as one group that unpacks into ints);
     the rest (submit_multi's lists) is read field by field.
     """
@@ -251,7 +251,10 @@ def _gen_decoder(cls: type[Pdu], layout: Layout, default_body: bytes = b"") -> D
                 run.append(name)
             elif t is CStr:
                 flush()
-                regex += b"([^\0]{0,%d})\0" % (kind.max - 1)
+                # possessive: what [^\0] took is never given back (the NUL after it could not
+                # match a non-NUL), and sre skips the backtracking state of a bounded repeat
+                # (callgrind: a submit_sm decoded in 16.0k -> 15.7k instructions)
+                regex += b"([^\0]{0,%d}+)\0" % (kind.max - 1)
                 g = f"g{len(groups)}"
                 groups.append(f"{name} = {g}.decode('latin-1') if {g} else ''")
             else:  # ShortMessage: its sm_length octet joins the integer run

@@ -3,8 +3,8 @@
 A hub answers every receipt with a deliver_sm_resp whose body is one NUL, and writes
 every receipt it passes on with two TLVs; those take shortcuts (a response's default
 body written and recognised whole, the common TLV kinds written without a call each,
-empty C-strings without an encode call). Each is checked here against the path it
-shortcuts, over generated PDUs and TLVs, errors included.
+empty C-strings without an encode call, C-strings matched by possessive repeats). Each is
+checked here against the path it shortcuts, over generated PDUs and TLVs, errors included.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from smppcore import DeliverSmResp, encode
 from smppcore.codec import _DECODERS, _DEFAULT_BODIES, LAYOUTS, _checked_decode, _gen_encoder
+from smppcore.errors import PduError
 from smppcore.fields import CStr, DestList, Int, ShortMessage, UnsuccessList
 from smppcore.pdus import PDU_TYPES, Pdu
 from smppcore.tlv import _CSTR_TAGS, _INT_TAGS, TLV_KINDS, _encode_one, encode_tlvs
@@ -130,3 +131,49 @@ def test_a_str_for_an_integer_tag_is_still_refused() -> None:
     assert min(_INT_TAGS) not in _CSTR_TAGS
     with pytest.raises(struct.error):
         encode_tlvs({0x0427: "2"})  # message_state takes an int
+
+
+# --- the generated decoders against the checked one -----------------------------------------
+
+#: layouts the generated decoders read with one regular expression (octets, C-strings, short_message)
+_MATCHED = [cls for cls, layout in LAYOUTS.items()
+            if layout and all(type(k) in (Int, CStr, ShortMessage) for _, k, _ in layout)
+            and any(type(k) is CStr for _, k, _ in layout)]
+
+
+@st.composite
+def _bodies_near_the_limits(draw: st.DrawFn) -> tuple[type[Pdu], bytes]:
+    """A body of ``cls``'s fields with each C-string at, just under or over its limit (or anything),
+    its NUL sometimes missing, and a cut or a stray octet now and then."""
+    cls = draw(st.sampled_from(_MATCHED))
+    body = b""
+    for _, kind, _ in LAYOUTS[cls]:
+        if type(kind) is Int:
+            body += draw(st.binary(min_size=kind.size, max_size=kind.size))
+        elif type(kind) is CStr:
+            size = draw(st.sampled_from([0, kind.max - 2, kind.max - 1, kind.max, kind.max + 1]))
+            text = draw(st.binary(min_size=max(size, 0), max_size=max(size, 0)).map(lambda b: b.replace(b"\0", b"a")))
+            body += text + (b"\0" if draw(st.integers(0, 9)) else b"")
+        else:
+            sm = draw(st.binary(max_size=20))
+            body += bytes((draw(st.sampled_from([len(sm), len(sm) + 1, 255])),)) + sm
+    if draw(st.integers(0, 4)) == 0 and body:
+        body = body[: draw(st.integers(0, len(body) - 1))]
+    return cls, body
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_bodies_near_the_limits())
+def test_generated_decoders_read_what_the_checked_decoder_reads(case: tuple[type[Pdu], bytes]) -> None:
+    """The generated decoder's regular expression (C-strings as possessive bounded repeats) takes
+    exactly the bodies the checked decoder takes, into the same PDU, and refuses the others with
+    the same status."""
+    cls, body = case
+    data = HEADER.pack(16 + len(body), cls.command_id, 0, 7) + body
+    results = []
+    for decode in (_DECODERS[cls.command_id], lambda *a: _checked_decode(cls, *a)):
+        try:
+            results.append(decode(data, 16, len(data), 7, 0))
+        except PduError as exc:
+            results.append(("refused", exc.command_status))
+    assert results[0] == results[1]
