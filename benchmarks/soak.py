@@ -114,6 +114,10 @@ class SoakReport(msgspec.Struct, kw_only=True):
     suspects: list[str] = []
 
 
+class SoakError(Exception):
+    """The soak could not run to its end (the hub or the load generator failed): one message, no traceback."""
+
+
 # ---- the hub process ----------------------------------------------------------------------------
 
 
@@ -134,9 +138,16 @@ class HubRunner:
         deadline = time.monotonic() + 60
         while b"listening on" not in self.log.read_bytes()[seen:]:
             if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the hub did not start; see {self.log}")
+                raise SoakError(f"the hub did not start{self.log_tail()}")
             await asyncio.sleep(0.05)
         self.starts += 1
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The hub's last lines of output, to quote in a failure (the folder goes with the run)."""
+        if not self.log.exists():
+            return ""
+        tail = self.log.read_bytes().decode(errors="replace").splitlines()[-lines:]
+        return "\nthe hub's last lines:\n" + "\n".join(tail)
 
     def rss_kib(self) -> int:
         """The hub's resident set now (0 while it is down); :attr:`peak_rss_kib` keeps the run's
@@ -384,7 +395,8 @@ class Soak:
                 windows.append((name, began, time.time(), self.phase_rss / 1024, self.store_mb()))
             _, err = await asyncio.wait_for(bench.communicate(), RECEIPT_WAIT + 120)
             if bench.returncode != 0:
-                raise RuntimeError(f"the load generator failed: {err.decode(errors='replace').strip()}")
+                raise SoakError(f"the load generator failed: {err.decode(errors='replace').strip()}"
+                                f"{self.hub.log_tail()}")
         finally:
             sampler.cancel()
             await self.attacks.stop()
@@ -567,7 +579,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     assert duration is not None and receipt_wait is not None
     with tempfile.TemporaryDirectory(prefix="smpphub-soak-") as folder:
-        report = asyncio.run(Soak(duration, rate, Path(folder), receipt_wait).run())
+        try:
+            report = asyncio.run(Soak(duration, rate, Path(folder), receipt_wait).run())
+        except SoakError as exc:
+            print(f"smpphub.bench.soak: {exc}", file=sys.stderr)
+            return 1
     table = format_report(report)
     print(table)
     if args.out:

@@ -54,3 +54,20 @@ async def test_bad_arguments_are_one_line():
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
         lines = stderr.decode().strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_a_run_that_cannot_finish_says_why_with_the_hubs_last_lines(tmp_path, monkeypatch, capsys):
+    from smpphub.bench import soak
+
+    log = tmp_path / "hub.log"
+    log.write_text("".join(f"line {i}\n" for i in range(50)))
+    runner = soak.HubRunner(tmp_path / "hub.toml", log)
+
+    async def failing_run(self):
+        raise soak.SoakError(f"the load generator failed: closed during the bind{runner.log_tail(3)}")
+
+    monkeypatch.setattr(soak.Soak, "run", failing_run)
+    assert soak.main(["--duration", "1s"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("smpphub.bench.soak: the load generator failed: closed during the bind\n")
+    assert err.splitlines()[-3:] == ["line 47", "line 48", "line 49"] and "Traceback" not in err
