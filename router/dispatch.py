@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import operator
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Protocol, cast
 
 import structlog
@@ -88,6 +89,8 @@ TEMPORARY_STATUSES = frozenset(
 # constants: see smppcore.constants on Enum members on a hot path
 _QUEUED, _PARKED, _IN_FLIGHT, _SENT = State.QUEUED, State.PARKED, State.IN_FLIGHT, State.SENT
 _ROK = CommandStatus.ESME_ROK
+#: a row's segment group ("": a message in one piece), read in C over a run
+_GROUP_OF = operator.attrgetter("group")
 
 
 def retry_policy(config: HubConfig) -> RetryPolicy:
@@ -263,6 +266,8 @@ class Dispatcher:
         room = backlog.room()
         pumps: set[UpstreamPool] = set()
         self._pump_after = pumps
+        kept: list[MessageRow] = []
+        grouped = False
         try:
             for out in outs:
                 row = out.row
@@ -273,7 +278,13 @@ class Dispatcher:
                     continue
                 room -= 1
                 self.outgoing[row.id] = out
-                step(row, table.accept(row, now), True)
+                kept.append(row)
+                grouped = grouped or bool(row.group)
+            if grouped:  # a segment handed over may fail over with its siblings: each held and stepped in turn
+                for row in kept:
+                    step(row, table.accept(row, now), True)
+            else:
+                self._steps(kept, table.accept_all(kept, now), True)
         finally:
             self._pump_after = None
             for pool in pumps:
@@ -322,6 +333,33 @@ class Dispatcher:
         else:  # alone: no Change and no list (the path of every message: taken, answered)
             self._step(row, self.table.move(row, event, now), False)
 
+    def _move_run(self, rows: list[MessageRow], events: list[Event], now: float) -> None:
+        """:meth:`_move` of ``rows[i]`` by ``events[i]`` for each, in order: a pool's turn taken or a
+        run of its answers. Rows of no group are moved by the table in one loop and stepped in one
+        (:meth:`_steps`); a run with a segment of a long message in it goes one row at a time (its
+        siblings may move with it). The caller wakes the end of the turn.
+
+        A failure (a bug) met by one row is logged and kept to it, as one row alone would meet it:
+        the rows before it moved and are stepped, those after it move on.
+        """
+        if any(map(_GROUP_OF, rows)):
+            for row, event in zip(rows, events, strict=True):
+                try:
+                    self._move(row, event, now)
+                except Exception:  # noqa: BLE001 - logged with its message; the run goes on
+                    log.exception("move_failed", message_id=row.id, event=type(event).__name__)
+            return
+        moved: list[Transition] = []
+        try:
+            self.table.move_all(rows, events, now, moved)
+        except Exception:  # noqa: BLE001 - logged with its message; the run goes on
+            done = len(moved)
+            log.exception("move_failed", message_id=rows[done].id, event=type(events[done]).__name__)
+            self._steps(rows[:done], moved, False)
+            self._move_run(rows[done + 1:], events[done + 1:], now)
+            return
+        self._steps(rows, moved, False)
+
     def _act(self, changes: list[Change]) -> None:
         step = self._step
         for change in changes:
@@ -333,11 +371,55 @@ class Dispatcher:
 
         The caller wakes the end of the turn (:meth:`_settle`) once, after all its steps.
         """
-        before, after = transition.before, transition.after
         if self._record is not None:
             self._record(transition)
         if self._msglog_on:
             self.msglog.moved(self.outgoing.get(row.id), row, transition, self.clock())
+        self._follow(row, transition, new_target)
+
+    def _steps(self, rows: list[MessageRow], transitions: list[Transition], new_target: bool) -> None:
+        """:meth:`_step` of ``rows[i]`` and ``transitions[i]`` for each, in order: a run's (a commit
+        accepted, a pool's turn taken, a run of answers). What nearly every one of them comes to
+        is done here without a call of :meth:`_step` and :meth:`_follow`: IN_FLIGHT nothing, SENT
+        kept for :meth:`_sent_all`, QUEUED for a new target handed over; the rest is followed.
+
+        A failure (a bug) met by one step is logged and kept to its row: the run goes on.
+        """
+        msglog_on = self._msglog_on  # the message log writes each step: through _step, then
+        record = self._record
+        step = self._step
+        follow = self._follow
+        sent = self._sent_rows
+        handed: list[MessageRow] = []  # handed over together, before anything else is followed
+        for row, transition in zip(rows, transitions, strict=True):
+            try:
+                if msglog_on:
+                    step(row, transition, new_target)
+                    continue
+                if record is not None:
+                    record(transition)
+                after = transition.after
+                if transition.before is not _PARKED:  # else the parked list lets it go first
+                    if after is _IN_FLIGHT:
+                        continue  # the pool answers
+                    if after is _SENT:
+                        sent.append(row)
+                        continue
+                    if after is _QUEUED and new_target:
+                        handed.append(row)
+                        continue
+                if handed:
+                    self._hand_over_all(handed)
+                    handed = []
+                follow(row, transition, new_target)
+            except Exception:  # noqa: BLE001 - logged with its message; the run goes on
+                log.exception("step_failed", message_id=row.id, state=transition.after.value)
+        if handed:
+            self._hand_over_all(handed)
+
+    def _follow(self, row: MessageRow, transition: Transition, new_target: bool) -> None:
+        """What the dispatcher does about ``row``'s move, once it is recorded (see :meth:`_step`)."""
+        before, after = transition.before, transition.after
         if before is _PARKED and after is not _PARKED:
             self.parked.pop(row.id, None)
         if after is _IN_FLIGHT:
@@ -363,16 +445,32 @@ class Dispatcher:
         self.table.release(row.id)
 
     def _hand_over(self, row: MessageRow) -> None:
-        pool = self.pools.get(row.target)
-        if pool is None or not pool.available:
-            self._event(row, UpstreamDown())
-            return
+        self._hand_over_all((row,))
+
+    def _hand_over_all(self, rows: Iterable[MessageRow]) -> None:
+        """Each of ``rows`` to the pool of its target, in order, or UpstreamDown when that pool is
+        missing or not available. A run's rows (a commit's: nearly all for one upstream) have
+        their pool looked up and asked once for each change of target, not once a row."""
         pumps = self._pump_after
-        if pumps is None:
-            pool.submit(self.outgoing[row.id])
-        else:  # accept_all pumps each pool once, after the whole commit is queued
-            pool.enqueue(self.outgoing[row.id])
-            pumps.add(pool)
+        outgoing = self.outgoing
+        pools = self.pools
+        name: str | None = None
+        pool: UpstreamPool | None = None
+        for row in rows:
+            target = row.route[row.route_index]  # row.target, without the property's call
+            if target != name:
+                name = target
+                pool = pools.get(target)
+                if pool is not None and not pool.available:
+                    pool = None
+                if pool is not None and pumps is not None:
+                    pumps.add(pool)  # accept_all pumps each pool once, after the whole commit is queued
+            if pool is None:
+                self._event(row, UpstreamDown())
+            elif pumps is None:
+                pool.submit(outgoing[row.id])
+            else:
+                pool.enqueue(outgoing[row.id])
 
     def _sent_all(self) -> None:
         """The rows an upstream accepted since the last call (a run of answers): counted, their
@@ -381,9 +479,10 @@ class Dispatcher:
         stats = self.stats
         stats.sent.update([row.account for row in rows])
         stats.submit_latency.observe_all([row.updated_at - row.created_at for row in rows])
-        let_go = self._let_go
-        for row in rows:
-            let_go(row)
+        outgoing = self.outgoing
+        for row in rows:  # _let_go of each: no longer held in memory
+            outgoing.pop(row.id, None)
+        self.table.release_all(rows)
         self.receipts.expect_all(rows, self.pools)
 
     def _finished(self, row: MessageRow) -> None:
@@ -460,38 +559,40 @@ class Dispatcher:
 
     def taken(self, outs: list[Outgoing], pool: UpstreamPool) -> None:
         """A pool's turn of messages written now: one event and one time for them all."""
-        event = Taken(pool.name)
-        now = self.clock()
-        move = self._move
-        for out in outs:
-            move(out.row, event, now)
+        self._move_run([out.row for out in outs], [Taken(pool.name)] * len(outs), self.clock())
         self._turn_end.wake()
 
     def answered(self, outs: list[Outgoing], pool: UpstreamPool, responses: list[Pdu]) -> None:
         """A run of submit_sm_resp from ``pool``: one time and one end of the turn for them all."""
         now = self.clock()
-        move = self._move
-        listener = self.submit_listener
         name = pool.name
+        rows: list[MessageRow] = []
+        events: list[Event] = []
         for out, response in zip(outs, responses, strict=True):
             row = out.row
             if row.state is not _IN_FLIGHT or row.upstream != name:
                 continue
-            try:  # one message's failure (a bug) must not leave the rest of the run in flight
-                status = response.command_status
-                event: Event
-                if status == _ROK:
-                    event = SubmitOk(getattr(response, "message_id", ""))  # a generic_nack has none
-                elif status not in TEMPORARY_STATUSES:
-                    self.stats.permanent_failures += 1
-                    event = SubmitPermanent(status)
-                else:
-                    event = self._temporary(row, pool, status, None)
-                move(row, event, now)
-                if listener is not None and type(event) is SubmitOk:
-                    listener.accepted_upstream(row)
-            except Exception:  # noqa: BLE001 - logged with its message; the run goes on
-                log.exception("answer_failed", message_id=row.id, upstream=name)
+            status = response.command_status
+            event: Event
+            if status == _ROK:
+                event = SubmitOk(getattr(response, "message_id", ""))  # a generic_nack has none
+            elif status not in TEMPORARY_STATUSES:
+                self.stats.permanent_failures += 1
+                event = SubmitPermanent(status)
+            else:
+                event = self._temporary(row, pool, status, None)
+            rows.append(row)
+            events.append(event)
+        # one message's failure (a bug) must not leave the rest of the run in flight: see _move_run
+        self._move_run(rows, events, now)
+        listener = self.submit_listener
+        if listener is not None:  # told once the row took the answer in
+            for row, event in zip(rows, events, strict=True):
+                if type(event) is SubmitOk and row.state is _SENT:
+                    try:
+                        listener.accepted_upstream(row)
+                    except Exception:  # noqa: BLE001 - logged with its message; the run goes on
+                        log.exception("answer_failed", message_id=row.id, upstream=name)
         if self._sent_rows:
             self._sent_all()
         self._turn_end.wake()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .lifecycle import (
     FINAL_STATES,
@@ -99,30 +99,56 @@ class MessageTable:
 
         No pool holds it yet, whatever its state: a :class:`Change` of it would say ``new_target``.
         """
-        transition = accept(row, now)
-        self.hold(row)
-        return transition
+        return self.accept_all([row], now)[0]
+
+    def accept_all(self, rows: list[MessageRow], now: float) -> list[Transition]:
+        """:meth:`accept` of each of ``rows`` (one group commit's), their transitions in order.
+
+        One loop for the commit: a call of ``accept`` and of ``hold`` a message was most of
+        what the table cost it on the way in.
+        """
+        transitions = [accept(row, now) for row in rows]
+        self.hold_all(rows)
+        return transitions
 
     def hold(self, row: MessageRow) -> None:
         """Keep ``row`` (new, or loaded back from the store) and arm its timer."""
-        self.rows[row.id] = row
-        if row.group:
-            self._groups.setdefault(row.group, {})[row.id] = None
-        if row.state in TIMED_STATES:
-            self._arm(row)
+        self.hold_all((row,))
+
+    def hold_all(self, rows: Iterable[MessageRow]) -> None:
+        """:meth:`hold` of each of ``rows``, in one loop."""
+        held = self.rows
+        groups = self._groups
+        for row in rows:
+            held[row.id] = row
+            if row.group:
+                groups.setdefault(row.group, {})[row.id] = None
+            if row.state in TIMED_STATES:
+                self._arm(row)
 
     def release(self, message_id: str) -> MessageRow | None:
         """Forget a row (final and written, or sent away to wait in the store only)."""
-        row = self.rows.pop(message_id, None)
+        row = self.rows.get(message_id)
         if row is not None:
-            self._armed.pop(message_id, None)
-            if row.group:
-                members = self._groups.get(row.group)
-                if members is not None:
-                    members.pop(message_id, None)
-                    if not members:
-                        del self._groups[row.group]
+            self.release_all((row,))
         return row
+
+    def release_all(self, rows: Iterable[MessageRow]) -> None:
+        """:meth:`release` of each of ``rows`` (a run of answers' SENT rows), in one loop."""
+        held = self.rows
+        armed = self._armed
+        for row in rows:
+            if held.pop(row.id, None) is not None:
+                armed.pop(row.id, None)
+                if row.group:
+                    self._ungroup(row)
+
+    def _ungroup(self, row: MessageRow) -> None:
+        members = self._groups.get(row.group)
+        if members is not None:
+            members.pop(row.id, None)
+            if not members:
+                del self._groups[row.group]
 
     # ---- events ---------------------------------------------------------------------
 
@@ -154,18 +180,36 @@ class MessageTable:
         """Apply ``event`` to ``row`` alone; raises like :meth:`apply`.
 
         What :meth:`apply` does for a row of no group (``row.group`` empty), where it is the
-        only change: the path every message takes (taken, answered) makes no list and no
-        :class:`Change` for it. A segment's siblings are not looked at here: use :meth:`apply`.
+        only change: it makes no :class:`Change`. A segment's siblings are not looked at here:
+        use :meth:`apply`.
         """
-        transition = apply(row, event, now, self.policy)
-        state = row.state
-        if state not in UNWRITTEN_STATES:  # written with the turn's other changes
-            self._changed[row.id] = row
-        if state in TIMED_STATES:
-            self._arm(row)
-        else:  # no timer in this state: one it had is stale now
-            self._armed.pop(row.id, None)
-        return transition
+        moved: list[Transition] = []
+        self.move_all((row,), (event,), now, moved)
+        return moved[0]
+
+    def move_all(self, rows: Sequence[MessageRow], events: Sequence[Event], now: float,
+                 moved: list[Transition]) -> None:
+        """:meth:`move` of ``rows[i]`` by ``events[i]`` for each, in order, each transition appended
+        to ``moved`` as its row moves: the paths every message takes (a pool's turn taken, a run
+        of answers) move a run in one loop, where a call of the dispatcher's, of this table's and
+        of its step's a message was most of what a move cost.
+
+        An event a row's state does not take raises like :meth:`move` does, the rows before it
+        moved (their transitions in ``moved``: the caller tells how far it went) and the rest not.
+        """
+        append = moved.append
+        policy = self.policy
+        changed = self._changed
+        armed = self._armed
+        for row, event in zip(rows, events, strict=True):
+            append(apply(row, event, now, policy))
+            state = row.state
+            if state not in UNWRITTEN_STATES:  # written with the turn's other changes
+                changed[row.id] = row
+            if state in TIMED_STATES:
+                self._arm(row)
+            else:  # no timer in this state: one it had is stale now
+                armed.pop(row.id, None)
 
     def _siblings(self, row: MessageRow) -> list[MessageRow]:
         """The other segments of ``row``'s message held in memory, in the order they came."""
