@@ -93,15 +93,28 @@ async def test_messages_round_trip(store):
 
 
 async def test_save_of_an_unknown_id_changes_nothing(store):
-    await store.add_messages([row(1)])
+    await store.add_messages([row(1), row(5)])
     store.save([row(2, state=State.SENT, upstream="a", upstream_id="U2")])
     await store.save_durably([row(3, state=State.DELIVERED)])
     assert await store.get("m2") is None and await store.get("m3") is None
     assert await store.find_by_upstream_id("a", "U2") is None
-    assert await store.counts() == {"queued": 1}
+    assert await store.counts() == {"queued": 2}
     store.save([])  # nothing to write
     await store.save_durably([])
     assert await store.get("m1") == row(1)
+    # unknown ids beside known ones in one call, their saves merged (SQLite writes saves as upserts
+    # whose rows for ids not stored are deleted again: none may remain, none may be loaded at a restart)
+    sent = [row(i, state=State.SENT, upstream="a", upstream_id=f"U{i}") for i in (4, 5, 6)]
+    store.save(sent)
+    for r in sent:
+        r.state, r.receipt_owed, r.receipt = State.DELIVERED, True, b"dlr"
+    await store.save_durably(sent)
+    store.save([row(7, state=State.QUEUED, due=5.0)])
+    await store.flush()
+    assert [await store.get(f"m{i}") for i in (4, 6, 7)] == [None, None, None]
+    assert (await store.get("m5")).state is State.DELIVERED
+    assert await store.counts() == {"queued": 1, "delivered": 1}
+    assert [r.id for r in await store.open_messages()] == ["m1"]
 
 
 async def test_the_last_save_of_a_row_in_one_turn_wins(store):

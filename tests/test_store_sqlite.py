@@ -63,6 +63,11 @@ async def trace(store: SqliteStore, verb: str) -> list[str]:
     return seen
 
 
+async def trace_saves(store: SqliteStore) -> list[str]:
+    """From now on, the statements that write saves (upserts of messages rows: see sqlite_schema.save_shape)."""
+    return await trace(store, "INSERT INTO MESSAGES (ID, ACCOUNT, PDU, ROUTE, CREATED_AT, STATE")
+
+
 # ---- round trips ---------------------------------------------------------------------------
 
 
@@ -153,7 +158,7 @@ async def test_saves_of_one_turn_merge_into_few_statements_and_the_last_save_win
     the last value of each column winning."""
     rows = [record(i) for i in range(3000)]
     await store.add_messages(rows)
-    updates = await trace(store, "UPDATE")
+    updates = await trace_saves(store)
     commits = store.commits
     for i, r in enumerate(rows):
         r.state, r.upstream, r.upstream_id = State.SENT, "a", f"U{i}"
@@ -202,7 +207,7 @@ def test_merged_saves_set_every_column_either_sets_with_the_later_value():
         for then, then_values in saves[1:]:
             shape, vals = schema.merged_save(shape, vals, then, then_values)
         assert (shape.fields, vals) == expected(saves), chain
-        assert shape.template.startswith("UPDATE messages SET ") and shape.width == len(vals)
+        assert "ON CONFLICT (id) DO UPDATE SET" in shape.template and shape.width == len(vals)
 
 
 async def busy_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Future[None]]:
@@ -228,7 +233,7 @@ async def test_saves_of_one_message_made_while_the_writer_is_busy_are_written_as
     nothing owed for the one acknowledged; the durable save completes when that UPDATE is committed."""
     rows = [record(i) for i in range(3)]
     await store.add_messages(rows)
-    updates = await trace(store, "UPDATE")
+    updates = await trace_saves(store)
     gate, held = await busy_writer(store)
     for i, r in enumerate(rows):
         r.state, r.upstream, r.upstream_id, r.updated_at = State.SENT, "a", f"U{i}", 2000.0
@@ -263,7 +268,7 @@ async def test_a_save_nobody_waits_for_rides_with_a_later_commit_or_goes_after_a
 
     monkeypatch.setattr(sqlite_saves, "LAZY_SAVE_DELAY", 60.0)  # a slow fsync under load must not decide it
     await store.add_messages([record(1), record(2)])
-    updates = await trace(store, "UPDATE")
+    updates = await trace_saves(store)
     commits = store.commits
     store.save([changed(record(1), state=State.SENT, upstream="a", upstream_id="X")])
     for _ in range(5):
@@ -298,7 +303,7 @@ async def test_a_message_sent_then_given_its_receipt_a_commit_later_is_written_o
     monkeypatch.setattr(sqlite_saves, "LAZY_SAVE_DELAY", 60.0)  # a slow fsync under load must not decide it
     rows = [record(i) for i in range(4)]
     await store.add_messages(rows)
-    updates = await trace(store, "UPDATE")
+    updates = await trace_saves(store)
     for i, r in enumerate(rows):
         r.state, r.upstream, r.upstream_id = State.SENT, "a", f"U{i}"
     store.save(rows[:2])

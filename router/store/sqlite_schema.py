@@ -13,7 +13,7 @@ from collections.abc import Callable
 from operator import itemgetter
 
 from .base import FINAL_STATES, OPEN_STATES, Delivery, MessageRow, State
-from .sqlite_writer import Row, Shape, SqlRow, insert_shape, update_shape
+from .sqlite_writer import Row, Shape, SqlRow, insert_shape, upsert_shape
 
 SCHEMA_VERSION = 5  # PRAGMA user_version; bump it with a migration in _migrate()
 FINAL_STATES_SQL = "(" + ", ".join(sorted(f"'{state.value}'" for state in FINAL_STATES)) + ")"
@@ -235,11 +235,25 @@ SPILL = Shape("mark", 1, "UPDATE messages SET spilled = 1 WHERE id IN ({values})
 SPILL_OPEN = (f"UPDATE messages SET spilled = 1 WHERE {PENDING} AND state IN {UNSENT_STATES_SQL} "
                "AND spilled = 0")
 TAKE_SPILLED = f"{SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
-# every save writes the same columns: the saves of a turn merge into one UPDATE ... FROM (VALUES ...)
-SAVE_WAITING = update_shape("messages", SAVED_WAITING)
-SAVE_SENT = update_shape("messages", SAVED_SENT)
-SAVE_FINAL = update_shape("messages", SAVED_FINAL)
-SAVE_ENDED = update_shape("messages", SAVED_ENDED)
+# A save updates the row of its id, and never adds one (a save of an id not stored changes nothing):
+# an upsert (see sqlite_writer.upsert_shape) whose row, when the id is not there, is given these
+# values, then deleted again in the same request through the created_at index (no message is
+# created before 1970: one index step finds there is nothing to delete).
+STUB = (("account", "''"), ("pdu", "x''"), ("route", "''"), ("state", "''"), ("created_at", "-1.0"))
+STUBS_GONE = "DELETE FROM messages WHERE created_at < 0"
+
+
+def save_shape(fields: tuple[str, ...]) -> Shape:
+    """The write of a save setting ``fields`` (one of each: the saves of a turn that set the same
+    columns merge into one statement)."""
+    stub = tuple((column, value) for column, value in STUB if column not in fields)
+    return upsert_shape("messages", fields, stub, STUBS_GONE)
+
+
+SAVE_WAITING = save_shape(SAVED_WAITING)
+SAVE_SENT = save_shape(SAVED_SENT)
+SAVE_FINAL = save_shape(SAVED_FINAL)
+SAVE_ENDED = save_shape(SAVED_ENDED)
 # a message's row of receipts_owed, by id (padding rows: NULL, which adds or matches nothing)
 OWED_ADD = Shape("mark", 1, "INSERT OR IGNORE INTO receipts_owed (id) SELECT column1 FROM (VALUES {values}) "
                              "WHERE column1 IS NOT NULL")
@@ -346,7 +360,7 @@ class _Merge:
         fields = tuple(sorted({*first.fields, *then.fields}, key=_COLUMN_ORDER.__getitem__))
         shape = _MERGED.get(fields)
         if shape is None:
-            shape = _MERGED[fields] = update_shape("messages", fields)
+            shape = _MERGED[fields] = save_shape(fields)
         self.shape = shape
         offset = len(first.fields) + 1  # the first save's values end with the id
         positions = [offset + then.fields.index(f) if f in then.fields else first.fields.index(f) for f in fields]

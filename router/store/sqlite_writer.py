@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import structlog
 
-__all__ = ["SqliteWriter", "Shape", "insert_shape", "update_shape", "Row", "Rows", "SqlRow", "ReadFn"]
+__all__ = ["SqliteWriter", "Shape", "insert_shape", "update_shape", "upsert_shape", "Row", "Rows", "SqlRow", "ReadFn"]
 
 log = structlog.get_logger("smpphub.store")
 
@@ -77,11 +77,12 @@ class Shape:
     message in the writer, NULL everywhere -> NULL ids only.
     """
 
-    __slots__ = ("kind", "width", "template", "legacy", "fields", "sqls", "chunk", "pad", "id_at", "then", "base")
+    __slots__ = ("kind", "width", "template", "legacy", "fields", "sqls", "chunk", "pad", "id_at", "then", "base",
+                 "after")
 
     def __init__(self, kind: str, width: int, template: str, legacy: str | None = None,
                  fields: tuple[str, ...] = (), id_at: int = 0, then: Shape | None = None,
-                 base: Shape | None = None) -> None:
+                 base: Shape | None = None, after: str | None = None) -> None:
         self.kind = kind  # "insert" | "update" | "delete"
         self.fields = fields  # the columns it writes, for an insert or an update (a row's values, in order)
         self.width = width  # parameters per row
@@ -100,10 +101,13 @@ class Shape:
         # table keyed by the same id kept in step (it commits or fails with this write)
         self.then = then
         self.base: Shape = self if base is None else base  # the same write without ``then``
+        # a statement run after the rows' statements, in the same request (upsert_shape's: the
+        # rows it inserted because their id was not stored go again)
+        self.after = after
 
     def followed_by(self, then: Shape) -> Shape:
         """This write, then ``then`` of the same rows' ids, as one request."""
-        return Shape(self.kind, self.width, self.template, self.legacy, self.fields, self.id_at, then, self)
+        return Shape(self.kind, self.width, self.template, self.legacy, self.fields, self.id_at, then, self, self.after)
 
     def run(self, db: sqlite3.Connection, rows: Rows) -> None:
         self.base.write(db, rows)
@@ -139,6 +143,8 @@ class Shape:
             cursor = db.execute(sql, params)
             if self.kind == "insert" and cursor.rowcount != n:
                 raise sqlite3.IntegrityError(f"{cursor.rowcount} of {n} rows inserted (a row without an id?)")
+        if self.after is not None:
+            db.execute(self.after)
 
 
 def padded_size(n: int) -> int:
@@ -174,6 +180,36 @@ def update_shape(table: str, fields: tuple[str, ...]) -> Shape:
         f"UPDATE {table} SET {sets} FROM (VALUES {{values}}) AS v WHERE {table}.id = v.column{len(fields) + 1}",
         legacy, fields, id_at=-1,
     )
+
+
+def upsert_shape(table: str, fields: tuple[str, ...], stub: tuple[tuple[str, str], ...], gone: str) -> Shape:
+    """What :func:`update_shape` writes, as ``INSERT ... ON CONFLICT (id) DO UPDATE``.
+
+    SQLite runs ``UPDATE ... FROM (VALUES ...)`` in two passes: the VALUES rows copied
+    into a temporary table, each joined to its row through the id's index into a second
+    one, then the rows rewritten. An upsert takes each VALUES row once: its insert meets
+    the id already stored and updates that row instead. Measured with callgrind over the
+    real store, the hub's write pattern (insert, SENT and final merged, 56% of the
+    acknowledgements apart, 256 messages a transaction): 72,800 -> 66,000 instructions a
+    message in the writer.
+
+    An id not stored is inserted, though, where an UPDATE changes nothing: such a row is
+    given ``stub`` (each NOT NULL column without a default that the save does not set,
+    with an SQL value marking it; SQLite checks NOT NULL before it looks for the id), and
+    ``gone``, run after the rows in the same transaction, deletes it again. Checking that
+    the id is stored (``WHERE id IN (SELECT id FROM ...)``) cost more than the upsert saves.
+    Without UPDATE FROM (SQLite before 3.33), :func:`update_shape`'s per-row UPDATE.
+    """
+    if not _UPDATE_FROM:
+        return update_shape(table, fields)
+    k = len(fields) + 1  # the id's column in the VALUES rows
+    columns = ", ".join(("id", *(column for column, _ in stub), *fields))
+    picked = ", ".join((f"column{k}", *(value for _, value in stub), *(f"column{i}" for i in range(1, k))))
+    sets = ", ".join(f"{f} = excluded.{f}" for f in fields)
+    # WHERE: the padding rows (NULL ids) go nowhere; it also tells the parser that ON CONFLICT is the upsert's
+    return Shape("update", k, f"INSERT INTO {table} ({columns}) SELECT {picked} FROM (VALUES {{values}}) "
+                              f"WHERE column{k} IS NOT NULL ON CONFLICT (id) DO UPDATE SET {sets}",
+                 fields=fields, id_at=-1, after=gone)
 
 
 # A queued request: (shape, rows, future) for a write (``shape.run(connection, rows)``),
@@ -410,9 +446,9 @@ class SqliteWriter:
             runs.append((req, i, j))
             i = j
         # one write statement needs no BEGIN/COMMIT around it (it is atomic and durable
-        # on its own): two fewer trips through the GIL
+        # on its own): two fewer trips through the GIL (a write followed by another is two)
         only = runs[0][0] if len(runs) == 1 else None
-        single = (only is not None and only[0] is not None and only[0].then is None
+        single = (only is not None and only[0] is not None and only[0].then is None and only[0].after is None
                   and len(only[1]) <= only[0].chunk and all(req[0] is only[0] for req in batch))
         if not single:
             db.execute("BEGIN IMMEDIATE")
