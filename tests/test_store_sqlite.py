@@ -106,6 +106,21 @@ async def test_new_messages_are_inserted_without_the_columns_they_have_not_lived
     assert await store.get("m4") == replaced
 
 
+LIVED = {"attempts": 1, "attempts_here": 2, "route_index": 1, "upstream": "a", "upstream_id": "U", "error": 8,
+         "receipt_owed": True, "receipt": b"dlr", "pinned": True}
+
+
+@pytest.mark.parametrize("column", sorted(LIVED))
+async def test_any_column_a_message_has_lived_through_makes_its_batch_the_full_insert(store, column):
+    """Each column outside the new messages' insert, alone and last in its batch, is noticed: the
+    batch is written whole, that column kept."""
+    inserts = await trace(store, "INSERT")
+    rows = [record(1), record(2), record(3, **{column: LIVED[column]})]
+    await store.add_messages(rows)
+    assert [sql.startswith("INSERT OR REPLACE") for sql in inserts if "INTO messages" in sql] == [True]
+    assert [await store.get(r.id) for r in rows] == rows
+
+
 async def test_adding_a_row_again_replaces_it(store):
     await store.add_messages([record(1)])
     await store.add_messages([record(1, state=State.SENT)])

@@ -269,10 +269,10 @@ class SqliteStore(Store):
     async def add_messages(self, rows: list[MessageRow]) -> None:
         if not rows:
             return
-        is_new = schema.is_new
-        if all(is_new(r) for r in rows):  # messages just accepted: their defaults left to SQLite
+        values = schema.new_messages_values(rows)
+        if values is not None:  # messages just accepted: their defaults left to SQLite
             try:
-                await self._writer.write(schema.INSERT_NEW_MESSAGES, [schema.new_message_values(r) for r in rows])
+                await self._writer.write(schema.INSERT_NEW_MESSAGES, values)
                 return
             except sqlite3.IntegrityError as exc:
                 if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:

@@ -268,33 +268,18 @@ def message_values(r: MessageRow) -> Row:
     )
 
 
-def is_new(r: MessageRow) -> bool:
-    """Whether every column outside NEW_COLUMNS holds its default: a message nothing has happened to yet."""
-    return (not r.attempts and not r.attempts_here and not r.route_index and r.upstream is None
-            and r.upstream_id is None and not r.error and not r.receipt_owed and not r.receipt and not r.pinned)
-
-
-def new_message_values(r: MessageRow) -> Row:
-    return (r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state._value_, r.due, r.expires_at,
-            r.registered_delivery, r.created_at, r.updated_at)
-
-
-def saved_waiting(r: MessageRow) -> Row:
-    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at, r.registered_delivery,
-            r.error, int(r.pinned), r.updated_at, r.id)
-
-
-def saved_sent(r: MessageRow) -> Row:
-    return (r.state._value_, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id, r.error,
-            r.updated_at, r.id)
-
-
-def saved_final(r: MessageRow) -> Row:
-    return (r.state._value_, r.attempts, r.error, r.receipt, r.updated_at, r.id)
-
-
-def saved_ended(r: MessageRow) -> Row:
-    return (r.state._value_, r.attempts, r.upstream, r.upstream_id, r.error, r.receipt, r.updated_at, r.id)
+def new_messages_values(rows: list[MessageRow]) -> list[Row] | None:
+    """The rows' values for INSERT_NEW_MESSAGES, or None when one of them is not a message nothing
+    has happened to yet (a column outside NEW_COLUMNS not at its default): those are written whole."""
+    values: list[Row] = []
+    append = values.append
+    for r in rows:
+        if (r.attempts or r.attempts_here or r.route_index or r.upstream is not None or r.upstream_id is not None
+                or r.error or r.receipt_owed or r.receipt or r.pinned):
+            return None
+        append((r.id, r.account, r.pdu, ",".join(r.route), r.group, r.state._value_, r.due, r.expires_at,
+                r.registered_delivery, r.created_at, r.updated_at))
+    return values
 
 
 # three saves a message name it: see smppcore.constants on Enum members on a hot path
@@ -304,10 +289,14 @@ _SENT = State.SENT
 def save_of(r: MessageRow) -> tuple[Shape | None, Row, Shape | None]:
     """The save of ``r`` as it is now: the columns its state can have changed and their values
     (then the id), None and () for none; and what it does to the message's row of receipts_owed
-    (OWED_ADD, OWED_DROP, or None: a message not final owes no receipt yet)."""
+    (OWED_ADD, OWED_DROP, or None: a message not final owes no receipt yet).
+
+    The values are laid out here, in the order of the shape's columns (SAVED_SENT, ...), not by a
+    function each: three saves a message, a call fewer each."""
     state = r.state
     if state is _SENT:
-        return SAVE_SENT, saved_sent(r), None
+        return (SAVE_SENT, (state._value_, r.route_index, r.attempts_here, r.attempts, r.upstream, r.upstream_id,
+                            r.error, r.updated_at, r.id), None)
     if state in FINAL_STATES:
         if r.receipt_owed:
             owed = OWED_ADD
@@ -316,9 +305,11 @@ def save_of(r: MessageRow) -> tuple[Shape | None, Row, Shape | None]:
         else:
             owed = OWED_DROP
         if r.upstream_id is not None:
-            return SAVE_FINAL, saved_final(r), owed
-        return SAVE_ENDED, saved_ended(r), owed
-    return SAVE_WAITING, saved_waiting(r), None
+            return SAVE_FINAL, (state._value_, r.attempts, r.error, r.receipt, r.updated_at, r.id), owed
+        return (SAVE_ENDED, (state._value_, r.attempts, r.upstream, r.upstream_id, r.error, r.receipt, r.updated_at,
+                             r.id), owed)
+    return (SAVE_WAITING, (state._value_, r.route_index, r.attempts_here, r.attempts, r.due, r.expires_at,
+                           r.registered_delivery, r.error, int(r.pinned), r.updated_at, r.id), None)
 
 
 def followed_by(shape: Shape, owed: Shape) -> Shape:
