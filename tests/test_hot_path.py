@@ -14,7 +14,6 @@ import pytest
 from smppcore import CommandStatus, Pdu, SubmitSm, encode
 from smppcore.session import Role, Session, SessionConfig
 from smppcore.session import State as SessionState
-from smpphub.router.acceptor import Submission
 from smpphub.router.config import HubConfig, Upstream
 from smpphub.router.delivery import Deliveries
 from smpphub.router.dispatch import Dispatcher
@@ -335,7 +334,7 @@ def test_an_account_without_a_rate_has_no_bucket_and_is_never_throttled() -> Non
 
 
 class CapturingAcceptor:
-    """What EsmeHandler hands to Acceptor.accept_all, kept (the handler reads only these three attributes)."""
+    """What EsmeHandler hands to Acceptor.accept_run, kept (the handler reads only these three attributes)."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         from smpphub.router.msglog import MessageLog
@@ -344,8 +343,8 @@ class CapturingAcceptor:
         self.msglog = MessageLog.off()
         self.accepted: list[tuple[Pdu, Pdu]] = []
 
-    def accept_all(self, submissions: list[Submission]) -> None:
-        self.accepted += [(sub.request, sub.response) for sub in submissions]
+    def accept_run(self, conn: object, requests: list[Pdu], responses: list[Pdu], messages: list[object]) -> None:
+        self.accepted += list(zip(requests, responses, strict=True))
 
 
 @pytest.mark.parametrize("kind", ["submit_sm", "data_sm"])

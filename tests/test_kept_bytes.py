@@ -25,7 +25,6 @@ from smppcore.codec import Framer
 from smppcore.pdus import DataSm, DeliverSm, EnquireLink
 from smppcore.session import Role, Session
 from smppcore.session import State as SessionState
-from smpphub.router.acceptor import Submission
 from smpphub.router.config import Account, HubConfig, Route, Upstream
 from smpphub.router.delivery import Deliveries
 from smpphub.router.dispatch import Dispatcher
@@ -172,7 +171,7 @@ def test_the_bytes_of_peers_are_kept_exactly_as_encode_writes_them() -> None:
 
 
 class CapturingAcceptor:
-    """What EsmeHandler hands to Acceptor.accept / accept_all, kept (the handler reads only these three attributes)."""
+    """What EsmeHandler hands to Acceptor.accept / accept_run, kept (the handler reads only these three attributes)."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -182,9 +181,8 @@ class CapturingAcceptor:
     def accept(self, conn: object, request: Pdu, response: Pdu, messages: list[Outgoing]) -> None:
         self.messages += messages
 
-    def accept_all(self, submissions: list[Submission]) -> None:
-        for sub in submissions:
-            self.messages += sub.messages
+    def accept_run(self, conn: object, requests: list[Pdu], responses: list[Pdu], messages: list[Outgoing]) -> None:
+        self.messages += messages
 
 
 class NoReceivers:

@@ -106,10 +106,10 @@ class CapturingAcceptor:
         self.submissions: list[Submission] = []
 
     def accept(self, conn: object, request: Pdu, response: Pdu, messages: list) -> None:
-        self.submissions.append(Submission(conn, request, response, messages))  # type: ignore[arg-type]
+        self.submissions.append(Submission(conn, [request], [response], messages))  # type: ignore[arg-type]
 
-    def accept_all(self, submissions: list[Submission]) -> None:
-        self.submissions += submissions
+    def accept_run(self, conn: object, requests: list[Pdu], responses: list[Pdu], messages: list) -> None:
+        self.submissions.append(Submission(conn, requests, responses, messages))  # type: ignore[arg-type]
 
 
 CONFIG = HubConfig(upstreams=[Upstream(name="u", host="127.0.0.1", port=1, system_id="hub")],
@@ -140,9 +140,10 @@ def made(kind: str, dest: str, source: str, validity: str, seq: int) -> SubmitSm
 
 def seen(results: list, acceptor: CapturingAcceptor, handler: EsmeHandler) -> tuple:
     answers = [None if r is None else (r.command_id, r.command_status, r.sequence_number) for r in results]
-    kept = [(s.request.sequence_number, s.response.sequence_number, type(s.response), s.response.message_id == m.row.id,
+    kept = [(request.sequence_number, response.sequence_number, type(response), response.message_id == m.row.id,
              m.row.pdu, m.row.route, m.row.due, m.row.registered_delivery, m.pdu)
-            for s in acceptor.submissions for m in s.messages]
+            for s in acceptor.submissions
+            for request, response, m in zip(s.request_of_each(), s.responses, s.messages, strict=True)]
     return answers, kept, {a: dict(c) for a, c in handler.dispatcher.stats.refused.items()}
 
 
@@ -176,4 +177,4 @@ def test_a_submit_the_hub_fails_on_is_refused_alone_and_the_rest_of_its_run_goes
     results = handler.handle_all(Conn(), [made("submit_sm", "447700900123", "123", "", n) for n in (1, 2, 3)])
     assert results is not None and results[0] is None and results[2] is None
     assert results[1].command_status == CommandStatus.ESME_RSYSERR
-    assert [sub.request.sequence_number for sub in acceptor.submissions] == [1, 3]
+    assert [request.sequence_number for sub in acceptor.submissions for request in sub.requests] == [1, 3]
