@@ -80,16 +80,18 @@ class Receivers(Protocol):
     def receivers(self, account: str) -> Sequence[smppcore.SmppConnection]: ...
 
 
-class ReceiptInFlight:
+class ReceiptInFlight(msgspec.Struct, gc=False, eq=False):
     """A receipt owed to an ESME, as its outbox carries it: the row, the receipt (the deliver_sm
-    whose encoding is ``row.receipt``) and how often the ESME refused it."""
+    whose encoding is ``row.receipt``) and how often the ESME refused it.
 
-    __slots__ = ("row", "pdu", "attempts")
+    A Struct, made in C: one is made a receipt, and a class's ``__init__`` is a Python call
+    (callgrind: 1.8k -> 0.6k instructions to make one). Untracked by the cycle collector, as
+    :class:`MessageRow` is: it holds a row and a PDU, which hold nothing that leads back.
+    """
 
-    def __init__(self, row: MessageRow, pdu: Pdu) -> None:
-        self.row = row
-        self.pdu = pdu
-        self.attempts = 0
+    row: MessageRow
+    pdu: Pdu
+    attempts: int = 0
 
 
 def rewrite_receipt(pdu: _Incoming, hub_id: str, kind: int = 0) -> _Incoming:

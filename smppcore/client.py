@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import operator
 import random
 import ssl as _ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
@@ -38,6 +39,7 @@ log = logging.getLogger("smppcore.client")
 _MESSAGES = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM, CommandId.ALERT_NOTIFICATION})
 #: what :attr:`Client.on_messages` takes: the messages that are answered
 _RUN_MESSAGES = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
+_COMMAND_ID = operator.attrgetter("command_id")
 
 MessageHandler = Callable[[Pdu], "int | None | Awaitable[int | None]"]
 #: :attr:`Client.on_messages`: a run of deliver_sm / data_sm in, one result per request out, in order
@@ -187,7 +189,7 @@ class Client(SmppConnection):
 
     def on_requests(self, pdus: list[Pdu]) -> None:
         handler = self.on_messages
-        if handler is None or self.on_message is None or any(pdu.command_id not in _RUN_MESSAGES for pdu in pdus):
+        if handler is None or self.on_message is None or not _RUN_MESSAGES.issuperset(map(_COMMAND_ID, pdus)):
             super().on_requests(pdus)
             return
         try:
@@ -199,25 +201,31 @@ class Client(SmppConnection):
             self.session.answer(pdus, CommandStatus.ESME_RX_T_APPN)
             return
         session = self.session
-        waiting = self._waiting
+        first = results[0] if results else None
+        if isinstance(first, asyncio.Future) and results.count(first) == len(results):
+            # the whole run waits on one Future (a hub's receipts of one durable save): added to its
+            # list at once, not by the loop of _answer_run a request
+            self._behind(first).extend(pdus)
+        else:
+            self._answer_run(pdus, results)
+        if len(session._out) >= EARLY_FLUSH and self.transport is not None:
+            self.transport.write(session.data_to_send())
+
+    def _answer_run(self, pdus: list[Pdu], results: Sequence[int | None | Awaitable[int | None]]) -> None:
+        """Each of a run's requests answered by its result, in their order, as :meth:`on_request` would."""
+        session = self.session
         last: asyncio.Future[int | None] | None = None
         behind: list[Pdu] = []
-        for pdu, result in zip(pdus, results, strict=True):  # in their order, as on_request answers them
+        for pdu, result in zip(pdus, results, strict=True):
             if result is None or isinstance(result, int):
                 session.answer((pdu,), result or 0)
             elif isinstance(result, asyncio.Future):
                 if result is not last:  # a run's receipts share one Future: one look-up for them
                     last = result
-                    known = waiting.get(result)
-                    if known is None:
-                        known = waiting[result] = []
-                        result.add_done_callback(self._answer_waiting)
-                    behind = known
+                    behind = self._behind(result)
                 behind.append(pdu)
             else:
                 self._spawn(self._answer_later(pdu, result))
-        if len(session._out) >= EARLY_FLUSH and self.transport is not None:
-            self.transport.write(session.data_to_send())
 
     def on_request(self, pdu: Pdu) -> None:
         if pdu.command_id not in _MESSAGES:
@@ -250,12 +258,16 @@ class Client(SmppConnection):
         durable write) costs a list append per request, not a callback scheduled and
         run for each (valgrind, the hub's receipt leg: 198k -> 179k instructions a receipt).
         """
+        self._behind(fut).append(pdu)
+
+    def _behind(self, fut: asyncio.Future[int | None]) -> list[Pdu]:
+        """The requests answered when ``fut`` completes, in order (a new list, and the callback
+        that answers them, for a Future seen first)."""
         waiting = self._waiting.get(fut)
         if waiting is None:
-            self._waiting[fut] = [pdu]
+            waiting = self._waiting[fut] = []
             fut.add_done_callback(self._answer_waiting)
-        else:
-            waiting.append(pdu)
+        return waiting
 
     def _answer_waiting(self, fut: asyncio.Future[int | None]) -> None:
         pdus = self._waiting.pop(fut, ())

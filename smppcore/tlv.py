@@ -96,6 +96,10 @@ TLV_KINDS: dict[int, TlvKind] = dict(
 
 _INT_TAGS = {t: k.size for t, k in TLV_KINDS.items() if k.kind == "int"}
 _CSTR_TAGS = {t for t, k in TLV_KINDS.items() if k.kind == "cstr"}
+#: how :func:`decode_tlvs` reads a known tag, in one look-up: an Integer's size (1, 2 or 4), 0 for a
+#: C-Octet String; an Octet String or an unknown tag is not here (its octets are its value)
+_READ_AS = {**{t: 0 for t in _CSTR_TAGS}, **_INT_TAGS}
+_unpack_tl = _TL.unpack_from
 _U8_FMT = struct.Struct(">HHB")
 _U16_FMT = struct.Struct(">HHH")
 _U32_FMT = struct.Struct(">HHI")
@@ -108,16 +112,21 @@ def tlv_name(tag: int) -> str:
 
 
 def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> dict[int, Any]:
-    """Decode the optional parameters in ``buf[pos:end]`` into an ordered dict."""
+    """Decode the optional parameters in ``buf[pos:end]`` into an ordered dict.
+
+    A tag's kind is one look-up (:data:`_READ_AS`), and a C-Octet String is cut at its
+    terminator by a slice where it has one (nearly every one) and by a search only when a
+    NUL is left inside: callgrind, a receipt's two parameters, 9.7k -> 8.8k instructions.
+    """
     out: dict[int, Any] = {}
-    ints = _INT_TAGS
+    read_as = _READ_AS
     while pos < end:
         if end - pos < 4:
             raise PduError(
                 CommandStatus.ESME_RINVOPTPARSTREAM, seq, command_id,
                 "optional parameter stream ends inside a tag/length header",
             )
-        tag, length = _TL.unpack_from(buf, pos)
+        tag, length = _unpack_tl(buf, pos)
         pos += 4
         vend = pos + length
         if vend > end:
@@ -125,21 +134,24 @@ def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> di
                 CommandStatus.ESME_RINVPARLEN, seq, command_id,
                 f"optional parameter {tlv_name(tag)} length {length} runs past the PDU",
             )
-        size = ints.get(tag)
-        if size is not None:
+        size = read_as.get(tag)
+        value: int | str | bytes
+        if size is None:
+            value = buf[pos:vend]
+        elif size:
             if length != size:
                 raise PduError(
                     CommandStatus.ESME_RINVPARLEN, seq, command_id,
                     f"optional parameter {tlv_name(tag)} must be {size} octets, got {length}",
                 )
-            value: int | str | bytes = buf[pos] if size == 1 else int.from_bytes(buf[pos:vend], "big")
-        elif tag in _CSTR_TAGS:
+            value = buf[pos] if size == 1 else int.from_bytes(buf[pos:vend], "big")
+        else:
             # Tolerate a missing terminator (several SMSCs omit it in
             # receipted_message_id); stop at the first NUL otherwise.
-            nul = buf.find(0, pos, vend)
-            value = buf[pos:vend if nul < 0 else nul].decode("latin-1")
-        else:
-            value = buf[pos:vend]
+            raw = buf[pos:vend - 1] if length and buf[vend - 1] == 0 else buf[pos:vend]
+            if 0 in raw:
+                raw = raw[:raw.index(0)]
+            value = raw.decode("latin-1")
         if tag in out:
             prev = out[tag]
             out[tag] = [*prev, value] if type(prev) is list else [prev, value]
