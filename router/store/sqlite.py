@@ -42,7 +42,8 @@ new deliveries, deleted deliveries) are merged and written with one multi-row
 statement per 1,024 rows rather than ``executemany``: every statement releases the
 GIL and has to win it back from a busy event loop, which can take up to
 ``sys.getswitchinterval()`` each time, so the writer keeps the number of statements
-per batch to a handful (see :class:`~smpphub.router.store.sqlite_writer.Shape`). A batch
+per batch to a handful (see :class:`~smpphub.router.store.sqlite_writer.Shape`; a save's
+update is an upsert, :func:`~smpphub.router.store.sqlite_writer.upsert_shape`). A batch
 that is a single such statement runs without BEGIN/COMMIT (a lone statement is its own
 transaction).
 

@@ -190,8 +190,8 @@ def upsert_shape(table: str, fields: tuple[str, ...], stub: tuple[tuple[str, str
     one, then the rows rewritten. An upsert takes each VALUES row once: its insert meets
     the id already stored and updates that row instead. Measured with callgrind over the
     real store, the hub's write pattern (insert, SENT and final merged, 56% of the
-    acknowledgements apart, 256 messages a transaction): 72,800 -> 66,000 instructions a
-    message in the writer.
+    acknowledgements apart, 256 messages a transaction): 72,700 -> 66,400 instructions a
+    message in the writer (two runs each, the same sitting).
 
     An id not stored is inserted, though, where an UPDATE changes nothing: such a row is
     given ``stub`` (each NOT NULL column without a default that the save does not set,
