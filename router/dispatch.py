@@ -25,6 +25,15 @@ dispatcher that owns it. MO messages are routed by destination to an account or 
 
 Delivery upstream is at least once: a message whose submit_sm was written but whose
 answer never came (connection lost, timeout, hub restart) is written again.
+
+What happens to many messages at once comes as a run and is acted on as one: a group
+commit's messages accepted (:meth:`Dispatcher.accept_all`), a pool's turn taken
+(:meth:`Dispatcher.taken`), a read's answers (:meth:`Dispatcher.answered`). The table
+moves a run in one loop and :meth:`Dispatcher._steps` acts on it in one, where a chain of
+calls per message (the dispatcher's move, the table's, the step, the hand-over) was most
+of what the dispatcher cost it (callgrind, submit leg over fakes: 143.8k -> 139.3k
+instructions a message). A run with a segment of a long message in it goes one row at a
+time, since its siblings may move with it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ store together. A message that only went IN_FLIGHT is not among them: a restart
 would send it again whether or not the store knew it was written (at least once),
 so that write would buy nothing.
 
+Rows come in, move and leave in runs too (:meth:`MessageTable.accept_all`,
+:meth:`~MessageTable.move_all`, :meth:`~MessageTable.release_all`): a group commit, a
+pool's turn, a read's answers. The one-row methods are those runs of one, so each rule
+is written once.
+
 Timer entries are never removed from the heap when a row moves; they are found
 stale when they reach its top. So that a busy hub (every message has a validity
 timer while it is queued) does not pile them up, the heap is rebuilt from the live
