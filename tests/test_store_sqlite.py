@@ -446,6 +446,7 @@ async def test_the_queries_use_their_indexes(store):
         "spill_open": (schema.SPILL_OPEN, ()), "take_spilled": (schema.TAKE_SPILLED, (1.0, 10)),
         "by_upstream": (schema.BY_UPSTREAM, ("a", "1")), "purge": (schema.PURGE, (1.0,)),
         "get": (schema.GET, ("x",)),
+        "stubs_gone": (schema.STUBS_GONE, ()),  # run after every write of saves
     }
     plans = await store._read(lambda db: {
         name: " / ".join(step[3] for step in db.execute(f"EXPLAIN QUERY PLAN {sql}", args))
@@ -461,6 +462,7 @@ async def test_the_queries_use_their_indexes(store):
         assert "receipts_owed" in plans[name] and "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id=?)" \
             in plans[name], (name, plans[name])
     assert "USING INDEX messages_spilled" in plans["take_spilled"]
+    assert "SEARCH messages USING INDEX messages_created (created_at<?)" in plans["stubs_gone"]
 
 
 # ---- group commit --------------------------------------------------------------------------------

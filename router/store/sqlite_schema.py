@@ -238,7 +238,8 @@ TAKE_SPILLED = f"{SELECT} WHERE spilled = 1 AND due < ? ORDER BY due LIMIT ?"
 # A save updates the row of its id, and never adds one (a save of an id not stored changes nothing):
 # an upsert (see sqlite_writer.upsert_shape) whose row, when the id is not there, is given these
 # values, then deleted again in the same request through the created_at index (no message is
-# created before 1970: one index step finds there is nothing to delete).
+# created before 1970: one index step finds there is nothing to delete; without that index this
+# would scan the table at every write: test_the_queries_use_their_indexes says it does not).
 STUB = (("account", "''"), ("pdu", "x''"), ("route", "''"), ("state", "''"), ("created_at", "-1.0"))
 STUBS_GONE = "DELETE FROM messages WHERE created_at < 0"
 
