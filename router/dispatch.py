@@ -478,8 +478,8 @@ class Dispatcher:
                 self._event(row, UpstreamDown())
             elif pumps is None:
                 pool.submit(outgoing[row.id])
-            else:
-                pool.enqueue(outgoing[row.id])
+            else:  # queued without pumping (the pool's own deque, not a call of ours a message)
+                pool.queue.append(outgoing[row.id])
 
     def _sent_all(self) -> None:
         """The rows an upstream accepted since the last call (a run of answers): counted, their
@@ -557,7 +557,8 @@ class Dispatcher:
             # route[route_index], not row.target: a property is a Python call, and this runs per message
             if row.state is not _QUEUED or row.route[row.route_index] != name or outgoing.get(row.id) is not out:
                 continue
-            if row.expired(now):
+            expires_at = row.expires_at  # row.expired(now), without the call
+            if expires_at is not None and expires_at <= now:
                 self._move(row, Expire(), now)
                 expired = True
                 continue

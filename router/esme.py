@@ -268,7 +268,7 @@ class EsmeHandler(SmscHandler):
                 if len(self._group_routes) > GROUPS_REMEMBERED:
                     self._group_routes.popitem(last=False)
         else:
-            upstreams = route.pick()
+            upstreams = route.fixed or route.pick()  # a route without weights: no draw, no call
         row = MessageRow(
             id=message_id, account=account, route=upstreams, group=group,
             pdu=wire or encode(msgspec.structs.replace(pdu, sequence_number=0, command_status=0)),
@@ -313,8 +313,7 @@ class EsmeHandler(SmscHandler):
 
     def _submit_run(self, conn: SmscConnection, pdus: list[SubmitSm | DataSm]) -> list[Pdu | None | Awaitable[Pdu]]:
         """Submits of ``conn`` read together: each refused at once, or accepted (answered once stored)."""
-        bytes_of = conn.session.framer.bytes_of
-        admitted = self.admit_run(conn.system_id, pdus, [bytes_of(pdu) for pdu in pdus])
+        admitted = self.admit_run(conn.system_id, pdus, conn.session.framer.bytes_of_all(pdus))
         results: list[Pdu | None | Awaitable[Pdu]] = []
         requests: list[Pdu] = []
         responses: list[Pdu] = []

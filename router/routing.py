@@ -45,7 +45,7 @@ class Route:
     """One route: a prefix, its conditions, and upstreams in failover order or by weight."""
 
     __slots__ = ("prefix", "upstreams", "weights", "accounts", "route_group", "source_prefix", "unconditional",
-                 "_names", "_cum")
+                 "fixed", "_names", "_cum")
 
     def __init__(
         self,
@@ -65,6 +65,9 @@ class Route:
         self.source_prefix = source_prefix
         #: no condition: it matches any message (lookup skips the call to matches)
         self.unconditional = not self.accounts and route_group is None and source_prefix is None
+        #: what :meth:`pick` gives a route without weights (always its upstreams), None for a weighted
+        #: route: a caller picking per message reads it without the call
+        self.fixed: list[str] | None = None if self.weights else self.upstreams
         self._names = list(self.weights)
         total = 0.0
         self._cum = []
@@ -93,8 +96,8 @@ class Route:
 
     def pick(self, rng: random.Random | None = None) -> list[str]:
         """Upstreams to try, in order: for a weighted route the first is drawn by weight."""
-        if not self.weights:
-            return self.upstreams
+        if self.fixed is not None:
+            return self.fixed
         r = (rng or random).random() * self._cum[-1]
         for i, c in enumerate(self._cum):
             if r < c:

@@ -237,6 +237,10 @@ class UpstreamPool:
     The queue may hold messages that are no longer for this pool (cancelled, expired,
     failed over while they waited): :meth:`UpstreamEvents.still_for` says so when their
     turn comes, and they are skipped then, rather than searched for in the queue.
+
+    Messages join the queue at its end: by :meth:`submit`, which pumps, or appended to
+    :attr:`queue` by the dispatcher, which pumps once after a whole commit (no call a
+    message: see Dispatcher.accept_all).
     """
 
     def __init__(self, cfg: Upstream, events: UpstreamEvents) -> None:
@@ -316,10 +320,6 @@ class UpstreamPool:
     def submit(self, out: Outgoing) -> None:
         self.queue.append(out)
         self.pump()
-
-    def enqueue(self, out: Outgoing) -> None:
-        """Queue ``out`` without pumping: the caller pumps once after a batch (see Dispatcher.accept_all)."""
-        self.queue.append(out)
 
     def pump(self) -> None:
         """Write queued messages while a bound link has room in its window (and the rate allows).

@@ -188,3 +188,25 @@ def test_a_run_that_meets_an_event_its_row_does_not_take_says_how_far_it_went(la
     assert [t.message_id for t in moved] == [row.id for row in rows[:first_scheduled]]
     assert [row.state for row in rows[first_scheduled:]] == [  # the rest did not move
         State.SCHEDULED if t else State.QUEUED for t in later[first_scheduled:]]
+
+
+@given(st.lists(st.sampled_from([None, -1.0, 0.0, 1.0]), min_size=1, max_size=8))
+def test_a_turn_keeps_what_has_not_expired_as_the_row_says(ends: list[float | None]) -> None:
+    """still_for reads a row's validity itself (no call of MessageRow.expired a message): it keeps
+    exactly those the row says have not expired at the turn's time, and expires the others."""
+    async def turn() -> None:
+        d = dispatcher(False, True)
+        d.loop = asyncio.get_running_loop()
+        outs = [outgoing((0, "u", False, False), i) for i in range(len(ends))]
+        for out, end in zip(outs, ends, strict=True):
+            out.row.expires_at = None if end is None else NOW + end
+        d.accept_all(outs)
+        pool = d.pools["u"]
+        queued = list(pool.queue)
+        pool.queue.clear()
+        expected = [out for out in queued if not out.row.expired(NOW)]
+        assert d.still_for(queued, pool) == expected
+        assert [out.row.state for out in outs] == [
+            State.QUEUED if out in expected else State.EXPIRED for out in outs]
+
+    asyncio.run(turn())

@@ -130,6 +130,21 @@ def test_a_framer_keeps_nothing_unless_asked_and_only_the_types_asked() -> None:
     assert framer.bytes_of(data_sm) == stored_form(data_sm)
 
 
+@given(st.lists(st.sampled_from(["submit", "data_sm", "tlv", "link"]), max_size=8))
+def test_the_bytes_of_a_run_are_the_bytes_of_each(kinds: list[str]) -> None:
+    """Framer.bytes_of_all (the hub asks it once a read) gives what bytes_of gives each PDU, kept or not,
+    a PDU of the chunk before and one never decoded included."""
+    made = {"submit": SubmitSm(destination_addr="447700900123", short_message=b"x"),
+            "data_sm": DataSm(destination_addr="447700900124"),
+            "tlv": SubmitSm(destination_addr="447700900125", tlvs={0x0204: 7}),
+            "link": EnquireLink()}
+    framer = keeping_framer()
+    [earlier] = framer.feed(encode(made["submit"]))
+    decoded = framer.feed(b"".join(encode(made[kind]) for kind in kinds))
+    run = [*decoded, earlier, made["submit"]]
+    assert framer.bytes_of_all(run) == [framer.bytes_of(pdu) for pdu in run]
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(pdus(SubmitSm), st.binary(max_size=12), st.integers(16, 200))
 def test_hostile_bytes_never_hand_over_bytes_unlike_the_encoding(sent: SubmitSm, junk: bytes, cut: int) -> None:

@@ -149,6 +149,12 @@ def test_weighted_route_spreads_by_weight():
     share = firsts.count("a") / len(firsts)
     assert 0.70 < share < 0.80
     assert sorted(route.pick(rng)) == ["a", "b"]  # the others follow as failover
+    assert route.fixed is None  # a weighted route's pick is drawn each time
+
+
+def test_a_route_without_weights_picks_its_upstreams_and_says_so_without_the_call():
+    route = Route("44", ["a", "b"])
+    assert route.fixed == ["a", "b"] and route.pick() is route.fixed and route.pick(random.Random(1)) is route.fixed
 
 
 # --- auth ------------------------------------------------------------------------------------
