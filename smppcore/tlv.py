@@ -100,6 +100,12 @@ _CSTR_TAGS = {t for t, k in TLV_KINDS.items() if k.kind == "cstr"}
 #: C-Octet String; an Octet String or an unknown tag is not here (its octets are its value)
 _READ_AS = {**{t: 0 for t in _CSTR_TAGS}, **_INT_TAGS}
 _unpack_tl = _TL.unpack_from
+#: a delivery receipt's optional parameters as build_receipt writes them and most SMSCs send them:
+#: receipted_message_id (its NUL last, none inside), then message_state, nothing after
+_RECEIPTED_MESSAGE_ID = int(Tag.RECEIPTED_MESSAGE_ID)
+_MESSAGE_STATE = int(Tag.MESSAGE_STATE)
+_RECEIPTED_MESSAGE_ID_TAG = _U16.pack(_RECEIPTED_MESSAGE_ID)
+_MESSAGE_STATE_HEAD = _TL.pack(_MESSAGE_STATE, 1)
 _U8_FMT = struct.Struct(">HHB")
 _U16_FMT = struct.Struct(">HHH")
 _U32_FMT = struct.Struct(">HHI")
@@ -113,6 +119,23 @@ def tlv_name(tag: int) -> str:
 
 def decode_tlvs(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> dict[int, Any]:
     """Decode the optional parameters in ``buf[pos:end]`` into an ordered dict.
+
+    A delivery receipt's two (receipted_message_id, then message_state) are read at their
+    places, without the loop of :func:`_decode_each`, which reads every other stream: a
+    hub reads one a message it carries (callgrind: 8.8k -> 6.9k instructions; the receipt leg
+    over fakes 141.4k -> 140.0k a receipt).
+    """
+    if end - pos >= 9 and buf[pos:pos + 2] == _RECEIPTED_MESSAGE_ID_TAG:
+        vend = pos + 4 + (buf[pos + 2] << 8 | buf[pos + 3])
+        if vend + 5 == end and buf[vend - 1] == 0 and buf[vend:end - 1] == _MESSAGE_STATE_HEAD:
+            message_id = buf[pos + 4:vend - 1]
+            if 0 not in message_id:
+                return {_RECEIPTED_MESSAGE_ID: message_id.decode("latin-1"), _MESSAGE_STATE: buf[end - 1]}
+    return _decode_each(buf, pos, end, seq, command_id)
+
+
+def _decode_each(buf: bytes, pos: int, end: int, seq: int, command_id: int) -> dict[int, Any]:
+    """:func:`decode_tlvs` of any stream, one parameter at a time.
 
     A tag's kind is one look-up (:data:`_READ_AS`), and a C-Octet String is cut at its
     terminator by a slice where it has one (nearly every one) and by a search only when a

@@ -5,7 +5,9 @@
   are those of one request at a time, over one read or several joining the same Future.
 - ``decode_tlvs``: one table says how a tag is read, and a C-Octet String is cut at its
   terminator without a search; it decodes (and refuses) every stream as the two look-ups and
-  the search it replaces did (:func:`_decode_tlvs_before`, kept here as the reference).
+  the search it replaces did (:func:`_decode_tlvs_before`, kept here as the reference). A
+  receipt's receipted_message_id and message_state are read at their places: as the loop
+  (``_decode_each``) reads them, and near misses of that shape go to the loop.
 - The hub's ``ReceiptInFlight`` is a Struct compared by identity, as the class it replaces.
 - ``HubStats.final`` counts in plain dicts: the same totals as the Counters it replaces.
 """
@@ -23,7 +25,7 @@ from test_client_answers import bound_client
 
 from smppcore import CommandStatus, DeliverSm, encode
 from smppcore.errors import PduError
-from smppcore.tlv import TLV_KINDS, decode_tlvs, tlv_name
+from smppcore.tlv import TLV_KINDS, _decode_each, decode_tlvs, tlv_name
 from smpphub.router.delivery import ReceiptInFlight
 from smpphub.router.lifecycle import MessageRow, State
 from smpphub.router.stats import HubStats
@@ -149,6 +151,43 @@ def test_decode_tlvs_reads_every_stream_as_before(stream: bytes, before: bytes) 
     """Same values, same order, same repeated tags as lists, same refusal status; at any offset."""
     buf = before + stream
     assert _outcome(decode_tlvs, buf, len(before)) == _outcome(_decode_tlvs_before, buf, len(before))
+
+
+#: a receipt's two parameters and near misses of them: ids with or without their NUL, NULs inside,
+#: lengths off, the state of one or two octets or another tag, octets after, the two the other way round
+_RECEIPT_SHAPES = st.builds(
+    lambda mid, mid_off, state_tag, state, extra, swap: (
+        (_tlv(state_tag, state, 0) + _tlv(0x001E, mid, mid_off)) if swap
+        else (_tlv(0x001E, mid, mid_off) + _tlv(state_tag, state, 0))) + extra,
+    st.one_of(st.binary(max_size=12), st.binary(max_size=10).map(lambda b: b + b"\0"),
+              st.tuples(st.binary(max_size=5), st.binary(max_size=5)).map(lambda ab: ab[0] + b"\0" + ab[1] + b"\0")),
+    st.sampled_from([0, 0, 0, 0, -1, 1]),
+    st.sampled_from([0x0427, 0x0427, 0x0427, 0x0423, 0x001E]),
+    st.sampled_from([b"\x02", b"\x02", b"\x00", b"\xff", b"", b"\x00\x02"]),
+    st.sampled_from([b"", b"", b"", b"\x00", b"\x04\x27\x00\x01\x02"]),
+    st.sampled_from([False, False, False, True]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_RECEIPT_SHAPES, st.binary(max_size=3), st.binary(max_size=3))
+def test_a_receipts_parameters_are_read_as_the_loop_reads_them(stream: bytes, before: bytes, after: bytes) -> None:
+    """At any offset, with other octets after the stream's end: what the loop gives or refuses."""
+    buf = before + stream + after
+    end = len(before) + len(stream)
+
+    def outcome(decoder: Any) -> tuple[str, Any]:
+        try:
+            return "ok", decoder(buf, len(before), end, 7, 5)
+        except PduError as exc:
+            return "refused", exc.command_status
+
+    assert outcome(decode_tlvs) == outcome(_decode_each)
+
+
+def test_a_receipts_parameters_are_read_at_their_places() -> None:
+    stream = _tlv(0x001E, b"abc123\0", 0) + _tlv(0x0427, b"\x02", 0)
+    assert decode_tlvs(stream, 0, len(stream), 1, 5) == {0x001E: "abc123", 0x0427: 2}
 
 
 def test_decode_tlvs_cuts_a_c_string_at_its_first_nul() -> None:
