@@ -39,6 +39,7 @@ log = logging.getLogger("smppcore.client")
 _MESSAGES = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM, CommandId.ALERT_NOTIFICATION})
 #: what :attr:`Client.on_messages` takes: the messages that are answered
 _RUN_MESSAGES = frozenset({CommandId.DELIVER_SM, CommandId.DATA_SM})
+#: a PDU's command_id read in C: a run's ids are checked by one issuperset, not a generator step each
 _COMMAND_ID = operator.attrgetter("command_id")
 
 MessageHandler = Callable[[Pdu], "int | None | Awaitable[int | None]"]
