@@ -40,7 +40,7 @@ from .lifecycle import (
     State,
     Transition,
     accept,
-    apply,
+    apply_run,
 )
 from .lifecycle_events import Due, Event, Expire, Failover, SiblingAccepted
 
@@ -202,19 +202,20 @@ class MessageTable:
         An event a row's state does not take raises like :meth:`move` does, the rows before it
         moved (their transitions in ``moved``: the caller tells how far it went) and the rest not.
         """
-        append = moved.append
-        policy = self.policy
-        changed = self._changed
-        armed = self._armed
-        for row, event in zip(rows, events, strict=True):
-            append(apply(row, event, now, policy))
-            state = row.state
-            if state not in UNWRITTEN_STATES:  # written with the turn's other changes
-                changed[row.id] = row
-            if state in TIMED_STATES:
-                self._arm(row)
-            else:  # no timer in this state: one it had is stale now
-                armed.pop(row.id, None)
+        start = len(moved)
+        try:
+            apply_run(rows, events, now, self.policy, moved)
+        finally:  # the rows that moved, also when one of the run could not
+            changed = self._changed
+            armed = self._armed
+            for row in rows[:len(moved) - start]:
+                state = row.state
+                if state not in UNWRITTEN_STATES:  # written with the turn's other changes
+                    changed[row.id] = row
+                if state in TIMED_STATES:
+                    self._arm(row)
+                else:  # no timer in this state: one it had is stale now
+                    armed.pop(row.id, None)
 
     def _siblings(self, row: MessageRow) -> list[MessageRow]:
         """The other segments of ``row``'s message held in memory, in the order they came."""
