@@ -48,19 +48,18 @@ from typing import Protocol, cast
 import structlog
 
 from smppcore import CommandStatus, Pdu, encode
-from smppcore.pdus import DataSm, DeliverSm, SubmitSm
+from smppcore.pdus import DataSm, DeliverSm
 from smppcore.receipt import is_receipt
 
 from .backlog import Backlog
 from .batching import TurnCollector
 from .config import HubConfig, Upstream
+from .controls import Controls
 from .delivery import Deliveries
-from .lifecycle import WAITING_STATES, InvalidTransition, MessageRow, RetryPolicy, State, Transition, accept
+from .lifecycle import MessageRow, RetryPolicy, State, Transition, accept
 from .lifecycle_events import (
-    Cancel,
     Event,
     Expire,
-    Replace,
     Restarted,
     SubmitOk,
     SubmitPermanent,
@@ -149,6 +148,8 @@ class Dispatcher:
         # once per turn of the loop, after all its events (see _settle); runs once start() gives it the loop
         self._turn_end: TurnCollector[MessageRow] = TurnCollector(self._settle)
         self._tasks: set[asyncio.Task[None]] = set()
+        # what operators and ESMEs ask of upstreams and messages already here (pause, cancel_sm...)
+        self.controls = Controls(self)
         self.submit_listener: SubmitListener | None = None  # set by the hub when it sends webhooks
         # while accept_all hands a group commit over: the pools given messages, pumped once at its end
         # (one pump per message cost more than the queueing itself)
@@ -205,48 +206,6 @@ class Dispatcher:
                 log.info("upstream_added", upstream=name)
         for name in [n for n in self.pools if n not in wanted]:
             self.spawn(self._retire(self.pools.pop(name)))
-
-    # ---- what an operator asks of an upstream (the admin API) --------------------------------
-
-    def pause(self, name: str) -> UpstreamPool:
-        """``name`` writes nothing more until :meth:`resume`; its binds stay up and its queue waits.
-
-        Messages keep being routed to it and wait in its queue (expiring there if their
-        validity ends): a pause is for a short intervention, a drain for a long one.
-        """
-        pool = self.pools[name]
-        pool.paused = True
-        log.warning("upstream_paused", upstream=name, queued=len(pool.queue))
-        return pool
-
-    def drain(self, name: str) -> UpstreamPool:
-        """``name`` takes no new messages: those waiting for it fail over to the next upstream of
-        their route now (or park), those in flight finish, and its binds stay up for receipts."""
-        pool = self.pools[name]
-        pool.draining = True
-        pool.paused = False
-        left = list(pool.queue)
-        pool.queue.clear()
-        log.warning("upstream_draining", upstream=name, moved=len(left))
-        now = self.clock()
-        changes: list[Change] = []
-        for out in left:
-            row = out.row
-            if row.state is _QUEUED and row.target == name and self.outgoing.get(row.id) is out:
-                changes.extend(self.table.apply(row, UpstreamDown(), now))
-        self._act(changes)
-        return pool
-
-    def resume(self, name: str) -> UpstreamPool:
-        """Undo :meth:`pause` or :meth:`drain`: it writes again, and parked messages of its routes come back."""
-        pool = self.pools[name]
-        was = pool.mode
-        pool.paused = pool.draining = False
-        log.warning("upstream_resumed", upstream=name, was=was)
-        if pool.available:
-            self.pool_up(pool)
-        pool.pump()
-        return pool
 
     async def _retire(self, pool: UpstreamPool) -> None:
         left = await pool.stop()
@@ -324,13 +283,14 @@ class Dispatcher:
                     self.parked[row.id] = row
             elif row.state is _QUEUED:
                 queued.append(row)
-        self._act(changes)
+        self.act(changes)
         for row in queued:
             self._hand_over(row)
 
     # ---- acting on what the lifecycle decided --------------------------------------------------
 
-    def _event(self, row: MessageRow, event: Event) -> None:
+    def event(self, row: MessageRow, event: Event) -> None:
+        """``event`` for ``row`` now, its steps taken and the end of the turn woken (for :mod:`router.controls`)."""
         self._move(row, event, self.clock())
         self._turn_end.wake()
 
@@ -369,7 +329,8 @@ class Dispatcher:
             return
         self._steps(rows, moved, False)
 
-    def _act(self, changes: list[Change]) -> None:
+    def act(self, changes: list[Change]) -> None:
+        """The steps of ``changes`` (the table's, of one event), then the end of the turn woken."""
         step = self._step
         for change in changes:
             step(change.row, change.transition, change.new_target)
@@ -475,7 +436,7 @@ class Dispatcher:
                 if pool is not None and pumps is not None:
                     pumps.add(pool)  # accept_all pumps each pool once, after the whole commit is queued
             if pool is None:
-                self._event(row, UpstreamDown())
+                self.event(row, UpstreamDown())
             elif pumps is None:
                 pool.submit(outgoing[row.id])
             else:  # queued without pumping (the pool's own deque, not a call of ours a message)
@@ -536,7 +497,7 @@ class Dispatcher:
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._act(self.table.tick(self.clock()))
+        self.act(self.table.tick(self.clock()))
 
     # ---- what pools report (the UpstreamEvents interface) -----------------------------------------
 
@@ -613,7 +574,7 @@ class Dispatcher:
         if row.state is not _IN_FLIGHT or row.upstream != pool.name:
             return
         # the connection went with it: another upstream, now; else a timeout, retried like "not now"
-        self._event(row, UpstreamDown() if not pool.available else self._temporary(row, pool, 0, error))
+        self.event(row, UpstreamDown() if not pool.available else self._temporary(row, pool, 0, error))
 
     def _temporary(self, row: MessageRow, pool: UpstreamPool, status: int, error: BaseException | None) -> Event:
         """The event of a submit answered "not now" (``status``) or not answered (``error``)."""
@@ -628,7 +589,7 @@ class Dispatcher:
         changes: list[Change] = []
         for row in waiting:
             changes.extend(self.table.apply(row, UpstreamUp(), now))
-        self._act(changes)
+        self.act(changes)
 
     def pool_down(self, pool: UpstreamPool, left: list[Outgoing]) -> None:
         if left:
@@ -639,7 +600,7 @@ class Dispatcher:
             row = out.row
             if row.state is _QUEUED and row.target == pool.name and self.outgoing.get(row.id) is out:
                 changes.extend(self.table.apply(row, UpstreamDown(), now))
-        self._act(changes)
+        self.act(changes)
 
     def deliver_received(self, pool: UpstreamPool, pdu: Pdu) -> int | asyncio.Future[int]:
         """A deliver_sm/data_sm from an upstream: a receipt or an MO; the status to answer it with."""
@@ -688,62 +649,6 @@ class Dispatcher:
         # the upstream hears ESME_ROK, delivered until acknowledged
         owner = route.account if route.account is not None else route.webhook_owner
         return self.deliveries.deliver_mo(owner, pdu, kind="mo")
-
-    # ---- requests from ESMEs about their messages -------------------------------------------------
-
-    def cancel(self, message_id: str) -> bool:
-        """cancel_sm: True if the message had not left and is now cancelled."""
-        row = self.table.get(message_id)
-        if row is None:
-            return False
-        try:
-            changes = self.table.apply(row, Cancel(), self.clock())
-        except InvalidTransition:
-            return False
-        self._act(changes)
-        return True
-
-    async def cancel_anywhere(self, message_ids: list[str]) -> list[str]:
-        """cancel_sm for messages held in memory or waiting in the store only; the ids cancelled.
-
-        A message spilled to the store (scheduled past the hold horizon, or the memory
-        was full) is taken back first, as the backlog takes messages back, and then
-        cancelled like one held here.
-        """
-        cancelled = [i for i in message_ids if self.cancel(i)]
-        rest = [i for i in message_ids if i not in cancelled]
-        if rest:
-            cancelled += [row.id for row in await self._take_back_by_id(rest) if self.cancel(row.id)]
-        return cancelled
-
-    async def _take_back_by_id(self, message_ids: list[str]) -> list[MessageRow]:
-        """Those of ``message_ids`` waiting in the store only, taken back into memory as the backlog does."""
-        rows = await self.store.take_spilled_by_id(message_ids)
-        if rows:
-            self.backlog.size = max(0, self.backlog.size - len(rows))
-            self.take_back(rows)
-        return rows
-
-    def waiting(self, message_id: str) -> Outgoing | None:
-        """The message if it is held here and has not left yet (replace_sm may change it), else None."""
-        row = self.table.get(message_id)
-        if row is None or row.state not in WAITING_STATES:
-            return None
-        return self.outgoing.get(message_id)
-
-    async def waiting_anywhere(self, message_id: str) -> Outgoing | None:
-        """:meth:`waiting` for a message held here or waiting in the store only (taken back first,
-        as :meth:`cancel_anywhere` does), so replace_sm reaches one scheduled past the hold horizon."""
-        if message_id not in self.table:
-            await self._take_back_by_id([message_id])
-        return self.waiting(message_id)
-
-    def replaced(self, out: Outgoing, pdu: SubmitSm | DataSm, due: float, expires_at: float | None,
-                 registered_delivery: int | None) -> None:
-        """replace_sm of a message that has not left: new text and times."""
-        out.pdu = pdu
-        out.row.pdu = encode(pdu)
-        self._event(out.row, Replace(due, expires_at, registered_delivery))
 
     # ---- the loop's services (the ReceiptHost interface) ---------------------------------------------
 

@@ -463,14 +463,14 @@ class EsmeHandler(SmscHandler):
 
     async def _cancel(self, conn: SmscConnection, pdu: CancelSm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
-        if row is None or not await self.dispatcher.cancel_anywhere([row.id]):
+        if row is None or not await self.dispatcher.controls.cancel_anywhere([row.id]):
             return pdu.make_response(command_status=CommandStatus.ESME_RCANCELFAIL)
         await self.store.flush()
         return pdu.make_response()
 
     async def _replace(self, conn: SmscConnection, pdu: ReplaceSm) -> Pdu:
         row = await self._own_row(conn, pdu.message_id)
-        out = await self.dispatcher.waiting_anywhere(row.id) if row is not None else None
+        out = await self.dispatcher.controls.waiting_anywhere(row.id) if row is not None else None
         if out is None:
             return pdu.make_response(command_status=CommandStatus.ESME_RREPLACEFAIL)
         due, expires_at = out.row.due, out.row.expires_at
@@ -485,7 +485,7 @@ class EsmeHandler(SmscHandler):
         }
         if pdu.registered_delivery:
             changes["registered_delivery"] = pdu.registered_delivery
-        self.dispatcher.replaced(out, msgspec.structs.replace(out.pdu, **changes), due, expires_at,
+        self.dispatcher.controls.replaced(out, msgspec.structs.replace(out.pdu, **changes), due, expires_at,
                                  pdu.registered_delivery or None)
         await self.store.save_message(out.row)
         return pdu.make_response()

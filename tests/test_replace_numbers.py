@@ -28,7 +28,7 @@ async def test_a_replaced_message_is_stored_with_its_numbers_zero() -> None:
                     await esme.request(smppcore.EnquireLink())
                 later = await esme.submit_sm(destination_addr="447700900001", short_message=b"old text",
                                              schedule_delivery_time=HALF_A_MINUTE_AHEAD)
-                out = hub.dispatcher.waiting(later.message_id)  # held: due within the hold horizon
+                out = hub.dispatcher.controls.waiting(later.message_id)  # held: due within the hold horizon
                 assert out is not None and out.pdu.sequence_number > 1  # the ESME's, as it came
                 replaced = await esme.request(smppcore.ReplaceSm(message_id=later.message_id,
                                                                  short_message=b"new text"))

@@ -1,5 +1,5 @@
 """replace_sm and query_sm reach a message that waits in the store only (scheduled past the hold horizon),
-as cancel_sm does: the dispatcher takes it back from the store first (Dispatcher.waiting_anywhere)."""
+as cancel_sm does: the dispatcher takes it back from the store first (Controls.waiting_anywhere)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,6 @@ async def test_replace_sm_of_an_unknown_or_sent_message_still_fails(setup) -> No
     assert unknown.command_status == CommandStatus.ESME_RREPLACEFAIL
     sent = await esme.submit_sm(destination_addr="447700900002", short_message=b"now")
     await wait_until(lambda: len(smsc.sim.submits) == 1, what="sent")
-    await wait_until(lambda: hub.dispatcher.waiting(sent.message_id) is None, what="left")
+    await wait_until(lambda: hub.dispatcher.controls.waiting(sent.message_id) is None, what="left")
     late = await (await esme.send(smppcore.ReplaceSm(message_id=sent.message_id, short_message=b"x")))
     assert late.command_status == CommandStatus.ESME_RREPLACEFAIL

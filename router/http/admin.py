@@ -191,11 +191,11 @@ async def steer_upstream(request: web.Request) -> web.Response:
     if name not in dispatcher.pools:
         raise ApiError(404, f"no upstream {name!r} (GET /v1/upstreams lists them)", field="name")
     if action == "pause":
-        dispatcher.pause(name)
+        dispatcher.controls.pause(name)
     elif action == "drain":
-        dispatcher.drain(name)
+        dispatcher.controls.drain(name)
     elif action == "resume":
-        dispatcher.resume(name)
+        dispatcher.controls.resume(name)
     else:
         raise ApiError(404, f"no action {action!r}: pause, drain or resume", field="action")
     (upstream,) = [u for u in _upstreams(hub) if u.name == name]

@@ -372,7 +372,7 @@ async def cancel_message(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     row, meta = await _own(hub, account, request.match_info["id"])
     parts = meta.parts if meta is not None else [row.id]
-    cancelled = await hub.dispatcher.cancel_anywhere(parts)  # cancel_sm's path
+    cancelled = await hub.dispatcher.controls.cancel_anywhere(parts)  # cancel_sm's path
     if not cancelled:
         raise ApiError(409, f"message {row.id} is {row.state.value}: it can no longer be cancelled",
                        code="not_cancellable")
